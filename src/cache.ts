@@ -1,0 +1,187 @@
+// The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
+import type { Entry } from './codecs/envelope.js'
+import type { CacheRuntime } from './core/runtime.js'
+import type { KeyParams } from './core/keys.js'
+import {
+  CacheClosedError,
+  DuplicateNamespaceError,
+  InvalidOptionError,
+  L2UnavailableError,
+} from './errors.js'
+import { Namespace, type NamespaceStats } from './namespace.js'
+import { channels } from './observability/channels.js'
+import {
+  resolveCacheOptions,
+  resolveNamespaceOptions,
+  type CacheOptions,
+  type NamespaceOptions,
+  type ResolvedCacheOptions,
+} from './options.js'
+import type { CircuitState } from './policies/circuit-breaker.js'
+import { L2Guard } from './policies/l2-guard.js'
+import type { L2Status } from './tiers/l2-store.js'
+import { MemoryStore } from './tiers/memory-store.js'
+
+/** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
+export interface CacheStats {
+  readonly namespaces: Readonly<Record<string, NamespaceStats>>
+  readonly l1: { readonly entries: number; readonly bytes: number; readonly evictions: number } | undefined
+  readonly l2: { readonly status: L2Status; readonly circuit: CircuitState } | undefined
+}
+
+/**
+ * Creates a cache for one service.
+ *
+ * @example
+ * const cache = createCache({ service: 'catalog', l1: { maxEntries: 10_000 }, l2: redisStore({ url }) })
+ */
+export function createCache(options: CacheOptions): Cache {
+  return new Cache(options)
+}
+
+export class Cache {
+  readonly service: string
+  readonly options: ResolvedCacheOptions
+  readonly #l1: MemoryStore<Entry> | undefined
+  readonly #l2: L2Guard | undefined
+  readonly #namespaces = new Map<string, Namespace<never, unknown>>()
+  readonly #abort = new AbortController()
+  readonly #background = new Set<Promise<unknown>>()
+  readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  constructor(options: CacheOptions) {
+    this.options = resolveCacheOptions(options)
+    const o = this.options
+    this.service = o.service
+    this.#l1 =
+      o.l1 === false
+        ? undefined
+        : new MemoryStore<Entry>({
+            maxEntries: o.l1.maxEntries,
+            ...(o.l1.maxBytes === undefined ? {} : { maxBytes: o.l1.maxBytes }),
+            clock: o.clock,
+          })
+    if (o.l2 !== undefined) {
+      this.#l2 = new L2Guard(o.l2, o.l2TimeoutMs, {
+        failureThreshold: o.failureThreshold,
+        breakMs: o.breakMs,
+      })
+      o.l2.onEvent((event) => {
+        if (event.type === 'status') {
+          if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
+        } else if (channels.l2Error.hasSubscribers) {
+          channels.l2Error.publish({ operation: 'connection', error: event.error })
+        }
+      })
+      // Connect in the background: reads work before (and without) Redis, falling through to the loader.
+      o.l2.connect().catch(() => {})
+    }
+    this.#runtime = {
+      service: o.service,
+      l1: this.#l1,
+      l1TracksBytes: o.l1 !== false && o.l1.maxBytes !== undefined,
+      l2: this.#l2,
+      serializer: o.serializer,
+      clock: o.clock,
+      random: o.random,
+      maxKeyLength: o.maxKeyLength,
+      signal: this.#abort.signal,
+      closed: false,
+      background: (work) => {
+        this.#background.add(work)
+        void work.finally(() => this.#background.delete(work))
+      },
+    }
+  }
+
+  /**
+   * Declares a key family. Key parameters are inferred from the template's placeholders plus `dimensions`, and the
+   * value type from `load`. Annotate `load`'s parameter to narrow parameter types (e.g. `productId: number`).
+   * @throws InvalidOptionError for a bad template, TTL or option; DuplicateNamespaceError for a reused name.
+   */
+  namespace<
+    const K extends string,
+    const D extends readonly string[] = readonly [],
+    P extends KeyParams<K, D> = KeyParams<K, D>,
+    V = unknown,
+  >(name: string, options: NamespaceOptions<K, D, P, V>): Namespace<P, V> {
+    if (this.#closed) throw new CacheClosedError('declare a namespace')
+    if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
+    if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
+    const resolved = resolveNamespaceOptions(name, options)
+    const namespace = new Namespace<P, V>(this.#runtime, resolved, options)
+    this.#namespaces.set(name, namespace as unknown as Namespace<never, unknown>)
+    return namespace
+  }
+
+  /**
+   * Waits until L2 is ready. Optional: the cache connects by itself and serves from L1 and the loader meanwhile.
+   * @throws L2UnavailableError after `timeouts.connect`; the cache keeps working and reconnecting.
+   */
+  async connect(): Promise<void> {
+    if (this.#closed) throw new CacheClosedError('connect')
+    const l2 = this.options.l2
+    if (l2 === undefined || l2.status === 'ready') return
+    const timeoutMs = this.options.connectTimeoutMs
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new L2UnavailableError(timeoutMs)), timeoutMs)
+    })
+    try {
+      await Promise.race([waitReady(l2), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** A frozen snapshot of every namespace's counters, L1 occupancy and L2 health. */
+  stats(): CacheStats {
+    const namespaces: Record<string, NamespaceStats> = {}
+    for (const [name, ns] of this.#namespaces) namespaces[name] = ns.stats()
+    return Object.freeze({
+      namespaces: Object.freeze(namespaces),
+      l1:
+        this.#l1 === undefined
+          ? undefined
+          : Object.freeze({ entries: this.#l1.size, bytes: this.#l1.bytes, evictions: this.#l1.evictions }),
+      l2:
+        this.#l2 === undefined
+          ? undefined
+          : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit }),
+    })
+  }
+
+  /**
+   * Stops the cache: aborts loaders' signals, waits for background L2 writes (each bounded by the L2 timeout),
+   * closes the connections it opened, and empties L1. Leaves no timer or socket behind. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true
+    this.#runtime.closed = true
+    this.#abort.abort(new CacheClosedError('load'))
+    await Promise.allSettled([...this.#background])
+    this.#l2?.stop()
+    await this.options.l2?.close()
+    this.#l1?.clear()
+  }
+}
+
+/** Resolves once the store reports ready, retrying connect() while the store's own reconnection runs. */
+async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>): Promise<void> {
+  for (;;) {
+    try {
+      await l2.connect()
+      if (l2.status === 'ready' || l2.status === 'connecting') return
+    } catch {
+      if (l2.status === 'closed') throw new Error('L2 store was closed')
+      await new Promise((resolve) => setTimeout(resolve, 50).unref())
+    }
+  }
+}

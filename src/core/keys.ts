@@ -1,0 +1,226 @@
+// Key building: a namespace's template and dimensions, validated once, turned into deterministic escaped Redis keys.
+import { createHash } from 'node:crypto'
+import { InvalidArgumentError, InvalidKeyParamError, InvalidOptionError } from '../errors.js'
+
+/** A value allowed in a key parameter. Its key text is `String(value)`, so `42` and `'42'` name the same entry. */
+export type Scalar = string | number | bigint | boolean
+
+/** The placeholder names of a key template: `'tenant:{tenantId}:product:{productId}'` → `'tenantId' | 'productId'`. */
+export type Placeholders<T extends string> = T extends `${string}{${infer Name}}${infer Rest}`
+  ? Name | Placeholders<Rest>
+  : never
+
+/** Every parameter name of a namespace: the template's placeholders plus the declared dimensions. */
+export type KeyParamNames<K extends string, D extends readonly string[]> = Placeholders<K> | D[number]
+
+/** The parameters that identify one entry. A namespace without parameters takes `{}`. */
+export type KeyParams<K extends string, D extends readonly string[]> = [KeyParamNames<K, D>] extends [never]
+  ? { readonly [name: string]: never }
+  : { readonly [N in KeyParamNames<K, D>]: Scalar }
+
+/** Names in the key prefix (service, namespace) and literal template segments: no separators, no patterns. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+const LITERAL_SEGMENT = /^[A-Za-z0-9_.-]+$/
+const PLACEHOLDER_SEGMENT = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+const SAFE_TEXT = /^[A-Za-z0-9_.-]+$/
+const RESERVED_BY_URI_ENCODING = /[!'()*~]/g
+
+/** Marks a hashed key. Never produced by escaping nor allowed in a literal segment, so hashed keys cannot collide with plain ones. */
+const HASH_MARK = '#'
+
+/**
+ * Escapes one parameter's text into `[A-Za-z0-9_.-]` plus `%XX` UTF-8 escapes (uppercase hex).
+ * Injective, and the output never holds `:`, `{`, `}`, `*`, `?`, `[`, `]`, `#`, white space or control characters.
+ * Returns undefined for a string with a lone surrogate (it has no byte encoding that round-trips).
+ */
+export function escapeKeyText(text: string): string | undefined {
+  if (SAFE_TEXT.test(text)) return text
+  let encoded: string
+  try {
+    encoded = encodeURIComponent(text)
+  } catch {
+    return undefined
+  }
+  return encoded.replace(RESERVED_BY_URI_ENCODING, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+}
+
+export interface KeySchemaOptions {
+  readonly service: string
+  readonly namespace: string
+  readonly schemaVersion: number
+  readonly template: string
+  readonly dimensions: readonly string[]
+  /** Keys longer than this (characters, all ASCII after escaping) keep their prefix and hash the rest. */
+  readonly maxKeyLength: number
+}
+
+/**
+ * The compiled key schema of one namespace: `service:namespace:v{schemaVersion}:` then the template's segments,
+ * then each dimension as `name=value`, sorted by name so the declaration order does not matter.
+ */
+export class KeySchema {
+  /** `service:namespace:v{schemaVersion}:` — every key of the namespace starts with it. */
+  readonly prefix: string
+  /** Parameter names in key order: placeholders as in the template, then dimensions sorted. */
+  readonly params: readonly string[]
+  readonly #namespace: string
+  /** Literal text between parameter values: `literals[0] + v0 + literals[1] + ... + literals[n]`. */
+  readonly #literals: readonly string[]
+  readonly #maxKeyLength: number
+
+  constructor(options: KeySchemaOptions) {
+    const { service, namespace, schemaVersion, template, dimensions } = options
+    if (!NAME_PATTERN.test(service)) {
+      throw new InvalidOptionError('service', service, '1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`')
+    }
+    if (!NAME_PATTERN.test(namespace)) {
+      throw new InvalidOptionError(
+        'namespace name',
+        namespace,
+        '1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`',
+      )
+    }
+    if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 0 || schemaVersion > 0xffff_ffff) {
+      throw new InvalidOptionError(`${namespace}.schemaVersion`, schemaVersion, 'a non-negative integer')
+    }
+    if (typeof template !== 'string' || template.length === 0) {
+      throw new InvalidOptionError(
+        `${namespace}.key`,
+        template,
+        "a key template such as 'tenant:{tenantId}:product:{productId}'",
+      )
+    }
+    this.#namespace = namespace
+    this.#maxKeyLength = options.maxKeyLength
+    this.prefix = `${service}:${namespace}:v${schemaVersion}:`
+
+    const placeholders: string[] = []
+    const literals: string[] = []
+    let pending = this.prefix
+    const segments: string[] = template.split(':')
+    segments.forEach((segment, i) => {
+      const separator = i === 0 ? '' : ':'
+      const placeholder = PLACEHOLDER_SEGMENT.exec(segment)
+      if (placeholder) {
+        const name = placeholder[1]!
+        if (placeholders.includes(name)) {
+          throw new InvalidOptionError(
+            `${namespace}.key`,
+            template,
+            `each placeholder once; \`{${name}}\` appears twice`,
+          )
+        }
+        placeholders.push(name)
+        literals.push(pending + separator)
+        pending = ''
+      } else if (LITERAL_SEGMENT.test(segment)) {
+        pending += separator + segment
+      } else {
+        throw new InvalidOptionError(
+          `${namespace}.key`,
+          template,
+          'segments separated by `:`, each either literal text of A-Z, a-z, 0-9, `_`, `.`, `-` or exactly one ' +
+            `placeholder such as \`{productId}\`; the segment "${segment}" is neither`,
+        )
+      }
+    })
+
+    if (!Array.isArray(dimensions)) {
+      throw new InvalidOptionError(
+        `${namespace}.dimensions`,
+        dimensions,
+        "an array of names such as ['locale']",
+      )
+    }
+    const sortedDimensions = Array.from(dimensions as readonly unknown[]).sort() as string[]
+    sortedDimensions.forEach((name, i) => {
+      if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+        throw new InvalidOptionError(`${namespace}.dimensions`, name, 'identifier names such as `locale`')
+      }
+      if (placeholders.includes(name) || sortedDimensions[i - 1] === name) {
+        throw new InvalidOptionError(
+          `${namespace}.dimensions`,
+          name,
+          'names that appear once, in the template or in `dimensions` but not both',
+        )
+      }
+      literals.push(pending + `:${name}=`)
+      pending = ''
+    })
+    literals.push(pending)
+    this.#literals = literals
+    this.params = [...placeholders, ...sortedDimensions]
+  }
+
+  /**
+   * Builds the full key for `params`.
+   * @throws InvalidKeyParamError naming the first missing, undeclared, empty or non-scalar parameter.
+   */
+  build(params: unknown): string {
+    if (params === null || typeof params !== 'object') {
+      throw new InvalidArgumentError(
+        'params',
+        params,
+        `an object of key parameters (${this.params.join(', ') || 'none'})`,
+      )
+    }
+    const names = this.params
+    const literals = this.#literals
+    const record = params as Record<string, unknown>
+    let key = literals[0]!
+    for (let i = 0; i < names.length; i++) {
+      key += this.#text(names[i]!, record[names[i]!]) + literals[i + 1]!
+    }
+    // Count own keys only after the declared ones passed: the common error (a missing one) gets its own message.
+    let count = 0
+    for (const name in record) {
+      if (Object.hasOwn(record, name)) count++
+    }
+    if (count !== names.length) this.#throwExtra(record)
+    return key.length > this.#maxKeyLength ? this.#hashed(key) : key
+  }
+
+  #text(name: string, value: unknown): string {
+    let text: string
+    switch (typeof value) {
+      case 'string':
+        if (value.length === 0) throw this.#error(name, 'empty', value)
+        text = value
+        break
+      case 'number':
+        if (!Number.isFinite(value)) throw this.#error(name, 'not-finite', value)
+        text = String(value)
+        break
+      case 'bigint':
+      case 'boolean':
+        text = String(value)
+        break
+      case 'undefined':
+        throw this.#error(name, 'missing', value)
+      default:
+        throw this.#error(name, 'not-scalar', value)
+    }
+    const escaped = escapeKeyText(text)
+    if (escaped === undefined) throw this.#error(name, 'lone-surrogate', value)
+    return escaped
+  }
+
+  #hashed(key: string): string {
+    const digest = createHash('sha256').update(key.slice(this.prefix.length)).digest('base64url')
+    return this.prefix + HASH_MARK + digest
+  }
+
+  #throwExtra(record: Record<string, unknown>): never {
+    for (const name of Object.keys(record)) {
+      if (!this.params.includes(name)) throw this.#error(name, 'extra', record[name])
+    }
+    // Every own key is declared, so a declared one was only inherited: refuse it as missing.
+    const inherited = this.params.find((name) => !Object.hasOwn(record, name)) ?? this.params[0]!
+    throw this.#error(inherited, 'missing', undefined)
+  }
+
+  #error(name: string, problem: ConstructorParameters<typeof InvalidKeyParamError>[2], value: unknown) {
+    return new InvalidKeyParamError(this.#namespace, name, problem, value, this.params)
+  }
+}

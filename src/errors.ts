@@ -1,0 +1,243 @@
+// Every error stratacache throws or emits, with a stable `code` per class. docs/errors.md lists them all.
+
+/** Base class of every stratacache error. Branch on `code`, never on the message text. */
+export abstract class StrataError extends Error {
+  abstract readonly code: string
+  override get name(): string {
+    return this.constructor.name
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `"${value}" (string)`
+  if (typeof value === 'bigint') return `${value}n (bigint)`
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  if (typeof value === 'function') return 'a function'
+  if (typeof value === 'symbol') return `${value.toString()} (symbol)`
+  return `${value as number | boolean | undefined} (${typeof value})`
+}
+
+/** A configuration option is missing or has a value that cannot work. Thrown at construction. */
+export class InvalidOptionError extends StrataError {
+  readonly code = 'ERR_STRATA_INVALID_OPTION'
+  constructor(
+    readonly option: string,
+    readonly value: unknown,
+    readonly expected: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Invalid option \`${option}\`: expected ${expected}, got ${describe(value)}.`, options)
+  }
+}
+
+/** Two namespaces with one name in one cache would share keys; the second is refused. */
+export class DuplicateNamespaceError extends StrataError {
+  readonly code = 'ERR_STRATA_DUPLICATE_NAMESPACE'
+  constructor(readonly namespace: string) {
+    super(
+      `Namespace "${namespace}" is already declared in this cache. ` +
+        'Declare each namespace once and share the returned object, or pick another name.',
+    )
+  }
+}
+
+/** Why a key parameter was refused. */
+export type KeyParamProblem = 'missing' | 'extra' | 'empty' | 'not-scalar' | 'not-finite' | 'lone-surrogate'
+
+const problemText: Record<KeyParamProblem, string> = {
+  missing: 'is missing',
+  extra: 'is not declared in the key template or `dimensions`',
+  empty: 'is an empty string',
+  'not-scalar': 'must be a string, number, bigint or boolean',
+  'not-finite': 'must be a finite number',
+  'lone-surrogate': 'contains a lone UTF-16 surrogate, which has no stable byte encoding',
+}
+
+/** A parameter passed to build a key is missing, undeclared, empty or of the wrong type. */
+export class InvalidKeyParamError extends StrataError {
+  readonly code = 'ERR_STRATA_INVALID_KEY_PARAM'
+  constructor(
+    readonly namespace: string,
+    readonly param: string,
+    readonly problem: KeyParamProblem,
+    readonly value: unknown,
+    readonly expectedParams: readonly string[],
+  ) {
+    super(
+      `Key parameter \`${param}\` of namespace "${namespace}" ${problemText[problem]}` +
+        (problem === 'missing' || problem === 'extra' ? '' : ` (got ${describe(value)})`) +
+        `. The namespace expects exactly: ${expectedParams.map((p) => `\`${p}\``).join(', ') || 'no parameters'}.`,
+    )
+  }
+}
+
+/** A method was called with an argument of the wrong kind (not key parameters). */
+export class InvalidArgumentError extends StrataError {
+  readonly code = 'ERR_STRATA_INVALID_ARGUMENT'
+  constructor(
+    readonly argument: string,
+    readonly value: unknown,
+    readonly expected: string,
+  ) {
+    super(`Invalid argument \`${argument}\`: expected ${expected}, got ${describe(value)}.`)
+  }
+}
+
+/** The user's `load` (or `loadMany`) threw or rejected. The original error is `cause`. */
+export class LoaderError extends StrataError {
+  readonly code = 'ERR_STRATA_LOADER_FAILED'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `Loader of namespace "${namespace}" failed for key "${key}": ${errorMessage(options.cause)}. ` +
+        'The original error is `cause`; nothing was cached, and the next get calls the loader again.',
+      options,
+    )
+  }
+}
+
+/** `loadMany` returned something other than one result per requested key. */
+export class LoadManyResultError extends StrataError {
+  readonly code = 'ERR_STRATA_LOAD_MANY_RESULT'
+  constructor(
+    readonly namespace: string,
+    readonly expectedLength: number,
+    readonly actual: unknown,
+  ) {
+    super(
+      `loadMany of namespace "${namespace}" must resolve to an array with one entry per requested key ` +
+        `(${expectedLength}, in the same order; use undefined for a key that does not exist), got ${describe(actual)}` +
+        (Array.isArray(actual) ? ` of length ${actual.length}` : '') +
+        '.',
+    )
+  }
+}
+
+/** The namespace has no `load` and the value was neither in L1 nor in L2. */
+export class NoLoaderError extends StrataError {
+  readonly code = 'ERR_STRATA_NO_LOADER'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+  ) {
+    super(
+      `Namespace "${namespace}" has no \`load\` function and "${key}" is not cached. ` +
+        'Declare `load` on the namespace, use `peek` to read without loading, or `set` the value first.',
+    )
+  }
+}
+
+/** A value could not be serialized for L2 (for example a BigInt or a cycle with the JSON serializer). */
+export class SerializationError extends StrataError {
+  readonly code = 'ERR_STRATA_SERIALIZE'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `Value for "${key}" in namespace "${namespace}" could not be serialized: ${errorMessage(options.cause)}. ` +
+        'Return plain JSON data from the loader, or configure a `serializer` that handles this type.',
+      options,
+    )
+  }
+}
+
+/** Bytes read from L2 are not a stratacache envelope this version can read. Reported as an event; the read is a miss. */
+export class DecodeError extends StrataError {
+  readonly code = 'ERR_STRATA_DECODE'
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Value at "${key}" in L2 could not be decoded (${reason}); it was treated as a miss and will be overwritten.`,
+      options,
+    )
+  }
+}
+
+/** An L2 (Redis) operation did not settle within `l2.timeout`. Reported as an event; reads fall through. */
+export class L2TimeoutError extends StrataError {
+  readonly code = 'ERR_STRATA_L2_TIMEOUT'
+  constructor(
+    readonly operation: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `L2 ${operation} did not settle within ${timeoutMs} ms. ` +
+        'The read fell through to the loader. Raise `timeout` on the L2 store if Redis is far away.',
+    )
+  }
+}
+
+/** An L2 (Redis) call failed: connection lost, server error. The client's error is `cause`. */
+export class L2Error extends StrataError {
+  readonly code = 'ERR_STRATA_L2_FAILED'
+  constructor(
+    readonly operation: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `L2 ${operation} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
+        'writes (set, delete, clear) reject so the caller knows L2 may still hold the old value.',
+      options,
+    )
+  }
+}
+
+/** L2 calls are skipped because the circuit breaker is open after repeated failures. */
+export class L2CircuitOpenError extends StrataError {
+  readonly code = 'ERR_STRATA_L2_CIRCUIT_OPEN'
+  constructor(readonly retryInMs: number) {
+    super(`L2 is skipped for another ${retryInMs} ms after repeated failures (circuit breaker open).`)
+  }
+}
+
+/** `cache.connect()` could not reach L2 in time. The cache still works from L1 and the loader, and keeps reconnecting. */
+export class L2UnavailableError extends StrataError {
+  readonly code = 'ERR_STRATA_L2_UNAVAILABLE'
+  constructor(
+    readonly timeoutMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `L2 did not become ready within ${timeoutMs} ms. The cache keeps serving from L1 and the loader and ` +
+        'reconnects in the background; check the Redis URL, or catch this error to start without Redis.',
+      options,
+    )
+  }
+}
+
+/** An operation was called on a cache after `close()`. */
+export class CacheClosedError extends StrataError {
+  readonly code = 'ERR_STRATA_CLOSED'
+  constructor(readonly operation: string) {
+    super(`Cannot ${operation}: the cache was closed. Create a new cache with createCache().`)
+  }
+}
+
+/** A value passed to `MemoryStore.set` (or cached in L1) is larger than the whole byte budget. */
+export class EntryTooLargeError extends StrataError {
+  readonly code = 'ERR_STRATA_ENTRY_TOO_LARGE'
+  constructor(
+    readonly key: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `Entry "${key}" is ${size} bytes, more than the whole L1 budget \`maxBytes\` (${maxBytes}). It was not stored.`,
+    )
+  }
+}
+
+function errorMessage(cause: unknown): string {
+  if (cause instanceof Error) return cause.message
+  return String(cause)
+}

@@ -1,0 +1,27 @@
+// Public entry of 'stratacache': re-exports only.
+export { createCache, Cache, type CacheStats } from './cache.js'
+export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
+export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration } from './options.js'
+export {
+  MemoryStore,
+  estimateSize,
+  type MemoryStoreOptions,
+  type MemorySetOptions,
+} from './tiers/memory-store.js'
+export type { L2Store, L2Status, L2StoreEvent, L2Write } from './tiers/l2-store.js'
+export type { Clock } from './core/clock.js'
+export type { Scalar, KeyParams, KeyParamNames, Placeholders } from './core/keys.js'
+export { jsonSerializer, type Serializer } from './codecs/serializer.js'
+export type { Entry } from './codecs/envelope.js'
+export type { CircuitState } from './policies/circuit-breaker.js'
+export {
+  channelNames,
+  type HitMessage,
+  type MissMessage,
+  type LoadMessage,
+  type L2ErrorMessage,
+  type L2StateMessage,
+  type DecodeErrorMessage,
+  type SerializeErrorMessage,
+} from './observability/channels.js'
+export * from './errors.js'

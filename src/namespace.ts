@@ -1,0 +1,548 @@
+// A key family: its key schema and policies, and the read path L1 → L2 → single-flight → loader → L2 → L1.
+import { decodeEnvelope, encodeEnvelope, type Entry } from './codecs/envelope.js'
+import { KeySchema } from './core/keys.js'
+import type { CacheRuntime } from './core/runtime.js'
+import {
+  CacheClosedError,
+  DecodeError,
+  InvalidArgumentError,
+  LoaderError,
+  LoadManyResultError,
+  NoLoaderError,
+  SerializationError,
+} from './errors.js'
+import { channels } from './observability/channels.js'
+import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
+import type { L2Write } from './tiers/l2-store.js'
+
+/**
+ * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
+ * string literal may be empty. Missing and non-scalar parameters already fail `Q extends P`.
+ */
+export type CheckedParams<Q, P> = {
+  [K in keyof Q]: K extends keyof P ? (Q[K] extends '' ? never : Q[K]) : never
+}
+
+/** Counters of one namespace since the cache was created. */
+export interface NamespaceStats {
+  readonly l1Hits: number
+  readonly l2Hits: number
+  /** Reads that found no usable value in any tier (each one loads, or returns undefined for `peek`). */
+  readonly misses: number
+  /** (l1Hits + l2Hits) / all reads; 0 before the first read. */
+  readonly hitRatio: number
+  /** Loader calls: one per `load`, one per `loadMany` batch. */
+  readonly loads: number
+  readonly loadErrors: number
+  /** L2 calls that failed, timed out or were skipped by the open circuit. */
+  readonly l2Errors: number
+  /** L2 values that did not decode (garbage, truncated, another format or schema): each was read as a miss. */
+  readonly decodeErrors: number
+  /** Values the serializer refused: served, kept in L1, not written to L2. */
+  readonly serializeErrors: number
+}
+
+type Counters = { -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio'>]: number }
+
+/** An in-process load (or batch member) under way for one key. Writes that race it mark it cancelled. */
+interface Flight<V> {
+  promise: Promise<V>
+  /** Set by set/delete/clear while the load runs: its result is returned to its callers but not cached. */
+  cancelled: boolean
+}
+
+interface BatchFlight<V> extends Flight<V> {
+  resolve(value: V): void
+  reject(error: unknown): void
+}
+
+/**
+ * One key family. Made by `cache.namespace(name, options)`; `P` are its key parameters, `V` its value.
+ *
+ * @example
+ * const product = await products.get({ tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' })
+ */
+export class Namespace<P, V> {
+  readonly name: string
+  readonly options: ResolvedNamespaceOptions
+  /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
+  readonly prefix: string
+  readonly #rt: CacheRuntime
+  readonly #keys: KeySchema
+  /** The shared L1, or undefined when this namespace skips it. */
+  readonly #l1: CacheRuntime['l1']
+  readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
+  readonly #loadMany:
+    ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
+  readonly #flights = new Map<string, Flight<V>>()
+  readonly #counters: Counters = {
+    l1Hits: 0,
+    l2Hits: 0,
+    misses: 0,
+    loads: 0,
+    loadErrors: 0,
+    l2Errors: 0,
+    decodeErrors: 0,
+    serializeErrors: 0,
+  }
+
+  /** @internal Use `cache.namespace()`. */
+  constructor(
+    runtime: CacheRuntime,
+    options: ResolvedNamespaceOptions,
+    functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'load' | 'loadMany'>,
+  ) {
+    this.#rt = runtime
+    this.name = options.name
+    this.options = options
+    this.#keys = new KeySchema({
+      service: runtime.service,
+      namespace: options.name,
+      schemaVersion: options.schemaVersion,
+      template: options.key,
+      dimensions: options.dimensions,
+      maxKeyLength: runtime.maxKeyLength,
+    })
+    this.prefix = this.#keys.prefix
+    this.#l1 = options.l1TtlMs > 0 ? runtime.l1 : undefined
+    this.#load = functions.load
+    this.#loadMany = functions.loadMany
+  }
+
+  /** Parameter names in key order (placeholders, then dimensions sorted). */
+  get params(): readonly string[] {
+    return this.#keys.params
+  }
+
+  /**
+   * The full key for `params`, as stored in L2.
+   * @throws InvalidKeyParamError naming a missing, undeclared, empty or non-scalar parameter.
+   */
+  key<const Q extends P>(params: Q & CheckedParams<Q, P>): string {
+    return this.#keys.build(params)
+  }
+
+  /**
+   * The value for `params`: from L1, else L2, else the loader (once per key however many callers wait), after
+   * which it is written to L2 and L1. Rejects only when no tier and no loader can answer.
+   */
+  get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
+    if (this.#rt.closed) return Promise.reject(new CacheClosedError('get'))
+    let key: string
+    try {
+      key = this.#keys.build(params)
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    // The hot path: an L1 hit is a Map lookup and a clock read, nothing decoded, nothing allocated but the promise.
+    if (this.#l1 !== undefined) {
+      const entry = this.#l1.get(key)
+      if (entry !== undefined) {
+        this.#counters.l1Hits++
+        if (channels.hit.hasSubscribers) channels.hit.publish({ namespace: this.name, key, tier: 'l1' })
+        return Promise.resolve(entry.value as V)
+      }
+    }
+    const flight = this.#flights.get(key)
+    if (flight !== undefined) return flight.promise
+    return this.#startFlight(key, params)
+  }
+
+  /**
+   * Values for many parameter sets, in order. L1 misses are read from L2 in one round trip (MGET); what is still
+   * missing is loaded with one `loadMany` call, or with `load` per key concurrently. Keys already loading join
+   * their flight. Rejects with the first error if any key fails (the others are still cached).
+   */
+  async getMany(list: readonly P[]): Promise<V[]> {
+    if (this.#rt.closed) throw new CacheClosedError('getMany')
+    if (!Array.isArray(list as unknown))
+      throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
+    const keys = list.map((params) => this.#keys.build(params))
+    const results = new Array<V>(list.length)
+    const waits: Promise<unknown>[] = []
+    const wanted = new Map<string, { params: P; indices: number[] }>()
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      const entry = this.#l1?.get(key)
+      if (entry !== undefined) {
+        this.#counters.l1Hits++
+        if (channels.hit.hasSubscribers) channels.hit.publish({ namespace: this.name, key, tier: 'l1' })
+        results[i] = entry.value as V
+        continue
+      }
+      const flight = this.#flights.get(key)
+      if (flight !== undefined) {
+        waits.push(flight.promise.then((value) => (results[i] = value)))
+      } else {
+        const request = wanted.get(key)
+        if (request !== undefined) request.indices.push(i)
+        else wanted.set(key, { params: list[i]!, indices: [i] })
+      }
+    }
+    if (wanted.size > 0) {
+      const batch = [...wanted].map(([key, { params }]) => ({ key, params, flight: this.#batchFlight(key) }))
+      void this.#fetchBatch(batch)
+      for (const { key, flight } of batch) {
+        const indices = wanted.get(key)!.indices
+        waits.push(flight.promise.then((value) => indices.forEach((i) => (results[i] = value))))
+      }
+    }
+    await Promise.all(waits)
+    return results
+  }
+
+  /** The cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
+  async peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
+    if (this.#rt.closed) throw new CacheClosedError('peek')
+    const key = this.#keys.build(params)
+    const entry = this.#l1?.peek(key) ?? (await this.#readL2(key))
+    return entry?.value as V | undefined
+  }
+
+  /**
+   * Stores `value` for `params` in L1 and L2 (with the namespace's TTL and jitter), replacing what was there.
+   * A load of the same key already under way is still answered to its callers but no longer cached.
+   * @throws SerializationError when the serializer cannot represent the value (nothing is stored).
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not take the write; L1 already holds the value.
+   */
+  async set<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
+    if (this.#rt.closed) throw new CacheClosedError('set')
+    const key = this.#keys.build(params)
+    this.#cancelFlight(key)
+    const entry = this.#newEntry(value)
+    let bytes: Buffer | undefined
+    if (this.#rt.l2 !== undefined || this.#rt.l1TracksBytes) {
+      try {
+        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+      } catch (cause) {
+        this.#counters.serializeErrors++
+        throw new SerializationError(this.name, key, { cause })
+      }
+    }
+    this.#fillL1(key, entry, bytes?.byteLength)
+    if (this.#rt.l2 !== undefined && bytes !== undefined) {
+      try {
+        await this.#rt.l2.set(key, bytes, entry.staleUntil - entry.createdAt)
+      } catch (error) {
+        this.#counters.l2Errors++
+        throw error
+      }
+    }
+  }
+
+  /**
+   * Removes the entry for `params` from L1 and L2.
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
+   */
+  async delete<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<void> {
+    if (this.#rt.closed) throw new CacheClosedError('delete')
+    const key = this.#keys.build(params)
+    this.#cancelFlight(key)
+    this.#l1?.delete(key)
+    if (this.#rt.l2 !== undefined) {
+      try {
+        await this.#rt.l2.delete([key])
+      } catch (error) {
+        this.#counters.l2Errors++
+        throw error
+      }
+    }
+  }
+
+  /**
+   * Removes every entry of this namespace (this schema version) from L1 and L2, scanning L2 incrementally.
+   * Resolves to the number of L2 keys deleted.
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
+   */
+  async clear(): Promise<number> {
+    if (this.#rt.closed) throw new CacheClosedError('clear')
+    for (const flight of this.#flights.values()) flight.cancelled = true
+    this.#flights.clear()
+    this.#rt.l1?.deletePrefix(this.prefix)
+    if (this.#rt.l2 === undefined) return 0
+    try {
+      return await this.#rt.l2.deletePrefix(this.prefix)
+    } catch (error) {
+      this.#counters.l2Errors++
+      throw error
+    }
+  }
+
+  /** A frozen snapshot of this namespace's counters. */
+  stats(): NamespaceStats {
+    const c = this.#counters
+    const reads = c.l1Hits + c.l2Hits + c.misses
+    return Object.freeze({ ...c, hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads })
+  }
+
+  // --- the miss path ---------------------------------------------------------------------------------------
+
+  #startFlight(key: string, params: P): Promise<V> {
+    const flight = { cancelled: false } as Flight<V>
+    flight.promise = this.#fetch(key, params, flight)
+    this.#flights.set(key, flight)
+    const settle = () => {
+      if (this.#flights.get(key) === flight) this.#flights.delete(key)
+    }
+    flight.promise.then(settle, settle)
+    return flight.promise
+  }
+
+  async #fetch(key: string, params: P, flight: Flight<V>): Promise<V> {
+    const fromL2 = await this.#readL2(key)
+    if (fromL2 !== undefined) {
+      this.#hitL2(key)
+      // Another caller may have written this key while we read L2; then its value wins in L1.
+      if (!flight.cancelled) this.#fillL1(key, fromL2)
+      return fromL2.value as V
+    }
+    this.#miss(key)
+    if (this.#load === undefined) {
+      if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
+      const [value] = await this.#callLoadMany([key], [params])
+      this.#store(key, value as V, flight)
+      return value as V
+    }
+    const value = await this.#callLoad(key, params)
+    this.#store(key, value, flight)
+    return value
+  }
+
+  #batchFlight(key: string): BatchFlight<V> {
+    let resolve!: (value: V) => void
+    let reject!: (error: unknown) => void
+    const promise = new Promise<V>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    const flight: BatchFlight<V> = { promise, cancelled: false, resolve, reject }
+    this.#flights.set(key, flight)
+    const settle = () => {
+      if (this.#flights.get(key) === flight) this.#flights.delete(key)
+    }
+    promise.then(settle, settle)
+    return flight
+  }
+
+  /** Settles every flight of the batch exactly once, whatever fails. */
+  async #fetchBatch(batch: { key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
+    try {
+      const entries = await this.#readL2Many(batch.map((b) => b.key))
+      const missing: typeof batch = []
+      batch.forEach((item, i) => {
+        const entry = entries[i]
+        if (entry === undefined) {
+          this.#miss(item.key)
+          missing.push(item)
+          return
+        }
+        this.#hitL2(item.key)
+        if (!item.flight.cancelled) this.#fillL1(item.key, entry)
+        item.flight.resolve(entry.value as V)
+      })
+      if (missing.length === 0) return
+      if (this.#loadMany !== undefined) {
+        const values = await this.#callLoadMany(
+          missing.map((m) => m.key),
+          missing.map((m) => m.params),
+        )
+        const writes: L2Write[] = []
+        missing.forEach((item, i) => {
+          const value = values[i] as V
+          this.#store(item.key, value, item.flight, writes)
+          item.flight.resolve(value)
+        })
+        this.#writeL2(writes)
+      } else if (this.#load !== undefined) {
+        const load = this.#load
+        await Promise.all(
+          missing.map(async (item) => {
+            try {
+              const value = await this.#callLoad(item.key, item.params, load)
+              this.#store(item.key, value, item.flight)
+              item.flight.resolve(value)
+            } catch (error) {
+              item.flight.reject(error)
+            }
+          }),
+        )
+      } else {
+        for (const item of missing) item.flight.reject(new NoLoaderError(this.name, item.key))
+      }
+    } catch (error) {
+      // Settling an already settled promise is a no-op, so this reaches exactly the unsettled ones.
+      for (const item of batch) item.flight.reject(error)
+    }
+  }
+
+  async #callLoad(key: string, params: P, load = this.#load!): Promise<V> {
+    const started = performance.now()
+    this.#counters.loads++
+    try {
+      const value = await load(params, { namespace: this.name, key, signal: this.#rt.signal })
+      if (channels.load.hasSubscribers) {
+        channels.load.publish({ namespace: this.name, keys: [key], durationMs: performance.now() - started })
+      }
+      return value
+    } catch (cause) {
+      this.#counters.loadErrors++
+      if (channels.load.hasSubscribers) {
+        channels.load.publish({
+          namespace: this.name,
+          keys: [key],
+          durationMs: performance.now() - started,
+          error: cause,
+        })
+      }
+      throw new LoaderError(this.name, key, { cause })
+    }
+  }
+
+  async #callLoadMany(keys: string[], params: P[]): Promise<readonly V[]> {
+    const started = performance.now()
+    this.#counters.loads++
+    let values: readonly V[]
+    let failure: Error | undefined
+    try {
+      values = await this.#loadMany!(params, { namespace: this.name, key: keys[0]!, signal: this.#rt.signal })
+      if (!Array.isArray(values) || values.length !== keys.length) {
+        failure = new LoadManyResultError(this.name, keys.length, values)
+      }
+    } catch (cause) {
+      failure = new LoaderError(this.name, keys[0]!, { cause })
+    }
+    if (failure !== undefined) this.#counters.loadErrors++
+    if (channels.load.hasSubscribers) {
+      channels.load.publish({
+        namespace: this.name,
+        keys,
+        durationMs: performance.now() - started,
+        error: failure,
+      })
+    }
+    if (failure !== undefined) throw failure
+    return values!
+  }
+
+  // --- tiers -------------------------------------------------------------------------------------------------
+
+  async #readL2(key: string): Promise<Entry | undefined> {
+    const l2 = this.#rt.l2
+    if (l2 === undefined) return undefined
+    let bytes: Uint8Array | null
+    try {
+      bytes = await l2.get(key)
+    } catch {
+      // The guard already published the error; the read falls through to the loader.
+      this.#counters.l2Errors++
+      return undefined
+    }
+    return bytes === null ? undefined : this.#decode(key, bytes)
+  }
+
+  async #readL2Many(keys: string[]): Promise<(Entry | undefined)[]> {
+    const l2 = this.#rt.l2
+    if (l2 === undefined) return keys.map(() => undefined)
+    try {
+      const values = await l2.getMany(keys)
+      return values.map((bytes, i) => (bytes === null ? undefined : this.#decode(keys[i]!, bytes)))
+    } catch {
+      this.#counters.l2Errors++
+      return keys.map(() => undefined)
+    }
+  }
+
+  /** Bytes from L2 to an entry; foreign, corrupt or expired bytes are a miss (counted and published), never a throw. */
+  #decode(key: string, bytes: Uint8Array): Entry | undefined {
+    const result = decodeEnvelope(bytes, this.options.schemaVersion, this.#rt.serializer)
+    if (!result.ok) {
+      this.#counters.decodeErrors++
+      if (channels.decodeError.hasSubscribers) {
+        const error = new DecodeError(key, result.reason, { cause: result.cause })
+        channels.decodeError.publish({ namespace: this.name, key, error })
+      }
+      return undefined
+    }
+    return result.entry.freshUntil > this.#rt.clock.now() ? result.entry : undefined
+  }
+
+  #newEntry(value: V): Entry<V> {
+    const now = this.#rt.clock.now()
+    const { ttlMs, jitterMs, negativeTtlMs } = this.options
+    const ttl =
+      value === null || value === undefined ? negativeTtlMs : ttlMs + Math.round(this.#rt.random() * jitterMs)
+    return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl }
+  }
+
+  /**
+   * Caches a freshly loaded value in L1 and L2 unless a write raced the load. L2 is written in the background:
+   * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
+   */
+  #store(key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
+    if (flight.cancelled) return
+    const entry = this.#newEntry(value)
+    let bytes: Buffer | undefined
+    if (this.#rt.l2 !== undefined || this.#rt.l1TracksBytes) {
+      try {
+        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+      } catch (cause) {
+        this.#counters.serializeErrors++
+        if (channels.serializeError.hasSubscribers) {
+          channels.serializeError.publish({
+            namespace: this.name,
+            key,
+            error: new SerializationError(this.name, key, { cause }),
+          })
+        }
+      }
+    }
+    this.#fillL1(key, entry, bytes?.byteLength)
+    if (bytes === undefined || this.#rt.l2 === undefined) return
+    const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
+    if (writes !== undefined) writes.push(write)
+    else this.#writeL2([write])
+  }
+
+  #writeL2(writes: L2Write[]): void {
+    const l2 = this.#rt.l2
+    if (l2 === undefined || writes.length === 0) return
+    const work =
+      writes.length === 1 ? l2.set(writes[0]!.key, writes[0]!.value, writes[0]!.ttlMs) : l2.setMany(writes)
+    this.#rt.background(work.catch(() => void this.#counters.l2Errors++))
+  }
+
+  /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
+  #fillL1(key: string, entry: Entry, size?: number): void {
+    const l1 = this.#l1
+    if (l1 === undefined) return
+    const ttl = Math.min(this.options.l1TtlMs, entry.freshUntil - this.#rt.clock.now())
+    if (ttl <= 0) return
+    try {
+      l1.set(key, entry, size === undefined ? { ttl } : { ttl, size })
+    } catch {
+      // Larger than the whole L1 byte budget: serve it without keeping it in L1.
+    }
+  }
+
+  #cancelFlight(key: string): void {
+    const flight = this.#flights.get(key)
+    if (flight === undefined) return
+    flight.cancelled = true
+    this.#flights.delete(key)
+  }
+
+  #hitL2(key: string): void {
+    this.#counters.l2Hits++
+    if (channels.hit.hasSubscribers) channels.hit.publish({ namespace: this.name, key, tier: 'l2' })
+  }
+
+  #miss(key: string): void {
+    this.#counters.misses++
+    if (channels.miss.hasSubscribers) channels.miss.publish({ namespace: this.name, key })
+  }
+}
+
+/** Array.isArray without narrowing, so a typed list keeps its element type. */
+function isArray(value: unknown): boolean {
+  return Array.isArray(value)
+}

@@ -1,0 +1,280 @@
+// Options of the cache and of a namespace: documented here, resolved against defaults and frozen once.
+import type { Clock } from './core/clock.js'
+import { systemClock } from './core/clock.js'
+import { parseDuration, type Duration } from './core/duration.js'
+import { NAME_PATTERN, type KeyParams } from './core/keys.js'
+import { jsonSerializer, type Serializer } from './codecs/serializer.js'
+import { InvalidOptionError } from './errors.js'
+import type { L2Store } from './tiers/l2-store.js'
+
+export type { Duration }
+
+/** What a loader receives besides the key parameters. */
+export interface LoadContext {
+  /** The namespace name. */
+  readonly namespace: string
+  /** The full key (or, for `loadMany`, the first key of the batch). */
+  readonly key: string
+  /** Aborted when the cache closes; pass it to fetch or your database driver. */
+  readonly signal: AbortSignal
+}
+
+export interface CacheOptions {
+  /**
+   * The service's name: the first segment of every key, so services sharing a Redis never collide.
+   * @example 'catalog'
+   */
+  service: string
+  /**
+   * The in-process tier, holding decoded values. `false` turns it off (every read goes to L2).
+   * @default { maxEntries: 10_000 }
+   */
+  l1?: false | L1Options
+  /**
+   * The shared tier. Without one the cache is L1-only (one process, embedded defaults).
+   * @example redisStore({ url: 'redis://127.0.0.1:6379' })
+   */
+  l2?: L2Store
+  timeouts?: {
+    /** Longest wait for one L2 call (GET, MGET, SET, UNLINK), after which reads fall through to the loader. @default '100ms' */
+    l2?: Duration
+    /** Longest wait for `cache.connect()`. @default '2s' */
+    connect?: Duration
+  }
+  circuitBreaker?: {
+    /** Consecutive L2 failures or timeouts that open the circuit; while open, L2 is skipped. @default 5 */
+    failureThreshold?: number
+    /** How long the circuit stays open before one probe call is let through. @default '2s' */
+    breakFor?: Duration
+  }
+  /** How values become bytes in L2. @default JSON */
+  serializer?: Serializer
+  /** Time source for entry timestamps and TTLs. Inject a fake in tests. @default Date.now */
+  clock?: Clock
+  /** Keys longer than this keep their `service:namespace:vN:` prefix and hash the rest (SHA-256). @default 256 */
+  maxKeyLength?: number
+  /** Random numbers in [0, 1) for TTL jitter. Inject a fixed one in tests. @default Math.random */
+  random?: () => number
+}
+
+export interface L1Options {
+  /** Most entries in L1 across all namespaces. Required: an unbounded L1 is refused. @example 10_000 */
+  maxEntries: number
+  /** Optional byte budget for L1, over the entries' serialized sizes. */
+  maxBytes?: number
+}
+
+export interface ResolvedCacheOptions {
+  readonly service: string
+  readonly l1: false | { readonly maxEntries: number; readonly maxBytes: number | undefined }
+  readonly l2: L2Store | undefined
+  readonly l2TimeoutMs: number
+  readonly connectTimeoutMs: number
+  readonly failureThreshold: number
+  readonly breakMs: number
+  readonly serializer: Serializer
+  readonly clock: Clock
+  readonly maxKeyLength: number
+  readonly random: () => number
+}
+
+export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('createCache options', options, "an object such as { service: 'catalog' }")
+  }
+  if (typeof options.service !== 'string' || !NAME_PATTERN.test(options.service)) {
+    throw new InvalidOptionError(
+      'service',
+      options.service,
+      "1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`, e.g. 'catalog'",
+    )
+  }
+  const {
+    l1 = { maxEntries: 10_000 },
+    l2,
+    timeouts = {},
+    circuitBreaker = {},
+    serializer = jsonSerializer,
+  } = options
+  if (l1 !== false && (l1 === null || typeof l1 !== 'object')) {
+    throw new InvalidOptionError('l1', l1, '`false` or an object such as { maxEntries: 10_000 }')
+  }
+  if (l2 !== undefined && (l2 === null || typeof l2 !== 'object' || typeof l2.get !== 'function')) {
+    throw new InvalidOptionError(
+      'l2',
+      l2,
+      "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
+    )
+  }
+  const failureThreshold = circuitBreaker.failureThreshold ?? 5
+  if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
+    throw new InvalidOptionError(
+      'circuitBreaker.failureThreshold',
+      failureThreshold,
+      'a positive whole number',
+    )
+  }
+  if (
+    serializer === null ||
+    typeof serializer !== 'object' ||
+    typeof serializer.serialize !== 'function' ||
+    typeof serializer.deserialize !== 'function' ||
+    !Number.isInteger(serializer.id) ||
+    serializer.id < 1 ||
+    serializer.id > 255
+  ) {
+    throw new InvalidOptionError(
+      'serializer',
+      serializer,
+      'an object with id (1-255), serialize() and deserialize()',
+    )
+  }
+  const clock = options.clock ?? systemClock
+  if (typeof clock?.now !== 'function') {
+    throw new InvalidOptionError('clock', clock, 'an object with a now() method returning epoch milliseconds')
+  }
+  const random = options.random ?? Math.random
+  if (typeof random !== 'function')
+    throw new InvalidOptionError('random', random, 'a function returning [0, 1)')
+  const maxKeyLength = options.maxKeyLength ?? 256
+  if (!Number.isSafeInteger(maxKeyLength) || maxKeyLength < 64) {
+    throw new InvalidOptionError('maxKeyLength', maxKeyLength, 'a whole number of characters, at least 64')
+  }
+  const l2TimeoutMs = parseDuration(timeouts.l2 ?? 100, 'timeouts.l2')
+  if (l2TimeoutMs < 1) throw new InvalidOptionError('timeouts.l2', timeouts.l2, 'at least 1 ms')
+  return Object.freeze({
+    service: options.service,
+    l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
+    l2,
+    l2TimeoutMs,
+    connectTimeoutMs: parseDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
+    failureThreshold,
+    breakMs: parseDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
+    serializer,
+    clock,
+    maxKeyLength,
+    random,
+  })
+}
+
+/**
+ * A namespace: one key family with its key schema, freshness and loader.
+ * `K` is the key template, `D` the dimensions, `P` the key parameters, `V` the cached value.
+ */
+export interface NamespaceOptions<K extends string, D extends readonly string[], P, V> {
+  /**
+   * Key template: `:`-separated segments, each literal text or one `{placeholder}`. The library prefixes
+   * `service:namespace:v{schemaVersion}:`.
+   * @example 'tenant:{tenantId}:product:{productId}'
+   */
+  key: K
+  /**
+   * Parameters that change the value's shape without being part of the template (locale, currency, flag variant).
+   * Required on every call like the placeholders; appended to the key sorted by name.
+   * @default []
+   */
+  dimensions?: D
+  /** Version of the cached value's shape; bump it when the value's structure changes. @default 1 */
+  schemaVersion?: number
+  /** How long a value stays fresh in L2 (and at most in L1). @example '5m' */
+  ttl: Duration
+  /**
+   * Random extra time added to every TTL, uniform in [0, jitter], so entries written together expire apart.
+   * @default 10% of `ttl`
+   */
+  jitter?: Duration
+  /** TTL of a negative entry (the loader returned null or undefined). @default the smaller of `ttl` and '30s' */
+  negativeTtl?: Duration
+  /**
+   * L1 for this namespace: `false` to skip it, or a shorter L1 TTL. The L1 copy never outlives the L2 entry.
+   * @default { ttl: ttl }
+   */
+  l1?: false | { ttl?: Duration }
+  /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
+  load?: (params: P, context: LoadContext) => Promise<V> | V
+  /**
+   * Reads many values in one call, for `getMany`. Resolves to one result per params, in the same order.
+   * Without it, `getMany` calls `load` once per missing key, concurrently.
+   */
+  loadMany?: (params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]
+  /** Team or person who owns this key family (printed in the cache contract). */
+  owner?: string
+  /** What the namespace holds (printed in the cache contract). */
+  description?: string
+}
+
+export interface ResolvedNamespaceOptions {
+  readonly name: string
+  readonly key: string
+  readonly dimensions: readonly string[]
+  readonly schemaVersion: number
+  readonly ttlMs: number
+  readonly jitterMs: number
+  readonly negativeTtlMs: number
+  /** 0 when this namespace skips L1. */
+  readonly l1TtlMs: number
+  readonly owner: string | undefined
+  readonly description: string | undefined
+}
+
+export function resolveNamespaceOptions<P, V>(
+  name: string,
+  options: NamespaceOptions<string, readonly string[], P, V>,
+): ResolvedNamespaceOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      `namespace("${name}") options`,
+      options,
+      'an object with at least `key` and `ttl`',
+    )
+  }
+  const at = (option: string) => `${name}.${option}`
+  if (options.ttl === undefined) {
+    throw new InvalidOptionError(
+      at('ttl'),
+      undefined,
+      "a duration such as '5m': every namespace declares its freshness",
+    )
+  }
+  const ttlMs = parseDuration(options.ttl, at('ttl'))
+  if (ttlMs < 1) throw new InvalidOptionError(at('ttl'), options.ttl, 'at least 1 ms')
+  const jitterMs =
+    options.jitter === undefined ? Math.round(ttlMs * 0.1) : parseDuration(options.jitter, at('jitter'))
+  const negativeTtlMs =
+    options.negativeTtl === undefined
+      ? Math.min(ttlMs, 30_000)
+      : parseDuration(options.negativeTtl, at('negativeTtl'))
+  if (negativeTtlMs < 1) throw new InvalidOptionError(at('negativeTtl'), options.negativeTtl, 'at least 1 ms')
+  const l1 = options.l1
+  if (l1 !== undefined && l1 !== false && (l1 === null || typeof l1 !== 'object')) {
+    throw new InvalidOptionError(at('l1'), l1, "`false` or an object such as { ttl: '30s' }")
+  }
+  const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? ttlMs : parseDuration(l1.ttl, at('l1.ttl'))
+  if (l1 !== false && l1TtlMs < 1)
+    throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
+  for (const fn of ['load', 'loadMany'] as const) {
+    if (options[fn] !== undefined && typeof options[fn] !== 'function') {
+      throw new InvalidOptionError(at(fn), options[fn], 'a function')
+    }
+  }
+  for (const text of ['owner', 'description'] as const) {
+    if (options[text] !== undefined && typeof options[text] !== 'string') {
+      throw new InvalidOptionError(at(text), options[text], 'a string')
+    }
+  }
+  return Object.freeze({
+    name,
+    key: options.key,
+    dimensions: Object.freeze([...(options.dimensions ?? [])]),
+    schemaVersion: options.schemaVersion ?? 1,
+    ttlMs,
+    jitterMs,
+    negativeTtlMs,
+    l1TtlMs,
+    owner: options.owner,
+    description: options.description,
+  })
+}
+
+/** Default key parameters: placeholders and dimensions, each a scalar. */
+export type DefaultParams<K extends string, D extends readonly string[]> = KeyParams<K, D>

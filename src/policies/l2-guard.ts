@@ -1,0 +1,82 @@
+// Wraps the L2 store: every call bounded by the L2 timeout, skipped while the circuit is open, failures reported.
+import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
+import { channels } from '../observability/channels.js'
+import type { L2Store, L2Write } from '../tiers/l2-store.js'
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
+import { Deadlines } from './deadline.js'
+
+/**
+ * The read and write paths call L2 only through this guard. A call either settles within the timeout or rejects
+ * with a typed error (L2TimeoutError, L2CircuitOpenError, L2Error); it never hangs on a dead or paused Redis.
+ */
+export class L2Guard {
+  readonly store: L2Store
+  readonly #breaker: CircuitBreaker
+  readonly #deadlines: Deadlines
+
+  constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions) {
+    this.store = store
+    const now = performance.now.bind(performance)
+    this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
+      if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
+    })
+    this.#deadlines = new Deadlines(timeoutMs, () => new L2TimeoutError('call', timeoutMs), now)
+  }
+
+  get circuit(): CircuitState {
+    return this.#breaker.state
+  }
+
+  get(key: string): Promise<Uint8Array | null> {
+    return this.#run('get', () => this.store.get(key))
+  }
+
+  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+    return this.#run('getMany', () => this.store.getMany(keys))
+  }
+
+  set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+    return this.#run('set', () => this.store.set(key, value, ttlMs))
+  }
+
+  setMany(writes: readonly L2Write[]): Promise<void> {
+    return this.#run('setMany', () => this.store.setMany(writes))
+  }
+
+  delete(keys: readonly string[]): Promise<number> {
+    return this.#run('delete', () => this.store.delete(keys))
+  }
+
+  /** Not bounded by the per-call timeout: it runs many SCAN steps. The breaker still applies. */
+  deletePrefix(prefix: string): Promise<number> {
+    return this.#run('deletePrefix', () => this.store.deletePrefix(prefix), false)
+  }
+
+  stop(): void {
+    this.#deadlines.stop()
+  }
+
+  async #run<T>(operation: string, call: () => Promise<T>, bounded = true): Promise<T> {
+    if (!this.#breaker.allow()) {
+      throw this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs()))
+    }
+    try {
+      const result = await (bounded ? this.#deadlines.race(call()) : call())
+      this.#breaker.success()
+      return result
+    } catch (error) {
+      this.#breaker.failure()
+      throw this.#report(
+        operation,
+        error instanceof L2TimeoutError
+          ? new L2TimeoutError(operation, this.#deadlines.timeoutMs)
+          : new L2Error(operation, { cause: error }),
+      )
+    }
+  }
+
+  #report(operation: string, error: Error): Error {
+    if (channels.l2Error.hasSubscribers) channels.l2Error.publish({ operation, error })
+    return error
+  }
+}

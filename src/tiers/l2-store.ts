@@ -1,0 +1,40 @@
+// The narrow interface every shared (L2) store implements. The read path sees only this; Redis details stay behind it.
+
+/** One value to write with its time to live. */
+export interface L2Write {
+  readonly key: string
+  readonly value: Uint8Array
+  /** Time to live in ms, at least 1. */
+  readonly ttlMs: number
+}
+
+/** Connection state of an L2 store as the store sees it. */
+export type L2Status = 'connecting' | 'ready' | 'reconnecting' | 'closed'
+
+/**
+ * A shared store of bytes with TTLs. Methods may reject (connection lost, server error); the cache wraps every call
+ * in a timeout and a circuit breaker, so an implementation need not add its own.
+ */
+export interface L2Store {
+  /** Short name for events and errors, e.g. `redis`. */
+  readonly name: string
+  readonly status: L2Status
+  get(key: string): Promise<Uint8Array | null>
+  /** One round trip for all keys; the result is in the order of `keys`. */
+  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]>
+  set(key: string, value: Uint8Array, ttlMs: number): Promise<void>
+  /** One round trip for all writes (a pipeline). */
+  setMany(writes: readonly L2Write[]): Promise<void>
+  /** Deletes the keys; resolves to how many existed. */
+  delete(keys: readonly string[]): Promise<number>
+  /** Deletes every key starting with `prefix`, incrementally (never a blocking KEYS); resolves to how many. */
+  deletePrefix(prefix: string): Promise<number>
+  /** Starts connecting; resolves when ready. Rejections are retried in the background by the store itself. */
+  connect(): Promise<void>
+  /** Releases connections the store opened itself. A client passed in by the user is left open. */
+  close(): Promise<void>
+  /** Registers a listener for connection errors and state changes; called once by the cache. */
+  onEvent(listener: (event: L2StoreEvent) => void): void
+}
+
+export type L2StoreEvent = { type: 'error'; error: unknown } | { type: 'status'; status: L2Status }

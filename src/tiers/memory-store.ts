@@ -1,0 +1,288 @@
+// L1: a bounded in-process LRU store of decoded values, with per-entry TTL and an optional byte budget.
+import { systemClock, type Clock } from '../core/clock.js'
+import { EntryTooLargeError, InvalidOptionError } from '../errors.js'
+
+export interface MemoryStoreOptions<V = unknown> {
+  /**
+   * Most entries held; the least recently used is evicted past it. Required: an unbounded L1 is refused.
+   * @example 10_000
+   */
+  maxEntries: number
+  /**
+   * Optional byte budget over the entries' estimated sizes; least recently used entries are evicted past it.
+   * Sizes come from `sizeOf`, from `set(..., { size })`, or from a structural estimate.
+   */
+  maxBytes?: number
+  /** Size of a value in bytes, for `maxBytes`. @default a structural estimate (strings 2 bytes a character) */
+  sizeOf?: (value: V, key: string) => number
+  /** Time source for TTLs, in milliseconds. @default Date.now */
+  clock?: Clock
+}
+
+export interface MemorySetOptions {
+  /** Time to live in milliseconds; the entry is gone once it has passed. @default no expiry */
+  ttl?: number
+  /** Size in bytes for the byte budget; overrides `sizeOf`. */
+  size?: number
+}
+
+interface Node<V> {
+  key: string
+  value: V
+  /** Epoch ms after which the entry is gone; Infinity for none. */
+  expiresAt: number
+  size: number
+  /** Towards the most recently used end. */
+  newer: Node<V> | undefined
+  /** Towards the least recently used end. */
+  older: Node<V> | undefined
+}
+
+/**
+ * A bounded in-process store: least-recently-used eviction by entry count and optional byte budget, and a TTL per
+ * entry. A hit is a `Map` lookup, a clock read and four pointer writes: no allocation.
+ *
+ * @example
+ * const store = new MemoryStore<string>({ maxEntries: 1000 })
+ * store.set('a', 'alpha', { ttl: 60_000 })
+ * store.get('a') // 'alpha'
+ */
+export class MemoryStore<V = unknown> {
+  readonly maxEntries: number
+  readonly maxBytes: number
+  readonly #sizeOf: ((value: V, key: string) => number) | undefined
+  readonly #clock: Clock
+  readonly #map = new Map<string, Node<V>>()
+  /** Most recently used. */
+  #newest: Node<V> | undefined
+  /** Least recently used: evicted first. */
+  #oldest: Node<V> | undefined
+  #bytes = 0
+  #evictions = 0
+
+  constructor(options: MemoryStoreOptions<V>) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidOptionError('MemoryStore options', options, 'an object such as { maxEntries: 10_000 }')
+    }
+    const { maxEntries, maxBytes, sizeOf, clock } = options
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw new InvalidOptionError(
+        'maxEntries',
+        maxEntries,
+        'a positive whole number of entries (an unbounded L1 grows until the process runs out of memory)',
+      )
+    }
+    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1)) {
+      throw new InvalidOptionError('maxBytes', maxBytes, 'a positive whole number of bytes, or leave it out')
+    }
+    if (sizeOf !== undefined && typeof sizeOf !== 'function') {
+      throw new InvalidOptionError('sizeOf', sizeOf, 'a function (value, key) => bytes')
+    }
+    if (clock !== undefined && typeof clock?.now !== 'function') {
+      throw new InvalidOptionError(
+        'clock',
+        clock,
+        'an object with a now() method returning epoch milliseconds',
+      )
+    }
+    this.maxEntries = maxEntries
+    this.maxBytes = maxBytes ?? Infinity
+    this.#sizeOf = sizeOf
+    this.#clock = clock ?? systemClock
+  }
+
+  /** Number of entries held, including expired ones not yet noticed. */
+  get size(): number {
+    return this.#map.size
+  }
+
+  /** Sum of the held entries' sizes in bytes (0 unless sizes are tracked: `maxBytes`, `sizeOf` or `size`). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** Entries evicted for room (not counting expiry or delete) since the store was made. */
+  get evictions(): number {
+    return this.#evictions
+  }
+
+  /** The value for `key`, marking it most recently used; undefined when absent or expired. */
+  get(key: string): V | undefined {
+    const node = this.#map.get(key)
+    if (node === undefined) return undefined
+    if (node.expiresAt !== Infinity && node.expiresAt <= this.#clock.now()) {
+      this.#remove(node)
+      return undefined
+    }
+    if (node !== this.#newest) this.#touch(node)
+    return node.value
+  }
+
+  /** The value for `key` without marking it used; undefined when absent or expired. */
+  peek(key: string): V | undefined {
+    const node = this.#map.get(key)
+    if (node === undefined || (node.expiresAt !== Infinity && node.expiresAt <= this.#clock.now()))
+      return undefined
+    return node.value
+  }
+
+  /** Whether an unexpired entry exists for `key`, without marking it used. */
+  has(key: string): boolean {
+    const node = this.#map.get(key)
+    return node !== undefined && (node.expiresAt === Infinity || node.expiresAt > this.#clock.now())
+  }
+
+  /** Remaining time to live of `key` in ms: Infinity for no TTL, undefined when absent or expired. */
+  ttl(key: string): number | undefined {
+    const node = this.#map.get(key)
+    if (node === undefined) return undefined
+    const remaining = node.expiresAt - this.#clock.now()
+    return remaining > 0 ? remaining : undefined
+  }
+
+  /**
+   * Stores `value` under `key`, evicting least recently used entries past the bounds.
+   * A `ttl` of 0 or less stores nothing and removes any previous entry.
+   * @throws EntryTooLargeError when the entry alone exceeds `maxBytes`.
+   */
+  set(key: string, value: V, options?: MemorySetOptions): this {
+    const ttl = options?.ttl
+    const expiresAt = ttl === undefined ? Infinity : this.#clock.now() + ttl
+    if (ttl !== undefined && !(ttl > 0)) {
+      this.delete(key)
+      return this
+    }
+    const size = this.#measure(key, value, options?.size)
+    if (size > this.maxBytes) {
+      this.delete(key)
+      throw new EntryTooLargeError(key, size, this.maxBytes)
+    }
+    const existing = this.#map.get(key)
+    if (existing !== undefined) {
+      this.#bytes += size - existing.size
+      existing.value = value
+      existing.expiresAt = expiresAt
+      existing.size = size
+      if (existing !== this.#newest) this.#touch(existing)
+    } else {
+      const node: Node<V> = { key, value, expiresAt, size, newer: undefined, older: this.#newest }
+      if (this.#newest !== undefined) this.#newest.newer = node
+      this.#newest = node
+      this.#oldest ??= node
+      this.#map.set(key, node)
+      this.#bytes += size
+    }
+    this.#evictPastBounds()
+    return this
+  }
+
+  /** Removes `key`; true when an entry was there. */
+  delete(key: string): boolean {
+    const node = this.#map.get(key)
+    if (node === undefined) return false
+    this.#remove(node)
+    return true
+  }
+
+  /** Removes every entry whose key starts with `prefix`; returns how many. */
+  deletePrefix(prefix: string): number {
+    let removed = 0
+    for (const [key, node] of this.#map) {
+      if (key.startsWith(prefix)) {
+        this.#remove(node)
+        removed++
+      }
+    }
+    return removed
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    this.#map.clear()
+    this.#newest = undefined
+    this.#oldest = undefined
+    this.#bytes = 0
+  }
+
+  /** Keys from most to least recently used, expired ones included until noticed. */
+  *keys(): IterableIterator<string> {
+    for (let node = this.#newest; node !== undefined; node = node.older) yield node.key
+  }
+
+  #measure(key: string, value: V, given: number | undefined): number {
+    if (given !== undefined) return given
+    if (this.#sizeOf !== undefined) return this.#sizeOf(value, key)
+    if (this.maxBytes === Infinity) return 0
+    return estimateSize(value) + key.length * 2
+  }
+
+  #touch(node: Node<V>): void {
+    // Unlink from its place, then link at the newest end.
+    const { newer, older } = node
+    if (newer !== undefined) newer.older = older
+    if (older !== undefined) older.newer = newer
+    if (this.#oldest === node) this.#oldest = newer
+    node.older = this.#newest
+    node.newer = undefined
+    if (this.#newest !== undefined) this.#newest.newer = node
+    this.#newest = node
+  }
+
+  #remove(node: Node<V>): void {
+    const { newer, older } = node
+    if (newer !== undefined) newer.older = older
+    else this.#newest = older
+    if (older !== undefined) older.newer = newer
+    else this.#oldest = newer
+    this.#map.delete(node.key)
+    this.#bytes -= node.size
+  }
+
+  #evictPastBounds(): void {
+    while (this.#oldest !== undefined && (this.#map.size > this.maxEntries || this.#bytes > this.maxBytes)) {
+      this.#remove(this.#oldest)
+      this.#evictions++
+    }
+  }
+}
+
+/**
+ * A rough size in bytes of a JavaScript value: strings at 2 bytes a character, numbers at 8, objects as the sum of
+ * their keys and values plus a small overhead. Bounded in depth and in work so a huge or cyclic value stays cheap.
+ */
+export function estimateSize(value: unknown): number {
+  let budget = 10_000
+  const seen = new Set<object>()
+  const walk = (v: unknown, depth: number): number => {
+    if (--budget < 0) return 0
+    switch (typeof v) {
+      case 'string':
+        return 16 + v.length * 2
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+        return 8
+      case 'bigint':
+        return 16
+      case 'object': {
+        if (v === null) return 8
+        if (seen.has(v) || depth > 32) return 0
+        seen.add(v)
+        if (ArrayBuffer.isView(v)) return 64 + v.byteLength
+        let total = 32
+        if (Array.isArray(v)) {
+          for (const item of v) total += 8 + walk(item, depth + 1)
+        } else {
+          for (const k in v) {
+            if (Object.hasOwn(v, k))
+              total += 16 + k.length * 2 + walk((v as Record<string, unknown>)[k], depth + 1)
+          }
+        }
+        return total
+      }
+      default:
+        return 16
+    }
+  }
+  return walk(value, 0)
+}

@@ -1,0 +1,161 @@
+// Starts real redis-server processes on free loopback ports for tests, and lets tests kill, pause and restart them.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** Stops the server for good (SIGKILL if it does not exit on SIGTERM). */
+  stop(): Promise<void>
+  /** Kills the process abruptly (SIGKILL), as a crash would. */
+  kill(): Promise<void>
+  /** Freezes the process (SIGSTOP): connections stay open but nothing answers. */
+  pause(): void
+  /** Thaws a paused process (SIGCONT). */
+  resume(): void
+  /** Starts the server again on the same port (after kill or stop), empty. */
+  restart(): Promise<void>
+  /** Sends one command over a fresh connection and returns the raw reply text (for INFO, CONFIG, DEBUG…). */
+  command(...args: string[]): Promise<string>
+}
+
+/** A free TCP port on 127.0.0.1, found by binding port 0. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
+    })
+  })
+}
+
+/** Starts a redis-server that keeps nothing on disk, on a free loopback port. */
+export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'strata-redis-'))
+  let child: ChildProcess | undefined
+
+  const launch = async () => {
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    proc.on('error', (error) => {
+      throw new Error(
+        `Could not start redis-server (${error.message}). Install it: apt-get install -y redis-server`,
+      )
+    })
+    child = proc
+    await waitForPing(port, 5_000)
+  }
+
+  const exited = (proc: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve()
+      else proc.once('exit', () => resolve())
+    })
+
+  await launch()
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      const proc = child
+      if (!proc) return
+      child = undefined
+      proc.kill('SIGCONT')
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 2_000)
+      await exited(proc)
+      clearTimeout(timer)
+      rmSync(dir, { recursive: true, force: true })
+    },
+    async kill() {
+      const proc = child
+      if (!proc) return
+      child = undefined
+      proc.kill('SIGKILL')
+      await exited(proc)
+    },
+    pause() {
+      child?.kill('SIGSTOP')
+    },
+    resume() {
+      child?.kill('SIGCONT')
+    },
+    async restart() {
+      await server.kill()
+      await launch()
+    },
+    command: (...args) => rawCommand(port, args),
+  }
+  return server
+}
+
+/** Sends one RESP command on a fresh socket and resolves with the raw reply once it looks complete. */
+function rawCommand(port: number, args: string[], timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    let reply = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`redis on ${port} did not answer ${args[0]} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    socket.on('data', (data) => {
+      reply += data.toString('utf8')
+      if (isComplete(reply)) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(reply)
+      }
+    })
+    socket.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''))
+  })
+}
+
+function isComplete(reply: string): boolean {
+  if (!reply.endsWith('\r\n')) return false
+  if (reply[0] !== '$') return true
+  const header = reply.indexOf('\r\n')
+  const length = Number(reply.slice(1, header))
+  return length < 0 || Buffer.byteLength(reply) >= header + 2 + length + 2
+}
+
+async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if ((await rawCommand(port, ['PING'], 500)).startsWith('+PONG')) return
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
