@@ -155,8 +155,7 @@ export class Namespace<P, V> {
    */
   async getMany(list: readonly P[]): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
-    if (!Array.isArray(list as unknown))
-      throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
+    if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
     const keys = list.map((params) => this.#keys.build(params))
     const results = new Array<V>(list.length)
     const waits: Promise<unknown>[] = []
