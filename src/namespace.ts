@@ -153,7 +153,9 @@ export class Namespace<P, V> {
    * missing is loaded with one `loadMany` call, or with `load` per key concurrently. Keys already loading join
    * their flight. Rejects with the first error if any key fails (the others are still cached).
    */
-  async getMany(list: readonly P[]): Promise<V[]> {
+  async getMany<const L extends readonly P[]>(
+    list: L & NoInfer<{ readonly [I in keyof L]: CheckedParams<L[I], P> }>,
+  ): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
     if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
     const keys = list.map((params) => this.#keys.build(params))

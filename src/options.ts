@@ -187,7 +187,7 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   negativeTtl?: Duration
   /**
    * L1 for this namespace: `false` to skip it, or a shorter L1 TTL. The L1 copy never outlives the L2 entry.
-   * @default { ttl: ttl }
+   * @default the entry's own freshness (ttl plus its jitter)
    */
   l1?: false | { ttl?: Duration }
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
@@ -211,7 +211,7 @@ export interface ResolvedNamespaceOptions {
   readonly ttlMs: number
   readonly jitterMs: number
   readonly negativeTtlMs: number
-  /** 0 when this namespace skips L1. */
+  /** Longest life of an L1 copy: Infinity to follow the entry's freshness, 0 when this namespace skips L1. */
   readonly l1TtlMs: number
   readonly owner: string | undefined
   readonly description: string | undefined
@@ -249,7 +249,8 @@ export function resolveNamespaceOptions<P, V>(
   if (l1 !== undefined && l1 !== false && (l1 === null || typeof l1 !== 'object')) {
     throw new InvalidOptionError(at('l1'), l1, "`false` or an object such as { ttl: '30s' }")
   }
-  const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? ttlMs : parseDuration(l1.ttl, at('l1.ttl'))
+  // By default an L1 copy lives as long as the entry is fresh (TTL plus its jitter), so jitter spreads L1 expiry too.
+  const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
   for (const fn of ['load', 'loadMany'] as const) {

@@ -14,8 +14,8 @@ export interface RedisClientLike {
   close(): Promise<unknown>
   destroy(): void
   sendCommand(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown>
-  on(event: string, listener: (...args: never[]) => void): unknown
-  off(event: string, listener: (...args: never[]) => void): unknown
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+  off(event: string, listener: (...args: unknown[]) => void): unknown
 }
 
 export interface RedisStoreOptions {

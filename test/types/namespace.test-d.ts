@@ -1,0 +1,114 @@
+import { describe, expectTypeOf, it } from 'vitest'
+import { createCache, type Namespace, type Scalar } from 'stratacache'
+
+const cache = createCache({ service: 'types' })
+
+interface Product {
+  id: number
+  name: string
+}
+declare function fetchProduct(tenant: string, id: number, locale: string): Promise<Product | null>
+
+const products = cache.namespace('product', {
+  key: 'tenant:{tenantId}:product:{productId}',
+  dimensions: ['locale', 'currency'],
+  ttl: '5m',
+  load: async ({ tenantId, productId, locale, currency }) => {
+    expectTypeOf(tenantId).toEqualTypeOf<Scalar>()
+    expectTypeOf(currency).toEqualTypeOf<Scalar>()
+    return fetchProduct(String(tenantId), Number(productId), String(locale))
+  },
+})
+
+describe('namespace typing', () => {
+  it('infers key parameters from the template and dimensions, and the value from load', () => {
+    expectTypeOf(products).toEqualTypeOf<
+      Namespace<
+        {
+          readonly tenantId: Scalar
+          readonly productId: Scalar
+          readonly locale: Scalar
+          readonly currency: Scalar
+        },
+        Product | null
+      >
+    >()
+    expectTypeOf(
+      products.get({ tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }),
+    ).toEqualTypeOf<Promise<Product | null>>()
+    expectTypeOf(products.getMany).returns.toEqualTypeOf<Promise<(Product | null)[]>>()
+    expectTypeOf(products.peek).returns.toEqualTypeOf<Promise<Product | null | undefined>>()
+  })
+
+  it('rejects a missing, extra, empty or non-scalar parameter at compile time', () => {
+    // @ts-expect-error currency is missing
+    void products.get({ tenantId: 't1', productId: 42, locale: 'en' })
+    // @ts-expect-error region is not declared
+    void products.get({ tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR', region: 'eu' })
+    // @ts-expect-error an empty string literal can never name an entry
+    void products.get({ tenantId: '', productId: 42, locale: 'en', currency: 'EUR' })
+    // @ts-expect-error an object is not a scalar
+    void products.get({ tenantId: 't1', productId: { id: 42 }, locale: 'en', currency: 'EUR' })
+    // @ts-expect-error null is not a scalar
+    void products.set({ tenantId: 't1', productId: null, locale: 'en', currency: 'EUR' }, null)
+    // @ts-expect-error extra parameter on delete
+    void products.delete({ tenantId: 't1', productId: 1, locale: 'en', currency: 'EUR', x: 1 })
+    // @ts-expect-error missing parameter in a getMany item
+    void products.getMany([{ tenantId: 't1', productId: 1, locale: 'en' }])
+    const fine = { tenantId: 't1', productId: 1, locale: 'en', currency: 'EUR' } as const
+    void products.getMany([
+      fine,
+      // @ts-expect-error empty parameter in a getMany item
+      { tenantId: '', productId: 1, locale: 'en', currency: 'EUR' },
+    ])
+    // @ts-expect-error extra parameter in a getMany item
+    void products.getMany([{ tenantId: 't1', productId: 1, locale: 'en', currency: 'EUR', x: 1 }])
+    const list: { tenantId: string; productId: number; locale: string; currency: string }[] = []
+    void products.getMany(list)
+    // A string variable is fine: its emptiness is checked at run time.
+    const tenantId: string = 't1'
+    void products.get({ tenantId, productId: 1, locale: 'en', currency: 'EUR' })
+  })
+
+  it('checks the value type on set', () => {
+    void products.set({ tenantId: 't1', productId: 1, locale: 'en', currency: 'EUR' }, { id: 1, name: 'x' })
+    // @ts-expect-error name is missing from the value
+    void products.set({ tenantId: 't1', productId: 1, locale: 'en', currency: 'EUR' }, { id: 1 })
+  })
+
+  it('narrows parameter types when the loader annotates them', () => {
+    const typed = cache.namespace('typed', {
+      key: 'product:{productId}',
+      ttl: '1m',
+      load: ({ productId }: { productId: number }) => ({ id: productId }),
+    })
+    expectTypeOf(typed.get({ productId: 1 })).toEqualTypeOf<Promise<{ id: number }>>()
+    // @ts-expect-error productId was declared a number
+    void typed.get({ productId: '1' })
+  })
+
+  it('refuses an annotated loader that does not take every key parameter', () => {
+    cache.namespace('broken', {
+      key: 'product:{productId}:{variant}',
+      ttl: '1m',
+      // @ts-expect-error variant is missing from the loader's parameter type
+      load: ({ productId }: { productId: number }) => productId,
+    })
+  })
+
+  it('types a namespace without parameters as taking an empty object', () => {
+    const settings = cache.namespace('settings', { key: 'all', ttl: '1m', load: () => ({ theme: 'dark' }) })
+    expectTypeOf(settings.get({})).toEqualTypeOf<Promise<{ theme: string }>>()
+    // @ts-expect-error no parameter is declared
+    void settings.get({ id: 1 })
+  })
+
+  it('infers the value from loadMany when there is no load', () => {
+    const batch = cache.namespace('batch', {
+      key: 'k:{id}',
+      ttl: '1m',
+      loadMany: (list) => list.map(() => 1),
+    })
+    expectTypeOf(batch.getMany([{ id: 1 }])).toEqualTypeOf<Promise<number[]>>()
+  })
+})
