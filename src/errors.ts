@@ -67,7 +67,9 @@ export class InvalidKeyParamError extends StrataError {
   ) {
     super(
       `Key parameter \`${param}\` of namespace "${namespace}" ${problemText[problem]}` +
-        (problem === 'missing' || problem === 'extra' ? '' : ` (got ${describe(value)})`) +
+        (problem === 'missing' || problem === 'extra' || problem === 'empty'
+          ? ''
+          : ` (got ${describe(value)})`) +
         `. The namespace expects exactly: ${expectedParams.map((p) => `\`${p}\``).join(', ') || 'no parameters'}.`,
     )
   }

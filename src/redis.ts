@@ -1,2 +1,2 @@
-// Public entry of 'stratacache/redis': the Redis L2 store (needs the `redis` package, node-redis 5 or 6).
+// Public entry of 'stratacache/redis': the Redis L2 store (needs the `redis` package, node-redis 6).
 export { redisStore, RedisStore, type RedisStoreOptions, type RedisClientLike } from './tiers/redis-store.js'

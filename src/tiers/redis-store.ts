@@ -4,7 +4,7 @@ import { InvalidOptionError } from '../errors.js'
 import type { L2Status, L2Store, L2StoreEvent, L2Write } from './l2-store.js'
 
 /**
- * The slice of a node-redis client that the store uses. Any `createClient()` result (node-redis 5 or 6) fits.
+ * The slice of a node-redis client that the store uses. Any node-redis 6 `createClient()` result fits.
  * Keeping the surface this narrow lets an ioredis or Redis Cluster adapter follow without touching the read path.
  */
 export interface RedisClientLike {

@@ -1,0 +1,75 @@
+// `npm start`: a short tour of stratacache on embedded defaults (L1 only), or with Redis when REDIS_URL is set.
+import { createCache } from 'stratacache'
+import { redisStore } from 'stratacache/redis'
+
+const redisUrl = process.env.REDIS_URL
+const cache = createCache({
+  service: 'catalog',
+  l1: { maxEntries: 10_000 },
+  ...(redisUrl ? { l2: redisStore({ url: redisUrl }) } : {}),
+})
+
+// A pretend database: 40 ms a query, and it counts its queries.
+let queries = 0
+const db = {
+  async product(tenantId: string, productId: number, locale: string, currency: string) {
+    queries++
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    if (productId > 1_000) return null
+    return { tenantId, productId, name: locale === 'de' ? 'Schraube' : 'Screw', price: `1.99 ${currency}` }
+  },
+}
+
+const products = cache.namespace('product', {
+  key: 'tenant:{tenantId}:product:{productId}',
+  dimensions: ['locale', 'currency'],
+  schemaVersion: 1,
+  ttl: '5m',
+  jitter: '30s',
+  owner: 'team-catalog',
+  load: ({ tenantId, productId, locale, currency }) =>
+    db.product(String(tenantId), Number(productId), String(locale), String(currency)),
+})
+
+async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const started = performance.now()
+  const value = await work()
+  console.log(
+    `${label.padEnd(52)} ${(performance.now() - started).toFixed(2).padStart(7)} ms   db queries: ${queries}`,
+  )
+  return value
+}
+
+console.log(
+  `stratacache tour: ${redisUrl ? `L1 + Redis at ${redisUrl}` : 'L1 only (set REDIS_URL to add Redis as L2)'}\n`,
+)
+const params = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
+console.log('key:', products.key(params), '\n')
+
+await timed('first get: miss, loads from the db', () => products.get(params))
+await timed('second get: L1 hit', () => products.get(params))
+await timed('another locale is another entry: miss', () => products.get({ ...params, locale: 'de' }))
+await timed('1,000 concurrent gets of a cold key: one db query', () =>
+  Promise.all(Array.from({ length: 1_000 }, () => products.get({ ...params, productId: 7 }))),
+)
+await timed('getMany of 20 products (4 cached): loads 16', () =>
+  products.getMany(
+    Array.from({ length: 20 }, (_, i) => ({ ...params, productId: i < 4 ? [42, 7][i % 2]! : 100 + i })),
+  ),
+)
+const missing = await timed('a product that does not exist: cached as null', () =>
+  products.get({ ...params, productId: 5_000 }),
+)
+await timed('asking again: negative entry, no db query', () => products.get({ ...params, productId: 5_000 }))
+console.log(`\nmissing product is ${String(missing)}`)
+
+try {
+  await products.get({ ...params, tenantId: '' })
+} catch (error) {
+  console.log(
+    `\nbad input is a typed error (${(error as { code: string }).code}):\n  ${(error as Error).message}`,
+  )
+}
+
+console.log('\nstats:', JSON.stringify(cache.stats().namespaces.product))
+await cache.close()

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest'
+import { parseDuration } from '../../src/core/duration.js'
+import { CircuitBreaker, type CircuitState } from '../../src/policies/circuit-breaker.js'
+import { Deadlines } from '../../src/policies/deadline.js'
+import { InvalidOptionError } from 'stratacache'
+
+describe('circuit breaker', () => {
+  function breaker() {
+    let now = 0
+    const changes: CircuitState[] = []
+    const b = new CircuitBreaker(
+      { failureThreshold: 3, breakMs: 1_000 },
+      () => now,
+      (s) => changes.push(s),
+    )
+    return { b, changes, advance: (ms: number) => (now += ms) }
+  }
+
+  it('opens after the threshold of consecutive failures, and a success resets the count', () => {
+    const { b, changes } = breaker()
+    b.failure()
+    b.failure()
+    b.success()
+    b.failure()
+    b.failure()
+    expect(b.state).toBe('closed')
+    b.failure()
+    expect(b.state).toBe('open')
+    expect(b.allow()).toBe(false)
+    expect(changes).toEqual(['open'])
+  })
+
+  it('lets exactly one probe through after the break; its success closes the circuit', () => {
+    const { b, changes, advance } = breaker()
+    for (let i = 0; i < 3; i++) b.failure()
+    advance(999)
+    expect(b.retryInMs()).toBe(1)
+    expect(b.allow()).toBe(false)
+    advance(1)
+    expect(b.allow()).toBe(true)
+    expect(b.state).toBe('half-open')
+    expect(b.allow()).toBe(false)
+    b.success()
+    expect(b.state).toBe('closed')
+    expect(changes).toEqual(['open', 'half-open', 'closed'])
+  })
+
+  it('reopens when the probe fails, and late failures of calls sent earlier do not extend the break', () => {
+    const { b, advance } = breaker()
+    for (let i = 0; i < 3; i++) b.failure()
+    advance(500)
+    b.failure() // a call sent before the circuit opened fails late
+    expect(b.retryInMs()).toBe(500)
+    advance(500)
+    expect(b.allow()).toBe(true)
+    b.failure()
+    expect(b.state).toBe('open')
+    expect(b.retryInMs()).toBe(1_000)
+  })
+})
+
+describe('deadlines', () => {
+  it('passes through values and errors that settle in time', async () => {
+    const d = new Deadlines(1_000, () => new Error('late'))
+    await expect(d.race(Promise.resolve(1))).resolves.toBe(1)
+    await expect(d.race(Promise.reject(new Error('own')))).rejects.toThrow('own')
+    d.stop()
+  })
+
+  it('rejects with the timeout error once the deadline passes, and ignores the late result', async () => {
+    const d = new Deadlines(20, () => new Error('timed out'))
+    let settle!: (v: string) => void
+    const slow = new Promise<string>((resolve) => (settle = resolve))
+    const raced = d.race(slow)
+    await expect(raced).rejects.toThrow('timed out')
+    settle('late')
+    await expect(d.race(Promise.resolve('next'))).resolves.toBe('next')
+    d.stop()
+  })
+
+  it('times out many pending calls in order with one timer and stops it when the queue empties', async () => {
+    const d = new Deadlines(10, () => new Error('t'))
+    const never = new Promise<never>(() => {})
+    const results = await Promise.allSettled(Array.from({ length: 2_000 }, () => d.race(never)))
+    expect(results.every((r) => r.status === 'rejected')).toBe(true)
+    d.stop()
+  })
+})
+
+describe('durations', () => {
+  it.each([
+    [250, 250],
+    ['250ms', 250],
+    ['30s', 30_000],
+    ['1.5s', 1_500],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['2d', 172_800_000],
+    [' 10 s ', 10_000],
+  ])('parses %j as %d ms', (input, ms) => {
+    expect(parseDuration(input, 'ttl')).toBe(ms)
+  })
+
+  it.each([['5 minutes'], ['-1s'], [-5], [NaN], [Infinity], ['1w'], [null], [{}]])(
+    'refuses %j naming the option',
+    (input) => {
+      expect(() => parseDuration(input, 'product.ttl')).toThrow(InvalidOptionError)
+      expect(() => parseDuration(input, 'product.ttl')).toThrow(/`product.ttl`.*'30s'/)
+    },
+  )
+})
