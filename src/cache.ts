@@ -1,5 +1,6 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
 import type { Entry } from './codecs/envelope.js'
+import { sampledClock } from './core/clock.js'
 import type { CacheRuntime } from './core/runtime.js'
 import type { KeyParams } from './core/keys.js'
 import {
@@ -20,7 +21,7 @@ import {
 import type { CircuitState } from './policies/circuit-breaker.js'
 import { L2Guard } from './policies/l2-guard.js'
 import type { L2Status } from './tiers/l2-store.js'
-import { MemoryStore } from './tiers/memory-store.js'
+import { LruList } from './tiers/lru-list.js'
 
 /** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
 export interface CacheStats {
@@ -42,11 +43,12 @@ export function createCache(options: CacheOptions): Cache {
 export class Cache {
   readonly service: string
   readonly options: ResolvedCacheOptions
-  readonly #l1: MemoryStore<Entry> | undefined
+  readonly #l1: LruList<Entry> | undefined
   readonly #l2: L2Guard | undefined
   readonly #namespaces = new Map<string, Namespace<never, unknown>>()
   readonly #abort = new AbortController()
   readonly #background = new Set<Promise<unknown>>()
+  readonly #onClose: (() => void)[] = []
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closed = false
   #closing: Promise<void> | undefined
@@ -55,14 +57,7 @@ export class Cache {
     this.options = resolveCacheOptions(options)
     const o = this.options
     this.service = o.service
-    this.#l1 =
-      o.l1 === false
-        ? undefined
-        : new MemoryStore<Entry>({
-            maxEntries: o.l1.maxEntries,
-            ...(o.l1.maxBytes === undefined ? {} : { maxBytes: o.l1.maxBytes }),
-            clock: o.clock,
-          })
+    this.#l1 = o.l1 === false ? undefined : new LruList<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
     if (o.l2 !== undefined) {
       this.#l2 = new L2Guard(o.l2, o.l2TimeoutMs, {
         failureThreshold: o.failureThreshold,
@@ -81,14 +76,17 @@ export class Cache {
     this.#runtime = {
       service: o.service,
       l1: this.#l1,
-      l1TracksBytes: o.l1 !== false && o.l1.maxBytes !== undefined,
       l2: this.#l2,
       serializer: o.serializer,
       clock: o.clock,
+      hitClock: sampledClock(o.clock),
       random: o.random,
       maxKeyLength: o.maxKeyLength,
       signal: this.#abort.signal,
       closed: false,
+      onClose: (release) => {
+        this.#onClose.push(release)
+      },
       background: (work) => {
         this.#background.add(work)
         void work.finally(() => this.#background.delete(work))
@@ -169,7 +167,7 @@ export class Cache {
     await Promise.allSettled([...this.#background])
     this.#l2?.stop()
     await this.options.l2?.close()
-    this.#l1?.clear()
+    for (const release of this.#onClose.splice(0)) release()
   }
 }
 

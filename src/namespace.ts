@@ -14,6 +14,8 @@ import {
 import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { L2Write } from './tiers/l2-store.js'
+import type { LruList, LruOwner } from './tiers/lru-list.js'
+import { ParamIndex, type IndexedNode } from './core/param-index.js'
 
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
@@ -68,12 +70,20 @@ export class Namespace<P, V> {
   /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
   readonly prefix: string
   readonly #rt: CacheRuntime
+  readonly #clock: CacheRuntime['clock']
+  readonly #hitClock: CacheRuntime['clock']
   readonly #keys: KeySchema
-  /** The shared L1, or undefined when this namespace skips it. */
-  readonly #l1: CacheRuntime['l1']
+  /** The cache's shared L1 recency list and budget, or undefined when this namespace skips L1. */
+  readonly #l1: LruList<Entry> | undefined
+  /** This namespace's L1 index: one Map level per parameter, so a hit builds no key string. */
+  readonly #l1Index: ParamIndex<Entry>
+  readonly #l1Owner: LruOwner<Entry> = {
+    unindex: (node) => this.#l1Index.remove(node as IndexedNode<Entry>),
+  }
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
+  /** Loads under way, by index key. */
   readonly #flights = new Map<string, Flight<V>>()
   readonly #counters: Counters = {
     l1Hits: 0,
@@ -93,6 +103,8 @@ export class Namespace<P, V> {
     functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'load' | 'loadMany'>,
   ) {
     this.#rt = runtime
+    this.#clock = runtime.clock
+    this.#hitClock = runtime.hitClock
     this.name = options.name
     this.options = options
     this.#keys = new KeySchema({
@@ -104,9 +116,11 @@ export class Namespace<P, V> {
       maxKeyLength: runtime.maxKeyLength,
     })
     this.prefix = this.#keys.prefix
+    this.#l1Index = new ParamIndex<Entry>(this.#keys)
     this.#l1 = options.l1TtlMs > 0 ? runtime.l1 : undefined
     this.#load = functions.load
     this.#loadMany = functions.loadMany
+    runtime.onClose(() => this.#dropL1())
   }
 
   /** Parameter names in key order (placeholders, then dimensions sorted). */
@@ -128,24 +142,27 @@ export class Namespace<P, V> {
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('get'))
+    let id: string
     let key: string
     try {
+      // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
+      // built, nothing decoded, nothing allocated but the promise.
+      if (this.#l1 !== undefined) {
+        const entry = this.#l1Get(params)
+        if (entry !== undefined) {
+          this.#counters.l1Hits++
+          if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+          return Promise.resolve(entry.value as V)
+        }
+      }
+      id = this.#keys.indexKey(params)
+      const flight = this.#flights.get(id)
+      if (flight !== undefined) return flight.promise
       key = this.#keys.build(params)
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))
     }
-    // The hot path: an L1 hit is a Map lookup and a clock read, nothing decoded, nothing allocated but the promise.
-    if (this.#l1 !== undefined) {
-      const entry = this.#l1.get(key)
-      if (entry !== undefined) {
-        this.#counters.l1Hits++
-        if (channels.hit.hasSubscribers) channels.hit.publish({ namespace: this.name, key, tier: 'l1' })
-        return Promise.resolve(entry.value as V)
-      }
-    }
-    const flight = this.#flights.get(key)
-    if (flight !== undefined) return flight.promise
-    return this.#startFlight(key, params)
+    return this.#startFlight(id, key, params)
   }
 
   /**
@@ -158,33 +175,38 @@ export class Namespace<P, V> {
   ): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
     if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
-    const keys = list.map((params) => this.#keys.build(params))
+    const ids = list.map((params) => this.#keys.indexKey(params))
     const results = new Array<V>(list.length)
     const waits: Promise<unknown>[] = []
     const wanted = new Map<string, { params: P; indices: number[] }>()
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!
-      const entry = this.#l1?.get(key)
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!
+      const entry = this.#l1 === undefined ? undefined : this.#l1Get(list[i])
       if (entry !== undefined) {
         this.#counters.l1Hits++
-        if (channels.hit.hasSubscribers) channels.hit.publish({ namespace: this.name, key, tier: 'l1' })
+        if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
         results[i] = entry.value as V
         continue
       }
-      const flight = this.#flights.get(key)
+      const flight = this.#flights.get(id)
       if (flight !== undefined) {
         waits.push(flight.promise.then((value) => (results[i] = value)))
       } else {
-        const request = wanted.get(key)
+        const request = wanted.get(id)
         if (request !== undefined) request.indices.push(i)
-        else wanted.set(key, { params: list[i]!, indices: [i] })
+        else wanted.set(id, { params: list[i]!, indices: [i] })
       }
     }
     if (wanted.size > 0) {
-      const batch = [...wanted].map(([key, { params }]) => ({ key, params, flight: this.#batchFlight(key) }))
+      const batch = [...wanted].map(([id, { params }]) => ({
+        id,
+        key: this.#keys.build(params),
+        params,
+        flight: this.#batchFlight(id),
+      }))
       void this.#fetchBatch(batch)
-      for (const { key, flight } of batch) {
-        const indices = wanted.get(key)!.indices
+      for (const { id, flight } of batch) {
+        const indices = wanted.get(id)!.indices
         waits.push(flight.promise.then((value) => indices.forEach((i) => (results[i] = value))))
       }
     }
@@ -196,7 +218,7 @@ export class Namespace<P, V> {
   async peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
     if (this.#rt.closed) throw new CacheClosedError('peek')
     const key = this.#keys.build(params)
-    const entry = this.#l1?.peek(key) ?? (await this.#readL2(key))
+    const entry = this.#l1Peek(params) ?? (await this.#readL2(key))
     return entry?.value as V | undefined
   }
 
@@ -208,11 +230,12 @@ export class Namespace<P, V> {
    */
   async set<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('set')
+    const id = this.#keys.indexKey(params)
     const key = this.#keys.build(params)
-    this.#cancelFlight(key)
+    this.#cancelFlight(id)
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
-    if (this.#rt.l2 !== undefined || this.#rt.l1TracksBytes) {
+    if (this.#needsBytes()) {
       try {
         bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
       } catch (cause) {
@@ -220,7 +243,7 @@ export class Namespace<P, V> {
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(key, entry, bytes?.byteLength)
+    this.#fillL1(params, id, entry, bytes?.byteLength)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         await this.#rt.l2.set(key, bytes, entry.staleUntil - entry.createdAt)
@@ -237,9 +260,10 @@ export class Namespace<P, V> {
    */
   async delete<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('delete')
+    const id = this.#keys.indexKey(params)
     const key = this.#keys.build(params)
-    this.#cancelFlight(key)
-    this.#l1?.delete(key)
+    this.#cancelFlight(id)
+    this.#l1Delete(params)
     if (this.#rt.l2 !== undefined) {
       try {
         await this.#rt.l2.delete([key])
@@ -259,7 +283,7 @@ export class Namespace<P, V> {
     if (this.#rt.closed) throw new CacheClosedError('clear')
     for (const flight of this.#flights.values()) flight.cancelled = true
     this.#flights.clear()
-    this.#rt.l1?.deletePrefix(this.prefix)
+    this.#dropL1()
     if (this.#rt.l2 === undefined) return 0
     try {
       return await this.#rt.l2.deletePrefix(this.prefix)
@@ -278,38 +302,38 @@ export class Namespace<P, V> {
 
   // --- the miss path ---------------------------------------------------------------------------------------
 
-  #startFlight(key: string, params: P): Promise<V> {
+  #startFlight(id: string, key: string, params: P): Promise<V> {
     const flight = { cancelled: false } as Flight<V>
-    flight.promise = this.#fetch(key, params, flight)
-    this.#flights.set(key, flight)
+    flight.promise = this.#fetch(id, key, params, flight)
+    this.#flights.set(id, flight)
     const settle = () => {
-      if (this.#flights.get(key) === flight) this.#flights.delete(key)
+      if (this.#flights.get(id) === flight) this.#flights.delete(id)
     }
     flight.promise.then(settle, settle)
     return flight.promise
   }
 
-  async #fetch(key: string, params: P, flight: Flight<V>): Promise<V> {
+  async #fetch(id: string, key: string, params: P, flight: Flight<V>): Promise<V> {
     const fromL2 = await this.#readL2(key)
     if (fromL2 !== undefined) {
       this.#hitL2(key)
       // Another caller may have written this key while we read L2; then its value wins in L1.
-      if (!flight.cancelled) this.#fillL1(key, fromL2)
+      if (!flight.cancelled) this.#fillL1(params, id, fromL2)
       return fromL2.value as V
     }
     this.#miss(key)
     if (this.#load === undefined) {
       if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
       const [value] = await this.#callLoadMany([key], [params])
-      this.#store(key, value as V, flight)
+      this.#store(params, id, key, value as V, flight)
       return value as V
     }
     const value = await this.#callLoad(key, params)
-    this.#store(key, value, flight)
+    this.#store(params, id, key, value, flight)
     return value
   }
 
-  #batchFlight(key: string): BatchFlight<V> {
+  #batchFlight(id: string): BatchFlight<V> {
     let resolve!: (value: V) => void
     let reject!: (error: unknown) => void
     const promise = new Promise<V>((res, rej) => {
@@ -317,16 +341,16 @@ export class Namespace<P, V> {
       reject = rej
     })
     const flight: BatchFlight<V> = { promise, cancelled: false, resolve, reject }
-    this.#flights.set(key, flight)
+    this.#flights.set(id, flight)
     const settle = () => {
-      if (this.#flights.get(key) === flight) this.#flights.delete(key)
+      if (this.#flights.get(id) === flight) this.#flights.delete(id)
     }
     promise.then(settle, settle)
     return flight
   }
 
   /** Settles every flight of the batch exactly once, whatever fails. */
-  async #fetchBatch(batch: { key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
+  async #fetchBatch(batch: { id: string; key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
     try {
       const entries = await this.#readL2Many(batch.map((b) => b.key))
       const missing: typeof batch = []
@@ -338,7 +362,7 @@ export class Namespace<P, V> {
           return
         }
         this.#hitL2(item.key)
-        if (!item.flight.cancelled) this.#fillL1(item.key, entry)
+        if (!item.flight.cancelled) this.#fillL1(item.params, item.id, entry)
         item.flight.resolve(entry.value as V)
       })
       if (missing.length === 0) return
@@ -350,7 +374,7 @@ export class Namespace<P, V> {
         const writes: L2Write[] = []
         missing.forEach((item, i) => {
           const value = values[i] as V
-          this.#store(item.key, value, item.flight, writes)
+          this.#store(item.params, item.id, item.key, value, item.flight, writes)
           item.flight.resolve(value)
         })
         this.#writeL2(writes)
@@ -360,7 +384,7 @@ export class Namespace<P, V> {
           missing.map(async (item) => {
             try {
               const value = await this.#callLoad(item.key, item.params, load)
-              this.#store(item.key, value, item.flight)
+              this.#store(item.params, item.id, item.key, value, item.flight)
               item.flight.resolve(value)
             } catch (error) {
               item.flight.reject(error)
@@ -464,11 +488,11 @@ export class Namespace<P, V> {
       }
       return undefined
     }
-    return result.entry.freshUntil > this.#rt.clock.now() ? result.entry : undefined
+    return result.entry.freshUntil > this.#clock.now() ? result.entry : undefined
   }
 
   #newEntry(value: V): Entry<V> {
-    const now = this.#rt.clock.now()
+    const now = this.#clock.now()
     const { ttlMs, jitterMs, negativeTtlMs } = this.options
     const ttl =
       value === null || value === undefined ? negativeTtlMs : ttlMs + Math.round(this.#rt.random() * jitterMs)
@@ -479,11 +503,11 @@ export class Namespace<P, V> {
    * Caches a freshly loaded value in L1 and L2 unless a write raced the load. L2 is written in the background:
    * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
    */
-  #store(key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
+  #store(params: P, id: string, key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
     if (flight.cancelled) return
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
-    if (this.#rt.l2 !== undefined || this.#rt.l1TracksBytes) {
+    if (this.#needsBytes()) {
       try {
         bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
       } catch (cause) {
@@ -497,7 +521,7 @@ export class Namespace<P, V> {
         }
       }
     }
-    this.#fillL1(key, entry, bytes?.byteLength)
+    this.#fillL1(params, id, entry, bytes?.byteLength)
     if (bytes === undefined || this.#rt.l2 === undefined) return
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (writes !== undefined) writes.push(write)
@@ -513,23 +537,86 @@ export class Namespace<P, V> {
   }
 
   /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
-  #fillL1(key: string, entry: Entry, size?: number): void {
+  #fillL1(params: unknown, id: string, entry: Entry, size = 0): void {
     const l1 = this.#l1
     if (l1 === undefined) return
-    const ttl = Math.min(this.options.l1TtlMs, entry.freshUntil - this.#rt.clock.now())
-    if (ttl <= 0) return
-    try {
-      l1.set(key, entry, size === undefined ? { ttl } : { ttl, size })
-    } catch {
-      // Larger than the whole L1 byte budget: serve it without keeping it in L1.
+    const now = this.#clock.now()
+    const ttl = Math.min(this.options.l1TtlMs, entry.freshUntil - now)
+    const existing = this.#l1Index.find(params)
+    if (ttl <= 0 || size > l1.maxBytes) {
+      // Expired already, or larger than the whole L1 budget: serve it without keeping it in L1.
+      if (existing !== undefined) this.#l1Remove(existing)
+      return
     }
+    if (existing !== undefined) {
+      existing.value = entry
+      existing.expiresAt = now + ttl
+      l1.resize(existing, size)
+      return
+    }
+    const node: IndexedNode<Entry> = {
+      key: id,
+      value: entry,
+      expiresAt: now + ttl,
+      size,
+      owner: this.#l1Owner,
+      newer: undefined,
+      older: undefined,
+      path: [],
+      texts: [],
+    }
+    this.#l1Index.insert(params, node)
+    l1.add(node)
   }
 
-  #cancelFlight(key: string): void {
-    const flight = this.#flights.get(key)
+  /** The fresh L1 entry for `params`, marked used; an expired one is dropped. Throws for invalid parameters. */
+  #l1Get(params: unknown): Entry | undefined {
+    const node = this.#l1Index.find(params)
+    if (node === undefined) return undefined
+    if (node.expiresAt <= this.#hitClock.now()) {
+      this.#l1Remove(node)
+      return undefined
+    }
+    this.#l1!.touch(node)
+    return node.value
+  }
+
+  #l1Peek(params: unknown): Entry | undefined {
+    if (this.#l1 === undefined) return undefined
+    const node = this.#l1Index.find(params)
+    return node === undefined || node.expiresAt <= this.#clock.now() ? undefined : node.value
+  }
+
+  #l1Delete(params: unknown): void {
+    if (this.#l1 === undefined) return
+    const node = this.#l1Index.find(params)
+    if (node !== undefined) this.#l1Remove(node)
+  }
+
+  #l1Remove(node: IndexedNode<Entry>): void {
+    this.#l1Index.remove(node)
+    this.#l1!.remove(node)
+  }
+
+  #dropL1(): void {
+    if (this.#l1 !== undefined) for (const node of this.#l1Index.nodes()) this.#l1.remove(node)
+    this.#l1Index.clear()
+  }
+
+  /** Whether values must be encoded: for L2, or to measure them against an L1 byte budget. */
+  #needsBytes(): boolean {
+    return this.#rt.l2 !== undefined || (this.#l1 !== undefined && this.#l1.maxBytes !== Infinity)
+  }
+
+  #cancelFlight(id: string): void {
+    const flight = this.#flights.get(id)
     if (flight === undefined) return
     flight.cancelled = true
-    this.#flights.delete(key)
+    this.#flights.delete(id)
+  }
+
+  #publishHit(params: unknown, tier: 'l1' | 'l2'): void {
+    channels.hit.publish({ namespace: this.name, key: this.#keys.build(params), tier })
   }
 
   #hitL2(key: string): void {

@@ -6,6 +6,7 @@ import { NAME_PATTERN, type KeyParams } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
+import { validateBounds } from './tiers/memory-store.js'
 
 export type { Duration }
 
@@ -99,6 +100,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (l1 !== false && (l1 === null || typeof l1 !== 'object')) {
     throw new InvalidOptionError('l1', l1, '`false` or an object such as { maxEntries: 10_000 }')
   }
+  if (l1 !== false) validateBounds(l1.maxEntries, l1.maxBytes, 'l1.')
   if (l2 !== undefined && (l2 === null || typeof l2 !== 'object' || typeof l2.get !== 'function')) {
     throw new InvalidOptionError(
       'l2',

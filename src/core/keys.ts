@@ -26,6 +26,9 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
 const SAFE_TEXT = /^[A-Za-z0-9_.-]+$/
 const RESERVED_BY_URI_ENCODING = /[!'()*~]/g
 
+/** Joins parameter texts in the in-process index key. */
+const INDEX_SEPARATOR = '\u0000'
+
 /** Marks a hashed key. Never produced by escaping nor allowed in a literal segment, so hashed keys cannot collide with plain ones. */
 const HASH_MARK = '#'
 
@@ -64,6 +67,8 @@ export class KeySchema {
   readonly prefix: string
   /** Parameter names in key order: placeholders as in the template, then dimensions sorted. */
   readonly params: readonly string[]
+  /** Parameter names in L1 index order: dimensions sorted (usually few values), then placeholders in order. */
+  readonly levels: readonly string[]
   readonly #namespace: string
   /** Literal text between parameter values: `literals[0] + v0 + literals[1] + ... + literals[n]`. */
   readonly #literals: readonly string[]
@@ -151,6 +156,7 @@ export class KeySchema {
     literals.push(pending)
     this.#literals = literals
     this.params = [...placeholders, ...sortedDimensions]
+    this.levels = [...sortedDimensions, ...placeholders]
   }
 
   /**
@@ -158,6 +164,53 @@ export class KeySchema {
    * @throws InvalidKeyParamError naming the first missing, undeclared, empty or non-scalar parameter.
    */
   build(params: unknown): string {
+    const record = this.record(params)
+    const names = this.params
+    const literals = this.#literals
+    let key = literals[0]!
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!
+      const value = record[name]
+      const escaped = escapeKeyText(this.text(name, value))
+      if (escaped === undefined) throw this.#error(name, 'lone-surrogate', value)
+      key += escaped + literals[i + 1]!
+    }
+    this.checkCount(record)
+    return key.length > this.#maxKeyLength ? this.#hashed(key) : key
+  }
+
+  /**
+   * A short key naming the same entry as `build(params)` within this namespace, for the in-process index: the
+   * parameters' texts joined by NUL, with no escaping and no prefix, because hashing a long freshly built string
+   * costs several times more than building it. Validates like `build` (a lone surrogate is only caught by
+   * `build`: such a key never reaches L1). A text holding NUL falls back to NUL + the full key; no joined key
+   * starts with NUL (texts are non-empty), so the two forms never collide.
+   * @throws InvalidKeyParamError like `build`.
+   */
+  indexKey(params: unknown): string {
+    const record = this.record(params)
+    const names = this.params
+    let key = ''
+    let hasSeparator = false
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!
+      const value = record[name]
+      let text: string
+      if (typeof value === 'string') {
+        if (value.length === 0) throw this.#error(name, 'empty', value)
+        if (value.includes(INDEX_SEPARATOR)) hasSeparator = true
+        text = value
+      } else {
+        text = this.text(name, value)
+      }
+      key = i === 0 ? text : key + INDEX_SEPARATOR + text
+    }
+    this.checkCount(record)
+    return hasSeparator ? INDEX_SEPARATOR + this.build(params) : key
+  }
+
+  /** `params` as a record, or an InvalidArgumentError when it is not an object. */
+  record(params: unknown): Record<string, unknown> {
     if (params === null || typeof params !== 'object') {
       throw new InvalidArgumentError(
         'params',
@@ -165,45 +218,36 @@ export class KeySchema {
         `an object of key parameters (${this.params.join(', ') || 'none'})`,
       )
     }
-    const names = this.params
-    const literals = this.#literals
-    const record = params as Record<string, unknown>
-    let key = literals[0]!
-    for (let i = 0; i < names.length; i++) {
-      key += this.#text(names[i]!, record[names[i]!]) + literals[i + 1]!
-    }
-    // Count own keys only after the declared ones passed: the common error (a missing one) gets its own message.
-    let count = 0
-    for (const name in record) {
-      if (Object.hasOwn(record, name)) count++
-    }
-    if (count !== names.length) this.#throwExtra(record)
-    return key.length > this.#maxKeyLength ? this.#hashed(key) : key
+    return params as Record<string, unknown>
   }
 
-  #text(name: string, value: unknown): string {
-    let text: string
+  /**
+   * Refuses undeclared parameters, once the declared ones were read. Counts what `for…in` sees (own and inherited
+   * enumerable properties, as property reads do) without a per-key `hasOwn` call: the hot path pays one loop.
+   */
+  checkCount(record: Record<string, unknown>): void {
+    let count = 0
+    for (const _ in record) count++
+    if (count !== this.params.length) this.#throwExtra(record)
+  }
+
+  /** The text of one parameter value, validated; not yet escaped. */
+  text(name: string, value: unknown): string {
     switch (typeof value) {
       case 'string':
         if (value.length === 0) throw this.#error(name, 'empty', value)
-        text = value
-        break
+        return value
       case 'number':
         if (!Number.isFinite(value)) throw this.#error(name, 'not-finite', value)
-        text = String(value)
-        break
+        return String(value)
       case 'bigint':
       case 'boolean':
-        text = String(value)
-        break
+        return String(value)
       case 'undefined':
         throw this.#error(name, 'missing', value)
       default:
         throw this.#error(name, 'not-scalar', value)
     }
-    const escaped = escapeKeyText(text)
-    if (escaped === undefined) throw this.#error(name, 'lone-surrogate', value)
-    return escaped
   }
 
   #hashed(key: string): string {
@@ -211,13 +255,12 @@ export class KeySchema {
     return this.prefix + HASH_MARK + digest
   }
 
-  #throwExtra(record: Record<string, unknown>): never {
-    for (const name of Object.keys(record)) {
+  #throwExtra(record: Record<string, unknown>): void {
+    for (const name in record) {
       if (!this.params.includes(name)) throw this.#error(name, 'extra', record[name])
     }
-    // Every own key is declared, so a declared one was only inherited: refuse it as missing.
-    const inherited = this.params.find((name) => !Object.hasOwn(record, name)) ?? this.params[0]!
-    throw this.#error(inherited, 'missing', undefined)
+    // Fewer enumerable properties than parameters, all declared: some were read through non-enumerable
+    // properties (getters). Every declared value was already read and validated, so the key is sound.
   }
 
   #error(name: string, problem: ConstructorParameters<typeof InvalidKeyParamError>[2], value: unknown) {

@@ -2,23 +2,26 @@
 import type { Entry } from '../codecs/envelope.js'
 import type { Serializer } from '../codecs/serializer.js'
 import type { L2Guard } from '../policies/l2-guard.js'
-import type { MemoryStore } from '../tiers/memory-store.js'
+import type { LruList } from '../tiers/lru-list.js'
 import type { Clock } from './clock.js'
 
 /** Internal: the cache-wide state every namespace reads. Not exported from the package. */
 export interface CacheRuntime {
   readonly service: string
-  readonly l1: MemoryStore<Entry> | undefined
-  /** Whether L1 tracks a byte budget (then entry sizes are measured on write). */
-  readonly l1TracksBytes: boolean
+  /** The L1 recency list and budget that every namespace's L1 index shares; undefined when L1 is off. */
+  readonly l1: LruList<Entry> | undefined
   readonly l2: L2Guard | undefined
   readonly serializer: Serializer
   readonly clock: Clock
+  /** The clock for L1 expiry checks on the hit path: `sampledClock(clock)`. */
+  readonly hitClock: Clock
   readonly random: () => number
   readonly maxKeyLength: number
   /** Aborted when the cache closes; handed to loaders. */
   readonly signal: AbortSignal
   readonly closed: boolean
+  /** Registers work to run when the cache closes (namespaces drop their L1 index). */
+  onClose(release: () => void): void
   /** Tracks a background promise (an L2 write after a load) so `close()` can wait for it. Must not reject. */
   background(work: Promise<unknown>): void
 }

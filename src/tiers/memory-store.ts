@@ -1,6 +1,7 @@
 // L1: a bounded in-process LRU store of decoded values, with per-entry TTL and an optional byte budget.
 import { systemClock, type Clock } from '../core/clock.js'
 import { EntryTooLargeError, InvalidOptionError } from '../errors.js'
+import { LruList, type LruNode, type LruOwner } from './lru-list.js'
 
 export interface MemoryStoreOptions<V = unknown> {
   /**
@@ -26,18 +27,6 @@ export interface MemorySetOptions {
   size?: number
 }
 
-interface Node<V> {
-  key: string
-  value: V
-  /** Epoch ms after which the entry is gone; Infinity for none. */
-  expiresAt: number
-  size: number
-  /** Towards the most recently used end. */
-  newer: Node<V> | undefined
-  /** Towards the least recently used end. */
-  older: Node<V> | undefined
-}
-
 /**
  * A bounded in-process store: least-recently-used eviction by entry count and optional byte budget, and a TTL per
  * entry. A hit is a `Map` lookup, a clock read and four pointer writes: no allocation.
@@ -47,34 +36,20 @@ interface Node<V> {
  * store.set('a', 'alpha', { ttl: 60_000 })
  * store.get('a') // 'alpha'
  */
-export class MemoryStore<V = unknown> {
+export class MemoryStore<V = unknown> implements LruOwner<V> {
   readonly maxEntries: number
   readonly maxBytes: number
   readonly #sizeOf: ((value: V, key: string) => number) | undefined
   readonly #clock: Clock
-  readonly #map = new Map<string, Node<V>>()
-  /** Most recently used. */
-  #newest: Node<V> | undefined
-  /** Least recently used: evicted first. */
-  #oldest: Node<V> | undefined
-  #bytes = 0
-  #evictions = 0
+  readonly #map = new Map<string, LruNode<V>>()
+  readonly #list: LruList<V>
 
   constructor(options: MemoryStoreOptions<V>) {
     if (options === null || typeof options !== 'object') {
       throw new InvalidOptionError('MemoryStore options', options, 'an object such as { maxEntries: 10_000 }')
     }
     const { maxEntries, maxBytes, sizeOf, clock } = options
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new InvalidOptionError(
-        'maxEntries',
-        maxEntries,
-        'a positive whole number of entries (an unbounded L1 grows until the process runs out of memory)',
-      )
-    }
-    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1)) {
-      throw new InvalidOptionError('maxBytes', maxBytes, 'a positive whole number of bytes, or leave it out')
-    }
+    validateBounds(maxEntries, maxBytes, '')
     if (sizeOf !== undefined && typeof sizeOf !== 'function') {
       throw new InvalidOptionError('sizeOf', sizeOf, 'a function (value, key) => bytes')
     }
@@ -89,21 +64,22 @@ export class MemoryStore<V = unknown> {
     this.maxBytes = maxBytes ?? Infinity
     this.#sizeOf = sizeOf
     this.#clock = clock ?? systemClock
+    this.#list = new LruList<V>(this.maxEntries, this.maxBytes)
   }
 
   /** Number of entries held, including expired ones not yet noticed. */
   get size(): number {
-    return this.#map.size
+    return this.#list.size
   }
 
   /** Sum of the held entries' sizes in bytes (0 unless sizes are tracked: `maxBytes`, `sizeOf` or `size`). */
   get bytes(): number {
-    return this.#bytes
+    return this.#list.bytes
   }
 
   /** Entries evicted for room (not counting expiry or delete) since the store was made. */
   get evictions(): number {
-    return this.#evictions
+    return this.#list.evictions
   }
 
   /** The value for `key`, marking it most recently used; undefined when absent or expired. */
@@ -114,7 +90,7 @@ export class MemoryStore<V = unknown> {
       this.#remove(node)
       return undefined
     }
-    if (node !== this.#newest) this.#touch(node)
+    this.#list.touch(node)
     return node.value
   }
 
@@ -147,11 +123,11 @@ export class MemoryStore<V = unknown> {
    */
   set(key: string, value: V, options?: MemorySetOptions): this {
     const ttl = options?.ttl
-    const expiresAt = ttl === undefined ? Infinity : this.#clock.now() + ttl
     if (ttl !== undefined && !(ttl > 0)) {
       this.delete(key)
       return this
     }
+    const expiresAt = ttl === undefined ? Infinity : this.#clock.now() + ttl
     const size = this.#measure(key, value, options?.size)
     if (size > this.maxBytes) {
       this.delete(key)
@@ -159,20 +135,22 @@ export class MemoryStore<V = unknown> {
     }
     const existing = this.#map.get(key)
     if (existing !== undefined) {
-      this.#bytes += size - existing.size
       existing.value = value
       existing.expiresAt = expiresAt
-      existing.size = size
-      if (existing !== this.#newest) this.#touch(existing)
+      this.#list.resize(existing, size)
     } else {
-      const node: Node<V> = { key, value, expiresAt, size, newer: undefined, older: this.#newest }
-      if (this.#newest !== undefined) this.#newest.newer = node
-      this.#newest = node
-      this.#oldest ??= node
+      const node: LruNode<V> = {
+        key,
+        value,
+        expiresAt,
+        size,
+        owner: this,
+        newer: undefined,
+        older: undefined,
+      }
       this.#map.set(key, node)
-      this.#bytes += size
+      this.#list.add(node)
     }
-    this.#evictPastBounds()
     return this
   }
 
@@ -198,15 +176,23 @@ export class MemoryStore<V = unknown> {
 
   /** Removes every entry. */
   clear(): void {
+    for (const node of this.#map.values()) this.#list.remove(node)
     this.#map.clear()
-    this.#newest = undefined
-    this.#oldest = undefined
-    this.#bytes = 0
   }
 
   /** Keys from most to least recently used, expired ones included until noticed. */
   *keys(): IterableIterator<string> {
-    for (let node = this.#newest; node !== undefined; node = node.older) yield node.key
+    for (const node of this.#list.nodes()) yield node.key
+  }
+
+  /** @internal Called by the list when it evicts one of this store's nodes. */
+  unindex(node: LruNode<V>): void {
+    if (this.#map.get(node.key) === node) this.#map.delete(node.key)
+  }
+
+  #remove(node: LruNode<V>): void {
+    this.#map.delete(node.key)
+    this.#list.remove(node)
   }
 
   #measure(key: string, value: V, given: number | undefined): number {
@@ -215,34 +201,23 @@ export class MemoryStore<V = unknown> {
     if (this.maxBytes === Infinity) return 0
     return estimateSize(value) + key.length * 2
   }
+}
 
-  #touch(node: Node<V>): void {
-    // Unlink from its place, then link at the newest end.
-    const { newer, older } = node
-    if (newer !== undefined) newer.older = older
-    if (older !== undefined) older.newer = newer
-    if (this.#oldest === node) this.#oldest = newer
-    node.older = this.#newest
-    node.newer = undefined
-    if (this.#newest !== undefined) this.#newest.newer = node
-    this.#newest = node
+/** Checks L1 bounds: a positive whole `maxEntries` (required) and an optional positive whole `maxBytes`. */
+export function validateBounds(maxEntries: unknown, maxBytes: unknown, path: string): void {
+  if (!Number.isSafeInteger(maxEntries) || (maxEntries as number) < 1) {
+    throw new InvalidOptionError(
+      `${path}maxEntries`,
+      maxEntries,
+      'a positive whole number of entries (an unbounded L1 grows until the process runs out of memory)',
+    )
   }
-
-  #remove(node: Node<V>): void {
-    const { newer, older } = node
-    if (newer !== undefined) newer.older = older
-    else this.#newest = older
-    if (older !== undefined) older.newer = newer
-    else this.#oldest = newer
-    this.#map.delete(node.key)
-    this.#bytes -= node.size
-  }
-
-  #evictPastBounds(): void {
-    while (this.#oldest !== undefined && (this.#map.size > this.maxEntries || this.#bytes > this.maxBytes)) {
-      this.#remove(this.#oldest)
-      this.#evictions++
-    }
+  if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || (maxBytes as number) < 1)) {
+    throw new InvalidOptionError(
+      `${path}maxBytes`,
+      maxBytes,
+      'a positive whole number of bytes, or leave it out',
+    )
   }
 }
 

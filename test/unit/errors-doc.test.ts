@@ -19,8 +19,7 @@ describe('error catalogue', () => {
 
   it('exports every error class, each a StrataError with its code and class name', () => {
     const classes = Object.values(api).filter(
-      (v): v is new (...args: never[]) => api.StrataError =>
-        typeof v === 'function' && v.prototype instanceof api.StrataError,
+      (v) => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof api.StrataError,
     )
     expect(classes.length).toBe(codesInSource.length)
     const error = new api.L2TimeoutError('get', 100)

@@ -119,11 +119,11 @@ describe('key building', () => {
       )
     })
 
-    it('refuses a declared parameter that is only inherited from the prototype', () => {
+    it('reads parameters as property access does (through the prototype), and refuses inherited extras', () => {
       const s = schema('item:{id}')
-      expect(() => s.build(Object.create({ id: 1 }) as object)).toThrow(
-        /`id` of namespace "product" is missing/,
-      )
+      expect(s.build(Object.create({ id: 1 }) as object)).toBe('catalog:product:v2:item:1')
+      const withExtra = Object.assign(Object.create({ region: 'eu' }) as object, { id: 1 })
+      expect(() => s.build(withExtra)).toThrow(/`region` of namespace "product" is not declared/)
     })
   })
 
