@@ -61,7 +61,7 @@ const missing = await timed('a product that does not exist: cached as null', () 
   products.get({ ...params, productId: 5_000 }),
 )
 await timed('asking again: negative entry, no db query', () => products.get({ ...params, productId: 5_000 }))
-console.log(`\nmissing product is ${String(missing)}`)
+console.log(`\nmissing product is ${JSON.stringify(missing)}`)
 
 // The compiler rejects an empty literal; input that arrives at run time is checked at run time.
 const tenantFromRequest: string = ''

@@ -47,21 +47,31 @@ export class L2Guard {
     return this.#run('delete', () => this.store.delete(keys))
   }
 
-  /** Not bounded by the per-call timeout: it runs many SCAN steps. The breaker still applies. */
-  deletePrefix(prefix: string): Promise<number> {
-    return this.#run('deletePrefix', () => this.store.deletePrefix(prefix), false)
+  /**
+   * Deletes every key starting with `prefix`: SCAN steps and UNLINK batches, each bounded by the L2 timeout, so a
+   * paused or unreachable Redis makes it reject instead of hang. The prefix holds no glob character.
+   */
+  async deletePrefix(prefix: string, count = 500): Promise<number> {
+    let cursor = '0'
+    let deleted = 0
+    do {
+      const step = await this.#run('scan', () => this.store.scan(prefix + '*', cursor, count))
+      cursor = step.cursor
+      if (step.keys.length > 0) deleted += await this.delete(step.keys)
+    } while (cursor !== '0')
+    return deleted
   }
 
   stop(): void {
     this.#deadlines.stop()
   }
 
-  async #run<T>(operation: string, call: () => Promise<T>, bounded = true): Promise<T> {
+  async #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow()) {
       throw this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs()))
     }
     try {
-      const result = await (bounded ? this.#deadlines.race(call()) : call())
+      const result = await this.#deadlines.race(call())
       this.#breaker.success()
       return result
     } catch (error) {

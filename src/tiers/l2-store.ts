@@ -27,8 +27,11 @@ export interface L2Store {
   setMany(writes: readonly L2Write[]): Promise<void>
   /** Deletes the keys; resolves to how many existed. */
   delete(keys: readonly string[]): Promise<number>
-  /** Deletes every key starting with `prefix`, incrementally (never a blocking KEYS); resolves to how many. */
-  deletePrefix(prefix: string): Promise<number>
+  /**
+   * One step of an incremental scan (never a blocking KEYS) for keys matching a glob `pattern`. Start with cursor
+   * `'0'`; the scan is complete when the returned cursor is `'0'` again. The cache bounds each step by its timeout.
+   */
+  scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
   /** Starts connecting; resolves when ready. Rejections are retried in the background by the store itself. */
   connect(): Promise<void>
   /** Releases connections the store opened itself. A client passed in by the user is left open. */

@@ -31,15 +31,14 @@ export interface RedisStoreOptions {
   client?: RedisClientLike
   /**
    * Extra node-redis options for a client made from `url` (TLS, ACL user, database…). The store sets
-   * `disableOfflineQueue` so commands fail fast while disconnected, and a capped backoff reconnect strategy.
+   * `disableOfflineQueue` so commands fail fast while disconnected, and reconnects by itself with capped backoff
+   * (node-redis's own reconnect loop is switched off: its sleep cannot be cancelled, so `close()` could not end it).
    */
   clientOptions?: RedisClientOptions
   /** How long one connection attempt may take, in ms. @default 1000 */
   connectTimeout?: number
   /** Longest wait between reconnection attempts, in ms. @default 2000 */
   maxReconnectDelay?: number
-  /** Keys deleted per SCAN step when clearing a namespace. @default 500 */
-  scanCount?: number
 }
 
 const bufferReplies = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } }
@@ -59,10 +58,13 @@ export class RedisStore implements L2Store {
   readonly name = 'redis'
   readonly #client: RedisClientLike
   readonly #ownsClient: boolean
-  readonly #scanCount: number
+  readonly #maxReconnectDelay: number
   #status: L2Status = 'connecting'
   #listener: (event: L2StoreEvent) => void = () => {}
-  #connecting: Promise<void> | undefined
+  /** The connection attempt under way (owned clients only). */
+  #attempt: Promise<void> | undefined
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #failedAttempts = 0
   #closed = false
 
   constructor(options: RedisStoreOptions) {
@@ -73,14 +75,7 @@ export class RedisStore implements L2Store {
         "an object such as { url: 'redis://127.0.0.1:6379' }",
       )
     }
-    const {
-      url,
-      client,
-      clientOptions,
-      connectTimeout = 1000,
-      maxReconnectDelay = 2000,
-      scanCount = 500,
-    } = options
+    const { url, client, clientOptions, connectTimeout = 1000, maxReconnectDelay = 2000 } = options
     if ((url === undefined) === (client === undefined)) {
       throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
     }
@@ -94,29 +89,23 @@ export class RedisStore implements L2Store {
     if (client !== undefined && typeof client?.sendCommand !== 'function') {
       throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
     }
-    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay, scanCount })) {
+    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
       if (!Number.isSafeInteger(value) || value < 1) {
-        throw new InvalidOptionError(`redisStore.${name}`, value, 'a positive whole number')
+        throw new InvalidOptionError(`redisStore.${name}`, value, 'a positive whole number of milliseconds')
       }
     }
-    this.#scanCount = scanCount
-    if (client !== undefined) {
-      this.#client = client
+    this.#maxReconnectDelay = maxReconnectDelay
+    if (url === undefined) {
+      this.#client = client as RedisClientLike
       this.#ownsClient = false
     } else {
       this.#ownsClient = true
       this.#client = createClient({
         ...clientOptions,
-        url: url as string,
+        url,
         disableOfflineQueue: true,
-        socket: {
-          ...clientOptions?.socket,
-          connectTimeout,
-          // Exponential backoff with jitter, capped: a restarted Redis is found again within `maxReconnectDelay`.
-          reconnectStrategy: (retries: number) =>
-            Math.min(maxReconnectDelay, 50 * 2 ** Math.min(retries, 10)) * (0.8 + Math.random() * 0.2),
-        },
-      }) as unknown as RedisClientLike
+        socket: { ...clientOptions?.socket, connectTimeout, reconnectStrategy: false },
+      })
     }
     this.#client.on('error', this.#onError)
     this.#client.on('ready', this.#onReady)
@@ -133,27 +122,23 @@ export class RedisStore implements L2Store {
     this.#listener = listener
   }
 
+  /** Resolves when connected; rejects when this attempt fails (an owned client then retries by itself). */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('redis store is closed'))
     if (this.#client.isReady) return Promise.resolve()
-    if (this.#client.isOpen) {
-      // Opened by its owner and still connecting: wait for 'ready'.
-      return new Promise((resolve) => {
-        const ready = () => {
-          this.#client.off('ready', ready)
-          resolve()
-        }
-        this.#client.on('ready', ready)
-      })
-    }
-    this.#connecting ??= this.#client.connect().then(
-      () => undefined,
+    if (!this.#ownsClient) return this.#whenReadyOrFailed()
+    this.#attempt ??= this.#client.connect().then(
+      () => {
+        this.#attempt = undefined
+        this.#failedAttempts = 0
+      },
       (error: unknown) => {
-        this.#connecting = undefined
+        this.#attempt = undefined
+        this.#scheduleReconnect()
         throw error
       },
     )
-    return this.#connecting
+    return this.#attempt
   }
 
   async get(key: string): Promise<Uint8Array | null> {
@@ -179,67 +164,93 @@ export class RedisStore implements L2Store {
     return (await this.#send(['UNLINK', ...keys])) as number
   }
 
-  async deletePrefix(prefix: string): Promise<number> {
-    // The prefix holds only [A-Za-z0-9_.:-] and `v`; none of them is a glob character, so it matches literally.
-    const pattern = prefix + '*'
-    let cursor = '0'
-    let deleted = 0
-    do {
-      const reply = (await this.#send([
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        String(this.#scanCount),
-      ])) as [string, string[]]
-      cursor = String(reply[0])
-      const keys = reply[1]
-      if (keys.length > 0) deleted += await this.delete(keys)
-    } while (cursor !== '0')
-    return deleted
-  }
-
-  /**
-   * Sends a command. During the very first connection attempt it waits for the connection (the cache's L2 timeout
-   * bounds that wait) so a cache used right after createCache() does not miss L2; once connected, a lost
-   * connection makes commands fail at once (no offline queue) instead of piling up.
-   */
-  #send(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown> {
-    if (this.#status === 'connecting' && this.#connecting !== undefined && !this.#client.isReady) {
-      return this.#connecting.then(() => this.#client.sendCommand(args, options))
-    }
-    return this.#client.sendCommand(args, options)
+  async scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
+    const reply = (await this.#send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)])) as [
+      string | Buffer,
+      (string | Buffer)[],
+    ]
+    return { cursor: String(reply[0]), keys: reply[1].map(String) }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearTimeout(this.#retryTimer)
     this.#client.off('error', this.#onError)
     this.#client.off('ready', this.#onReady)
     this.#client.off('reconnecting', this.#onReconnecting)
     this.#client.off('end', this.#onEnd)
     this.#status = 'closed'
     if (!this.#ownsClient) return
-    if (this.#client.isOpen) {
+    if (this.#client.isReady) {
       try {
         await this.#client.close()
+        return
       } catch {
-        this.#client.destroy()
+        // fall through to destroy
       }
-    } else {
-      // Not connected (Redis down, reconnect loop running): destroy stops the loop so the process can exit.
-      this.#client.destroy()
     }
+    // Not connected, or connecting: destroy drops the socket at once so the process can exit.
+    if (this.#client.isOpen) this.#client.destroy()
+  }
+
+  /**
+   * Sends a command. While a connection attempt is under way (the first one, or a reconnection) it waits for that
+   * attempt, which settles on success or failure (the cache's L2 timeout bounds the wait), so a cache used right
+   * after createCache() does not miss L2. Otherwise a lost connection makes commands fail at once (no offline
+   * queue) instead of piling up.
+   */
+  #send(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown> {
+    if (this.#attempt !== undefined && !this.#client.isReady) {
+      return this.#attempt.then(() => this.#client.sendCommand(args, options))
+    }
+    return this.#client.sendCommand(args, options)
+  }
+
+  /** Reconnection of an owned client: capped exponential backoff with jitter, on an unref'd timer close() clears. */
+  #scheduleReconnect(): void {
+    if (this.#closed || !this.#ownsClient || this.#retryTimer !== undefined || this.#attempt !== undefined)
+      return
+    this.#setStatus('reconnecting')
+    const delay =
+      Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(this.#failedAttempts++, 10)) *
+      (0.8 + Math.random() * 0.2)
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      // A failed attempt schedules the next one itself; nobody else awaits this promise.
+      this.connect().catch(() => {})
+    }, delay).unref()
+  }
+
+  /** For a client owned by the user: resolves on its next 'ready', rejects on its next 'error'. */
+  #whenReadyOrFailed(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: unknown) => {
+        this.#client.off('ready', ready)
+        this.#client.off('error', failed)
+        if (error === undefined) resolve()
+        else reject(error instanceof Error ? error : new Error('redis client error', { cause: error }))
+      }
+      const ready = () => done()
+      const failed = (error: unknown) => done(error ?? new Error('redis client error'))
+      this.#client.on('ready', ready)
+      this.#client.on('error', failed)
+      if (!this.#client.isOpen) this.#client.connect().catch(failed)
+    })
   }
 
   readonly #onError = (error: unknown): void => {
     this.#listener({ type: 'error', error })
+    // An owned client closes itself when its connection drops (no reconnect strategy): reconnect it.
+    if (this.#ownsClient && !this.#client.isOpen) this.#scheduleReconnect()
   }
 
   readonly #onReady = (): void => this.#setStatus('ready')
   readonly #onReconnecting = (): void => this.#setStatus('reconnecting')
-  readonly #onEnd = (): void => this.#setStatus(this.#closed ? 'closed' : 'reconnecting')
+  readonly #onEnd = (): void => {
+    this.#setStatus(this.#closed ? 'closed' : 'reconnecting')
+    if (this.#ownsClient) this.#scheduleReconnect()
+  }
 
   #setStatus(status: L2Status): void {
     if (this.#status === status) return
