@@ -173,8 +173,8 @@ export class L2TimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `L2 ${operation} did not settle within ${timeoutMs} ms. ` +
-        'The read fell through to the loader. Raise `timeout` on the L2 store if Redis is far away.',
+      `L2 ${operation} did not settle within ${timeoutMs} ms. Reads fall through to the loader; writes reject. ` +
+        'Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
     )
   }
 }

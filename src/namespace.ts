@@ -83,7 +83,7 @@ export class Namespace<P, V> {
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
-  /** Loads under way, by index key. */
+  /** Loads under way, by full key. */
   readonly #flights = new Map<string, Flight<V>>()
   readonly #counters: Counters = {
     l1Hits: 0,
@@ -142,7 +142,6 @@ export class Namespace<P, V> {
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('get'))
-    let id: string
     let key: string
     try {
       // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
@@ -155,14 +154,13 @@ export class Namespace<P, V> {
           return Promise.resolve(entry.value as V)
         }
       }
-      id = this.#keys.indexKey(params)
-      const flight = this.#flights.get(id)
-      if (flight !== undefined) return flight.promise
       key = this.#keys.build(params)
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))
     }
-    return this.#startFlight(id, key, params)
+    const flight = this.#flights.get(key)
+    if (flight !== undefined) return flight.promise
+    return this.#startFlight(key, params)
   }
 
   /**
@@ -175,12 +173,12 @@ export class Namespace<P, V> {
   ): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
     if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
-    const ids = list.map((params) => this.#keys.indexKey(params))
+    const keys = list.map((params) => this.#keys.build(params))
     const results = new Array<V>(list.length)
     const waits: Promise<unknown>[] = []
     const wanted = new Map<string, { params: P; indices: number[] }>()
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
       const entry = this.#l1 === undefined ? undefined : this.#l1Get(list[i])
       if (entry !== undefined) {
         this.#counters.l1Hits++
@@ -188,25 +186,20 @@ export class Namespace<P, V> {
         results[i] = entry.value as V
         continue
       }
-      const flight = this.#flights.get(id)
+      const flight = this.#flights.get(key)
       if (flight !== undefined) {
         waits.push(flight.promise.then((value) => (results[i] = value)))
       } else {
-        const request = wanted.get(id)
+        const request = wanted.get(key)
         if (request !== undefined) request.indices.push(i)
-        else wanted.set(id, { params: list[i]!, indices: [i] })
+        else wanted.set(key, { params: list[i]!, indices: [i] })
       }
     }
     if (wanted.size > 0) {
-      const batch = [...wanted].map(([id, { params }]) => ({
-        id,
-        key: this.#keys.build(params),
-        params,
-        flight: this.#batchFlight(id),
-      }))
+      const batch = [...wanted].map(([key, { params }]) => ({ key, params, flight: this.#batchFlight(key) }))
       void this.#fetchBatch(batch)
-      for (const { id, flight } of batch) {
-        const indices = wanted.get(id)!.indices
+      for (const { key, flight } of batch) {
+        const indices = wanted.get(key)!.indices
         waits.push(flight.promise.then((value) => indices.forEach((i) => (results[i] = value))))
       }
     }
@@ -230,9 +223,8 @@ export class Namespace<P, V> {
    */
   async set<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('set')
-    const id = this.#keys.indexKey(params)
     const key = this.#keys.build(params)
-    this.#cancelFlight(id)
+    this.#cancelFlight(key)
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
@@ -243,7 +235,7 @@ export class Namespace<P, V> {
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(params, id, entry, bytes?.byteLength)
+    this.#fillL1(params, key, entry, bytes?.byteLength)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         await this.#rt.l2.set(key, bytes, entry.staleUntil - entry.createdAt)
@@ -260,9 +252,8 @@ export class Namespace<P, V> {
    */
   async delete<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('delete')
-    const id = this.#keys.indexKey(params)
     const key = this.#keys.build(params)
-    this.#cancelFlight(id)
+    this.#cancelFlight(key)
     this.#l1Delete(params)
     if (this.#rt.l2 !== undefined) {
       try {
@@ -302,38 +293,39 @@ export class Namespace<P, V> {
 
   // --- the miss path ---------------------------------------------------------------------------------------
 
-  #startFlight(id: string, key: string, params: P): Promise<V> {
+  #startFlight(key: string, params: P): Promise<V> {
     const flight = { cancelled: false } as Flight<V>
-    flight.promise = this.#fetch(id, key, params, flight)
-    this.#flights.set(id, flight)
-    const settle = () => {
-      if (this.#flights.get(id) === flight) this.#flights.delete(id)
-    }
-    flight.promise.then(settle, settle)
+    flight.promise = this.#fetch(key, params, flight)
+    this.#flights.set(key, flight)
     return flight.promise
   }
 
-  async #fetch(id: string, key: string, params: P, flight: Flight<V>): Promise<V> {
-    const fromL2 = await this.#readL2(key)
-    if (fromL2 !== undefined) {
-      this.#hitL2(key)
-      // Another caller may have written this key while we read L2; then its value wins in L1.
-      if (!flight.cancelled) this.#fillL1(params, id, fromL2)
-      return fromL2.value as V
+  async #fetch(key: string, params: P, flight: Flight<V>): Promise<V> {
+    try {
+      const fromL2 = await this.#readL2(key)
+      if (fromL2 !== undefined) {
+        this.#hitL2(key)
+        // A set or delete may have raced this read; then its result stays out of L1.
+        if (!flight.cancelled) this.#fillL1(params, key, fromL2)
+        return fromL2.value as V
+      }
+      this.#miss(key)
+      if (this.#load === undefined) {
+        if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
+        const [value] = await this.#callLoadMany([key], [params])
+        this.#store(params, key, value as V, flight)
+        return value as V
+      }
+      const value = await this.#callLoad(key, params)
+      this.#store(params, key, value, flight)
+      return value
+    } finally {
+      // Runs after startFlight registered the flight: the body always awaits before it can get here.
+      if (this.#flights.get(key) === flight) this.#flights.delete(key)
     }
-    this.#miss(key)
-    if (this.#load === undefined) {
-      if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
-      const [value] = await this.#callLoadMany([key], [params])
-      this.#store(params, id, key, value as V, flight)
-      return value as V
-    }
-    const value = await this.#callLoad(key, params)
-    this.#store(params, id, key, value, flight)
-    return value
   }
 
-  #batchFlight(id: string): BatchFlight<V> {
+  #batchFlight(key: string): BatchFlight<V> {
     let resolve!: (value: V) => void
     let reject!: (error: unknown) => void
     const promise = new Promise<V>((res, rej) => {
@@ -341,16 +333,16 @@ export class Namespace<P, V> {
       reject = rej
     })
     const flight: BatchFlight<V> = { promise, cancelled: false, resolve, reject }
-    this.#flights.set(id, flight)
+    this.#flights.set(key, flight)
     const settle = () => {
-      if (this.#flights.get(id) === flight) this.#flights.delete(id)
+      if (this.#flights.get(key) === flight) this.#flights.delete(key)
     }
     promise.then(settle, settle)
     return flight
   }
 
   /** Settles every flight of the batch exactly once, whatever fails. */
-  async #fetchBatch(batch: { id: string; key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
+  async #fetchBatch(batch: { key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
     try {
       const entries = await this.#readL2Many(batch.map((b) => b.key))
       const missing: typeof batch = []
@@ -362,7 +354,7 @@ export class Namespace<P, V> {
           return
         }
         this.#hitL2(item.key)
-        if (!item.flight.cancelled) this.#fillL1(item.params, item.id, entry)
+        if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
         item.flight.resolve(entry.value as V)
       })
       if (missing.length === 0) return
@@ -374,7 +366,7 @@ export class Namespace<P, V> {
         const writes: L2Write[] = []
         missing.forEach((item, i) => {
           const value = values[i] as V
-          this.#store(item.params, item.id, item.key, value, item.flight, writes)
+          this.#store(item.params, item.key, value, item.flight, writes)
           item.flight.resolve(value)
         })
         this.#writeL2(writes)
@@ -384,7 +376,7 @@ export class Namespace<P, V> {
           missing.map(async (item) => {
             try {
               const value = await this.#callLoad(item.key, item.params, load)
-              this.#store(item.params, item.id, item.key, value, item.flight)
+              this.#store(item.params, item.key, value, item.flight)
               item.flight.resolve(value)
             } catch (error) {
               item.flight.reject(error)
@@ -451,18 +443,17 @@ export class Namespace<P, V> {
 
   // --- tiers -------------------------------------------------------------------------------------------------
 
-  async #readL2(key: string): Promise<Entry | undefined> {
+  #readL2(key: string): Promise<Entry | undefined> | undefined {
     const l2 = this.#rt.l2
     if (l2 === undefined) return undefined
-    let bytes: Uint8Array | null
-    try {
-      bytes = await l2.get(key)
-    } catch {
-      // The guard already published the error; the read falls through to the loader.
-      this.#counters.l2Errors++
-      return undefined
-    }
-    return bytes === null ? undefined : this.#decode(key, bytes)
+    return l2.get(key).then(
+      (bytes) => (bytes === null ? undefined : this.#decode(key, bytes)),
+      () => {
+        // The guard already published the error; the read falls through to the loader.
+        this.#counters.l2Errors++
+        return undefined
+      },
+    )
   }
 
   async #readL2Many(keys: string[]): Promise<(Entry | undefined)[]> {
@@ -503,7 +494,7 @@ export class Namespace<P, V> {
    * Caches a freshly loaded value in L1 and L2 unless a write raced the load. L2 is written in the background:
    * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
    */
-  #store(params: P, id: string, key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
+  #store(params: P, key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
     if (flight.cancelled) return
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
@@ -521,7 +512,7 @@ export class Namespace<P, V> {
         }
       }
     }
-    this.#fillL1(params, id, entry, bytes?.byteLength)
+    this.#fillL1(params, key, entry, bytes?.byteLength)
     if (bytes === undefined || this.#rt.l2 === undefined) return
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (writes !== undefined) writes.push(write)
@@ -537,7 +528,7 @@ export class Namespace<P, V> {
   }
 
   /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
-  #fillL1(params: unknown, id: string, entry: Entry, size = 0): void {
+  #fillL1(params: unknown, key: string, entry: Entry, size = 0): void {
     const l1 = this.#l1
     if (l1 === undefined) return
     const now = this.#clock.now()
@@ -555,7 +546,7 @@ export class Namespace<P, V> {
       return
     }
     const node: IndexedNode<Entry> = {
-      key: id,
+      key,
       value: entry,
       expiresAt: now + ttl,
       size,
@@ -608,11 +599,11 @@ export class Namespace<P, V> {
     return this.#rt.l2 !== undefined || (this.#l1 !== undefined && this.#l1.maxBytes !== Infinity)
   }
 
-  #cancelFlight(id: string): void {
-    const flight = this.#flights.get(id)
+  #cancelFlight(key: string): void {
+    const flight = this.#flights.get(key)
     if (flight === undefined) return
     flight.cancelled = true
-    this.#flights.delete(id)
+    this.#flights.delete(key)
   }
 
   #publishHit(params: unknown, tier: 'l1' | 'l2'): void {

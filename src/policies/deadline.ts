@@ -1,49 +1,52 @@
-// Bounds promises by one fixed timeout with a single sweeping timer, instead of a timer (or AbortSignal) per call.
-import { setInterval, clearInterval } from 'node:timers'
+// Bounds calls by one fixed timeout with a single sweeping timer, instead of a timer (or AbortSignal) per call.
+import { clearInterval, setInterval } from 'node:timers'
 
-interface Pending {
+/** A call being timed. Whoever settles it first sets `done`; the other side then does nothing. */
+export interface Pending {
   readonly deadline: number
   done: boolean
-  readonly reject: (reason: Error) => void
+  readonly onTimeout: () => void
 }
 
 /**
- * Races promises against a shared timeout. All calls share one timeout length, so deadlines arrive in insertion
+ * Times calls against a shared timeout. All calls share one timeout length, so deadlines arrive in insertion
  * order and a FIFO queue swept by one timer suffices. A call times out between `timeoutMs` and
  * `timeoutMs + resolution` after it started.
  */
 export class Deadlines {
   readonly timeoutMs: number
   readonly #resolution: number
-  readonly #makeError: () => Error
   readonly #now: () => number
   #queue: Pending[] = []
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
 
-  constructor(
-    timeoutMs: number,
-    makeError: () => Error,
-    now: () => number = performance.now.bind(performance),
-  ) {
+  constructor(timeoutMs: number, now: () => number = performance.now.bind(performance)) {
     this.timeoutMs = timeoutMs
     this.#resolution = Math.max(1, Math.min(10, Math.floor(timeoutMs / 10)))
-    this.#makeError = makeError
     this.#now = now
   }
 
-  /** Settles like `promise`, or rejects with the timeout error once the deadline passes first. */
-  race<T>(promise: Promise<T>): Promise<T> {
+  /** Starts timing a call: `onTimeout` runs once the deadline passes, unless the caller set `done` first. */
+  track(onTimeout: () => void): Pending {
+    const pending: Pending = { deadline: this.#now() + this.timeoutMs, done: false, onTimeout }
+    this.#queue.push(pending)
+    this.#timer ??= setInterval(this.#sweep, this.#resolution).unref()
+    return pending
+  }
+
+  /** Settles like `promise`, or rejects with `makeError()` once the deadline passes first. */
+  race<T>(promise: Promise<T>, makeError: () => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const pending: Pending = { deadline: this.#now() + this.timeoutMs, done: false, reject }
-      this.#queue.push(pending)
-      this.#timer ??= setInterval(this.#sweep, this.#resolution).unref()
+      const pending = this.track(() => reject(makeError()))
       promise.then(
         (value) => {
+          if (pending.done) return
           pending.done = true
           resolve(value)
         },
         (error: unknown) => {
+          if (pending.done) return
           pending.done = true
           reject(error instanceof Error ? error : new Error(String(error)))
         },
@@ -66,7 +69,7 @@ export class Deadlines {
       if (!pending.done) {
         if (pending.deadline > now) break
         pending.done = true
-        pending.reject(this.#makeError())
+        pending.onTimeout()
       }
       head++
     }

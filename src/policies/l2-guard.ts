@@ -20,7 +20,7 @@ export class L2Guard {
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
-    this.#deadlines = new Deadlines(timeoutMs, () => new L2TimeoutError('call', timeoutMs), now)
+    this.#deadlines = new Deadlines(timeoutMs, now)
   }
 
   get circuit(): CircuitState {
@@ -66,23 +66,34 @@ export class L2Guard {
     this.#deadlines.stop()
   }
 
-  async #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one L2 call under the breaker and the deadline. One promise per call: the breaker's verdict and the
+   * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
+   */
+  #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
     if (!this.#breaker.allow()) {
-      throw this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs()))
+      return Promise.reject(this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs())))
     }
-    try {
-      const result = await this.#deadlines.race(call())
-      this.#breaker.success()
-      return result
-    } catch (error) {
-      this.#breaker.failure()
-      throw this.#report(
-        operation,
-        error instanceof L2TimeoutError
-          ? new L2TimeoutError(operation, this.#deadlines.timeoutMs)
-          : new L2Error(operation, { cause: error }),
+    return new Promise<T>((resolve, reject) => {
+      const pending = this.#deadlines.track(() => {
+        this.#breaker.failure()
+        reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
+      })
+      call().then(
+        (result) => {
+          if (pending.done) return
+          pending.done = true
+          this.#breaker.success()
+          resolve(result)
+        },
+        (error: unknown) => {
+          if (pending.done) return
+          pending.done = true
+          this.#breaker.failure()
+          reject(this.#report(operation, new L2Error(operation, { cause: error })))
+        },
       )
-    }
+    })
   }
 
   #report(operation: string, error: Error): Error {

@@ -61,27 +61,31 @@ describe('circuit breaker', () => {
 
 describe('deadlines', () => {
   it('passes through values and errors that settle in time', async () => {
-    const d = new Deadlines(1_000, () => new Error('late'))
-    await expect(d.race(Promise.resolve(1))).resolves.toBe(1)
-    await expect(d.race(Promise.reject(new Error('own')))).rejects.toThrow('own')
+    const d = new Deadlines(1_000)
+    const late = () => new Error('late')
+    await expect(d.race(Promise.resolve(1), late)).resolves.toBe(1)
+    await expect(d.race(Promise.reject(new Error('own')), late)).rejects.toThrow('own')
     d.stop()
   })
 
   it('rejects with the timeout error once the deadline passes, and ignores the late result', async () => {
-    const d = new Deadlines(20, () => new Error('timed out'))
+    const d = new Deadlines(20)
+    const timedOut = () => new Error('timed out')
     let settle!: (v: string) => void
     const slow = new Promise<string>((resolve) => (settle = resolve))
-    const raced = d.race(slow)
+    const raced = d.race(slow, timedOut)
     await expect(raced).rejects.toThrow('timed out')
     settle('late')
-    await expect(d.race(Promise.resolve('next'))).resolves.toBe('next')
+    await expect(d.race(Promise.resolve('next'), timedOut)).resolves.toBe('next')
     d.stop()
   })
 
   it('times out many pending calls in order with one timer and stops it when the queue empties', async () => {
-    const d = new Deadlines(10, () => new Error('t'))
+    const d = new Deadlines(10)
     const never = new Promise<never>(() => {})
-    const results = await Promise.allSettled(Array.from({ length: 2_000 }, () => d.race(never)))
+    const results = await Promise.allSettled(
+      Array.from({ length: 2_000 }, () => d.race(never, () => new Error('t'))),
+    )
     expect(results.every((r) => r.status === 'rejected')).toBe(true)
     d.stop()
   })
