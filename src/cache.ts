@@ -123,13 +123,16 @@ export class Cache {
     const l2 = this.options.l2
     if (l2 === undefined || l2.status === 'ready') return
     const timeoutMs = this.options.connectTimeoutMs
+    const giveUp = new AbortController()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new L2UnavailableError(timeoutMs)), timeoutMs)
     })
     try {
-      await Promise.race([waitReady(l2), timeout])
+      await Promise.race([waitReady(l2, giveUp.signal), timeout])
     } finally {
+      // Stop waiting: the store's own reconnect loop (with its backoff) goes on in the background.
+      giveUp.abort()
       clearTimeout(timer)
     }
   }
@@ -164,22 +167,23 @@ export class Cache {
     this.#closed = true
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
+    // Background writes and calls in flight stay bounded by the deadline sweep, which stops by itself once no call
+    // is pending; stopping it here would leave a call to a frozen Redis without its timeout.
     await Promise.allSettled([...this.#background])
-    this.#l2?.stop()
     await this.options.l2?.close()
     for (const release of this.#onClose.splice(0)) release()
   }
 }
 
-/** Resolves once the store reports ready, retrying connect() while the store's own reconnection runs. */
-async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>): Promise<void> {
-  for (;;) {
+/** Resolves once the store is ready: one connection attempt at a time, until `signal` says to stop waiting. */
+async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
     try {
       await l2.connect()
-      if (l2.status === 'ready' || l2.status === 'connecting') return
+      return
     } catch {
-      if (l2.status === 'closed') throw new Error('L2 store was closed')
-      await new Promise((resolve) => setTimeout(resolve, 50).unref())
+      if (l2.status === 'closed') throw new L2UnavailableError(0)
+      await new Promise((resolve) => setTimeout(resolve, 100).unref())
     }
   }
 }

@@ -241,6 +241,8 @@ export class Namespace<P, V> {
         await this.#rt.l2.set(key, bytes, entry.staleUntil - entry.createdAt)
       } catch (error) {
         this.#counters.l2Errors++
+        // L2 may still hold the old value for other processes: do not be the one process serving the new one.
+        this.#l1Delete(params)
         throw error
       }
     }
@@ -272,16 +274,24 @@ export class Namespace<P, V> {
    */
   async clear(): Promise<number> {
     if (this.#rt.closed) throw new CacheClosedError('clear')
-    for (const flight of this.#flights.values()) flight.cancelled = true
-    this.#flights.clear()
-    this.#dropL1()
+    this.#forgetEverything()
     if (this.#rt.l2 === undefined) return 0
     try {
       return await this.#rt.l2.deletePrefix(this.prefix)
     } catch (error) {
       this.#counters.l2Errors++
       throw error
+    } finally {
+      // A get during the scan may have read a value before its UNLINK and put it in L1, or be reading one now:
+      // forget again, so nothing from before the clear survives it in this process.
+      this.#forgetEverything()
     }
+  }
+
+  #forgetEverything(): void {
+    for (const flight of this.#flights.values()) flight.cancelled = true
+    this.#flights.clear()
+    this.#dropL1()
   }
 
   /** A frozen snapshot of this namespace's counters. */
@@ -495,7 +505,8 @@ export class Namespace<P, V> {
    * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
    */
   #store(params: P, key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
-    if (flight.cancelled) return
+    // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
+    if (flight.cancelled || this.#rt.closed) return
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
@@ -530,7 +541,7 @@ export class Namespace<P, V> {
   /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
   #fillL1(params: unknown, key: string, entry: Entry, size = 0): void {
     const l1 = this.#l1
-    if (l1 === undefined) return
+    if (l1 === undefined || this.#rt.closed) return
     const now = this.#clock.now()
     const ttl = Math.min(this.options.l1TtlMs, entry.freshUntil - now)
     const existing = this.#l1Index.find(params)

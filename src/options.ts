@@ -149,9 +149,9 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
     l2,
     l2TimeoutMs,
-    connectTimeoutMs: parseDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
+    connectTimeoutMs: positiveDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
     failureThreshold,
-    breakMs: parseDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
+    breakMs: positiveDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
     serializer,
     clock,
     maxKeyLength,
@@ -277,6 +277,13 @@ export function resolveNamespaceOptions<P, V>(
     owner: options.owner,
     description: options.description,
   })
+}
+
+/** A duration of at least 1 ms. */
+export function positiveDuration(value: unknown, option: string): number {
+  const ms = parseDuration(value, option)
+  if (ms < 1) throw new InvalidOptionError(option, value, 'a duration of at least 1 ms')
+  return ms
 }
 
 /** Default key parameters: placeholders and dimensions, each a scalar. */

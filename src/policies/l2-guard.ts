@@ -62,10 +62,6 @@ export class L2Guard {
     return deleted
   }
 
-  stop(): void {
-    this.#deadlines.stop()
-  }
-
   /**
    * Runs one L2 call under the breaker and the deadline. One promise per call: the breaker's verdict and the
    * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
@@ -79,7 +75,14 @@ export class L2Guard {
         this.#breaker.failure()
         reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
       })
-      call().then(
+      let promise: Promise<T>
+      try {
+        promise = call()
+      } catch (error) {
+        // A store that throws instead of rejecting: same handling as a rejection.
+        promise = Promise.reject(error instanceof Error ? error : new Error(String(error)))
+      }
+      promise.then(
         (result) => {
           if (pending.done) return
           pending.done = true

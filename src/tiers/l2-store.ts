@@ -32,6 +32,21 @@ export interface L2Store {
    * `'0'`; the scan is complete when the returned cursor is `'0'` again. The cache bounds each step by its timeout.
    */
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
+  /** Sets `key` to `token` for `ttlMs` only if it does not exist (SET NX PX): true when this caller got the lock. */
+  tryLock(key: string, token: string, ttlMs: number): Promise<boolean>
+  /** Deletes `key` only if it still holds `token` (a script, atomically): true when it did. */
+  unlock(key: string, token: string): Promise<boolean>
+  /** Resets the TTL of `key` only if it still holds `token`: true when it did. */
+  extendLock(key: string, token: string, ttlMs: number): Promise<boolean>
+  /** Remaining TTL of `key` in ms; negative when it does not exist. */
+  ttl(key: string): Promise<number>
+  /** Publishes `message` on `channel` to every subscribed process. */
+  publish(channel: string, message: string): Promise<void>
+  /**
+   * Subscribes `listener` to `channel` on a dedicated connection, made on first use and restored after a reconnect.
+   * Resolves once the subscription is active.
+   */
+  subscribe(channel: string, listener: (message: string) => void): Promise<void>
   /** Starts connecting; resolves when ready. Rejections are retried in the background by the store itself. */
   connect(): Promise<void>
   /** Releases connections the store opened itself. A client passed in by the user is left open. */

@@ -1,5 +1,6 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
 import { createClient, RESP_TYPES, type RedisClientOptions } from 'redis'
+import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
 import type { L2Status, L2Store, L2StoreEvent, L2Write } from './l2-store.js'
 
@@ -13,7 +14,9 @@ export interface RedisClientLike {
   connect(): Promise<unknown>
   close(): Promise<unknown>
   destroy(): void
+  duplicate(): RedisClientLike
   sendCommand(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown>
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>
   on(event: string, listener: (...args: unknown[]) => void): unknown
   off(event: string, listener: (...args: unknown[]) => void): unknown
 }
@@ -35,10 +38,13 @@ export interface RedisStoreOptions {
    * (node-redis's own reconnect loop is switched off: its sleep cannot be cancelled, so `close()` could not end it).
    */
   clientOptions?: RedisClientOptions
-  /** How long one connection attempt may take, in ms. @default 1000 */
-  connectTimeout?: number
-  /** Longest wait between reconnection attempts, in ms. @default 2000 */
-  maxReconnectDelay?: number
+  /**
+   * How long one connection attempt may take; also the longest `close()` waits for Redis to answer its QUIT
+   * before dropping the socket. @default '1s'
+   */
+  connectTimeout?: Duration
+  /** Longest wait between reconnection attempts. @default '2s' */
+  maxReconnectDelay?: Duration
 }
 
 /**
@@ -60,80 +66,62 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   return new RedisStore(options)
 }
 
-export class RedisStore implements L2Store {
-  readonly name = 'redis'
-  readonly #client: RedisClientLike
-  readonly #ownsClient: boolean
+/** Deletes the lock only if it still holds our token: a lock that expired and was taken by another is left alone. */
+const UNLOCK_SCRIPT =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+/** Extends the lock only if it still holds our token. */
+const EXTEND_SCRIPT =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
+
+/**
+ * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
+ * (its sleep cannot be cancelled, so `close()` could not end it) and this class reconnects with capped backoff on
+ * an unref'd timer that `close()` clears. A client passed in by the user keeps its own settings and is not closed.
+ */
+class Connection {
+  readonly client: RedisClientLike
+  readonly #owned: boolean
   readonly #maxReconnectDelay: number
-  #status: L2Status = 'connecting'
-  #listener: (event: L2StoreEvent) => void = () => {}
+  readonly #closeTimeout: number
+  readonly #onStatus: (status: L2Status) => void
+  readonly #onError: (error: unknown) => void
+  #status: L2Status
   /** The connection attempt under way (owned clients only). */
   #attempt: Promise<void> | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #failedAttempts = 0
   #closed = false
 
-  constructor(options: RedisStoreOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidOptionError(
-        'redisStore options',
-        options,
-        "an object such as { url: 'redis://127.0.0.1:6379' }",
-      )
-    }
-    const { url, client, clientOptions, connectTimeout = 1000, maxReconnectDelay = 2000 } = options
-    if ((url === undefined) === (client === undefined)) {
-      throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
-    }
-    if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
-      throw new InvalidOptionError(
-        'redisStore.url',
-        url,
-        "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
-      )
-    }
-    if (client !== undefined && typeof client?.sendCommand !== 'function') {
-      throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
-    }
-    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new InvalidOptionError(`redisStore.${name}`, value, 'a positive whole number of milliseconds')
-      }
-    }
-    this.#maxReconnectDelay = maxReconnectDelay
-    if (url === undefined) {
-      this.#client = client as RedisClientLike
-      this.#ownsClient = false
-    } else {
-      this.#ownsClient = true
-      this.#client = createClient({
-        ...clientOptions,
-        url,
-        disableOfflineQueue: true,
-        socket: { ...clientOptions?.socket, connectTimeout, reconnectStrategy: false },
-      })
-    }
-    this.#client.on('error', this.#onError)
-    this.#client.on('ready', this.#onReady)
-    this.#client.on('reconnecting', this.#onReconnecting)
-    this.#client.on('end', this.#onEnd)
-    if (this.#client.isReady) this.#status = 'ready'
+  constructor(
+    client: RedisClientLike,
+    owned: boolean,
+    delays: { maxReconnectDelay: number; closeTimeout: number },
+    onStatus: (status: L2Status) => void,
+    onError: (error: unknown) => void,
+  ) {
+    this.client = client
+    this.#owned = owned
+    this.#maxReconnectDelay = delays.maxReconnectDelay
+    this.#closeTimeout = delays.closeTimeout
+    this.#onStatus = onStatus
+    this.#onError = onError
+    this.#status = client.isReady ? 'ready' : 'connecting'
+    client.on('error', this.#handleError)
+    client.on('ready', this.#handleReady)
+    client.on('reconnecting', this.#handleReconnecting)
+    client.on('end', this.#handleEnd)
   }
 
   get status(): L2Status {
     return this.#status
   }
 
-  onEvent(listener: (event: L2StoreEvent) => void): void {
-    this.#listener = listener
-  }
-
   /** Resolves when connected; rejects when this attempt fails (an owned client then retries by itself). */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('redis store is closed'))
-    if (this.#client.isReady) return Promise.resolve()
-    if (!this.#ownsClient) return this.#whenReadyOrFailed()
-    this.#attempt ??= this.#client.connect().then(
+    if (this.client.isReady) return Promise.resolve()
+    if (!this.#owned) return this.#whenReadyOrFailed()
+    this.#attempt ??= this.client.connect().then(
       () => {
         this.#attempt = undefined
         this.#failedAttempts = 0
@@ -147,76 +135,52 @@ export class RedisStore implements L2Store {
     return this.#attempt
   }
 
-  get(key: string): Promise<Uint8Array | null> {
-    return this.#send(['GET', key], bufferReplies) as Promise<Buffer | null>
-  }
-
-  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
-    if (keys.length === 0) return Promise.resolve([])
-    return this.#send(['MGET', ...keys], bufferReplies) as Promise<(Buffer | null)[]>
-  }
-
-  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
-    await this.#send(['SET', key, toBuffer(value), 'PX', String(Math.max(1, Math.ceil(ttlMs)))], plainReplies)
-  }
-
-  async setMany(writes: readonly L2Write[]): Promise<void> {
-    // node-redis writes every command issued in one tick as one batch: this is a pipeline, one round trip.
-    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs)))
-  }
-
-  async delete(keys: readonly string[]): Promise<number> {
-    if (keys.length === 0) return 0
-    return (await this.#send(['UNLINK', ...keys], plainReplies)) as number
-  }
-
-  async scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
-    const reply = (await this.#send(
-      ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)],
-      plainReplies,
-    )) as [string | Buffer, (string | Buffer)[]]
-    return { cursor: String(reply[0]), keys: reply[1].map(String) }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    clearTimeout(this.#retryTimer)
-    this.#client.off('error', this.#onError)
-    this.#client.off('ready', this.#onReady)
-    this.#client.off('reconnecting', this.#onReconnecting)
-    this.#client.off('end', this.#onEnd)
-    this.#status = 'closed'
-    if (!this.#ownsClient) return
-    if (this.#client.isReady) {
-      try {
-        await this.#client.close()
-        return
-      } catch {
-        // fall through to destroy
-      }
-    }
-    // Not connected, or connecting: destroy drops the socket at once so the process can exit.
-    if (this.#client.isOpen) this.#client.destroy()
-  }
-
   /**
    * Sends a command. While a connection attempt is under way (the first one, or a reconnection) it waits for that
    * attempt, which settles on success or failure (the cache's L2 timeout bounds the wait), so a cache used right
    * after createCache() does not miss L2. Otherwise a lost connection makes commands fail at once (no offline
    * queue) instead of piling up.
    */
-  #send(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
-    if (this.#attempt !== undefined && !this.#client.isReady) {
-      return this.#attempt.then(() => this.#client.sendCommand(args, options))
+  send(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
+    if (this.#attempt !== undefined && !this.client.isReady) {
+      return this.#attempt.then(() => this.client.sendCommand(args, options))
     }
-    return this.#client.sendCommand(args, options)
+    return this.client.sendCommand(args, options)
   }
 
-  /** Reconnection of an owned client: capped exponential backoff with jitter, on an unref'd timer close() clears. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#retryTimer)
+    this.client.off('error', this.#handleError)
+    this.client.off('ready', this.#handleReady)
+    this.client.off('reconnecting', this.#handleReconnecting)
+    this.client.off('end', this.#handleEnd)
+    this.#status = 'closed'
+    if (!this.#owned) return
+    if (this.client.isReady) {
+      // A graceful close waits for every queued reply; a frozen Redis would make it wait forever. Bound it.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timeout = new Promise<'timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#closeTimeout)),
+      )
+      const outcome = await Promise.race([
+        this.client.close().then(
+          () => 'closed' as const,
+          () => 'failed' as const,
+        ),
+        timeout,
+      ])
+      clearTimeout(timer)
+      if (outcome === 'closed') return
+    }
+    // Not connected, connecting, or not answering: destroy drops the socket at once so the process can exit.
+    if (this.client.isOpen) this.client.destroy()
+  }
+
+  /** Capped exponential backoff with jitter, on an unref'd timer close() clears. */
   #scheduleReconnect(): void {
-    if (this.#closed || !this.#ownsClient || this.#retryTimer !== undefined || this.#attempt !== undefined)
-      return
+    if (this.#closed || !this.#owned || this.#retryTimer !== undefined || this.#attempt !== undefined) return
     this.#setStatus('reconnecting')
     const delay =
       Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(this.#failedAttempts++, 10)) *
@@ -232,36 +196,205 @@ export class RedisStore implements L2Store {
   #whenReadyOrFailed(): Promise<void> {
     return new Promise((resolve, reject) => {
       const done = (error?: unknown) => {
-        this.#client.off('ready', ready)
-        this.#client.off('error', failed)
+        this.client.off('ready', ready)
+        this.client.off('error', failed)
         if (error === undefined) resolve()
         else reject(error instanceof Error ? error : new Error('redis client error', { cause: error }))
       }
       const ready = () => done()
       const failed = (error: unknown) => done(error ?? new Error('redis client error'))
-      this.#client.on('ready', ready)
-      this.#client.on('error', failed)
-      if (!this.#client.isOpen) this.#client.connect().catch(failed)
+      this.client.on('ready', ready)
+      this.client.on('error', failed)
+      if (!this.client.isOpen) this.client.connect().catch(failed)
     })
   }
 
-  readonly #onError = (error: unknown): void => {
-    this.#listener({ type: 'error', error })
+  readonly #handleError = (error: unknown): void => {
+    this.#onError(error)
     // An owned client closes itself when its connection drops (no reconnect strategy): reconnect it.
-    if (this.#ownsClient && !this.#client.isOpen) this.#scheduleReconnect()
+    if (this.#owned && !this.client.isOpen) this.#scheduleReconnect()
   }
 
-  readonly #onReady = (): void => this.#setStatus('ready')
-  readonly #onReconnecting = (): void => this.#setStatus('reconnecting')
-  readonly #onEnd = (): void => {
+  readonly #handleReady = (): void => this.#setStatus('ready')
+  readonly #handleReconnecting = (): void => this.#setStatus('reconnecting')
+  readonly #handleEnd = (): void => {
     this.#setStatus(this.#closed ? 'closed' : 'reconnecting')
-    if (this.#ownsClient) this.#scheduleReconnect()
+    if (this.#owned) this.#scheduleReconnect()
   }
 
   #setStatus(status: L2Status): void {
     if (this.#status === status) return
     this.#status = status
-    this.#listener({ type: 'status', status })
+    this.#onStatus(status)
+  }
+}
+
+export class RedisStore implements L2Store {
+  readonly name = 'redis'
+  readonly #main: Connection
+  readonly #ownsClient: boolean
+  readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
+  #subscriber: Promise<Connection> | undefined
+  #listener: (event: L2StoreEvent) => void = () => {}
+  #closed = false
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidOptionError(
+        'redisStore options',
+        options,
+        "an object such as { url: 'redis://127.0.0.1:6379' }",
+      )
+    }
+    const { url, client, clientOptions } = options
+    if ((url === undefined) === (client === undefined)) {
+      throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
+    }
+    if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+      throw new InvalidOptionError(
+        'redisStore.url',
+        url,
+        "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
+      )
+    }
+    if (client !== undefined && typeof client?.sendCommand !== 'function') {
+      throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
+    }
+    const connectTimeout = parseDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
+    const maxReconnectDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
+    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
+      if (value < 1) throw new InvalidOptionError(`redisStore.${name}`, value, 'a duration of at least 1 ms')
+    }
+    this.#delays = { maxReconnectDelay, closeTimeout: connectTimeout }
+    this.#ownsClient = url !== undefined
+    const redis: RedisClientLike =
+      url === undefined
+        ? (client as RedisClientLike)
+        : createClient({
+            ...clientOptions,
+            url,
+            disableOfflineQueue: true,
+            socket: { ...clientOptions?.socket, connectTimeout, reconnectStrategy: false },
+          })
+    this.#main = new Connection(
+      redis,
+      this.#ownsClient,
+      this.#delays,
+      (status) => this.#listener({ type: 'status', status }),
+      (error) => this.#listener({ type: 'error', error }),
+    )
+  }
+
+  get status(): L2Status {
+    return this.#closed ? 'closed' : this.#main.status
+  }
+
+  onEvent(listener: (event: L2StoreEvent) => void): void {
+    this.#listener = listener
+  }
+
+  connect(): Promise<void> {
+    return this.#main.connect()
+  }
+
+  get(key: string): Promise<Uint8Array | null> {
+    return this.#main.send(['GET', key], bufferReplies) as Promise<Buffer | null>
+  }
+
+  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+    if (keys.length === 0) return Promise.resolve([])
+    return this.#main.send(['MGET', ...keys], bufferReplies) as Promise<(Buffer | null)[]>
+  }
+
+  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+    await this.#main.send(
+      ['SET', key, toBuffer(value), 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
+      plainReplies,
+    )
+  }
+
+  async setMany(writes: readonly L2Write[]): Promise<void> {
+    // node-redis writes every command issued in one tick as one batch: this is a pipeline, one round trip.
+    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs)))
+  }
+
+  async delete(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0
+    return (await this.#main.send(['UNLINK', ...keys], plainReplies)) as number
+  }
+
+  async scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
+    const reply = (await this.#main.send(
+      ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)],
+      plainReplies,
+    )) as [string | Buffer, (string | Buffer)[]]
+    return { cursor: String(reply[0]), keys: reply[1].map(String) }
+  }
+
+  async tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.#main.send(
+      ['SET', key, token, 'NX', 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
+      plainReplies,
+    )
+    return reply !== null
+  }
+
+  async unlock(key: string, token: string): Promise<boolean> {
+    return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies)) === 1
+  }
+
+  async extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies)) === 1
+  }
+
+  async ttl(key: string): Promise<number> {
+    return (await this.#main.send(['PTTL', key], plainReplies)) as number
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#main.send(['PUBLISH', channel, message], plainReplies)
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    if (this.#closed) throw new Error('redis store is closed')
+    this.#subscriber ??= this.#openSubscriber()
+    const subscriber = await this.#subscriber
+    await subscriber.client.subscribe(channel, listener)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    await Promise.all([
+      this.#main.close(),
+      subscriber?.then(
+        (s) => s.close(),
+        () => undefined,
+      ),
+    ])
+  }
+
+  /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
+  async #openSubscriber(): Promise<Connection> {
+    const connection = new Connection(
+      this.#main.client.duplicate(),
+      true,
+      this.#delays,
+      () => {},
+      (error) => this.#listener({ type: 'error', error }),
+    )
+    try {
+      await connection.connect()
+    } catch (error) {
+      // Its reconnect loop keeps trying; subscriptions made meanwhile wait for that connection.
+      this.#subscriber = undefined
+      await connection.close()
+      throw error
+    }
+    return connection
   }
 }
 

@@ -122,15 +122,16 @@ describe('Redis killed mid-run', () => {
 })
 
 describe('writes while Redis is killed', () => {
-  it('set rejects with an ERR_STRATA_L2_ code, and a get on the same cache sees the set value', async () => {
+  it('set rejects with an ERR_STRATA_L2_ code and keeps no L1 copy other processes could not see', async () => {
     const loads = { count: 0 }
     const ns = declare(await newCache(), loads)
     await redis.kill()
     const result = await timed(() => within(ns.set({ id: 1 }, { id: '1', generation: -1 }), 2_000, 'set'))
     expect(outcome(result)).toMatchObject(l2ErrorCode)
     expect(result.ms).toBeLessThan(GET_BOUND)
-    expect(await ns.get({ id: 1 })).toEqual({ id: '1', generation: -1 })
-    expect(loads.count).toBe(0)
+    // L2 may still hold an older value for the other processes: this one asks the source, like they would.
+    expect(await ns.get({ id: 1 })).not.toEqual({ id: '1', generation: -1 })
+    expect(loads.count).toBe(1)
   })
 
   it('delete rejects with an ERR_STRATA_L2_ code, and L1 no longer holds the value', async () => {

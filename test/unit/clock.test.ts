@@ -2,13 +2,15 @@ import { describe, expect, it } from 'vitest'
 import { sampledClock, systemClock } from '../../src/core/clock.js'
 import { fakeClock } from '../helpers/fake-clock.js'
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
 describe('sampled hit-path clock', () => {
   it('returns an injected clock unchanged, so fake-clock tests see every advance', () => {
     const clock = fakeClock()
     expect(sampledClock(clock)).toBe(clock)
   })
 
-  it('reads the real clock on the first call and every 16th call after it', () => {
+  it('re-reads the real clock at the latest on the 16th call after a reading', () => {
     const clock = sampledClock(systemClock)
     const realNow = Date.now
     let reads = 0
@@ -21,6 +23,15 @@ describe('sampled hit-path clock', () => {
       expect(seen[32]).toBe(3_000)
     } finally {
       Date.now = realNow
+    }
+  })
+
+  it('is never older than about a millisecond under light traffic (one read every 20 ms)', async () => {
+    const clock = sampledClock(systemClock)
+    for (let i = 0; i < 5; i++) {
+      await sleep(20)
+      // A 1 ms timer may fire a little late on a busy machine; 15 ms is far below any TTL and far above that.
+      expect(Date.now() - clock.now()).toBeLessThan(15)
     }
   })
 
