@@ -103,6 +103,38 @@ export class LoaderError extends StrataError {
   }
 }
 
+/** The loader did not settle within the namespace's hard timeout; its `signal` was aborted. */
+export class LoaderTimeoutError extends StrataError {
+  readonly code = 'ERR_STRATA_LOADER_TIMEOUT'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `Loader of namespace "${namespace}" did not settle within ${timeoutMs} ms for key "${key}"; its signal was ` +
+        'aborted. Raise `timeouts.hard` on the namespace, or allow stale data with `staleFor` so a stale value can ' +
+        'answer instead.',
+    )
+  }
+}
+
+/** The namespace's source limit (`source.maxConcurrent` / `source.maxPerSecond`) refused or timed out a load. */
+export class SourceBusyError extends StrataError {
+  readonly code = 'ERR_STRATA_SOURCE_BUSY'
+  constructor(
+    readonly namespace: string,
+    readonly reason: 'concurrency' | 'rate',
+    readonly waitedMs: number,
+  ) {
+    super(
+      `The source of namespace "${namespace}" is at its ${reason === 'rate' ? 'loads-per-second' : 'concurrent-load'} ` +
+        `limit${waitedMs > 0 ? ` (waited ${Math.round(waitedMs)} ms)` : ''}. Raise \`source.${reason === 'rate' ? 'maxPerSecond' : 'maxConcurrent'}\`, ` +
+        "allow a longer `source.maxWait`, or set `source.overflow: 'stale'` with `staleFor` to answer from stale data.",
+    )
+  }
+}
+
 /** `loadMany` returned something other than one result per requested key. */
 export class LoadManyResultError extends StrataError {
   readonly code = 'ERR_STRATA_LOAD_MANY_RESULT'

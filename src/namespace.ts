@@ -7,6 +7,7 @@ import {
   DecodeError,
   InvalidArgumentError,
   LoaderError,
+  LoaderTimeoutError,
   LoadManyResultError,
   NoLoaderError,
   SerializationError,
@@ -16,6 +17,7 @@ import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './
 import type { L2Write } from './tiers/l2-store.js'
 import type { LruList, LruOwner } from './tiers/lru-list.js'
 import { ParamIndex, type IndexedNode } from './core/param-index.js'
+import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
 
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
@@ -42,9 +44,33 @@ export interface NamespaceStats {
   readonly decodeErrors: number
   /** Values the serializer refused: served, kept in L1, not written to L2. */
   readonly serializeErrors: number
+  /** Stale values served, by reason. Each is also counted as a hit of its tier. */
+  readonly staleServed: {
+    /** Stale-while-revalidate: answered at once, refreshed in the background. */
+    readonly swr: number
+    /** The loader failed or hit its hard timeout (or was throttled after failing), and the stale value answered. */
+    readonly failSafe: number
+    /** The loader passed its soft timeout; the stale value answered while the load went on. */
+    readonly softTimeout: number
+  }
+  /** Background refreshes started (stale-while-revalidate, refresh-ahead, hot keys). */
+  readonly refreshes: number
+  /** Loads that hit their hard timeout. */
+  readonly loadTimeouts: number
+  /** Times this process found another process loading the key and waited for its value. */
+  readonly lockWaits: number
 }
 
-type Counters = { -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio'>]: number }
+type Counters = {
+  -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio' | 'staleServed'>]: number
+} & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
+
+/** One of the hottest keys, as `ns.hotKeys()` reports it. */
+export interface HotKey {
+  readonly key: string
+  /** Reads in the last tracking interval, plus half of the interval before, and so on (a decaying count). */
+  readonly score: number
+}
 
 /** An in-process load (or batch member) under way for one key. Writes that race it mark it cancelled. */
 interface Flight<V> {
@@ -52,6 +78,9 @@ interface Flight<V> {
   /** Set by set/delete/clear while the load runs: its result is returned to its callers but not cached. */
   cancelled: boolean
 }
+
+/** What writes look at: whether a set, delete or clear raced the work. */
+type Cancellable = Pick<Flight<unknown>, 'cancelled'>
 
 interface BatchFlight<V> extends Flight<V> {
   resolve(value: V): void
@@ -94,7 +123,19 @@ export class Namespace<P, V> {
     l2Errors: 0,
     decodeErrors: 0,
     serializeErrors: 0,
+    staleSwr: 0,
+    staleFailSafe: 0,
+    staleSoftTimeout: 0,
+    refreshes: 0,
+    loadTimeouts: 0,
+    lockWaits: 0,
   }
+  /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
+  readonly #refreshing = new Map<string, Flight<V | undefined>>()
+  /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
+  readonly #throttled = new Map<string, number>()
+  readonly #lock: CrossProcessLock | undefined
+  #hotKeys: readonly HotKey[] = []
 
   /** @internal Use `cache.namespace()`. */
   constructor(
@@ -120,7 +161,15 @@ export class Namespace<P, V> {
     this.#l1 = options.l1TtlMs > 0 ? runtime.l1 : undefined
     this.#load = functions.load
     this.#loadMany = functions.loadMany
+    this.#lock =
+      options.lock === false || runtime.l2 === undefined
+        ? undefined
+        : new CrossProcessLock(runtime.l2, runtime.service, options.lock)
     runtime.onClose(() => this.#dropL1())
+    if (options.hotKeys !== false && this.#l1 !== undefined) {
+      const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
+      runtime.onClose(() => clearInterval(timer))
+    }
   }
 
   /** Parameter names in key order (placeholders, then dimensions sorted). */
@@ -147,11 +196,22 @@ export class Namespace<P, V> {
       // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
       // built, nothing decoded, nothing allocated but the promise.
       if (this.#l1 !== undefined) {
-        const entry = this.#l1Get(params)
-        if (entry !== undefined) {
-          this.#counters.l1Hits++
-          if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
-          return Promise.resolve(entry.value as V)
+        const node = this.#l1Index.find(params)
+        if (node !== undefined) {
+          const now = this.#hitClock.now()
+          if (node.expiresAt > now) {
+            if (node.refreshAt > now) {
+              this.#counters.l1Hits++
+              node.hits++
+              if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+              return Promise.resolve(node.value.value as V)
+            }
+            // Stale, or due for refresh-ahead: the slower path decides.
+            const served = this.#serveAging(node, params)
+            if (served !== undefined) return served
+          } else {
+            this.#l1Remove(node)
+          }
         }
       }
       key = this.#keys.build(params)
@@ -160,7 +220,40 @@ export class Namespace<P, V> {
     }
     const flight = this.#flights.get(key)
     if (flight !== undefined) return flight.promise
-    return this.#startFlight(key, params)
+    return this.#startFlight(key, params, this.#staleInL1(params))
+  }
+
+  /**
+   * An L1 entry past its refresh point: fresh but due for refresh-ahead (answer, refresh in the background), or
+   * stale (with stale-while-revalidate: answer, refresh in the background; without: undefined, so the caller loads
+   * in the foreground with this entry as its fail-safe fallback).
+   */
+  #serveAging(node: IndexedNode<Entry>, params: unknown): Promise<V> | undefined {
+    const entry = node.value
+    const now = this.#clock.now()
+    const stale = now >= entry.freshUntil
+    if (stale && !this.options.staleWhileRevalidate) return undefined
+    this.#counters.l1Hits++
+    node.hits++
+    if (stale) this.#counters.staleSwr++
+    if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+    this.#refreshInBackground(this.#keys.build(params), params as P)
+    return Promise.resolve(entry.value as V)
+  }
+
+  /** The stale L1 entry for `params`, still inside its stale window, for a fail-safe fallback. */
+  #staleInL1(params: unknown): Entry | undefined {
+    if (this.#l1 === undefined || this.options.staleForMs === 0) return undefined
+    const node = this.#l1Index.find(params)
+    return node !== undefined && node.expiresAt > this.#clock.now() ? node.value : undefined
+  }
+
+  /**
+   * The hottest keys of this namespace, by a decaying count of L1 reads, as of the last tracking interval. Empty
+   * unless `hotKeys` is declared (and L1 is on).
+   */
+  hotKeys(): readonly HotKey[] {
+    return this.#hotKeys
   }
 
   /**
@@ -179,12 +272,24 @@ export class Namespace<P, V> {
     const wanted = new Map<string, { params: P; indices: number[] }>()
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!
-      const entry = this.#l1 === undefined ? undefined : this.#l1Get(list[i])
-      if (entry !== undefined) {
-        this.#counters.l1Hits++
-        if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
-        results[i] = entry.value as V
-        continue
+      const node = this.#l1 === undefined ? undefined : this.#l1Index.find(list[i])
+      if (node !== undefined) {
+        const now = this.#clock.now()
+        if (node.expiresAt <= now) {
+          this.#l1Remove(node)
+        } else if (node.refreshAt > now) {
+          this.#counters.l1Hits++
+          node.hits++
+          if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
+          results[i] = node.value.value as V
+          continue
+        } else {
+          const served = this.#serveAging(node, list[i])
+          if (served !== undefined) {
+            results[i] = node.value.value as V
+            continue
+          }
+        }
       }
       const flight = this.#flights.get(key)
       if (flight !== undefined) {
@@ -207,12 +312,12 @@ export class Namespace<P, V> {
     return results
   }
 
-  /** The cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
+  /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
   async peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
     if (this.#rt.closed) throw new CacheClosedError('peek')
     const key = this.#keys.build(params)
     const entry = this.#l1Peek(params) ?? (await this.#readL2(key))
-    return entry?.value as V | undefined
+    return entry !== undefined && entry.freshUntil > this.#clock.now() ? (entry.value as V) : undefined
   }
 
   /**
@@ -290,49 +395,278 @@ export class Namespace<P, V> {
 
   #forgetEverything(): void {
     for (const flight of this.#flights.values()) flight.cancelled = true
+    for (const flight of this.#refreshing.values()) flight.cancelled = true
     this.#flights.clear()
+    this.#refreshing.clear()
+    this.#throttled.clear()
     this.#dropL1()
   }
 
   /** A frozen snapshot of this namespace's counters. */
   stats(): NamespaceStats {
-    const c = this.#counters
+    const { staleSwr, staleFailSafe, staleSoftTimeout, ...c } = this.#counters
     const reads = c.l1Hits + c.l2Hits + c.misses
-    return Object.freeze({ ...c, hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads })
+    return Object.freeze({
+      ...c,
+      hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads,
+      staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
+    })
   }
 
   // --- the miss path ---------------------------------------------------------------------------------------
 
-  #startFlight(key: string, params: P): Promise<V> {
+  #startFlight(key: string, params: P, stale?: Entry): Promise<V> {
     const flight = { cancelled: false } as Flight<V>
-    flight.promise = this.#fetch(key, params, flight)
+    flight.promise = this.#fetch(key, params, flight, stale)
     this.#flights.set(key, flight)
     return flight.promise
   }
 
-  async #fetch(key: string, params: P, flight: Flight<V>): Promise<V> {
+  /**
+   * A foreground read after L1: L2, then (unless another process is loading it) the loader, under the fail-safe,
+   * timeouts and cross-process lock. `stale` is an L1 entry still inside its stale window, the fallback if the
+   * loader fails.
+   */
+  async #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
     try {
       const fromL2 = await this.#readL2(key)
       if (fromL2 !== undefined) {
-        this.#hitL2(key)
-        // A set or delete may have raced this read; then its result stays out of L1.
-        if (!flight.cancelled) this.#fillL1(params, key, fromL2)
-        return fromL2.value as V
+        const now = this.#clock.now()
+        if (now < fromL2.freshUntil || this.options.staleWhileRevalidate) {
+          this.#hitL2(key)
+          // A set or delete may have raced this read; then its result stays out of L1.
+          if (!flight.cancelled) this.#fillL1(params, key, fromL2)
+          if (now >= this.#refreshAt(fromL2)) {
+            if (now >= fromL2.freshUntil) this.#counters.staleSwr++
+            // After this flight has left the map, or the refresh would see it and stand down.
+            queueMicrotask(() => this.#refreshInBackground(key, params))
+          }
+          return fromL2.value as V
+        }
+        // Stale in L2 and no stale-while-revalidate: the fallback, unless L1 had a newer one.
+        if (stale === undefined || fromL2.createdAt > stale.createdAt) stale = fromL2
       }
       this.#miss(key)
-      if (this.#load === undefined) {
-        if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
-        const [value] = await this.#callLoadMany([key], [params])
-        this.#store(params, key, value as V, flight)
-        return value as V
+      if (stale !== undefined && this.#isThrottled(key)) {
+        this.#counters.staleFailSafe++
+        return stale.value as V
       }
-      const value = await this.#callLoad(key, params)
-      this.#store(params, key, value, flight)
-      return value
+      return await this.#loadCoordinated(key, params, flight, stale)
     } finally {
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
       if (this.#flights.get(key) === flight) this.#flights.delete(key)
     }
+  }
+
+  /**
+   * Loads `key` once across processes: takes the L2 lock, or waits for the process holding it to announce the
+   * value, re-reading L2 when woken; after `lock.wait` in all, or when L2 cannot coordinate, it loads by itself.
+   */
+  async #loadCoordinated(key: string, params: P, flight: Cancellable, stale: Entry | undefined): Promise<V> {
+    const lock = this.#lock
+    let holder: LockHolder | undefined
+    if (lock !== undefined && !flight.cancelled) {
+      const deadline = this.#clock.now() + lock.options.waitMs
+      for (;;) {
+        const acquired = await lock.acquire(key)
+        if (acquired === 'unavailable') break
+        if (acquired !== 'held') {
+          holder = acquired
+          break
+        }
+        this.#counters.lockWaits++
+        const watch = await lock.watch(key)
+        // Registered first, then read: a value announced in between is found here rather than missed.
+        const landed = await this.#readL2Fresh(key)
+        if (landed !== undefined) {
+          watch?.cancel()
+          return this.#adopt(params, key, flight, landed)
+        }
+        const remaining = deadline - this.#clock.now()
+        if (watch === undefined || remaining <= 0) {
+          watch?.cancel()
+          break
+        }
+        // Sleep until the value is announced or the holder's lock would have expired (a dead holder).
+        await watch.wait(Math.min(remaining, (await lock.lockTtl(key)) + 25))
+        const after = await this.#readL2Fresh(key)
+        if (after !== undefined) return this.#adopt(params, key, flight, after)
+      }
+    }
+    return this.#loadAndStore(key, params, flight, stale, holder)
+  }
+
+  /** A value another process loaded: counted as an L2 hit, kept in L1. */
+  #adopt(params: P, key: string, flight: Cancellable, entry: Entry): V {
+    this.#hitL2(key)
+    if (!flight.cancelled) this.#fillL1(params, key, entry)
+    return entry.value as V
+  }
+
+  async #readL2Fresh(key: string): Promise<Entry | undefined> {
+    const entry = await this.#readL2(key)
+    return entry !== undefined && entry.freshUntil > this.#clock.now() ? entry : undefined
+  }
+
+  /**
+   * Calls the loader under the timeouts, stores its value (awaiting the L2 write when holding the lock, so waiters
+   * find it when woken), then releases the lock. With a stale fallback: answers stale at the soft timeout while the
+   * load goes on, and answers stale (throttling the key) when the load fails.
+   */
+  async #loadAndStore(
+    key: string,
+    params: P,
+    flight: Cancellable,
+    stale: Entry | undefined,
+    holder: LockHolder | undefined,
+  ): Promise<V> {
+    const stored = this.#callLoadWithTimeout(key, params).then(
+      async (value) => {
+        const written = this.#store(params, key, value, flight)
+        if (holder !== undefined) {
+          const landed = written === undefined ? false : await written
+          await holder.release(landed)
+        }
+        return value
+      },
+      async (error: unknown) => {
+        await holder?.release(false)
+        throw error
+      },
+    )
+    if (stale === undefined) return stored
+    const soft = this.options.softTimeoutMs
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const outcome = await Promise.race([
+      stored.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      soft === Infinity
+        ? new Promise<never>(() => {})
+        : new Promise<'soft'>((r) => (timer = setTimeout(() => r('soft'), soft))),
+    ])
+    clearTimeout(timer)
+    if (outcome === 'soft') {
+      this.#counters.staleSoftTimeout++
+      // The load goes on and updates the cache when it lands; its failure throttles the key like any other.
+      stored.catch(() => this.#throttle(key))
+      return stale.value as V
+    }
+    if ('value' in outcome) return outcome.value
+    this.#throttle(key)
+    this.#counters.staleFailSafe++
+    return stale.value as V
+  }
+
+  /** The loader under the hard timeout: its signal aborts and the call rejects with LoaderTimeoutError. */
+  async #callLoadWithTimeout(key: string, params: P): Promise<V> {
+    const hard = this.options.hardTimeoutMs
+    if (hard === Infinity) return this.#loadOne(key, params, this.#rt.signal)
+    const controller = new AbortController()
+    const signal = AbortSignal.any([this.#rt.signal, controller.signal])
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new LoaderTimeoutError(this.name, key, hard)
+        this.#counters.loadTimeouts++
+        controller.abort(error)
+        reject(error)
+      }, hard)
+    })
+    try {
+      return await Promise.race([this.#loadOne(key, params, signal), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #loadOne(key: string, params: P, signal: AbortSignal): Promise<V> {
+    if (this.#load !== undefined) return this.#callLoad(key, params, this.#load, signal)
+    if (this.#loadMany === undefined) return Promise.reject(new NoLoaderError(this.name, key))
+    return this.#callLoadMany([key], [params], signal).then(([value]) => value as V)
+  }
+
+  /**
+   * Refreshes `key` in the background, once per key in this process and, through the lock, once across processes:
+   * if another process holds the lock it is refreshing already. Failures throttle the key (fail-safe).
+   */
+  #refreshInBackground(key: string, params: P): void {
+    if (this.#rt.closed || this.#refreshing.has(key) || this.#flights.has(key) || this.#isThrottled(key))
+      return
+    if (this.#load === undefined && this.#loadMany === undefined) return
+    const flight = { cancelled: false } as Flight<V | undefined>
+    this.#refreshing.set(key, flight)
+    this.#counters.refreshes++
+    flight.promise = this.#refresh(key, params, flight)
+    const done = () => {
+      if (this.#refreshing.get(key) === flight) this.#refreshing.delete(key)
+    }
+    flight.promise.then(done, () => {
+      this.#throttle(key)
+      done()
+    })
+  }
+
+  async #refresh(key: string, params: P, flight: Cancellable): Promise<V | undefined> {
+    let holder: LockHolder | undefined
+    if (this.#lock !== undefined) {
+      const acquired = await this.#lock.acquire(key)
+      if (acquired === 'held') return undefined
+      if (acquired !== 'unavailable') holder = acquired
+    }
+    // Another process may have refreshed it just before we took the lock.
+    const current = await this.#readL2(key)
+    if (current !== undefined && this.#clock.now() < this.#refreshAt(current)) {
+      await holder?.release(false)
+      if (!flight.cancelled) this.#fillL1(params, key, current)
+      return current.value as V
+    }
+    return this.#loadAndStore(key, params, flight, undefined, holder)
+  }
+
+  /** The time after which a read of `entry` triggers a background refresh: refresh-ahead, else its freshness end. */
+  #refreshAt(entry: Entry): number {
+    const fraction = this.options.refreshAhead
+    if (fraction >= 1) return entry.freshUntil
+    return entry.createdAt + fraction * (entry.freshUntil - entry.createdAt)
+  }
+
+  #isThrottled(key: string): boolean {
+    const until = this.#throttled.get(key)
+    if (until === undefined) return false
+    if (until > this.#clock.now()) return true
+    this.#throttled.delete(key)
+    return false
+  }
+
+  #throttle(key: string): void {
+    if (this.options.failSafeThrottleMs === 0 || this.options.staleForMs === 0) return
+    const now = this.#clock.now()
+    if (this.#throttled.size >= 10_000) {
+      for (const [k, until] of this.#throttled) if (until <= now) this.#throttled.delete(k)
+    }
+    if (this.#throttled.size < 10_000) this.#throttled.set(key, now + this.options.failSafeThrottleMs)
+  }
+
+  /** Every hot-keys interval: rank this namespace's L1 entries by decaying reads, refresh the hottest before expiry. */
+  #sweepHotKeys(): void {
+    const config = this.options.hotKeys
+    if (config === false || this.#rt.closed) return
+    const now = this.#clock.now()
+    const nodes = [...this.#l1Index.nodes()]
+    nodes.sort((a, b) => b.hits - a.hits)
+    const top = nodes.slice(0, config.track).filter((n) => n.hits > 0)
+    this.#hotKeys = Object.freeze(top.map((n) => Object.freeze({ key: n.key, score: n.hits })))
+    if (config.refresh) {
+      for (const node of top) {
+        if (this.#refreshing.size >= config.concurrency) break
+        // Due within the next two intervals: refresh now, so a hot key is never read cold.
+        if (node.value.freshUntil - now <= 2 * config.intervalMs)
+          this.#refreshInBackground(node.key, node.params as P)
+      }
+    }
+    for (const node of nodes) node.hits = Math.floor(node.hits / 2)
   }
 
   #batchFlight(key: string): BatchFlight<V> {
@@ -357,7 +691,15 @@ export class Namespace<P, V> {
       const entries = await this.#readL2Many(batch.map((b) => b.key))
       const missing: typeof batch = []
       batch.forEach((item, i) => {
-        const entry = entries[i]
+        let entry = entries[i]
+        if (entry !== undefined && entry.freshUntil <= this.#clock.now()) {
+          if (this.options.staleWhileRevalidate) {
+            this.#counters.staleSwr++
+            queueMicrotask(() => this.#refreshInBackground(item.key, item.params))
+          } else {
+            entry = undefined
+          }
+        }
         if (entry === undefined) {
           this.#miss(item.key)
           missing.push(item)
@@ -376,17 +718,17 @@ export class Namespace<P, V> {
         const writes: L2Write[] = []
         missing.forEach((item, i) => {
           const value = values[i] as V
-          this.#store(item.params, item.key, value, item.flight, writes)
+          void this.#store(item.params, item.key, value, item.flight, writes)
           item.flight.resolve(value)
         })
-        this.#writeL2(writes)
+        void this.#writeL2(writes)
       } else if (this.#load !== undefined) {
         const load = this.#load
         await Promise.all(
           missing.map(async (item) => {
             try {
               const value = await this.#callLoad(item.key, item.params, load)
-              this.#store(item.params, item.key, value, item.flight)
+              void this.#store(item.params, item.key, value, item.flight)
               item.flight.resolve(value)
             } catch (error) {
               item.flight.reject(error)
@@ -402,11 +744,11 @@ export class Namespace<P, V> {
     }
   }
 
-  async #callLoad(key: string, params: P, load = this.#load!): Promise<V> {
+  async #callLoad(key: string, params: P, load = this.#load!, signal = this.#rt.signal): Promise<V> {
     const started = performance.now()
     this.#counters.loads++
     try {
-      const value = await load(params, { namespace: this.name, key, signal: this.#rt.signal })
+      const value = await load(params, { namespace: this.name, key, signal })
       if (channels.load.hasSubscribers) {
         channels.load.publish({ namespace: this.name, keys: [key], durationMs: performance.now() - started })
       }
@@ -425,13 +767,13 @@ export class Namespace<P, V> {
     }
   }
 
-  async #callLoadMany(keys: string[], params: P[]): Promise<readonly V[]> {
+  async #callLoadMany(keys: string[], params: P[], signal = this.#rt.signal): Promise<readonly V[]> {
     const started = performance.now()
     this.#counters.loads++
     let values: readonly V[]
     let failure: Error | undefined
     try {
-      values = await this.#loadMany!(params, { namespace: this.name, key: keys[0]!, signal: this.#rt.signal })
+      values = await this.#loadMany!(params, { namespace: this.name, key: keys[0]!, signal })
       if (!Array.isArray(values) || values.length !== keys.length) {
         failure = new LoadManyResultError(this.name, keys.length, values)
       }
@@ -489,24 +831,31 @@ export class Namespace<P, V> {
       }
       return undefined
     }
-    return result.entry.freshUntil > this.#clock.now() ? result.entry : undefined
+    return result.entry.staleUntil > this.#clock.now() ? result.entry : undefined
   }
 
   #newEntry(value: V): Entry<V> {
     const now = this.#clock.now()
     const { ttlMs, jitterMs, negativeTtlMs } = this.options
-    const ttl =
-      value === null || value === undefined ? negativeTtlMs : ttlMs + Math.round(this.#rt.random() * jitterMs)
-    return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl }
+    const negative = value === null || value === undefined
+    const ttl = negative ? negativeTtlMs : ttlMs + Math.round(this.#rt.random() * jitterMs)
+    const staleFor = negative ? 0 : this.options.staleForMs
+    return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl + staleFor }
   }
 
   /**
    * Caches a freshly loaded value in L1 and L2 unless a write raced the load. L2 is written in the background:
    * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
    */
-  #store(params: P, key: string, value: V, flight: Flight<V>, writes?: L2Write[]): void {
+  #store(
+    params: P,
+    key: string,
+    value: V,
+    flight: Cancellable,
+    writes?: L2Write[],
+  ): Promise<boolean> | undefined {
     // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
-    if (flight.cancelled || this.#rt.closed) return
+    if (flight.cancelled || this.#rt.closed) return undefined
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
@@ -524,18 +873,30 @@ export class Namespace<P, V> {
       }
     }
     this.#fillL1(params, key, entry, bytes?.byteLength)
-    if (bytes === undefined || this.#rt.l2 === undefined) return
+    if (bytes === undefined || this.#rt.l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
-    if (writes !== undefined) writes.push(write)
-    else this.#writeL2([write])
+    if (writes !== undefined) {
+      writes.push(write)
+      return undefined
+    }
+    return this.#writeL2([write])
   }
 
-  #writeL2(writes: L2Write[]): void {
+  /** Writes to L2 in the background (tracked for close()); resolves to whether the write landed. */
+  #writeL2(writes: L2Write[]): Promise<boolean> | undefined {
     const l2 = this.#rt.l2
-    if (l2 === undefined || writes.length === 0) return
-    const work =
+    if (l2 === undefined || writes.length === 0) return undefined
+    const work = (
       writes.length === 1 ? l2.set(writes[0]!.key, writes[0]!.value, writes[0]!.ttlMs) : l2.setMany(writes)
-    this.#rt.background(work.catch(() => void this.#counters.l2Errors++))
+    ).then(
+      () => true,
+      () => {
+        this.#counters.l2Errors++
+        return false
+      },
+    )
+    this.#rt.background(work)
+    return work
   }
 
   /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
@@ -543,16 +904,19 @@ export class Namespace<P, V> {
     const l1 = this.#l1
     if (l1 === undefined || this.#rt.closed) return
     const now = this.#clock.now()
-    const ttl = Math.min(this.options.l1TtlMs, entry.freshUntil - now)
+    // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
+    const ttl = Math.min(this.options.l1TtlMs, entry.staleUntil - now)
     const existing = this.#l1Index.find(params)
     if (ttl <= 0 || size > l1.maxBytes) {
       // Expired already, or larger than the whole L1 budget: serve it without keeping it in L1.
       if (existing !== undefined) this.#l1Remove(existing)
       return
     }
+    const refreshAt = this.#refreshAt(entry)
     if (existing !== undefined) {
       existing.value = entry
       existing.expiresAt = now + ttl
+      existing.refreshAt = refreshAt
       l1.resize(existing, size)
       return
     }
@@ -566,21 +930,12 @@ export class Namespace<P, V> {
       older: undefined,
       path: [],
       texts: [],
+      refreshAt,
+      hits: 0,
+      params: { ...(params as object) },
     }
     this.#l1Index.insert(params, node)
     l1.add(node)
-  }
-
-  /** The fresh L1 entry for `params`, marked used; an expired one is dropped. Throws for invalid parameters. */
-  #l1Get(params: unknown): Entry | undefined {
-    const node = this.#l1Index.find(params)
-    if (node === undefined) return undefined
-    if (node.expiresAt <= this.#hitClock.now()) {
-      this.#l1Remove(node)
-      return undefined
-    }
-    this.#l1!.touch(node)
-    return node.value
   }
 
   #l1Peek(params: unknown): Entry | undefined {
@@ -611,10 +966,13 @@ export class Namespace<P, V> {
   }
 
   #cancelFlight(key: string): void {
-    const flight = this.#flights.get(key)
-    if (flight === undefined) return
-    flight.cancelled = true
-    this.#flights.delete(key)
+    for (const flights of [this.#flights, this.#refreshing]) {
+      const flight = flights.get(key)
+      if (flight === undefined) continue
+      flight.cancelled = true
+      flights.delete(key)
+    }
+    this.#throttled.delete(key)
   }
 
   #publishHit(params: unknown, tier: 'l1' | 'l2'): void {

@@ -192,6 +192,52 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @default the entry's own freshness (ttl plus its jitter)
    */
   l1?: false | { ttl?: Duration }
+  /**
+   * How long after its freshness a value is kept and may still be served: stale-while-revalidate, and the
+   * fail-safe window when the loader fails or times out. Every stale serve is counted.
+   * @default 0 (no stale data)
+   * @example '1h'
+   */
+  staleFor?: Duration
+  /**
+   * With `staleFor`: serve a stale value at once and refresh it in the background, once per key across all
+   * processes (`true`), or wait for the loader and fall back to the stale value only if it fails (`false`).
+   * @default true
+   */
+  staleWhileRevalidate?: boolean
+  /**
+   * Fail-safe throttle: after the loader failed for a key and a stale value answered instead, the loader is not
+   * called again for that key for this long (stale data keeps answering). @default '10s'
+   */
+  failSafeThrottle?: Duration
+  /**
+   * Refresh-ahead: an entry read after this fraction of its TTL (0 to 1, exclusive) is refreshed in the background
+   * before it expires, so a key read steadily never goes cold. @default off
+   * @example 0.8
+   */
+  refreshAhead?: number
+  timeouts?: {
+    /**
+     * After this long, a read that has a stale value answers with it while the load goes on in the background
+     * and updates the cache when it lands. @default off
+     */
+    soft?: Duration
+    /** After this long the loader's `signal` is aborted and the read fails with ERR_STRATA_LOADER_TIMEOUT (or answers stale). @default off */
+    hard?: Duration
+  }
+  /**
+   * Cross-process single-flight through a lock in L2: of all processes missing one key, one loads and the others
+   * wait for its value (woken by pub/sub), each for at most `wait` before loading itself. `false` turns it off.
+   * Without L2 it does nothing. @default { ttl: '5s', wait: '10s' }
+   */
+  lock?: false | { ttl?: Duration; wait?: Duration }
+  /**
+   * Hot keys: track the `track` most read keys of this namespace (decaying counts, over its L1 entries), expose them
+   * in `ns.hotKeys()`, and refresh them in the background shortly before they expire so they never go cold.
+   * @default off
+   * @example { track: 20 }
+   */
+  hotKeys?: { track: number; refresh?: boolean; interval?: Duration; concurrency?: number }
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -217,6 +263,22 @@ export interface ResolvedNamespaceOptions {
   readonly l1TtlMs: number
   readonly owner: string | undefined
   readonly description: string | undefined
+  readonly staleForMs: number
+  readonly staleWhileRevalidate: boolean
+  readonly failSafeThrottleMs: number
+  /** Fraction of the TTL after which a read refreshes in the background; 1 when off. */
+  readonly refreshAhead: number
+  readonly softTimeoutMs: number
+  readonly hardTimeoutMs: number
+  readonly lock: false | { readonly ttlMs: number; readonly waitMs: number }
+  readonly hotKeys:
+    | false
+    | {
+        readonly track: number
+        readonly refresh: boolean
+        readonly intervalMs: number
+        readonly concurrency: number
+      }
 }
 
 export function resolveNamespaceOptions<P, V>(
@@ -265,7 +327,67 @@ export function resolveNamespaceOptions<P, V>(
       throw new InvalidOptionError(at(text), options[text], 'a string')
     }
   }
+  const staleForMs = options.staleFor === undefined ? 0 : parseDuration(options.staleFor, at('staleFor'))
+  const swr = options.staleWhileRevalidate ?? true
+  if (typeof swr !== 'boolean') throw new InvalidOptionError(at('staleWhileRevalidate'), swr, 'true or false')
+  const refreshAhead = options.refreshAhead ?? 1
+  if (typeof refreshAhead !== 'number' || !(refreshAhead > 0 && refreshAhead <= 1)) {
+    throw new InvalidOptionError(
+      at('refreshAhead'),
+      options.refreshAhead,
+      'a fraction of the TTL between 0 and 1, e.g. 0.8',
+    )
+  }
+  const timeouts = options.timeouts ?? {}
+  const softTimeoutMs =
+    timeouts.soft === undefined ? Infinity : positiveDuration(timeouts.soft, at('timeouts.soft'))
+  const hardTimeoutMs =
+    timeouts.hard === undefined ? Infinity : positiveDuration(timeouts.hard, at('timeouts.hard'))
+  if (softTimeoutMs !== Infinity && softTimeoutMs >= hardTimeoutMs) {
+    throw new InvalidOptionError(
+      at('timeouts.soft'),
+      timeouts.soft,
+      `a duration shorter than timeouts.hard (${hardTimeoutMs} ms)`,
+    )
+  }
+  const lock = options.lock ?? {}
+  if (lock !== false && (lock === null || typeof lock !== 'object')) {
+    throw new InvalidOptionError(at('lock'), lock, "`false` or an object such as { ttl: '5s', wait: '10s' }")
+  }
+  const hotKeys = options.hotKeys
+  if (hotKeys !== undefined && (hotKeys === null || typeof hotKeys !== 'object')) {
+    throw new InvalidOptionError(at('hotKeys'), hotKeys, 'an object such as { track: 20 }')
+  }
+  if (hotKeys !== undefined && (!Number.isSafeInteger(hotKeys.track) || hotKeys.track < 1)) {
+    throw new InvalidOptionError(at('hotKeys.track'), hotKeys.track, 'a positive whole number of keys')
+  }
+  const hotConcurrency = hotKeys?.concurrency ?? 4
+  if (!Number.isSafeInteger(hotConcurrency) || hotConcurrency < 1) {
+    throw new InvalidOptionError(at('hotKeys.concurrency'), hotConcurrency, 'a positive whole number')
+  }
   return Object.freeze({
+    staleForMs,
+    staleWhileRevalidate: swr,
+    failSafeThrottleMs: parseDuration(options.failSafeThrottle ?? 10_000, at('failSafeThrottle')),
+    refreshAhead,
+    softTimeoutMs,
+    hardTimeoutMs,
+    lock:
+      lock === false
+        ? false
+        : Object.freeze({
+            ttlMs: positiveDuration(lock.ttl ?? 5_000, at('lock.ttl')),
+            waitMs: parseDuration(lock.wait ?? 10_000, at('lock.wait')),
+          }),
+    hotKeys:
+      hotKeys === undefined
+        ? false
+        : Object.freeze({
+            track: hotKeys.track,
+            refresh: hotKeys.refresh ?? true,
+            intervalMs: positiveDuration(hotKeys.interval ?? 1_000, at('hotKeys.interval')),
+            concurrency: hotConcurrency,
+          }),
     name,
     key: options.key,
     dimensions: Object.freeze([...(options.dimensions ?? [])]),

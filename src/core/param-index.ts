@@ -8,6 +8,12 @@ export interface IndexedNode<V> extends LruNode<V> {
   path: Map<string, unknown>[]
   /** The parameter texts along `path`, one per level. */
   texts: string[]
+  /** Epoch ms after which a read takes the slower path: stale, or due for refresh-ahead. */
+  refreshAt: number
+  /** Reads since the last hot-keys sweep (halved at each sweep). */
+  hits: number
+  /** A copy of the parameters, for refreshing the entry in the background. */
+  params: unknown
 }
 
 /**

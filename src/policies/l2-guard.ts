@@ -47,6 +47,30 @@ export class L2Guard {
     return this.#run('delete', () => this.store.delete(keys))
   }
 
+  tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return this.#run('tryLock', () => this.store.tryLock(key, token, ttlMs))
+  }
+
+  unlock(key: string, token: string): Promise<boolean> {
+    return this.#run('unlock', () => this.store.unlock(key, token))
+  }
+
+  extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return this.#run('extendLock', () => this.store.extendLock(key, token, ttlMs))
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.#run('ttl', () => this.store.ttl(key))
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    return this.#run('publish', () => this.store.publish(channel, message))
+  }
+
+  subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    return this.#run('subscribe', () => this.store.subscribe(channel, listener))
+  }
+
   /**
    * Deletes every key starting with `prefix`: SCAN steps and UNLINK batches, each bounded by the L2 timeout, so a
    * paused or unreachable Redis makes it reject instead of hang. The prefix holds no glob character.
