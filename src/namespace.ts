@@ -77,10 +77,15 @@ interface Flight<V> {
   promise: Promise<V>
   /** Set by set/delete/clear while the load runs: its result is returned to its callers but not cached. */
   cancelled: boolean
+  /**
+   * A load still running after the flight already answered (with a stale value, at the soft timeout). The flight
+   * stays registered until it settles, so later readers get the stale answer instead of starting another load.
+   */
+  continuation?: Promise<unknown>
 }
 
 /** What writes look at: whether a set, delete or clear raced the work. */
-type Cancellable = Pick<Flight<unknown>, 'cancelled'>
+type Cancellable = Pick<Flight<unknown>, 'cancelled' | 'continuation'>
 
 interface BatchFlight<V> extends Flight<V> {
   resolve(value: V): void
@@ -454,7 +459,11 @@ export class Namespace<P, V> {
       return await this.#loadCoordinated(key, params, flight, stale)
     } finally {
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
-      if (this.#flights.get(key) === flight) this.#flights.delete(key)
+      const leave = () => {
+        if (this.#flights.get(key) === flight) this.#flights.delete(key)
+      }
+      if (flight.continuation === undefined) leave()
+      else flight.continuation.then(leave, leave)
     }
   }
 
@@ -550,7 +559,7 @@ export class Namespace<P, V> {
     if (outcome === 'soft') {
       this.#counters.staleSoftTimeout++
       // The load goes on and updates the cache when it lands; its failure throttles the key like any other.
-      stored.catch(() => this.#throttle(key))
+      flight.continuation = stored.catch(() => this.#throttle(key))
       return stale.value as V
     }
     if ('value' in outcome) return outcome.value
