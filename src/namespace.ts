@@ -11,6 +11,7 @@ import {
   LoadManyResultError,
   NoLoaderError,
   SerializationError,
+  SourceBusyError,
 } from './errors.js'
 import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
@@ -18,6 +19,7 @@ import type { L2Write } from './tiers/l2-store.js'
 import type { LruList, LruOwner } from './tiers/lru-list.js'
 import { ParamIndex, type IndexedNode } from './core/param-index.js'
 import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
+import { SourceLimiter } from './policies/source-limiter.js'
 
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
@@ -59,10 +61,14 @@ export interface NamespaceStats {
   readonly loadTimeouts: number
   /** Times this process found another process loading the key and waited for its value. */
   readonly lockWaits: number
+  /** Loads the source limit refused (`overflow: 'error'`, or a wait past `source.maxWait`) or answered stale. */
+  readonly sourceBusy: number
+  /** Loads started in the last second: the source's QPS from this process. */
+  readonly loadsPerSecond: number
 }
 
 type Counters = {
-  -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio' | 'staleServed'>]: number
+  -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio' | 'staleServed' | 'loadsPerSecond'>]: number
 } & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
 
 /** One of the hottest keys, as `ns.hotKeys()` reports it. */
@@ -134,7 +140,9 @@ export class Namespace<P, V> {
     refreshes: 0,
     loadTimeouts: 0,
     lockWaits: 0,
+    sourceBusy: 0,
   }
+  readonly #source: SourceLimiter
   /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
   readonly #refreshing = new Map<string, Flight<V | undefined>>()
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
@@ -170,6 +178,16 @@ export class Namespace<P, V> {
       options.lock === false || runtime.l2 === undefined
         ? undefined
         : new CrossProcessLock(runtime.l2, runtime.service, options.lock)
+    // Always present: with no limits it only counts loads per second, and never waits or arms a timer.
+    this.#source = new SourceLimiter(
+      options.name,
+      {
+        maxConcurrent: options.source.maxConcurrent,
+        maxPerSecond: options.source.maxPerSecond,
+        maxWaitMs: options.source.maxWaitMs,
+      },
+      () => this.#clock.now(),
+    )
     runtime.onClose(() => this.#dropL1())
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
@@ -413,6 +431,7 @@ export class Namespace<P, V> {
     const reads = c.l1Hits + c.l2Hits + c.misses
     return Object.freeze({
       ...c,
+      loadsPerSecond: this.#source.startsPerSecond(),
       hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads,
       staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
     })
@@ -529,7 +548,18 @@ export class Namespace<P, V> {
     stale: Entry | undefined,
     holder: LockHolder | undefined,
   ): Promise<V> {
-    const stored = this.#callLoadWithTimeout(key, params).then(
+    let release: (() => void) | 'stale'
+    try {
+      release = await this.#acquireSource(stale !== undefined)
+    } catch (error) {
+      await holder?.release(false)
+      throw error
+    }
+    if (release === 'stale') {
+      await holder?.release(false)
+      return stale!.value as V
+    }
+    const stored = this.#callLoadWithTimeout(key, params, release).then(
       async (value) => {
         const written = this.#store(params, key, value, flight)
         if (holder !== undefined) {
@@ -568,8 +598,41 @@ export class Namespace<P, V> {
     return stale.value as V
   }
 
+  /**
+   * Room at the source for one load, by the namespace's `source` policy: a release function, 'stale' (answer with
+   * the stale value instead: only offered when one exists), or a SourceBusyError.
+   */
+  async #acquireSource(hasStale: boolean): Promise<(() => void) | 'stale'> {
+    const room = this.#source.tryAcquire()
+    if (room !== undefined) return room
+    const { overflow, maxConcurrent } = this.options.source
+    if (overflow === 'error' || (overflow === 'stale' && hasStale)) {
+      this.#counters.sourceBusy++
+      if (overflow === 'stale') {
+        this.#counters.staleFailSafe++
+        return 'stale'
+      }
+      throw new SourceBusyError(this.name, this.#source.active >= maxConcurrent ? 'concurrency' : 'rate', 0)
+    }
+    try {
+      return await this.#source.acquire(this.#rt.signal)
+    } catch (error) {
+      this.#counters.sourceBusy++
+      throw error
+    }
+  }
+
+  /** The loader under the hard timeout, holding its source slot until it settles. */
+  async #callLoadWithTimeout(key: string, params: P, release: () => void): Promise<V> {
+    try {
+      return await this.#callLoadTimed(key, params)
+    } finally {
+      release()
+    }
+  }
+
   /** The loader under the hard timeout: its signal aborts and the call rejects with LoaderTimeoutError. */
-  async #callLoadWithTimeout(key: string, params: P): Promise<V> {
+  async #callLoadTimed(key: string, params: P): Promise<V> {
     const hard = this.options.hardTimeoutMs
     if (hard === Infinity) return this.#loadOne(key, params, this.#rt.signal)
     const controller = new AbortController()
@@ -720,10 +783,16 @@ export class Namespace<P, V> {
       })
       if (missing.length === 0) return
       if (this.#loadMany !== undefined) {
-        const values = await this.#callLoadMany(
-          missing.map((m) => m.key),
-          missing.map((m) => m.params),
-        )
+        const release = await this.#acquireSource(false)
+        let values: readonly V[]
+        try {
+          values = await this.#callLoadMany(
+            missing.map((m) => m.key),
+            missing.map((m) => m.params),
+          )
+        } finally {
+          if (release !== 'stale') release()
+        }
         const writes: L2Write[] = []
         missing.forEach((item, i) => {
           const value = values[i] as V
@@ -736,7 +805,13 @@ export class Namespace<P, V> {
         await Promise.all(
           missing.map(async (item) => {
             try {
-              const value = await this.#callLoad(item.key, item.params, load)
+              const release = await this.#acquireSource(false)
+              let value: V
+              try {
+                value = await this.#callLoad(item.key, item.params, load)
+              } finally {
+                if (release !== 'stale') release()
+              }
               void this.#store(item.params, item.key, value, item.flight)
               item.flight.resolve(value)
             } catch (error) {

@@ -238,6 +238,21 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example { track: 20 }
    */
   hotKeys?: { track: number; refresh?: boolean; interval?: Duration; concurrency?: number }
+  /**
+   * Source protection: at most `maxConcurrent` loads at once and `maxPerSecond` started in any second for this
+   * namespace. A load over the limit waits (`overflow: 'wait'`, at most `maxWait`), answers with a stale value
+   * when one exists (`'stale'`; otherwise it waits), or fails at once with ERR_STRATA_SOURCE_BUSY (`'error'`).
+   * @default no limit
+   * @example { maxConcurrent: 10, maxPerSecond: 100, overflow: 'stale' }
+   */
+  source?: {
+    maxConcurrent?: number
+    maxPerSecond?: number
+    /** @default '5s' */
+    maxWait?: Duration
+    /** @default 'wait' */
+    overflow?: 'wait' | 'stale' | 'error'
+  }
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -271,6 +286,12 @@ export interface ResolvedNamespaceOptions {
   readonly softTimeoutMs: number
   readonly hardTimeoutMs: number
   readonly lock: false | { readonly ttlMs: number; readonly waitMs: number }
+  readonly source: {
+    readonly maxConcurrent: number
+    readonly maxPerSecond: number
+    readonly maxWaitMs: number
+    readonly overflow: 'wait' | 'stale' | 'error'
+  }
   readonly hotKeys:
     | false
     | {
@@ -365,7 +386,22 @@ export function resolveNamespaceOptions<P, V>(
   if (!Number.isSafeInteger(hotConcurrency) || hotConcurrency < 1) {
     throw new InvalidOptionError(at('hotKeys.concurrency'), hotConcurrency, 'a positive whole number')
   }
+  const source = options.source ?? {}
+  if (source === null || typeof source !== 'object') {
+    throw new InvalidOptionError(at('source'), source, 'an object such as { maxConcurrent: 10 }')
+  }
+  const overflow = source.overflow ?? 'wait'
+  if (overflow !== 'wait' && overflow !== 'stale' && overflow !== 'error') {
+    throw new InvalidOptionError(at('source.overflow'), overflow, "'wait', 'stale' or 'error'")
+  }
   return Object.freeze({
+    source: Object.freeze({
+      maxConcurrent: source.maxConcurrent ?? Infinity,
+      maxPerSecond: source.maxPerSecond ?? Infinity,
+      maxWaitMs:
+        source.maxWait === undefined ? 5_000 : positiveDuration(source.maxWait, at('source.maxWait')),
+      overflow,
+    }),
     staleForMs,
     staleWhileRevalidate: swr,
     failSafeThrottleMs: parseDuration(options.failSafeThrottle ?? 10_000, at('failSafeThrottle')),

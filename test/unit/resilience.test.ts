@@ -303,3 +303,66 @@ describe('hot keys', () => {
     expect(ns.hotKeys()).toEqual([])
   })
 })
+
+describe('source protection', () => {
+  it('never runs more loads at once than source.maxConcurrent, across many distinct keys', async () => {
+    let running = 0
+    let peak = 0
+    const ns = newCache().namespace('item', {
+      key: 'item:{id}',
+      ttl: '1m',
+      source: { maxConcurrent: 3 },
+      load: async ({ id }) => {
+        peak = Math.max(peak, ++running)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        running--
+        return id
+      },
+    })
+    const values = await Promise.all(Array.from({ length: 30 }, (_, id) => ns.get({ id })))
+    expect(values).toEqual(Array.from({ length: 30 }, (_, id) => id))
+    expect(peak).toBe(3)
+    expect(ns.stats()).toMatchObject({ loads: 30, loadsPerSecond: 30, sourceBusy: 0 })
+  })
+
+  it("overflow 'error' refuses a load over the limit at once with ERR_STRATA_SOURCE_BUSY", async () => {
+    const gate = deferred<string>()
+    const ns = newCache().namespace('item', {
+      key: 'item:{id}',
+      ttl: '1m',
+      source: { maxConcurrent: 1, overflow: 'error' },
+      load: () => gate.promise,
+    })
+    const first = ns.get({ id: 1 })
+    await expect(ns.get({ id: 2 })).rejects.toMatchObject({
+      code: 'ERR_STRATA_SOURCE_BUSY',
+      reason: 'concurrency',
+    })
+    gate.resolve('ok')
+    expect(await first).toBe('ok')
+    expect(ns.stats().sourceBusy).toBe(1)
+  })
+
+  it("overflow 'stale' answers from stale data while the source is at its limit", async () => {
+    const clock = fakeClock()
+    const gate = deferred<string>()
+    let calls = 0
+    const ns = newCache({ clock }).namespace('item', {
+      key: 'item:{id}',
+      ttl: '1m',
+      jitter: 0,
+      staleFor: '1h',
+      staleWhileRevalidate: false,
+      source: { maxConcurrent: 1, overflow: 'stale' },
+      load: ({ id }) => (++calls <= 2 ? `v${id}` : gate.promise),
+    })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 2 })
+    clock.advance(60_000)
+    const busy = ns.get({ id: 1 }) // takes the only slot and waits on the gate
+    expect(await ns.get({ id: 2 })).toBe('v2') // no room: the stale value answers
+    gate.resolve('fresh')
+    expect(await busy).toBe('fresh')
+    expect(ns.stats()).toMatchObject({ sourceBusy: 1, staleServed: { failSafe: 1 } })
+  })
+})
