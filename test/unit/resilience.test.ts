@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createCache, LoaderError, LoaderTimeoutError, type Cache, type CacheOptions } from 'stratacache'
+import {
+  createCache,
+  LoaderError,
+  LoaderTimeoutError,
+  type Cache,
+  type CacheOptions,
+  type Duration,
+} from 'stratacache'
 import { fakeClock } from '../helpers/fake-clock.js'
 
 const caches: Cache[] = []
@@ -90,7 +97,7 @@ describe('stale-while-revalidate', () => {
 })
 
 describe('fail-safe', () => {
-  function failingNamespace(throttle: string | number = '10s') {
+  function failingNamespace(throttle: Duration = '10s') {
     const clock = fakeClock()
     let calls = 0
     let failing = false
