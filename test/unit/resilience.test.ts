@@ -239,6 +239,28 @@ describe('loader timeouts', () => {
     expect(calls).toBe(2)
   })
 
+  it('ignores a loader that rejects after its hard timeout: no unhandled rejection, exact counts', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      let rejectLate!: (error: Error) => void
+      const ns = newCache().namespace('item', {
+        key: 'item:{id}',
+        ttl: '1m',
+        timeouts: { hard: 20 },
+        load: () => new Promise<string>((_, reject) => (rejectLate = reject)),
+      })
+      await expect(ns.get({ id: 1 })).rejects.toMatchObject({ code: 'ERR_STRATA_LOADER_TIMEOUT' })
+      rejectLate(new Error('too late'))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(unhandled).toEqual([])
+      expect(ns.stats()).toMatchObject({ loads: 1, loadTimeouts: 1 })
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
   it('refuses a soft timeout that is not shorter than the hard one', () => {
     expect(() =>
       newCache().namespace('item', { key: 'x', ttl: 1, timeouts: { soft: '2s', hard: '1s' }, load: () => 1 }),
