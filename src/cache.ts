@@ -20,6 +20,8 @@ import {
 } from './options.js'
 import type { CircuitState } from './policies/circuit-breaker.js'
 import { L2Guard } from './policies/l2-guard.js'
+import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
+import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
 import { LruList } from './tiers/lru-list.js'
 
@@ -28,6 +30,8 @@ export interface CacheStats {
   readonly namespaces: Readonly<Record<string, NamespaceStats>>
   readonly l1: { readonly entries: number; readonly bytes: number; readonly evictions: number } | undefined
   readonly l2: { readonly status: L2Status; readonly circuit: CircuitState } | undefined
+  /** The invalidation bus (present with L2). */
+  readonly bus: BusStats | undefined
 }
 
 /**
@@ -49,6 +53,9 @@ export class Cache {
   readonly #abort = new AbortController()
   readonly #background = new Set<Promise<unknown>>()
   readonly #onClose: (() => void)[] = []
+  readonly #bus: InvalidationBus | undefined
+  /** What each namespace does with an invalidation from another process. */
+  readonly #handlers = new Map<string, (invalidation: Invalidation) => void>()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closed = false
   #closing: Promise<void> | undefined
@@ -63,15 +70,25 @@ export class Cache {
         failureThreshold: o.failureThreshold,
         breakMs: o.breakMs,
       })
+      this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
+        invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
+        // Messages may have been missed while the subscription was down: every namespace drops its L1.
+        missedMessages: () => {
+          for (const [namespace, handler] of this.#handlers) handler({ kind: 'namespace', namespace })
+        },
+      })
       o.l2.onEvent((event) => {
         if (event.type === 'status') {
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
+        } else if (event.type === 'subscriber-status') {
+          this.#bus?.connectionStatus(event.status === 'ready')
         } else if (channels.l2Error.hasSubscribers) {
           channels.l2Error.publish({ operation: 'connection', error: event.error })
         }
       })
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
+      this.#bus.start()
     }
     this.#runtime = {
       service: o.service,
@@ -84,6 +101,10 @@ export class Cache {
       maxKeyLength: o.maxKeyLength,
       signal: this.#abort.signal,
       closed: false,
+      bus: this.#bus,
+      onInvalidation: (namespace, handler) => {
+        this.#handlers.set(namespace, handler)
+      },
       onClose: (release) => {
         this.#onClose.push(release)
       },
@@ -151,6 +172,7 @@ export class Cache {
         this.#l2 === undefined
           ? undefined
           : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit }),
+      bus: this.#bus?.stats(),
     })
   }
 
@@ -167,6 +189,7 @@ export class Cache {
     this.#closed = true
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
+    this.#bus?.stop()
     // Background writes and calls in flight stay bounded by the deadline sweep, which stops by itself once no call
     // is pending; stopping it here would leave a call to a frozen Redis without its timeout.
     await Promise.allSettled([...this.#background])

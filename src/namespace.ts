@@ -15,6 +15,7 @@ import {
 } from './errors.js'
 import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
+import type { Invalidation } from './bus/wire.js'
 import type { L2Write } from './tiers/l2-store.js'
 import type { LruList, LruOwner } from './tiers/lru-list.js'
 import { ParamIndex, type IndexedNode } from './core/param-index.js'
@@ -118,8 +119,10 @@ export class Namespace<P, V> {
   /** This namespace's L1 index: one Map level per parameter, so a hit builds no key string. */
   readonly #l1Index: ParamIndex<Entry>
   readonly #l1Owner: LruOwner<Entry> = {
-    unindex: (node) => this.#l1Index.remove(node as IndexedNode<Entry>),
+    unindex: (node) => this.#unhook(node as IndexedNode<Entry>),
   }
+  /** The same L1 nodes by full key, for invalidations from other processes (they name keys, not parameters). */
+  readonly #l1ByKey = new Map<string, IndexedNode<Entry>>()
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
@@ -189,6 +192,7 @@ export class Namespace<P, V> {
       () => this.#clock.now(),
     )
     runtime.onClose(() => this.#dropL1())
+    runtime.onInvalidation(options.name, (invalidation) => this.#applyInvalidation(invalidation))
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
       runtime.onClose(() => clearInterval(timer))
@@ -373,6 +377,8 @@ export class Namespace<P, V> {
         this.#l1Delete(params)
         throw error
       }
+      // Written through: the other processes drop their L1 copies and read the new value from L2.
+      await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] })
     }
   }
 
@@ -392,6 +398,7 @@ export class Namespace<P, V> {
         this.#counters.l2Errors++
         throw error
       }
+      await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] })
     }
   }
 
@@ -405,7 +412,9 @@ export class Namespace<P, V> {
     this.#forgetEverything()
     if (this.#rt.l2 === undefined) return 0
     try {
-      return await this.#rt.l2.deletePrefix(this.prefix)
+      const deleted = await this.#rt.l2.deletePrefix(this.prefix)
+      await this.#broadcast({ kind: 'namespace', namespace: this.name })
+      return deleted
     } catch (error) {
       this.#counters.l2Errors++
       throw error
@@ -413,6 +422,24 @@ export class Namespace<P, V> {
       // A get during the scan may have read a value before its UNLINK and put it in L1, or be reading one now:
       // forget again, so nothing from before the clear survives it in this process.
       this.#forgetEverything()
+    }
+  }
+
+  /** Tells the other processes to drop L1 entries. Awaited by writes, so peers were told when a write resolves. */
+  async #broadcast(invalidation: Invalidation): Promise<void> {
+    await this.#rt.bus?.publish(invalidation)
+  }
+
+  /** Another process wrote: drop what it names from L1, and stop any load of it here from caching an older value. */
+  #applyInvalidation(invalidation: Invalidation): void {
+    if (invalidation.kind === 'namespace') {
+      this.#forgetEverything()
+      return
+    }
+    for (const key of invalidation.keys) {
+      this.#cancelFlight(key)
+      const node = this.#l1ByKey.get(key)
+      if (node !== undefined) this.#l1Remove(node)
     }
   }
 
@@ -1019,6 +1046,7 @@ export class Namespace<P, V> {
       params: { ...(params as object) },
     }
     this.#l1Index.insert(params, node)
+    this.#l1ByKey.set(key, node)
     l1.add(node)
   }
 
@@ -1035,13 +1063,20 @@ export class Namespace<P, V> {
   }
 
   #l1Remove(node: IndexedNode<Entry>): void {
-    this.#l1Index.remove(node)
+    this.#unhook(node)
     this.#l1!.remove(node)
+  }
+
+  /** Removes a node from this namespace's indexes (not from the shared list). */
+  #unhook(node: IndexedNode<Entry>): void {
+    this.#l1Index.remove(node)
+    if (this.#l1ByKey.get(node.key) === node) this.#l1ByKey.delete(node.key)
   }
 
   #dropL1(): void {
     if (this.#l1 !== undefined) for (const node of this.#l1Index.nodes()) this.#l1.remove(node)
     this.#l1Index.clear()
+    this.#l1ByKey.clear()
   }
 
   /** Whether values must be encoded: for L2, or to measure them against an L1 byte budget. */

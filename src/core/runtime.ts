@@ -3,6 +3,8 @@ import type { Entry } from '../codecs/envelope.js'
 import type { Serializer } from '../codecs/serializer.js'
 import type { L2Guard } from '../policies/l2-guard.js'
 import type { LruList } from '../tiers/lru-list.js'
+import type { InvalidationBus } from '../bus/invalidation-bus.js'
+import type { Invalidation } from '../bus/wire.js'
 import type { Clock } from './clock.js'
 
 /** Internal: the cache-wide state every namespace reads. Not exported from the package. */
@@ -20,6 +22,10 @@ export interface CacheRuntime {
   /** Aborted when the cache closes; handed to loaders. */
   readonly signal: AbortSignal
   readonly closed: boolean
+  /** The invalidation bus, present with L2: namespaces publish their writes on it. */
+  readonly bus: InvalidationBus | undefined
+  /** Registers the namespace's handler for invalidations from other processes. */
+  onInvalidation(namespace: string, handler: (invalidation: Invalidation) => void): void
   /** Registers work to run when the cache closes (namespaces drop their L1 index). */
   onClose(release: () => void): void
   /** Tracks a background promise (an L2 write after a load) so `close()` can wait for it. Must not reject. */

@@ -19,6 +19,8 @@ export const channelNames = {
   decodeError: 'stratacache:decode-error',
   /** A loaded or set value could not be serialized, so it was not written to L2. {@link SerializeErrorMessage} */
   serializeError: 'stratacache:serialize-error',
+  /** An invalidation from another process was applied to this process's L1. {@link BusReceivedMessage} */
+  busReceived: 'stratacache:bus:received',
 } as const
 
 export interface HitMessage {
@@ -56,6 +58,15 @@ export interface SerializeErrorMessage {
   readonly error: Error
 }
 
+export interface BusReceivedMessage {
+  readonly kind: 'keys' | 'namespace'
+  readonly namespace: string
+  readonly keys?: readonly string[]
+  readonly origin: string
+  /** Publish time to applied, in ms (clocks of different hosts may disagree by their skew). */
+  readonly lagMs: number
+}
+
 /** The channel objects, made once; publishing checks `hasSubscribers` first so an idle channel costs nothing. */
 export const channels = {
   hit: diagnosticsChannel.channel(channelNames.hit),
@@ -65,4 +76,5 @@ export const channels = {
   l2State: diagnosticsChannel.channel(channelNames.l2State),
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),
   serializeError: diagnosticsChannel.channel(channelNames.serializeError),
+  busReceived: diagnosticsChannel.channel(channelNames.busReceived),
 }

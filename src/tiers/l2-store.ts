@@ -55,4 +55,8 @@ export interface L2Store {
   onEvent(listener: (event: L2StoreEvent) => void): void
 }
 
-export type L2StoreEvent = { type: 'error'; error: unknown } | { type: 'status'; status: L2Status }
+export type L2StoreEvent =
+  | { type: 'error'; error: unknown }
+  | { type: 'status'; status: L2Status }
+  /** The pub/sub connection's status (subscriptions are restored on reconnect; messages meanwhile are lost). */
+  | { type: 'subscriber-status'; status: L2Status }

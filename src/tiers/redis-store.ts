@@ -383,7 +383,7 @@ export class RedisStore implements L2Store {
       this.#main.client.duplicate(),
       true,
       this.#delays,
-      () => {},
+      (status) => this.#listener({ type: 'subscriber-status', status }),
       (error) => this.#listener({ type: 'error', error }),
     )
     try {

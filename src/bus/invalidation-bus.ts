@@ -1,0 +1,144 @@
+// The invalidation bus: tells every other process sharing L2 to drop L1 entries, over Redis pub/sub.
+import { randomBytes } from 'node:crypto'
+import type { Clock } from '../core/clock.js'
+import { channels } from '../observability/channels.js'
+import type { L2Guard } from '../policies/l2-guard.js'
+import { decodeBusMessage, encodeBusMessage, type Invalidation } from './wire.js'
+
+/** Counters of the bus since the cache was created. */
+export interface BusStats {
+  readonly sent: number
+  readonly received: number
+  /** Messages this process sent, seen again on the channel and ignored. */
+  readonly ownIgnored: number
+  /** Messages that did not decode (garbage, another format version): ignored. */
+  readonly malformed: number
+  readonly sendErrors: number
+  /** Invalidation lag, publish time to this process dropping the entries: last and largest seen, in ms. */
+  readonly lagMs: { readonly last: number; readonly max: number }
+  /** Times the subscription came back after a loss; each dropped L1 (invalidations may have been missed). */
+  readonly reconnects: number
+  /** Whether the subscription is active now. */
+  readonly subscribed: boolean
+}
+
+export interface BusHandlers {
+  /** Drop what the message names from L1. */
+  invalidate(invalidation: Invalidation): void
+  /** The subscription was lost and is back: messages may have been missed, so drop what could be stale. */
+  missedMessages(): void
+}
+
+/**
+ * One per cache with L2. Subscribes to `service#bus` on the store's dedicated pub/sub connection, ignores its own
+ * messages (each cache instance has a random origin id), and counts lag. A message that does not decode is
+ * counted and ignored, never thrown.
+ */
+export class InvalidationBus {
+  readonly origin = randomBytes(9).toString('base64url')
+  readonly #l2: L2Guard
+  readonly #channel: string
+  readonly #clock: Clock
+  readonly #handlers: BusHandlers
+  #subscribed = false
+  #everSubscribed = false
+  #retry: ReturnType<typeof setTimeout> | undefined
+  #stopped = false
+  #stats = {
+    sent: 0,
+    received: 0,
+    ownIgnored: 0,
+    malformed: 0,
+    sendErrors: 0,
+    lastLag: 0,
+    maxLag: 0,
+    reconnects: 0,
+  }
+
+  constructor(l2: L2Guard, service: string, clock: Clock, handlers: BusHandlers) {
+    this.#l2 = l2
+    this.#channel = `${service}#bus`
+    this.#clock = clock
+    this.#handlers = handlers
+  }
+
+  /** Subscribes; on failure retries every second until it works or the bus stops. Never rejects. */
+  start(): void {
+    if (this.#stopped || this.#subscribed) return
+    this.#l2.subscribe(this.#channel, this.#onMessage).then(
+      () => {
+        this.#subscribed = true
+        this.#everSubscribed = true
+      },
+      () => {
+        if (this.#stopped) return
+        this.#retry = setTimeout(() => this.start(), 1_000).unref()
+      },
+    )
+  }
+
+  /** The subscriber connection's status changed (from the store). */
+  connectionStatus(ready: boolean): void {
+    if (!ready) {
+      this.#subscribed = false
+      return
+    }
+    if (this.#everSubscribed && !this.#subscribed) {
+      // node-redis restores the subscription on reconnect, but whatever was published meanwhile is gone.
+      this.#subscribed = true
+      this.#stats.reconnects++
+      this.#handlers.missedMessages()
+    }
+  }
+
+  /** Publishes an invalidation to the other processes. Never rejects: a failure is counted. */
+  async publish(invalidation: Invalidation): Promise<void> {
+    const text = encodeBusMessage({ origin: this.origin, sentAt: this.#clock.now(), invalidation })
+    try {
+      await this.#l2.publish(this.#channel, text)
+      this.#stats.sent++
+    } catch {
+      this.#stats.sendErrors++
+    }
+  }
+
+  stats(): BusStats {
+    const s = this.#stats
+    return Object.freeze({
+      sent: s.sent,
+      received: s.received,
+      ownIgnored: s.ownIgnored,
+      malformed: s.malformed,
+      sendErrors: s.sendErrors,
+      lagMs: Object.freeze({ last: s.lastLag, max: s.maxLag }),
+      reconnects: s.reconnects,
+      subscribed: this.#subscribed,
+    })
+  }
+
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#retry)
+  }
+
+  readonly #onMessage = (text: string): void => {
+    const decoded = decodeBusMessage(text)
+    if (!decoded.ok) {
+      this.#stats.malformed++
+      return
+    }
+    const { message } = decoded
+    if (message.origin === this.origin) {
+      this.#stats.ownIgnored++
+      return
+    }
+    this.#stats.received++
+    this.#handlers.invalidate(message.invalidation)
+    const lag = Math.max(0, this.#clock.now() - message.sentAt)
+    this.#stats.lastLag = lag
+    if (lag > this.#stats.maxLag) this.#stats.maxLag = lag
+    if (channels.busReceived.hasSubscribers) {
+      channels.busReceived.publish({ ...message.invalidation, origin: message.origin, lagMs: lag })
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// The invalidation bus wire format: one JSON object per message. test/unit/bus-wire.test.ts pins it byte for byte.
+//
+//   {"v":1,"o":"<origin>","t":<sent at, epoch ms>,"k":"keys","n":"<namespace>","x":["<full key>",…]}
+//   {"v":1,"o":"<origin>","t":<sent at>,"k":"namespace","n":"<namespace>"}     drop every entry of a namespace
+//
+// `v` is the format version: a receiver ignores (and counts) a message of a version it does not know, so a newer
+// sender never makes an older process act on a misread message. `o` is the sending cache instance, so a process
+// ignores its own messages. `t` lets receivers measure invalidation lag.
+
+export const BUS_FORMAT_VERSION = 1
+
+/** What a message asks every other process to drop from its L1. */
+export type Invalidation =
+  | { readonly kind: 'keys'; readonly namespace: string; readonly keys: readonly string[] }
+  | { readonly kind: 'namespace'; readonly namespace: string }
+
+export interface BusMessage {
+  readonly origin: string
+  /** Epoch ms when the message was published. */
+  readonly sentAt: number
+  readonly invalidation: Invalidation
+}
+
+export function encodeBusMessage(message: BusMessage): string {
+  const { origin, sentAt, invalidation } = message
+  const head = {
+    v: BUS_FORMAT_VERSION,
+    o: origin,
+    t: sentAt,
+    k: invalidation.kind,
+    n: invalidation.namespace,
+  }
+  return JSON.stringify(invalidation.kind === 'keys' ? { ...head, x: invalidation.keys } : head)
+}
+
+/** Decodes a message; anything that is not a well-formed message of this version gives the reason instead. */
+export function decodeBusMessage(
+  text: string,
+): { ok: true; message: BusMessage } | { ok: false; reason: string } {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return { ok: false, reason: 'not JSON' }
+  }
+  if (raw === null || typeof raw !== 'object') return { ok: false, reason: 'not an object' }
+  const m = raw as Record<string, unknown>
+  if (m.v !== BUS_FORMAT_VERSION) return { ok: false, reason: `unknown format version ${String(m.v)}` }
+  if (
+    typeof m.o !== 'string' ||
+    typeof m.t !== 'number' ||
+    !Number.isFinite(m.t) ||
+    typeof m.n !== 'string'
+  ) {
+    return { ok: false, reason: 'missing origin, time or namespace' }
+  }
+  if (m.k === 'namespace') {
+    return {
+      ok: true,
+      message: { origin: m.o, sentAt: m.t, invalidation: { kind: 'namespace', namespace: m.n } },
+    }
+  }
+  if (m.k === 'keys' && Array.isArray(m.x) && m.x.every((key) => typeof key === 'string')) {
+    const keys = m.x
+    return {
+      ok: true,
+      message: { origin: m.o, sentAt: m.t, invalidation: { kind: 'keys', namespace: m.n, keys } },
+    }
+  }
+  return { ok: false, reason: `unknown kind ${String(m.k)}` }
+}
