@@ -158,6 +158,17 @@ export class Cache {
     }
   }
 
+  /**
+   * Drops every entry tagged with one of `tags` in every namespace this cache declares: L1 here and in the other
+   * processes (through the bus), and L2. Resolves to the number of L2 entries deleted.
+   */
+  async invalidateTag(...tags: string[]): Promise<number> {
+    if (this.#closed) throw new CacheClosedError('invalidateTag')
+    let deleted = 0
+    for (const ns of this.#namespaces.values()) deleted += await ns.invalidateTag(...tags)
+    return deleted
+  }
+
   /** A frozen snapshot of every namespace's counters, L1 occupancy and L2 health. */
   stats(): CacheStats {
     const namespaces: Record<string, NamespaceStats> = {}

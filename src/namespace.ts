@@ -1,6 +1,7 @@
 // A key family: its key schema and policies, and the read path L1 → L2 → single-flight → loader → L2 → L1.
 import { decodeEnvelope, encodeEnvelope, type Entry } from './codecs/envelope.js'
-import { KeySchema } from './core/keys.js'
+import { randomBytes } from 'node:crypto'
+import { escapeKeyText, KeySchema } from './core/keys.js'
 import type { CacheRuntime } from './core/runtime.js'
 import {
   CacheClosedError,
@@ -91,6 +92,8 @@ interface Flight<V> {
   continuation?: Promise<unknown>
 }
 
+const NO_TAGS: readonly string[] = Object.freeze([])
+
 /** What writes look at: whether a set, delete or clear raced the work. */
 type Cancellable = Pick<Flight<unknown>, 'cancelled' | 'continuation'>
 
@@ -123,6 +126,9 @@ export class Namespace<P, V> {
   }
   /** The same L1 nodes by full key, for invalidations from other processes (they name keys, not parameters). */
   readonly #l1ByKey = new Map<string, IndexedNode<Entry>>()
+  /** L1 nodes by tag, for tag invalidations. */
+  readonly #l1ByTag = new Map<string, Set<IndexedNode<Entry>>>()
+  readonly #tags: ((params: P, value: V) => readonly string[]) | undefined
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
@@ -157,7 +163,7 @@ export class Namespace<P, V> {
   constructor(
     runtime: CacheRuntime,
     options: ResolvedNamespaceOptions,
-    functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'load' | 'loadMany'>,
+    functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'load' | 'loadMany' | 'tags'>,
   ) {
     this.#rt = runtime
     this.#clock = runtime.clock
@@ -177,6 +183,7 @@ export class Namespace<P, V> {
     this.#l1 = options.l1TtlMs > 0 ? runtime.l1 : undefined
     this.#load = functions.load
     this.#loadMany = functions.loadMany
+    this.#tags = functions.tags
     this.#lock =
       options.lock === false || runtime.l2 === undefined
         ? undefined
@@ -358,6 +365,12 @@ export class Namespace<P, V> {
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
     const entry = this.#newEntry(value)
+    const tags = this.#tagsFor(params, key, value)
+    if (tags === undefined) {
+      throw new SerializationError(this.name, key, {
+        cause: new Error('the namespace tags() function failed'),
+      })
+    }
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
       try {
@@ -370,7 +383,11 @@ export class Namespace<P, V> {
     this.#fillL1(params, key, entry, bytes?.byteLength)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
-        await this.#rt.l2.set(key, bytes, entry.staleUntil - entry.createdAt)
+        const ttl = entry.staleUntil - entry.createdAt
+        await Promise.all([
+          this.#rt.l2.set(key, bytes, ttl),
+          ...tags.map((tag) => this.#rt.l2!.addToSet(this.#tagKey(tag), key, ttl)),
+        ])
       } catch (error) {
         this.#counters.l2Errors++
         // L2 may still hold the old value for other processes: do not be the one process serving the new one.
@@ -436,10 +453,80 @@ export class Namespace<P, V> {
       this.#forgetEverything()
       return
     }
+    if (invalidation.kind === 'tags') {
+      this.#dropTagged(invalidation.tags)
+      return
+    }
     for (const key of invalidation.keys) {
       this.#cancelFlight(key)
       const node = this.#l1ByKey.get(key)
       if (node !== undefined) this.#l1Remove(node)
+    }
+  }
+
+  /**
+   * Drops every entry tagged with one of `tags`: from L1 here, from L2 (each tag's set of keys, renamed then
+   * scanned and unlinked in bounded steps: the cost grows with the tagged entries, not with all keys), and from the
+   * other processes' L1 through the bus. Resolves to the number of L2 entries deleted.
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
+   */
+  async invalidateTag(...tags: string[]): Promise<number> {
+    if (this.#rt.closed) throw new CacheClosedError('invalidateTag')
+    for (const tag of tags) this.#tagKey(tag)
+    this.#dropTagged(tags)
+    if (this.#rt.l2 === undefined) return 0
+    let deleted = 0
+    try {
+      for (const tag of tags) {
+        const key = this.#tagKey(tag)
+        deleted += await this.#rt.l2.deleteSetMembers(key, `${key}#${randomBytes(6).toString('base64url')}`)
+      }
+    } catch (error) {
+      this.#counters.l2Errors++
+      throw error
+    } finally {
+      // Loads that read L2 before the unlink may have refilled L1 meanwhile: drop again.
+      this.#dropTagged(tags)
+    }
+    await this.#broadcast({ kind: 'tags', namespace: this.name, tags })
+    return deleted
+  }
+
+  #dropTagged(tags: readonly string[]): void {
+    for (const tag of tags) {
+      const nodes = this.#l1ByTag.get(tag)
+      if (nodes === undefined) continue
+      for (const node of [...nodes]) {
+        this.#cancelFlight(node.key)
+        this.#l1Remove(node)
+      }
+    }
+  }
+
+  /** The Redis set holding the keys of this namespace's entries tagged `tag`; braces keep its snapshot in its slot. */
+  #tagKey(tag: string): string {
+    const escaped = typeof tag === 'string' && tag.length > 0 ? escapeKeyText(tag) : undefined
+    if (escaped === undefined)
+      throw new InvalidArgumentError('tag', tag, 'a non-empty string such as "tenant:t1"')
+    return `${this.prefix}#tag{${escaped}}`
+  }
+
+  /** The entry's tags, or undefined when the tags function failed: such a value is served but cached nowhere. */
+  #tagsFor(params: unknown, key: string, value: unknown): readonly string[] | undefined {
+    if (this.#tags === undefined || value === null || value === undefined) return NO_TAGS
+    try {
+      const tags = this.#tags(params as P, value as V)
+      if (!Array.isArray(tags))
+        throw new TypeError(`tags() must return an array of strings, got ${typeof tags}`)
+      for (const tag of tags) this.#tagKey(tag as string)
+      return tags
+    } catch (cause) {
+      this.#counters.serializeErrors++
+      if (channels.serializeError.hasSubscribers) {
+        const error = new SerializationError(this.name, key, { cause })
+        channels.serializeError.publish({ namespace: this.name, key, error })
+      }
+      return undefined
     }
   }
 
@@ -967,6 +1054,9 @@ export class Namespace<P, V> {
   ): Promise<boolean> | undefined {
     // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
     if (flight.cancelled || this.#rt.closed) return undefined
+    const tags = this.#tagsFor(params, key, value)
+    // An entry whose tags are unknown could escape a tag invalidation: serve it, cache it nowhere.
+    if (tags === undefined) return undefined
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
@@ -986,11 +1076,26 @@ export class Namespace<P, V> {
     this.#fillL1(params, key, entry, bytes?.byteLength)
     if (bytes === undefined || this.#rt.l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
+    if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)
     if (writes !== undefined) {
       writes.push(write)
       return undefined
     }
     return this.#writeL2([write])
+  }
+
+  /** Adds the key to each tag's set in L2, in the background (tracked for close()). */
+  #tagInL2(key: string, tags: readonly string[], ttlMs: number): void {
+    const l2 = this.#rt.l2
+    if (l2 === undefined) return
+    const work = Promise.all(tags.map((tag) => l2.addToSet(this.#tagKey(tag), key, ttlMs))).then(
+      () => true,
+      () => {
+        this.#counters.l2Errors++
+        return false
+      },
+    )
+    this.#rt.background(work)
   }
 
   /** Writes to L2 in the background (tracked for close()); resolves to whether the write landed. */
@@ -1014,20 +1119,24 @@ export class Namespace<P, V> {
   #fillL1(params: unknown, key: string, entry: Entry, size = 0): void {
     const l1 = this.#l1
     if (l1 === undefined || this.#rt.closed) return
+    const tags = this.#tagsFor(params, key, entry.value)
     const now = this.#clock.now()
     // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
     const ttl = Math.min(this.options.l1TtlMs, entry.staleUntil - now)
     const existing = this.#l1Index.find(params)
-    if (ttl <= 0 || size > l1.maxBytes) {
+    if (ttl <= 0 || size > l1.maxBytes || tags === undefined) {
       // Expired already, or larger than the whole L1 budget: serve it without keeping it in L1.
       if (existing !== undefined) this.#l1Remove(existing)
       return
     }
     const refreshAt = this.#refreshAt(entry)
     if (existing !== undefined) {
+      this.#untag(existing)
       existing.value = entry
       existing.expiresAt = now + ttl
       existing.refreshAt = refreshAt
+      existing.tags = tags
+      this.#tag(existing)
       l1.resize(existing, size)
       return
     }
@@ -1044,9 +1153,11 @@ export class Namespace<P, V> {
       refreshAt,
       hits: 0,
       params: { ...(params as object) },
+      tags,
     }
     this.#l1Index.insert(params, node)
     this.#l1ByKey.set(key, node)
+    this.#tag(node)
     l1.add(node)
   }
 
@@ -1071,12 +1182,31 @@ export class Namespace<P, V> {
   #unhook(node: IndexedNode<Entry>): void {
     this.#l1Index.remove(node)
     if (this.#l1ByKey.get(node.key) === node) this.#l1ByKey.delete(node.key)
+    this.#untag(node)
+  }
+
+  #tag(node: IndexedNode<Entry>): void {
+    for (const tag of node.tags) {
+      let nodes = this.#l1ByTag.get(tag)
+      if (nodes === undefined) this.#l1ByTag.set(tag, (nodes = new Set()))
+      nodes.add(node)
+    }
+  }
+
+  #untag(node: IndexedNode<Entry>): void {
+    for (const tag of node.tags) {
+      const nodes = this.#l1ByTag.get(tag)
+      if (nodes === undefined) continue
+      nodes.delete(node)
+      if (nodes.size === 0) this.#l1ByTag.delete(tag)
+    }
   }
 
   #dropL1(): void {
     if (this.#l1 !== undefined) for (const node of this.#l1Index.nodes()) this.#l1.remove(node)
     this.#l1Index.clear()
     this.#l1ByKey.clear()
+    this.#l1ByTag.clear()
   }
 
   /** Whether values must be encoded: for L2, or to measure them against an L1 byte budget. */

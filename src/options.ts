@@ -253,6 +253,13 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
     /** @default 'wait' */
     overflow?: 'wait' | 'stale' | 'error'
   }
+  /**
+   * Tags for an entry, computed when it is cached (after a load or `set`): `invalidateTag(tag)` later drops every
+   * entry carrying the tag, in L2 and in every process's L1, at a cost proportional to those entries. Declare it
+   * after `load`, so TypeScript infers `value`'s type from the loader (it types callbacks left to right).
+   * @example ({ tenantId }) => [`tenant:${tenantId}`]
+   */
+  tags?: (params: P, value: V) => readonly string[]
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -338,7 +345,7 @@ export function resolveNamespaceOptions<P, V>(
   const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
-  for (const fn of ['load', 'loadMany'] as const) {
+  for (const fn of ['load', 'loadMany', 'tags'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') {
       throw new InvalidOptionError(at(fn), options[fn], 'a function')
     }

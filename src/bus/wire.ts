@@ -2,6 +2,7 @@
 //
 //   {"v":1,"o":"<origin>","t":<sent at, epoch ms>,"k":"keys","n":"<namespace>","x":["<full key>",…]}
 //   {"v":1,"o":"<origin>","t":<sent at>,"k":"namespace","n":"<namespace>"}     drop every entry of a namespace
+//   {"v":1,"o":"<origin>","t":<sent at>,"k":"tags","n":"<namespace>","x":["<tag>",…]}   every entry with a tag
 //
 // `v` is the format version: a receiver ignores (and counts) a message of a version it does not know, so a newer
 // sender never makes an older process act on a misread message. `o` is the sending cache instance, so a process
@@ -13,6 +14,7 @@ export const BUS_FORMAT_VERSION = 1
 export type Invalidation =
   | { readonly kind: 'keys'; readonly namespace: string; readonly keys: readonly string[] }
   | { readonly kind: 'namespace'; readonly namespace: string }
+  | { readonly kind: 'tags'; readonly namespace: string; readonly tags: readonly string[] }
 
 export interface BusMessage {
   readonly origin: string
@@ -30,7 +32,9 @@ export function encodeBusMessage(message: BusMessage): string {
     k: invalidation.kind,
     n: invalidation.namespace,
   }
-  return JSON.stringify(invalidation.kind === 'keys' ? { ...head, x: invalidation.keys } : head)
+  if (invalidation.kind === 'keys') return JSON.stringify({ ...head, x: invalidation.keys })
+  if (invalidation.kind === 'tags') return JSON.stringify({ ...head, x: invalidation.tags })
+  return JSON.stringify(head)
 }
 
 /** Decodes a message; anything that is not a well-formed message of this version gives the reason instead. */
@@ -60,12 +64,16 @@ export function decodeBusMessage(
       message: { origin: m.o, sentAt: m.t, invalidation: { kind: 'namespace', namespace: m.n } },
     }
   }
-  if (m.k === 'keys' && Array.isArray(m.x) && m.x.every((key) => typeof key === 'string')) {
-    const keys = m.x
-    return {
-      ok: true,
-      message: { origin: m.o, sentAt: m.t, invalidation: { kind: 'keys', namespace: m.n, keys } },
-    }
+  if (
+    (m.k === 'keys' || m.k === 'tags') &&
+    Array.isArray(m.x) &&
+    m.x.every((key) => typeof key === 'string')
+  ) {
+    const invalidation: Invalidation =
+      m.k === 'keys'
+        ? { kind: 'keys', namespace: m.n, keys: m.x }
+        : { kind: 'tags', namespace: m.n, tags: m.x }
+    return { ok: true, message: { origin: m.o, sentAt: m.t, invalidation } }
   }
   return { ok: false, reason: `unknown kind ${String(m.k)}` }
 }

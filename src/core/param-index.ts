@@ -14,6 +14,8 @@ export interface IndexedNode<V> extends LruNode<V> {
   hits: number
   /** A copy of the parameters, for refreshing the entry in the background. */
   params: unknown
+  /** The entry's tags (from the namespace's `tags` function), for tag invalidation. */
+  tags: readonly string[]
 }
 
 /**

@@ -59,9 +59,10 @@ export interface SerializeErrorMessage {
 }
 
 export interface BusReceivedMessage {
-  readonly kind: 'keys' | 'namespace'
+  readonly kind: 'keys' | 'namespace' | 'tags'
   readonly namespace: string
   readonly keys?: readonly string[]
+  readonly tags?: readonly string[]
   readonly origin: string
   /** Publish time to applied, in ms (clocks of different hosts may disagree by their skew). */
   readonly lagMs: number

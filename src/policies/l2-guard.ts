@@ -47,6 +47,28 @@ export class L2Guard {
     return this.#run('delete', () => this.store.delete(keys))
   }
 
+  addToSet(key: string, member: string, ttlMs: number): Promise<void> {
+    return this.#run('addToSet', () => this.store.addToSet(key, member, ttlMs))
+  }
+
+  /**
+   * Deletes every member of the set at `key`, and the set: renamed first (atomically) so members added meanwhile go
+   * to a new set and are not lost, then scanned and unlinked in steps, each bounded by the L2 timeout.
+   * Resolves to the number of members deleted.
+   */
+  async deleteSetMembers(key: string, snapshot: string, count = 500): Promise<number> {
+    if (!(await this.#run('rename', () => this.store.renameIfExists(key, snapshot)))) return 0
+    let cursor = '0'
+    let deleted = 0
+    do {
+      const step = await this.#run('sscan', () => this.store.scanSet(snapshot, cursor, count))
+      cursor = step.cursor
+      if (step.members.length > 0) deleted += await this.delete(step.members)
+    } while (cursor !== '0')
+    await this.delete([snapshot])
+    return deleted
+  }
+
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
     return this.#run('tryLock', () => this.store.tryLock(key, token, ttlMs))
   }

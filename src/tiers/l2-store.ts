@@ -32,6 +32,12 @@ export interface L2Store {
    * `'0'`; the scan is complete when the returned cursor is `'0'` again. The cache bounds each step by its timeout.
    */
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
+  /** Adds `member` to the set at `key` and makes the set live at least `ttlMs` more (SADD + PEXPIRE GT/NX). */
+  addToSet(key: string, member: string, ttlMs: number): Promise<void>
+  /** Atomically renames `from` to `to` (same cluster slot); false when `from` does not exist. */
+  renameIfExists(from: string, to: string): Promise<boolean>
+  /** One step of an incremental scan of a set's members (SSCAN); done when the cursor is `'0'` again. */
+  scanSet(key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] }>
   /** Sets `key` to `token` for `ttlMs` only if it does not exist (SET NX PX): true when this caller got the lock. */
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean>
   /** Deletes `key` only if it still holds `token` (a script, atomically): true when it did. */

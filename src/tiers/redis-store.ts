@@ -331,6 +331,34 @@ export class RedisStore implements L2Store {
     return { cursor: String(reply[0]), keys: reply[1].map(String) }
   }
 
+  async addToSet(key: string, member: string, ttlMs: number): Promise<void> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    // One round trip (pipelined): add, extend a set that has a TTL (GT), give one that has none its TTL (NX).
+    await Promise.all([
+      this.#main.send(['SADD', key, member], plainReplies),
+      this.#main.send(['PEXPIRE', key, ttl, 'GT'], plainReplies),
+      this.#main.send(['PEXPIRE', key, ttl, 'NX'], plainReplies),
+    ])
+  }
+
+  async renameIfExists(from: string, to: string): Promise<boolean> {
+    try {
+      await this.#main.send(['RENAME', from, to], plainReplies)
+      return true
+    } catch (error) {
+      if (error instanceof Error && /no such key/i.test(error.message)) return false
+      throw error
+    }
+  }
+
+  async scanSet(key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] }> {
+    const reply = (await this.#main.send(['SSCAN', key, cursor, 'COUNT', String(count)], plainReplies)) as [
+      string | Buffer,
+      (string | Buffer)[],
+    ]
+    return { cursor: String(reply[0]), members: reply[1].map(String) }
+  }
+
   async tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
     const reply = await this.#main.send(
       ['SET', key, token, 'NX', 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
