@@ -515,11 +515,11 @@ export class Namespace<P, V> {
   #tagsFor(params: unknown, key: string, value: unknown): readonly string[] | undefined {
     if (this.#tags === undefined || value === null || value === undefined) return NO_TAGS
     try {
-      const tags = this.#tags(params as P, value as V)
-      if (!Array.isArray(tags))
-        throw new TypeError(`tags() must return an array of strings, got ${typeof tags}`)
-      for (const tag of tags) this.#tagKey(tag as string)
-      return tags
+      const tags: unknown = this.#tags(params as P, value as V)
+      if (!isArray(tags)) throw new TypeError(`tags() must return an array of strings, got ${typeof tags}`)
+      const list = tags as readonly unknown[]
+      for (const tag of list) this.#tagKey(tag as string)
+      return list as readonly string[]
     } catch (cause) {
       this.#counters.serializeErrors++
       if (channels.serializeError.hasSubscribers) {
