@@ -94,6 +94,9 @@ interface Flight<V> {
 
 const NO_TAGS: readonly string[] = Object.freeze([])
 
+/** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
+const LOCK_RECHECK_MS = 250
+
 /** What writes look at: whether a set, delete or clear raced the work. */
 type Cancellable = Pick<Flight<unknown>, 'cancelled' | 'continuation'>
 
@@ -609,6 +612,7 @@ export class Namespace<P, V> {
     let holder: LockHolder | undefined
     if (lock !== undefined && !flight.cancelled) {
       const deadline = this.#clock.now() + lock.options.waitMs
+      let waited = false
       for (;;) {
         const acquired = await lock.acquire(key)
         if (acquired === 'unavailable') break
@@ -616,7 +620,8 @@ export class Namespace<P, V> {
           holder = acquired
           break
         }
-        this.#counters.lockWaits++
+        if (!waited) this.#counters.lockWaits++
+        waited = true
         const watch = await lock.watch(key)
         // Registered first, then read: a value announced in between is found here rather than missed.
         const landed = await this.#readL2Fresh(key)
@@ -629,8 +634,10 @@ export class Namespace<P, V> {
           watch?.cancel()
           break
         }
-        // Sleep until the value is announced or the holder's lock would have expired (a dead holder).
-        await watch.wait(Math.min(remaining, (await lock.lockTtl(key)) + 25))
+        // Sleep until the value is announced, the holder's lock would have expired (a dead holder), or a short
+        // slice has passed: an announcement can be lost (our pub/sub connection reconnecting), and then the value
+        // is found by reading L2 again rather than after a whole lock TTL.
+        await watch.wait(Math.min(remaining, (await lock.lockTtl(key)) + 25, LOCK_RECHECK_MS))
         const after = await this.#readL2Fresh(key)
         if (after !== undefined) return this.#adopt(params, key, flight, after)
       }
