@@ -55,7 +55,7 @@ export class Cache {
   readonly #onClose: (() => void)[] = []
   readonly #bus: InvalidationBus | undefined
   /** What each namespace does with an invalidation from another process. */
-  readonly #handlers = new Map<string, (invalidation: Invalidation) => void>()
+  readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed') => void>()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closed = false
   #closing: Promise<void> | undefined
@@ -72,13 +72,15 @@ export class Cache {
       })
       this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
         invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
-        // Messages may have been missed while the subscription was down: every namespace drops its L1.
+        // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: () => {
-          for (const [namespace, handler] of this.#handlers) handler({ kind: 'namespace', namespace })
+          for (const handler of this.#handlers.values()) handler('missed')
         },
       })
       o.l2.onEvent((event) => {
         if (event.type === 'status') {
+          // Connected again: close the circuit now rather than waiting for its next probe.
+          if (event.status === 'ready') this.#l2?.connectionRestored()
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')

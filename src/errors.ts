@@ -166,6 +166,33 @@ export class NoLoaderError extends StrataError {
   }
 }
 
+/** `write()` was called on a namespace that declares no `write` function. */
+export class NoWriterError extends StrataError {
+  readonly code = 'ERR_STRATA_NO_WRITER'
+  constructor(readonly namespace: string) {
+    super(
+      `Namespace "${namespace}" has no \`write\` function, so write() cannot reach the source. Declare ` +
+        '`write` on the namespace, or use set() to change only the cache.',
+    )
+  }
+}
+
+/** The namespace's `write` function threw or rejected: the source may not have the value; the cache is unchanged. */
+export class WriteError extends StrataError {
+  readonly code = 'ERR_STRATA_WRITE_FAILED'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `Write to the source of namespace "${namespace}" failed for key "${key}": ${errorMessage(options.cause)}. ` +
+        'The cache was left unchanged; the original error is `cause`.',
+      options,
+    )
+  }
+}
+
 /** A value could not be serialized for L2 (for example a BigInt or a cycle with the JSON serializer). */
 export class SerializationError extends StrataError {
   readonly code = 'ERR_STRATA_SERIALIZE'

@@ -11,8 +11,10 @@ import {
   LoaderTimeoutError,
   LoadManyResultError,
   NoLoaderError,
+  NoWriterError,
   SerializationError,
   SourceBusyError,
+  WriteError,
 } from './errors.js'
 import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
@@ -63,6 +65,8 @@ export interface NamespaceStats {
   readonly loadTimeouts: number
   /** Times this process found another process loading the key and waited for its value. */
   readonly lockWaits: number
+  /** Loaded values not stored because a write of the same entry happened while they loaded (they were older). */
+  readonly staleLoadsDropped: number
   /** Loads the source limit refused (`overflow: 'error'`, or a wait past `source.maxWait`) or answered stale. */
   readonly sourceBusy: number
   /** Loads started in the last second: the source's QPS from this process. */
@@ -132,6 +136,7 @@ export class Namespace<P, V> {
   /** L1 nodes by tag, for tag invalidations. */
   readonly #l1ByTag = new Map<string, Set<IndexedNode<Entry>>>()
   readonly #tags: ((params: P, value: V) => readonly string[]) | undefined
+  readonly #write: ((params: P, value: V, context: LoadContext) => unknown) | undefined
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
@@ -153,6 +158,7 @@ export class Namespace<P, V> {
     loadTimeouts: 0,
     lockWaits: 0,
     sourceBusy: 0,
+    staleLoadsDropped: 0,
   }
   readonly #source: SourceLimiter
   /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
@@ -166,7 +172,10 @@ export class Namespace<P, V> {
   constructor(
     runtime: CacheRuntime,
     options: ResolvedNamespaceOptions,
-    functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'load' | 'loadMany' | 'tags'>,
+    functions: Pick<
+      NamespaceOptions<string, readonly string[], P, V>,
+      'load' | 'loadMany' | 'tags' | 'write'
+    >,
   ) {
     this.#rt = runtime
     this.#clock = runtime.clock
@@ -187,6 +196,7 @@ export class Namespace<P, V> {
     this.#load = functions.load
     this.#loadMany = functions.loadMany
     this.#tags = functions.tags
+    this.#write = functions.write
     this.#lock =
       options.lock === false || runtime.l2 === undefined
         ? undefined
@@ -202,7 +212,9 @@ export class Namespace<P, V> {
       () => this.#clock.now(),
     )
     runtime.onClose(() => this.#dropL1())
-    runtime.onInvalidation(options.name, (invalidation) => this.#applyInvalidation(invalidation))
+    runtime.onInvalidation(options.name, (invalidation) =>
+      invalidation === 'missed' ? this.#suspectEverything() : this.#applyInvalidation(invalidation),
+    )
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
       runtime.onClose(() => clearInterval(timer))
@@ -268,7 +280,7 @@ export class Namespace<P, V> {
   #serveAging(node: IndexedNode<Entry>, params: unknown): Promise<V> | undefined {
     const entry = node.value
     const now = this.#clock.now()
-    const stale = now >= entry.freshUntil
+    const stale = node.suspect || now >= entry.freshUntil
     if (stale && !this.options.staleWhileRevalidate) return undefined
     this.#counters.l1Hits++
     node.hits++
@@ -387,6 +399,8 @@ export class Namespace<P, V> {
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         const ttl = entry.staleUntil - entry.createdAt
+        // Bump the version first: a load that started before this write can then no longer store its older value.
+        await this.#rt.l2.bumpVersion(this.#versionKey(key), this.#versionTtl())
         await Promise.all([
           this.#rt.l2.set(key, bytes, ttl),
           ...tags.map((tag) => this.#rt.l2!.addToSet(this.#tagKey(tag), key, ttl)),
@@ -403,6 +417,28 @@ export class Namespace<P, V> {
   }
 
   /**
+   * Writes `value` to the source with the namespace's `write` function, then updates the cache by the namespace's
+   * `writeStrategy`: write-through stores it in L2 and L1, cache-aside deletes it; either way the other processes
+   * are told to drop their L1 copies before this resolves, and a load that started before the write cannot store its
+   * older value afterwards (a version in L2, checked atomically). With `consistency: 'strong'`, every process reads
+   * the new value once this resolves.
+   * @throws WriteError when the source write fails (the cache is unchanged); L2 errors (ERR_STRATA_L2_*) when the
+   * source took the value but L2 could not be updated (this process's L1 copy is dropped).
+   */
+  async write<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
+    if (this.#rt.closed) throw new CacheClosedError('write')
+    if (this.#write === undefined) throw new NoWriterError(this.name)
+    const key = this.#keys.build(params)
+    try {
+      await this.#write(params, value, { namespace: this.name, key, signal: this.#rt.signal })
+    } catch (cause) {
+      throw new WriteError(this.name, key, { cause })
+    }
+    if (this.options.writeStrategy === 'write-through') await this.set(params, value)
+    else await this.delete(params)
+  }
+
+  /**
    * Removes the entry for `params` from L1 and L2.
    * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
    */
@@ -413,6 +449,7 @@ export class Namespace<P, V> {
     this.#l1Delete(params)
     if (this.#rt.l2 !== undefined) {
       try {
+        await this.#rt.l2.bumpVersion(this.#versionKey(key), this.#versionTtl())
         await this.#rt.l2.delete([key])
       } catch (error) {
         this.#counters.l2Errors++
@@ -432,7 +469,8 @@ export class Namespace<P, V> {
     this.#forgetEverything()
     if (this.#rt.l2 === undefined) return 0
     try {
-      const deleted = await this.#rt.l2.deletePrefix(this.prefix)
+      // Versions, locks and tag sets of the namespace go too, but the count is of entries.
+      const deleted = await this.#rt.l2.deletePrefix(this.prefix, (key) => isEntryKey(key, this.prefix))
       await this.#broadcast({ kind: 'namespace', namespace: this.name })
       return deleted
     } catch (error) {
@@ -506,6 +544,16 @@ export class Namespace<P, V> {
     }
   }
 
+  /** The key of an entry's version counter in L2 (bumped by every write of the entry). */
+  #versionKey(key: string): string {
+    return key + '#v'
+  }
+
+  /** A version must outlive any load that could still store under it: the entry's whole life, and a margin. */
+  #versionTtl(): number {
+    return this.options.ttlMs + this.options.jitterMs + this.options.staleForMs + 60_000
+  }
+
   /** The Redis set holding the keys of this namespace's entries tagged `tag`; braces keep its snapshot in its slot. */
   #tagKey(tag: string): string {
     const escaped = typeof tag === 'string' && tag.length > 0 ? escapeKeyText(tag) : undefined
@@ -530,6 +578,23 @@ export class Namespace<P, V> {
         channels.serializeError.publish({ namespace: this.name, key, error })
       }
       return undefined
+    }
+  }
+
+  /**
+   * The bus was down: invalidations may have been missed. Entries are kept but treated as stale: the next read
+   * revalidates them (in the background with stale-while-revalidate, in the foreground otherwise), and they can
+   * still answer if the source fails. Without a stale window they are dropped. Dropping them all would throw away
+   * the fail-safe values just when Redis came back empty, and send every key to the source at once.
+   */
+  #suspectEverything(): void {
+    if (this.options.staleForMs === 0) {
+      this.#forgetEverything()
+      return
+    }
+    for (const node of this.#l1Index.nodes()) {
+      node.suspect = true
+      node.refreshAt = -Infinity
     }
   }
 
@@ -680,12 +745,15 @@ export class Namespace<P, V> {
       await holder?.release(false)
       return stale!.value as V
     }
+    // The entry's version before loading: if a write bumps it meanwhile, this load's value is not stored in L2.
+    const version = await this.#versionBeforeLoad(key)
     const stored = this.#callLoadWithTimeout(key, params, release).then(
-      async (value) => {
-        const written = this.#store(params, key, value, flight)
+      (value) => {
+        const written = this.#store(params, key, value, flight, undefined, version)
         if (holder !== undefined) {
-          const landed = written === undefined ? false : await written
-          await holder.release(landed)
+          // The holder's own callers have their value now; waiters in other processes are told once it is in L2.
+          const announced = (written ?? Promise.resolve(false)).then((landed) => holder.release(landed))
+          this.#rt.background(announced)
         }
         return value
       },
@@ -1058,6 +1126,7 @@ export class Namespace<P, V> {
     value: V,
     flight: Cancellable,
     writes?: L2Write[],
+    version?: number,
   ): Promise<boolean> | undefined {
     // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
     if (flight.cancelled || this.#rt.closed) return undefined
@@ -1088,7 +1157,46 @@ export class Namespace<P, V> {
       writes.push(write)
       return undefined
     }
-    return this.#writeL2([write])
+    if (version === undefined) return this.#writeL2([write])
+    return this.#writeL2Guarded(write, version)
+  }
+
+  /** The version a load starts under; undefined when L2 cannot say (the value is then stored unguarded). */
+  async #versionBeforeLoad(key: string): Promise<number | undefined> {
+    const l2 = this.#rt.l2
+    if (l2 === undefined) return undefined
+    try {
+      return await l2.getVersion(this.#versionKey(key))
+    } catch {
+      this.#counters.l2Errors++
+      return undefined
+    }
+  }
+
+  /**
+   * Writes a loaded value to L2 only if no write bumped the entry's version since the load started. When one did,
+   * the value is older than what the writer stored: it is dropped from this process's L1 too.
+   */
+  #writeL2Guarded(write: L2Write, version: number): Promise<boolean> {
+    const l2 = this.#rt.l2!
+    const work = l2
+      .setIfVersion(write.key, write.value, write.ttlMs, this.#versionKey(write.key), version)
+      .then(
+        (stored) => {
+          if (!stored) {
+            this.#counters.staleLoadsDropped++
+            const node = this.#l1ByKey.get(write.key)
+            if (node !== undefined) this.#l1Remove(node)
+          }
+          return stored
+        },
+        () => {
+          this.#counters.l2Errors++
+          return false
+        },
+      )
+    this.#rt.background(work)
+    return work
   }
 
   /** Adds the key to each tag's set in L2, in the background (tracked for close()). */
@@ -1142,6 +1250,7 @@ export class Namespace<P, V> {
       existing.value = entry
       existing.expiresAt = now + ttl
       existing.refreshAt = refreshAt
+      existing.suspect = false
       existing.tags = tags
       this.#tag(existing)
       l1.resize(existing, size)
@@ -1161,6 +1270,7 @@ export class Namespace<P, V> {
       hits: 0,
       params: { ...(params as object) },
       tags,
+      suspect: false,
     }
     this.#l1Index.insert(params, node)
     this.#l1ByKey.set(key, node)
@@ -1244,6 +1354,13 @@ export class Namespace<P, V> {
     this.#counters.misses++
     if (channels.miss.hasSubscribers) channels.miss.publish({ namespace: this.name, key })
   }
+}
+
+/** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
+function isEntryKey(key: string, prefix: string): boolean {
+  const mark = key.indexOf('#', prefix.length)
+  // A plain key has no '#'; a hashed one has exactly one, right after the prefix.
+  return mark === -1 || (mark === prefix.length && key.indexOf('#', mark + 1) === -1)
 }
 
 /** Array.isArray without narrowing, so a typed list keeps its element type. */

@@ -254,6 +254,26 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
     overflow?: 'wait' | 'stale' | 'error'
   }
   /**
+   * The consistency class, one per namespace, enforced:
+   * - `'strong'`: read-after-write across processes. No L1 (every read sees L2), no stale data; once `write()` or
+   *   `set()` resolves, every process reads the new value.
+   * - `'bounded'`: no process serves a value older than `maxStaleness` after a write was acknowledged: L1 copies
+   *   live at most that long, and the invalidation bus drops them sooner.
+   * - `'eventual'`: best effort, the longest L1 life.
+   * @default 'eventual'
+   */
+  consistency?: 'strong' | 'bounded' | 'eventual'
+  /** With `consistency: 'bounded'` (required there): the longest a process may serve a value after a write. */
+  maxStaleness?: Duration
+  /**
+   * How `write()` updates the cache after the source: `'write-through'` stores the new value in L2 and L1 and tells
+   * the other processes to drop theirs; `'cache-aside'` deletes it from L2 and L1 (the next read loads it).
+   * @default 'write-through'
+   */
+  writeStrategy?: 'write-through' | 'cache-aside'
+  /** Writes one value to the source of truth, for `write()`. */
+  write?: (params: P, value: V, context: LoadContext) => unknown
+  /**
    * Tags for an entry, computed when it is cached (after a load or `set`): `invalidateTag(tag)` later drops every
    * entry carrying the tag, in L2 and in every process's L1, at a cost proportional to those entries. Declare it
    * after `load`, so TypeScript infers `value`'s type from the loader (it types callbacks left to right).
@@ -285,6 +305,10 @@ export interface ResolvedNamespaceOptions {
   readonly l1TtlMs: number
   readonly owner: string | undefined
   readonly description: string | undefined
+  readonly consistency: 'strong' | 'bounded' | 'eventual'
+  /** Infinity unless bounded. */
+  readonly maxStalenessMs: number
+  readonly writeStrategy: 'write-through' | 'cache-aside'
   readonly staleForMs: number
   readonly staleWhileRevalidate: boolean
   readonly failSafeThrottleMs: number
@@ -345,7 +369,7 @@ export function resolveNamespaceOptions<P, V>(
   const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
-  for (const fn of ['load', 'loadMany', 'tags'] as const) {
+  for (const fn of ['load', 'loadMany', 'tags', 'write'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') {
       throw new InvalidOptionError(at(fn), options[fn], 'a function')
     }
@@ -356,6 +380,43 @@ export function resolveNamespaceOptions<P, V>(
     }
   }
   const staleForMs = options.staleFor === undefined ? 0 : parseDuration(options.staleFor, at('staleFor'))
+  const consistency = options.consistency ?? 'eventual'
+  if (consistency !== 'strong' && consistency !== 'bounded' && consistency !== 'eventual') {
+    throw new InvalidOptionError(at('consistency'), consistency, "'strong', 'bounded' or 'eventual'")
+  }
+  let maxStalenessMs = Infinity
+  if (consistency === 'bounded') {
+    if (options.maxStaleness === undefined) {
+      throw new InvalidOptionError(
+        at('maxStaleness'),
+        undefined,
+        "a duration such as '5s': bounded consistency needs its bound",
+      )
+    }
+    maxStalenessMs = positiveDuration(options.maxStaleness, at('maxStaleness'))
+  } else if (options.maxStaleness !== undefined) {
+    throw new InvalidOptionError(
+      at('maxStaleness'),
+      options.maxStaleness,
+      `no value with consistency '${consistency}' (a bound belongs to consistency: 'bounded')`,
+    )
+  }
+  if (consistency === 'strong') {
+    if (l1 !== undefined && l1 !== false) {
+      throw new InvalidOptionError(at('l1'), l1, "nothing, or false: consistency 'strong' keeps no L1 copy")
+    }
+    if (staleForMs > 0) {
+      throw new InvalidOptionError(
+        at('staleFor'),
+        options.staleFor,
+        "nothing: consistency 'strong' never serves stale data",
+      )
+    }
+  }
+  const writeStrategy = options.writeStrategy ?? 'write-through'
+  if (writeStrategy !== 'write-through' && writeStrategy !== 'cache-aside') {
+    throw new InvalidOptionError(at('writeStrategy'), writeStrategy, "'write-through' or 'cache-aside'")
+  }
   const swr = options.staleWhileRevalidate ?? true
   if (typeof swr !== 'boolean') throw new InvalidOptionError(at('staleWhileRevalidate'), swr, 'true or false')
   const refreshAhead = options.refreshAhead ?? 1
@@ -402,6 +463,9 @@ export function resolveNamespaceOptions<P, V>(
     throw new InvalidOptionError(at('source.overflow'), overflow, "'wait', 'stale' or 'error'")
   }
   return Object.freeze({
+    consistency,
+    maxStalenessMs,
+    writeStrategy,
     source: Object.freeze({
       maxConcurrent: source.maxConcurrent ?? Infinity,
       maxPerSecond: source.maxPerSecond ?? Infinity,
@@ -438,7 +502,8 @@ export function resolveNamespaceOptions<P, V>(
     ttlMs,
     jitterMs,
     negativeTtlMs,
-    l1TtlMs,
+    // Strong: no L1. Bounded: no L1 copy outlives the staleness bound.
+    l1TtlMs: consistency === 'strong' ? 0 : Math.min(l1TtlMs, maxStalenessMs),
     owner: options.owner,
     description: options.description,
   })

@@ -16,6 +16,8 @@ export interface IndexedNode<V> extends LruNode<V> {
   params: unknown
   /** The entry's tags (from the namespace's `tags` function), for tag invalidation. */
   tags: readonly string[]
+  /** Invalidations may have been missed for it (the bus was down): read as stale until refreshed. */
+  suspect: boolean
 }
 
 /**

@@ -24,8 +24,11 @@ export interface CacheRuntime {
   readonly closed: boolean
   /** The invalidation bus, present with L2: namespaces publish their writes on it. */
   readonly bus: InvalidationBus | undefined
-  /** Registers the namespace's handler for invalidations from other processes. */
-  onInvalidation(namespace: string, handler: (invalidation: Invalidation) => void): void
+  /**
+   * Registers the namespace's handler for invalidations from other processes, and for 'missed': the bus was down,
+   * so invalidations may have been lost.
+   */
+  onInvalidation(namespace: string, handler: (invalidation: Invalidation | 'missed') => void): void
   /** Registers work to run when the cache closes (namespaces drop their L1 index). */
   onClose(release: () => void): void
   /** Tracks a background promise (an L2 write after a load) so `close()` can wait for it. Must not reject. */

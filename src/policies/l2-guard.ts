@@ -27,6 +27,11 @@ export class L2Guard {
     return this.#breaker.state
   }
 
+  /** The store reconnected: a better signal than the next probe, so the circuit closes at once. */
+  connectionRestored(): void {
+    if (this.#breaker.state !== 'closed') this.#breaker.success()
+  }
+
   get(key: string): Promise<Uint8Array | null> {
     return this.#run('get', () => this.store.get(key))
   }
@@ -45,6 +50,24 @@ export class L2Guard {
 
   delete(keys: readonly string[]): Promise<number> {
     return this.#run('delete', () => this.store.delete(keys))
+  }
+
+  getVersion(versionKey: string): Promise<number> {
+    return this.#run('getVersion', () => this.store.getVersion(versionKey))
+  }
+
+  bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
+    return this.#run('bumpVersion', () => this.store.bumpVersion(versionKey, ttlMs))
+  }
+
+  setIfVersion(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    versionKey: string,
+    version: number,
+  ): Promise<boolean> {
+    return this.#run('setIfVersion', () => this.store.setIfVersion(key, value, ttlMs, versionKey, version))
   }
 
   addToSet(key: string, member: string, ttlMs: number): Promise<void> {
@@ -95,15 +118,23 @@ export class L2Guard {
 
   /**
    * Deletes every key starting with `prefix`: SCAN steps and UNLINK batches, each bounded by the L2 timeout, so a
-   * paused or unreachable Redis makes it reject instead of hang. The prefix holds no glob character.
+   * paused or unreachable Redis makes it reject instead of hang. The prefix holds no glob character. Resolves to the
+   * number of deleted keys for which `counts` is true (the caller's entries, not its bookkeeping keys).
    */
-  async deletePrefix(prefix: string, count = 500): Promise<number> {
+  async deletePrefix(
+    prefix: string,
+    counts: (key: string) => boolean = () => true,
+    count = 500,
+  ): Promise<number> {
     let cursor = '0'
     let deleted = 0
     do {
       const step = await this.#run('scan', () => this.store.scan(prefix + '*', cursor, count))
       cursor = step.cursor
-      if (step.keys.length > 0) deleted += await this.delete(step.keys)
+      if (step.keys.length > 0) {
+        await this.delete(step.keys)
+        deleted += step.keys.filter(counts).length
+      }
     } while (cursor !== '0')
     return deleted
   }

@@ -32,6 +32,21 @@ export interface L2Store {
    * `'0'`; the scan is complete when the returned cursor is `'0'` again. The cache bounds each step by its timeout.
    */
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
+  /** The integer at `versionKey` (0 when absent): the version a load starts under. */
+  getVersion(versionKey: string): Promise<number>
+  /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
+  bumpVersion(versionKey: string, ttlMs: number): Promise<number>
+  /**
+   * Writes `value` at `key` (PX `ttlMs`) only if `versionKey` still holds `version` (atomically, by script), so a
+   * load that started before a write cannot overwrite the newer value. Resolves to whether it wrote.
+   */
+  setIfVersion(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    versionKey: string,
+    version: number,
+  ): Promise<boolean>
   /** Adds `member` to the set at `key` and makes the set live at least `ttlMs` more (SADD + PEXPIRE GT/NX). */
   addToSet(key: string, member: string, ttlMs: number): Promise<void>
   /** Atomically renames `from` to `to` (same cluster slot); false when `from` does not exist. */

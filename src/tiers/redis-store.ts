@@ -73,6 +73,11 @@ const UNLOCK_SCRIPT =
 const EXTEND_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
 
+/** SET the value only while the entry's version is still the one the load started under. */
+const SET_IF_VERSION_SCRIPT =
+  "if tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[2]) then " +
+  "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 else return 0 end"
+
 /**
  * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
  * (its sleep cannot be cancelled, so `close()` could not end it) and this class reconnects with capped backoff on
@@ -329,6 +334,33 @@ export class RedisStore implements L2Store {
       plainReplies,
     )) as [string | Buffer, (string | Buffer)[]]
     return { cursor: String(reply[0]), keys: reply[1].map(String) }
+  }
+
+  async getVersion(versionKey: string): Promise<number> {
+    const reply = await this.#main.send(['GET', versionKey], plainReplies)
+    return reply === null ? 0 : Number(reply)
+  }
+
+  async bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    const [version] = await Promise.all([
+      this.#main.send(['INCR', versionKey], plainReplies),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'GT'], plainReplies),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies),
+    ])
+    return Number(version)
+  }
+
+  async setIfVersion(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    versionKey: string,
+    version: number,
+  ): Promise<boolean> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    const args = ['EVAL', SET_IF_VERSION_SCRIPT, '2', key, versionKey, toBuffer(value), String(version), ttl]
+    return (await this.#main.send(args, plainReplies)) === 1
   }
 
   async addToSet(key: string, member: string, ttlMs: number): Promise<void> {

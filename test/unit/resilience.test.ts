@@ -50,7 +50,7 @@ describe('stale-while-revalidate', () => {
     clock.advance(60_000) // stale now
     const reads = await Promise.all(Array.from({ length: 100 }, () => ns.get({ id: 1 })))
     expect(new Set(reads)).toEqual(new Set(['v1']))
-    expect(version).toBe(2) // one refresh started
+    await vi.waitFor(() => expect(version).toBe(2)) // one refresh started
     gate.resolve()
     await vi.waitFor(async () => expect(await ns.peek({ id: 1 })).toBe('v2'))
     expect(await ns.get({ id: 1 })).toBe('v2')
