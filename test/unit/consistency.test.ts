@@ -1,24 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import {
-  createCache,
-  InvalidOptionError,
-  NoWriterError,
-  WriteError,
-  type Cache,
-  type CacheOptions,
-} from 'stratacache'
+import { describe, expect, it } from 'vitest'
+import { InvalidOptionError, NoWriterError, WriteError } from 'stratacache'
+import { cacheFactory } from '../helpers/caches.js'
 import { fakeClock } from '../helpers/fake-clock.js'
 
-const caches: Cache[] = []
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((c) => c.close()))
-})
-
-function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: 'consistency', random: () => 0, ...options })
-  caches.push(cache)
-  return cache
-}
+const newCache = cacheFactory('consistency')
 
 describe('consistency classes are declared and enforced', () => {
   it.each([

@@ -1,40 +1,22 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   CacheClosedError,
   channelNames,
-  createCache,
   DuplicateNamespaceError,
   InvalidOptionError,
   LoaderError,
   LoadManyResultError,
   NoLoaderError,
   SerializationError,
-  type Cache,
+  createCache,
   type CacheOptions,
 } from 'stratacache'
+import { cacheFactory } from '../helpers/caches.js'
+import { deferred } from '../helpers/deferred.js'
 import { fakeClock } from '../helpers/fake-clock.js'
 
-const caches: Cache[] = []
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((c) => c.close()))
-})
-
-function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: 'unit', random: () => 0, ...options })
-  caches.push(cache)
-  return cache
-}
-
-function deferred<T>() {
-  let resolve!: (value: T) => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+const newCache = cacheFactory('unit')
 
 describe('get: L1 and in-process single-flight', () => {
   it('calls the loader once for 1,000 concurrent callers and releases them all with its value', async () => {

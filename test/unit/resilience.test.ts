@@ -1,34 +1,10 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import {
-  createCache,
-  LoaderError,
-  LoaderTimeoutError,
-  type Cache,
-  type CacheOptions,
-  type Duration,
-} from 'stratacache'
+import { describe, expect, it, vi } from 'vitest'
+import { LoaderError, LoaderTimeoutError, type Duration } from 'stratacache'
+import { cacheFactory } from '../helpers/caches.js'
+import { deferred } from '../helpers/deferred.js'
 import { fakeClock } from '../helpers/fake-clock.js'
 
-const caches: Cache[] = []
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((c) => c.close()))
-})
-
-function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: 'resilience', random: () => 0, ...options })
-  caches.push(cache)
-  return cache
-}
-
-function deferred<T>() {
-  let resolve!: (value: T) => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+const newCache = cacheFactory('resilience')
 
 describe('stale-while-revalidate', () => {
   it('answers a stale value at once and refreshes it once in the background, however many readers', async () => {
