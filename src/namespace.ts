@@ -250,6 +250,7 @@ export class Namespace<P, V> {
           const now = this.#hitClock.now()
           if (node.expiresAt > now) {
             if (node.refreshAt > now) {
+              this.#l1!.touch(node)
               this.#counters.l1Hits++
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
@@ -282,6 +283,7 @@ export class Namespace<P, V> {
     const now = this.#clock.now()
     const stale = node.suspect || now >= entry.freshUntil
     if (stale && !this.options.staleWhileRevalidate) return undefined
+    this.#l1!.touch(node)
     this.#counters.l1Hits++
     node.hits++
     if (stale) this.#counters.staleSwr++
@@ -327,6 +329,7 @@ export class Namespace<P, V> {
         if (node.expiresAt <= now) {
           this.#l1Remove(node)
         } else if (node.refreshAt > now) {
+          this.#l1!.touch(node)
           this.#counters.l1Hits++
           node.hits++
           if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')

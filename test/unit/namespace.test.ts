@@ -388,3 +388,22 @@ describe('lifecycle and configuration', () => {
     })
   })
 })
+
+describe('L1 eviction through the namespace', () => {
+  it('evicts the least recently read entry, not the oldest written one (reads count as use)', async () => {
+    const cache = newCache({ l1: { maxEntries: 3 } })
+    let calls = 0
+    const ns = cache.namespace('item', { key: 'item:{id}', ttl: '1m', load: ({ id }) => `v${id}#${++calls}` })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 2 })
+    await ns.get({ id: 3 })
+    await ns.get({ id: 1 }) // 1 is now the most recently used
+    await ns.get({ id: 4 }) // evicts 2, the least recently used
+    expect(calls).toBe(4)
+    await ns.get({ id: 1 })
+    await ns.get({ id: 3 })
+    expect(calls).toBe(4)
+    await ns.get({ id: 2 })
+    expect(calls).toBe(5)
+  })
+})
