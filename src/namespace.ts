@@ -751,12 +751,18 @@ export class Namespace<P, V> {
     // The entry's version before loading: if a write bumps it meanwhile, this load's value is not stored in L2.
     const version = await this.#versionBeforeLoad(key)
     const stored = this.#callLoadWithTimeout(key, params, release).then(
-      (value) => {
+      async (value) => {
         const written = this.#store(params, key, value, flight, undefined, version)
         if (holder !== undefined) {
           // The holder's own callers have their value now; waiters in other processes are told once it is in L2.
           const announced = (written ?? Promise.resolve(false)).then((landed) => holder.release(landed))
           this.#rt.background(announced)
+        }
+        // Strong and bounded: a caller may have joined this flight after another process's write was acknowledged.
+        // If that write won the race (the guarded store was refused), answer with its newer value from L2.
+        if (this.options.consistency !== 'eventual' && written !== undefined && !(await written)) {
+          const newer = await this.#readL2Fresh(key)
+          if (newer !== undefined) return this.#adopt(params, key, flight, newer)
         }
         return value
       },

@@ -63,6 +63,20 @@ describe('consistency against a real Redis', () => {
     expect(await slowReader.ns.get({ id: 1 })).toBe('v1')
   })
 
+  it('strong: a get after write() resolved never joins an older load in flight and returns its value', async () => {
+    source.clear()
+    const gate = deferred<void>()
+    const a = await process('strong')
+    const b = await process('strong', gate.promise)
+    const early = b.ns.get({ id: 3 }) // loads 'v0' from the source, then waits on the gate
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await a.ns.write({ id: 3 }, 'v1')
+    const late = b.ns.get({ id: 3 }) // issued after the write was acknowledged
+    gate.resolve()
+    expect(await late).toBe('v1')
+    expect(await early).toBe('v1') // the load lost the race to the write: the newer value answers
+  })
+
   it('strong: once write() resolves, every process reads the new value', async () => {
     source.clear()
     const a = await process('strong')
