@@ -250,7 +250,7 @@ export class Namespace<P, V> {
           const now = this.#hitClock.now()
           if (node.expiresAt > now) {
             if (node.refreshAt > now) {
-              this.#l1!.touch(node)
+              this.#l1.touch(node)
               this.#counters.l1Hits++
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
