@@ -20,8 +20,8 @@ import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Write } from './tiers/l2-store.js'
-import type { LruList, LruOwner } from './tiers/lru-list.js'
-import { ParamIndex, type IndexedNode } from './core/param-index.js'
+import type { IndexedNode } from './core/param-index.js'
+import { NamespaceL1 } from './core/namespace-l1.js'
 import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
 import { SourceLimiter } from './policies/source-limiter.js'
 
@@ -124,17 +124,8 @@ export class Namespace<P, V> {
   readonly #clock: CacheRuntime['clock']
   readonly #hitClock: CacheRuntime['clock']
   readonly #keys: KeySchema
-  /** The cache's shared L1 recency list and budget, or undefined when this namespace skips L1. */
-  readonly #l1: LruList<Entry> | undefined
-  /** This namespace's L1 index: one Map level per parameter, so a hit builds no key string. */
-  readonly #l1Index: ParamIndex<Entry>
-  readonly #l1Owner: LruOwner<Entry> = {
-    unindex: (node) => this.#unhook(node as IndexedNode<Entry>),
-  }
-  /** The same L1 nodes by full key, for invalidations from other processes (they name keys, not parameters). */
-  readonly #l1ByKey = new Map<string, IndexedNode<Entry>>()
-  /** L1 nodes by tag, for tag invalidations. */
-  readonly #l1ByTag = new Map<string, Set<IndexedNode<Entry>>>()
+  /** This namespace's L1 entries on the cache's shared list, or undefined when this namespace skips L1. */
+  readonly #l1: NamespaceL1 | undefined
   readonly #tags: ((params: P, value: V) => readonly string[]) | undefined
   readonly #write: ((params: P, value: V, context: LoadContext) => unknown) | undefined
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
@@ -191,8 +182,8 @@ export class Namespace<P, V> {
       maxKeyLength: runtime.maxKeyLength,
     })
     this.prefix = this.#keys.prefix
-    this.#l1Index = new ParamIndex<Entry>(this.#keys)
-    this.#l1 = options.l1TtlMs > 0 ? runtime.l1 : undefined
+    this.#l1 =
+      options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
     this.#load = functions.load
     this.#loadMany = functions.loadMany
     this.#tags = functions.tags
@@ -211,7 +202,7 @@ export class Namespace<P, V> {
       },
       () => this.#clock.now(),
     )
-    runtime.onClose(() => this.#dropL1())
+    runtime.onClose(() => this.#l1?.clear())
     runtime.onInvalidation(options.name, (invalidation) =>
       invalidation === 'missed' ? this.#suspectEverything() : this.#applyInvalidation(invalidation),
     )
@@ -245,7 +236,7 @@ export class Namespace<P, V> {
       // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
       // built, nothing decoded, nothing allocated but the promise.
       if (this.#l1 !== undefined) {
-        const node = this.#l1Index.find(params)
+        const node = this.#l1.find(params)
         if (node !== undefined) {
           const now = this.#hitClock.now()
           if (node.expiresAt > now) {
@@ -260,7 +251,7 @@ export class Namespace<P, V> {
             const served = this.#serveAging(node, params)
             if (served !== undefined) return served
           } else {
-            this.#l1Remove(node)
+            this.#l1.remove(node)
           }
         }
       }
@@ -295,7 +286,7 @@ export class Namespace<P, V> {
   /** The stale L1 entry for `params`, still inside its stale window, for a fail-safe fallback. */
   #staleInL1(params: unknown): Entry | undefined {
     if (this.#l1 === undefined || this.options.staleForMs === 0) return undefined
-    const node = this.#l1Index.find(params)
+    const node = this.#l1.find(params)
     return node !== undefined && node.expiresAt > this.#clock.now() ? node.value : undefined
   }
 
@@ -323,11 +314,11 @@ export class Namespace<P, V> {
     const wanted = new Map<string, { params: P; indices: number[] }>()
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!
-      const node = this.#l1 === undefined ? undefined : this.#l1Index.find(list[i])
+      const node = this.#l1?.find(list[i])
       if (node !== undefined) {
         const now = this.#clock.now()
         if (node.expiresAt <= now) {
-          this.#l1Remove(node)
+          this.#l1!.remove(node)
         } else if (node.refreshAt > now) {
           this.#l1!.touch(node)
           this.#counters.l1Hits++
@@ -503,8 +494,8 @@ export class Namespace<P, V> {
     }
     for (const key of invalidation.keys) {
       this.#cancelFlight(key)
-      const node = this.#l1ByKey.get(key)
-      if (node !== undefined) this.#l1Remove(node)
+      const node = this.#l1?.byKey(key)
+      if (node !== undefined) this.#l1!.remove(node)
     }
   }
 
@@ -537,14 +528,7 @@ export class Namespace<P, V> {
   }
 
   #dropTagged(tags: readonly string[]): void {
-    for (const tag of tags) {
-      const nodes = this.#l1ByTag.get(tag)
-      if (nodes === undefined) continue
-      for (const node of [...nodes]) {
-        this.#cancelFlight(node.key)
-        this.#l1Remove(node)
-      }
-    }
+    this.#l1?.removeTagged(tags, (node) => this.#cancelFlight(node.key))
   }
 
   /** The key of an entry's version counter in L2 (bumped by every write of the entry). */
@@ -595,7 +579,8 @@ export class Namespace<P, V> {
       this.#forgetEverything()
       return
     }
-    for (const node of this.#l1Index.nodes()) {
+    if (this.#l1 === undefined) return
+    for (const node of this.#l1.nodes()) {
       node.suspect = true
       node.refreshAt = -Infinity
     }
@@ -607,7 +592,7 @@ export class Namespace<P, V> {
     this.#flights.clear()
     this.#refreshing.clear()
     this.#throttled.clear()
-    this.#dropL1()
+    this.#l1?.clear()
   }
 
   /** A frozen snapshot of this namespace's counters. */
@@ -924,7 +909,8 @@ export class Namespace<P, V> {
     const config = this.options.hotKeys
     if (config === false || this.#rt.closed) return
     const now = this.#clock.now()
-    const nodes = [...this.#l1Index.nodes()]
+    if (this.#l1 === undefined) return
+    const nodes = [...this.#l1.nodes()]
     nodes.sort((a, b) => b.hits - a.hits)
     const top = nodes.slice(0, config.track).filter((n) => n.hits > 0)
     this.#hotKeys = Object.freeze(top.map((n) => Object.freeze({ key: n.key, score: n.hits })))
@@ -1194,8 +1180,8 @@ export class Namespace<P, V> {
         (stored) => {
           if (!stored) {
             this.#counters.staleLoadsDropped++
-            const node = this.#l1ByKey.get(write.key)
-            if (node !== undefined) this.#l1Remove(node)
+            const node = this.#l1?.byKey(write.key)
+            if (node !== undefined) this.#l1!.remove(node)
           }
           return stored
         },
@@ -1247,92 +1233,21 @@ export class Namespace<P, V> {
     const now = this.#clock.now()
     // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
     const ttl = Math.min(this.options.l1TtlMs, entry.staleUntil - now)
-    const existing = this.#l1Index.find(params)
     if (ttl <= 0 || size > l1.maxBytes || tags === undefined) {
-      // Expired already, or larger than the whole L1 budget: serve it without keeping it in L1.
-      if (existing !== undefined) this.#l1Remove(existing)
+      // Expired already, too large for the whole L1 budget, or untaggable: serve it without keeping it in L1.
+      l1.removeParams(params)
       return
     }
-    const refreshAt = this.#refreshAt(entry)
-    if (existing !== undefined) {
-      this.#untag(existing)
-      existing.value = entry
-      existing.expiresAt = now + ttl
-      existing.refreshAt = refreshAt
-      existing.suspect = false
-      existing.tags = tags
-      this.#tag(existing)
-      l1.resize(existing, size)
-      return
-    }
-    const node: IndexedNode<Entry> = {
-      key,
-      value: entry,
-      expiresAt: now + ttl,
-      size,
-      owner: this.#l1Owner,
-      newer: undefined,
-      older: undefined,
-      path: [],
-      texts: [],
-      refreshAt,
-      hits: 0,
-      params: { ...(params as object) },
-      tags,
-      suspect: false,
-    }
-    this.#l1Index.insert(params, node)
-    this.#l1ByKey.set(key, node)
-    this.#tag(node)
-    l1.add(node)
+    l1.put(params, key, entry, { expiresAt: now + ttl, refreshAt: this.#refreshAt(entry), size, tags })
   }
 
   #l1Peek(params: unknown): Entry | undefined {
-    if (this.#l1 === undefined) return undefined
-    const node = this.#l1Index.find(params)
+    const node = this.#l1?.find(params)
     return node === undefined || node.expiresAt <= this.#clock.now() ? undefined : node.value
   }
 
   #l1Delete(params: unknown): void {
-    if (this.#l1 === undefined) return
-    const node = this.#l1Index.find(params)
-    if (node !== undefined) this.#l1Remove(node)
-  }
-
-  #l1Remove(node: IndexedNode<Entry>): void {
-    this.#unhook(node)
-    this.#l1!.remove(node)
-  }
-
-  /** Removes a node from this namespace's indexes (not from the shared list). */
-  #unhook(node: IndexedNode<Entry>): void {
-    this.#l1Index.remove(node)
-    if (this.#l1ByKey.get(node.key) === node) this.#l1ByKey.delete(node.key)
-    this.#untag(node)
-  }
-
-  #tag(node: IndexedNode<Entry>): void {
-    for (const tag of node.tags) {
-      let nodes = this.#l1ByTag.get(tag)
-      if (nodes === undefined) this.#l1ByTag.set(tag, (nodes = new Set()))
-      nodes.add(node)
-    }
-  }
-
-  #untag(node: IndexedNode<Entry>): void {
-    for (const tag of node.tags) {
-      const nodes = this.#l1ByTag.get(tag)
-      if (nodes === undefined) continue
-      nodes.delete(node)
-      if (nodes.size === 0) this.#l1ByTag.delete(tag)
-    }
-  }
-
-  #dropL1(): void {
-    if (this.#l1 !== undefined) for (const node of this.#l1Index.nodes()) this.#l1.remove(node)
-    this.#l1Index.clear()
-    this.#l1ByKey.clear()
-    this.#l1ByTag.clear()
+    this.#l1?.removeParams(params)
   }
 
   /** Whether values must be encoded: for L2, or to measure them against an L1 byte budget. */
