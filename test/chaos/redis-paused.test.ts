@@ -7,6 +7,8 @@ import { integerReply, l2ErrorCode, outcome, recordChannel, sleep, timed, within
 
 const L2_TIMEOUT = 100
 const LOADER_MS = 20
+// A deadline the library promises (a call never waits past the L2 timeout, plus the loader), not a speed claim:
+// the 400 ms slack absorbs a loaded CI machine, while a hang (the peers wait 1-10 s here) still fails.
 const GET_BOUND = L2_TIMEOUT + LOADER_MS + 400
 const PAUSE_MS = 1_500
 
