@@ -1,0 +1,2 @@
+// Public entry of 'stratacache/prometheus': Prometheus metrics on prom-client (an optional peer dependency).
+export { prometheusMetrics, type PrometheusOptions } from './observability/prometheus.js'
