@@ -389,7 +389,7 @@ export class Namespace<P, V> {
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength)
+    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         const ttl = entry.staleUntil - entry.createdAt
@@ -1144,7 +1144,7 @@ export class Namespace<P, V> {
         }
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength)
+    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
     if (bytes === undefined || this.#rt.l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)
@@ -1225,11 +1225,14 @@ export class Namespace<P, V> {
     return work
   }
 
-  /** Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. */
-  #fillL1(params: unknown, key: string, entry: Entry, size = 0): void {
+  /**
+   * Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. `tags` are the
+   * entry's tags when the caller computed them already (they are computed here otherwise: a copy read from L2).
+   */
+  #fillL1(params: unknown, key: string, entry: Entry, size = 0, knownTags?: readonly string[]): void {
     const l1 = this.#l1
     if (l1 === undefined || this.#rt.closed) return
-    const tags = this.#tagsFor(params, key, entry.value)
+    const tags = knownTags ?? this.#tagsFor(params, key, entry.value)
     const now = this.#clock.now()
     // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
     const ttl = Math.min(this.options.l1TtlMs, entry.staleUntil - now)

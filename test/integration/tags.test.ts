@@ -104,3 +104,24 @@ describe('tags', () => {
     await expect(a.products.invalidateTag('')).rejects.toMatchObject({ code: 'ERR_STRATA_INVALID_ARGUMENT' })
   })
 })
+
+describe('tags() calls', () => {
+  it('runs tags() once per cached value, not once per place it is stored', async () => {
+    const cache = createCache({ service: 'tags-calls', l2: redisStore({ url: redis.url }) })
+    caches.push(cache)
+    let calls = 0
+    const ns = cache.namespace('item', {
+      key: 'item:{id}',
+      ttl: '1h',
+      load: ({ id }) => ({ id }),
+      tags: () => {
+        calls++
+        return ['all']
+      },
+    })
+    await ns.get({ id: 1 })
+    expect(calls).toBe(1)
+    await ns.set({ id: 2 }, { id: 2 })
+    expect(calls).toBe(2)
+  })
+})
