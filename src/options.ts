@@ -2,7 +2,7 @@
 import type { Clock } from './core/clock.js'
 import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
-import { NAME_PATTERN, type KeyParams } from './core/keys.js'
+import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
@@ -515,6 +515,3 @@ export function positiveDuration(value: unknown, option: string): number {
   if (ms < 1) throw new InvalidOptionError(option, value, 'a duration of at least 1 ms')
   return ms
 }
-
-/** Default key parameters: placeholders and dimensions, each a scalar. */
-export type DefaultParams<K extends string, D extends readonly string[]> = KeyParams<K, D>

@@ -35,25 +35,6 @@ export class Deadlines {
     return pending
   }
 
-  /** Settles like `promise`, or rejects with `makeError()` once the deadline passes first. */
-  race<T>(promise: Promise<T>, makeError: () => Error): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const pending = this.track(() => reject(makeError()))
-      promise.then(
-        (value) => {
-          if (pending.done) return
-          pending.done = true
-          resolve(value)
-        },
-        (error: unknown) => {
-          if (pending.done) return
-          pending.done = true
-          reject(error instanceof Error ? error : new Error(String(error)))
-        },
-      )
-    })
-  }
-
   /** Stops the timer; pending calls are left to settle by themselves. */
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer)
