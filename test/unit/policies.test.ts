@@ -72,7 +72,7 @@ function race<T>(deadlines: Deadlines, promise: Promise<T>, makeError: () => Err
       (error: unknown) => {
         if (pending.done) return
         pending.done = true
-        reject(error)
+        reject(error instanceof Error ? error : new Error(String(error)))
       },
     )
   })
