@@ -38,38 +38,33 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
     }
     return snapshot
   }
-  const counter = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    read: (s: CacheStats) => [Labels, number][],
-  ) =>
-    new Counter({
-      name: prefix + name,
-      help,
-      labelNames: ['service', ...labelNames],
-      registers: [registry],
+  type Read = (s: CacheStats) => [Labels, number][]
+  // What every metric shares: its name, labels and registry, and its samples from this scrape's snapshot.
+  const define = (name: string, help: string, labelNames: string[], read: Read) => ({
+    config: { name: prefix + name, help, labelNames: ['service', ...labelNames], registers: [registry] },
+    samples: () => read(stats()).map(([labels, value]) => [{ service, ...labels }, value] as const),
+  })
+  // Counters report running totals: reset, then one increment from zero per label set. Gauges set their value.
+  const counter = (name: string, help: string, labelNames: string[], read: Read) => {
+    const { config, samples } = define(name, help, labelNames, read)
+    return new Counter({
+      ...config,
       collect() {
         this.reset()
-        for (const [labels, value] of read(stats())) this.inc({ service, ...labels }, value)
+        for (const [l, v] of samples()) this.inc(l, v)
       },
     })
-  const gauge = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    read: (s: CacheStats) => [Labels, number][],
-  ) =>
-    new Gauge({
-      name: prefix + name,
-      help,
-      labelNames: ['service', ...labelNames],
-      registers: [registry],
+  }
+  const gauge = (name: string, help: string, labelNames: string[], read: Read) => {
+    const { config, samples } = define(name, help, labelNames, read)
+    return new Gauge({
+      ...config,
       collect() {
         this.reset()
-        for (const [labels, value] of read(stats())) this.set({ service, ...labels }, value)
+        for (const [l, v] of samples()) this.set(l, v)
       },
     })
+  }
   const perNamespace = (
     s: CacheStats,
     pick: (n: CacheStats['namespaces'][string]) => number,
