@@ -57,7 +57,6 @@ export class Cache {
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed') => void>()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
-  #closed = false
   #closing: Promise<void> | undefined
 
   constructor(options: CacheOptions) {
@@ -128,7 +127,7 @@ export class Cache {
     P extends KeyParams<K, D> = KeyParams<K, D>,
     V = unknown,
   >(name: string, options: NamespaceOptions<K, D, P, V>): Namespace<P, V> {
-    if (this.#closed) throw new CacheClosedError('declare a namespace')
+    if (this.#runtime.closed) throw new CacheClosedError('declare a namespace')
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
     const resolved = resolveNamespaceOptions(name, options)
@@ -142,7 +141,7 @@ export class Cache {
    * @throws L2UnavailableError after `timeouts.connect`; the cache keeps working and reconnecting.
    */
   async connect(): Promise<void> {
-    if (this.#closed) throw new CacheClosedError('connect')
+    if (this.#runtime.closed) throw new CacheClosedError('connect')
     const l2 = this.options.l2
     if (l2 === undefined || l2.status === 'ready') return
     const timeoutMs = this.options.connectTimeoutMs
@@ -165,7 +164,7 @@ export class Cache {
    * processes (through the bus), and L2. Resolves to the number of L2 entries deleted.
    */
   async invalidateTag(...tags: string[]): Promise<number> {
-    if (this.#closed) throw new CacheClosedError('invalidateTag')
+    if (this.#runtime.closed) throw new CacheClosedError('invalidateTag')
     let deleted = 0
     for (const ns of this.#namespaces.values()) deleted += await ns.invalidateTag(...tags)
     return deleted
@@ -199,7 +198,6 @@ export class Cache {
   }
 
   async #close(): Promise<void> {
-    this.#closed = true
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
     this.#bus?.stop()
