@@ -2,6 +2,7 @@
 import { createCache, type Cache } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { deferred } from '../helpers/deferred.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 let redis: RedisServer
@@ -16,12 +17,6 @@ afterEach(async () => {
   await Promise.all(caches.splice(0).map((c) => c.close()))
   await redis.command('FLUSHALL')
 })
-
-function deferred<T>() {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((r) => (resolve = r))
-  return { promise, resolve }
-}
 
 const source = new Map<string, string>()
 

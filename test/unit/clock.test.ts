@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { sampledClock, systemClock } from '../../src/core/clock.js'
+import { sleep } from '../chaos/support.js'
 import { fakeClock } from '../helpers/fake-clock.js'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('sampled hit-path clock', () => {
   it('returns an injected clock unchanged, so fake-clock tests see every advance', () => {
