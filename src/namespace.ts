@@ -279,7 +279,7 @@ export class Namespace<P, V> {
     node.hits++
     if (stale) this.#counters.staleSwr++
     if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
-    this.#refreshInBackground(this.#keys.build(params), params as P)
+    this.#refreshInBackground(node.key, params as P)
     return Promise.resolve(entry.value as V)
   }
 
