@@ -53,6 +53,7 @@ export class Cache {
   readonly #abort = new AbortController()
   readonly #background = new Set<Promise<unknown>>()
   readonly #onClose: (() => void)[] = []
+  readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed') => void>()
@@ -108,6 +109,9 @@ export class Cache {
       },
       onClose: (release) => {
         this.#onClose.push(release)
+      },
+      beforeClose: (work) => {
+        this.#beforeClose.push(work)
       },
       background: (work) => {
         this.#background.add(work)
@@ -201,6 +205,8 @@ export class Cache {
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
     this.#bus?.stop()
+    // While L2 is still open: flushers finish their step and leave (each L2 call bounded by its timeout).
+    await Promise.allSettled(this.#beforeClose.splice(0).map((work) => work()))
     // Background writes and calls in flight stay bounded by the deadline sweep, which stops by itself once no call
     // is pending; stopping it here would leave a call to a frozen Redis without its timeout.
     await Promise.allSettled([...this.#background])

@@ -2,13 +2,21 @@
 export { createCache, Cache, type CacheStats } from './cache.js'
 export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
 export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration } from './options.js'
+export type { WriteContext, QueuedWrite } from './write/write-behind.js'
 export {
   MemoryStore,
   estimateSize,
   type MemoryStoreOptions,
   type MemorySetOptions,
 } from './tiers/memory-store.js'
-export type { L2Store, L2Status, L2StoreEvent, L2Write } from './tiers/l2-store.js'
+export type {
+  L2Store,
+  L2Status,
+  L2StoreEvent,
+  L2Write,
+  QueueEntry,
+  PendingQueueEntry,
+} from './tiers/l2-store.js'
 export type { Clock } from './core/clock.js'
 export type { Scalar, KeyParams, KeyParamNames, Placeholders } from './core/keys.js'
 export { jsonSerializer, type Serializer } from './codecs/serializer.js'
@@ -23,5 +31,7 @@ export {
   type L2StateMessage,
   type DecodeErrorMessage,
   type SerializeErrorMessage,
+  type WriteBehindFailedMessage,
+  type WriteBehindDeadLetterMessage,
 } from './observability/channels.js'
 export * from './errors.js'

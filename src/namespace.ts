@@ -11,6 +11,7 @@ import {
   LoaderTimeoutError,
   LoadManyResultError,
   NoLoaderError,
+  InvalidOptionError,
   NoWriterError,
   SerializationError,
   SourceBusyError,
@@ -18,12 +19,14 @@ import {
 } from './errors.js'
 import { channels } from './observability/channels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
+import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Write } from './tiers/l2-store.js'
 import type { IndexedNode } from './core/param-index.js'
 import { NamespaceL1 } from './core/namespace-l1.js'
 import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
 import { SourceLimiter } from './policies/source-limiter.js'
+import { WriteBehindQueue } from './write/write-behind.js'
 
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
@@ -71,6 +74,16 @@ export interface NamespaceStats {
   readonly sourceBusy: number
   /** Loads started in the last second: the source's QPS from this process. */
   readonly loadsPerSecond: number
+  /** Write-behind: writes this process queued. */
+  readonly writesQueued: number
+  /** Write-behind: queued writes (from any process) this process's flusher wrote to the source and acknowledged. */
+  readonly writesFlushed: number
+  /** Write-behind: failed flush attempts of one write, each retried after a delay. */
+  readonly writeRetries: number
+  /** Write-behind: writes moved to the dead-letter stream (failed `maxAttempts` times, or did not decode). */
+  readonly writesDeadLettered: number
+  /** Write-behind: writes taken over from another process's flusher that stopped acknowledging. */
+  readonly writesClaimed: number
 }
 
 type Counters = {
@@ -127,7 +140,9 @@ export class Namespace<P, V> {
   /** This namespace's L1 entries on the cache's shared list, or undefined when this namespace skips L1. */
   readonly #l1: NamespaceL1 | undefined
   readonly #tags: ((params: P, value: V) => readonly string[]) | undefined
-  readonly #write: ((params: P, value: V, context: LoadContext) => unknown) | undefined
+  readonly #write: ((params: P, value: V, context: WriteContext) => unknown) | undefined
+  /** The durable queue of `write()`s with write-behind. */
+  readonly #writeBehind: WriteBehindQueue<P, V> | undefined
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
@@ -150,6 +165,11 @@ export class Namespace<P, V> {
     lockWaits: 0,
     sourceBusy: 0,
     staleLoadsDropped: 0,
+    writesQueued: 0,
+    writesFlushed: 0,
+    writeRetries: 0,
+    writesDeadLettered: 0,
+    writesClaimed: 0,
   }
   readonly #source: SourceLimiter
   /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
@@ -165,7 +185,7 @@ export class Namespace<P, V> {
     options: ResolvedNamespaceOptions,
     functions: Pick<
       NamespaceOptions<string, readonly string[], P, V>,
-      'load' | 'loadMany' | 'tags' | 'write'
+      'load' | 'loadMany' | 'tags' | 'write' | 'writeMany'
     >,
   ) {
     this.#rt = runtime
@@ -206,10 +226,43 @@ export class Namespace<P, V> {
     runtime.onInvalidation(options.name, (invalidation) =>
       invalidation === 'missed' ? this.#suspectEverything() : this.#applyInvalidation(invalidation),
     )
+    this.#writeBehind = this.#startWriteBehind(runtime, functions)
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
       runtime.onClose(() => clearInterval(timer))
     }
+  }
+
+  /** The write-behind queue, flushing from this process unless `writeBehind.flush` is false. */
+  #startWriteBehind(
+    runtime: CacheRuntime,
+    functions: Pick<NamespaceOptions<string, readonly string[], P, V>, 'write' | 'writeMany'>,
+  ): WriteBehindQueue<P, V> | undefined {
+    const config = this.options.writeBehind
+    if (config === undefined) return undefined
+    if (runtime.l2 === undefined) {
+      throw new InvalidOptionError(
+        `${this.name}.writeStrategy`,
+        'write-behind',
+        "a cache with an L2 store (write-behind queues writes in a Redis stream), or 'write-through'",
+      )
+    }
+    const queue = new WriteBehindQueue<P, V>({
+      namespace: this.name,
+      stream: `${runtime.service}:${this.name}#wb`,
+      l2: runtime.l2,
+      serializer: runtime.serializer,
+      clock: runtime.clock,
+      signal: runtime.signal,
+      config,
+      counters: this.#counters,
+      write: functions.write,
+      writeMany: functions.writeMany,
+      background: (work) => runtime.background(work),
+    })
+    queue.start()
+    runtime.beforeClose(() => queue.stop())
+    return queue
   }
 
   /** Parameter names in key order (placeholders, then dimensions sorted). */
@@ -416,13 +469,19 @@ export class Namespace<P, V> {
    * are told to drop their L1 copies before this resolves, and a load that started before the write cannot store its
    * older value afterwards (a version in L2, checked atomically). With `consistency: 'strong'`, every process reads
    * the new value once this resolves.
+   *
+   * With write-behind it resolves once the write is queued in Redis (durable there) and the cache holds the new
+   * value; the source gets it later from a flusher (`flushWrites()` to flush now). Until then this process's reads
+   * answer with the queued value rather than load the older one from the source.
    * @throws WriteError when the source write fails (the cache is unchanged); L2 errors (ERR_STRATA_L2_*) when the
-   * source took the value but L2 could not be updated (this process's L1 copy is dropped).
+   * source took the value but L2 could not be updated (this process's L1 copy is dropped), or, with write-behind,
+   * when the write could not be queued (nothing was queued); SerializationError for a value the serializer refuses.
    */
   async write<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('write')
-    if (this.#write === undefined) throw new NoWriterError(this.name)
     const key = this.#keys.build(params)
+    if (this.#writeBehind !== undefined) return this.#writeBehindOne(params, key, value)
+    if (this.#write === undefined) throw new NoWriterError(this.name)
     try {
       await this.#write(params, value, { namespace: this.name, key, signal: this.#rt.signal })
     } catch (cause) {
@@ -430,6 +489,63 @@ export class Namespace<P, V> {
     }
     if (this.options.writeStrategy === 'write-through') await this.set(params, value)
     else await this.delete(params)
+  }
+
+  async #writeBehindOne(params: P & CheckedParams<P, P>, key: string, value: V): Promise<void> {
+    let bytes: Uint8Array
+    try {
+      const serialized = this.#rt.serializer.serialize(value)
+      bytes = typeof serialized === 'string' ? Buffer.from(serialized, 'utf8') : serialized
+    } catch (cause) {
+      this.#counters.serializeErrors++
+      throw new SerializationError(this.name, key, { cause })
+    }
+    try {
+      await this.#writeBehind!.append(key, params, value, bytes)
+    } catch (error) {
+      this.#counters.l2Errors++
+      throw error
+    }
+    try {
+      await this.set(params, value)
+    } catch {
+      // The write is queued and will reach the source; only the cache update failed (counted by set). This process
+      // answers with the queued value meanwhile; other processes may read the older cached value until it expires.
+    }
+  }
+
+  /**
+   * Write-behind: flushes now, from this process, every queued write it can take (those of other processes
+   * included), and resolves when none is left to flush here (writes waiting for a retry delay stay queued).
+   * Resolves even when the source or Redis fails. Without write-behind, resolves at once.
+   */
+  async flushWrites(): Promise<void> {
+    if (this.#rt.closed) throw new CacheClosedError('flushWrites')
+    await this.#writeBehind?.flush()
+  }
+
+  /**
+   * Write-behind: the queue's size in Redis: writes in the stream (`queued`, including those being flushed), those
+   * handed to a flusher and not yet acknowledged (`inFlight`), and dead letters (`deadLetters`, in the stream named
+   * `deadLetterStream`).
+   * @throws L2 errors (ERR_STRATA_L2_*) when Redis cannot be asked.
+   */
+  async writeQueue(): Promise<{
+    queued: number
+    inFlight: number
+    deadLetters: number
+    deadLetterStream: string
+  }> {
+    if (this.#rt.closed) throw new CacheClosedError('writeQueue')
+    if (this.#writeBehind === undefined) {
+      throw new InvalidArgumentError(
+        'writeQueue()',
+        this.name,
+        "a namespace with writeStrategy: 'write-behind'",
+      )
+    }
+    const size = await this.#writeBehind.size()
+    return { ...size, deadLetterStream: this.#writeBehind.deadLetterStream }
   }
 
   /**
@@ -837,9 +953,20 @@ export class Namespace<P, V> {
   }
 
   #loadOne(key: string, params: P, signal: AbortSignal): Promise<V> {
+    if (this.#writeBehind !== undefined) return this.#loadOneAfterQueue(key, params, signal)
     if (this.#load !== undefined) return this.#callLoad(key, params, this.#load, signal)
     if (this.#loadMany === undefined) return Promise.reject(new NoLoaderError(this.name, key))
     return this.#callLoadMany([key], [params], signal).then(([value]) => value as V)
+  }
+
+  /** With write-behind: this process's own queued write of `key` answers before the source is asked. */
+  async #loadOneAfterQueue(key: string, params: P, signal: AbortSignal): Promise<V> {
+    const queued = await this.#writeBehind!.pending(key)
+    if (queued !== undefined) return queued.value
+    if (this.#load !== undefined) return this.#callLoad(key, params, this.#load, signal)
+    if (this.#loadMany === undefined) throw new NoLoaderError(this.name, key)
+    const [value] = await this.#callLoadMany([key], [params], signal)
+    return value as V
   }
 
   /**
@@ -945,7 +1072,7 @@ export class Namespace<P, V> {
   async #fetchBatch(batch: { key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
     try {
       const entries = await this.#readL2Many(batch.map((b) => b.key))
-      const missing: typeof batch = []
+      let missing: typeof batch = []
       batch.forEach((item, i) => {
         let entry = entries[i]
         if (entry !== undefined && entry.freshUntil <= this.#clock.now()) {
@@ -965,6 +1092,8 @@ export class Namespace<P, V> {
         if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
         item.flight.resolve(entry.value as V)
       })
+      if (missing.length === 0) return
+      if (this.#writeBehind !== undefined) missing = await this.#answerQueued(missing)
       if (missing.length === 0) return
       if (this.#loadMany !== undefined) {
         const release = await this.#acquireSource(false)
@@ -1010,6 +1139,23 @@ export class Namespace<P, V> {
       // Settling an already settled promise is a no-op, so this reaches exactly the unsettled ones.
       for (const item of batch) item.flight.reject(error)
     }
+  }
+
+  /** With write-behind: answers batch members this process has a queued write for; resolves to the others. */
+  async #answerQueued<T extends { key: string; params: P; flight: BatchFlight<V> }>(
+    items: T[],
+  ): Promise<T[]> {
+    const queued = await Promise.all(items.map((item) => this.#writeBehind!.pending(item.key)))
+    const rest: T[] = []
+    items.forEach((item, i) => {
+      const write = queued[i]
+      if (write === undefined) rest.push(item)
+      else {
+        void this.#store(item.params, item.key, write.value, item.flight)
+        item.flight.resolve(write.value)
+      }
+    })
+    return rest
   }
 
   async #callLoad(key: string, params: P, load = this.#load!, signal = this.#rt.signal): Promise<V> {

@@ -7,6 +7,7 @@ import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
+import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 
 export type { Duration }
 
@@ -266,13 +267,50 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   /** With `consistency: 'bounded'` (required there): the longest a process may serve a value after a write. */
   maxStaleness?: Duration
   /**
-   * How `write()` updates the cache after the source: `'write-through'` stores the new value in L2 and L1 and tells
-   * the other processes to drop theirs; `'cache-aside'` deletes it from L2 and L1 (the next read loads it).
+   * How `write()` reaches the source and the cache:
+   * - `'write-through'`: writes the source, then stores the new value in L2 and L1 and tells the other processes
+   *   to drop theirs;
+   * - `'cache-aside'`: writes the source, then deletes the entry from L2 and L1 (the next read loads it);
+   * - `'write-behind'`: queues the write durably in a Redis stream and updates the cache as write-through does;
+   *   `write()` resolves once Redis has it, and the source gets it later, in batches, from whichever process
+   *   flushes (see `writeBehind`). Needs L2.
    * @default 'write-through'
    */
-  writeStrategy?: 'write-through' | 'cache-aside'
-  /** Writes one value to the source of truth, for `write()`. */
-  write?: (params: P, value: V, context: LoadContext) => unknown
+  writeStrategy?: 'write-through' | 'cache-aside' | 'write-behind'
+  /**
+   * Writes one value to the source of truth, for `write()`. With write-behind it runs later, maybe more than once
+   * for one write (a flusher died before acknowledging it): `context.idempotencyKey` is the same every time, so a
+   * source that records it can apply each write exactly once.
+   */
+  write?: (params: P, value: V, context: WriteContext) => unknown
+  /**
+   * With write-behind: writes a whole batch to the source in one call (all or nothing: if it throws, the whole batch
+   * is retried). Without it, `write` is called once per queued write, in queue order.
+   */
+  writeMany?: (writes: readonly QueuedWrite<P, V>[], context: WriteContext) => unknown
+  /**
+   * Write-behind tuning. Every process flushes by default; set `flush: false` where a process should only queue
+   * (web servers, say, while workers flush).
+   * @default { batchSize: 100, flushInterval: '100ms', maxAttempts: 5, retryDelay: '500ms', maxRetryDelay: '30s', claimAfter: '30s', flush: true }
+   */
+  writeBehind?: {
+    /** Most writes handed to the source per flush. */
+    batchSize?: number
+    /** How often each process looks for queued writes: the longest a write waits before its flush starts. */
+    flushInterval?: Duration
+    /** Failed attempts after which a write moves to the dead-letter stream (`<service>:<namespace>#wb:dead`). */
+    maxAttempts?: number
+    /** Delay before the first retry of a failed write; doubles with each attempt, up to `maxRetryDelay`. */
+    retryDelay?: Duration
+    maxRetryDelay?: Duration
+    /**
+     * A write delivered to a process and not acknowledged for this long is taken over by another process (its
+     * flusher died or hangs). Longer than your slowest batch, or a slow batch gets written twice.
+     */
+    claimAfter?: Duration
+    /** Whether this process flushes queued writes. */
+    flush?: boolean
+  }
   /**
    * Tags for an entry, computed when it is cached (after a load or `set`): `invalidateTag(tag)` later drops every
    * entry carrying the tag, in L2 and in every process's L1, at a cost proportional to those entries. Declare it
@@ -308,7 +346,9 @@ export interface ResolvedNamespaceOptions {
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
-  readonly writeStrategy: 'write-through' | 'cache-aside'
+  readonly writeStrategy: 'write-through' | 'cache-aside' | 'write-behind'
+  /** Set with write-behind. */
+  readonly writeBehind: ResolvedWriteBehind | undefined
   readonly staleForMs: number
   readonly staleWhileRevalidate: boolean
   readonly failSafeThrottleMs: number
@@ -369,7 +409,7 @@ export function resolveNamespaceOptions<P, V>(
   const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
-  for (const fn of ['load', 'loadMany', 'tags', 'write'] as const) {
+  for (const fn of ['load', 'loadMany', 'tags', 'write', 'writeMany'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') {
       throw new InvalidOptionError(at(fn), options[fn], 'a function')
     }
@@ -414,9 +454,18 @@ export function resolveNamespaceOptions<P, V>(
     }
   }
   const writeStrategy = options.writeStrategy ?? 'write-through'
-  if (writeStrategy !== 'write-through' && writeStrategy !== 'cache-aside') {
-    throw new InvalidOptionError(at('writeStrategy'), writeStrategy, "'write-through' or 'cache-aside'")
+  if (
+    writeStrategy !== 'write-through' &&
+    writeStrategy !== 'cache-aside' &&
+    writeStrategy !== 'write-behind'
+  ) {
+    throw new InvalidOptionError(
+      at('writeStrategy'),
+      writeStrategy,
+      "'write-through', 'cache-aside' or 'write-behind'",
+    )
   }
+  const writeBehind = resolveWriteBehind(options, writeStrategy, at)
   const swr = options.staleWhileRevalidate ?? true
   if (typeof swr !== 'boolean') throw new InvalidOptionError(at('staleWhileRevalidate'), swr, 'true or false')
   const refreshAhead = options.refreshAhead ?? 1
@@ -466,6 +515,7 @@ export function resolveNamespaceOptions<P, V>(
     consistency,
     maxStalenessMs,
     writeStrategy,
+    writeBehind,
     source: Object.freeze({
       maxConcurrent: source.maxConcurrent ?? Infinity,
       maxPerSecond: source.maxPerSecond ?? Infinity,
@@ -506,6 +556,65 @@ export function resolveNamespaceOptions<P, V>(
     l1TtlMs: consistency === 'strong' ? 0 : Math.min(l1TtlMs, maxStalenessMs),
     owner: options.owner,
     description: options.description,
+  })
+}
+
+function resolveWriteBehind<P, V>(
+  options: NamespaceOptions<string, readonly string[], P, V>,
+  strategy: string,
+  at: (option: string) => string,
+): ResolvedWriteBehind | undefined {
+  const config = options.writeBehind
+  if (strategy !== 'write-behind') {
+    if (config !== undefined) {
+      throw new InvalidOptionError(
+        at('writeBehind'),
+        config,
+        "nothing, or writeStrategy: 'write-behind' (these settings tune the write-behind queue)",
+      )
+    }
+    if (options.writeMany !== undefined) {
+      throw new InvalidOptionError(
+        at('writeMany'),
+        options.writeMany,
+        "nothing, or writeStrategy: 'write-behind' (batches are written only by the write-behind flusher)",
+      )
+    }
+    return undefined
+  }
+  if (options.write === undefined && options.writeMany === undefined) {
+    throw new InvalidOptionError(
+      at('write'),
+      undefined,
+      'a function that writes to the source (or `writeMany`): write-behind flushes queued writes with it',
+    )
+  }
+  if (config !== undefined && (config === null || typeof config !== 'object')) {
+    throw new InvalidOptionError(
+      at('writeBehind'),
+      config,
+      "an object such as { batchSize: 100, flushInterval: '100ms' }",
+    )
+  }
+  const c = config ?? {}
+  const whole = (name: 'batchSize' | 'maxAttempts', fallback: number): number => {
+    const value = c[name] ?? fallback
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidOptionError(at(`writeBehind.${name}`), c[name], 'a positive whole number')
+    }
+    return value
+  }
+  if (c.flush !== undefined && typeof c.flush !== 'boolean') {
+    throw new InvalidOptionError(at('writeBehind.flush'), c.flush, 'true or false')
+  }
+  return Object.freeze({
+    batchSize: whole('batchSize', 100),
+    maxAttempts: whole('maxAttempts', 5),
+    flushIntervalMs: positiveDuration(c.flushInterval ?? 100, at('writeBehind.flushInterval')),
+    retryDelayMs: positiveDuration(c.retryDelay ?? 500, at('writeBehind.retryDelay')),
+    maxRetryDelayMs: positiveDuration(c.maxRetryDelay ?? 30_000, at('writeBehind.maxRetryDelay')),
+    claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
+    flush: c.flush ?? true,
   })
 }
 

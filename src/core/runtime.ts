@@ -29,6 +29,8 @@ export interface CacheRuntime {
    * so invalidations may have been lost.
    */
   onInvalidation(namespace: string, handler: (invalidation: Invalidation | 'missed') => void): void
+  /** Registers work to run when the cache starts closing, while L2 is still open (write-behind flushers stop). */
+  beforeClose(work: () => Promise<void>): void
   /** Registers work to run when the cache closes (namespaces drop their L1 index). */
   onClose(release: () => void): void
   /** Tracks a background promise (an L2 write after a load) so `close()` can wait for it. Must not reject. */

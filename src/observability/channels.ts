@@ -21,6 +21,10 @@ export const channelNames = {
   serializeError: 'stratacache:serialize-error',
   /** An invalidation from another process was applied to this process's L1. {@link BusReceivedMessage} */
   busReceived: 'stratacache:bus:received',
+  /** A write-behind flush of one write failed; it is retried after a delay. {@link WriteBehindFailedMessage} */
+  writeBehindFailed: 'stratacache:write-behind:failed',
+  /** A queued write failed `maxAttempts` times (or did not decode) and moved to the dead letters. {@link WriteBehindDeadLetterMessage} */
+  writeBehindDeadLetter: 'stratacache:write-behind:dead-letter',
 } as const
 
 export interface HitMessage {
@@ -68,6 +72,23 @@ export interface BusReceivedMessage {
   readonly lagMs: number
 }
 
+export interface WriteBehindFailedMessage {
+  readonly namespace: string
+  readonly key: string
+  /** Failed attempts so far, this one included. */
+  readonly attempts: number
+  readonly error: unknown
+}
+export interface WriteBehindDeadLetterMessage {
+  readonly namespace: string
+  /** Undefined when the stream entry did not decode. */
+  readonly key: string | undefined
+  /** The entry's id in the write-behind stream. */
+  readonly id: string
+  readonly attempts: number
+  readonly reason: string
+}
+
 /** The channel objects, made once; publishing checks `hasSubscribers` first so an idle channel costs nothing. */
 export const channels = {
   hit: diagnosticsChannel.channel(channelNames.hit),
@@ -78,4 +99,6 @@ export const channels = {
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),
   serializeError: diagnosticsChannel.channel(channelNames.serializeError),
   busReceived: diagnosticsChannel.channel(channelNames.busReceived),
+  writeBehindFailed: diagnosticsChannel.channel(channelNames.writeBehindFailed),
+  writeBehindDeadLetter: diagnosticsChannel.channel(channelNames.writeBehindDeadLetter),
 }

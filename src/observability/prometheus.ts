@@ -110,6 +110,23 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
   counter('lock_waits_total', 'Waits for another process loading the same key.', ['namespace'], (s) =>
     perNamespace(s, (n) => n.lockWaits),
   )
+  counter(
+    'write_behind_total',
+    'Write-behind writes by event: queued here, flushed to the source, retried, dead-lettered, claimed.',
+    ['namespace', 'event'],
+    (s) =>
+      Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, number][] =>
+        n.writesQueued + n.writesFlushed + n.writeRetries + n.writesDeadLettered + n.writesClaimed === 0
+          ? []
+          : [
+              [{ namespace, event: 'queued' }, n.writesQueued],
+              [{ namespace, event: 'flushed' }, n.writesFlushed],
+              [{ namespace, event: 'retried' }, n.writeRetries],
+              [{ namespace, event: 'dead_lettered' }, n.writesDeadLettered],
+              [{ namespace, event: 'claimed' }, n.writesClaimed],
+            ],
+      ),
+  )
   gauge(
     'loads_per_second',
     'Loads started in the last second (source QPS from this process).',

@@ -1,7 +1,7 @@
 // Wraps the L2 store: every call bounded by the L2 timeout, skipped while the circuit is open, failures reported.
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
-import type { L2Store, L2Write } from '../tiers/l2-store.js'
+import type { L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
 
@@ -106,6 +106,48 @@ export class L2Guard {
 
   ttl(key: string): Promise<number> {
     return this.#run('ttl', () => this.store.ttl(key))
+  }
+
+  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
+    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields))
+  }
+
+  queueCreateGroup(queue: string, group: string): Promise<void> {
+    return this.#run('queueCreateGroup', () => this.store.queueCreateGroup(queue, group))
+  }
+
+  queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
+    return this.#run('queueRead', () => this.store.queueRead(queue, group, consumer, count))
+  }
+
+  queuePending(queue: string, group: string, minIdleMs: number, count: number): Promise<PendingQueueEntry[]> {
+    return this.#run('queuePending', () => this.store.queuePending(queue, group, minIdleMs, count))
+  }
+
+  queueClaim(
+    queue: string,
+    group: string,
+    consumer: string,
+    minIdleMs: number,
+    ids: readonly string[],
+  ): Promise<QueueEntry[]> {
+    return this.#run('queueClaim', () => this.store.queueClaim(queue, group, consumer, minIdleMs, ids))
+  }
+
+  queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
+    return this.#run('queueAck', () => this.store.queueAck(queue, group, ids))
+  }
+
+  queueHas(queue: string, id: string): Promise<boolean> {
+    return this.#run('queueHas', () => this.store.queueHas(queue, id))
+  }
+
+  queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
+    return this.#run('queueSize', () => this.store.queueSize(queue, group))
+  }
+
+  queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
+    return this.#run('queueDeleteConsumer', () => this.store.queueDeleteConsumer(queue, group, consumer))
   }
 
   publish(channel: string, message: string): Promise<void> {

@@ -8,6 +8,21 @@ export interface L2Write {
   readonly ttlMs: number
 }
 
+/** One entry of a durable queue: its id (ordered by append time) and its fields as bytes. */
+export interface QueueEntry {
+  readonly id: string
+  readonly fields: Readonly<Record<string, Uint8Array>>
+}
+
+/** A queue entry delivered to a consumer and not yet acknowledged. */
+export interface PendingQueueEntry {
+  readonly id: string
+  readonly consumer: string
+  readonly idleMs: number
+  /** How many times it was handed to a consumer (first read, re-reads and claims). */
+  readonly deliveries: number
+}
+
 /** Connection state of an L2 store as the store sees it. */
 export type L2Status = 'connecting' | 'ready' | 'reconnecting' | 'closed'
 
@@ -61,6 +76,32 @@ export interface L2Store {
   extendLock(key: string, token: string, ttlMs: number): Promise<boolean>
   /** Remaining TTL of `key` in ms; negative when it does not exist. */
   ttl(key: string): Promise<number>
+  /**
+   * Durable queues (Redis streams with a consumer group), for write-behind. Appends one entry; resolves to its id.
+   */
+  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string>
+  /** Creates consumer group `group` on `queue` (and the queue), reading from its start; a no-op if it exists. */
+  queueCreateGroup(queue: string, group: string): Promise<void>
+  /** Hands up to `count` entries never delivered to anyone in `group` to `consumer` (non-blocking). */
+  queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]>
+  /** Up to `count` delivered, unacknowledged entries idle at least `minIdleMs`, oldest first. */
+  queuePending(queue: string, group: string, minIdleMs: number, count: number): Promise<PendingQueueEntry[]>
+  /** Takes over pending entries still idle at least `minIdleMs` for `consumer`; resolves to those it got. */
+  queueClaim(
+    queue: string,
+    group: string,
+    consumer: string,
+    minIdleMs: number,
+    ids: readonly string[],
+  ): Promise<QueueEntry[]>
+  /** Acknowledges and deletes entries: they are done and will not be delivered again. */
+  queueAck(queue: string, group: string, ids: readonly string[]): Promise<void>
+  /** Whether `queue` still holds entry `id` (not yet acknowledged and deleted). */
+  queueHas(queue: string, id: string): Promise<boolean>
+  /** Entries in `queue` (delivered or not), and how many of them `group` has delivered and not acknowledged. */
+  queueSize(queue: string, group: string): Promise<{ length: number; pending: number }>
+  /** Removes consumer `consumer` from `group` (after its pending entries were claimed). */
+  queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void>
   /** Publishes `message` on `channel` to every subscribed process. */
   publish(channel: string, message: string): Promise<void>
   /**

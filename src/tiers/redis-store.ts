@@ -2,7 +2,7 @@
 import { createClient, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
-import type { L2Status, L2Store, L2StoreEvent, L2Write } from './l2-store.js'
+import type { L2Status, L2Store, L2StoreEvent, L2Write, PendingQueueEntry, QueueEntry } from './l2-store.js'
 
 /**
  * The slice of a node-redis client that the store uses. Any node-redis 6 `createClient()` result fits.
@@ -412,6 +412,98 @@ export class RedisStore implements L2Store {
     return (await this.#main.send(['PTTL', key], plainReplies)) as number
   }
 
+  async queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
+    const args: (string | Buffer)[] = ['XADD', queue, '*']
+    for (const [name, value] of Object.entries(fields)) {
+      args.push(name, typeof value === 'string' ? value : toBuffer(value))
+    }
+    return String(await this.#main.send(args, plainReplies))
+  }
+
+  async queueCreateGroup(queue: string, group: string): Promise<void> {
+    try {
+      await this.#main.send(['XGROUP', 'CREATE', queue, group, '0', 'MKSTREAM'], plainReplies)
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error
+    }
+  }
+
+  async queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
+    const reply = await this.#main.send(
+      ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', queue, '>'],
+      bufferReplies,
+    )
+    if (reply === null || reply === undefined) return []
+    // RESP3 replies with a map of stream name to entries, RESP2 with a list of [name, entries] pairs.
+    const streams = Array.isArray(reply)
+      ? (reply as [unknown, unknown][]).map((pair) => pair[1])
+      : Object.values(reply)
+    return streams.length === 0 ? [] : parseEntries(streams[0])
+  }
+
+  async queuePending(
+    queue: string,
+    group: string,
+    minIdleMs: number,
+    count: number,
+  ): Promise<PendingQueueEntry[]> {
+    const reply = (await this.#main.send(
+      ['XPENDING', queue, group, 'IDLE', String(Math.max(0, Math.floor(minIdleMs))), '-', '+', String(count)],
+      plainReplies,
+    )) as [unknown, unknown, unknown, unknown][]
+    return reply.map(([id, consumer, idleMs, deliveries]) => ({
+      id: String(id),
+      consumer: String(consumer),
+      idleMs: Number(idleMs),
+      deliveries: Number(deliveries),
+    }))
+  }
+
+  async queueClaim(
+    queue: string,
+    group: string,
+    consumer: string,
+    minIdleMs: number,
+    ids: readonly string[],
+  ): Promise<QueueEntry[]> {
+    if (ids.length === 0) return []
+    const reply = await this.#main.send(
+      ['XCLAIM', queue, group, consumer, String(Math.max(0, Math.floor(minIdleMs))), ...ids],
+      bufferReplies,
+    )
+    return parseEntries(reply)
+  }
+
+  async queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    // One round trip (pipelined). Acknowledged first: an entry acknowledged but not deleted is never redelivered.
+    await Promise.all([
+      this.#main.send(['XACK', queue, group, ...ids], plainReplies),
+      this.#main.send(['XDEL', queue, ...ids], plainReplies),
+    ])
+  }
+
+  async queueHas(queue: string, id: string): Promise<boolean> {
+    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies)) as unknown[]
+    return reply.length > 0
+  }
+
+  async queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
+    const [length, summary] = await Promise.all([
+      this.#main.send(['XLEN', queue], plainReplies),
+      this.#main.send(['XPENDING', queue, group], plainReplies).catch((error: unknown) => {
+        // No group yet: nothing delivered.
+        if (error instanceof Error && error.message.startsWith('NOGROUP')) return [0]
+        throw error
+      }),
+    ])
+    return { length: Number(length), pending: Number((summary as unknown[])[0]) }
+  }
+
+  async queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
+    await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies)
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     await this.#main.send(['PUBLISH', channel, message], plainReplies)
   }
@@ -456,6 +548,23 @@ export class RedisStore implements L2Store {
     }
     return connection
   }
+}
+
+/** Stream entries as Redis sends them, `[[id, [field, value, ...]], ...]`; deleted entries come as `[id, null]`. */
+function parseEntries(reply: unknown): QueueEntry[] {
+  if (!Array.isArray(reply)) return []
+  const entries: QueueEntry[] = []
+  for (const item of reply as [unknown, unknown][]) {
+    const [id, list] = item
+    if (!Array.isArray(list)) continue
+    const fields: Record<string, Uint8Array> = {}
+    for (let i = 0; i + 1 < list.length; i += 2) {
+      const value: unknown = list[i + 1]
+      fields[String(list[i])] = Buffer.isBuffer(value) ? value : Buffer.from(String(value))
+    }
+    entries.push({ id: String(id), fields })
+  }
+  return entries
 }
 
 function toBuffer(value: Uint8Array): Buffer {
