@@ -25,6 +25,7 @@ import type { L2Write } from './tiers/l2-store.js'
 import type { IndexedNode } from './core/param-index.js'
 import { NamespaceL1 } from './core/namespace-l1.js'
 import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
+import type { L2Guard } from './policies/l2-guard.js'
 import { SourceLimiter } from './policies/source-limiter.js'
 import { WriteBehindQueue } from './write/write-behind.js'
 
@@ -178,6 +179,15 @@ export class Namespace<P, V> {
   readonly #throttled = new Map<string, number>()
   readonly #lock: CrossProcessLock | undefined
   #hotKeys: readonly HotKey[] = []
+  /**
+   * Whether this process knows the namespace's generation (`invalidateAll()` bumps it; keys depend on it). Until it
+   * does, reads skip L2 (they would read keys of a generation that may be over) and writes to L2 wait for it.
+   */
+  #generationKnown: boolean
+  /** The read of the generation under way: resolves to its L2 error, or undefined once known. */
+  #generationLoad: Promise<unknown> | undefined
+  /** `service:namespace:vN#gen`: outside the namespace's key prefix, so `clear()` leaves it. */
+  readonly #generationKey: string
 
   /** @internal Use `cache.namespace()`. */
   constructor(
@@ -202,6 +212,8 @@ export class Namespace<P, V> {
       maxKeyLength: runtime.maxKeyLength,
     })
     this.prefix = this.#keys.prefix
+    this.#generationKey = `${this.prefix.slice(0, -1)}#gen`
+    this.#generationKnown = runtime.l2 === undefined
     this.#l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
     this.#load = functions.load
@@ -223,9 +235,14 @@ export class Namespace<P, V> {
       () => this.#clock.now(),
     )
     runtime.onClose(() => this.#l1?.clear())
-    runtime.onInvalidation(options.name, (invalidation) =>
-      invalidation === 'missed' ? this.#suspectEverything() : this.#applyInvalidation(invalidation),
-    )
+    runtime.onInvalidation(options.name, (invalidation) => {
+      if (invalidation !== 'missed') return this.#applyInvalidation(invalidation)
+      // Deaf for a while: the generation may have moved on too. Read it again before using L2.
+      this.#generationKnown = runtime.l2 === undefined
+      this.#suspectEverything()
+      void this.#loadGeneration()
+    })
+    void this.#loadGeneration()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
@@ -308,6 +325,7 @@ export class Namespace<P, V> {
           }
         }
       }
+      if (!this.#generationKnown) return this.#getAfterGeneration(params)
       key = this.#keys.build(params)
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))
@@ -315,6 +333,13 @@ export class Namespace<P, V> {
     const flight = this.#flights.get(key)
     if (flight !== undefined) return flight.promise
     return this.#startFlight(key, params, this.#staleInL1(params))
+  }
+
+  /** An L1 miss before the generation is known: read it first (bounded by the L2 timeout), then go on. */
+  async #getAfterGeneration(params: P): Promise<V> {
+    await this.#loadGeneration()
+    const key = this.#keys.build(params)
+    return this.#flights.get(key)?.promise ?? this.#startFlight(key, params, this.#staleInL1(params))
   }
 
   /**
@@ -361,6 +386,7 @@ export class Namespace<P, V> {
   ): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
     if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
+    if (!this.#generationKnown) await this.#loadGeneration()
     const keys = list.map((params) => this.#keys.build(params))
     const results = new Array<V>(list.length)
     const waits: Promise<unknown>[] = []
@@ -411,6 +437,7 @@ export class Namespace<P, V> {
   /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
   async peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
     if (this.#rt.closed) throw new CacheClosedError('peek')
+    if (!this.#generationKnown) await this.#loadGeneration()
     const key = this.#keys.build(params)
     const entry = this.#l1Peek(params) ?? (await this.#readL2(key))
     return entry !== undefined && entry.freshUntil > this.#clock.now() ? (entry.value as V) : undefined
@@ -424,6 +451,7 @@ export class Namespace<P, V> {
    */
   async set<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('set')
+    await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
     const entry = this.#newEntry(value)
@@ -479,8 +507,11 @@ export class Namespace<P, V> {
    */
   async write<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('write')
+    if (this.#writeBehind !== undefined) {
+      await this.#requireGeneration()
+      return this.#writeBehindOne(params, this.#keys.build(params), value)
+    }
     const key = this.#keys.build(params)
-    if (this.#writeBehind !== undefined) return this.#writeBehindOne(params, key, value)
     if (this.#write === undefined) throw new NoWriterError(this.name)
     try {
       await this.#write(params, value, { namespace: this.name, key, signal: this.#rt.signal })
@@ -554,6 +585,7 @@ export class Namespace<P, V> {
    */
   async delete<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('delete')
+    await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
     this.#l1Delete(params)
@@ -602,6 +634,7 @@ export class Namespace<P, V> {
   #applyInvalidation(invalidation: Invalidation): void {
     if (invalidation.kind === 'namespace') {
       this.#forgetEverything()
+      if (invalidation.generation !== undefined) this.#applyGeneration(invalidation.generation, false)
       return
     }
     if (invalidation.kind === 'tags') {
@@ -641,6 +674,95 @@ export class Namespace<P, V> {
     }
     await this.#broadcast({ kind: 'tags', namespace: this.name, tags })
     return deleted
+  }
+
+  /**
+   * Invalidates every entry of this namespace at once, lazily: bumps the namespace's generation in Redis (one INCR),
+   * so every process builds keys of the new generation from now on and entries of older ones are never read again;
+   * they expire by their TTL. Costs the same whatever the number of keys (`clear()` deletes them, scanning). Every
+   * process drops its L1 copies: this one before resolving, the others when the bus tells them (a process that
+   * missed the message reads the generation again when its bus reconnects).
+   * @throws L2 errors (ERR_STRATA_L2_*) when Redis could not be reached; this process's L1 is already cleared.
+   */
+  async invalidateAll(): Promise<void> {
+    if (this.#rt.closed) throw new CacheClosedError('invalidateAll')
+    this.#forgetEverything()
+    const l2 = this.#rt.l2
+    if (l2 === undefined) return
+    let generation: number
+    try {
+      generation = await l2.increment(this.#generationKey)
+    } catch (error) {
+      this.#counters.l2Errors++
+      throw error
+    }
+    this.#applyGeneration(generation, false)
+    await this.#broadcast({ kind: 'namespace', namespace: this.name, generation })
+  }
+
+  /** The namespace's generation as this process knows it (0 until the first `invalidateAll()`). */
+  get generation(): number {
+    return this.#keys.generation
+  }
+
+  /** L2, once the generation is known (keys depend on it); undefined before, as when there is no L2. */
+  get #l2(): L2Guard | undefined {
+    return this.#generationKnown ? this.#rt.l2 : undefined
+  }
+
+  /** Reads the generation from Redis, once at a time. Resolves to the L2 error when it could not. */
+  #loadGeneration(): Promise<unknown> {
+    if (this.#generationLoad !== undefined) return this.#generationLoad
+    const l2 = this.#rt.l2
+    if (l2 === undefined || this.#rt.closed) return Promise.resolve(undefined)
+    const load = l2.getVersion(this.#generationKey).then(
+      (generation) => {
+        this.#applyGeneration(generation, true)
+        return undefined
+      },
+      (error: unknown) => {
+        this.#counters.l2Errors++
+        return error
+      },
+    )
+    this.#generationLoad = load
+    this.#rt.background(
+      load.then(() => {
+        if (this.#generationLoad === load) this.#generationLoad = undefined
+      }),
+    )
+    return load
+  }
+
+  /** For writes to L2: the generation, read now if need be. @throws the L2 error when it cannot be read. */
+  async #requireGeneration(): Promise<void> {
+    if (this.#generationKnown) return
+    const error = await this.#loadGeneration()
+    if (!this.#generationKnown) throw error instanceof Error ? error : new Error(String(error))
+  }
+
+  /** For set and delete: as `#requireGeneration`, but a failure drops this process's L1 copy first, as an L2 failure later in a write would. */
+  async #requireGenerationOrForget(params: P): Promise<void> {
+    try {
+      await this.#requireGeneration()
+    } catch (error) {
+      this.#l1Delete(params)
+      throw error
+    }
+  }
+
+  /**
+   * Adopts `generation`: read from Redis (`exact`: it is the truth, even if lower, say after Redis lost its data) or
+   * announced on the bus (only ever forward: a late message must not take a process back). A change drops L1 and
+   * loads in flight: they belong to the other generation's keys.
+   */
+  #applyGeneration(generation: number, exact: boolean): void {
+    const current = this.#keys.generation
+    if (exact ? generation !== current : generation > current) {
+      this.#forgetEverything()
+      this.#keys.setGeneration(generation)
+    }
+    this.#generationKnown = true
   }
 
   #dropTagged(tags: readonly string[]): void {
@@ -777,7 +899,7 @@ export class Namespace<P, V> {
    * value, re-reading L2 when woken; after `lock.wait` in all, or when L2 cannot coordinate, it loads by itself.
    */
   async #loadCoordinated(key: string, params: P, flight: Cancellable, stale: Entry | undefined): Promise<V> {
-    const lock = this.#lock
+    const lock = this.#generationKnown ? this.#lock : undefined
     let holder: LockHolder | undefined
     if (lock !== undefined && !flight.cancelled) {
       const deadline = this.#clock.now() + lock.options.waitMs
@@ -992,7 +1114,7 @@ export class Namespace<P, V> {
 
   async #refresh(key: string, params: P, flight: Cancellable): Promise<V | undefined> {
     let holder: LockHolder | undefined
-    if (this.#lock !== undefined) {
+    if (this.#lock !== undefined && this.#generationKnown) {
       const acquired = await this.#lock.acquire(key)
       if (acquired === 'held') return undefined
       if (acquired !== 'unavailable') holder = acquired
@@ -1210,7 +1332,7 @@ export class Namespace<P, V> {
   // --- tiers -------------------------------------------------------------------------------------------------
 
   #readL2(key: string): Promise<Entry | undefined> | undefined {
-    const l2 = this.#rt.l2
+    const l2 = this.#l2
     if (l2 === undefined) return undefined
     return l2.get(key).then(
       (bytes) => (bytes === null ? undefined : this.#decode(key, bytes)),
@@ -1223,7 +1345,7 @@ export class Namespace<P, V> {
   }
 
   async #readL2Many(keys: string[]): Promise<(Entry | undefined)[]> {
-    const l2 = this.#rt.l2
+    const l2 = this.#l2
     if (l2 === undefined) return keys.map(() => undefined)
     try {
       const values = await l2.getMany(keys)
@@ -1291,7 +1413,7 @@ export class Namespace<P, V> {
       }
     }
     this.#fillL1(params, key, entry, bytes?.byteLength, tags)
-    if (bytes === undefined || this.#rt.l2 === undefined) return undefined
+    if (bytes === undefined || this.#l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)
     if (writes !== undefined) {
@@ -1304,7 +1426,7 @@ export class Namespace<P, V> {
 
   /** The version a load starts under; undefined when L2 cannot say (the value is then stored unguarded). */
   async #versionBeforeLoad(key: string): Promise<number | undefined> {
-    const l2 = this.#rt.l2
+    const l2 = this.#l2
     if (l2 === undefined) return undefined
     try {
       return await l2.getVersion(this.#versionKey(key))
@@ -1342,7 +1464,7 @@ export class Namespace<P, V> {
 
   /** Adds the key to each tag's set in L2, in the background (tracked for close()). */
   #tagInL2(key: string, tags: readonly string[], ttlMs: number): void {
-    const l2 = this.#rt.l2
+    const l2 = this.#l2
     if (l2 === undefined) return
     const work = Promise.all(tags.map((tag) => l2.addToSet(this.#tagKey(tag), key, ttlMs))).then(
       () => true,
@@ -1356,7 +1478,7 @@ export class Namespace<P, V> {
 
   /** Writes to L2 in the background (tracked for close()); resolves to whether the write landed. */
   #writeL2(writes: L2Write[]): Promise<boolean> | undefined {
-    const l2 = this.#rt.l2
+    const l2 = this.#l2
     if (l2 === undefined || writes.length === 0) return undefined
     const work = (
       writes.length === 1 ? l2.set(writes[0]!.key, writes[0]!.value, writes[0]!.ttlMs) : l2.setMany(writes)
@@ -1432,9 +1554,14 @@ export class Namespace<P, V> {
 /** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
 function isEntryKey(key: string, prefix: string): boolean {
   const mark = key.indexOf('#', prefix.length)
-  // A plain key has no '#'; a hashed one has exactly one, right after the prefix.
-  return mark === -1 || (mark === prefix.length && key.indexOf('#', mark + 1) === -1)
+  // A plain key has no '#'; a hashed one has exactly one, right after the prefix (and its generation, if any).
+  if (mark === -1) return true
+  if (key.indexOf('#', mark + 1) !== -1) return false
+  return mark === prefix.length || GENERATION_SEGMENT.test(key.slice(prefix.length, mark))
 }
+
+/** The generation segment of a key of generation 1 or more: `g12:`. */
+const GENERATION_SEGMENT = /^g[1-9][0-9]*:$/
 
 /** Array.isArray without narrowing, so a typed list keeps its element type. */
 function isArray(value: unknown): boolean {

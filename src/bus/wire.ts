@@ -2,6 +2,8 @@
 //
 //   {"v":1,"o":"<origin>","t":<sent at, epoch ms>,"k":"keys","n":"<namespace>","x":["<full key>",…]}
 //   {"v":1,"o":"<origin>","t":<sent at>,"k":"namespace","n":"<namespace>"}     drop every entry of a namespace
+//   {"v":1,"o":"<origin>","t":<sent at>,"k":"namespace","n":"<namespace>","g":<generation>}   and use this
+//                                                                  generation of its keys from now on
 //   {"v":1,"o":"<origin>","t":<sent at>,"k":"tags","n":"<namespace>","x":["<tag>",…]}   every entry with a tag
 //
 // `v` is the format version: a receiver ignores (and counts) a message of a version it does not know, so a newer
@@ -13,7 +15,7 @@ export const BUS_FORMAT_VERSION = 1
 /** What a message asks every other process to drop from its L1. */
 export type Invalidation =
   | { readonly kind: 'keys'; readonly namespace: string; readonly keys: readonly string[] }
-  | { readonly kind: 'namespace'; readonly namespace: string }
+  | { readonly kind: 'namespace'; readonly namespace: string; readonly generation?: number }
   | { readonly kind: 'tags'; readonly namespace: string; readonly tags: readonly string[] }
 
 export interface BusMessage {
@@ -34,6 +36,7 @@ export function encodeBusMessage(message: BusMessage): string {
   }
   if (invalidation.kind === 'keys') return JSON.stringify({ ...head, x: invalidation.keys })
   if (invalidation.kind === 'tags') return JSON.stringify({ ...head, x: invalidation.tags })
+  if (invalidation.generation !== undefined) return JSON.stringify({ ...head, g: invalidation.generation })
   return JSON.stringify(head)
 }
 
@@ -59,10 +62,14 @@ export function decodeBusMessage(
     return { ok: false, reason: 'missing origin, time or namespace' }
   }
   if (m.k === 'namespace') {
-    return {
-      ok: true,
-      message: { origin: m.o, sentAt: m.t, invalidation: { kind: 'namespace', namespace: m.n } },
+    if (m.g !== undefined && !(Number.isSafeInteger(m.g) && (m.g as number) >= 0)) {
+      return { ok: false, reason: 'generation is not a non-negative integer' }
     }
+    const invalidation: Invalidation =
+      m.g === undefined
+        ? { kind: 'namespace', namespace: m.n }
+        : { kind: 'namespace', namespace: m.n, generation: m.g as number }
+    return { ok: true, message: { origin: m.o, sentAt: m.t, invalidation } }
   }
   if (
     (m.k === 'keys' || m.k === 'tags') &&

@@ -84,8 +84,13 @@ export class KeySchema {
   readonly levels: readonly string[]
   readonly #namespace: string
   /** Literal text between parameter values: `literals[0] + v0 + literals[1] + ... + literals[n]`. */
-  readonly #literals: readonly string[]
+  readonly #literals: string[]
+  /** `literals[0]` without the prefix, to rebuild it when the generation changes. */
+  readonly #firstLiteral: string
   readonly #maxKeyLength: number
+  /** The prefix keys are built with: `prefix`, then `g{generation}:` from generation 1 on. */
+  #keyPrefix: string
+  #generation = 0
 
   constructor(options: KeySchemaOptions) {
     const { service, namespace, schemaVersion, template, dimensions } = options
@@ -168,8 +173,25 @@ export class KeySchema {
     })
     literals.push(pending)
     this.#literals = literals
+    this.#keyPrefix = this.prefix
+    this.#firstLiteral = literals[0]!.slice(this.prefix.length)
     this.params = [...placeholders, ...sortedDimensions]
     this.levels = [...sortedDimensions, ...placeholders]
+  }
+
+  /**
+   * The namespace's generation: `ns.invalidateAll()` bumps it, and keys of generation g > 0 read
+   * `service:namespace:vN:g{g}:…`, so entries of older generations are never read again and expire by their TTL.
+   * Such keys have one `:` segment more than generation-0 keys of the same template, so no two collide.
+   */
+  get generation(): number {
+    return this.#generation
+  }
+
+  setGeneration(generation: number): void {
+    this.#generation = generation
+    this.#keyPrefix = generation === 0 ? this.prefix : `${this.prefix}g${generation}:`
+    this.#literals[0] = this.#keyPrefix + this.#firstLiteral
   }
 
   /**
@@ -234,8 +256,8 @@ export class KeySchema {
   }
 
   #hashed(key: string): string {
-    const digest = createHash('sha256').update(key.slice(this.prefix.length)).digest('base64url')
-    return this.prefix + HASH_MARK + digest
+    const digest = createHash('sha256').update(key.slice(this.#keyPrefix.length)).digest('base64url')
+    return this.#keyPrefix + HASH_MARK + digest
   }
 
   #throwExtra(record: Record<string, unknown>): void {

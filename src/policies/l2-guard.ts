@@ -56,6 +56,10 @@ export class L2Guard {
     return this.#run('getVersion', () => this.store.getVersion(versionKey))
   }
 
+  increment(key: string): Promise<number> {
+    return this.#run('increment', () => this.store.increment(key))
+  }
+
   bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
     return this.#run('bumpVersion', () => this.store.bumpVersion(versionKey, ttlMs))
   }

@@ -49,6 +49,8 @@ export interface L2Store {
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
   /** The integer at `versionKey` (0 when absent): the version a load starts under. */
   getVersion(versionKey: string): Promise<number>
+  /** Increments the integer at `key` (from 0), with no expiry: resolves to the new value. */
+  increment(key: string): Promise<number>
   /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
   bumpVersion(versionKey: string, ttlMs: number): Promise<number>
   /**

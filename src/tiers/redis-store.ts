@@ -341,6 +341,10 @@ export class RedisStore implements L2Store {
     return reply === null ? 0 : Number(reply)
   }
 
+  async increment(key: string): Promise<number> {
+    return Number(await this.#main.send(['INCR', key], plainReplies))
+  }
+
   async bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const [version] = await Promise.all([

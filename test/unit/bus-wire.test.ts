@@ -18,6 +18,13 @@ describe('invalidation bus wire format', () => {
         invalidation: { kind: 'namespace', namespace: 'product' },
       }),
     ).toBe('{"v":1,"o":"abc","t":5,"k":"namespace","n":"product"}')
+    expect(
+      encodeBusMessage({
+        origin: 'abc',
+        sentAt: 5,
+        invalidation: { kind: 'namespace', namespace: 'product', generation: 3 },
+      }),
+    ).toBe('{"v":1,"o":"abc","t":5,"k":"namespace","n":"product","g":3}')
   })
 
   it('round-trips every message', () => {
@@ -31,6 +38,11 @@ describe('invalidation bus wire format', () => {
           keys: fc.array(fc.string()),
         }),
         fc.record({ kind: fc.constant('namespace' as const), namespace: fc.string() }),
+        fc.record({
+          kind: fc.constant('namespace' as const),
+          namespace: fc.string(),
+          generation: fc.nat(),
+        }),
       ),
     })
     fc.assert(
@@ -47,6 +59,8 @@ describe('invalidation bus wire format', () => {
     ['no origin', '{"v":1,"t":1,"k":"keys","n":"p","x":[]}', /missing origin/],
     ['an unknown kind', '{"v":1,"o":"a","t":1,"k":"tags","n":"p"}', /unknown kind tags/],
     ['keys that are not strings', '{"v":1,"o":"a","t":1,"k":"keys","n":"p","x":[1]}', /unknown kind keys/],
+    ['a negative generation', '{"v":1,"o":"a","t":1,"k":"namespace","n":"p","g":-1}', /generation/],
+    ['a generation that is text', '{"v":1,"o":"a","t":1,"k":"namespace","n":"p","g":"2"}', /generation/],
   ])('refuses %s with a reason instead of throwing', (_, text, reason) => {
     const result = decodeBusMessage(text)
     expect(result.ok).toBe(false)

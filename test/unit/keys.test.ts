@@ -213,6 +213,37 @@ describe('key building properties', () => {
     )
   })
 
+  it('is injective across generations: keys of different generations never collide, hashed or not', () => {
+    const long = fc.string({ minLength: 0, maxLength: 300 })
+    const schemas = [0, 1, 2, 10].map((generation) => {
+      const schema = new KeySchema({
+        service: 'svc',
+        namespace: 'gen',
+        schemaVersion: 1,
+        template: 'g1:{a}',
+        dimensions: ['b'],
+        maxKeyLength: 120,
+      })
+      schema.setGeneration(generation)
+      return schema
+    })
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 3 }),
+        fc.nat({ max: 3 }),
+        fc.record({ a: long.filter((t) => t.length > 0), b: scalar }),
+        fc.record({ a: long.filter((t) => t.length > 0), b: scalar }),
+        (g, h, p, q) => {
+          fc.pre(g !== h || asText(p) !== asText(q))
+          expect(schemas[g]!.build(p)).not.toBe(schemas[h]!.build(q))
+        },
+      ),
+      { numRuns: 2_000 },
+    )
+    expect(schemas[2]!.build({ a: 'x', b: 1 })).toBe('svc:gen:v1:g2:g1:x:b=1')
+    expect(schemas[0]!.build({ a: 'x', b: 1 })).toBe('svc:gen:v1:g1:x:b=1')
+  })
+
   it('is injective on near-collisions: values that differ only by separators or escapes', () => {
     const tricky = fc.constantFrom(
       'a',
