@@ -19,6 +19,7 @@ import {
   type ResolvedCacheOptions,
 } from './options.js'
 import type { CircuitState } from './policies/circuit-breaker.js'
+import type { HistogramSnapshot } from './observability/histogram.js'
 import { L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
@@ -29,7 +30,19 @@ import { LruList } from './tiers/lru-list.js'
 export interface CacheStats {
   readonly namespaces: Readonly<Record<string, NamespaceStats>>
   readonly l1: { readonly entries: number; readonly bytes: number; readonly evictions: number } | undefined
-  readonly l2: { readonly status: L2Status; readonly circuit: CircuitState } | undefined
+  readonly l2:
+    | {
+        readonly status: L2Status
+        readonly circuit: CircuitState
+        /** L2 calls made, and of them: failed, timed out, refused by the open circuit. */
+        readonly calls: number
+        readonly failures: number
+        readonly timeouts: number
+        readonly refused: number
+        /** Latency of the calls that settled (answered or failed), in ms. */
+        readonly latencyMs: HistogramSnapshot
+      }
+    | undefined
   /** The invalidation bus (present with L2). */
   readonly bus: BusStats | undefined
 }
@@ -187,7 +200,7 @@ export class Cache {
       l2:
         this.#l2 === undefined
           ? undefined
-          : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit }),
+          : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit, ...this.#l2.stats() }),
       bus: this.#bus?.stats(),
     })
   }

@@ -22,8 +22,12 @@ export type { Scalar, KeyParams, KeyParamNames, Placeholders } from './core/keys
 export { jsonSerializer, type Serializer } from './codecs/serializer.js'
 export type { Entry } from './codecs/envelope.js'
 export type { CircuitState } from './policies/circuit-breaker.js'
+export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observability/histogram.js'
 export {
   channelNames,
+  tracingChannelNames,
+  type GetTraceContext,
+  type LoadTraceContext,
   type HitMessage,
   type MissMessage,
   type LoadMessage,

@@ -17,7 +17,8 @@ import {
   SourceBusyError,
   WriteError,
 } from './errors.js'
-import { channels } from './observability/channels.js'
+import { channels, traces, type GetTraceContext } from './observability/channels.js'
+import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
@@ -85,10 +86,31 @@ export interface NamespaceStats {
   readonly writesDeadLettered: number
   /** Write-behind: writes taken over from another process's flusher that stopped acknowledging. */
   readonly writesClaimed: number
+  /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
+  readonly latencyMs: {
+    /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
+    readonly load: HistogramSnapshot
+    /** `get`s answered from L2 (L1 missed). */
+    readonly l2Hit: HistogramSnapshot
+    /** `get`s no tier could answer: the loader's time plus the tiers' (and any wait for another process). */
+    readonly miss: HistogramSnapshot
+    /**
+     * Every `get`: the above, plus L1 hits counted in the first bucket without being timed (`getMany` is not
+     * timed). The read latency objective (`slo.readP99`) is checked on it.
+     */
+    readonly read: HistogramSnapshot
+  }
+  /** What a miss costs a reader over a hit, on average: mean miss latency minus mean hit latency (L1 and L2), ms. */
+  readonly missPenaltyMs: number
 }
 
 type Counters = {
-  -readonly [K in Exclude<keyof NamespaceStats, 'hitRatio' | 'staleServed' | 'loadsPerSecond'>]: number
+  -readonly [
+    K in Exclude<
+      keyof NamespaceStats,
+      'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs'
+    >
+  ]: number
 } & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
 
 /** One of the hottest keys, as `ns.hotKeys()` reports it. */
@@ -108,6 +130,12 @@ interface Flight<V> {
    * stays registered until it settles, so later readers get the stale answer instead of starting another load.
    */
   continuation?: Promise<unknown>
+  /** Readers waiting on it: the one who started it and those who joined. */
+  callers: number
+  /** Neither tier had a usable value: it went to the loader (or a fail-safe fallback). */
+  missed: boolean
+  /** performance.now() when it started. */
+  started: number
 }
 
 const NO_TAGS: readonly string[] = Object.freeze([])
@@ -173,6 +201,8 @@ export class Namespace<P, V> {
     writesClaimed: 0,
   }
   readonly #source: SourceLimiter
+  /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
+  readonly #latency = { load: new Histogram(), l2Hit: new Histogram(), miss: new Histogram() }
   /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
   readonly #refreshing = new Map<string, Flight<V | undefined>>()
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
@@ -300,6 +330,14 @@ export class Namespace<P, V> {
    * which it is written to L2 and L1. Rejects only when no tier and no loader can answer.
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
+    if (traces.get.hasSubscribers) {
+      const context: GetTraceContext = { namespace: this.name, tier: undefined }
+      return traces.get.tracePromise(() => this.#get(params, context), context)
+    }
+    return this.#get(params, undefined)
+  }
+
+  #get(params: P, trace: GetTraceContext | undefined): Promise<V> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('get'))
     let key: string
     try {
@@ -315,31 +353,45 @@ export class Namespace<P, V> {
               this.#counters.l1Hits++
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+              if (trace !== undefined) trace.tier = 'l1'
               return Promise.resolve(node.value.value as V)
             }
             // Stale, or due for refresh-ahead: the slower path decides.
             const served = this.#serveAging(node, params)
-            if (served !== undefined) return served
+            if (served !== undefined) {
+              if (trace !== undefined) trace.tier = 'l1'
+              return served
+            }
           } else {
             this.#l1.remove(node)
           }
         }
       }
-      if (!this.#generationKnown) return this.#getAfterGeneration(params)
+      if (!this.#generationKnown) return this.#getAfterGeneration(params, trace)
       key = this.#keys.build(params)
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))
     }
-    const flight = this.#flights.get(key)
-    if (flight !== undefined) return flight.promise
-    return this.#startFlight(key, params, this.#staleInL1(params))
+    return this.#join(key, params, trace)
+  }
+
+  /** Joins the load of `key` under way, or starts one. */
+  #join(key: string, params: P, trace: GetTraceContext | undefined): Promise<V> {
+    let flight = this.#flights.get(key)
+    if (flight !== undefined) flight.callers++
+    else flight = this.#startFlight(key, params, this.#staleInL1(params))
+    if (trace === undefined) return flight.promise
+    const joined = flight
+    return flight.promise.then((value) => {
+      trace.tier = joined.missed ? 'source' : 'l2'
+      return value
+    })
   }
 
   /** An L1 miss before the generation is known: read it first (bounded by the L2 timeout), then go on. */
-  async #getAfterGeneration(params: P): Promise<V> {
+  async #getAfterGeneration(params: P, trace: GetTraceContext | undefined): Promise<V> {
     await this.#loadGeneration()
-    const key = this.#keys.build(params)
-    return this.#flights.get(key)?.promise ?? this.#startFlight(key, params, this.#staleInL1(params))
+    return this.#join(this.#keys.build(params), params, trace)
   }
 
   /**
@@ -842,16 +894,40 @@ export class Namespace<P, V> {
       loadsPerSecond: this.#source.startsPerSecond(),
       hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads,
       staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
+      latencyMs: this.#latencySnapshot(c.l1Hits),
+      missPenaltyMs: this.#missPenalty(c.l1Hits),
     })
+  }
+
+  #latencySnapshot(l1Hits: number): NamespaceStats['latencyMs'] {
+    const read = new Histogram()
+    read.observe(0, l1Hits)
+    read.add(this.#latency.l2Hit.snapshot())
+    read.add(this.#latency.miss.snapshot())
+    return Object.freeze({
+      load: this.#latency.load.snapshot(),
+      l2Hit: this.#latency.l2Hit.snapshot(),
+      miss: this.#latency.miss.snapshot(),
+      read: read.snapshot(),
+    })
+  }
+
+  #missPenalty(l1Hits: number): number {
+    const miss = this.#latency.miss.snapshot()
+    const hit = this.#latency.l2Hit.snapshot()
+    if (miss.count === 0) return 0
+    // L1 hits count as 0 ms: they are not timed, and cost well under a bucket's width.
+    const hits = hit.count + l1Hits
+    return miss.sumMs / miss.count - (hits === 0 ? 0 : hit.sumMs / hits)
   }
 
   // --- the miss path ---------------------------------------------------------------------------------------
 
-  #startFlight(key: string, params: P, stale?: Entry): Promise<V> {
-    const flight = { cancelled: false } as Flight<V>
+  #startFlight(key: string, params: P, stale?: Entry): Flight<V> {
+    const flight = { cancelled: false, callers: 1, missed: false, started: performance.now() } as Flight<V>
     flight.promise = this.#fetch(key, params, flight, stale)
     this.#flights.set(key, flight)
-    return flight.promise
+    return flight
   }
 
   /**
@@ -879,12 +955,18 @@ export class Namespace<P, V> {
         if (stale === undefined || fromL2.createdAt > stale.createdAt) stale = fromL2
       }
       this.#miss(key)
+      flight.missed = true
       if (stale !== undefined && this.#isThrottled(key)) {
         this.#counters.staleFailSafe++
         return stale.value as V
       }
       return await this.#loadCoordinated(key, params, flight, stale)
     } finally {
+      // What every caller of this flight waited (those who joined late waited less: counted as the whole).
+      ;(flight.missed ? this.#latency.miss : this.#latency.l2Hit).observe(
+        performance.now() - flight.started,
+        flight.callers,
+      )
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
       const leave = () => {
         if (this.#flights.get(key) === flight) this.#flights.delete(key)
@@ -1099,7 +1181,7 @@ export class Namespace<P, V> {
     if (this.#rt.closed || this.#refreshing.has(key) || this.#flights.has(key) || this.#isThrottled(key))
       return
     if (this.#load === undefined && this.#loadMany === undefined) return
-    const flight = { cancelled: false } as Flight<V | undefined>
+    const flight = { cancelled: false, callers: 0, missed: true, started: 0 } as Flight<V | undefined>
     this.#refreshing.set(key, flight)
     this.#counters.refreshes++
     flight.promise = this.#refresh(key, params, flight)
@@ -1181,7 +1263,15 @@ export class Namespace<P, V> {
       resolve = res
       reject = rej
     })
-    const flight: BatchFlight<V> = { promise, cancelled: false, resolve, reject }
+    const flight: BatchFlight<V> = {
+      promise,
+      cancelled: false,
+      resolve,
+      reject,
+      callers: 1,
+      missed: false,
+      started: performance.now(),
+    }
     this.#flights.set(key, flight)
     const settle = () => {
       if (this.#flights.get(key) === flight) this.#flights.delete(key)
@@ -1207,6 +1297,7 @@ export class Namespace<P, V> {
         }
         if (entry === undefined) {
           this.#miss(item.key)
+          item.flight.missed = true
           missing.push(item)
           return
         }
@@ -1283,21 +1374,22 @@ export class Namespace<P, V> {
   async #callLoad(key: string, params: P, load = this.#load!, signal = this.#rt.signal): Promise<V> {
     const started = performance.now()
     this.#counters.loads++
+    const context: LoadContext = { namespace: this.name, key, signal }
     try {
-      const value = await load(params, { namespace: this.name, key, signal })
-      if (channels.load.hasSubscribers) {
-        channels.load.publish({ namespace: this.name, keys: [key], durationMs: performance.now() - started })
-      }
+      const value = traces.load.hasSubscribers
+        ? await traces.load.tracePromise(async () => load(params, context), { namespace: this.name, keys: 1 })
+        : await load(params, context)
+      const durationMs = performance.now() - started
+      this.#latency.load.observe(durationMs)
+      if (channels.load.hasSubscribers)
+        channels.load.publish({ namespace: this.name, keys: [key], durationMs })
       return value
     } catch (cause) {
       this.#counters.loadErrors++
+      const durationMs = performance.now() - started
+      this.#latency.load.observe(durationMs)
       if (channels.load.hasSubscribers) {
-        channels.load.publish({
-          namespace: this.name,
-          keys: [key],
-          durationMs: performance.now() - started,
-          error: cause,
-        })
+        channels.load.publish({ namespace: this.name, keys: [key], durationMs, error: cause })
       }
       throw new LoaderError(this.name, key, { cause })
     }
@@ -1308,8 +1400,15 @@ export class Namespace<P, V> {
     this.#counters.loads++
     let values: readonly V[]
     let failure: Error | undefined
+    const context: LoadContext = { namespace: this.name, key: keys[0]!, signal }
     try {
-      values = await this.#loadMany!(params, { namespace: this.name, key: keys[0]!, signal })
+      const loadMany = this.#loadMany!
+      values = traces.load.hasSubscribers
+        ? await traces.load.tracePromise(async () => loadMany(params, context), {
+            namespace: this.name,
+            keys: keys.length,
+          })
+        : await loadMany(params, context)
       if (!Array.isArray(values) || values.length !== keys.length) {
         failure = new LoadManyResultError(this.name, keys.length, values)
       }
@@ -1317,13 +1416,10 @@ export class Namespace<P, V> {
       failure = new LoaderError(this.name, keys[0]!, { cause })
     }
     if (failure !== undefined) this.#counters.loadErrors++
+    const durationMs = performance.now() - started
+    this.#latency.load.observe(durationMs)
     if (channels.load.hasSubscribers) {
-      channels.load.publish({
-        namespace: this.name,
-        keys,
-        durationMs: performance.now() - started,
-        error: failure,
-      })
+      channels.load.publish({ namespace: this.name, keys, durationMs, error: failure })
     }
     if (failure !== undefined) throw failure
     return values!

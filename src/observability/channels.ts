@@ -89,6 +89,45 @@ export interface WriteBehindDeadLetterMessage {
   readonly reason: string
 }
 
+/**
+ * `TracingChannel`s (`node:diagnostics_channel`) around every `get` and every loader call, for APM tools: each
+ * publishes `start`, `end`, `asyncStart`, `asyncEnd` (and `error`) on `tracing:<name>:<event>`, with one context
+ * object per call. The context carries the namespace and, once settled, the outcome; never key values or cached
+ * data (they may be personal data).
+ */
+export const tracingChannelNames = {
+  /** Around `ns.get`. Context: {@link GetTraceContext}. */
+  get: 'stratacache:get',
+  /** Around each loader call (`load`, or one `loadMany` batch). Context: {@link LoadTraceContext}. */
+  load: 'stratacache:load',
+} as const
+
+export interface GetTraceContext {
+  readonly namespace: string
+  /**
+   * Where the value came from, set before the call settles: `'l1'`, `'l2'`, or `'source'` (this read, or the
+   * load it joined, went to the loader). Undefined when the read failed.
+   */
+  tier: 'l1' | 'l2' | 'source' | undefined
+  /** Set by Node: the value, or the error. */
+  result?: unknown
+  error?: unknown
+}
+
+export interface LoadTraceContext {
+  readonly namespace: string
+  /** Keys in the call: 1 for `load`, the batch size for `loadMany`. */
+  readonly keys: number
+  result?: unknown
+  error?: unknown
+}
+
+/** The tracing channel objects, made once; callers check `hasSubscribers` first. */
+export const traces = {
+  get: diagnosticsChannel.tracingChannel<string, GetTraceContext>(tracingChannelNames.get),
+  load: diagnosticsChannel.tracingChannel<string, LoadTraceContext>(tracingChannelNames.load),
+}
+
 /** The channel objects, made once; publishing checks `hasSubscribers` first so an idle channel costs nothing. */
 export const channels = {
   hit: diagnosticsChannel.channel(channelNames.hit),

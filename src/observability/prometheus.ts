@@ -1,5 +1,6 @@
 // Prometheus exposition on prom-client: every metric is read from cache.stats() at scrape time, nothing per request.
-import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client'
+import { Counter, Gauge, register as defaultRegistry, type Metric, type Registry } from 'prom-client'
+import type { HistogramSnapshot } from './histogram.js'
 import type { Cache, CacheStats } from '../cache.js'
 import { InvalidOptionError } from '../errors.js'
 
@@ -65,6 +66,40 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
       },
     })
   }
+  // Histograms come as snapshots (bucket counts): exposed as they are, in seconds, with cumulative buckets.
+  const histogram = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: (s: CacheStats) => [Labels, HistogramSnapshot][],
+  ) => {
+    const full = prefix + name
+    const metric = {
+      name: full,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      labelNames: ['service', ...labelNames],
+      get: () => {
+        const values: { metricName: string; labels: Labels; value: number }[] = []
+        for (const [labels, h] of read(stats())) {
+          const base = { service, ...labels }
+          let cumulative = 0
+          h.counts.forEach((count, i) => {
+            cumulative += count
+            const bound = h.bucketsMs[i]!
+            const le = bound === Infinity ? '+Inf' : String(bound / 1_000)
+            values.push({ metricName: `${full}_bucket`, labels: { ...base, le }, value: cumulative })
+          })
+          values.push({ metricName: `${full}_sum`, labels: base, value: h.sumMs / 1_000 })
+          values.push({ metricName: `${full}_count`, labels: base, value: h.count })
+        }
+        return Promise.resolve({ name: full, help, type: 'histogram', aggregator: 'sum', values })
+      },
+      reset: () => {},
+    }
+    registry.registerMetric(metric as unknown as Metric)
+  }
   const perNamespace = (
     s: CacheStats,
     pick: (n: CacheStats['namespaces'][string]) => number,
@@ -126,6 +161,35 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
               [{ namespace, event: 'claimed' }, n.writesClaimed],
             ],
       ),
+  )
+  histogram(
+    'load_duration_seconds',
+    'Loader calls (load, or one loadMany batch), by duration.',
+    ['namespace'],
+    (s) => Object.entries(s.namespaces).map(([namespace, n]) => [{ namespace }, n.latencyMs.load]),
+  )
+  histogram(
+    'read_duration_seconds',
+    'get() past L1, by outcome: l2_hit (answered from L2) or miss (loaded). L1 hits are counted in l1 but not timed.',
+    ['namespace', 'outcome'],
+    (s) =>
+      Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, HistogramSnapshot][] => [
+        [{ namespace, outcome: 'l2_hit' }, n.latencyMs.l2Hit],
+        [{ namespace, outcome: 'miss' }, n.latencyMs.miss],
+      ]),
+  )
+  histogram('l2_duration_seconds', 'L2 calls that settled (answered or failed), by duration.', [], (s) =>
+    s.l2 === undefined ? [] : [[{}, s.l2.latencyMs]],
+  )
+  counter('l2_calls_total', 'L2 calls by outcome.', ['outcome'], (s) =>
+    s.l2 === undefined
+      ? []
+      : [
+          [{ outcome: 'ok' }, s.l2.calls - s.l2.failures - s.l2.timeouts - s.l2.refused],
+          [{ outcome: 'failed' }, s.l2.failures],
+          [{ outcome: 'timeout' }, s.l2.timeouts],
+          [{ outcome: 'circuit_open' }, s.l2.refused],
+        ],
   )
   gauge(
     'loads_per_second',

@@ -1,6 +1,7 @@
 // Wraps the L2 store: every call bounded by the L2 timeout, skipped while the circuit is open, failures reported.
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
+import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
 import type { L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
@@ -13,6 +14,9 @@ export class L2Guard {
   readonly store: L2Store
   readonly #breaker: CircuitBreaker
   readonly #deadlines: Deadlines
+  /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
+  readonly #latency = new Histogram()
+  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0 }
 
   constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions) {
     this.store = store
@@ -25,6 +29,17 @@ export class L2Guard {
 
   get circuit(): CircuitState {
     return this.#breaker.state
+  }
+
+  /** Calls, failures, timeouts and calls the open circuit refused, with the latency of calls that settled. */
+  stats(): {
+    calls: number
+    failures: number
+    timeouts: number
+    refused: number
+    latencyMs: HistogramSnapshot
+  } {
+    return { ...this.#outcomes, latencyMs: this.#latency.snapshot() }
   }
 
   /** The store reconnected: a better signal than the next probe, so the circuit closes at once. */
@@ -190,11 +205,15 @@ export class L2Guard {
    * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
    */
   #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    this.#outcomes.calls++
     if (!this.#breaker.allow()) {
+      this.#outcomes.refused++
       return Promise.reject(this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs())))
     }
+    const started = performance.now()
     return new Promise<T>((resolve, reject) => {
       const pending = this.#deadlines.track(() => {
+        this.#outcomes.timeouts++
         this.#breaker.failure()
         reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
       })
@@ -209,12 +228,15 @@ export class L2Guard {
         (result) => {
           if (pending.done) return
           pending.done = true
+          this.#latency.observe(performance.now() - started)
           this.#breaker.success()
           resolve(result)
         },
         (error: unknown) => {
           if (pending.done) return
           pending.done = true
+          this.#outcomes.failures++
+          this.#latency.observe(performance.now() - started)
           this.#breaker.failure()
           reject(this.#report(operation, new L2Error(operation, { cause: error })))
         },

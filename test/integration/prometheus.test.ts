@@ -57,6 +57,18 @@ describe('Prometheus exporter', () => {
     expect(at('l1_entries', 'service="prom"')).toBe(1)
     expect(at('l2_up', 'service="prom"')).toBe(1)
     expect(at('l2_circuit_open', 'service="prom"')).toBe(0)
+    // Histograms: cumulative buckets in seconds, _sum and _count; two loads, two misses.
+    const ns_ = 'service="prom",namespace="product"'
+    expect(at('load_duration_seconds_count', ns_)).toBe(2)
+    expect(samples.get(`stratacache_load_duration_seconds_bucket{${ns_},le="+Inf"}`)).toBe(2)
+    expect(at('read_duration_seconds_count', `${ns_},outcome="miss"`)).toBe(2)
+    expect(at('read_duration_seconds_count', `${ns_},outcome="l2_hit"`)).toBe(0)
+    const buckets = [...samples]
+      .filter(([name]) => name.startsWith(`stratacache_load_duration_seconds_bucket{${ns_}`))
+      .map(([, value]) => value)
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b))
+    expect(at('l2_calls_total', 'service="prom",outcome="timeout"')).toBe(0)
+    expect(at('l2_duration_seconds_count', 'service="prom"')).toBeGreaterThan(0)
     // A second scrape reports the counters again, not doubled.
     expect(
       parse(await registry.metrics()).get('stratacache_loads_total{service="prom",namespace="product"}'),

@@ -1,0 +1,164 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
+import {
+  createCache,
+  quantileMs,
+  tracingChannelNames,
+  type Cache,
+  type GetTraceContext,
+  type LoadTraceContext,
+} from 'stratacache'
+import { redisStore } from 'stratacache/redis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { sleep } from '../chaos/support.js'
+
+let redis: RedisServer
+const closers: (() => Promise<void>)[] = []
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  await redis.stop()
+})
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()))
+})
+
+function newCache(service: string): Cache {
+  const cache = createCache({ service, l2: redisStore({ url: redis.url }), random: () => 0 })
+  closers.push(() => cache.close())
+  return cache
+}
+
+/** Records every event of a tracing channel as `event` plus a copy of the context at that moment. */
+function recordTracing<C extends object>(name: string) {
+  const events: { event: string; context: C }[] = []
+  const handler = (event: string) => (context: unknown) => {
+    events.push({ event, context: { ...(context as C) } })
+  }
+  const handlers = {
+    start: handler('start'),
+    end: handler('end'),
+    asyncStart: handler('asyncStart'),
+    asyncEnd: handler('asyncEnd'),
+    error: handler('error'),
+  }
+  const channel = diagnosticsChannel.tracingChannel(name)
+  channel.subscribe(handlers)
+  closers.push(() => Promise.resolve(channel.unsubscribe(handlers)))
+  return events
+}
+
+describe('tracing channels around get and load', () => {
+  it('publishes start, end, asyncStart, asyncEnd per get, with the tier that answered and no key or value', async () => {
+    const gets = recordTracing<GetTraceContext>(tracingChannelNames.get)
+    const loads = recordTracing<LoadTraceContext>(tracingChannelNames.load)
+    const a = newCache('trace').namespace('user', { key: 'user:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    const b = newCache('trace').namespace('user', { key: 'user:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+
+    await a.get({ id: 'u1' }) // miss: loads
+    await a.get({ id: 'u1' }) // L1 hit
+    await b.get({ id: 'u1' }) // L2 hit in another process
+
+    const tiers = gets.filter((e) => e.event === 'asyncEnd').map((e) => e.context.tier)
+    expect(tiers).toEqual(['source', 'l1', 'l2'])
+    // Each get: start, end (the synchronous part), then asyncStart and asyncEnd once it settles.
+    expect(gets.map((e) => e.event)).toEqual(Array(3).fill(['start', 'end', 'asyncStart', 'asyncEnd']).flat())
+    for (const { context } of gets) {
+      expect(Object.keys(context).sort()).toEqual(
+        context.result === undefined ? ['namespace', 'tier'] : ['namespace', 'result', 'tier'],
+      )
+      expect(context.namespace).toBe('user')
+    }
+    expect(loads.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
+    expect(loads[0]!.context).toEqual({ namespace: 'user', keys: 1 })
+  })
+
+  it('publishes error for a failed get and a failed load', async () => {
+    const gets = recordTracing<GetTraceContext>(tracingChannelNames.get)
+    const loads = recordTracing<LoadTraceContext>(tracingChannelNames.load)
+    const ns = newCache('trace-error').namespace('user', {
+      key: 'user:{id}',
+      ttl: '1m',
+      load: (): never => {
+        throw new Error('db down')
+      },
+    })
+    await expect(ns.get({ id: 1 })).rejects.toMatchObject({ code: 'ERR_STRATA_LOADER_FAILED' })
+    expect(gets.map((e) => e.event)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd'])
+    expect(gets.at(-1)!.context).toMatchObject({
+      tier: undefined,
+      error: { code: 'ERR_STRATA_LOADER_FAILED' },
+    })
+    expect(loads.map((e) => e.event)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd'])
+    expect((loads.at(-1)!.context.error as Error).message).toBe('db down')
+  })
+})
+
+describe('latency histograms', () => {
+  it('counts every read by outcome, loads, and the miss penalty over a scripted workload', async () => {
+    const cache = newCache('latency')
+    const ns = cache.namespace('user', {
+      key: 'user:{id}',
+      ttl: '1m',
+      load: async ({ id }) => {
+        await sleep(20)
+        return { id }
+      },
+    })
+    const other = newCache('latency').namespace('user', {
+      key: 'user:{id}',
+      ttl: '1m',
+      load: ({ id }) => ({ id }),
+    })
+    for (let id = 0; id < 3; id++) await ns.get({ id }) // 3 misses
+    for (let i = 0; i < 5; i++) await ns.get({ id: 1 }) // 5 L1 hits
+    await other.get({ id: 0 }) // 2 L2 hits in the other cache
+    await other.get({ id: 2 })
+
+    const { latencyMs, missPenaltyMs } = ns.stats()
+    expect(latencyMs.load.count).toBe(3)
+    expect(latencyMs.miss.count).toBe(3)
+    expect(latencyMs.l2Hit.count).toBe(0)
+    expect(latencyMs.read.count).toBe(8)
+    expect(latencyMs.read.counts[0]).toBe(5)
+    // The loader sleeps 20 ms: every miss and load lands in a bucket above 10 ms.
+    const above10 = (h: typeof latencyMs.miss) =>
+      h.counts.reduce((n, c, i) => n + (h.bucketsMs[i]! > 10 ? c : 0), 0)
+    expect(above10(latencyMs.miss)).toBe(3)
+    expect(above10(latencyMs.load)).toBe(3)
+    expect(missPenaltyMs).toBeGreaterThanOrEqual(20)
+    expect(quantileMs(latencyMs.read, 0.5)).toBe(0.05)
+    expect(quantileMs(latencyMs.read, 0.99)).toBeGreaterThanOrEqual(25)
+    expect(other.stats().latencyMs).toMatchObject({ l2Hit: { count: 2 }, miss: { count: 0 } })
+    // Every L2 call settled and was timed (background writes after a load may still be finishing: wait for them).
+    await expect.poll(() => cache.stats().l2!.calls - cache.stats().l2!.latencyMs.count).toBe(0)
+    const l2 = cache.stats().l2!
+    expect(l2.calls).toBeGreaterThan(0)
+    expect(l2).toMatchObject({ failures: 0, timeouts: 0, refused: 0 })
+  })
+
+  it('counts L2 timeouts and refusals separately while Redis is paused', async () => {
+    const own = await startRedis()
+    try {
+      const cache = createCache({
+        service: 'latency-paused',
+        l2: redisStore({ url: own.url }),
+        circuitBreaker: { failureThreshold: 2, breakFor: '1m' },
+      })
+      closers.push(() => cache.close())
+      const ns = cache.namespace('user', { key: 'user:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+      await cache.connect()
+      await ns.get({ id: 0 })
+      own.pause()
+      for (let id = 1; id < 5; id++) await ns.get({ id })
+      const l2 = cache.stats().l2!
+      expect(l2.timeouts).toBeGreaterThanOrEqual(2)
+      expect(l2.refused).toBeGreaterThanOrEqual(1)
+      expect(l2.calls).toBe(l2.latencyMs.count + l2.timeouts + l2.refused)
+      own.resume()
+    } finally {
+      await own.stop()
+    }
+  })
+})
