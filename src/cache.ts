@@ -20,6 +20,7 @@ import {
 } from './options.js'
 import type { CircuitState } from './policies/circuit-breaker.js'
 import type { HistogramSnapshot } from './observability/histogram.js'
+import type { SloReport } from './observability/slo.js'
 import { L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
@@ -72,6 +73,7 @@ export class Cache {
   readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed') => void>()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closing: Promise<void> | undefined
+  #sloTimer: ReturnType<typeof setInterval> | undefined
 
   constructor(options: CacheOptions) {
     this.options = resolveCacheOptions(options)
@@ -79,19 +81,35 @@ export class Cache {
     this.service = o.service
     this.#l1 = o.l1 === false ? undefined : new LruList<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
     if (o.l2 !== undefined) {
-      this.#l2 = new L2Guard(o.l2, o.l2TimeoutMs, {
-        failureThreshold: o.failureThreshold,
-        breakMs: o.breakMs,
-      })
+      const log = o.logger
+      this.#l2 = new L2Guard(
+        o.l2,
+        o.l2TimeoutMs,
+        { failureThreshold: o.failureThreshold, breakMs: o.breakMs },
+        (circuit) => {
+          if (circuit === 'open') {
+            log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
+          } else if (circuit === 'closed') {
+            log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
+          }
+        },
+      )
       this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
         invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: () => {
+          o.logger.warn(
+            { service: o.service },
+            'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
+          )
           for (const handler of this.#handlers.values()) handler('missed')
         },
       })
       o.l2.onEvent((event) => {
         if (event.type === 'status') {
+          if (event.status === 'ready')
+            o.logger.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
+          else o.logger.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
           // Connected again: close the circuit now rather than waiting for its next probe.
           if (event.status === 'ready') this.#l2?.connectionRestored()
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
@@ -112,6 +130,7 @@ export class Cache {
       serializer: o.serializer,
       clock: o.clock,
       hitClock: sampledClock(o.clock),
+      logger: o.logger,
       random: o.random,
       maxKeyLength: o.maxKeyLength,
       signal: this.#abort.signal,
@@ -150,6 +169,7 @@ export class Cache {
     const resolved = resolveNamespaceOptions(name, options)
     const namespace = new Namespace<P, V>(this.#runtime, resolved, options)
     this.#namespaces.set(name, namespace as unknown as Namespace<never, unknown>)
+    if (resolved.slo !== undefined) this.#watchObjectives()
     return namespace
   }
 
@@ -203,6 +223,28 @@ export class Cache {
           : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit, ...this.#l2.stats() }),
       bus: this.#bus?.stats(),
     })
+  }
+
+  /**
+   * Compliance of every namespace that declares objectives (`slo`), over each one's window. Evaluating publishes a
+   * change of verdict on `stratacache:slo`; the cache also evaluates every second by itself.
+   */
+  slo(): Readonly<Record<string, SloReport>> {
+    const reports: Record<string, SloReport> = {}
+    for (const [name, ns] of this.#namespaces) {
+      const report = ns.slo()
+      if (report !== undefined) reports[name] = report
+    }
+    return Object.freeze(reports)
+  }
+
+  /** Evaluates objectives every second (an unref'd timer, started with the first namespace that has any). */
+  #watchObjectives(): void {
+    if (this.#sloTimer !== undefined) return
+    this.#sloTimer = setInterval(() => {
+      if (!this.#runtime.closed) this.slo()
+    }, 1_000).unref()
+    this.#onClose.push(() => clearInterval(this.#sloTimer))
   }
 
   /**

@@ -1,7 +1,7 @@
 // Public entry of 'stratacache': re-exports only.
 export { createCache, Cache, type CacheStats } from './cache.js'
 export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
-export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration } from './options.js'
+export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration, Logger } from './options.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
 export {
   MemoryStore,
@@ -23,6 +23,7 @@ export { jsonSerializer, type Serializer } from './codecs/serializer.js'
 export type { Entry } from './codecs/envelope.js'
 export type { CircuitState } from './policies/circuit-breaker.js'
 export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observability/histogram.js'
+export type { SloReport, SloObjective } from './observability/slo.js'
 export {
   channelNames,
   tracingChannelNames,
@@ -37,5 +38,6 @@ export {
   type SerializeErrorMessage,
   type WriteBehindFailedMessage,
   type WriteBehindDeadLetterMessage,
+  type SloMessage,
 } from './observability/channels.js'
 export * from './errors.js'

@@ -19,6 +19,7 @@ import {
 } from './errors.js'
 import { channels, traces, type GetTraceContext } from './observability/channels.js'
 import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
+import { SloTracker, type SloReport } from './observability/slo.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
@@ -201,6 +202,8 @@ export class Namespace<P, V> {
     writesClaimed: 0,
   }
   readonly #source: SourceLimiter
+  /** Samples this namespace's counters for its objectives; undefined without `slo`. */
+  readonly #slo: SloTracker | undefined
   /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
   readonly #latency = { load: new Histogram(), l2Hit: new Histogram(), miss: new Histogram() }
   /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
@@ -274,6 +277,22 @@ export class Namespace<P, V> {
     })
     void this.#loadGeneration()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
+    this.#slo =
+      options.slo === undefined
+        ? undefined
+        : new SloTracker(
+            options.slo,
+            () => {
+              const s = this.stats()
+              const { swr, failSafe, softTimeout } = s.staleServed
+              return {
+                read: s.latencyMs.read,
+                reads: s.l1Hits + s.l2Hits + s.misses,
+                staleReads: swr + failSafe + softTimeout,
+              }
+            },
+            this.#clock.now(),
+          )
     if (options.hotKeys !== false && this.#l1 !== undefined) {
       const timer = setInterval(() => this.#sweepHotKeys(), options.hotKeys.intervalMs).unref()
       runtime.onClose(() => clearInterval(timer))
@@ -306,6 +325,7 @@ export class Namespace<P, V> {
       write: functions.write,
       writeMany: functions.writeMany,
       background: (work) => runtime.background(work),
+      logger: runtime.logger,
     })
     queue.start()
     runtime.beforeClose(() => queue.stop())
@@ -883,6 +903,22 @@ export class Namespace<P, V> {
     this.#refreshing.clear()
     this.#throttled.clear()
     this.#l1?.clear()
+  }
+
+  /**
+   * Compliance with this namespace's objectives (`slo`) over their window; undefined without objectives. A change of
+   * verdict (breach or recovery) is published on the `stratacache:slo` channel and logged.
+   */
+  slo(): SloReport | undefined {
+    if (this.#slo === undefined) return undefined
+    const { report, changed } = this.#slo.evaluate(this.name, this.#clock.now())
+    if (changed) {
+      const fields = { service: this.#rt.service, namespace: this.name, report }
+      if (report.ok) this.#rt.logger.info(fields, 'stratacache: namespace objectives met again')
+      else this.#rt.logger.warn(fields, 'stratacache: namespace objectives breached')
+      if (channels.slo.hasSubscribers) channels.slo.publish({ service: this.#rt.service, report })
+    }
+    return report
   }
 
   /** A frozen snapshot of this namespace's counters. */

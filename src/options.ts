@@ -8,6 +8,7 @@ import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
+import type { ResolvedSlo } from './observability/slo.js'
 
 export type { Duration }
 
@@ -19,6 +20,18 @@ export interface LoadContext {
   readonly key: string
   /** Aborted when the cache closes; pass it to fetch or your database driver. */
   readonly signal: AbortSignal
+}
+
+/**
+ * A logger with pino's interface (`logger.warn({ ...fields }, 'message')`); pino, bunyan-style and console-based
+ * loggers fit. The cache logs state changes (L2 connection and circuit, bus outages, SLO breaches, dead-lettered
+ * writes) and never logs keys or values.
+ */
+export interface Logger {
+  debug?(fields: object, message: string): void
+  info(fields: object, message: string): void
+  warn(fields: object, message: string): void
+  error(fields: object, message: string): void
 }
 
 export interface CacheOptions {
@@ -57,6 +70,8 @@ export interface CacheOptions {
   maxKeyLength?: number
   /** Random numbers in [0, 1) for TTL jitter. Inject a fixed one in tests. @default Math.random */
   random?: () => number
+  /** Where the cache logs what an operator should know. @default silent */
+  logger?: Logger
 }
 
 export interface L1Options {
@@ -78,6 +93,7 @@ export interface ResolvedCacheOptions {
   readonly clock: Clock
   readonly maxKeyLength: number
   readonly random: () => number
+  readonly logger: Logger
 }
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
@@ -143,6 +159,16 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (!Number.isSafeInteger(maxKeyLength) || maxKeyLength < 64) {
     throw new InvalidOptionError('maxKeyLength', maxKeyLength, 'a whole number of characters, at least 64')
   }
+  const logger = options.logger ?? silentLogger
+  for (const level of ['info', 'warn', 'error'] as const) {
+    if (typeof logger?.[level] !== 'function') {
+      throw new InvalidOptionError(
+        'logger',
+        logger,
+        `a logger with pino's interface (info, warn, error), e.g. pino()`,
+      )
+    }
+  }
   const l2TimeoutMs = parseDuration(timeouts.l2 ?? 100, 'timeouts.l2')
   if (l2TimeoutMs < 1) throw new InvalidOptionError('timeouts.l2', timeouts.l2, 'at least 1 ms')
   return Object.freeze({
@@ -157,8 +183,11 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     clock,
     maxKeyLength,
     random,
+    logger,
   })
 }
+
+const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
 
 /**
  * A namespace: one key family with its key schema, freshness and loader.
@@ -325,6 +354,13 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * Without it, `getMany` calls `load` once per missing key, concurrently.
    */
   loadMany?: (params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]
+  /**
+   * Objectives for this namespace, checked over a sliding `window`: the 99th percentile of `get` latency
+   * (`readP99`), and the share of reads served stale (`staleReadsMax`, 0 to 1). `cache.slo()` reports compliance;
+   * a breach (and the recovery) is published on the `stratacache:slo` channel and logged.
+   * @example { readP99: '120ms', staleReadsMax: 0.001, window: '5m' }
+   */
+  slo?: { readP99?: Duration; staleReadsMax?: number; window?: Duration }
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
@@ -343,6 +379,7 @@ export interface ResolvedNamespaceOptions {
   readonly l1TtlMs: number
   readonly owner: string | undefined
   readonly description: string | undefined
+  readonly slo: ResolvedSlo | undefined
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
@@ -556,6 +593,7 @@ export function resolveNamespaceOptions<P, V>(
     l1TtlMs: consistency === 'strong' ? 0 : Math.min(l1TtlMs, maxStalenessMs),
     owner: options.owner,
     description: options.description,
+    slo: resolveSlo(options.slo, at),
   })
 }
 
@@ -615,6 +653,32 @@ function resolveWriteBehind<P, V>(
     maxRetryDelayMs: positiveDuration(c.maxRetryDelay ?? 30_000, at('writeBehind.maxRetryDelay')),
     claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
     flush: c.flush ?? true,
+  })
+}
+
+function resolveSlo(
+  slo: { readP99?: Duration; staleReadsMax?: number; window?: Duration } | undefined,
+  at: (option: string) => string,
+): ResolvedSlo | undefined {
+  if (slo === undefined) return undefined
+  if (slo === null || typeof slo !== 'object') {
+    throw new InvalidOptionError(
+      at('slo'),
+      slo,
+      "an object such as { readP99: '120ms', staleReadsMax: 0.001 }",
+    )
+  }
+  if (slo.readP99 === undefined && slo.staleReadsMax === undefined) {
+    throw new InvalidOptionError(at('slo'), slo, 'at least one objective: `readP99` or `staleReadsMax`')
+  }
+  const stale = slo.staleReadsMax
+  if (stale !== undefined && !(typeof stale === 'number' && stale >= 0 && stale <= 1)) {
+    throw new InvalidOptionError(at('slo.staleReadsMax'), stale, 'a share between 0 and 1, e.g. 0.001')
+  }
+  return Object.freeze({
+    readP99Ms: slo.readP99 === undefined ? undefined : positiveDuration(slo.readP99, at('slo.readP99')),
+    staleReadsMax: stale,
+    windowMs: positiveDuration(slo.window ?? 300_000, at('slo.window')),
   })
 }
 

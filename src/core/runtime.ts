@@ -6,6 +6,7 @@ import type { LruList } from '../tiers/lru-list.js'
 import type { InvalidationBus } from '../bus/invalidation-bus.js'
 import type { Invalidation } from '../bus/wire.js'
 import type { Clock } from './clock.js'
+import type { Logger } from '../options.js'
 
 /** Internal: the cache-wide state every namespace reads. Not exported from the package. */
 export interface CacheRuntime {
@@ -18,6 +19,8 @@ export interface CacheRuntime {
   /** The clock for L1 expiry checks on the hit path: `sampledClock(clock)`. */
   readonly hitClock: Clock
   readonly random: () => number
+  /** The user's logger (silent by default). */
+  readonly logger: Logger
   readonly maxKeyLength: number
   /** Aborted when the cache closes; handed to loaders. */
   readonly signal: AbortSignal

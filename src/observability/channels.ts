@@ -2,6 +2,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { CircuitState } from '../policies/circuit-breaker.js'
 import type { L2Status } from '../tiers/l2-store.js'
+import type { SloReport } from './slo.js'
 
 /** Every channel stratacache publishes on. Messages are plain objects, described by the types below. */
 export const channelNames = {
@@ -25,6 +26,8 @@ export const channelNames = {
   writeBehindFailed: 'stratacache:write-behind:failed',
   /** A queued write failed `maxAttempts` times (or did not decode) and moved to the dead letters. {@link WriteBehindDeadLetterMessage} */
   writeBehindDeadLetter: 'stratacache:write-behind:dead-letter',
+  /** A namespace's objectives went from met to breached, or back. {@link SloMessage} */
+  slo: 'stratacache:slo',
 } as const
 
 export interface HitMessage {
@@ -72,6 +75,11 @@ export interface BusReceivedMessage {
   readonly lagMs: number
 }
 
+export interface SloMessage {
+  readonly service: string
+  /** The verdict that changed: `ok` false is a breach, true a recovery. */
+  readonly report: SloReport
+}
 export interface WriteBehindFailedMessage {
   readonly namespace: string
   readonly key: string
@@ -140,4 +148,5 @@ export const channels = {
   busReceived: diagnosticsChannel.channel(channelNames.busReceived),
   writeBehindFailed: diagnosticsChannel.channel(channelNames.writeBehindFailed),
   writeBehindDeadLetter: diagnosticsChannel.channel(channelNames.writeBehindDeadLetter),
+  slo: diagnosticsChannel.channel(channelNames.slo),
 }

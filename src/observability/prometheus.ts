@@ -191,6 +191,41 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
           [{ outcome: 'circuit_open' }, s.l2.refused],
         ],
   )
+  // Objectives: read from cache.slo() at scrape time (which also publishes a changed verdict).
+  let objectives: ReturnType<Cache['slo']> | undefined
+  const slo = () => {
+    if (objectives === undefined) {
+      objectives = cache.slo()
+      queueMicrotask(() => (objectives = undefined))
+    }
+    return objectives
+  }
+  gauge('slo_ok', '1 while every objective of the namespace is met over its window.', ['namespace'], () =>
+    Object.entries(slo()).map(([namespace, r]) => [{ namespace }, r.ok ? 1 : 0]),
+  )
+  gauge(
+    'slo_value',
+    'Each objective over its window: read_p99_seconds, stale_read_ratio; kind="objective" or "actual".',
+    ['namespace', 'objective', 'kind'],
+    () =>
+      Object.entries(slo()).flatMap(([namespace, r]): [Labels, number][] => [
+        ...(r.readP99Ms === undefined
+          ? []
+          : ([
+              [
+                { namespace, objective: 'read_p99_seconds', kind: 'objective' },
+                r.readP99Ms.objective / 1_000,
+              ],
+              [{ namespace, objective: 'read_p99_seconds', kind: 'actual' }, r.readP99Ms.actual / 1_000],
+            ] as [Labels, number][])),
+        ...(r.staleReads === undefined
+          ? []
+          : ([
+              [{ namespace, objective: 'stale_read_ratio', kind: 'objective' }, r.staleReads.objective],
+              [{ namespace, objective: 'stale_read_ratio', kind: 'actual' }, r.staleReads.actual],
+            ] as [Labels, number][])),
+      ]),
+  )
   gauge(
     'loads_per_second',
     'Loads started in the last second (source QPS from this process).',

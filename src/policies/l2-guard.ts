@@ -18,10 +18,16 @@ export class L2Guard {
   readonly #latency = new Histogram()
   readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0 }
 
-  constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions) {
+  constructor(
+    store: L2Store,
+    timeoutMs: number,
+    breaker: CircuitBreakerOptions,
+    onCircuit: (circuit: CircuitState) => void = () => {},
+  ) {
     this.store = store
     const now = performance.now.bind(performance)
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
+      onCircuit(circuit)
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
     this.#deadlines = new Deadlines(timeoutMs, now)

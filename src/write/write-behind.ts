@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js'
 import { channels } from '../observability/channels.js'
 import type { L2Guard } from '../policies/l2-guard.js'
 import type { QueueEntry } from '../tiers/l2-store.js'
+import type { Logger } from '../options.js'
 
 /** What the source's write functions receive besides the value. */
 export interface WriteContext {
@@ -67,6 +68,7 @@ export interface WriteBehindHost<P, V> {
   readonly writeMany: ((writes: readonly QueuedWrite<P, V>[], context: WriteContext) => unknown) | undefined
   /** Tracks work `close()` must wait for; the promise must not reject. */
   background(work: Promise<unknown>): void
+  readonly logger: Logger
 }
 
 /** The consumer group every process flushes in: each queued write is handed to one of them. */
@@ -501,6 +503,11 @@ export class WriteBehindQueue<P, V> {
     const key = held.write?.key
     if (key !== undefined && this.#overlay.get(key)?.id === held.id) this.#overlay.delete(key)
     this.#host.counters.writesDeadLettered++
+    // The stream id, not the key: keys may carry personal data.
+    this.#host.logger.error(
+      { namespace: this.#host.namespace, id: held.id, stream: this.#dead, attempts: held.attempts, reason },
+      'stratacache: a write-behind write failed for good and moved to the dead letters',
+    )
     if (channels.writeBehindDeadLetter.hasSubscribers) {
       channels.writeBehindDeadLetter.publish({
         namespace: this.#host.namespace,

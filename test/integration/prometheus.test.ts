@@ -30,6 +30,7 @@ describe('Prometheus exporter', () => {
     const ns = cache.namespace('product', {
       key: 'product:{id}',
       ttl: '1m',
+      slo: { readP99: '1s', staleReadsMax: 0.5 },
       load: ({ id }) => {
         if (fail) throw new Error('db down')
         return { id }
@@ -69,6 +70,9 @@ describe('Prometheus exporter', () => {
     expect(buckets).toEqual([...buckets].sort((a, b) => a - b))
     expect(at('l2_calls_total', 'service="prom",outcome="timeout"')).toBe(0)
     expect(at('l2_duration_seconds_count', 'service="prom"')).toBeGreaterThan(0)
+    expect(at('slo_ok', ns_)).toBe(1)
+    expect(at('slo_value', `${ns_},objective="read_p99_seconds",kind="objective"`)).toBe(1)
+    expect(at('slo_value', `${ns_},objective="stale_read_ratio",kind="actual"`)).toBe(0)
     // A second scrape reports the counters again, not doubled.
     expect(
       parse(await registry.metrics()).get('stratacache_loads_total{service="prom",namespace="product"}'),
