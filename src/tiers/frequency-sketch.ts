@@ -1,0 +1,122 @@
+// The L1's memory of how often keys were seen lately: a count-min sketch of 4-bit counters that halves itself to age.
+
+/** Counters per cache entry: 16 (as in TinyLFU), so collisions stay rare at the sizes the cache holds. */
+const COUNTERS_PER_ENTRY = 16
+/** A block is 16 words of 8 counters (64 bytes, one CPU cache line): all 4 counters of a key live in one block. */
+const WORDS_PER_BLOCK = 16
+/** Keeps the low 3 bits of every 4-bit counter after a right shift by one: halves 8 counters at once. */
+const HALF_MASK = 0x77777777
+
+/**
+ * Approximate counts of key hashes over a recent past, for TinyLFU admission: is the newcomer seen more often than
+ * the entry it would replace? Four counters per key (one per row), each a 4-bit nibble saturating at 15; the
+ * estimate is their minimum. After `sampleSize` increments every counter is halved, so the counts describe the
+ * recent workload and an old favourite loses its weight (aging).
+ *
+ * Layout: a `Uint32Array` of 64-byte blocks; a key's hash picks one block, and each of its 4 rows one counter in
+ * that row's own quarter of the block, so an increment touches one cache line and a key's rows never share a
+ * counter. Nothing is allocated after construction.
+ */
+export class FrequencySketch {
+  /** Increments (that changed a counter) between two halvings. */
+  readonly sampleSize: number
+  readonly #table: Uint32Array
+  readonly #blockMask: number
+  #additions = 0
+  #resets = 0
+
+  /** @param capacity the number of entries the cache holds: sizes the table (16 counters an entry). */
+  constructor(capacity: number) {
+    const counters = Math.max(1, capacity) * COUNTERS_PER_ENTRY
+    // A power-of-two number of blocks, at least one, at most 2^24 (1 GiB would be absurd for an L1).
+    const blocks = Math.min(2 ** 24, nextPowerOfTwo(Math.ceil(counters / (WORDS_PER_BLOCK * 8))))
+    this.#table = new Uint32Array(blocks * WORDS_PER_BLOCK)
+    this.#blockMask = blocks - 1
+    this.sampleSize = Math.max(16, 10 * capacity)
+  }
+
+  /** Bytes taken by the counters. */
+  get byteLength(): number {
+    return this.#table.byteLength
+  }
+
+  /** How many times the counters were halved. */
+  get resets(): number {
+    return this.#resets
+  }
+
+  /** The estimated count of `hash` in the recent past, 0 to 15. */
+  frequency(hash: number): number {
+    const table = this.#table
+    const base = this.#block(hash)
+    const bits = spread(hash)
+    let min = 15
+    for (let row = 0; row < 4; row++) {
+      const b = bits >>> (row << 3)
+      const count = (table[base + (row << 2) + (b & 3)]! >>> (((b >>> 2) & 7) << 2)) & 15
+      if (count < min) min = count
+    }
+    return min
+  }
+
+  /** Counts one occurrence of `hash`; every `sampleSize` counted occurrences, halves every counter. */
+  increment(hash: number): void {
+    const table = this.#table
+    const base = this.#block(hash)
+    const bits = spread(hash)
+    let added = false
+    for (let row = 0; row < 4; row++) {
+      const b = bits >>> (row << 3)
+      const index = base + (row << 2) + (b & 3)
+      const shift = ((b >>> 2) & 7) << 2
+      const word = table[index]!
+      if (((word >>> shift) & 15) !== 15) {
+        // No carry into the next nibble: this one is below 15.
+        table[index] = word + (1 << shift)
+        added = true
+      }
+    }
+    // Saturated keys do not advance the clock: a few very hot keys must not age everyone else faster.
+    if (added && ++this.#additions >= this.sampleSize) this.#halve()
+  }
+
+  /** Forgets every count. */
+  clear(): void {
+    this.#table.fill(0)
+    this.#additions = 0
+  }
+
+  #block(hash: number): number {
+    return ((Math.imul(hash, 0x9e3779b1) >>> 7) & this.#blockMask) * WORDS_PER_BLOCK
+  }
+
+  #halve(): void {
+    const table = this.#table
+    for (let i = 0; i < table.length; i++) table[i] = (table[i]! >>> 1) & HALF_MASK
+    this.#additions = Math.floor(this.#additions / 2)
+    this.#resets++
+  }
+}
+
+/** A second, independent-looking 32-bit mix of `hash`: one byte per row picks the word and the nibble. */
+function spread(hash: number): number {
+  let h = Math.imul(hash ^ (hash >>> 15), 0x2c1b3c6d)
+  h = Math.imul(h ^ (h >>> 12), 0x297a2d39)
+  return (h ^ (h >>> 15)) >>> 0
+}
+
+function nextPowerOfTwo(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n))
+}
+
+/**
+ * A 32-bit hash of a key string, computed once when a node is created and kept on it: FNV-1a over the UTF-16 code
+ * units, then murmur3's finalizer so that keys differing only at the end still differ in every bit.
+ */
+export function hashKey(key: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
