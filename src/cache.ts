@@ -25,7 +25,7 @@ import { L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
-import { LruList } from './tiers/lru-list.js'
+import { WTinyLfu } from './tiers/w-tiny-lfu.js'
 
 /** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
 export interface CacheStats {
@@ -61,7 +61,7 @@ export function createCache(options: CacheOptions): Cache {
 export class Cache {
   readonly service: string
   readonly options: ResolvedCacheOptions
-  readonly #l1: LruList<Entry> | undefined
+  readonly #l1: WTinyLfu<Entry> | undefined
   readonly #l2: L2Guard | undefined
   readonly #namespaces = new Map<string, Namespace<never, unknown>>()
   readonly #abort = new AbortController()
@@ -79,7 +79,7 @@ export class Cache {
     this.options = resolveCacheOptions(options)
     const o = this.options
     this.service = o.service
-    this.#l1 = o.l1 === false ? undefined : new LruList<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
+    this.#l1 = o.l1 === false ? undefined : new WTinyLfu<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
     if (o.l2 !== undefined) {
       const log = o.logger
       this.#l2 = new L2Guard(

@@ -74,6 +74,11 @@ export interface CacheOptions {
   logger?: Logger
 }
 
+/**
+ * The L1 budget, shared by all namespaces. Past it, an adaptive W-TinyLFU policy decides what stays: new entries
+ * always enter (a value just loaded or written is served from L1 at once), and keep their place in the main region
+ * only if they are asked for more often than the entry they would replace (see docs/architecture.md).
+ */
 export interface L1Options {
   /** Most entries in L1 across all namespaces. Required: an unbounded L1 is refused. @example 10_000 */
   maxEntries: number

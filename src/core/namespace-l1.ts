@@ -1,6 +1,6 @@
-// A namespace's share of the L1: its entries indexed by parameters, by full key and by tag, on the shared LRU list.
+// A namespace's share of the L1: its entries indexed by parameters, by full key and by tag, on the shared L1 policy.
 import type { Entry } from '../codecs/envelope.js'
-import type { LruList, LruOwner } from '../tiers/lru-list.js'
+import type { WTinyLfu, L1Owner } from '../tiers/w-tiny-lfu.js'
 import type { KeySchema } from './keys.js'
 import { ParamIndex, type IndexedNode } from './param-index.js'
 
@@ -16,26 +16,26 @@ export interface L1Placement {
 }
 
 /**
- * The L1 entries of one namespace. The recency list and the entry and byte budget are the cache's, shared by every
+ * The L1 entries of one namespace. The eviction policy and the entry and byte budget are the cache's, shared by every
  * namespace; the indexes are this namespace's own: by parameters (the hit path: no key string built), by full key
  * (invalidations name keys) and by tag. Every node is in all its indexes and in the list, or in none of them.
  */
 export class NamespaceL1 {
-  readonly #list: LruList<Entry>
+  readonly #policy: WTinyLfu<Entry>
   readonly #index: ParamIndex<Entry>
   readonly #byKey = new Map<string, IndexedNode<Entry>>()
   readonly #byTag = new Map<string, Set<IndexedNode<Entry>>>()
-  /** Told by the shared list when it evicts one of this namespace's nodes. */
-  readonly #owner: LruOwner<Entry> = { unindex: (node) => this.#unhook(node as IndexedNode<Entry>) }
+  /** Told by the shared policy when it evicts one of this namespace's nodes. */
+  readonly #owner: L1Owner<Entry> = { unindex: (node) => this.#unhook(node as IndexedNode<Entry>) }
 
-  constructor(list: LruList<Entry>, keys: KeySchema) {
-    this.#list = list
+  constructor(list: WTinyLfu<Entry>, keys: KeySchema) {
+    this.#policy = list
     this.#index = new ParamIndex<Entry>(keys)
   }
 
   /** The L1 byte budget (Infinity without one). */
   get maxBytes(): number {
-    return this.#list.maxBytes
+    return this.#policy.maxBytes
   }
 
   /**
@@ -50,9 +50,9 @@ export class NamespaceL1 {
     return this.#byKey.get(key)
   }
 
-  /** Marks a node most recently used. */
+  /** Records a use of a node (an L1 hit). */
   touch(node: IndexedNode<Entry>): void {
-    this.#list.touch(node)
+    this.#policy.touch(node)
   }
 
   /** Puts `entry` at the place of `params` (already validated), replacing what was there. */
@@ -66,7 +66,7 @@ export class NamespaceL1 {
       existing.suspect = false
       existing.tags = placement.tags
       this.#tag(existing)
-      this.#list.resize(existing, placement.size)
+      this.#policy.resize(existing, placement.size)
       return
     }
     const node: IndexedNode<Entry> = {
@@ -75,6 +75,8 @@ export class NamespaceL1 {
       expiresAt: placement.expiresAt,
       size: placement.size,
       owner: this.#owner,
+      hash: 0,
+      region: 0,
       newer: undefined,
       older: undefined,
       path: [],
@@ -88,12 +90,12 @@ export class NamespaceL1 {
     this.#index.insert(params, node)
     this.#byKey.set(key, node)
     this.#tag(node)
-    this.#list.add(node)
+    this.#policy.add(node)
   }
 
   remove(node: IndexedNode<Entry>): void {
     this.#unhook(node)
-    this.#list.remove(node)
+    this.#policy.remove(node)
   }
 
   /** Removes the entry of `params`, if any. */
@@ -120,13 +122,13 @@ export class NamespaceL1 {
 
   /** Removes every entry of the namespace. */
   clear(): void {
-    for (const node of this.#index.nodes()) this.#list.remove(node)
+    for (const node of this.#index.nodes()) this.#policy.remove(node)
     this.#index.clear()
     this.#byKey.clear()
     this.#byTag.clear()
   }
 
-  /** Removes a node from this namespace's indexes (not from the shared list). */
+  /** Removes a node from this namespace's indexes (not from the shared policy). */
   #unhook(node: IndexedNode<Entry>): void {
     this.#index.remove(node)
     if (this.#byKey.get(node.key) === node) this.#byKey.delete(node.key)

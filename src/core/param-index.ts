@@ -1,9 +1,9 @@
 // A namespace's L1 index: one Map level per key parameter, so an L1 hit builds no key string at all.
-import type { LruNode } from '../tiers/lru-list.js'
+import type { L1Node } from '../tiers/w-tiny-lfu.js'
 import type { KeySchema } from './keys.js'
 
 /** An L1 node of a namespace, remembering where it hangs in the index so it can be unhooked. */
-export interface IndexedNode<V> extends LruNode<V> {
+export interface IndexedNode<V> extends L1Node<V> {
   /** The Maps from the root to the level holding this node. */
   path: Map<string, unknown>[]
   /** The parameter texts along `path`, one per level. */

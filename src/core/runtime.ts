@@ -2,7 +2,7 @@
 import type { Entry } from '../codecs/envelope.js'
 import type { Serializer } from '../codecs/serializer.js'
 import type { L2Guard } from '../policies/l2-guard.js'
-import type { LruList } from '../tiers/lru-list.js'
+import type { WTinyLfu } from '../tiers/w-tiny-lfu.js'
 import type { InvalidationBus } from '../bus/invalidation-bus.js'
 import type { Invalidation } from '../bus/wire.js'
 import type { Clock } from './clock.js'
@@ -11,8 +11,8 @@ import type { Logger } from '../options.js'
 /** Internal: the cache-wide state every namespace reads. Not exported from the package. */
 export interface CacheRuntime {
   readonly service: string
-  /** The L1 recency list and budget that every namespace's L1 index shares; undefined when L1 is off. */
-  readonly l1: LruList<Entry> | undefined
+  /** The L1 eviction policy and budget that every namespace's L1 index shares; undefined when L1 is off. */
+  readonly l1: WTinyLfu<Entry> | undefined
   readonly l2: L2Guard | undefined
   readonly serializer: Serializer
   readonly clock: Clock

@@ -1,16 +1,16 @@
-// L1: a bounded in-process LRU store of decoded values, with per-entry TTL and an optional byte budget.
+// L1: a bounded in-process store of decoded values (W-TinyLFU eviction), with per-entry TTL and an optional byte budget.
 import { systemClock, type Clock } from '../core/clock.js'
 import { EntryTooLargeError, InvalidOptionError } from '../errors.js'
-import { LruList, type LruNode, type LruOwner } from './lru-list.js'
+import { WTinyLfu, type L1Node, type L1Owner } from './w-tiny-lfu.js'
 
 export interface MemoryStoreOptions<V = unknown> {
   /**
-   * Most entries held; the least recently used is evicted past it. Required: an unbounded L1 is refused.
+   * Most entries held; past it, the eviction policy (W-TinyLFU) picks what goes. Required: an unbounded L1 is refused.
    * @example 10_000
    */
   maxEntries: number
   /**
-   * Optional byte budget over the entries' estimated sizes; least recently used entries are evicted past it.
+   * Optional byte budget over the entries' estimated sizes; the eviction policy picks what goes past it.
    * Sizes come from `sizeOf`, from `set(..., { size })`, or from a structural estimate.
    */
   maxBytes?: number
@@ -28,21 +28,23 @@ export interface MemorySetOptions {
 }
 
 /**
- * A bounded in-process store: least-recently-used eviction by entry count and optional byte budget, and a TTL per
- * entry. A hit is a `Map` lookup, a clock read and four pointer writes: no allocation.
+ * A bounded in-process store: adaptive W-TinyLFU eviction (a small LRU window for new entries, a frequency-filtered
+ * segmented LRU for the rest; see docs/architecture.md) by entry count and optional byte budget, and a TTL per
+ * entry. A value just set is always readable at once. A hit is a `Map` lookup, a clock read, a frequency-sketch
+ * increment and a relink: no allocation.
  *
  * @example
  * const store = new MemoryStore<string>({ maxEntries: 1000 })
  * store.set('a', 'alpha', { ttl: 60_000 })
  * store.get('a') // 'alpha'
  */
-export class MemoryStore<V = unknown> implements LruOwner<V> {
+export class MemoryStore<V = unknown> implements L1Owner<V> {
   readonly maxEntries: number
   readonly maxBytes: number
   readonly #sizeOf: ((value: V, key: string) => number) | undefined
   readonly #clock: Clock
-  readonly #map = new Map<string, LruNode<V>>()
-  readonly #list: LruList<V>
+  readonly #map = new Map<string, L1Node<V>>()
+  readonly #policy: WTinyLfu<V>
 
   constructor(options: MemoryStoreOptions<V>) {
     if (options === null || typeof options !== 'object') {
@@ -64,25 +66,25 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
     this.maxBytes = maxBytes ?? Infinity
     this.#sizeOf = sizeOf
     this.#clock = clock ?? systemClock
-    this.#list = new LruList<V>(this.maxEntries, this.maxBytes)
+    this.#policy = new WTinyLfu<V>(this.maxEntries, this.maxBytes)
   }
 
   /** Number of entries held, including expired ones not yet noticed. */
   get size(): number {
-    return this.#list.size
+    return this.#policy.size
   }
 
   /** Sum of the held entries' sizes in bytes (0 unless sizes are tracked: `maxBytes`, `sizeOf` or `size`). */
   get bytes(): number {
-    return this.#list.bytes
+    return this.#policy.bytes
   }
 
-  /** Entries evicted for room (not counting expiry or delete) since the store was made. */
+  /** Entries evicted for room (including new entries refused by admission; not expiry or delete) since the store was made. */
   get evictions(): number {
-    return this.#list.evictions
+    return this.#policy.evictions
   }
 
-  /** The value for `key`, marking it most recently used; undefined when absent or expired. */
+  /** The value for `key`, counting a use of it; undefined when absent or expired. */
   get(key: string): V | undefined {
     const node = this.#map.get(key)
     if (node === undefined) return undefined
@@ -90,11 +92,11 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
       this.#remove(node)
       return undefined
     }
-    this.#list.touch(node)
+    this.#policy.touch(node)
     return node.value
   }
 
-  /** The value for `key` without marking it used; undefined when absent or expired. */
+  /** The value for `key` without counting a use; undefined when absent or expired. */
   peek(key: string): V | undefined {
     const node = this.#map.get(key)
     if (node === undefined || (node.expiresAt !== Infinity && node.expiresAt <= this.#clock.now()))
@@ -102,7 +104,7 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
     return node.value
   }
 
-  /** Whether an unexpired entry exists for `key`, without marking it used. */
+  /** Whether an unexpired entry exists for `key`, without counting a use. */
   has(key: string): boolean {
     const node = this.#map.get(key)
     return node !== undefined && (node.expiresAt === Infinity || node.expiresAt > this.#clock.now())
@@ -117,7 +119,7 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
   }
 
   /**
-   * Stores `value` under `key`, evicting least recently used entries past the bounds.
+   * Stores `value` under `key` (readable at once), evicting past the bounds as the policy decides.
    * A `ttl` of 0 or less stores nothing and removes any previous entry.
    * @throws EntryTooLargeError when the entry alone exceeds `maxBytes`.
    */
@@ -137,19 +139,21 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
     if (existing !== undefined) {
       existing.value = value
       existing.expiresAt = expiresAt
-      this.#list.resize(existing, size)
+      this.#policy.resize(existing, size)
     } else {
-      const node: LruNode<V> = {
+      const node: L1Node<V> = {
         key,
         value,
         expiresAt,
         size,
         owner: this,
+        hash: 0,
+        region: 0,
         newer: undefined,
         older: undefined,
       }
       this.#map.set(key, node)
-      this.#list.add(node)
+      this.#policy.add(node)
     }
     return this
   }
@@ -176,23 +180,23 @@ export class MemoryStore<V = unknown> implements LruOwner<V> {
 
   /** Removes every entry. */
   clear(): void {
-    for (const node of this.#map.values()) this.#list.remove(node)
+    for (const node of this.#map.values()) this.#policy.remove(node)
     this.#map.clear()
   }
 
-  /** Keys from most to least recently used, expired ones included until noticed. */
+  /** Keys in retention order (the newest window entries first, the next to be evicted last), expired ones included until noticed. */
   *keys(): IterableIterator<string> {
-    for (const node of this.#list.nodes()) yield node.key
+    for (const node of this.#policy.nodes()) yield node.key
   }
 
-  /** @internal Called by the list when it evicts one of this store's nodes. */
-  unindex(node: LruNode<V>): void {
+  /** @internal Called by the policy when it evicts one of this store's nodes. */
+  unindex(node: L1Node<V>): void {
     if (this.#map.get(node.key) === node) this.#map.delete(node.key)
   }
 
-  #remove(node: LruNode<V>): void {
+  #remove(node: L1Node<V>): void {
     this.#map.delete(node.key)
-    this.#list.remove(node)
+    this.#policy.remove(node)
   }
 
   #measure(key: string, value: V, given: number | undefined): number {

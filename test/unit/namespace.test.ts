@@ -390,20 +390,33 @@ describe('lifecycle and configuration', () => {
 })
 
 describe('L1 eviction through the namespace', () => {
-  it('evicts the least recently read entry, not the oldest written one (reads count as use)', async () => {
+  it('keeps a re-read entry and the newest write when full, evicting an entry read once (reads count as use)', async () => {
     const cache = newCache({ l1: { maxEntries: 3 } })
     let calls = 0
     const ns = cache.namespace('item', { key: 'item:{id}', ttl: '1m', load: ({ id }) => `v${id}#${++calls}` })
     await ns.get({ id: 1 })
     await ns.get({ id: 2 })
     await ns.get({ id: 3 })
-    await ns.get({ id: 1 }) // 1 is now the most recently used
-    await ns.get({ id: 4 }) // evicts 2, the least recently used
+    await ns.get({ id: 1 }) // 1 is read twice now: the policy protects it
+    await ns.get({ id: 4 }) // full: 2 or 3 (each read once) goes
     expect(calls).toBe(4)
     await ns.get({ id: 1 })
-    await ns.get({ id: 3 })
+    await ns.get({ id: 4 })
     expect(calls).toBe(4)
-    await ns.get({ id: 2 })
-    expect(calls).toBe(5)
+    expect(ns.stats().l1Hits).toBe(3)
+  })
+
+  it('serves a value from L1 right after it was set, even in a full one-entry L1', async () => {
+    const cache = newCache({ l1: { maxEntries: 1 } })
+    let calls = 0
+    const ns = cache.namespace('item', { key: 'item:{id}', ttl: '1m', load: ({ id }) => `v${id}#${++calls}` })
+    for (let id = 0; id < 50; id++) {
+      // Make the resident entry as frequent as can be, so admission would refuse a newcomer if it could.
+      for (let i = 0; i < 20; i++) await ns.get({ id: 0 })
+      await ns.set({ id: 1000 + id }, `set${id}`)
+      const before = calls
+      expect(await ns.get({ id: 1000 + id })).toBe(`set${id}`)
+      expect(calls).toBe(before)
+    }
   })
 })
