@@ -174,6 +174,14 @@ export class Cache {
   }
 
   /**
+   * The namespaces declared on this cache, in declaration order. For tools that read declarations (the cache
+   * contract, inspection); each namespace's `options` are resolved and frozen.
+   */
+  namespaces(): readonly Namespace<never, unknown>[] {
+    return Object.freeze([...this.#namespaces.values()])
+  }
+
+  /**
    * Waits until L2 is ready. Optional: the cache connects by itself and serves from L1 and the loader meanwhile.
    * @throws L2UnavailableError after `timeouts.connect`; the cache keeps working and reconnecting.
    */

@@ -298,6 +298,61 @@ export class EntryTooLargeError extends StrataError {
   }
 }
 
+/** The `stratacache` command line got a flag, argument or value it cannot use. The CLI exits with code 2. */
+export class CliUsageError extends StrataError {
+  readonly code = 'ERR_STRATA_CLI_USAGE'
+  constructor(
+    readonly command: string,
+    readonly problem: string,
+  ) {
+    super(
+      `${problem}. Run ` +
+        (command === ''
+          ? '`stratacache --help` for the commands.'
+          : `\`stratacache ${command} --help\` for the flags it takes.`),
+    )
+  }
+}
+
+/** A file named on the `stratacache` command line is missing, unreadable or not what the command needs. Exit code 3. */
+export class CliInputError extends StrataError {
+  readonly code = 'ERR_STRATA_CLI_INPUT'
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${file}: ${problem}.`, options)
+  }
+}
+
+/** A config module given to the CLI (`--config`) could not be loaded or does not export a cache. */
+export class ConfigModuleError extends StrataError {
+  readonly code = 'ERR_STRATA_CONFIG_MODULE'
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Config module ${path}: ${problem}.`, options)
+  }
+}
+
+/** A line of an access log given to `stratacache simulate` is not a valid record (see docs/cli.md). */
+export class AccessLogError extends StrataError {
+  readonly code = 'ERR_STRATA_ACCESS_LOG'
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly problem: string,
+  ) {
+    super(
+      `Access log ${file}, line ${line}: ${problem}. Each line must be one JSON record such as ` +
+        '{"t":1700000000000,"ns":"product","k":"9f2c41d0","o":"l1","s":512} (docs/cli.md, "Access log format").',
+    )
+  }
+}
+
 function errorMessage(cause: unknown): string {
   if (cause instanceof Error) return cause.message
   return String(cause)

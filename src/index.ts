@@ -1,7 +1,15 @@
 // Public entry of 'stratacache': re-exports only.
 export { createCache, Cache, type CacheStats } from './cache.js'
 export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
-export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration, Logger } from './options.js'
+export type {
+  CacheOptions,
+  L1Options,
+  NamespaceOptions,
+  LoadContext,
+  Duration,
+  Logger,
+  PolicyException,
+} from './options.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
 export {
   MemoryStore,

@@ -366,10 +366,29 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example { readP99: '120ms', staleReadsMax: 0.001, window: '5m' }
    */
   slo?: { readP99?: Duration; staleReadsMax?: number; window?: Duration }
+  /**
+   * Policy exceptions: rules of your own cache policy this namespace is knowingly allowed to break for a while.
+   * Exceptions are debt with an expiry: each names the rule, says why, and gives the last day it holds (`until`, an
+   * ISO date `YYYY-MM-DD`, inclusive). They are printed in the cache contract, and `stratacache contract --check`
+   * fails once one has expired, so the debt is paid or consciously renewed.
+   * @default []
+   * @example [{ rule: 'personal-ttl-cap', reason: 'legacy profile API until the v3 migration', until: '2027-03-31' }]
+   */
+  exceptions?: readonly PolicyException[]
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
   description?: string
+}
+
+/** One policy exception of a namespace (see `NamespaceOptions.exceptions`). */
+export interface PolicyException {
+  /** The rule excepted, in your policy's words, e.g. `'personal-ttl-cap'`. */
+  readonly rule: string
+  /** Why, and what pays the debt back. */
+  readonly reason: string
+  /** Last day the exception holds, as an ISO date (`YYYY-MM-DD`, UTC). */
+  readonly until: string
 }
 
 export interface ResolvedNamespaceOptions {
@@ -384,6 +403,8 @@ export interface ResolvedNamespaceOptions {
   readonly l1TtlMs: number
   readonly owner: string | undefined
   readonly description: string | undefined
+  /** Sorted by `until`, then `rule`. */
+  readonly exceptions: readonly PolicyException[]
   readonly slo: ResolvedSlo | undefined
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
@@ -598,6 +619,7 @@ export function resolveNamespaceOptions<P, V>(
     l1TtlMs: consistency === 'strong' ? 0 : Math.min(l1TtlMs, maxStalenessMs),
     owner: options.owner,
     description: options.description,
+    exceptions: resolveExceptions(options.exceptions, at),
     slo: resolveSlo(options.slo, at),
   })
 }
@@ -659,6 +681,63 @@ function resolveWriteBehind<P, V>(
     claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
     flush: c.flush ?? true,
   })
+}
+
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/
+
+/** Whether `text` is a real calendar date written `YYYY-MM-DD`. */
+export function isIsoDate(text: unknown): text is string {
+  if (typeof text !== 'string') return false
+  const match = ISO_DATE.exec(text)
+  if (match === null) return false
+  const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
+  return date.toISOString().slice(0, 10) === text
+}
+
+function resolveExceptions(
+  exceptions: readonly PolicyException[] | undefined,
+  at: (option: string) => string,
+): readonly PolicyException[] {
+  if (exceptions === undefined) return Object.freeze([])
+  if (!Array.isArray(exceptions)) {
+    throw new InvalidOptionError(
+      at('exceptions'),
+      exceptions,
+      "an array such as [{ rule: 'personal-ttl-cap', reason: '…', until: '2027-03-31' }]",
+    )
+  }
+  const seen = new Set<string>()
+  const resolved = exceptions.map((exception: unknown, i) => {
+    const where = at(`exceptions[${i}]`)
+    if (exception === null || typeof exception !== 'object') {
+      throw new InvalidOptionError(where, exception, 'an object with `rule`, `reason` and `until`')
+    }
+    const { rule, reason, until } = exception as Record<string, unknown>
+    if (typeof rule !== 'string' || rule.trim() === '') {
+      throw new InvalidOptionError(`${where}.rule`, rule, "the rule excepted, e.g. 'personal-ttl-cap'")
+    }
+    if (seen.has(rule)) {
+      throw new InvalidOptionError(`${where}.rule`, rule, 'each rule at most once per namespace')
+    }
+    seen.add(rule)
+    if (typeof reason !== 'string' || reason.trim() === '') {
+      throw new InvalidOptionError(`${where}.reason`, reason, 'why the exception exists (a non-empty string)')
+    }
+    if (!isIsoDate(until)) {
+      throw new InvalidOptionError(
+        `${where}.until`,
+        until,
+        "an ISO date 'YYYY-MM-DD': exceptions are debt with an expiry, and every one needs its date",
+      )
+    }
+    return Object.freeze({ rule, reason, until })
+  })
+  resolved.sort((a, b) => (a.until === b.until ? compareText(a.rule, b.rule) : compareText(a.until, b.until)))
+  return Object.freeze(resolved)
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 function resolveSlo(
