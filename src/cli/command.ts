@@ -83,7 +83,8 @@ function usageError(command: string, error: unknown): CliUsageError {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return new CliUsageError(command, `Unknown flag ${quoted}`)
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      const flag = quoted.split(' ')[0] ?? quoted
+      // "Option '-c, --config <value>' argument missing": name the long form.
+      const flag = /--[\w-]+/.exec(quoted)?.[0] ?? quoted
       return new CliUsageError(
         command,
         message.includes('does not take') ? `Flag ${flag} takes no value` : `Flag ${flag} needs a value`,

@@ -8,7 +8,13 @@ import { resolvePolicy } from '../../src/cli/simulate/policy.js'
 import { renderHtml, renderText } from '../../src/cli/simulate/report.js'
 import { observe, simulate } from '../../src/cli/simulate/simulate.js'
 
-const read = (t: number, k: string, ns = 'product', o: AccessRecord['o'] = 'miss', s = 100): AccessRecord => ({
+const read = (
+  t: number,
+  k: string,
+  ns = 'product',
+  o: AccessRecord['o'] = 'miss',
+  s = 100,
+): AccessRecord => ({
   t,
   ns,
   k,
@@ -86,7 +92,12 @@ describe('simulate', () => {
   })
 
   it('replays only the policy’s namespace, and keeps namespaces apart when hashes collide', () => {
-    const log = [read(0, 'a', 'product'), read(1, 'a', 'price'), read(2, 'a', 'product'), read(3, 'a', 'price')]
+    const log = [
+      read(0, 'a', 'product'),
+      read(1, 'a', 'price'),
+      read(2, 'a', 'product'),
+      read(3, 'a', 'price'),
+    ]
     const all = simulate(log, resolvePolicy({ ttl: '1m', l1: false }, 'p.json'))
     expect([all.reads, all.misses, all.l2Hits]).toEqual([4, 2, 2])
     const prices = simulate(log, resolvePolicy({ ttl: '1m', l1: false, namespace: 'price' }, 'p.json'))
@@ -97,7 +108,12 @@ describe('simulate', () => {
     const policy = resolvePolicy({ ttl: '1m' }, 'p.json')
     expect(simulate([read(5, 'a'), read(5, 'b')], policy).sourceCallsPerSecond).toBeNull()
     const empty = simulate([], policy)
-    expect([empty.reads, empty.hitRatio, empty.staleShare, empty.sourceCallsPerSecond]).toEqual([0, 0, 0, null])
+    expect([empty.reads, empty.hitRatio, empty.staleShare, empty.sourceCallsPerSecond]).toEqual([
+      0,
+      0,
+      0,
+      null,
+    ])
   })
 
   it('W-TinyLFU keeps a hot set through a scan that flushes an LRU of the same size', () => {
@@ -147,7 +163,10 @@ describe('simulate', () => {
             ])
           }
           // A longer stale window never adds misses.
-          const longer = simulate(log, resolvePolicy({ ttl, staleFor: staleFor + 5_000, l1: false }, 'p.json'))
+          const longer = simulate(
+            log,
+            resolvePolicy({ ttl, staleFor: staleFor + 5_000, l1: false }, 'p.json'),
+          )
           expect(longer.misses).toBeLessThanOrEqual(none.misses)
         },
       ),

@@ -68,7 +68,7 @@ interface Section {
 
 /** Splits a contract at its namespace headings. */
 function sections(lines: readonly string[]): Map<string, Section> {
-  const result = new Map<string, Section>()
+  const result = new Map<string, { name: string; lines: string[] }>()
   let current: { name: string; lines: string[] } = { name: 'header', lines: [] }
   result.set(current.name, current)
   for (const line of lines) {
@@ -78,6 +78,10 @@ function sections(lines: readonly string[]): Map<string, Section> {
       result.set(name, current)
     }
     current.lines.push(line)
+  }
+  // A section's trailing blank lines depend only on what follows it: not a difference.
+  for (const section of result.values()) {
+    while (section.lines.length > 0 && section.lines[section.lines.length - 1] === '') section.lines.pop()
   }
   return result
 }

@@ -24,7 +24,9 @@ interface Metric {
   readonly higherIsBetter: boolean
 }
 
-const rate = (v: number | null) => (v === null ? 'n/a' : formatCount(v))
+/** Rates below 10 keep three significant digits, so a quiet source does not print as 0. */
+const rate = (v: number | null) =>
+  v === null ? 'n/a' : v !== 0 && Math.abs(v) < 10 ? String(Number(v.toPrecision(3))) : formatCount(v)
 const share = (v: number | null) => (v === null ? 'n/a' : formatShare(v, 1))
 
 const METRICS: readonly Metric[] = [
@@ -100,7 +102,7 @@ function verdict(m: Metric, a: number | null, b: number | null): string {
   const better = b > a === m.higherIsBetter
   const delta = m.share
     ? `${b > a ? '+' : '-'}${formatShare(Math.abs(b - a), 1)} points`
-    : `${b > a ? '+' : '-'}${formatCount(Math.abs(b - a))}`
+    : `${b > a ? '+' : '-'}${rate(Math.abs(b - a))}`
   return ` (proposed: ${delta.replace('% points', ' points')}, ${better ? 'better' : 'worse'})`
 }
 
