@@ -110,3 +110,24 @@ export function required(
   }
   return value
 }
+
+/**
+ * Progress of a long step on stderr, redrawn in place: `progress(what, done, total)`, then `progress.done()` to clear
+ * it. Drawn only when stderr is a terminal, so logs and pipes get no carriage returns.
+ */
+export function progressLine(
+  io: CliIo,
+): ((what: string, done: number, total: number) => void) & { done(): void } {
+  let shown = false
+  const step = (what: string, done: number, total: number) => {
+    if (!io.errIsTty) return
+    shown = true
+    const percent = total > 0 ? Math.min(100, Math.floor((done / total) * 100)) : 0
+    io.err(`\r\u001b[K${what}: ${percent}%`)
+  }
+  return Object.assign(step, {
+    done() {
+      if (shown) io.err('\r\u001b[K')
+    },
+  })
+}

@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest'
-import { createCache, type Namespace, type Scalar } from 'stratacache'
+import { createCache, type Namespace, type PolicyException, type Scalar } from 'stratacache'
 
 const cache = createCache({ service: 'types' })
 
@@ -110,5 +110,19 @@ describe('namespace typing', () => {
       loadMany: (list) => list.map(() => 1),
     })
     expectTypeOf(batch.getMany([{ id: 1 }])).toEqualTypeOf<Promise<number[]>>()
+  })
+})
+
+describe('policy exceptions', () => {
+  it('takes a list of { rule, reason, until } and exposes it resolved', () => {
+    const ns = cache.namespace('excepted', {
+      key: 'id:{id}',
+      ttl: '1m',
+      exceptions: [{ rule: 'max-ttl', reason: 'migration', until: '2030-01-01' }],
+    })
+    expectTypeOf(ns.options.exceptions).toEqualTypeOf<readonly PolicyException[]>()
+    // @ts-expect-error: `until` is required, exceptions are debt with an expiry
+    cache.namespace('no-until', { key: 'id:{id}', ttl: '1m', exceptions: [{ rule: 'r', reason: 'why' }] })
+    expectTypeOf(cache.namespaces()).toEqualTypeOf<readonly Namespace<never, unknown>[]>()
   })
 })

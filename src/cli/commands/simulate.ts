@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
-import { defineCommand, ExitCode, required, type CliIo } from '../command.js'
+import { defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
 import { parseAccessLog } from '../simulate/access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
@@ -56,15 +56,15 @@ Example:
     const current = readPolicy(currentFile, io)
     const proposed = readPolicy(proposedFile, io)
 
-    const progress = io.errIsTty
-      ? (what: string, total: number) => (n: number) =>
-          io.err(`\r${what}: ${Math.min(100, Math.round((n / total) * 100))}%`)
-      : undefined
+    const progress = progressLine(io)
     const text = readText(log, io, 'access log')
-    const lineCount = progress === undefined ? 0 : countLines(text)
-    const records = parseAccessLog(text, log, progress?.('reading the log', lineCount))
-    const replay = (policy: SimulationPolicy, what: string) =>
-      simulate(records, policy, { sampleRate, onProgress: progress?.(what, records.length) })
+    const lineCount = io.errIsTty ? countLines(text) : 0
+    progress('reading the log', 0, lineCount)
+    const records = parseAccessLog(text, log, (n) => progress('reading the log', n, lineCount))
+    const replay = (policy: SimulationPolicy, what: string) => {
+      progress(what, 0, records.length)
+      return simulate(records, policy, { sampleRate, onProgress: (n) => progress(what, n, records.length) })
+    }
     const comparison: Comparison = {
       log: basename(log),
       sampleRate,
@@ -72,7 +72,7 @@ Example:
       proposed: { policy: proposed, result: replay(proposed, 'replaying the proposed policy') },
       observed: observe(records, current.namespace, { sampleRate }),
     }
-    if (progress !== undefined) io.err('\r\u001b[K')
+    progress.done()
     if (comparison.current.result.reads === 0 && comparison.proposed.result.reads === 0) {
       io.err(`warning: no read of ${log} matches the policies' namespace; nothing was replayed\n`)
     }

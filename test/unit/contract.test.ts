@@ -1,0 +1,262 @@
+// The cache contract's parts: the `exceptions` option, cache.namespaces(), the model, the Markdown and the check.
+import { describe, expect, it } from 'vitest'
+import { createCache, InvalidOptionError } from 'stratacache'
+import { main } from '../../src/cli/run.js'
+import type { CliIo } from '../../src/cli/command.js'
+import { checkContract } from '../../src/cli/contract/check.js'
+import { describeCache, type ContractSource } from '../../src/cli/contract/describe.js'
+import { renderContract } from '../../src/cli/contract/render.js'
+import { formatCount, formatDuration, formatShare } from '../../src/cli/format.js'
+
+const load = () => 1
+
+/** The namespace as seen through other resolved options: what other parts of the library may add. */
+function withOptions<T extends object>(ns: T, options: object): T {
+  return new Proxy(ns, {
+    get(target, property) {
+      if (property === 'options') return options
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+describe('namespace option `exceptions`', () => {
+  it('is resolved sorted by expiry, then rule, and frozen', () => {
+    const cache = createCache({ service: 'svc' })
+    const ns = cache.namespace('a', {
+      key: 'k:{id}',
+      ttl: '1m',
+      load,
+      exceptions: [
+        { rule: 'z-rule', reason: 'why z', until: '2030-01-01' },
+        { rule: 'b-rule', reason: 'why b', until: '2031-05-05' },
+        { rule: 'a-rule', reason: 'why a', until: '2030-01-01' },
+      ],
+    })
+    expect(ns.options.exceptions.map((e) => e.rule)).toEqual(['a-rule', 'z-rule', 'b-rule'])
+    expect(Object.isFrozen(ns.options.exceptions)).toBe(true)
+    expect(Object.isFrozen(ns.options.exceptions[0])).toBe(true)
+    expect(cache.namespace('b', { key: 'k:{id}', ttl: '1m', load }).options.exceptions).toEqual([])
+  })
+
+  it.each([
+    [{ rule: 'r', reason: 'why' }, 'a.exceptions[0].until', /exceptions are debt with an expiry/],
+    [{ rule: 'r', reason: 'why', until: '2026-02-30' }, 'a.exceptions[0].until', /ISO date/],
+    [{ rule: 'r', reason: 'why', until: '2026-1-5' }, 'a.exceptions[0].until', /ISO date/],
+    [{ rule: 'r', reason: 'why', until: '2026-01-05T00:00:00Z' }, 'a.exceptions[0].until', /ISO date/],
+    [{ rule: '', reason: 'why', until: '2026-01-05' }, 'a.exceptions[0].rule', /the rule excepted/],
+    [{ rule: 'r', reason: '  ', until: '2026-01-05' }, 'a.exceptions[0].reason', /why the exception exists/],
+    ['r', 'a.exceptions[0]', /`rule`, `reason` and `until`/],
+  ])('refuses the exception %j, naming %s', (exception, option, expected) => {
+    const cache = createCache({ service: 'svc' })
+    const declare = () =>
+      cache.namespace('a', { key: 'k:{id}', ttl: '1m', load, exceptions: [exception as never] })
+    expect(declare).toThrow(InvalidOptionError)
+    expect(declare).toThrow(`Invalid option \`${option}\``)
+    expect(declare).toThrow(expected)
+  })
+
+  it('refuses a non-array and a rule excepted twice', () => {
+    const cache = createCache({ service: 'svc' })
+    expect(() => cache.namespace('a', { key: 'k', ttl: '1m', load, exceptions: {} as never })).toThrow(
+      'Invalid option `a.exceptions`',
+    )
+    const twice = { rule: 'r', reason: 'why', until: '2030-01-01' }
+    expect(() => cache.namespace('a', { key: 'k', ttl: '1m', load, exceptions: [twice, twice] })).toThrow(
+      /`a\.exceptions\[1\]\.rule`: expected each rule at most once/,
+    )
+  })
+})
+
+describe('cache.namespaces()', () => {
+  it('lists the declared namespaces in declaration order, as a frozen array', async () => {
+    const cache = createCache({ service: 'svc' })
+    const b = cache.namespace('b', { key: 'k', ttl: '1m', load })
+    const a = cache.namespace('a', { key: 'k', ttl: '1m', load })
+    const list = cache.namespaces()
+    expect(list.map((ns) => ns.name)).toEqual(['b', 'a'])
+    expect(list[0]).toBe(b)
+    expect(list[1]).toBe(a)
+    expect(Object.isFrozen(list)).toBe(true)
+    await cache.close()
+  })
+})
+
+describe('contract model and Markdown', () => {
+  it('reads data-protection options defensively: printed when present with the right shape', () => {
+    const cache = createCache({ service: 'svc', l1: false })
+    cache.namespace('user', { key: 'user:{id}', ttl: '1m', load })
+    const [ns] = cache.namespaces()
+    // What other parts of the library add to the resolved options (classification, critical, codec).
+    const options = {
+      ...ns!.options,
+      classification: 'personal',
+      critical: true,
+      codec: { encrypt: true, redactor: { paths: ['ssn', 'cards[].number'] } },
+    }
+    const source: ContractSource = {
+      service: cache.service,
+      options: cache.options,
+      namespaces: () => [withOptions(ns!, options)],
+    }
+    const model = describeCache(source)
+    expect(model.namespaces[0]!.data).toEqual({
+      classification: 'personal',
+      critical: true,
+      redactedFields: ['ssn', 'cards[].number'],
+      encrypted: true,
+    })
+    const markdown = renderContract(model)
+    expect(markdown).toContain('- **Classification**: personal\n')
+    expect(markdown).toContain('- **Critical** (must not be evicted): yes\n')
+    expect(markdown).toContain('- **Redacted fields**: `ssn`, `cards[].number`\n')
+    expect(markdown).toContain('- **L1 copy**: none (the cache has no L1)\n')
+    expect(markdown).toMatch(
+      /^\| `user` +\| not declared \| eventual +\| write-through +\| 1m +\| none +\| personal +\| yes +\|$/m,
+    )
+
+    const odd = { ...ns!.options, classification: 7, critical: 'yes', redact: [1], codec: null }
+    const data = describeCache({ ...source, namespaces: () => [withOptions(ns!, odd)] }).namespaces[0]!.data
+    expect(data).toEqual({ classification: null, critical: null, redactedFields: null, encrypted: null })
+  })
+
+  it('is deterministic: namespaces sorted by name whatever the declaration order', () => {
+    const render = (names: string[]) => {
+      const cache = createCache({ service: 'svc' })
+      for (const name of names)
+        cache.namespace(name, { key: 'id:{id}', ttl: '1m', load, owner: `team-${name}` })
+      return renderContract(describeCache(cache))
+    }
+    const text = render(['b', 'c', 'a'])
+    expect(text).toBe(render(['a', 'b', 'c']))
+    expect(text.indexOf('## Namespace `a`')).toBeLessThan(text.indexOf('## Namespace `b`'))
+    expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}/) // no date anywhere
+    expect(text.endsWith('.\n')).toBe(true)
+  })
+
+  it('escapes pipes and folds new lines in table cells', () => {
+    const cache = createCache({ service: 'svc' })
+    cache.namespace('a', {
+      key: 'k',
+      ttl: '1m',
+      load,
+      exceptions: [{ rule: 'r', reason: 'a | b\nc', until: '2030-01-01' }],
+    })
+    expect(renderContract(describeCache(cache))).toContain('| `r`  | a \\| b c | 2030-01-01 |')
+  })
+})
+
+describe('contract check', () => {
+  const model = (until: string) => {
+    const cache = createCache({ service: 'svc' })
+    cache.namespace('a', { key: 'k', ttl: '1m', load, exceptions: [{ rule: 'r', reason: 'why', until }] })
+    return describeCache(cache)
+  }
+
+  it('holds an exception through its until day and expires it the day after', () => {
+    const m = model('2030-03-01')
+    const text = renderContract(m)
+    expect(checkContract(text, text, m, '2030-03-01')).toMatchObject({ ok: true, expired: [] })
+    expect(checkContract(text, text, m, '2030-02-20').expiringSoon).toEqual([
+      { namespace: 'a', rule: 'r', reason: 'why', until: '2030-03-01', daysLeft: 9 },
+    ])
+    expect(checkContract(text, text, m, '2030-02-01').expiringSoon).toEqual([])
+    expect(checkContract(text, text, m, '2030-03-02')).toMatchObject({
+      ok: false,
+      drift: [],
+      expired: [{ namespace: 'a', rule: 'r', until: '2030-03-01' }],
+    })
+  })
+
+  it('groups changed lines by section, removals before additions', () => {
+    const m = model('2030-03-01')
+    const text = renderContract(m)
+    const edited = text.replace('- **TTL**: 1m', '- **TTL**: 2m').replace('# Cache contract', '# Contract')
+    const result = checkContract(edited, text, m, '2030-01-01')
+    expect(result.ok).toBe(false)
+    expect(result.drift).toEqual([
+      {
+        section: 'header',
+        kind: 'changed',
+        lines: [
+          { op: '-', text: '# Contract: `svc`' },
+          { op: '+', text: '# Cache contract: `svc`' },
+        ],
+      },
+      {
+        section: 'a',
+        kind: 'changed',
+        lines: [
+          { op: '-', text: '- **TTL**: 2m' },
+          { op: '+', text: '- **TTL**: 1m' },
+        ],
+      },
+    ])
+  })
+})
+
+describe('formatting', () => {
+  it.each([
+    [0, '0ms'],
+    [250, '250ms'],
+    [30_000, '30s'],
+    [90_500, '1m 30s 500ms'],
+    [3_600_000, '1h'],
+    [90_000_000, '1d 1h'],
+    [Infinity, 'unbounded'],
+  ])('formats %d ms as %s', (ms, text) => expect(formatDuration(ms)).toBe(text))
+
+  it('formats shares and counts without locale', () => {
+    expect([formatShare(0.001), formatShare(0.61234), formatShare(1), formatShare(0.000012)]).toEqual([
+      '0.1%',
+      '61.23%',
+      '100%',
+      '0.0012%',
+    ])
+    expect([formatCount(1234567), formatCount(12.345), formatCount(-1500), formatCount(Infinity)]).toEqual([
+      '1,234,567',
+      '12.35',
+      '-1,500',
+      'unlimited',
+    ])
+  })
+})
+
+describe('progress', () => {
+  const io = (tty: boolean) => {
+    const err: string[] = []
+    const out: string[] = []
+    const value: CliIo = {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+      errIsTty: tty,
+      cwd: process.cwd(),
+    }
+    return { value, err, out }
+  }
+  const args = [
+    'simulate',
+    '--log',
+    'test/fixtures/cli/access.jsonl',
+    '--policy',
+    'test/fixtures/cli/current.json',
+    '--vs',
+    'test/fixtures/cli/proposed.json',
+  ]
+
+  it('is drawn on stderr when it is a terminal, and cleared before the report', async () => {
+    const terminal = io(true)
+    expect(await main(args, terminal.value)).toBe(0)
+    expect(terminal.err).toContain('\r\u001b[Kreading the log: 0%')
+    expect(terminal.err).toContain('\r\u001b[Kreplaying the proposed policy: 0%')
+    expect(terminal.err.at(-1)).toBe('\r\u001b[K')
+    expect(terminal.out.join('')).toContain('Shadow evaluation of access.jsonl')
+  })
+
+  it('is not drawn into a pipe or a log', async () => {
+    const pipe = io(false)
+    expect(await main(args, pipe.value)).toBe(0)
+    expect(pipe.err).toEqual([])
+  })
+})
