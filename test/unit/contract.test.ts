@@ -260,3 +260,21 @@ describe('progress', () => {
     expect(pipe.err).toEqual([])
   })
 })
+
+describe('CLI documentation', () => {
+  it('documents every command and flag in docs/cli.md and in the command’s --help', async () => {
+    const { readFileSync } = await import('node:fs')
+    const { commands, comingCommands } = await import('../../src/cli/commands/index.js')
+    const doc = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8')
+    expect(commands.length).toBeGreaterThanOrEqual(2)
+    for (const command of commands) {
+      expect(doc).toContain(`## ${command.name}\n`)
+      expect(command.help).toMatch(new RegExp(`^Usage: stratacache ${command.name}`))
+      for (const flag of Object.keys(command.flags)) {
+        expect(doc).toContain(`--${flag}`)
+        expect(command.help).toContain(`--${flag}`)
+      }
+    }
+    for (const coming of comingCommands) expect(doc).toContain(`\`${coming.name}\``)
+  })
+})

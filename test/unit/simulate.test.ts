@@ -207,6 +207,44 @@ describe('LruStore', () => {
   })
 })
 
+describe('LruStore against a reference model', () => {
+  it('holds exactly the most recently used unexpired keys, whatever the operations', () => {
+    const op = fc.record({
+      set: fc.boolean(),
+      key: fc.integer({ min: 0, max: 9 }),
+      ttl: fc.integer({ min: 0, max: 50 }),
+      dt: fc.integer({ min: 0, max: 10 }),
+    })
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.array(op, { maxLength: 100 }), (max, ops) => {
+        let now = 0
+        const lru = new LruStore<number>(max, { now: () => now })
+        // Reference: an array, most recent last, of [key, expiresAt].
+        let model: [string, number][] = []
+        for (const { set, key, ttl, dt } of ops) {
+          now += dt
+          const k = String(key)
+          const at = model.findIndex(([mk]) => mk === k)
+          if (set) {
+            if (at !== -1) model.splice(at, 1)
+            if (ttl > 0) model.push([k, now + ttl])
+            model = model.slice(Math.max(0, model.length - max))
+            lru.set(k, key, { ttl })
+          } else {
+            const entry = at === -1 ? undefined : model[at]!
+            const live = entry !== undefined && entry[1] > now
+            if (entry !== undefined) model.splice(at, 1)
+            if (live) model.push(entry)
+            expect(lru.get(k)).toBe(live ? key : undefined)
+          }
+          expect(lru.size).toBe(model.length)
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
 describe('access log', () => {
   it('parses records, skips blank lines, ignores unknown fields and sorts by time', () => {
     const text = [
