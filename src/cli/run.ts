@@ -12,7 +12,7 @@ Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 ${comingCommands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 
-Run \`stratacache <command> --help\` for a command's flags. Documentation: docs/cli.md.
+Run \`stratacache <command> --help\` for a command's flags. Documentation: docs/cli.md in the repository.
 Exit codes: 0 ok; 1 a check failed; 2 bad command line; 3 an input could not be used.
 
 Flags:

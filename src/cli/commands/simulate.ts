@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
 import { defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
-import { parseAccessLog } from '../simulate/access-log.js'
+import { parseAccessLog } from '../../observability/access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
 import { observe, simulate } from '../simulate/simulate.js'
@@ -102,10 +102,21 @@ function readPolicy(file: string, io: CliIo): SimulationPolicy {
   return resolvePolicy(value, basename(file))
 }
 
+/** Largest log read: V8 strings stop short of 512 MiB, and a recorder's log is far smaller (docs/cli.md). */
+const MAX_LOG_BYTES = 256 * 1024 * 1024
+
 function readText(file: string, io: CliIo, what: string): string {
   const absolute = resolve(io.cwd, file)
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
     throw new CliInputError(file, `no such ${what}`)
+  }
+  const size = statSync(absolute).size
+  if (size > MAX_LOG_BYTES) {
+    throw new CliInputError(
+      file,
+      `the ${what} is ${Math.round(size / 1024 / 1024)} MiB, more than the ${MAX_LOG_BYTES / 1024 / 1024} MiB ` +
+        'simulate reads; replay a shorter window, or record a sparser sample of keys',
+    )
   }
   return readFileSync(absolute, 'utf8')
 }
