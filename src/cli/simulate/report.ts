@@ -131,7 +131,8 @@ export function renderHtml(c: Comparison): string {
     const scale = m.share ? 1 : Math.max(a ?? 0, b ?? 0)
     const width = (v: number | null) => (v === null || scale <= 0 ? 0 : (Math.min(v, scale) / scale) * 100)
     const barCell = (v: number | null, cls: string) =>
-      `<div class="bar ${cls}" style="width:${width(v).toFixed(1)}%"></div><span>${escape(m.text(v))}</span>`
+      `<span class="track"><span class="bar ${cls}" style="width:${width(v).toFixed(1)}%"></span></span>` +
+      `<span>${escape(m.text(v))}</span>`
     return (
       `<tr><th>${escape(m.label)}</th><td>${barCell(a, 'current')}</td><td>${barCell(b, 'proposed')}</td>` +
       `<td>${escape(m.text(m.value(c.observed)))}</td></tr>`
@@ -147,7 +148,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d2330; }
 table { border-collapse: collapse; min-width: 44rem; }
 th, td { padding: .4rem .8rem; border-bottom: 1px solid #dde1e8; text-align: left; vertical-align: middle; }
 td { width: 14rem; }
-.bar { height: .8rem; display: inline-block; vertical-align: middle; margin-right: .5rem; max-width: 9rem; }
+.track { display: inline-block; width: 9rem; height: .8rem; margin-right: .5rem; vertical-align: middle; background: #f2f4f7; }
+.bar { display: block; height: 100%; }
 .bar.current { background: #8a94a6; }
 .bar.proposed { background: #2f6fde; }
 code { background: #f2f4f7; padding: 0 .2rem; }
