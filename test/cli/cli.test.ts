@@ -65,6 +65,20 @@ describe('stratacache (the executable)', () => {
     expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' })
   })
 
+  it('runs through npm as `npx stratacache`', async () => {
+    const npx = await new Promise<Run>((resolve) => {
+      execFile(
+        'npx',
+        ['--no-install', 'stratacache', '--version'],
+        { cwd: root, timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error === null ? 0 : Number(error.code ?? -1), stdout, stderr }),
+      )
+    })
+    expect(npx.code).toBe(0)
+    expect(npx.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`)
+  })
+
   it('lists its commands, and the ones coming, in --help', async () => {
     const r = await run(['--help'])
     expect(r.code).toBe(0)
