@@ -2,14 +2,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { AccessLogError, InvalidOptionError } from 'stratacache'
-import {
-  accessKeyHash,
-  formatAccessRecord,
-  isSampledKey,
-  parseAccessLine,
-  parseAccessLog,
-  type AccessRecord,
-} from '../../src/observability/access-log.js'
+import { parseAccessLog, type AccessRecord } from '../../src/cli/simulate/access-log.js'
 import { LruStore } from '../../src/cli/simulate/lru-store.js'
 import { resolvePolicy } from '../../src/cli/simulate/policy.js'
 import { renderHtml, renderText } from '../../src/cli/simulate/report.js'
@@ -264,50 +257,6 @@ describe('access log', () => {
       { t: 1000, ns: 'product', k: 'a1', o: 'miss', s: 0 },
       { t: 2000, ns: 'product', k: '9f2c', o: 'l2', s: 10 },
     ])
-  })
-
-  it('writes records as the documented line, and reads back what it writes', () => {
-    const record: AccessRecord = {
-      t: 1_700_000_000_000,
-      ns: 'product',
-      k: '9f2c41d07a3be511',
-      o: 'l1',
-      s: 512,
-    }
-    expect(formatAccessRecord(record)).toBe(
-      '{"t":1700000000000,"ns":"product","k":"9f2c41d07a3be511","o":"l1","s":512}\n',
-    )
-    fc.assert(
-      fc.property(
-        fc.record({
-          t: fc.integer({ min: 0, max: 2 ** 45 }),
-          ns: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/),
-          k: fc.string({ minLength: 1 }).map(accessKeyHash),
-          o: fc.constantFrom('l1' as const, 'l2' as const, 'miss' as const),
-          s: fc.integer({ min: 0, max: 2 ** 31 }),
-        }),
-        (r) => {
-          const line = formatAccessRecord(r)
-          expect(line.length).toBeLessThan(200) // far under the 1,024-character bound
-          expect(parseAccessLine(line.trim(), 'x', 1)).toEqual(r)
-        },
-      ),
-    )
-  })
-
-  it('hashes keys to 16 hex digits and samples by key, about `rate` of them', () => {
-    expect(accessKeyHash('catalog:product:v2:tenant:t1:product:42')).toMatch(/^[0-9a-f]{16}$/)
-    expect(accessKeyHash('a')).toBe('ca978112ca1bbdca') // SHA-256 of "a"
-    expect([
-      isSampledKey('00000000', 0.01),
-      isSampledKey('ffffffff', 0.99),
-      isSampledKey('ffffffff', 1),
-    ]).toEqual([true, false, true])
-    const sampled = Array.from({ length: 10_000 }, (_, i) => accessKeyHash(`key:${i}`)).filter((k) =>
-      isSampledKey(k, 0.1),
-    ).length
-    expect(sampled).toBeGreaterThan(900)
-    expect(sampled).toBeLessThan(1_100)
   })
 
   it.each([

@@ -1,7 +1,5 @@
-// The sampled access log: one JSON line per read, written by a namespace's recorder and replayed by
-// `stratacache simulate`. Both ends use this module, so the format (docs/cli.md, "Access log format") has one home.
-import { createHash } from 'node:crypto'
-import { AccessLogError } from '../errors.js'
+// Reads the sampled access log that `stratacache simulate` replays: one JSON record per read (docs/cli.md).
+import { AccessLogError } from '../../errors.js'
 
 /** Where a read was answered in production. */
 export type Outcome = 'l1' | 'l2' | 'miss'
@@ -27,25 +25,6 @@ export interface AccessRecord {
 /** Longest line accepted: the recorder writes well under it (docs/cli.md). */
 export const MAX_LINE_LENGTH = 1024
 const HEX = /^[0-9a-f]{1,64}$/i
-
-/** The `k` of a record: the first 16 hex digits (64 bits) of the full key's SHA-256. Never the key itself. */
-export function accessKeyHash(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 16)
-}
-
-/**
- * Whether a key is in a sample of `rate` (0 to 1) of all keys, from its hash: the first 8 hex digits read as a
- * fraction of 2^32. Deciding per key, not per read, keeps every read of a sampled key, so hit ratios carry over.
- */
-export function isSampledKey(hash: string, rate: number): boolean {
-  if (rate >= 1) return true
-  return Number.parseInt(hash.slice(0, 8).padEnd(8, '0'), 16) / 0x1_0000_0000 < rate
-}
-
-/** One record as its log line, fields in the documented order, with its newline. */
-export function formatAccessRecord(record: AccessRecord): string {
-  return `${JSON.stringify({ t: record.t, ns: record.ns, k: record.k, o: record.o, s: record.s })}\n`
-}
 
 /**
  * Parses the log's text. Blank lines are skipped; records come back sorted by time (stable: a log merged from several
