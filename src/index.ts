@@ -24,6 +24,7 @@ export type { Entry } from './codecs/envelope.js'
 export type { CircuitState } from './policies/circuit-breaker.js'
 export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observability/histogram.js'
 export type { SloReport, SloObjective } from './observability/slo.js'
+export { OTHER_LABEL, type ReadLabels, type LabeledReads } from './observability/labels.js'
 export {
   channelNames,
   tracingChannelNames,

@@ -20,6 +20,7 @@ import {
 import { channels, traces, type GetTraceContext } from './observability/channels.js'
 import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
 import { SloTracker, type SloReport } from './observability/slo.js'
+import { LabeledCounters, type LabeledReads } from './observability/labels.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
@@ -103,13 +104,15 @@ export interface NamespaceStats {
   }
   /** What a miss costs a reader over a hit, on average: mean miss latency minus mean hit latency (L1 and L2), ms. */
   readonly missPenaltyMs: number
+  /** With `labels`: reads per label set (at most `maxLabelSets`, then `_other`); empty without. */
+  readonly byLabels: readonly LabeledReads[]
 }
 
 type Counters = {
   -readonly [
     K in Exclude<
       keyof NamespaceStats,
-      'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs'
+      'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs' | 'byLabels'
     >
   ]: number
 } & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
@@ -140,6 +143,7 @@ interface Flight<V> {
 }
 
 const NO_TAGS: readonly string[] = Object.freeze([])
+const NO_LABELS: readonly LabeledReads[] = Object.freeze([])
 
 /** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
 const LOCK_RECHECK_MS = 250
@@ -202,6 +206,8 @@ export class Namespace<P, V> {
     writesClaimed: 0,
   }
   readonly #source: SourceLimiter
+  /** Reads per label set; undefined without `labels`. */
+  readonly #labeled: LabeledCounters<P> | undefined
   /** Samples this namespace's counters for its objectives; undefined without `slo`. */
   readonly #slo: SloTracker | undefined
   /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
@@ -228,7 +234,7 @@ export class Namespace<P, V> {
     options: ResolvedNamespaceOptions,
     functions: Pick<
       NamespaceOptions<string, readonly string[], P, V>,
-      'load' | 'loadMany' | 'tags' | 'write' | 'writeMany'
+      'load' | 'loadMany' | 'tags' | 'write' | 'writeMany' | 'labels'
     >,
   ) {
     this.#rt = runtime
@@ -277,6 +283,8 @@ export class Namespace<P, V> {
     })
     void this.#loadGeneration()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
+    this.#labeled =
+      functions.labels === undefined ? undefined : new LabeledCounters(functions.labels, options.maxLabelSets)
     this.#slo =
       options.slo === undefined
         ? undefined
@@ -373,6 +381,7 @@ export class Namespace<P, V> {
               this.#counters.l1Hits++
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+              if (this.#labeled !== undefined) this.#labeled.count(params, 'l1Hits')
               if (trace !== undefined) trace.tier = 'l1'
               return Promise.resolve(node.value.value as V)
             }
@@ -426,6 +435,7 @@ export class Namespace<P, V> {
     if (stale && !this.options.staleWhileRevalidate) return undefined
     this.#l1!.touch(node)
     this.#counters.l1Hits++
+    this.#labeled?.count(params as P, 'l1Hits')
     node.hits++
     if (stale) this.#counters.staleSwr++
     if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
@@ -473,6 +483,7 @@ export class Namespace<P, V> {
         } else if (node.refreshAt > now) {
           this.#l1!.touch(node)
           this.#counters.l1Hits++
+          this.#labeled?.count(list[i]!, 'l1Hits')
           node.hits++
           if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
           results[i] = node.value.value as V
@@ -932,6 +943,7 @@ export class Namespace<P, V> {
       staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
       latencyMs: this.#latencySnapshot(c.l1Hits),
       missPenaltyMs: this.#missPenalty(c.l1Hits),
+      byLabels: this.#labeled?.snapshot() ?? NO_LABELS,
     })
   }
 
@@ -1003,6 +1015,7 @@ export class Namespace<P, V> {
         performance.now() - flight.started,
         flight.callers,
       )
+      this.#labeled?.count(params, flight.missed ? 'misses' : 'l2Hits', flight.callers)
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
       const leave = () => {
         if (this.#flights.get(key) === flight) this.#flights.delete(key)
@@ -1333,11 +1346,13 @@ export class Namespace<P, V> {
         }
         if (entry === undefined) {
           this.#miss(item.key)
+          this.#labeled?.count(item.params, 'misses')
           item.flight.missed = true
           missing.push(item)
           return
         }
         this.#hitL2(item.key)
+        this.#labeled?.count(item.params, 'l2Hits')
         if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
         item.flight.resolve(entry.value as V)
       })

@@ -9,6 +9,7 @@ import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 import type { ResolvedSlo } from './observability/slo.js'
+import type { ReadLabels } from './observability/labels.js'
 
 export type { Duration }
 
@@ -352,6 +353,16 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example ({ tenantId }) => [`tenant:${tenantId}`]
    */
   tags?: (params: P, value: V) => readonly string[]
+  /**
+   * Labels for this namespace's read counters, per read (for example the tenant): `ns.stats().byLabels` and the
+   * Prometheus exporter then report hits and misses per label set. At most `maxLabelSets` distinct sets are kept;
+   * reads of further sets count under `_other`, so a tenant id cannot explode the series. Runs on every read,
+   * L1 hits included: keep it to property reads. Never put key values you would not put in a dashboard.
+   * @example ({ tenantId }) => ({ tenant: String(tenantId) })
+   */
+  labels?: (params: P) => ReadLabels
+  /** Most distinct label sets counted (see `labels`). @default 100 */
+  maxLabelSets?: number
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -385,6 +396,7 @@ export interface ResolvedNamespaceOptions {
   readonly owner: string | undefined
   readonly description: string | undefined
   readonly slo: ResolvedSlo | undefined
+  readonly maxLabelSets: number
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
@@ -451,7 +463,7 @@ export function resolveNamespaceOptions<P, V>(
   const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
-  for (const fn of ['load', 'loadMany', 'tags', 'write', 'writeMany'] as const) {
+  for (const fn of ['load', 'loadMany', 'tags', 'write', 'writeMany', 'labels'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') {
       throw new InvalidOptionError(at(fn), options[fn], 'a function')
     }
@@ -599,6 +611,7 @@ export function resolveNamespaceOptions<P, V>(
     owner: options.owner,
     description: options.description,
     slo: resolveSlo(options.slo, at),
+    maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
   })
 }
 
@@ -659,6 +672,14 @@ function resolveWriteBehind<P, V>(
     claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
     flush: c.flush ?? true,
   })
+}
+
+function resolveMaxLabelSets(value: unknown, at: (option: string) => string): number {
+  const max = value ?? 100
+  if (!Number.isSafeInteger(max) || (max as number) < 1) {
+    throw new InvalidOptionError(at('maxLabelSets'), value, 'a positive whole number, e.g. 100')
+  }
+  return max as number
 }
 
 function resolveSlo(

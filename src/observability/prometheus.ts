@@ -111,6 +111,19 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
       [{ namespace, tier: 'l2' }, n.l2Hits],
     ]),
   )
+  counter(
+    'labeled_reads_total',
+    'Reads per label set of namespaces that declare `labels` (at most maxLabelSets, then _other), by outcome.',
+    ['namespace', 'tenant', 'region', 'endpoint', 'outcome'],
+    (s) =>
+      Object.entries(s.namespaces).flatMap(([namespace, n]) =>
+        n.byLabels.flatMap(({ labels, l1Hits, l2Hits, misses }): [Labels, number][] => [
+          [{ namespace, ...labels, outcome: 'l1_hit' }, l1Hits],
+          [{ namespace, ...labels, outcome: 'l2_hit' }, l2Hits],
+          [{ namespace, ...labels, outcome: 'miss' }, misses],
+        ]),
+      ),
+  )
   counter('misses_total', 'Reads no tier could answer (each loads).', ['namespace'], (s) =>
     perNamespace(s, (n) => n.misses),
   )

@@ -162,3 +162,45 @@ describe('latency histograms', () => {
     }
   })
 })
+
+describe('reads per label set', () => {
+  it('counts reads per tenant and region, caps the sets, and folds the rest and failures into _other', async () => {
+    const cache = newCache('labels')
+    const ns = cache.namespace('product', {
+      key: 'tenant:{tenantId}:product:{id}',
+      ttl: '1m',
+      dimensions: ['region'],
+      load: ({ id }) => ({ id }),
+      labels: ({ tenantId, region }) => {
+        if (tenantId === 'broken') throw new Error('labels failed')
+        return { tenant: String(tenantId), region: String(region) }
+      },
+      maxLabelSets: 2,
+    })
+    await ns.get({ tenantId: 't1', region: 'eu', id: 1 }) // miss
+    await ns.get({ tenantId: 't1', region: 'eu', id: 1 }) // L1 hit
+    await ns.getMany([
+      { tenantId: 't2', region: 'us', id: 1 }, // miss
+      { tenantId: 't1', region: 'eu', id: 1 }, // L1 hit
+    ])
+    await ns.get({ tenantId: 't3', region: 'eu', id: 1 }) // over the cap: _other
+    await ns.get({ tenantId: 'broken', region: 'eu', id: 1 }) // labels throw: _other, the read still answers
+    const other = newCache('labels').namespace('product', {
+      key: 'tenant:{tenantId}:product:{id}',
+      ttl: '1m',
+      dimensions: ['region'],
+      load: ({ id }) => ({ id }),
+      labels: ({ tenantId }) => ({ tenant: String(tenantId) }),
+    })
+    await other.get({ tenantId: 't1', region: 'eu', id: 1 }) // L2 hit
+    expect(ns.stats().byLabels).toEqual([
+      { labels: { tenant: 't1', region: 'eu', endpoint: '' }, l1Hits: 2, l2Hits: 0, misses: 1 },
+      { labels: { tenant: 't2', region: 'us', endpoint: '' }, l1Hits: 0, l2Hits: 0, misses: 1 },
+      { labels: { tenant: '_other', region: '_other', endpoint: '_other' }, l1Hits: 0, l2Hits: 0, misses: 2 },
+    ])
+    expect(other.stats().byLabels).toEqual([
+      { labels: { tenant: 't1', region: '', endpoint: '' }, l1Hits: 0, l2Hits: 1, misses: 0 },
+    ])
+    expect(newCache('labels-none').namespace('x', { key: 'x:{id}', ttl: '1m' }).stats().byLabels).toEqual([])
+  })
+})
