@@ -83,5 +83,6 @@ export class LabeledCounters<P> {
 }
 
 function text(value: unknown): string {
-  return value === undefined || value === null ? '' : String(value)
+  if (value === undefined || value === null) return ''
+  return typeof value === 'string' ? value : JSON.stringify(value)
 }
