@@ -1,5 +1,6 @@
 // A key family: its key schema and policies, and the read path L1 → L2 → single-flight → loader → L2 → L1.
-import { decodeEnvelope, encodeEnvelope, type Entry } from './codecs/envelope.js'
+import type { Entry } from './codecs/envelope.js'
+import { ValueCodec } from './codecs/value-codec.js'
 import { randomBytes } from 'node:crypto'
 import { escapeKeyText, KeySchema } from './core/keys.js'
 import type { CacheRuntime } from './core/runtime.js'
@@ -14,6 +15,8 @@ import {
   NoWriterError,
   SerializationError,
   SourceBusyError,
+  UntrustedValueError,
+  ValueTooLargeError,
   WriteError,
 } from './errors.js'
 import { channels } from './observability/channels.js'
@@ -50,6 +53,13 @@ export interface NamespaceStats {
   readonly decodeErrors: number
   /** Values the serializer refused: served, kept in L1, not written to L2. */
   readonly serializeErrors: number
+  /** Values over `maxValueBytes`: served and kept in L1, not written to L2 (`set` rejects them). */
+  readonly oversized: number
+  /**
+   * L2 values refused as untrusted (tampered, copied from another key, unknown key id, or plaintext in a namespace
+   * that encrypts), each read as a miss and published on `stratacache:security`.
+   */
+  readonly untrustedValues: number
   /** Stale values served, by reason. Each is also counted as a hit of its tier. */
   readonly staleServed: {
     /** Stale-while-revalidate: answered at once, refreshed in the background. */
@@ -142,6 +152,8 @@ export class Namespace<P, V> {
     l2Errors: 0,
     decodeErrors: 0,
     serializeErrors: 0,
+    oversized: 0,
+    untrustedValues: 0,
     staleSwr: 0,
     staleFailSafe: 0,
     staleSoftTimeout: 0,
@@ -157,6 +169,8 @@ export class Namespace<P, V> {
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
   readonly #throttled = new Map<string, number>()
   readonly #lock: CrossProcessLock | undefined
+  /** Redaction, serialization, compression, encryption and the envelope, for L2. */
+  readonly #codec: ValueCodec
   #hotKeys: readonly HotKey[] = []
 
   /** @internal Use `cache.namespace()`. */
@@ -184,8 +198,18 @@ export class Namespace<P, V> {
     this.prefix = this.#keys.prefix
     this.#l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
-    this.#load = functions.load
-    this.#loadMany = functions.loadMany
+    this.#codec = new ValueCodec(runtime.serializer, options.schemaVersion, options.codec)
+    // Redact loaded values at the source, so L1, L2 and the caller of a miss all see the same redacted shape.
+    const { load, loadMany } = functions
+    const codec = this.#codec
+    this.#load =
+      load === undefined || options.codec.redactor === undefined
+        ? load
+        : async (params, context) => codec.redact(await load(params, context))
+    this.#loadMany =
+      loadMany === undefined || options.codec.redactor === undefined
+        ? loadMany
+        : async (params, context) => (await loadMany(params, context)).map((value) => codec.redact(value))
     this.#tags = functions.tags
     this.#write = functions.write
     this.#lock =
@@ -373,6 +397,7 @@ export class Namespace<P, V> {
     if (this.#rt.closed) throw new CacheClosedError('set')
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
+    value = this.#codec.redact(value)
     const entry = this.#newEntry(value)
     const tags = this.#tagsFor(params, key, value)
     if (tags === undefined) {
@@ -383,8 +408,12 @@ export class Namespace<P, V> {
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        bytes = this.#codec.encode(entry, key)
       } catch (cause) {
+        if (cause instanceof ValueTooLargeError) {
+          this.#counters.oversized++
+          throw cause
+        }
         this.#counters.serializeErrors++
         throw new SerializationError(this.name, key, { cause })
       }
@@ -1090,7 +1119,17 @@ export class Namespace<P, V> {
 
   /** Bytes from L2 to an entry; foreign, corrupt or expired bytes are a miss (counted and published), never a throw. */
   #decode(key: string, bytes: Uint8Array): Entry | undefined {
-    const result = decodeEnvelope(bytes, this.options.schemaVersion, this.#rt.serializer)
+    const result = this.#codec.decode(bytes, key)
+    if (!result.ok && result.security !== undefined) {
+      // Never returned, never a throw: a miss, counted, and a security event for whoever watches.
+      this.#counters.untrustedValues++
+      if (channels.security.hasSubscribers) {
+        const { security: problem, keyId } = result
+        const error = new UntrustedValueError(this.name, key, problem, keyId)
+        channels.security.publish({ namespace: this.name, key, problem, keyId, error })
+      }
+      return undefined
+    }
     if (!result.ok) {
       this.#counters.decodeErrors++
       if (channels.decodeError.hasSubscribers) {
@@ -1132,14 +1171,16 @@ export class Namespace<P, V> {
     let bytes: Buffer | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        bytes = this.#codec.encode(entry, key)
       } catch (cause) {
-        this.#counters.serializeErrors++
+        const tooLarge = cause instanceof ValueTooLargeError
+        if (tooLarge) this.#counters.oversized++
+        else this.#counters.serializeErrors++
         if (channels.serializeError.hasSubscribers) {
           channels.serializeError.publish({
             namespace: this.name,
             key,
-            error: new SerializationError(this.name, key, { cause }),
+            error: tooLarge ? cause : new SerializationError(this.name, key, { cause }),
           })
         }
       }

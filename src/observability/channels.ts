@@ -2,6 +2,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { CircuitState } from '../policies/circuit-breaker.js'
 import type { L2Status } from '../tiers/l2-store.js'
+import type { UntrustedValueError, UntrustedValueProblem } from '../errors.js'
 
 /** Every channel stratacache publishes on. Messages are plain objects, described by the types below. */
 export const channelNames = {
@@ -19,6 +20,11 @@ export const channelNames = {
   decodeError: 'stratacache:decode-error',
   /** A loaded or set value could not be serialized, so it was not written to L2. {@link SerializeErrorMessage} */
   serializeError: 'stratacache:serialize-error',
+  /**
+   * A value in L2 failed its integrity check (tampered, copied from another key, unknown key id, or plaintext in a
+   * namespace that encrypts); the read was a miss and the value was never returned. {@link SecurityMessage}
+   */
+  security: 'stratacache:security',
   /** An invalidation from another process was applied to this process's L1. {@link BusReceivedMessage} */
   busReceived: 'stratacache:bus:received',
 } as const
@@ -58,6 +64,15 @@ export interface SerializeErrorMessage {
   readonly error: Error
 }
 
+export interface SecurityMessage {
+  readonly namespace: string
+  readonly key: string
+  readonly problem: UntrustedValueProblem
+  /** The key id the value claims, when it is encrypted. */
+  readonly keyId?: string
+  readonly error: UntrustedValueError
+}
+
 export interface BusReceivedMessage {
   readonly kind: 'keys' | 'namespace' | 'tags'
   readonly namespace: string
@@ -78,4 +93,5 @@ export const channels = {
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),
   serializeError: diagnosticsChannel.channel(channelNames.serializeError),
   busReceived: diagnosticsChannel.channel(channelNames.busReceived),
+  security: diagnosticsChannel.channel(channelNames.security),
 }
