@@ -49,7 +49,7 @@ export interface RedisStoreOptions {
   /**
    * Redis ACL user (Redis 6+) and its password, instead of putting them in the URL. The user needs, for the
    * service's keys and channels: `~{service}:*` and `~{service}#*` keys, `&{service}#*` channels, and the commands
-   * GET MGET SET UNLINK SCAN INCR PEXPIRE PTTL SADD SSCAN RENAME EVAL PUBLISH SUBSCRIBE (see docs/security.md).
+   * GET MGET SET UNLINK SCAN INCR PEXPIRE PTTL SADD SSCAN RENAME EVAL PUBLISH SUBSCRIBE PING (docs/security.md).
    */
   username?: string
   /** Password of `username` (or of the `default` user with `requirepass`). */
