@@ -406,9 +406,10 @@ export class Namespace<P, V> {
       })
     }
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = this.#codec.encode(entry, key)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
         if (cause instanceof ValueTooLargeError) {
           this.#counters.oversized++
@@ -418,7 +419,7 @@ export class Namespace<P, V> {
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         const ttl = entry.staleUntil - entry.createdAt
@@ -1169,11 +1170,14 @@ export class Namespace<P, V> {
     if (tags === undefined) return undefined
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = this.#codec.encode(entry, key)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
         const tooLarge = cause instanceof ValueTooLargeError
+        // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
+        if (tooLarge) size = cause.size
         if (tooLarge) this.#counters.oversized++
         else this.#counters.serializeErrors++
         if (channels.serializeError.hasSubscribers) {
@@ -1185,7 +1189,7 @@ export class Namespace<P, V> {
         }
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (bytes === undefined || this.#rt.l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)

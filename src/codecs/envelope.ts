@@ -88,14 +88,31 @@ export function encodeEnvelope(
   serializer: Serializer,
   transforms?: EnvelopeTransforms,
 ): Buffer {
+  return encodeEnvelopeSized(entry, schemaVersion, serializer, transforms).bytes
+}
+
+/**
+ * `encodeEnvelope`, also returning the size of the entry before compression and encryption (header plus serialized
+ * value): what the decoded value costs in memory, for the L1 byte budget.
+ */
+export function encodeEnvelopeSized(
+  entry: Entry,
+  schemaVersion: number,
+  serializer: Serializer,
+  transforms?: EnvelopeTransforms,
+): { bytes: Buffer; size: number } {
   const { value } = entry
   const negative = value === null || value === undefined
   let payload: string | Uint8Array = ''
   if (!negative) payload = serializer.serialize(value)
   const payloadBytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength
   let flags = negative ? FLAG_NEGATIVE | (value === undefined ? FLAG_UNDEFINED : 0) : 0
-  if (transforms === undefined)
-    return plainEnvelope(entry, schemaVersion, serializer, flags, payload, payloadBytes)
+  const size = ENVELOPE_HEADER_BYTES + payloadBytes
+  const plain = () => ({
+    bytes: plainEnvelope(entry, schemaVersion, serializer, flags, payload, payloadBytes),
+    size,
+  })
+  if (transforms === undefined) return plain()
   const maxValueBytes = transforms.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
   if (payloadBytes > maxValueBytes) throw new ValueTooLargeError(transforms.key, payloadBytes, maxValueBytes)
   const compression = transforms.compression
@@ -114,12 +131,11 @@ export function encodeEnvelope(
     }
   }
   if (keyRing === undefined) {
-    if (inner === undefined)
-      return plainEnvelope(entry, schemaVersion, serializer, flags, payload, payloadBytes)
+    if (inner === undefined) return plain()
     const out = Buffer.allocUnsafe(ENVELOPE_HEADER_BYTES + inner.byteLength)
     writeHeader(out, ENVELOPE_FORMAT_VERSION_TRANSFORMED, flags, entry, schemaVersion, serializer)
     out.set(inner, ENVELOPE_HEADER_BYTES)
-    return out
+    return { bytes: out, size }
   }
   flags |= FLAG_ENCRYPTED
   const id = keyRing.activeIdBytes
@@ -135,7 +151,7 @@ export function encodeEnvelope(
     associatedData(transforms.key, header),
     inner ?? toBuffer(payload),
   )
-  return Buffer.concat([header, sealed], header.byteLength + sealed.byteLength)
+  return { bytes: Buffer.concat([header, sealed], header.byteLength + sealed.byteLength), size }
 }
 
 /** Why bytes were refused for security: they may be an attack, not an accident. */

@@ -1,7 +1,7 @@
 // A namespace's codec chain for L2: redact → serialize → compress over a threshold → encrypt → envelope, and back.
 import { DEFAULT_LEVELS, LEVEL_RANGES, zstdAvailable, type CompressionAlgorithm } from './compression.js'
 import type { ResolvedKeyRing } from './encryption.js'
-import { decodeEnvelope, encodeEnvelope, type DecodeResult, type Entry } from './envelope.js'
+import { decodeEnvelope, encodeEnvelopeSized, type DecodeResult, type Entry } from './envelope.js'
 import { Redactor, type RedactOption } from './redaction.js'
 import type { Serializer } from './serializer.js'
 import { InvalidOptionError } from '../errors.js'
@@ -136,11 +136,12 @@ export class ValueCodec {
   }
 
   /**
-   * The envelope for `entry` under the full cache `key`.
+   * The envelope for `entry` under the full cache `key`, and the entry's size before compression and encryption
+   * (what its decoded value weighs against the L1 byte budget).
    * @throws ValueTooLargeError over `maxValueBytes`; whatever the serializer throws.
    */
-  encode(entry: Entry, key: string): Buffer {
-    return encodeEnvelope(entry, this.#schemaVersion, this.#serializer, this.#transforms(key))
+  encode(entry: Entry, key: string): { bytes: Buffer; size: number } {
+    return encodeEnvelopeSized(entry, this.#schemaVersion, this.#serializer, this.#transforms(key))
   }
 
   /**

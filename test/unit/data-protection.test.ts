@@ -139,6 +139,34 @@ describe('redaction in a namespace (L1 only)', () => {
   })
 })
 
+describe('the L1 byte budget with compression and a size limit', () => {
+  it('weighs a compressed value at its uncompressed size', async () => {
+    const cache = newCache({ l1: { maxEntries: 100, maxBytes: 5_000 }, compression: { threshold: 0 } })
+    let loads = 0
+    const ns = cache.namespace('big', {
+      key: 'x:{id}',
+      ttl: '1m',
+      load: () => {
+        loads++
+        return 'a'.repeat(20_000) // compresses to a few dozen bytes
+      },
+    })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    expect(loads).toBe(2) // 20 KB is over the whole 5 KB budget: served, not kept
+    expect(cache.stats().l1?.bytes).toBe(0)
+  })
+
+  it('keeps a value too large for L2 in L1, weighed at its real size', async () => {
+    const cache = newCache({ l1: { maxEntries: 100, maxBytes: 10_000 }, maxValueBytes: 1_000 })
+    const ns = cache.namespace('mid', { key: 'x:{id}', ttl: '1m', load: () => 'b'.repeat(3_000) })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    expect(ns.stats()).toMatchObject({ oversized: 1, loads: 1, l1Hits: 1 })
+    expect(cache.stats().l1?.bytes).toBe(3_002) // its serialized size
+  })
+})
+
 describe('classification', () => {
   it('defaults to internal, with no extra rule', () => {
     const ns = newCache().namespace('plain', { key: 'x:{id}', ttl: '1d' })
