@@ -1,6 +1,7 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
 import { randomUUID } from 'node:crypto'
 import type { AuditRecord } from './audit/audit-sink.js'
+import type { KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
 import type { CacheRuntime } from './core/runtime.js'
@@ -284,6 +285,27 @@ export class Cache {
       throw new AuditWriteError(id, true, { cause })
     }
     return Object.freeze({ id, keysDeleted })
+  }
+
+  /**
+   * Replaces the encryption key ring of a running cache, for every namespace at once: rotate without a restart
+   * (keys fetched from a KMS, say). Follow the same phases as a rolling rotation (docs/security.md): add the new
+   * key, then make it active, then retire the old one once its values have expired.
+   * @throws InvalidOptionError when the ring is invalid (the current one stays), or the cache was created without
+   * `encryption` (which namespaces encrypt is decided when they are declared).
+   * @example cache.setEncryptionKeys({ active: 'k2', keys: { k2: newKey, k1: oldKey } })
+   */
+  setEncryptionKeys(ring: KeyRing): void {
+    if (this.#runtime.closed) throw new CacheClosedError('set encryption keys')
+    const current = this.options.keyRing
+    if (current === undefined) {
+      throw new InvalidOptionError(
+        'encryption',
+        undefined,
+        'a key ring given to createCache() before keys can be replaced at runtime',
+      )
+    }
+    current.replace(ring, 'setEncryptionKeys')
   }
 
   /** A frozen snapshot of every namespace's counters, L1 occupancy and L2 health. */

@@ -28,56 +28,44 @@ export const IV_BYTES = 12
 export const TAG_BYTES = 16
 const KEY_BYTES = 32
 
-/** A validated key ring: keys copied into KeyObjects, so later changes to the caller's buffers change nothing. */
+/**
+ * A validated key ring: keys copied into KeyObjects, so later changes to the caller's buffers change nothing. One
+ * instance is shared by a cache and all its namespaces; `replace` swaps the keys for all of them at once.
+ */
 export class ResolvedKeyRing {
-  readonly activeId: string
-  /** The active id as it is written into envelopes (ASCII). */
-  readonly activeIdBytes: Buffer
-  readonly #keys: ReadonlyMap<string, KeyObject>
-  readonly #active: KeyObject
+  #activeId: string
+  #activeIdBytes: Buffer
+  #keys: ReadonlyMap<string, KeyObject>
+  #active: KeyObject
 
   constructor(ring: KeyRing, option: string) {
-    if (ring === null || typeof ring !== 'object') {
-      throw new InvalidOptionError(
-        option,
-        ring,
-        "a key ring such as { active: 'k1', keys: { k1: <32 bytes> } }",
-      )
-    }
-    const { active, keys } = ring
-    if (keys === null || typeof keys !== 'object') {
-      throw new InvalidOptionError(`${option}.keys`, keys, 'an object of 32-byte keys by id')
-    }
-    const resolved = new Map<string, KeyObject>()
-    for (const [id, key] of Object.entries(keys)) {
-      if (!KEY_ID_PATTERN.test(id)) {
-        throw new InvalidOptionError(
-          `${option}.keys`,
-          id,
-          'key ids of 1 to 64 characters of A-Z, a-z, 0-9, _ . -',
-        )
-      }
-      if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) {
-        throw new InvalidOptionError(
-          `${option}.keys.${id}`,
-          key instanceof Uint8Array ? `${key.byteLength} bytes` : key,
-          "a 32-byte Buffer or Uint8Array, e.g. Buffer.from(secret, 'base64') of `openssl rand -base64 32`",
-        )
-      }
-      resolved.set(id, createSecretKey(Buffer.from(key)))
-    }
-    const activeKey = typeof active === 'string' ? resolved.get(active) : undefined
-    if (activeKey === undefined) {
-      throw new InvalidOptionError(
-        `${option}.active`,
-        active,
-        `the id of a key in \`keys\` (${[...resolved.keys()].join(', ') || 'none given'})`,
-      )
-    }
-    this.activeId = active
-    this.activeIdBytes = Buffer.from(active, 'latin1')
-    this.#keys = resolved
-    this.#active = activeKey
+    const { activeId, keys, active } = validate(ring, option)
+    this.#activeId = activeId
+    this.#activeIdBytes = Buffer.from(activeId, 'latin1')
+    this.#keys = keys
+    this.#active = active
+  }
+
+  /**
+   * Swaps in another ring, validated first (an invalid one throws and changes nothing). Values being encrypted or
+   * decrypted right now finish with the ring they started with.
+   */
+  replace(ring: KeyRing, option: string): void {
+    const { activeId, keys, active } = validate(ring, option)
+    this.#activeId = activeId
+    this.#activeIdBytes = Buffer.from(activeId, 'latin1')
+    this.#keys = keys
+    this.#active = active
+  }
+
+  /** The id of the key new values are encrypted with. */
+  get activeId(): string {
+    return this.#activeId
+  }
+
+  /** The active id as it is written into envelopes (ASCII). */
+  get activeIdBytes(): Buffer {
+    return this.#activeIdBytes
   }
 
   /** The key with this id, or undefined when the ring does not hold it (retired, or never ours). */
@@ -88,6 +76,55 @@ export class ResolvedKeyRing {
   get activeKey(): KeyObject {
     return this.#active
   }
+
+  /** The ids of the keys the ring holds. */
+  get ids(): readonly string[] {
+    return [...this.#keys.keys()]
+  }
+}
+
+function validate(
+  ring: KeyRing,
+  option: string,
+): { activeId: string; keys: ReadonlyMap<string, KeyObject>; active: KeyObject } {
+  if (ring === null || typeof ring !== 'object') {
+    throw new InvalidOptionError(
+      option,
+      ring,
+      "a key ring such as { active: 'k1', keys: { k1: <32 bytes> } }",
+    )
+  }
+  const { active, keys } = ring
+  if (keys === null || typeof keys !== 'object') {
+    throw new InvalidOptionError(`${option}.keys`, keys, 'an object of 32-byte keys by id')
+  }
+  const resolved = new Map<string, KeyObject>()
+  for (const [id, key] of Object.entries(keys)) {
+    if (!KEY_ID_PATTERN.test(id)) {
+      throw new InvalidOptionError(
+        `${option}.keys`,
+        id,
+        'key ids of 1 to 64 characters of A-Z, a-z, 0-9, _ . -',
+      )
+    }
+    if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) {
+      throw new InvalidOptionError(
+        `${option}.keys.${id}`,
+        key instanceof Uint8Array ? `${key.byteLength} bytes` : key,
+        "a 32-byte Buffer or Uint8Array, e.g. Buffer.from(secret, 'base64') of `openssl rand -base64 32`",
+      )
+    }
+    resolved.set(id, createSecretKey(Buffer.from(key)))
+  }
+  const activeKey = typeof active === 'string' ? resolved.get(active) : undefined
+  if (activeKey === undefined) {
+    throw new InvalidOptionError(
+      `${option}.active`,
+      active,
+      `the id of a key in \`keys\` (${[...resolved.keys()].join(', ') || 'none given'})`,
+    )
+  }
+  return { activeId: active, keys: resolved, active: activeKey }
 }
 
 /** A fresh random 96-bit IV: with random IVs, one key stays safe for about 2^32 encryptions (NIST SP 800-38D). */

@@ -155,6 +155,46 @@ describe('encryption key rotation over a live cache', () => {
   })
 })
 
+describe('encryption key rotation inside one running cache', () => {
+  it('swaps the key ring for every namespace at once, without a restart', async () => {
+    const events = record<SecurityMessage>(channelNames.security)
+    const cache = newCache({ encryption: { active: 'k1', keys: { k1 } } })
+    let loads = 0
+    const ns = cache.namespace('live', {
+      key: 'item:{id}',
+      ttl: '5m',
+      load: ({ id }) => {
+        loads++
+        return { id }
+      },
+    })
+    await ns.get({ id: 1 })
+    const keyId = async (id: number) => (await bytesAt(ns.key({ id }))).toString('latin1', 34, 36)
+    expect(await keyId(1)).toBe('k1')
+
+    cache.setEncryptionKeys({ active: 'k2', keys: { k1, k2 } })
+    expect(await ns.get({ id: 1 })).toEqual({ id: 1 }) // still under k1: read
+    await ns.set({ id: 2 }, { id: 2 })
+    expect(await keyId(2)).toBe('k2')
+    expect(loads).toBe(1)
+
+    cache.setEncryptionKeys({ active: 'k2', keys: { k2 } }) // k1 retired
+    expect(await ns.get({ id: 1 })).toEqual({ id: 1 }) // a miss: reloaded
+    expect(loads).toBe(2)
+    expect(events.messages).toEqual([expect.objectContaining({ problem: 'unknown-key', keyId: 'k1' })])
+    await expect.poll(() => keyId(1)).toBe('k2')
+
+    // An invalid ring is refused and the current one stays.
+    expect(() => cache.setEncryptionKeys({ active: 'k3', keys: { k2 } })).toThrow(
+      expect.objectContaining({ option: 'setEncryptionKeys.active' }) as Error,
+    )
+    expect(await ns.get({ id: 2 })).toEqual({ id: 2 })
+    expect(() => newCache().setEncryptionKeys({ active: 'k1', keys: { k1 } })).toThrow(
+      expect.objectContaining({ option: 'encryption' }) as Error,
+    )
+  })
+})
+
 describe('ciphertext swapped between tenants', () => {
   it('fails to open under the other tenant’s key: a miss, a security event, the right tenant’s value', async () => {
     const events = record<SecurityMessage>(channelNames.security)
