@@ -209,7 +209,11 @@ export class Namespace<P, V> {
     this.#loadMany =
       loadMany === undefined || options.codec.redactor === undefined
         ? loadMany
-        : async (params, context) => (await loadMany(params, context)).map((value) => codec.redact(value))
+        : async (params, context) => {
+            const values = await loadMany(params, context)
+            // A malformed result is reported as such (LoadManyResultError) by the caller, not redacted.
+            return Array.isArray(values) ? values.map((value) => codec.redact(value)) : values
+          }
     this.#tags = functions.tags
     this.#write = functions.write
     this.#lock =
@@ -1177,9 +1181,12 @@ export class Namespace<P, V> {
       } catch (cause) {
         const tooLarge = cause instanceof ValueTooLargeError
         // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
-        if (tooLarge) size = cause.size
-        if (tooLarge) this.#counters.oversized++
-        else this.#counters.serializeErrors++
+        if (tooLarge) {
+          size = cause.size
+          this.#counters.oversized++
+        } else {
+          this.#counters.serializeErrors++
+        }
         if (channels.serializeError.hasSubscribers) {
           channels.serializeError.publish({
             namespace: this.name,

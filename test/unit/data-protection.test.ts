@@ -125,6 +125,16 @@ describe('redaction in a namespace (L1 only)', () => {
     ])
   })
 
+  it('still reports a loadMany result that is not an array as ERR_STRATA_LOAD_MANY_RESULT', async () => {
+    const ns = newCache().namespace('bad-many', {
+      key: 'person:{id}',
+      ttl: '1m',
+      redact: ['ssn'],
+      loadMany: () => ({ not: 'an array' }) as unknown as { ssn: string }[],
+    })
+    await expect(ns.getMany([{ id: 1 }])).rejects.toMatchObject({ code: 'ERR_STRATA_LOAD_MANY_RESULT' })
+  })
+
   it('hands the full value to the source on write() and caches the redacted one', async () => {
     const written: unknown[] = []
     const ns = newCache().namespace('writer', {
