@@ -212,7 +212,7 @@ export class Namespace<P, V> {
         : async (params, context) => {
             const values = await loadMany(params, context)
             // A malformed result is reported as such (LoadManyResultError) by the caller, not redacted.
-            return Array.isArray(values) ? values.map((value) => codec.redact(value)) : values
+            return isArray(values) ? values.map((value) => codec.redact(value)) : values
           }
     this.#tags = functions.tags
     this.#write = functions.write
