@@ -347,6 +347,63 @@ describe('L2 envelope, format version 2 (compressed and/or encrypted payloads)',
   })
 })
 
+describe('L2 envelope decoder under hostile input', () => {
+  const key = 'svc:ns:v2:item:1'
+  const ring = new ResolvedKeyRing({ active: 'k1', keys: { k1: Buffer.alloc(32, 3) } }, 'encryption')
+  const transforms: EnvelopeTransforms[] = [
+    { key, maxValueBytes: 256 },
+    { key, maxValueBytes: 256, compression: { algorithm: 'deflate', level: 6, threshold: 0 } },
+    { key, maxValueBytes: 256, keyRing: ring, encrypt: true },
+  ]
+
+  it('refuses every oversized input, whatever its header says, without decoding it', () => {
+    const header = fc
+      .tuple(
+        fc.constantFrom(1, 2),
+        fc.integer({ min: 0, max: 15 }),
+        fc.uint8Array({ minLength: 28, maxLength: 28 }),
+      )
+      .map(([version, flags, rest]) =>
+        Buffer.concat([Buffer.from([0x53, 0x43, version, flags]), Buffer.from(rest)]),
+      )
+    fc.assert(
+      fc.property(
+        header,
+        fc.uint8Array({ minLength: 256 + 112, maxLength: 4_096 }),
+        fc.constantFrom(...transforms),
+        (head, body, t) => {
+          const result = decodeEnvelope(Buffer.concat([head, Buffer.from(body)]), 2, jsonSerializer, t)
+          expect(result.ok).toBe(false)
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('never throws, and never accepts a forged compression header past the limit', () => {
+    // A compressed envelope whose algorithm byte and stated length are anything at all.
+    const bytes = fc
+      .tuple(fc.integer({ min: 0, max: 255 }), fc.nat(), fc.uint8Array({ maxLength: 200 }), fc.boolean())
+      .map(([algorithm, length, data, real]) => {
+        const header = encodeEnvelope({ ...entry, value: 'x'.repeat(300) }, 2, jsonSerializer, {
+          key,
+          compression: { algorithm: 'deflate', level: 6, threshold: 0 },
+        })
+        const forged = Buffer.from(header)
+        forged[33] = algorithm
+        forged.writeUInt32BE(length, 34)
+        return real ? forged : Buffer.concat([forged.subarray(0, 38), Buffer.from(data)])
+      })
+    fc.assert(
+      fc.property(bytes, (b) => {
+        const result = decodeEnvelope(b, 2, jsonSerializer, { key, maxValueBytes: 1_000 })
+        if (result.ok) expect(JSON.stringify(result.entry.value).length).toBeLessThanOrEqual(1_000)
+      }),
+      { numRuns: 1_000 },
+    )
+  })
+})
+
 describe('JSON serializer', () => {
   it('drops __proto__ keys at any depth, however they are spelled, so the result cannot pollute a merge', () => {
     const text = '{"a":{"__proto__":{"polluted":1},"b":[{"__pr\\u006fto__":{"polluted":2}}]},"ok":true}'
