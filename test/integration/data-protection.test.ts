@@ -36,9 +36,18 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()))
 })
 
-/** A cache over the shared test Redis, closed after the test; `l1: false` by default so reads go to L2. */
+/**
+ * A cache over the shared test Redis, closed after the test; `l1: false` by default so reads go to L2. The L2
+ * timeout is generous: these tests are about bytes, not latency, and must not fail on a busy machine.
+ */
 function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: SERVICE, l1: false, l2: redisStore({ url }), ...options })
+  const cache = createCache({
+    service: SERVICE,
+    l1: false,
+    l2: redisStore({ url }),
+    timeouts: { l2: '2s' },
+    ...options,
+  })
   closers.push(() => cache.close())
   return cache
 }

@@ -69,7 +69,7 @@ function newCache(store: Partial<RedisStoreOptions>, options: Partial<CacheOptio
   const cache = createCache({
     service: 'tls-svc',
     l1: false,
-    timeouts: { connect: '1s' },
+    timeouts: { connect: '1s', l2: '2s' },
     l2: redisStore({ url: redis.url, connectTimeout: '500ms', ...store }),
     ...options,
   })
@@ -139,6 +139,7 @@ describe('Redis ACL users', () => {
     const cache = createCache({
       service: 'acl-svc',
       l1: false,
+      timeouts: { l2: '2s' },
       l2: redisStore({ url: redis.url, tls: trusted(), username: 'cache-app', password: 's3cret-pass' }),
     })
     closers.push(() => cache.close())
@@ -166,6 +167,7 @@ describe('Redis ACL users', () => {
     const cache = createCache({
       service: 'other-svc',
       l1: false,
+      timeouts: { l2: '2s' },
       l2: redisStore({ url: redis.url, tls: trusted(), username: 'cache-app', password: 's3cret-pass' }),
     })
     closers.push(() => cache.close())
