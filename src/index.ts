@@ -1,8 +1,22 @@
 // Public entry of 'stratacache': re-exports only.
-export { createCache, Cache, type CacheStats } from './cache.js'
+export { createCache, Cache, type CacheStats, type PurgeRequest, type PurgeResult } from './cache.js'
 export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
-export type { CacheOptions, L1Options, NamespaceOptions, LoadContext, Duration, Logger } from './options.js'
+export type {
+  CacheOptions,
+  L1Options,
+  NamespaceOptions,
+  LoadContext,
+  Duration,
+  Logger,
+  CompressionOptions,
+} from './options.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
+export type { KeyRing } from './codecs/encryption.js'
+export type { CompressionAlgorithm } from './codecs/compression.js'
+export type { RedactOption } from './codecs/redaction.js'
+export type { Classification } from './policies/classification.js'
+export type { AuditRecord, AuditSink } from './audit/audit-sink.js'
+export { jsonLinesAuditSink, type JsonLinesAuditSinkOptions } from './audit/json-lines-sink.js'
 export {
   MemoryStore,
   estimateSize,
@@ -40,5 +54,6 @@ export {
   type WriteBehindFailedMessage,
   type WriteBehindDeadLetterMessage,
   type SloMessage,
+  type SecurityMessage,
 } from './observability/channels.js'
 export * from './errors.js'

@@ -1,5 +1,6 @@
 // A key family: its key schema and policies, and the read path L1 → L2 → single-flight → loader → L2 → L1.
-import { decodeEnvelope, encodeEnvelope, type Entry } from './codecs/envelope.js'
+import type { Entry } from './codecs/envelope.js'
+import { ValueCodec } from './codecs/value-codec.js'
 import { randomBytes } from 'node:crypto'
 import { escapeKeyText, KeySchema } from './core/keys.js'
 import type { CacheRuntime } from './core/runtime.js'
@@ -15,6 +16,8 @@ import {
   NoWriterError,
   SerializationError,
   SourceBusyError,
+  UntrustedValueError,
+  ValueTooLargeError,
   WriteError,
 } from './errors.js'
 import { channels, traces, type GetTraceContext } from './observability/channels.js'
@@ -57,6 +60,13 @@ export interface NamespaceStats {
   readonly decodeErrors: number
   /** Values the serializer refused: served, kept in L1, not written to L2. */
   readonly serializeErrors: number
+  /** Values over `maxValueBytes`: served and kept in L1, not written to L2 (`set` rejects them). */
+  readonly oversized: number
+  /**
+   * L2 values refused as untrusted (tampered, copied from another key, unknown key id, or plaintext in a namespace
+   * that encrypts), each read as a miss and published on `stratacache:security`.
+   */
+  readonly untrustedValues: number
   /** Stale values served, by reason. Each is also counted as a hit of its tier. */
   readonly staleServed: {
     /** Stale-while-revalidate: answered at once, refreshed in the background. */
@@ -191,6 +201,8 @@ export class Namespace<P, V> {
     l2Errors: 0,
     decodeErrors: 0,
     serializeErrors: 0,
+    oversized: 0,
+    untrustedValues: 0,
     staleSwr: 0,
     staleFailSafe: 0,
     staleSoftTimeout: 0,
@@ -217,6 +229,8 @@ export class Namespace<P, V> {
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
   readonly #throttled = new Map<string, number>()
   readonly #lock: CrossProcessLock | undefined
+  /** Redaction, serialization, compression, encryption and the envelope, for L2. */
+  readonly #codec: ValueCodec
   #hotKeys: readonly HotKey[] = []
   /**
    * Whether this process knows the namespace's generation (`invalidateAll()` bumps it; keys depend on it). Until it
@@ -255,8 +269,22 @@ export class Namespace<P, V> {
     this.#generationKnown = runtime.l2 === undefined
     this.#l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
-    this.#load = functions.load
-    this.#loadMany = functions.loadMany
+    this.#codec = new ValueCodec(runtime.serializer, options.schemaVersion, options.codec)
+    // Redact loaded values at the source, so L1, L2 and the caller of a miss all see the same redacted shape.
+    const { load, loadMany } = functions
+    const codec = this.#codec
+    this.#load =
+      load === undefined || options.codec.redactor === undefined
+        ? load
+        : async (params, context) => codec.redact(await load(params, context))
+    this.#loadMany =
+      loadMany === undefined || options.codec.redactor === undefined
+        ? loadMany
+        : async (params, context) => {
+            const values = await loadMany(params, context)
+            // A malformed result is reported as such (LoadManyResultError) by the caller, not redacted.
+            return isArray(values) ? values.map((value) => codec.redact(value)) : values
+          }
     this.#tags = functions.tags
     this.#write = functions.write
     this.#lock =
@@ -537,6 +565,7 @@ export class Namespace<P, V> {
     await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
+    value = this.#codec.redact(value)
     const entry = this.#newEntry(value)
     const tags = this.#tagsFor(params, key, value)
     if (tags === undefined) {
@@ -545,15 +574,20 @@ export class Namespace<P, V> {
       })
     }
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
+        if (cause instanceof ValueTooLargeError) {
+          this.#counters.oversized++
+          throw cause
+        }
         this.#counters.serializeErrors++
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         const ttl = entry.staleUntil - entry.createdAt
@@ -1505,7 +1539,17 @@ export class Namespace<P, V> {
 
   /** Bytes from L2 to an entry; foreign, corrupt or expired bytes are a miss (counted and published), never a throw. */
   #decode(key: string, bytes: Uint8Array): Entry | undefined {
-    const result = decodeEnvelope(bytes, this.options.schemaVersion, this.#rt.serializer)
+    const result = this.#codec.decode(bytes, key)
+    if (!result.ok && result.security !== undefined) {
+      // Never returned, never a throw: a miss, counted, and a security event for whoever watches.
+      this.#counters.untrustedValues++
+      if (channels.security.hasSubscribers) {
+        const { security: problem, keyId } = result
+        const error = new UntrustedValueError(this.name, key, problem, keyId)
+        channels.security.publish({ namespace: this.name, key, problem, keyId, error })
+      }
+      return undefined
+    }
     if (!result.ok) {
       this.#counters.decodeErrors++
       if (channels.decodeError.hasSubscribers) {
@@ -1545,21 +1589,29 @@ export class Namespace<P, V> {
     if (tags === undefined) return undefined
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
-        this.#counters.serializeErrors++
+        const tooLarge = cause instanceof ValueTooLargeError
+        // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
+        if (tooLarge) {
+          size = cause.size
+          this.#counters.oversized++
+        } else {
+          this.#counters.serializeErrors++
+        }
         if (channels.serializeError.hasSubscribers) {
           channels.serializeError.publish({
             namespace: this.name,
             key,
-            error: new SerializationError(this.name, key, { cause }),
+            error: tooLarge ? cause : new SerializationError(this.name, key, { cause }),
           })
         }
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (bytes === undefined || this.#l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)

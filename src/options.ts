@@ -4,6 +4,17 @@ import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
 import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
+import {
+  resolveCodecOptions,
+  resolveCompression,
+  type CompressionOptions,
+  type ResolvedCodecOptions,
+} from './codecs/value-codec.js'
+import { ResolvedKeyRing, type KeyRing } from './codecs/encryption.js'
+import { DEFAULT_MAX_VALUE_BYTES } from './codecs/envelope.js'
+import type { RedactOption } from './codecs/redaction.js'
+import type { AuditSink } from './audit/audit-sink.js'
+import { checkClassification, type Classification } from './policies/classification.js'
 import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
@@ -73,7 +84,46 @@ export interface CacheOptions {
   random?: () => number
   /** Where the cache logs what an operator should know. @default silent */
   logger?: Logger
+  /**
+   * Compresses L2 values whose serialized size is at least `threshold` bytes (smaller ones are stored as they are),
+   * for every namespace that does not set its own `compression`. A flag in the envelope says which values are
+   * compressed, so changing this never makes existing values unreadable.
+   * @default off
+   * @example { threshold: 1024, algorithm: 'brotli' }
+   */
+  compression?: false | CompressionOptions
+  /**
+   * AES-256-GCM encryption of L2 values with a key ring. Every namespace encrypts what it writes to L2 unless it
+   * declares `encrypt: false`, and then reads only values that open with a key of the ring for their exact cache
+   * key. Rotate by adding a key and making it `active`; keep the old one until its values have expired.
+   * L1 holds decoded values in process memory and is not encrypted.
+   * @default off
+   * @example { active: 'k2', keys: { k2: Buffer.from(process.env.CACHE_KEY_K2!, 'base64'), k1: oldKey } }
+   */
+  encryption?: KeyRing
+  /**
+   * Largest serialized value (before compression) written to L2, in bytes: a larger one is served and kept in L1
+   * but not written to L2 (counted in `stats().oversized`; `set` rejects with ERR_STRATA_VALUE_TOO_LARGE). Reads
+   * refuse larger values too, and decompression stops at it, so hostile bytes in Redis cannot make a process
+   * allocate more. A namespace may set its own.
+   * @default 4 MiB (4_194_304)
+   */
+  maxValueBytes?: number
+  /**
+   * Longest an entry of a `'personal'` or `'secret'` namespace may live in the cache: its `ttl` plus `jitter` plus
+   * `staleFor` (and its `negativeTtl`) must fit. A namespace over the cap is refused when declared.
+   * @default { personal: '15m', secret: '1m' }
+   */
+  ttlCaps?: { personal?: Duration; secret?: Duration }
+  /**
+   * Where `cache.purge()` records who purged what, when, why and how many keys. Without one, `purge()` is refused.
+   * @example jsonLinesAuditSink('/var/log/catalog/cache-audit.jsonl')
+   */
+  audit?: AuditSink
 }
+
+/** Compression of L2 values; see `CacheOptions.compression`. */
+export type { CompressionOptions }
 
 /**
  * The L1 budget, shared by all namespaces. Past it, an adaptive W-TinyLFU policy decides what stays: new entries
@@ -100,6 +150,11 @@ export interface ResolvedCacheOptions {
   readonly maxKeyLength: number
   readonly random: () => number
   readonly logger: Logger
+  readonly compression: ResolvedCodecOptions['compression']
+  readonly keyRing: ResolvedKeyRing | undefined
+  readonly maxValueBytes: number
+  readonly ttlCaps: { readonly personalMs: number; readonly secretMs: number }
+  readonly audit: AuditSink | undefined
 }
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
@@ -177,7 +232,27 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   }
   const l2TimeoutMs = parseDuration(timeouts.l2 ?? 100, 'timeouts.l2')
   if (l2TimeoutMs < 1) throw new InvalidOptionError('timeouts.l2', timeouts.l2, 'at least 1 ms')
+  const ttlCaps = options.ttlCaps ?? {}
+  if (ttlCaps === null || typeof ttlCaps !== 'object') {
+    throw new InvalidOptionError('ttlCaps', ttlCaps, "an object such as { personal: '15m', secret: '1m' }")
+  }
+  const audit = options.audit
+  if (
+    audit !== undefined &&
+    (audit === null || typeof audit !== 'object' || typeof audit.append !== 'function')
+  ) {
+    throw new InvalidOptionError('audit', audit, "an audit sink such as jsonLinesAuditSink('audit.jsonl')")
+  }
   return Object.freeze({
+    compression: resolveCompression(options.compression, 'compression'),
+    keyRing:
+      options.encryption === undefined ? undefined : new ResolvedKeyRing(options.encryption, 'encryption'),
+    maxValueBytes: resolveMaxValueBytes(options.maxValueBytes, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES),
+    ttlCaps: Object.freeze({
+      personalMs: positiveDuration(ttlCaps.personal ?? 15 * 60_000, 'ttlCaps.personal'),
+      secretMs: positiveDuration(ttlCaps.secret ?? 60_000, 'ttlCaps.secret'),
+    }),
+    audit,
     service: options.service,
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
     l2,
@@ -381,6 +456,34 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
   description?: string
+  /**
+   * The sensitivity of the values, with rules enforced when the namespace is declared:
+   * - `'public'`, `'internal'`: no extra rule.
+   * - `'personal'`, `'secret'`: the namespace must `redact` fields or encrypt (a cache `encryption` key ring, and
+   *   not `encrypt: false`), and its entries may live at most the cache's `ttlCaps` (15 minutes and 1 minute by
+   *   default) counting `ttl`, `jitter` and `staleFor`.
+   * A declaration breaking a rule throws ERR_STRATA_CLASSIFICATION naming the rule.
+   * @default 'internal'
+   */
+  classification?: Classification
+  /**
+   * Fields removed (or masked) from every value before it is cached, in L1 and L2 alike; callers get the redacted
+   * value on a miss too, so a hit and a miss return the same shape. See {@link RedactOption} for the path syntax.
+   * `write()` still hands the full value to the source.
+   * @example ['user.ssn', 'cards[].number']
+   * @example { paths: ['user.email'], mask: '[redacted]' }
+   */
+  redact?: RedactOption
+  /**
+   * Encrypt this namespace's L2 values with the cache's `encryption` key ring. `false` stores them in clear (and
+   * reads clear values); not allowed without redaction for `'personal'` and `'secret'` namespaces.
+   * @default true when the cache has an `encryption` key ring
+   */
+  encrypt?: boolean
+  /** Compression of this namespace's L2 values, or `false` for none. @default the cache's `compression` */
+  compression?: false | CompressionOptions
+  /** Largest serialized value written to (and read from) L2 for this namespace, in bytes. @default the cache's `maxValueBytes` */
+  maxValueBytes?: number
 }
 
 export interface ResolvedNamespaceOptions {
@@ -425,11 +528,16 @@ export interface ResolvedNamespaceOptions {
         readonly intervalMs: number
         readonly concurrency: number
       }
+  /** `'internal'` unless declared. */
+  readonly classification: Classification
+  /** How values become L2 bytes and back: redaction, compression, encryption, size limit. */
+  readonly codec: ResolvedCodecOptions
 }
 
 export function resolveNamespaceOptions<P, V>(
   name: string,
   options: NamespaceOptions<string, readonly string[], P, V>,
+  cache?: Pick<ResolvedCacheOptions, 'compression' | 'keyRing' | 'maxValueBytes' | 'ttlCaps'>,
 ): ResolvedNamespaceOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError(
@@ -565,7 +673,30 @@ export function resolveNamespaceOptions<P, V>(
   if (overflow !== 'wait' && overflow !== 'stale' && overflow !== 'error') {
     throw new InvalidOptionError(at('source.overflow'), overflow, "'wait', 'stale' or 'error'")
   }
+  const codec = resolveCodecOptions(
+    {
+      redact: options.redact,
+      encrypt: options.encrypt,
+      compression: options.compression,
+      maxValueBytes:
+        options.maxValueBytes === undefined
+          ? (cache?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES)
+          : resolveMaxValueBytes(options.maxValueBytes, at('maxValueBytes'), DEFAULT_MAX_VALUE_BYTES),
+    },
+    { compression: cache?.compression, keyRing: cache?.keyRing },
+    at,
+  )
+  const classification = options.classification ?? 'internal'
+  checkClassification(name, classification, {
+    lifetimeMs: ttlMs + jitterMs + staleForMs,
+    negativeTtlMs,
+    redacted: codec.redactor !== undefined,
+    encrypted: codec.encrypt,
+    caps: cache?.ttlCaps ?? { personalMs: 15 * 60_000, secretMs: 60_000 },
+  })
   return Object.freeze({
+    classification,
+    codec,
     consistency,
     maxStalenessMs,
     writeStrategy,
@@ -706,6 +837,15 @@ function resolveSlo(
     staleReadsMax: stale,
     windowMs: positiveDuration(slo.window ?? 300_000, at('slo.window')),
   })
+}
+
+/** A positive whole number of bytes, or `fallback` when undefined. */
+function resolveMaxValueBytes(value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(option, value, 'a positive whole number of bytes, e.g. 1_048_576 for 1 MiB')
+  }
+  return value
 }
 
 /** A duration of at least 1 ms. */

@@ -3,6 +3,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import type { CircuitState } from '../policies/circuit-breaker.js'
 import type { L2Status } from '../tiers/l2-store.js'
 import type { SloReport } from './slo.js'
+import type { UntrustedValueError, UntrustedValueProblem } from '../errors.js'
 
 /** Every channel stratacache publishes on. Messages are plain objects, described by the types below. */
 export const channelNames = {
@@ -20,6 +21,11 @@ export const channelNames = {
   decodeError: 'stratacache:decode-error',
   /** A loaded or set value could not be serialized, so it was not written to L2. {@link SerializeErrorMessage} */
   serializeError: 'stratacache:serialize-error',
+  /**
+   * A value in L2 failed its integrity check (tampered, copied from another key, unknown key id, or plaintext in a
+   * namespace that encrypts); the read was a miss and the value was never returned. {@link SecurityMessage}
+   */
+  security: 'stratacache:security',
   /** An invalidation from another process was applied to this process's L1. {@link BusReceivedMessage} */
   busReceived: 'stratacache:bus:received',
   /** A write-behind flush of one write failed; it is retried after a delay. {@link WriteBehindFailedMessage} */
@@ -63,6 +69,15 @@ export interface SerializeErrorMessage {
   readonly namespace: string
   readonly key: string
   readonly error: Error
+}
+
+export interface SecurityMessage {
+  readonly namespace: string
+  readonly key: string
+  readonly problem: UntrustedValueProblem
+  /** The key id the value claims, when it is encrypted. */
+  readonly keyId?: string
+  readonly error: UntrustedValueError
 }
 
 export interface BusReceivedMessage {
@@ -149,4 +164,5 @@ export const channels = {
   writeBehindFailed: diagnosticsChannel.channel(channelNames.writeBehindFailed),
   writeBehindDeadLetter: diagnosticsChannel.channel(channelNames.writeBehindDeadLetter),
   slo: diagnosticsChannel.channel(channelNames.slo),
+  security: diagnosticsChannel.channel(channelNames.security),
 }

@@ -152,6 +152,15 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
   counter('decode_errors_total', 'L2 values that did not decode (read as misses).', ['namespace'], (s) =>
     perNamespace(s, (n) => n.decodeErrors),
   )
+  counter(
+    'untrusted_values_total',
+    'L2 values refused as tampered, under an unknown key, or unencrypted where encryption is on (read as misses).',
+    ['namespace'],
+    (s) => perNamespace(s, (n) => n.untrustedValues),
+  )
+  counter('oversized_values_total', 'Values over maxValueBytes, not written to L2.', ['namespace'], (s) =>
+    perNamespace(s, (n) => n.oversized),
+  )
   counter('refreshes_total', 'Background refreshes started.', ['namespace'], (s) =>
     perNamespace(s, (n) => n.refreshes),
   )

@@ -39,12 +39,40 @@ export interface RedisStoreOptions {
    */
   clientOptions?: RedisClientOptions
   /**
+   * TLS for a `rediss://` URL: the CA that signed the server's certificate (when it is not a public one), and a
+   * client certificate and key when the server requires them (`tls-auth-clients yes`, Redis's default). Values are
+   * PEM text or Buffers, as `tls.connect` takes them. The server's certificate is always verified against `ca` (or
+   * the system's CAs) and the host name; `servername` overrides the name checked.
+   * @example { ca: readFileSync('/etc/redis/ca.pem'), cert: readFileSync('client.pem'), key: readFileSync('client.key') }
+   */
+  tls?: RedisTlsOptions
+  /**
+   * Redis ACL user (Redis 6+) and its password, instead of putting them in the URL. The user needs, for the
+   * service's keys and channels: `~{service}:*` and `~{service}#*` keys, `&{service}#*` channels, and the commands
+   * GET MGET SET UNLINK SCAN INCR PEXPIRE PTTL SADD SSCAN RENAME EVAL PUBLISH SUBSCRIBE PING (docs/security.md).
+   */
+  username?: string
+  /** Password of `username` (or of the `default` user with `requirepass`). */
+  password?: string
+  /**
    * How long one connection attempt may take; also the longest `close()` waits for Redis to answer its QUIT
    * before dropping the socket. @default '1s'
    */
   connectTimeout?: Duration
   /** Longest wait between reconnection attempts. @default '2s' */
   maxReconnectDelay?: Duration
+}
+
+/** TLS settings of `redisStore({ url: 'rediss://…', tls })`: the parts of `tls.connect` options a Redis client needs. */
+export interface RedisTlsOptions {
+  /** CA certificate(s) trusted to sign the server's certificate, PEM. @default the system's CAs */
+  ca?: string | Buffer | (string | Buffer)[]
+  /** Client certificate chain, PEM, for servers that authenticate clients by certificate. */
+  cert?: string | Buffer
+  /** Private key of `cert`, PEM. */
+  key?: string | Buffer
+  /** Host name checked against the server's certificate (SNI). @default the URL's host */
+  servername?: string
 }
 
 /**
@@ -265,6 +293,57 @@ export class RedisStore implements L2Store {
     if (client !== undefined && typeof client?.sendCommand !== 'function') {
       throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
     }
+    const { tls, username, password } = options
+    if (tls !== undefined) {
+      if (tls === null || typeof tls !== 'object') {
+        throw new InvalidOptionError('redisStore.tls', tls, 'an object such as { ca, cert, key }')
+      }
+      if (url === undefined || !url.startsWith('rediss://')) {
+        throw new InvalidOptionError(
+          'redisStore.url',
+          url,
+          "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
+        )
+      }
+      const tlsOptions = tls as Record<string, unknown>
+      for (const name of Object.keys(tlsOptions)) {
+        if (!['ca', 'cert', 'key', 'servername'].includes(name)) {
+          throw new InvalidOptionError(
+            `redisStore.tls.${name}`,
+            tlsOptions[name],
+            'nothing: only ca, cert, key and servername are taken (pass other TLS options in clientOptions.socket)',
+          )
+        }
+      }
+      if ((tls.cert === undefined) !== (tls.key === undefined)) {
+        throw new InvalidOptionError(
+          'redisStore.tls',
+          tls,
+          'both `cert` and `key` for a client certificate, or neither',
+        )
+      }
+    }
+    for (const [name, value] of Object.entries({ username, password })) {
+      if (value === undefined) continue
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new InvalidOptionError(`redisStore.${name}`, value, 'a non-empty string')
+      }
+      if (url === undefined) {
+        throw new InvalidOptionError(
+          `redisStore.${name}`,
+          '(hidden)',
+          'nothing with `client`: configure that client',
+        )
+      }
+      // node-redis lets credentials in the URL win silently; two sources of one secret is a mistake either way.
+      if (/^rediss?:\/\/[^/]*@/.test(url)) {
+        throw new InvalidOptionError(
+          `redisStore.${name}`,
+          '(hidden)',
+          'nothing when the URL carries credentials: put them in one place',
+        )
+      }
+    }
     const connectTimeout = parseDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
     const maxReconnectDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
     for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
@@ -277,9 +356,16 @@ export class RedisStore implements L2Store {
         ? (client as RedisClientLike)
         : createClient({
             ...clientOptions,
+            ...(username === undefined ? {} : { username }),
+            ...(password === undefined ? {} : { password }),
             url,
             disableOfflineQueue: true,
-            socket: { ...clientOptions?.socket, connectTimeout, reconnectStrategy: false },
+            socket: {
+              ...clientOptions?.socket,
+              ...(tls === undefined ? {} : { ...tls, tls: true }),
+              connectTimeout,
+              reconnectStrategy: false,
+            } as NonNullable<RedisClientOptions['socket']>,
           })
     this.#main = new Connection(
       redis,

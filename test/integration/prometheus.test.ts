@@ -56,6 +56,8 @@ describe('Prometheus exporter', () => {
     expect(at('loads_per_second', 'service="prom",namespace="product"')).toBe(2)
     expect(at('hit_ratio', 'service="prom",namespace="product"')).toBe(0.5)
     expect(at('stale_served_total', 'service="prom",namespace="product",reason="swr"')).toBe(0)
+    expect(at('untrusted_values_total', 'service="prom",namespace="product"')).toBe(0)
+    expect(at('oversized_values_total', 'service="prom",namespace="product"')).toBe(0)
     expect(at('l1_entries', 'service="prom"')).toBe(1)
     expect(at('l2_up', 'service="prom"')).toBe(1)
     expect(at('l2_circuit_open', 'service="prom"')).toBe(0)
