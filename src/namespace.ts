@@ -1753,11 +1753,15 @@ export class Namespace<P, V> {
 /** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
 function isEntryKey(key: string, prefix: string): boolean {
   const mark = key.indexOf('#', prefix.length)
-  // A plain key has no '#'; a hashed one has exactly one, right after the prefix (and its generation, if any).
+  // A plain key has no '#'; a hashed one has one, right after the prefix (and its generation, if any), followed by
+  // a SHA-256 digest in base64url. Tag sets (`#tag{…}`), versions (`#v`) and locks (`#lock`) are bookkeeping.
   if (mark === -1) return true
-  if (key.indexOf('#', mark + 1) !== -1) return false
+  if (!DIGEST.test(key.slice(mark + 1))) return false
   return mark === prefix.length || GENERATION_SEGMENT.test(key.slice(prefix.length, mark))
 }
+
+/** A SHA-256 digest in base64url, as a hashed key ends. */
+const DIGEST = /^[A-Za-z0-9_-]{43}$/
 
 /** The generation segment of a key of generation 1 or more: `g12:`. */
 const GENERATION_SEGMENT = /^g[1-9][0-9]*:$/
