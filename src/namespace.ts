@@ -387,7 +387,7 @@ export class Namespace<P, V> {
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
     if (traces.get.hasSubscribers) {
-      const context: GetTraceContext = { namespace: this.name, tier: undefined }
+      const context: GetTraceContext = { service: this.#rt.service, namespace: this.name, tier: undefined }
       return traces.get.tracePromise(() => this.#get(params, context), context)
     }
     return this.#get(params, undefined)
@@ -1462,7 +1462,11 @@ export class Namespace<P, V> {
     const context: LoadContext = { namespace: this.name, key, signal }
     try {
       const value = traces.load.hasSubscribers
-        ? await traces.load.tracePromise(async () => load(params, context), { namespace: this.name, keys: 1 })
+        ? await traces.load.tracePromise(async () => load(params, context), {
+            service: this.#rt.service,
+            namespace: this.name,
+            keys: 1,
+          })
         : await load(params, context)
       const durationMs = performance.now() - started
       this.#latency.load.observe(durationMs)
@@ -1490,6 +1494,7 @@ export class Namespace<P, V> {
       const loadMany = this.#loadMany!
       values = traces.load.hasSubscribers
         ? await traces.load.tracePromise(async () => loadMany(params, context), {
+            service: this.#rt.service,
             namespace: this.name,
             keys: keys.length,
           })

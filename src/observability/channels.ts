@@ -126,6 +126,8 @@ export const tracingChannelNames = {
 } as const
 
 export interface GetTraceContext {
+  /** The cache's `service` (several caches may share a process). */
+  readonly service: string
   readonly namespace: string
   /**
    * Where the value came from, set before the call settles: `'l1'`, `'l2'`, or `'source'` (this read, or the
@@ -138,6 +140,7 @@ export interface GetTraceContext {
 }
 
 export interface LoadTraceContext {
+  readonly service: string
   readonly namespace: string
   /** Keys in the call: 1 for `load`, the batch size for `loadMany`. */
   readonly keys: number

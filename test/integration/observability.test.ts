@@ -66,12 +66,14 @@ describe('tracing channels around get and load', () => {
     expect(gets.map((e) => e.event)).toEqual(Array(3).fill(['start', 'end', 'asyncStart', 'asyncEnd']).flat())
     for (const { context } of gets) {
       expect(Object.keys(context).sort()).toEqual(
-        context.result === undefined ? ['namespace', 'tier'] : ['namespace', 'result', 'tier'],
+        context.result === undefined
+          ? ['namespace', 'service', 'tier']
+          : ['namespace', 'result', 'service', 'tier'],
       )
       expect(context.namespace).toBe('user')
     }
     expect(loads.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
-    expect(loads[0]!.context).toEqual({ namespace: 'user', keys: 1 })
+    expect(loads[0]!.context).toEqual({ service: 'trace', namespace: 'user', keys: 1 })
   })
 
   it('publishes error for a failed get and a failed load', async () => {
