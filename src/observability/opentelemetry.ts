@@ -21,8 +21,13 @@ export interface OpenTelemetryOptions {
   meter?: Meter
   /** Spans around every `get` and loader call. They cost about a microsecond per L1 hit. @default true */
   spans?: boolean
-  /** Metrics: counters and gauges read from `cache.stats()` at collection, durations per call. @default true */
+  /** Metrics: counters and gauges read from `cache.stats()` at collection; nothing per read. @default true */
   metrics?: boolean
+  /**
+   * Histograms of get and load durations, recorded per call. They need the tracing channels, like spans (about a
+   * microsecond per L1 hit), so they follow `spans` unless set. @default spans && metrics
+   */
+  durations?: boolean
 }
 
 interface Traced {
@@ -48,16 +53,17 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
   const meter = options.meter ?? otelMetrics.getMeter('stratacache')
   const spans = options.spans ?? true
   const withMetrics = options.metrics ?? true
+  const durations = options.durations ?? (spans && withMetrics)
   const traced = new WeakMap<object, Traced>()
   const stops: (() => void)[] = []
 
-  const getDuration = withMetrics
+  const getDuration = durations
     ? meter.createHistogram('stratacache.get.duration', {
         unit: 's',
         description: 'ns.get, by tier and outcome.',
       })
     : undefined
-  const loadDuration = withMetrics
+  const loadDuration = durations
     ? meter.createHistogram('stratacache.load.duration', {
         unit: 's',
         description: 'Loader calls, by outcome.',
@@ -108,7 +114,7 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
     stops.push(() => channel.unsubscribe(handlers as Parameters<typeof channel.unsubscribe>[0]))
   }
 
-  if (spans || withMetrics) {
+  if (spans || durations) {
     subscribe<GetTraceContext>(
       tracingChannelNames.get,
       'stratacache.get',
