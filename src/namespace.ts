@@ -75,6 +75,11 @@ export interface NamespaceStats {
     readonly failSafe: number
     /** The loader passed its soft timeout; the stale value answered while the load went on. */
     readonly softTimeout: number
+    /**
+     * An L1 entry kept through an invalidation-bus outage (it may have missed an invalidation) answered while it
+     * was revalidated in the background. Not counted in `swr`.
+     */
+    readonly busOutage: number
   }
   /** Background refreshes started (stale-while-revalidate, refresh-ahead, hot keys). */
   readonly refreshes: number
@@ -125,7 +130,7 @@ type Counters = {
       'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs' | 'byLabels'
     >
   ]: number
-} & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
+} & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number; staleBusOutage: number }
 
 /** One of the hottest keys, as `ns.hotKeys()` reports it. */
 export interface HotKey {
@@ -204,6 +209,7 @@ export class Namespace<P, V> {
     oversized: 0,
     untrustedValues: 0,
     staleSwr: 0,
+    staleBusOutage: 0,
     staleFailSafe: 0,
     staleSoftTimeout: 0,
     refreshes: 0,
@@ -320,11 +326,11 @@ export class Namespace<P, V> {
             options.slo,
             () => {
               const s = this.stats()
-              const { swr, failSafe, softTimeout } = s.staleServed
+              const { swr, failSafe, softTimeout, busOutage } = s.staleServed
               return {
                 read: s.latencyMs.read,
                 reads: s.l1Hits + s.l2Hits + s.misses,
-                staleReads: swr + failSafe + softTimeout,
+                staleReads: swr + failSafe + softTimeout + busOutage,
               }
             },
             this.#clock.now(),
@@ -465,7 +471,8 @@ export class Namespace<P, V> {
     this.#counters.l1Hits++
     this.#labeled?.count(params as P, 'l1Hits')
     node.hits++
-    if (stale) this.#counters.staleSwr++
+    if (node.suspect) this.#counters.staleBusOutage++
+    else if (stale) this.#counters.staleSwr++
     if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
     this.#refreshInBackground(node.key, params as P)
     return Promise.resolve(entry.value as V)
@@ -968,13 +975,18 @@ export class Namespace<P, V> {
 
   /** A frozen snapshot of this namespace's counters. */
   stats(): NamespaceStats {
-    const { staleSwr, staleFailSafe, staleSoftTimeout, ...c } = this.#counters
+    const { staleSwr, staleFailSafe, staleSoftTimeout, staleBusOutage, ...c } = this.#counters
     const reads = c.l1Hits + c.l2Hits + c.misses
     return Object.freeze({
       ...c,
       loadsPerSecond: this.#source.startsPerSecond(),
       hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads,
-      staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
+      staleServed: Object.freeze({
+        swr: staleSwr,
+        failSafe: staleFailSafe,
+        softTimeout: staleSoftTimeout,
+        busOutage: staleBusOutage,
+      }),
       latencyMs: this.#latencySnapshot(c.l1Hits),
       missPenaltyMs: this.#missPenalty(c.l1Hits),
       byLabels: this.#labeled?.snapshot() ?? NO_LABELS,

@@ -178,6 +178,7 @@ function observeStats(cache: Cache, meter: Meter): void {
         observe(stale, n.staleServed.swr, { ...ns, 'stratacache.reason': 'swr' })
         observe(stale, n.staleServed.failSafe, { ...ns, 'stratacache.reason': 'fail_safe' })
         observe(stale, n.staleServed.softTimeout, { ...ns, 'stratacache.reason': 'soft_timeout' })
+        observe(stale, n.staleServed.busOutage, { ...ns, 'stratacache.reason': 'bus_outage' })
       }
       if (s.l1 !== undefined) observe(l1Entries, s.l1.entries, {})
       if (s.l2 !== undefined) {

@@ -141,6 +141,7 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
       [{ namespace, reason: 'swr' }, n.staleServed.swr],
       [{ namespace, reason: 'fail_safe' }, n.staleServed.failSafe],
       [{ namespace, reason: 'soft_timeout' }, n.staleServed.softTimeout],
+      [{ namespace, reason: 'bus_outage' }, n.staleServed.busOutage],
     ]),
   )
   counter(

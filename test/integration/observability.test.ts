@@ -206,3 +206,31 @@ describe('reads per label set', () => {
     expect(newCache('labels-none').namespace('x', { key: 'x:{id}', ttl: '1m' }).stats().byLabels).toEqual([])
   })
 })
+
+describe('stale serves by reason', () => {
+  it('counts an L1 entry served while revalidated after a bus outage as busOutage, not swr', async () => {
+    const own = await startRedis()
+    try {
+      const cache = createCache({ service: 'stale-bus', l2: redisStore({ url: own.url }) })
+      closers.push(() => cache.close())
+      let loads = 0
+      const ns = cache.namespace('price', {
+        key: 'price:{id}',
+        ttl: '1m',
+        staleFor: '1m',
+        load: ({ id }) => ({ id, n: ++loads }),
+      })
+      await cache.connect()
+      await ns.get({ id: 1 })
+      await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      await own.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+      await expect.poll(() => cache.stats().bus?.reconnects, { timeout: 5_000 }).toBe(1)
+      // Suspect now: answered from L1 at once, revalidated in the background.
+      expect(await ns.get({ id: 1 })).toEqual({ id: 1, n: 1 })
+      expect(ns.stats().staleServed).toEqual({ swr: 0, failSafe: 0, softTimeout: 0, busOutage: 1 })
+      expect(ns.stats().l1Hits).toBe(1)
+    } finally {
+      await own.stop()
+    }
+  })
+})
