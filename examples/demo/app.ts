@@ -326,6 +326,7 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
         slowdownMs: db.slowdownMs,
       },
       load: load.status,
+      totals: { sourceQueries: db.queries },
       hotKeys: products
         .hotKeys()
         .map(({ key, score }) => ({ key: key.slice(products.prefix.length), score })),

@@ -1,4 +1,5 @@
-// The dashboard's "start load" button: reads sent in-process (no sockets), paced, and bounded in time and count.
+// The dashboard's "start load" button: reads sent in-process (no sockets), paced, bounded in time, count and
+// concurrency.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { workload } from './workload.js'
@@ -7,19 +8,24 @@ export interface LoadStatus {
   readonly running: boolean
   readonly sent: number
   readonly errors: number
+  /** Requests not sent because `maxInFlight` were still outstanding (the service could not keep up). */
+  readonly skipped: number
   /** Epoch ms when the current or last run stops (or stopped). */
   readonly endsAt: number | null
   readonly rate: number
 }
 
 /** The hard limits: a click can never start more than this. */
-export const LOAD_LIMITS = { maxSeconds: 60, maxRate: 5_000, concurrency: 32 } as const
+export const LOAD_LIMITS = { maxSeconds: 60, maxRate: 5_000, maxInFlight: 256 } as const
+
+/** How often the pacer wakes up to send the requests that fell due, in ms. */
+const TICK_MS = 10
 
 export class LoadGenerator {
   readonly #app: FastifyInstance
   readonly #products: number
   #run: { stop: AbortController; done: Promise<void> } | undefined
-  #status: LoadStatus = { running: false, sent: 0, errors: 0, endsAt: null, rate: 0 }
+  #status: LoadStatus = { running: false, sent: 0, errors: 0, skipped: 0, endsAt: null, rate: 0 }
 
   constructor(app: FastifyInstance, products: number) {
     this.#app = app
@@ -31,8 +37,10 @@ export class LoadGenerator {
   }
 
   /**
-   * Starts `rate` reads a second for `seconds` (clamped to LOAD_LIMITS), so at most `rate * seconds` requests.
-   * A run already going is replaced.
+   * Sends `rate` reads a second for `seconds` (both clamped to LOAD_LIMITS), so at most `rate * seconds` requests.
+   * Arrivals are open-loop, like real visitors: a slow response does not delay the next request, so a slow source
+   * shows up as latency, not as less traffic. At most `maxInFlight` requests are outstanding; a request that falls
+   * due beyond that is skipped and counted. A run already going is replaced.
    */
   async start(seconds: number, rate: number): Promise<LoadStatus> {
     await this.stop()
@@ -42,29 +50,47 @@ export class LoadGenerator {
     const started = Date.now()
     const stop = new AbortController()
     const next = workload({ products: this.#products })
-    this.#status = { running: true, sent: 0, errors: 0, endsAt: started + duration, rate: perSecond }
-    let issued = 0
-    const worker = async () => {
-      while (!stop.signal.aborted && issued < budget) {
-        // Request i is due at i / rate seconds after the start: the pace holds even when some requests are slow.
-        const due = started + (issued * 1000) / perSecond
-        issued++
-        const wait = due - Date.now()
-        if (wait > 0) await sleep(wait, undefined, { signal: stop.signal }).catch(() => {})
-        if (stop.signal.aborted || Date.now() >= started + duration) break
-        const response = await this.#app.inject({ method: 'GET', url: next() }).catch(() => undefined)
-        const failed = response === undefined || response.statusCode >= 500
-        this.#status = {
-          ...this.#status,
-          sent: this.#status.sent + 1,
-          errors: this.#status.errors + (failed ? 1 : 0),
-        }
-      }
+    this.#status = {
+      running: true,
+      sent: 0,
+      errors: 0,
+      skipped: 0,
+      endsAt: started + duration,
+      rate: perSecond,
     }
-    const done = Promise.all(Array.from({ length: LOAD_LIMITS.concurrency }, worker)).then(() => {
+    const inFlight = new Set<Promise<void>>()
+    const send = () => {
+      const request = this.#app
+        .inject({ method: 'GET', url: next() })
+        .then(
+          (response) => response.statusCode >= 500,
+          () => true,
+        )
+        .then((failed) => {
+          this.#status = {
+            ...this.#status,
+            sent: this.#status.sent + 1,
+            errors: this.#status.errors + +failed,
+          }
+          inFlight.delete(request)
+        })
+      inFlight.add(request)
+    }
+    const pace = async () => {
+      let issued = 0
+      while (!stop.signal.aborted && issued < budget && Date.now() < started + duration) {
+        // Request i falls due i / rate seconds after the start.
+        const due = Math.min(budget, Math.floor(((Date.now() - started) * perSecond) / 1000) + 1)
+        for (; issued < due; issued++) {
+          if (inFlight.size < LOAD_LIMITS.maxInFlight) send()
+          else this.#status = { ...this.#status, skipped: this.#status.skipped + 1 }
+        }
+        await sleep(TICK_MS, undefined, { signal: stop.signal }).catch(() => {})
+      }
+      await Promise.all(inFlight)
       this.#status = { ...this.#status, running: false, endsAt: Math.min(Date.now(), started + duration) }
-    })
-    this.#run = { stop, done }
+    }
+    this.#run = { stop, done: pace() }
     return this.#status
   }
 

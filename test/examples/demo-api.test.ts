@@ -288,3 +288,21 @@ function parsePrometheus(text: string): PromSample[] {
   }
   return samples
 }
+
+describe('demo API without Redis', () => {
+  it('runs L1-only, says so in /api/stats, and refuses the outage drill', async () => {
+    const alone = await createDemo({ db, productsPerTenant: 100, log: () => {} })
+    try {
+      const url = '/api/tenants/initech/products/77'
+      const [, first] = await counted(() => get(alone, url))
+      const [, second] = await counted(() => get(alone, url))
+      expect([first, second]).toEqual([1, 0])
+      const stats = await get<{ mode: { l2: string | null } }>(alone, '/api/stats')
+      expect(stats.body.mode.l2).toBeNull()
+      const outage = await post(alone, '/api/admin/outage', { on: true })
+      expect(outage.statusCode).toBe(409)
+    } finally {
+      await alone.close()
+    }
+  })
+})

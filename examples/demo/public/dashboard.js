@@ -50,9 +50,9 @@ const charts = {
   hits: lineChart(
     'chart-hits',
     [
-      series('L1', colors.l1, { fill: true }),
-      series('L2', colors.l2, { fill: true }),
-      series('miss (source)', colors.miss, { fill: true }),
+      series('L1', colors.l1, { fill: 'origin' }),
+      series('L2', colors.l2, { fill: '-1' }),
+      series('miss (source)', colors.miss, { fill: '-1' }),
     ],
     { max: 100, stacked: true },
   ),
@@ -115,7 +115,7 @@ function render(stats) {
   setSeries(charts.sizes, labels, [samples.map((s) => s.l1Entries), samples.map((s) => s.l2Keys)])
   setSeries(
     charts.hot,
-    stats.hotKeys.map((h) => h.key),
+    stats.hotKeys.map((h) => shortKey(h.key)),
     [stats.hotKeys.map((h) => Math.round(h.score))],
   )
 
@@ -152,16 +152,23 @@ function render(stats) {
     load.running
       ? `load: ${fmt(load.sent)} sent, ${Math.max(0, Math.ceil((load.endsAt - Date.now()) / 1000))} s left`
       : load.sent > 0
-        ? `load: done, ${fmt(load.sent)} sent, ${fmt(load.errors)} errors`
+        ? `load: done, ${fmt(load.sent)} sent, ${fmt(load.errors)} errors` +
+          (load.skipped > 0 ? `, ${fmt(load.skipped)} skipped` : '')
         : 'load: idle',
     load.running ? 'good' : '',
   )
-  $('btn-load').textContent = load.running ? 'Stop load' : 'Start load (15 s, 1,000 req/s)'
+  $('btn-load').textContent = load.running ? 'Stop load' : 'Start load (15 s, 500 req/s)'
   pressed('btn-slow', mode.slowdownMs > 0)
   pressed('btn-outage', mode.outage)
   pressed('btn-bypass', mode.bypass)
   $('btn-outage').disabled = mode.l2 === null
   $('btn-outage').title = mode.l2 === null ? 'No Redis: nothing to take down' : ''
+}
+
+/** `tenant:acme:product:1:currency=EUR:locale=en` → `acme #1 en EUR` */
+function shortKey(key) {
+  const match = /^tenant:([^:]+):product:([^:]+):currency=([^:]+):locale=([^:]+)$/.exec(key)
+  return match ? `${match[1]} #${match[2]} ${match[4]} ${match[3]}` : key
 }
 
 function badge(id, text, kind) {
@@ -208,8 +215,8 @@ action('btn-load', async () => {
     await post('/api/admin/load/stop', {})
     return 'load stopped'
   }
-  await post('/api/admin/load', { seconds: 15, rate: 1000 })
-  return 'load started: 1,000 reads/s for 15 s, skewed towards a few hot products'
+  await post('/api/admin/load', { seconds: 15, rate: 500 })
+  return 'load started: 500 reads/s for 15 s, skewed towards a few hot products'
 })
 action('btn-slow', async () => {
   const on = !(state.mode?.slowdownMs > 0)
