@@ -1,5 +1,11 @@
 // The demo's source of truth: a product catalog in PostgreSQL (`pg`) or PGlite (Postgres in WebAssembly), which
 // counts its queries and can be slowed down on purpose to show how the cache absorbs a slow source.
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 
@@ -46,6 +52,11 @@ export interface OpenOptions {
   databaseUrl?: string | undefined
   /** Products per tenant to seed when the catalog is empty. @default 1000 */
   productsPerTenant?: number
+  /**
+   * Where PGlite keeps a snapshot of the seeded database between starts (one gzip file per seed size and PGlite
+   * version); `false` starts from scratch every time. @default `<os tmpdir>/stratacache-demo`
+   */
+  snapshotDir?: string | false
 }
 
 const S = 'stratacache_demo'
@@ -73,6 +84,41 @@ const PRODUCT_SELECT = `
   LEFT JOIN ${S}.product_text t ON t.tenant_id = p.tenant_id AND t.product_id = p.id AND t.locale = $2
   JOIN ${S}.price pr ON pr.tenant_id = p.tenant_id AND pr.product_id = p.id AND pr.currency = $3`
 
+/** The tables, created when missing (on PostgreSQL too, in their own schema). */
+const SCHEMA = [
+  `CREATE SCHEMA IF NOT EXISTS ${S}`,
+  `CREATE TABLE IF NOT EXISTS ${S}.tenant (id text PRIMARY KEY, name text NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ${S}.product (
+     tenant_id text NOT NULL REFERENCES ${S}.tenant (id), id int NOT NULL, sku text NOT NULL,
+     category text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.product_text (
+     tenant_id text NOT NULL, product_id int NOT NULL, locale text NOT NULL, name text NOT NULL,
+     description text NOT NULL, PRIMARY KEY (tenant_id, product_id, locale))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.price (
+     tenant_id text NOT NULL, product_id int NOT NULL, currency text NOT NULL, amount_cents int NOT NULL,
+     PRIMARY KEY (tenant_id, product_id, currency))`,
+]
+
+/**
+ * The seed, run when the catalog is empty: generated inside the database with generate_series, so no row crosses
+ * the wire. `$1` is the number of products per tenant.
+ */
+const SEED = [
+  `INSERT INTO ${S}.tenant (id, name) VALUES ${TENANTS.map((t) => `('${t}', '${t[0]!.toUpperCase()}${t.slice(1)} Corp')`).join(', ')}
+   ON CONFLICT DO NOTHING`,
+  `INSERT INTO ${S}.product (tenant_id, id, sku, category)
+   SELECT t.id, g, upper(left(t.id, 3)) || '-' || lpad(g::text, 6, '0'),
+          (ARRAY['tools', 'garden', 'kitchen', 'office', 'toys'])[1 + g % 5]
+   FROM ${S}.tenant t, generate_series(1, $1::int) g`,
+  `INSERT INTO ${S}.product_text (tenant_id, product_id, locale, name, description)
+   SELECT p.tenant_id, p.id, l.locale, l.word || ' ' || p.category || ' #' || p.id,
+          l.word || ' (' || l.locale || ') ' || p.sku
+   FROM ${S}.product p, (VALUES ('en', 'Product'), ('de', 'Produkt'), ('fr', 'Produit')) AS l (locale, word)`,
+  `INSERT INTO ${S}.price (tenant_id, product_id, currency, amount_cents)
+   SELECT p.tenant_id, p.id, c.currency, ((100 + p.id * 37 % 9900) * c.rate)::int
+   FROM ${S}.product p, (VALUES ('EUR', 1.0), ('USD', 1.08), ('GBP', 0.86)) AS c (currency, rate)`,
+]
+
 export class CatalogDb {
   readonly kind: 'postgres' | 'pglite'
   readonly #sql: SqlClient
@@ -85,12 +131,36 @@ export class CatalogDb {
     this.kind = kind
   }
 
-  /** Connects (or starts PGlite), creates the schema if missing and seeds it when it is empty. */
+  /**
+   * Connects (or starts PGlite), creates the schema if missing and seeds it when it is empty. PGlite starts from a
+   * snapshot of the seeded database when an earlier start left one (see `snapshotDir`), and leaves one otherwise.
+   */
   static async open(options: OpenOptions = {}): Promise<CatalogDb> {
-    const sql = options.databaseUrl ? await connectPostgres(options.databaseUrl) : await startPglite()
-    const db = new CatalogDb(sql, options.databaseUrl ? 'postgres' : 'pglite')
+    const productsPerTenant = options.productsPerTenant ?? 1000
+    if (options.databaseUrl) {
+      const sql = await connectPostgres(options.databaseUrl)
+      const db = new CatalogDb(sql, 'postgres')
+      await db.#migrate(productsPerTenant).catch(async (error: unknown) => {
+        await sql.close()
+        throw error
+      })
+      return db
+    }
+    const snapshot =
+      options.snapshotDir === false
+        ? undefined
+        : join(options.snapshotDir ?? join(tmpdir(), 'stratacache-demo'), snapshotName(productsPerTenant))
+    const sql = await startPglite(snapshot)
+    const db = new CatalogDb(sql, 'pglite')
     try {
-      await db.#migrate(options.productsPerTenant ?? 1000)
+      await db.#migrate(productsPerTenant)
+      if (snapshot !== undefined && !sql.restored) {
+        await mkdir(dirname(snapshot), { recursive: true })
+        // A start without a snapshot is still a start: warn and go on.
+        await sql
+          .snapshot(snapshot)
+          .catch((error: Error) => console.warn(`PGlite snapshot not written: ${error.message}`))
+      }
     } catch (error) {
       await sql.close()
       throw error
@@ -177,42 +247,12 @@ export class CatalogDb {
   }
 
   async #migrate(productsPerTenant: number): Promise<void> {
-    const sql = this.#sql
-    await sql.query(`CREATE SCHEMA IF NOT EXISTS ${S}`)
-    await sql.query(`CREATE TABLE IF NOT EXISTS ${S}.tenant (id text PRIMARY KEY, name text NOT NULL)`)
-    await sql.query(`CREATE TABLE IF NOT EXISTS ${S}.product (
-      tenant_id text NOT NULL REFERENCES ${S}.tenant (id), id int NOT NULL, sku text NOT NULL,
-      category text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id))`)
-    await sql.query(`CREATE TABLE IF NOT EXISTS ${S}.product_text (
-      tenant_id text NOT NULL, product_id int NOT NULL, locale text NOT NULL, name text NOT NULL,
-      description text NOT NULL, PRIMARY KEY (tenant_id, product_id, locale))`)
-    await sql.query(`CREATE TABLE IF NOT EXISTS ${S}.price (
-      tenant_id text NOT NULL, product_id int NOT NULL, currency text NOT NULL, amount_cents int NOT NULL,
-      PRIMARY KEY (tenant_id, product_id, currency))`)
-    const { rows } = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${S}.product`)
+    for (const statement of SCHEMA) await this.#sql.query(statement)
+    const { rows } = await this.#sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${S}.product`)
     if ((rows[0]?.n ?? 0) > 0) return
-    // Seeded in the database itself with generate_series: four statements, no row crosses the wire.
-    const tenants = TENANTS.map((t) => `('${t}', '${t[0]!.toUpperCase()}${t.slice(1)} Corp')`).join(', ')
-    await sql.query(`INSERT INTO ${S}.tenant (id, name) VALUES ${tenants} ON CONFLICT DO NOTHING`)
-    await sql.query(
-      `INSERT INTO ${S}.product (tenant_id, id, sku, category)
-       SELECT t.id, g, upper(left(t.id, 3)) || '-' || lpad(g::text, 6, '0'),
-              (ARRAY['tools', 'garden', 'kitchen', 'office', 'toys'])[1 + g % 5]
-       FROM ${S}.tenant t, generate_series(1, $1::int) g`,
-      [productsPerTenant],
-    )
-    await sql.query(
-      `INSERT INTO ${S}.product_text (tenant_id, product_id, locale, name, description)
-       SELECT p.tenant_id, p.id, l.locale, l.word || ' ' || p.category || ' #' || p.id,
-              l.word || ' (' || l.locale || ') ' || p.sku
-       FROM ${S}.product p,
-            (VALUES ('en', 'Product'), ('de', 'Produkt'), ('fr', 'Produit')) AS l (locale, word)`,
-    )
-    await sql.query(
-      `INSERT INTO ${S}.price (tenant_id, product_id, currency, amount_cents)
-       SELECT p.tenant_id, p.id, c.currency, ((100 + p.id * 37 % 9900) * c.rate)::int
-       FROM ${S}.product p, (VALUES ('EUR', 1.0), ('USD', 1.08), ('GBP', 0.86)) AS c (currency, rate)`,
-    )
+    for (const statement of SEED) {
+      await this.#sql.query(statement, statement.includes('$1') ? [productsPerTenant] : [])
+    }
   }
 }
 
@@ -244,9 +284,16 @@ async function connectPostgres(url: string): Promise<SqlClient> {
   }
 }
 
+interface PgliteClient extends SqlClient {
+  /** Whether the database was started from a snapshot (already seeded). */
+  readonly restored: boolean
+  /** Writes the data directory to `path` (gzip), atomically. */
+  snapshot(path: string): Promise<void>
+}
+
 /** PGlite on a worker thread (see pglite-worker.mjs), behind the same `query` as the pg pool. */
-async function startPglite(): Promise<SqlClient> {
-  const worker = new Worker(new URL('./pglite-worker.mjs', import.meta.url))
+async function startPglite(snapshot: string | undefined): Promise<PgliteClient> {
+  const worker = new Worker(new URL('./pglite-worker.mjs', import.meta.url), { workerData: { snapshot } })
   const pending = new Map<number, { resolve: (rows: unknown[]) => void; reject: (error: Error) => void }>()
   let nextId = 0
   let failure: Error | undefined
@@ -255,8 +302,8 @@ async function startPglite(): Promise<SqlClient> {
     for (const { reject } of pending.values()) reject(error)
     pending.clear()
   }
-  const ready = new Promise<void>((resolve, reject) => {
-    worker.once('message', () => resolve())
+  const ready = new Promise<boolean>((resolve, reject) => {
+    worker.once('message', (message: { restored: boolean }) => resolve(message.restored))
     worker.once('error', reject)
     worker.once('exit', (code) =>
       reject(new Error(`the PGlite worker exited with code ${code} while starting`)),
@@ -268,9 +315,11 @@ async function startPglite(): Promise<SqlClient> {
       const call = message.id === undefined ? undefined : pending.get(message.id)
       if (call === undefined) return
       pending.delete(message.id!)
-      if (message.error)
+      if (message.error) {
         call.reject(Object.assign(new Error(message.error.message), { code: message.error.code }))
-      else call.resolve(message.rows ?? [])
+      } else {
+        call.resolve(message.rows ?? [])
+      }
     },
   )
   worker.on('error', fail)
@@ -280,18 +329,50 @@ async function startPglite(): Promise<SqlClient> {
       resolve()
     }),
   )
-  await ready
+  const call = (message: object) =>
+    new Promise<unknown[]>((resolve, reject) => {
+      if (failure !== undefined) return reject(failure)
+      const id = nextId++
+      pending.set(id, { resolve, reject })
+      worker.postMessage({ ...message, id })
+    })
+  const restored = await ready
   return {
-    query: <R>(text: string, params?: unknown[]) =>
-      new Promise<{ rows: R[] }>((resolve, reject) => {
-        if (failure !== undefined) return reject(failure)
-        const id = nextId++
-        pending.set(id, { resolve: (rows) => resolve({ rows: rows as R[] }), reject })
-        worker.postMessage({ id, text, params })
-      }),
+    restored,
+    query: async <R>(text: string, params?: unknown[]) => ({ rows: (await call({ text, params })) as R[] }),
+    snapshot: async (path: string) => {
+      await call({ snapshot: path })
+    },
     close: async () => {
       if (failure === undefined) worker.postMessage({ close: true })
       await exited
     },
   }
+}
+
+/** The snapshot's file name: changes with the schema, the seed, its size and the PGlite version. */
+function snapshotName(productsPerTenant: number): string {
+  const hash = createHash('sha256')
+    .update(JSON.stringify([SCHEMA, SEED, productsPerTenant, pgliteVersion()]))
+    .digest('hex')
+    .slice(0, 16)
+  return `pglite-catalog-${hash}.tar.gz`
+}
+
+function pgliteVersion(): string {
+  // The package exports no package.json: find it above its entry point.
+  let dir = dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite'))
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string
+        version?: string
+      }
+      if (pkg.name === '@electric-sql/pglite') return pkg.version ?? 'unknown'
+    } catch {
+      // not here
+    }
+    dir = dirname(dir)
+  }
+  return 'unknown'
 }
