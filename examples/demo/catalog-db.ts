@@ -121,14 +121,17 @@ const SEED = [
 
 export class CatalogDb {
   readonly kind: 'postgres' | 'pglite'
+  /** PGlite only: whether the database started from a snapshot an earlier start left. */
+  readonly restored: boolean
   readonly #sql: SqlClient
   #queries = 0
   /** Added to every query while the demo simulates a slow source, in ms. */
   slowdownMs = 0
 
-  private constructor(sql: SqlClient, kind: 'postgres' | 'pglite') {
+  private constructor(sql: SqlClient, kind: 'postgres' | 'pglite', restored = false) {
     this.#sql = sql
     this.kind = kind
+    this.restored = restored
   }
 
   /**
@@ -151,7 +154,7 @@ export class CatalogDb {
         ? undefined
         : join(options.snapshotDir ?? join(tmpdir(), 'stratacache-demo'), snapshotName(productsPerTenant))
     const sql = await startPglite(snapshot)
-    const db = new CatalogDb(sql, 'pglite')
+    const db = new CatalogDb(sql, 'pglite', sql.restored)
     try {
       await db.#migrate(productsPerTenant)
       if (snapshot !== undefined && !sql.restored) {
@@ -351,7 +354,7 @@ async function startPglite(snapshot: string | undefined): Promise<PgliteClient> 
 }
 
 /** The snapshot's file name: changes with the schema, the seed, its size and the PGlite version. */
-function snapshotName(productsPerTenant: number): string {
+export function snapshotName(productsPerTenant: number): string {
   const hash = createHash('sha256')
     .update(JSON.stringify([SCHEMA, SEED, productsPerTenant, pgliteVersion()]))
     .digest('hex')
