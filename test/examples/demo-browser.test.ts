@@ -1,11 +1,13 @@
-// The demo as a visitor sees it: `npm start`'s program on a free port with a real redis-server, its dashboard in
+// The demo as a visitor sees it, and as the load script drives it: `npm start`'s program on a free port with a real redis-server, its dashboard in
 // headless Chromium (Debian's package, driven by playwright-core), a load started by the button, live charts.
 // The screenshot goes to docs/dashboard.png when UPDATE_SCREENSHOT=1 (the README shows it), else to a temp file,
 // so a test run does not rewrite a tracked binary file.
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
@@ -134,5 +136,34 @@ describe('the dashboard in a real browser', () => {
         { timeout: 15_000, interval: 500 },
       )
       .toContain('closed')
+  })
+})
+
+describe('the load script', () => {
+  it('drives the running demo with the cache on and off, and the cache takes reads off the database', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'examples/demo/load.ts',
+        ...['--url', baseUrl, '--duration', '1', '--warmup', '1', '--connections', '4', '--json'],
+      ],
+      { cwd: root, timeout: 30_000 },
+    )
+    const { phases } = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      phases: { phase: string; requestsPerSecond: number; sourceQueriesPerSecond: number; non2xx: number }[]
+    }
+    const [on, off] = phases
+    expect(on!.phase).toBe('cache on')
+    expect(off!.phase).toBe('cache off (bypass)')
+    for (const phase of phases) {
+      expect(phase.requestsPerSecond).toBeGreaterThan(0)
+      expect(phase.non2xx).toBe(0)
+    }
+    // Counts, not speed: bypassed, every read queries the database (pages twice); cached, most do not.
+    const queriesPerRequest = (p: typeof on) => p!.sourceQueriesPerSecond / p!.requestsPerSecond
+    expect(queriesPerRequest(off)).toBeGreaterThan(0.9)
+    expect(queriesPerRequest(on)).toBeLessThan(queriesPerRequest(off))
   })
 })
