@@ -326,7 +326,17 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
         slowdownMs: db.slowdownMs,
       },
       load: load.status,
-      totals: { sourceQueries: db.queries },
+      totals: {
+        sourceQueries: db.queries,
+        ...Object.values(s.namespaces).reduce(
+          (sum, n) => ({
+            l1Hits: sum.l1Hits + n.l1Hits,
+            l2Hits: sum.l2Hits + n.l2Hits,
+            misses: sum.misses + n.misses,
+          }),
+          { l1Hits: 0, l2Hits: 0, misses: 0 },
+        ),
+      },
       hotKeys: products
         .hotKeys()
         .map(({ key, score }) => ({ key: key.slice(products.prefix.length), score })),

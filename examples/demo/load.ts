@@ -11,7 +11,7 @@ const { values: args } = parseArgs({
   options: {
     url: { type: 'string' },
     duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '15' },
     connections: { type: 'string', default: '16' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
 })
 
 if (args.help) {
-  console.log(`Usage: npm run load -- [--url http://127.0.0.1:3000] [--duration 10] [--warmup 3] [--connections 16] [--json]
+  console.log(`Usage: npm run load -- [--url http://127.0.0.1:3000] [--duration 10] [--warmup 15] [--connections 16] [--json]
 
 Runs the demo's read workload (Zipf-skewed products, 5% list pages) with autocannon: first with the cache on
 (after a purge and --warmup seconds unmeasured), then with the cache bypassed. Prints p50/p99 latency, requests/s
@@ -46,6 +46,8 @@ interface PhaseResult {
   p50: number
   p99: number
   sourceQueriesPerSecond: number
+  /** Cache reads answered by L1 or L2, in % (null when the cache was bypassed). */
+  hitRatio: number | null
   non2xx: number
   errors: number
 }
@@ -59,9 +61,16 @@ async function admin(base: string, path: string, body: object): Promise<void> {
   if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`)
 }
 
-async function sourceQueries(base: string): Promise<number> {
-  const stats = (await (await fetch(`${base}/api/stats`)).json()) as { totals: { sourceQueries: number } }
-  return stats.totals.sourceQueries
+interface Totals {
+  sourceQueries: number
+  l1Hits: number
+  l2Hits: number
+  misses: number
+}
+
+async function totals(base: string): Promise<Totals> {
+  const stats = (await (await fetch(`${base}/api/stats`)).json()) as { totals: Totals }
+  return stats.totals
 }
 
 function fire(base: string, seconds: number): Promise<autocannon.Result> {
@@ -75,15 +84,18 @@ function fire(base: string, seconds: number): Promise<autocannon.Result> {
 }
 
 async function phase(base: string, name: string): Promise<PhaseResult> {
-  const before = await sourceQueries(base)
+  const before = await totals(base)
   const result = await fire(base, duration)
-  const queries = (await sourceQueries(base)) - before
+  const after = await totals(base)
+  const hits = after.l1Hits - before.l1Hits + (after.l2Hits - before.l2Hits)
+  const reads = hits + (after.misses - before.misses)
   return {
     phase: name,
     requestsPerSecond: Math.round(result.requests.average),
     p50: result.latency.p50,
     p99: result.latency.p99,
-    sourceQueriesPerSecond: Math.round(queries / duration),
+    sourceQueriesPerSecond: Math.round((after.sourceQueries - before.sourceQueries) / duration),
+    hitRatio: reads === 0 ? null : Math.round((hits / reads) * 1000) / 10,
     non2xx: result.non2xx,
     errors: result.errors,
   }
@@ -117,11 +129,14 @@ try {
   if (args.json) {
     console.log(JSON.stringify({ duration, connections, phases: [on, off] }))
   } else {
-    console.log(`\n| phase | requests/s | p50 ms | p99 ms | source queries/s | non-2xx | errors |`)
-    console.log(`| --- | --- | --- | --- | --- | --- | --- |`)
+    console.log(
+      `\n| phase | requests/s | p50 ms | p99 ms | source queries/s | hit ratio | non-2xx | errors |`,
+    )
+    console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`)
     for (const r of [on, off]) {
+      const hitRatio = r.hitRatio === null ? '–' : `${r.hitRatio} %`
       console.log(
-        `| ${r.phase} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${r.sourceQueriesPerSecond} | ${r.non2xx} | ${r.errors} |`,
+        `| ${r.phase} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${r.sourceQueriesPerSecond} | ${hitRatio} | ${r.non2xx} | ${r.errors} |`,
       )
     }
   }
