@@ -20,6 +20,17 @@ export const LOAD_LIMITS = { maxSeconds: 60, maxRate: 5_000, maxInFlight: 256 } 
 
 /** How often the pacer wakes up to send the requests that fell due, in ms. */
 const TICK_MS = 10
+/** The rate climbs linearly to its target over this long, as traffic does when a service comes up, in ms. */
+const RAMP_MS = 3_000
+
+/** How many requests are due `elapsed` ms into a run at `rate`/s that ramps up over `ramp` ms. */
+export function dueBy(elapsed: number, rate: number, ramp: number): number {
+  const seconds = elapsed / 1000
+  const rampSeconds = ramp / 1000
+  // The area under the rate curve: a triangle while ramping, then a rectangle.
+  if (seconds <= rampSeconds) return Math.floor((rate * seconds * seconds) / (2 * rampSeconds))
+  return Math.floor(rate * (seconds - rampSeconds / 2))
+}
 
 export class LoadGenerator {
   readonly #app: FastifyInstance
@@ -37,7 +48,9 @@ export class LoadGenerator {
   }
 
   /**
-   * Sends `rate` reads a second for `seconds` (both clamped to LOAD_LIMITS), so at most `rate * seconds` requests.
+   * Sends `rate` reads a second for `seconds` (both clamped to LOAD_LIMITS), so fewer than `rate * seconds`
+   * requests; the rate climbs to its target over the first 3 seconds (a cold JIT and a cold cache meet the traffic
+   * gradually, as they would when a service comes up).
    * Arrivals are open-loop, like real visitors: a slow response does not delay the next request, so a slow source
    * shows up as latency, not as less traffic. At most `maxInFlight` requests are outstanding; a request that falls
    * due beyond that is skipped and counted. A run already going is replaced.
@@ -79,8 +92,10 @@ export class LoadGenerator {
     const pace = async () => {
       let issued = 0
       while (!stop.signal.aborted && issued < budget && Date.now() < started + duration) {
-        // Request i falls due i / rate seconds after the start.
-        const due = Math.min(budget, Math.floor(((Date.now() - started) * perSecond) / 1000) + 1)
+        const due = Math.min(
+          budget,
+          dueBy(Date.now() - started, perSecond, Math.min(RAMP_MS, duration / 2)) + 1,
+        )
         for (; issued < due; issued++) {
           if (inFlight.size < LOAD_LIMITS.maxInFlight) send()
           else this.#status = { ...this.#status, skipped: this.#status.skipped + 1 }
