@@ -1,12 +1,20 @@
-// The README's fifteen-line example, run as written (with a stand-in `db` and the suite's Redis), so it cannot rot.
+// The README's fifteen-line example, run as written (with a stand-in `db` and its own Redis), so it cannot rot.
 import { execFile } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+
+// A Redis of its own: the example's service and keys are the ones the tour (examples/basic.ts) uses too.
+let redis: RedisServer
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(() => redis?.stop())
 
 /** The first ```ts block after the marker comment that names this file. */
 function readmeExample(): string {
@@ -25,7 +33,7 @@ describe('the README', () => {
     // The example's last line closes the cache: run the checks before it.
     const body = example
       .replace(/^import .*$/gm, '')
-      .replace('redis://127.0.0.1:6379', inject('redisUrl'))
+      .replace('redis://127.0.0.1:6379', redis.url)
       .replace(/await cache\.close\(\)\s*$/, '')
     const script = `${imports}
 let queries = 0
