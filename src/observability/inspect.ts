@@ -172,11 +172,15 @@ export async function inspectRedis(store: L2Store, options: InspectRedisOptions 
   const timeoutMs = parseDuration(options.timeout ?? 1_000, 'inspectRedis.timeout')
   if (timeoutMs < 1) throw new InvalidOptionError('inspectRedis.timeout', options.timeout, 'at least 1 ms')
   const targets = options.namespaces ?? []
-  if (!Array.isArray(targets) || targets.some((t: InspectTarget) => !isTarget(t))) {
+  if (
+    !Array.isArray(targets) ||
+    targets.some((t: InspectTarget) => !isTarget(t)) ||
+    new Set(targets.map((t: InspectTarget) => t.name)).size !== targets.length
+  ) {
     throw new InvalidOptionError(
       'inspectRedis.namespaces',
       targets,
-      "an array of { name, prefix, critical? } such as [{ name: 'product', prefix: 'catalog:product:v1:' }]",
+      "an array of { name, prefix, critical? } with distinct names, e.g. [{ name: 'product', prefix: 'catalog:product:v1:' }]",
     )
   }
   const budget = options.budget
