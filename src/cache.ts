@@ -14,9 +14,11 @@ import {
   InvalidArgumentError,
   InvalidOptionError,
   L2UnavailableError,
+  NoL2Error,
 } from './errors.js'
 import { Namespace, type NamespaceStats } from './namespace.js'
 import { channels } from './observability/channels.js'
+import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
 import {
   resolveCacheOptions,
   resolveNamespaceOptions,
@@ -383,6 +385,30 @@ export class Cache {
       if (!this.#runtime.closed) this.slo()
     }, 1_000).unref()
     this.#onClose.push(() => clearInterval(this.#sloTimer))
+  }
+
+  /**
+   * Inspects L2 for operators: Redis used memory against `maxmemory` and the `l2Budget`, the eviction policy, the
+   * eviction counters, and per namespace estimated key counts, sizes and TTLs from a bounded SCAN sample (never
+   * KEYS). Warns when a `critical` namespace may be evicted, when memory is unbounded or full writes would fail,
+   * and publishes `stratacache:l2:budget` when usage is over the budget. A command Redis refuses (CONFIG under an
+   * ACL) leaves its reading unknown, with the reason. See docs/operations.md.
+   * @throws NoL2Error without L2; L2Error, L2TimeoutError or L2CircuitOpenError when Redis cannot answer.
+   * @example const report = await cache.inspect(); for (const w of report.warnings) log.warn(w.message)
+   */
+  async inspect(options: InspectOptions = {}): Promise<RedisReport> {
+    if (this.#runtime.closed) throw new CacheClosedError('inspect')
+    if (this.#l2 === undefined) throw new NoL2Error('inspect')
+    const targets = [...this.#namespaces.values()].map((ns) => ({
+      name: ns.name,
+      prefix: ns.prefix,
+      critical: ns.options.critical,
+    }))
+    return inspectL2(this.#l2, targets, options, {
+      service: this.service,
+      budget: this.options.l2Budget,
+      now: () => this.options.clock.now(),
+    })
   }
 
   /**

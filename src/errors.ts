@@ -276,6 +276,17 @@ export class L2UnavailableError extends StrataError {
   }
 }
 
+/** `cache.inspect()` was called on a cache created without `l2`: there is no Redis to inspect. */
+export class NoL2Error extends StrataError {
+  readonly code = 'ERR_STRATA_NO_L2'
+  constructor(readonly operation: string) {
+    super(
+      `Cannot ${operation}: this cache has no L2 store. Pass \`l2: redisStore({ url })\` to createCache(), or call ` +
+        'inspectRedis(store) on a store of its own.',
+    )
+  }
+}
+
 /** An operation was called on a cache after `close()`. */
 export class CacheClosedError extends StrataError {
   readonly code = 'ERR_STRATA_CLOSED'

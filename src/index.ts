@@ -51,9 +51,22 @@ export {
   type L2StateMessage,
   type DecodeErrorMessage,
   type SerializeErrorMessage,
+  type L2BudgetMessage,
   type WriteBehindFailedMessage,
   type WriteBehindDeadLetterMessage,
   type SloMessage,
   type SecurityMessage,
 } from './observability/channels.js'
+export {
+  inspectRedis,
+  type InspectOptions,
+  type InspectRedisOptions,
+  type InspectTarget,
+  type InspectWarning,
+  type InspectWarningCode,
+  type NamespaceReport,
+  type Reading,
+  type RedisReport,
+} from './observability/inspect.js'
+export type { L2Answer } from './tiers/l2-store.js'
 export * from './errors.js'

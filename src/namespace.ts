@@ -1768,7 +1768,7 @@ export class Namespace<P, V> {
 }
 
 /** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
-function isEntryKey(key: string, prefix: string): boolean {
+export function isEntryKey(key: string, prefix: string): boolean {
   const mark = key.indexOf('#', prefix.length)
   // A plain key has no '#'; a hashed one has one, right after the prefix (and its generation, if any), followed by
   // a SHA-256 digest in base64url. Tag sets (`#tag{…}`), versions (`#v`) and locks (`#lock`) are bookkeeping.

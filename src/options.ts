@@ -62,6 +62,14 @@ export interface CacheOptions {
    * @example redisStore({ url: 'redis://127.0.0.1:6379' })
    */
   l2?: L2Store
+  /**
+   * A memory budget for L2, checked by `cache.inspect()`: the report shows Redis `used_memory` against `maxBytes`
+   * (bytes), adds a warning, and publishes `stratacache:l2:budget` when usage is over it. Nothing is enforced on
+   * writes; Redis's own `maxmemory` is the hard limit. Needs `l2`.
+   * @default none
+   * @example { maxBytes: 512 * 1024 ** 2 } // 512 MiB
+   */
+  l2Budget?: { maxBytes: number }
   timeouts?: {
     /** Longest wait for one L2 call (GET, MGET, SET, UNLINK), after which reads fall through to the loader. @default '100ms' */
     l2?: Duration
@@ -141,6 +149,7 @@ export interface ResolvedCacheOptions {
   readonly service: string
   readonly l1: false | { readonly maxEntries: number; readonly maxBytes: number | undefined }
   readonly l2: L2Store | undefined
+  readonly l2Budget: { readonly maxBytes: number } | undefined
   readonly l2TimeoutMs: number
   readonly connectTimeoutMs: number
   readonly failureThreshold: number
@@ -186,6 +195,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
     )
   }
+  const l2Budget = resolveL2Budget(options.l2Budget, l2)
   const failureThreshold = circuitBreaker.failureThreshold ?? 5
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
     throw new InvalidOptionError(
@@ -256,6 +266,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     service: options.service,
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
     l2,
+    l2Budget,
     l2TimeoutMs,
     connectTimeoutMs: positiveDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
     failureThreshold,
@@ -269,6 +280,27 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
 }
 
 const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
+
+function resolveL2Budget(
+  budget: CacheOptions['l2Budget'],
+  l2: L2Store | undefined,
+): ResolvedCacheOptions['l2Budget'] {
+  if (budget === undefined) return undefined
+  if (l2 === undefined) {
+    throw new InvalidOptionError(
+      'l2Budget',
+      budget,
+      'nothing without `l2` (the budget is for the Redis tier)',
+    )
+  }
+  if (budget === null || typeof budget !== 'object') {
+    throw new InvalidOptionError('l2Budget', budget, 'an object such as { maxBytes: 512 * 1024 ** 2 }')
+  }
+  if (!Number.isSafeInteger(budget.maxBytes) || budget.maxBytes < 1) {
+    throw new InvalidOptionError('l2Budget.maxBytes', budget.maxBytes, 'a positive whole number of bytes')
+  }
+  return Object.freeze({ maxBytes: budget.maxBytes })
+}
 
 /**
  * A namespace: one key family with its key schema, freshness and loader.
@@ -452,6 +484,13 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example { readP99: '120ms', staleReadsMax: 0.001, window: '5m' }
    */
   slo?: { readP99?: Duration; staleReadsMax?: number; window?: Duration }
+  /**
+   * Losing this namespace's keys in Redis is a correctness problem, not just a miss (its version counters, tag sets
+   * and generation counter carry invalidations). `cache.inspect()` then warns when its Redis may evict them
+   * (`maxmemory-policy` `allkeys-*` or `volatile-*`, or an unknown policy).
+   * @default false
+   */
+  critical?: boolean
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
@@ -500,6 +539,7 @@ export interface ResolvedNamespaceOptions {
   readonly description: string | undefined
   readonly slo: ResolvedSlo | undefined
   readonly maxLabelSets: number
+  readonly critical: boolean
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
@@ -581,6 +621,8 @@ export function resolveNamespaceOptions<P, V>(
       throw new InvalidOptionError(at(text), options[text], 'a string')
     }
   }
+  const critical = options.critical ?? false
+  if (typeof critical !== 'boolean') throw new InvalidOptionError(at('critical'), critical, 'true or false')
   const staleForMs = options.staleFor === undefined ? 0 : parseDuration(options.staleFor, at('staleFor'))
   const consistency = options.consistency ?? 'eventual'
   if (consistency !== 'strong' && consistency !== 'bounded' && consistency !== 'eventual') {
@@ -743,6 +785,7 @@ export function resolveNamespaceOptions<P, V>(
     description: options.description,
     slo: resolveSlo(options.slo, at),
     maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
+    critical,
   })
 }
 

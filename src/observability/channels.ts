@@ -17,6 +17,8 @@ export const channelNames = {
   l2Error: 'stratacache:l2:error',
   /** L2 connection status or circuit breaker state changed. {@link L2StateMessage} */
   l2State: 'stratacache:l2:state',
+  /** `cache.inspect()` found Redis using more memory than the cache's `l2Budget`. {@link L2BudgetMessage} */
+  l2Budget: 'stratacache:l2:budget',
   /** Bytes in L2 did not decode; the read was a miss. {@link DecodeErrorMessage} */
   decodeError: 'stratacache:decode-error',
   /** A loaded or set value could not be serialized, so it was not written to L2. {@link SerializeErrorMessage} */
@@ -59,6 +61,14 @@ export interface L2ErrorMessage {
 export interface L2StateMessage {
   readonly status?: L2Status
   readonly circuit?: CircuitState
+}
+export interface L2BudgetMessage {
+  /** The cache's service, or undefined for `inspectRedis()` on a bare store. */
+  readonly service: string | undefined
+  /** Redis `used_memory` at the inspection, in bytes. */
+  readonly usedBytes: number
+  /** The budget, `l2Budget.maxBytes`. */
+  readonly maxBytes: number
 }
 export interface DecodeErrorMessage {
   readonly namespace: string
@@ -161,6 +171,7 @@ export const channels = {
   load: diagnosticsChannel.channel(channelNames.load),
   l2Error: diagnosticsChannel.channel(channelNames.l2Error),
   l2State: diagnosticsChannel.channel(channelNames.l2State),
+  l2Budget: diagnosticsChannel.channel(channelNames.l2Budget),
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),
   serializeError: diagnosticsChannel.channel(channelNames.serializeError),
   busReceived: diagnosticsChannel.channel(channelNames.busReceived),

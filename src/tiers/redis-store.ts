@@ -1,8 +1,16 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
-import { createClient, RESP_TYPES, type RedisClientOptions } from 'redis'
+import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
-import type { L2Status, L2Store, L2StoreEvent, L2Write, PendingQueueEntry, QueueEntry } from './l2-store.js'
+import type {
+  L2Answer,
+  L2Status,
+  L2Store,
+  L2StoreEvent,
+  L2Write,
+  PendingQueueEntry,
+  QueueEntry,
+} from './l2-store.js'
 
 /**
  * The slice of a node-redis client that the store uses. Any node-redis 6 `createClient()` result fits.
@@ -262,6 +270,50 @@ class Connection {
   }
 }
 
+/** Runs an administrative command: a server's error reply (NOPERM, unknown command) becomes a refusal. */
+async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>> {
+  try {
+    return { ok: true, value: await call() }
+  } catch (error) {
+    if (isErrorReply(error)) return { ok: false, refused: error.message }
+    throw error
+  }
+}
+
+/** Whether Redis answered with an error (it is up), as opposed to a lost connection or a client-side failure. */
+function isErrorReply(error: unknown): error is Error {
+  if (error instanceof ErrorReply) return true
+  // A client passed in may come from another copy of node-redis, with its own ErrorReply class.
+  for (let proto: unknown = error; proto !== null && typeof proto === 'object';) {
+    if ((proto as { constructor?: { name?: string } }).constructor?.name === 'ErrorReply') return true
+    proto = Object.getPrototypeOf(proto)
+  }
+  return false
+}
+
+/** INFO's text, `# Section` headers and `field:value` lines, as a record of fields. */
+function parseInfo(reply: unknown): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const line of String(reply).split(/\r?\n/)) {
+    const colon = line.indexOf(':')
+    if (colon > 0 && !line.startsWith('#')) fields[line.slice(0, colon)] = line.slice(colon + 1).trim()
+  }
+  return fields
+}
+
+/** CONFIG GET's reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record. */
+function parsePairs(reply: unknown): Record<string, string> {
+  const pairs: Record<string, string> = {}
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs[String(reply[i])] = String(reply[i + 1])
+  } else if (reply instanceof Map) {
+    for (const [name, value] of reply) pairs[String(name)] = String(value)
+  } else if (reply !== null && typeof reply === 'object') {
+    for (const [name, value] of Object.entries(reply)) pairs[name] = String(value)
+  }
+  return pairs
+}
+
 export class RedisStore implements L2Store {
   readonly name = 'redis'
   readonly #main: Connection
@@ -500,6 +552,45 @@ export class RedisStore implements L2Store {
 
   async ttl(key: string): Promise<number> {
     return (await this.#main.send(['PTTL', key], plainReplies)) as number
+  }
+
+  // Inspection. INFO, CONFIG GET and MEMORY USAGE answer a server's refusal (an error reply) instead of rejecting.
+
+  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies)))
+  }
+
+  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies)))
+  }
+
+  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
+    // Sent in one tick, so node-redis writes them as one batch: one round trip.
+    return refusable(() =>
+      Promise.all(
+        keys.map((key) =>
+          this.#main
+            .send(['MEMORY', 'USAGE', key], plainReplies)
+            .then((reply) => (reply === null ? null : Number(reply))),
+        ),
+      ),
+    )
+  }
+
+  strlen(keys: readonly string[]): Promise<(number | null)[]> {
+    return Promise.all(
+      keys.map((key) =>
+        this.#main.send(['STRLEN', key], plainReplies).then(Number, (error: unknown) => {
+          // WRONGTYPE: a set or a stream has no string length.
+          if (isErrorReply(error)) return null
+          throw error
+        }),
+      ),
+    )
+  }
+
+  ttlMany(keys: readonly string[]): Promise<number[]> {
+    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies).then(Number)))
   }
 
   async queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
