@@ -39,6 +39,7 @@ export type { CircuitState } from './policies/circuit-breaker.js'
 export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observability/histogram.js'
 export type { SloReport, SloObjective } from './observability/slo.js'
 export { OTHER_LABEL, type ReadLabels, type LabeledReads } from './observability/labels.js'
+export type { AccessLogOptions, AccessRecord } from './observability/access-log.js'
 export {
   channelNames,
   tracingChannelNames,

@@ -24,6 +24,7 @@ import { channels, traces, type GetTraceContext } from './observability/channels
 import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
 import { SloTracker, type SloReport } from './observability/slo.js'
 import { LabeledCounters, type LabeledReads } from './observability/labels.js'
+import { AccessLog } from './observability/access-log.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
@@ -224,6 +225,8 @@ export class Namespace<P, V> {
     writesClaimed: 0,
   }
   readonly #source: SourceLimiter
+  /** The sampled access log; undefined without `accessLog`. */
+  readonly #accessLog: AccessLog | undefined
   /** Reads per label set; undefined without `labels`. */
   readonly #labeled: LabeledCounters<P> | undefined
   /** Samples this namespace's counters for its objectives; undefined without `slo`. */
@@ -317,6 +320,7 @@ export class Namespace<P, V> {
     })
     void this.#loadGeneration()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
+    this.#accessLog = this.#startAccessLog(runtime)
     this.#labeled =
       functions.labels === undefined ? undefined : new LabeledCounters(functions.labels, options.maxLabelSets)
     this.#slo =
@@ -374,6 +378,16 @@ export class Namespace<P, V> {
     return queue
   }
 
+  #startAccessLog(runtime: CacheRuntime): AccessLog | undefined {
+    const config = this.options.accessLog
+    if (config === undefined) return undefined
+    const log = new AccessLog(this.name, `${runtime.service}:${this.name}#access`, config, runtime.l2, () =>
+      runtime.clock.now(),
+    )
+    runtime.beforeClose(() => log.close())
+    return log
+  }
+
   /** Parameter names in key order (placeholders, then dimensions sorted). */
   get params(): readonly string[] {
     return this.#keys.params
@@ -416,6 +430,9 @@ export class Namespace<P, V> {
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
               if (this.#labeled !== undefined) this.#labeled.count(params, 'l1Hits')
+              if (this.#accessLog !== undefined && this.#accessLog.samples(node.hash)) {
+                this.#accessLog.record(node.key, 'l1', node.size, 1, node.hash)
+              }
               if (trace !== undefined) trace.tier = 'l1'
               return Promise.resolve(node.value.value as V)
             }
@@ -470,6 +487,7 @@ export class Namespace<P, V> {
     this.#l1!.touch(node)
     this.#counters.l1Hits++
     this.#labeled?.count(params as P, 'l1Hits')
+    this.#accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
     node.hits++
     if (node.suspect) this.#counters.staleBusOutage++
     else if (stale) this.#counters.staleSwr++
@@ -519,6 +537,7 @@ export class Namespace<P, V> {
           this.#l1!.touch(node)
           this.#counters.l1Hits++
           this.#labeled?.count(list[i]!, 'l1Hits')
+          this.#accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
           node.hits++
           if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
           results[i] = node.value.value as V
@@ -1062,6 +1081,12 @@ export class Namespace<P, V> {
         flight.callers,
       )
       this.#labeled?.count(params, flight.missed ? 'misses' : 'l2Hits', flight.callers)
+      this.#accessLog?.record(
+        key,
+        flight.missed ? 'miss' : 'l2',
+        this.#l1?.byKey(key)?.size ?? 0,
+        flight.callers,
+      )
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
       const leave = () => {
         if (this.#flights.get(key) === flight) this.#flights.delete(key)
@@ -1393,12 +1418,14 @@ export class Namespace<P, V> {
         if (entry === undefined) {
           this.#miss(item.key)
           this.#labeled?.count(item.params, 'misses')
+          this.#accessLog?.record(item.key, 'miss', 0)
           item.flight.missed = true
           missing.push(item)
           return
         }
         this.#hitL2(item.key)
         this.#labeled?.count(item.params, 'l2Hits')
+        this.#accessLog?.record(item.key, 'l2', 0)
         if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
         item.flight.resolve(entry.value as V)
       })

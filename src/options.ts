@@ -21,6 +21,11 @@ import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 import type { ResolvedSlo } from './observability/slo.js'
 import type { ReadLabels } from './observability/labels.js'
+import {
+  resolveAccessLog,
+  type AccessLogOptions,
+  type ResolvedAccessLog,
+} from './observability/access-log.js'
 
 export type { Duration }
 
@@ -470,6 +475,13 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   labels?: (params: P) => ReadLabels
   /** Most distinct label sets counted (see `labels`). @default 100 */
   maxLabelSets?: number
+  /**
+   * Records a sampled access log (key hash, time, tier, size) to a file or a Redis stream, bounded in size, for
+   * `stratacache simulate` to replay against a proposed policy. Sampled by key, so every read of a sampled key
+   * is kept. Off by default.
+   * @example { file: '/var/log/catalog/product-access.jsonl', sampleRate: 0.01 }
+   */
+  accessLog?: AccessLogOptions
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -539,6 +551,7 @@ export interface ResolvedNamespaceOptions {
   readonly description: string | undefined
   readonly slo: ResolvedSlo | undefined
   readonly maxLabelSets: number
+  readonly accessLog: ResolvedAccessLog | undefined
   readonly critical: boolean
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
@@ -785,6 +798,7 @@ export function resolveNamespaceOptions<P, V>(
     description: options.description,
     slo: resolveSlo(options.slo, at),
     maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
+    accessLog: resolveAccessLog(options.accessLog, at),
     critical,
   })
 }

@@ -159,8 +159,12 @@ export class L2Guard {
     return this.#run('scan', () => this.store.scan(pattern, cursor, count))
   }
 
-  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
-    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields))
+  queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    maxLength?: number,
+  ): Promise<string> {
+    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields, maxLength))
   }
 
   queueCreateGroup(queue: string, group: string): Promise<void> {

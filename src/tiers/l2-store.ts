@@ -103,7 +103,12 @@ export interface L2Store {
   /**
    * Durable queues (Redis streams with a consumer group), for write-behind. Appends one entry; resolves to its id.
    */
-  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string>
+  queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    /** Trim the queue to about this many entries (`MAXLEN ~`). */
+    maxLength?: number,
+  ): Promise<string>
   /** Creates consumer group `group` on `queue` (and the queue), reading from its start; a no-op if it exists. */
   queueCreateGroup(queue: string, group: string): Promise<void>
   /** Hands up to `count` entries never delivered to anyone in `group` to `consumer` (non-blocking). */

@@ -593,8 +593,13 @@ export class RedisStore implements L2Store {
     return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies).then(Number)))
   }
 
-  async queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
-    const args: (string | Buffer)[] = ['XADD', queue, '*']
+  async queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    maxLength?: number,
+  ): Promise<string> {
+    const args: (string | Buffer)[] =
+      maxLength === undefined ? ['XADD', queue, '*'] : ['XADD', queue, 'MAXLEN', '~', String(maxLength), '*']
     for (const [name, value] of Object.entries(fields)) {
       args.push(name, typeof value === 'string' ? value : toBuffer(value))
     }
