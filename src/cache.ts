@@ -194,7 +194,9 @@ export class Cache {
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
     const resolved = resolveNamespaceOptions(name, options, this.options)
-    const namespace = new Namespace<P, V>(this.#runtime, resolved, options)
+    const namespace = new Namespace<P, V>(this.#runtime, resolved, options, (raw) =>
+      resolveNamespaceOptions(name, raw, this.options),
+    )
     this.#namespaces.set(name, namespace as unknown as Namespace<never, unknown>)
     if (resolved.slo !== undefined) this.#watchObjectives()
     return namespace

@@ -1,6 +1,6 @@
 // Public entry of 'stratacache': re-exports only.
 export { createCache, Cache, type CacheStats, type PurgeRequest, type PurgeResult } from './cache.js'
-export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
+export { Namespace, type NamespaceStats, type CheckedParams, type PolicyPatch } from './namespace.js'
 export type {
   CacheOptions,
   L1Options,

@@ -159,6 +159,33 @@ interface Flight<V> {
 }
 
 const NO_TAGS: readonly string[] = Object.freeze([])
+
+/** What `updatePolicy()` may change at run time. */
+const POLICY_OPTIONS = new Set([
+  'ttl',
+  'jitter',
+  'negativeTtl',
+  'staleFor',
+  'staleWhileRevalidate',
+  'failSafeThrottle',
+  'refreshAhead',
+  'timeouts',
+])
+
+/** A change of freshness and resilience policy, for `ns.updatePolicy()`. */
+export type PolicyPatch = Partial<
+  Pick<
+    NamespaceOptions<string, readonly string[], never, never>,
+    | 'ttl'
+    | 'jitter'
+    | 'negativeTtl'
+    | 'staleFor'
+    | 'staleWhileRevalidate'
+    | 'failSafeThrottle'
+    | 'refreshAhead'
+    | 'timeouts'
+  >
+>
 const NO_LABELS: readonly LabeledReads[] = Object.freeze([])
 
 /** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
@@ -180,7 +207,17 @@ interface BatchFlight<V> extends Flight<V> {
  */
 export class Namespace<P, V> {
   readonly name: string
-  readonly options: ResolvedNamespaceOptions
+  #options: ResolvedNamespaceOptions
+  /** The options as declared, and how to resolve them again (for `updatePolicy`). */
+  readonly #declared: NamespaceOptions<string, readonly string[], P, V>
+  readonly #resolve:
+    ((raw: NamespaceOptions<string, readonly string[], P, V>) => ResolvedNamespaceOptions) | undefined
+  /** Earlier policies, for `rollbackPolicy()`: declared options and their resolution. */
+  readonly #previous: {
+    declared: NamespaceOptions<string, readonly string[], P, V>
+    resolved: ResolvedNamespaceOptions
+  }[] = []
+  #current: NamespaceOptions<string, readonly string[], P, V>
   /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
   readonly prefix: string
   readonly #rt: CacheRuntime
@@ -259,12 +296,16 @@ export class Namespace<P, V> {
       NamespaceOptions<string, readonly string[], P, V>,
       'load' | 'loadMany' | 'tags' | 'write' | 'writeMany' | 'labels'
     >,
+    resolve?: (raw: NamespaceOptions<string, readonly string[], P, V>) => ResolvedNamespaceOptions,
   ) {
     this.#rt = runtime
     this.#clock = runtime.clock
     this.#hitClock = runtime.hitClock
     this.name = options.name
-    this.options = options
+    this.#options = options
+    this.#declared = functions as NamespaceOptions<string, readonly string[], P, V>
+    this.#current = this.#declared
+    this.#resolve = resolve
     this.#keys = new KeySchema({
       service: runtime.service,
       namespace: options.name,
@@ -386,6 +427,59 @@ export class Namespace<P, V> {
     )
     runtime.beforeClose(() => log.close())
     return log
+  }
+
+  /** The namespace's options, resolved: the declaration, or the policy `updatePolicy()` set since. */
+  get options(): ResolvedNamespaceOptions {
+    return this.#options
+  }
+
+  /**
+   * Changes this namespace's freshness and resilience policy at run time, without a restart: any of `ttl`,
+   * `jitter`, `negativeTtl`, `staleFor`, `staleWhileRevalidate`, `failSafeThrottle`, `refreshAhead`, `timeouts`.
+   * Checked like a declaration (the consistency class and classification rules apply). Entries cached from now on
+   * follow it; entries already cached keep the times they were written with. It applies to this process only:
+   * apply it in every process (from the same configuration source) to change the fleet. Returns the resolved
+   * policy; `rollbackPolicy()` restores the one before.
+   * @throws InvalidOptionError (or ClassificationError) naming the rule broken; the policy is then unchanged.
+   */
+  updatePolicy(patch: PolicyPatch): ResolvedNamespaceOptions {
+    if (this.#rt.closed) throw new CacheClosedError('updatePolicy')
+    if (patch === null || typeof patch !== 'object') {
+      throw new InvalidArgumentError('patch', patch, "an object such as { ttl: '10m', staleFor: '1h' }")
+    }
+    for (const name of Object.keys(patch)) {
+      if (!POLICY_OPTIONS.has(name)) {
+        throw new InvalidArgumentError(
+          `patch.${name}`,
+          (patch as Record<string, unknown>)[name],
+          `one of ${[...POLICY_OPTIONS].join(', ')}: the key schema, consistency, tiers and codecs are part of the declaration`,
+        )
+      }
+    }
+    const declared = { ...this.#current, ...patch } as NamespaceOptions<string, readonly string[], P, V>
+    const resolved = this.#resolve === undefined ? this.#options : this.#resolve(declared)
+    this.#previous.push({ declared: this.#current, resolved: this.#options })
+    this.#current = declared
+    this.#options = resolved
+    this.#rt.logger.info(
+      { service: this.#rt.service, namespace: this.name, changed: Object.keys(patch) },
+      'stratacache: namespace policy updated',
+    )
+    return resolved
+  }
+
+  /** Restores the policy in force before the last `updatePolicy()`. Resolves to false when there is none. */
+  rollbackPolicy(): boolean {
+    const previous = this.#previous.pop()
+    if (previous === undefined) return false
+    this.#current = previous.declared
+    this.#options = previous.resolved
+    this.#rt.logger.info(
+      { service: this.#rt.service, namespace: this.name },
+      'stratacache: namespace policy rolled back',
+    )
+    return true
   }
 
   /** Parameter names in key order (placeholders, then dimensions sorted). */
