@@ -12,14 +12,26 @@
 // Add `--cpu-prof-interval 100` (µs) for a finer profile of the short L1 calls.
 import { parseArgs } from 'node:util'
 import { startRedis, type RedisServer } from '../test/helpers/redis-server.js'
+import { codecs } from './codecs.js'
 import { coldKey } from './cold-key.js'
 import { commandLine, machine, machineLine, writeResults, type Scenario } from './harness.js'
+import { inspect } from './inspect.js'
 import { l1Hit } from './l1-hit.js'
 import { l2Hit } from './l2-hit.js'
+import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
 
-const scenarios: readonly Scenario[] = [l1Hit, l2Hit, coldKey, stampede, redisKill]
+const scenarios: readonly Scenario[] = [
+  l1Hit,
+  l2Hit,
+  coldKey,
+  stampede,
+  redisKill,
+  codecs,
+  metricsOverhead,
+  inspect,
+]
 
 /** The whole run stops by itself even if a peer library hangs: past this, the process exits with an error. */
 const WATCHDOG_MS = 10 * 60_000

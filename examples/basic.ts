@@ -1,4 +1,4 @@
-// `npm start`: a short tour of stratacache on embedded defaults (L1 only), or with Redis when REDIS_URL is set.
+// `npm run tour`: a short tour of stratacache on embedded defaults (L1 only), or with Redis when REDIS_URL is set.
 import { createCache } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 

@@ -1,16 +1,24 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
+import { randomUUID } from 'node:crypto'
+import type { AuditRecord } from './audit/audit-sink.js'
+import type { KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
 import type { CacheRuntime } from './core/runtime.js'
 import type { KeyParams } from './core/keys.js'
 import {
+  AuditSinkRequiredError,
+  AuditWriteError,
   CacheClosedError,
   DuplicateNamespaceError,
+  InvalidArgumentError,
   InvalidOptionError,
   L2UnavailableError,
+  NoL2Error,
 } from './errors.js'
 import { Namespace, type NamespaceStats } from './namespace.js'
 import { channels } from './observability/channels.js'
+import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
 import {
   resolveCacheOptions,
   resolveNamespaceOptions,
@@ -46,6 +54,25 @@ export interface CacheStats {
     | undefined
   /** The invalidation bus (present with L2). */
   readonly bus: BusStats | undefined
+}
+
+/** What `cache.purge()` drops, and who asks and why (both recorded in the audit log). */
+export interface PurgeRequest {
+  /** Purge this namespace: all its entries, or with `tag` only its entries carrying the tag. */
+  namespace?: string
+  /** Purge the entries carrying this tag (in every namespace, unless `namespace` is given), e.g. `'tenant:t1'`. */
+  tag?: string
+  /** Why: an incident, a ticket, a data-subject request. Required, recorded. */
+  reason: string
+  /** Who asks: a person, an operator account, a job. Required, recorded. */
+  actor: string
+}
+
+export interface PurgeResult {
+  /** The audit records' id for this purge. */
+  readonly id: string
+  /** L2 entries deleted. */
+  readonly keysDeleted: number
 }
 
 /**
@@ -166,8 +193,10 @@ export class Cache {
     if (this.#runtime.closed) throw new CacheClosedError('declare a namespace')
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
-    const resolved = resolveNamespaceOptions(name, options)
-    const namespace = new Namespace<P, V>(this.#runtime, resolved, options)
+    const resolved = resolveNamespaceOptions(name, options, this.options)
+    const namespace = new Namespace<P, V>(this.#runtime, resolved, options, (raw) =>
+      resolveNamespaceOptions(name, raw, this.options),
+    )
     this.#namespaces.set(name, namespace as unknown as Namespace<never, unknown>)
     if (resolved.slo !== undefined) this.#watchObjectives()
     return namespace
@@ -215,6 +244,119 @@ export class Cache {
     return deleted
   }
 
+  /**
+   * An administrative purge, recorded in the cache's `audit` sink: a `requested` record (who, what, when, why) is
+   * appended first, and only once it is stored does the purge run (`ns.clear()` for a namespace, `invalidateTag`
+   * for a tag: L2, this process's L1 and every other process's L1); then a `completed` record with the number of
+   * keys deleted, or a `failed` one. For code that drops entries as part of its normal work, `ns.clear()` and
+   * `invalidateTag()` stay available and are not audited.
+   * @throws AuditSinkRequiredError when the cache has no `audit` sink (nothing is purged).
+   * @throws AuditWriteError when the sink fails: before the purge (nothing purged) or after it (`purged: true`).
+   * @throws InvalidArgumentError for a missing `actor` or `reason`, an unknown namespace, or no target.
+   * @example await cache.purge({ tag: 'tenant:t42', actor: 'alice@ops', reason: 'INC-1234: tenant data export bug' })
+   */
+  async purge(request: PurgeRequest): Promise<PurgeResult> {
+    if (this.#runtime.closed) throw new CacheClosedError('purge')
+    const sink = this.options.audit
+    if (sink === undefined) throw new AuditSinkRequiredError()
+    if (request === null || typeof request !== 'object') {
+      throw new InvalidArgumentError(
+        'purge request',
+        request,
+        'an object such as { namespace, reason, actor }',
+      )
+    }
+    const { namespace, tag, reason, actor } = request
+    for (const [name, text] of [
+      ['actor', actor],
+      ['reason', reason],
+    ] as const) {
+      if (typeof text !== 'string' || text.trim().length === 0) {
+        throw new InvalidArgumentError(name, text, `a non-empty string: every purge records its ${name}`)
+      }
+    }
+    if (namespace === undefined && tag === undefined) {
+      throw new InvalidArgumentError('purge request', request, 'a `namespace`, a `tag`, or both')
+    }
+    const ns = namespace === undefined ? undefined : this.#namespaces.get(namespace)
+    if (namespace !== undefined && ns === undefined) {
+      throw new InvalidArgumentError(
+        'namespace',
+        namespace,
+        `a namespace declared in this cache (${[...this.#namespaces.keys()].join(', ') || 'none'})`,
+      )
+    }
+    if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0)) {
+      throw new InvalidArgumentError('tag', tag, "a non-empty string such as 'tenant:t1'")
+    }
+    const id = randomUUID()
+    const target = {
+      ...(namespace === undefined ? {} : { namespace }),
+      ...(tag === undefined ? {} : { tag }),
+    }
+    const record = (phase: AuditRecord['phase'], extra: Partial<AuditRecord> = {}): AuditRecord => ({
+      id,
+      phase,
+      at: new Date(this.options.clock.now()).toISOString(),
+      service: this.service,
+      action: 'purge',
+      actor,
+      reason,
+      target,
+      ...extra,
+    })
+    try {
+      await sink.append(record('requested'))
+    } catch (cause) {
+      throw new AuditWriteError(id, false, { cause })
+    }
+    const started = performance.now()
+    let keysDeleted: number
+    try {
+      if (ns === undefined) keysDeleted = await this.invalidateTag(tag!)
+      else keysDeleted = tag === undefined ? await ns.clear() : await ns.invalidateTag(tag)
+    } catch (error) {
+      const code =
+        typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined
+      const failed = record('failed', {
+        durationMs: Math.round(performance.now() - started),
+        error: code ?? (error instanceof Error ? error.message : String(error)),
+      })
+      // The purge's own error is what the caller needs; a sink failing as well must not hide it.
+      await sink.append(failed).catch(() => {})
+      throw error
+    }
+    try {
+      await sink.append(
+        record('completed', { keysDeleted, durationMs: Math.round(performance.now() - started) }),
+      )
+    } catch (cause) {
+      throw new AuditWriteError(id, true, { cause })
+    }
+    return Object.freeze({ id, keysDeleted })
+  }
+
+  /**
+   * Replaces the encryption key ring of a running cache, for every namespace at once: rotate without a restart
+   * (keys fetched from a KMS, say). Follow the same phases as a rolling rotation (docs/security.md): add the new
+   * key, then make it active, then retire the old one once its values have expired.
+   * @throws InvalidOptionError when the ring is invalid (the current one stays), or the cache was created without
+   * `encryption` (which namespaces encrypt is decided when they are declared).
+   * @example cache.setEncryptionKeys({ active: 'k2', keys: { k2: newKey, k1: oldKey } })
+   */
+  setEncryptionKeys(ring: KeyRing): void {
+    if (this.#runtime.closed) throw new CacheClosedError('set encryption keys')
+    const current = this.options.keyRing
+    if (current === undefined) {
+      throw new InvalidOptionError(
+        'encryption',
+        undefined,
+        'a key ring given to createCache() before keys can be replaced at runtime',
+      )
+    }
+    current.replace(ring, 'setEncryptionKeys')
+  }
+
   /** A frozen snapshot of every namespace's counters, L1 occupancy and L2 health. */
   stats(): CacheStats {
     const namespaces: Record<string, NamespaceStats> = {}
@@ -253,6 +395,30 @@ export class Cache {
       if (!this.#runtime.closed) this.slo()
     }, 1_000).unref()
     this.#onClose.push(() => clearInterval(this.#sloTimer))
+  }
+
+  /**
+   * Inspects L2 for operators: Redis used memory against `maxmemory` and the `l2Budget`, the eviction policy, the
+   * eviction counters, and per namespace estimated key counts, sizes and TTLs from a bounded SCAN sample (never
+   * KEYS). Warns when a `critical` namespace may be evicted, when memory is unbounded or full writes would fail,
+   * and publishes `stratacache:l2:budget` when usage is over the budget. A command Redis refuses (CONFIG under an
+   * ACL) leaves its reading unknown, with the reason. See docs/operations.md.
+   * @throws NoL2Error without L2; L2Error, L2TimeoutError or L2CircuitOpenError when Redis cannot answer.
+   * @example const report = await cache.inspect(); for (const w of report.warnings) log.warn(w.message)
+   */
+  async inspect(options: InspectOptions = {}): Promise<RedisReport> {
+    if (this.#runtime.closed) throw new CacheClosedError('inspect')
+    if (this.#l2 === undefined) throw new NoL2Error('inspect')
+    const targets = [...this.#namespaces.values()].map((ns) => ({
+      name: ns.name,
+      prefix: ns.prefix,
+      critical: ns.options.critical,
+    }))
+    return inspectL2(this.#l2, targets, options, {
+      service: this.service,
+      budget: this.options.l2Budget,
+      now: () => this.options.clock.now(),
+    })
   }
 
   /**

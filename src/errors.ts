@@ -276,6 +276,17 @@ export class L2UnavailableError extends StrataError {
   }
 }
 
+/** `cache.inspect()` was called on a cache created without `l2`: there is no Redis to inspect. */
+export class NoL2Error extends StrataError {
+  readonly code = 'ERR_STRATA_NO_L2'
+  constructor(readonly operation: string) {
+    super(
+      `Cannot ${operation}: this cache has no L2 store. Pass \`l2: redisStore({ url })\` to createCache(), or call ` +
+        'inspectRedis(store) on a store of its own.',
+    )
+  }
+}
+
 /** An operation was called on a cache after `close()`. */
 export class CacheClosedError extends StrataError {
   readonly code = 'ERR_STRATA_CLOSED'
@@ -294,6 +305,97 @@ export class EntryTooLargeError extends StrataError {
   ) {
     super(
       `Entry "${key}" is ${size} bytes, more than the whole L1 budget \`maxBytes\` (${maxBytes}). It was not stored.`,
+    )
+  }
+}
+
+/** A serialized value is larger than `maxValueBytes`: it is not written to L2 (loads still answer with it). */
+export class ValueTooLargeError extends StrataError {
+  readonly code = 'ERR_STRATA_VALUE_TOO_LARGE'
+  constructor(
+    readonly key: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `Value for "${key}" is ${size} bytes serialized, more than \`maxValueBytes\` (${maxBytes}); it was not ` +
+        'written to L2. Cache a smaller value (split it, or drop fields), or raise `maxValueBytes`.',
+    )
+  }
+}
+
+/** Why a value read from L2 was refused as untrusted. */
+export type UntrustedValueProblem = 'tampered' | 'unknown-key' | 'unencrypted'
+
+const untrustedText: Record<UntrustedValueProblem, string> = {
+  tampered: 'its ciphertext does not open for this key (changed bytes, or copied from another key or tenant)',
+  'unknown-key': 'it was encrypted with a key id the key ring does not hold (retired, or not ours)',
+  unencrypted: 'it is not encrypted, in a namespace that encrypts everything it writes',
+}
+
+/**
+ * A value in L2 failed its integrity check. Published on the `stratacache:security` channel; the read was a miss
+ * and the value was never returned.
+ */
+export class UntrustedValueError extends StrataError {
+  readonly code = 'ERR_STRATA_UNTRUSTED_VALUE'
+  constructor(
+    readonly namespace: string,
+    readonly key: string,
+    readonly problem: UntrustedValueProblem,
+    readonly keyId: string | undefined,
+  ) {
+    super(
+      `Value at "${key}" in namespace "${namespace}" was refused: ${untrustedText[problem]}. It was treated as a ` +
+        'miss and will be overwritten. Repeated events can mean someone writes to Redis directly, or a key was ' +
+        'retired from `encryption.keys` while values written with it still live.',
+    )
+  }
+}
+
+/** The rule of a data classification a namespace declaration broke. */
+export type ClassificationRule = 'protection-required' | 'ttl-cap'
+
+/** A namespace's declaration breaks a rule of its `classification`. Thrown by `cache.namespace()`. */
+export class ClassificationError extends StrataError {
+  readonly code = 'ERR_STRATA_CLASSIFICATION'
+  constructor(
+    readonly namespace: string,
+    readonly classification: string,
+    readonly rule: ClassificationRule,
+    detail: string,
+  ) {
+    super(`Namespace "${namespace}" is classified '${classification}' and breaks rule \`${rule}\`: ${detail}`)
+  }
+}
+
+/** An administrative purge was asked of a cache without an `audit` sink: purges are refused unless recorded. */
+export class AuditSinkRequiredError extends StrataError {
+  readonly code = 'ERR_STRATA_AUDIT_SINK_REQUIRED'
+  constructor() {
+    super(
+      'cache.purge() needs an audit sink, so every administrative purge is recorded (who, what, when, why, how ' +
+        'many keys). Pass `audit: jsonLinesAuditSink(path)` or `audit: redisStreamAuditSink({ client })` to ' +
+        'createCache(). Code paths that drop entries as part of normal work use ns.clear() or invalidateTag().',
+    )
+  }
+}
+
+/** The audit sink could not record a purge. Before the purge: nothing was purged. After: see `purged`. */
+export class AuditWriteError extends StrataError {
+  readonly code = 'ERR_STRATA_AUDIT_WRITE'
+  constructor(
+    readonly purgeId: string,
+    /** Whether the purge itself ran: false when its request could not be recorded (then nothing was purged). */
+    readonly purged: boolean,
+    options: ErrorOptions,
+  ) {
+    super(
+      `The audit sink failed to record purge ${purgeId}: ${errorMessage(options.cause)}. ` +
+        (purged
+          ? 'The purge ran and its request is recorded, but its outcome is not.'
+          : 'Nothing was purged: a purge runs only once its request is recorded.'),
+      options,
     )
   }
 }

@@ -1,6 +1,6 @@
 // Public entry of 'stratacache': re-exports only.
-export { createCache, Cache, type CacheStats } from './cache.js'
-export { Namespace, type NamespaceStats, type CheckedParams } from './namespace.js'
+export { createCache, Cache, type CacheStats, type PurgeRequest, type PurgeResult } from './cache.js'
+export { Namespace, type NamespaceStats, type CheckedParams, type PolicyPatch } from './namespace.js'
 export type {
   CacheOptions,
   L1Options,
@@ -9,8 +9,15 @@ export type {
   Duration,
   Logger,
   PolicyException,
+  CompressionOptions,
 } from './options.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
+export type { KeyRing } from './codecs/encryption.js'
+export type { CompressionAlgorithm } from './codecs/compression.js'
+export type { RedactOption } from './codecs/redaction.js'
+export type { Classification } from './policies/classification.js'
+export type { AuditRecord, AuditSink } from './audit/audit-sink.js'
+export { jsonLinesAuditSink, type JsonLinesAuditSinkOptions } from './audit/json-lines-sink.js'
 export {
   MemoryStore,
   estimateSize,
@@ -32,6 +39,8 @@ export type { Entry } from './codecs/envelope.js'
 export type { CircuitState } from './policies/circuit-breaker.js'
 export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observability/histogram.js'
 export type { SloReport, SloObjective } from './observability/slo.js'
+export { OTHER_LABEL, type ReadLabels, type LabeledReads } from './observability/labels.js'
+export type { AccessLogOptions, AccessRecord } from './observability/access-log.js'
 export {
   channelNames,
   tracingChannelNames,
@@ -44,8 +53,22 @@ export {
   type L2StateMessage,
   type DecodeErrorMessage,
   type SerializeErrorMessage,
+  type L2BudgetMessage,
   type WriteBehindFailedMessage,
   type WriteBehindDeadLetterMessage,
   type SloMessage,
+  type SecurityMessage,
 } from './observability/channels.js'
+export {
+  inspectRedis,
+  type InspectOptions,
+  type InspectRedisOptions,
+  type InspectTarget,
+  type InspectWarning,
+  type InspectWarningCode,
+  type NamespaceReport,
+  type Reading,
+  type RedisReport,
+} from './observability/inspect.js'
+export type { L2Answer } from './tiers/l2-store.js'
 export * from './errors.js'

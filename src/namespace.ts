@@ -1,5 +1,6 @@
 // A key family: its key schema and policies, and the read path L1 → L2 → single-flight → loader → L2 → L1.
-import { decodeEnvelope, encodeEnvelope, type Entry } from './codecs/envelope.js'
+import type { Entry } from './codecs/envelope.js'
+import { ValueCodec } from './codecs/value-codec.js'
 import { randomBytes } from 'node:crypto'
 import { escapeKeyText, KeySchema } from './core/keys.js'
 import type { CacheRuntime } from './core/runtime.js'
@@ -15,11 +16,15 @@ import {
   NoWriterError,
   SerializationError,
   SourceBusyError,
+  UntrustedValueError,
+  ValueTooLargeError,
   WriteError,
 } from './errors.js'
 import { channels, traces, type GetTraceContext } from './observability/channels.js'
 import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
 import { SloTracker, type SloReport } from './observability/slo.js'
+import { LabeledCounters, type LabeledReads } from './observability/labels.js'
+import { AccessLog } from './observability/access-log.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
@@ -56,6 +61,13 @@ export interface NamespaceStats {
   readonly decodeErrors: number
   /** Values the serializer refused: served, kept in L1, not written to L2. */
   readonly serializeErrors: number
+  /** Values over `maxValueBytes`: served and kept in L1, not written to L2 (`set` rejects them). */
+  readonly oversized: number
+  /**
+   * L2 values refused as untrusted (tampered, copied from another key, unknown key id, or plaintext in a namespace
+   * that encrypts), each read as a miss and published on `stratacache:security`.
+   */
+  readonly untrustedValues: number
   /** Stale values served, by reason. Each is also counted as a hit of its tier. */
   readonly staleServed: {
     /** Stale-while-revalidate: answered at once, refreshed in the background. */
@@ -64,6 +76,11 @@ export interface NamespaceStats {
     readonly failSafe: number
     /** The loader passed its soft timeout; the stale value answered while the load went on. */
     readonly softTimeout: number
+    /**
+     * An L1 entry kept through an invalidation-bus outage (it may have missed an invalidation) answered while it
+     * was revalidated in the background. Not counted in `swr`.
+     */
+    readonly busOutage: number
   }
   /** Background refreshes started (stale-while-revalidate, refresh-ahead, hot keys). */
   readonly refreshes: number
@@ -103,16 +120,18 @@ export interface NamespaceStats {
   }
   /** What a miss costs a reader over a hit, on average: mean miss latency minus mean hit latency (L1 and L2), ms. */
   readonly missPenaltyMs: number
+  /** With `labels`: reads per label set (at most `maxLabelSets`, then `_other`); empty without. */
+  readonly byLabels: readonly LabeledReads[]
 }
 
 type Counters = {
   -readonly [
     K in Exclude<
       keyof NamespaceStats,
-      'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs'
+      'hitRatio' | 'staleServed' | 'loadsPerSecond' | 'latencyMs' | 'missPenaltyMs' | 'byLabels'
     >
   ]: number
-} & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number }
+} & { staleSwr: number; staleFailSafe: number; staleSoftTimeout: number; staleBusOutage: number }
 
 /** One of the hottest keys, as `ns.hotKeys()` reports it. */
 export interface HotKey {
@@ -141,6 +160,34 @@ interface Flight<V> {
 
 const NO_TAGS: readonly string[] = Object.freeze([])
 
+/** What `updatePolicy()` may change at run time. */
+const POLICY_OPTIONS = new Set([
+  'ttl',
+  'jitter',
+  'negativeTtl',
+  'staleFor',
+  'staleWhileRevalidate',
+  'failSafeThrottle',
+  'refreshAhead',
+  'timeouts',
+])
+
+/** A change of freshness and resilience policy, for `ns.updatePolicy()`. */
+export type PolicyPatch = Partial<
+  Pick<
+    NamespaceOptions<string, readonly string[], never, never>,
+    | 'ttl'
+    | 'jitter'
+    | 'negativeTtl'
+    | 'staleFor'
+    | 'staleWhileRevalidate'
+    | 'failSafeThrottle'
+    | 'refreshAhead'
+    | 'timeouts'
+  >
+>
+const NO_LABELS: readonly LabeledReads[] = Object.freeze([])
+
 /** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
 const LOCK_RECHECK_MS = 250
 
@@ -160,7 +207,17 @@ interface BatchFlight<V> extends Flight<V> {
  */
 export class Namespace<P, V> {
   readonly name: string
-  readonly options: ResolvedNamespaceOptions
+  #options: ResolvedNamespaceOptions
+  /** The options as declared, and how to resolve them again (for `updatePolicy`). */
+  readonly #declared: NamespaceOptions<string, readonly string[], P, V>
+  readonly #resolve:
+    ((raw: NamespaceOptions<string, readonly string[], P, V>) => ResolvedNamespaceOptions) | undefined
+  /** Earlier policies, for `rollbackPolicy()`: declared options and their resolution. */
+  readonly #previous: {
+    declared: NamespaceOptions<string, readonly string[], P, V>
+    resolved: ResolvedNamespaceOptions
+  }[] = []
+  #current: NamespaceOptions<string, readonly string[], P, V>
   /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
   readonly prefix: string
   readonly #rt: CacheRuntime
@@ -187,7 +244,10 @@ export class Namespace<P, V> {
     l2Errors: 0,
     decodeErrors: 0,
     serializeErrors: 0,
+    oversized: 0,
+    untrustedValues: 0,
     staleSwr: 0,
+    staleBusOutage: 0,
     staleFailSafe: 0,
     staleSoftTimeout: 0,
     refreshes: 0,
@@ -202,6 +262,10 @@ export class Namespace<P, V> {
     writesClaimed: 0,
   }
   readonly #source: SourceLimiter
+  /** The sampled access log; undefined without `accessLog`. */
+  readonly #accessLog: AccessLog | undefined
+  /** Reads per label set; undefined without `labels`. */
+  readonly #labeled: LabeledCounters<P> | undefined
   /** Samples this namespace's counters for its objectives; undefined without `slo`. */
   readonly #slo: SloTracker | undefined
   /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
@@ -211,6 +275,8 @@ export class Namespace<P, V> {
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
   readonly #throttled = new Map<string, number>()
   readonly #lock: CrossProcessLock | undefined
+  /** Redaction, serialization, compression, encryption and the envelope, for L2. */
+  readonly #codec: ValueCodec
   #hotKeys: readonly HotKey[] = []
   /**
    * Whether this process knows the namespace's generation (`invalidateAll()` bumps it; keys depend on it). Until it
@@ -228,14 +294,18 @@ export class Namespace<P, V> {
     options: ResolvedNamespaceOptions,
     functions: Pick<
       NamespaceOptions<string, readonly string[], P, V>,
-      'load' | 'loadMany' | 'tags' | 'write' | 'writeMany'
+      'load' | 'loadMany' | 'tags' | 'write' | 'writeMany' | 'labels'
     >,
+    resolve?: (raw: NamespaceOptions<string, readonly string[], P, V>) => ResolvedNamespaceOptions,
   ) {
     this.#rt = runtime
     this.#clock = runtime.clock
     this.#hitClock = runtime.hitClock
     this.name = options.name
-    this.options = options
+    this.#options = options
+    this.#declared = functions as NamespaceOptions<string, readonly string[], P, V>
+    this.#current = this.#declared
+    this.#resolve = resolve
     this.#keys = new KeySchema({
       service: runtime.service,
       namespace: options.name,
@@ -249,8 +319,22 @@ export class Namespace<P, V> {
     this.#generationKnown = runtime.l2 === undefined
     this.#l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
-    this.#load = functions.load
-    this.#loadMany = functions.loadMany
+    this.#codec = new ValueCodec(runtime.serializer, options.schemaVersion, options.codec)
+    // Redact loaded values at the source, so L1, L2 and the caller of a miss all see the same redacted shape.
+    const { load, loadMany } = functions
+    const codec = this.#codec
+    this.#load =
+      load === undefined || options.codec.redactor === undefined
+        ? load
+        : async (params, context) => codec.redact(await load(params, context))
+    this.#loadMany =
+      loadMany === undefined || options.codec.redactor === undefined
+        ? loadMany
+        : async (params, context) => {
+            const values = await loadMany(params, context)
+            // A malformed result is reported as such (LoadManyResultError) by the caller, not redacted.
+            return isArray(values) ? values.map((value) => codec.redact(value)) : values
+          }
     this.#tags = functions.tags
     this.#write = functions.write
     this.#lock =
@@ -277,6 +361,9 @@ export class Namespace<P, V> {
     })
     void this.#loadGeneration()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
+    this.#accessLog = this.#startAccessLog(runtime)
+    this.#labeled =
+      functions.labels === undefined ? undefined : new LabeledCounters(functions.labels, options.maxLabelSets)
     this.#slo =
       options.slo === undefined
         ? undefined
@@ -284,11 +371,11 @@ export class Namespace<P, V> {
             options.slo,
             () => {
               const s = this.stats()
-              const { swr, failSafe, softTimeout } = s.staleServed
+              const { swr, failSafe, softTimeout, busOutage } = s.staleServed
               return {
                 read: s.latencyMs.read,
                 reads: s.l1Hits + s.l2Hits + s.misses,
-                staleReads: swr + failSafe + softTimeout,
+                staleReads: swr + failSafe + softTimeout + busOutage,
               }
             },
             this.#clock.now(),
@@ -332,6 +419,69 @@ export class Namespace<P, V> {
     return queue
   }
 
+  #startAccessLog(runtime: CacheRuntime): AccessLog | undefined {
+    const config = this.options.accessLog
+    if (config === undefined) return undefined
+    const log = new AccessLog(this.name, `${runtime.service}:${this.name}#access`, config, runtime.l2, () =>
+      runtime.clock.now(),
+    )
+    runtime.beforeClose(() => log.close())
+    return log
+  }
+
+  /** The namespace's options, resolved: the declaration, or the policy `updatePolicy()` set since. */
+  get options(): ResolvedNamespaceOptions {
+    return this.#options
+  }
+
+  /**
+   * Changes this namespace's freshness and resilience policy at run time, without a restart: any of `ttl`,
+   * `jitter`, `negativeTtl`, `staleFor`, `staleWhileRevalidate`, `failSafeThrottle`, `refreshAhead`, `timeouts`.
+   * Checked like a declaration (the consistency class and classification rules apply). Entries cached from now on
+   * follow it; entries already cached keep the times they were written with. It applies to this process only:
+   * apply it in every process (from the same configuration source) to change the fleet. Returns the resolved
+   * policy; `rollbackPolicy()` restores the one before.
+   * @throws InvalidOptionError (or ClassificationError) naming the rule broken; the policy is then unchanged.
+   */
+  updatePolicy(patch: PolicyPatch): ResolvedNamespaceOptions {
+    if (this.#rt.closed) throw new CacheClosedError('updatePolicy')
+    if (patch === null || typeof patch !== 'object') {
+      throw new InvalidArgumentError('patch', patch, "an object such as { ttl: '10m', staleFor: '1h' }")
+    }
+    for (const name of Object.keys(patch)) {
+      if (!POLICY_OPTIONS.has(name)) {
+        throw new InvalidArgumentError(
+          `patch.${name}`,
+          (patch as Record<string, unknown>)[name],
+          `one of ${[...POLICY_OPTIONS].join(', ')}: the key schema, consistency, tiers and codecs are part of the declaration`,
+        )
+      }
+    }
+    const declared = { ...this.#current, ...patch } as NamespaceOptions<string, readonly string[], P, V>
+    const resolved = this.#resolve === undefined ? this.#options : this.#resolve(declared)
+    this.#previous.push({ declared: this.#current, resolved: this.#options })
+    this.#current = declared
+    this.#options = resolved
+    this.#rt.logger.info(
+      { service: this.#rt.service, namespace: this.name, changed: Object.keys(patch) },
+      'stratacache: namespace policy updated',
+    )
+    return resolved
+  }
+
+  /** Restores the policy in force before the last `updatePolicy()`. Resolves to false when there is none. */
+  rollbackPolicy(): boolean {
+    const previous = this.#previous.pop()
+    if (previous === undefined) return false
+    this.#current = previous.declared
+    this.#options = previous.resolved
+    this.#rt.logger.info(
+      { service: this.#rt.service, namespace: this.name },
+      'stratacache: namespace policy rolled back',
+    )
+    return true
+  }
+
   /** Parameter names in key order (placeholders, then dimensions sorted). */
   get params(): readonly string[] {
     return this.#keys.params
@@ -351,7 +501,7 @@ export class Namespace<P, V> {
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
     if (traces.get.hasSubscribers) {
-      const context: GetTraceContext = { namespace: this.name, tier: undefined }
+      const context: GetTraceContext = { service: this.#rt.service, namespace: this.name, tier: undefined }
       return traces.get.tracePromise(() => this.#get(params, context), context)
     }
     return this.#get(params, undefined)
@@ -373,6 +523,10 @@ export class Namespace<P, V> {
               this.#counters.l1Hits++
               node.hits++
               if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+              if (this.#labeled !== undefined) this.#labeled.count(params, 'l1Hits')
+              if (this.#accessLog !== undefined && this.#accessLog.samples(node.hash)) {
+                this.#accessLog.record(node.key, 'l1', node.size, 1, node.hash)
+              }
               if (trace !== undefined) trace.tier = 'l1'
               return Promise.resolve(node.value.value as V)
             }
@@ -426,8 +580,11 @@ export class Namespace<P, V> {
     if (stale && !this.options.staleWhileRevalidate) return undefined
     this.#l1!.touch(node)
     this.#counters.l1Hits++
+    this.#labeled?.count(params as P, 'l1Hits')
+    this.#accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
     node.hits++
-    if (stale) this.#counters.staleSwr++
+    if (node.suspect) this.#counters.staleBusOutage++
+    else if (stale) this.#counters.staleSwr++
     if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
     this.#refreshInBackground(node.key, params as P)
     return Promise.resolve(entry.value as V)
@@ -473,6 +630,8 @@ export class Namespace<P, V> {
         } else if (node.refreshAt > now) {
           this.#l1!.touch(node)
           this.#counters.l1Hits++
+          this.#labeled?.count(list[i]!, 'l1Hits')
+          this.#accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
           node.hits++
           if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
           results[i] = node.value.value as V
@@ -526,6 +685,7 @@ export class Namespace<P, V> {
     await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
     this.#cancelFlight(key)
+    value = this.#codec.redact(value)
     const entry = this.#newEntry(value)
     const tags = this.#tagsFor(params, key, value)
     if (tags === undefined) {
@@ -534,15 +694,20 @@ export class Namespace<P, V> {
       })
     }
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
+        if (cause instanceof ValueTooLargeError) {
+          this.#counters.oversized++
+          throw cause
+        }
         this.#counters.serializeErrors++
         throw new SerializationError(this.name, key, { cause })
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
       try {
         const ttl = entry.staleUntil - entry.createdAt
@@ -923,15 +1088,21 @@ export class Namespace<P, V> {
 
   /** A frozen snapshot of this namespace's counters. */
   stats(): NamespaceStats {
-    const { staleSwr, staleFailSafe, staleSoftTimeout, ...c } = this.#counters
+    const { staleSwr, staleFailSafe, staleSoftTimeout, staleBusOutage, ...c } = this.#counters
     const reads = c.l1Hits + c.l2Hits + c.misses
     return Object.freeze({
       ...c,
       loadsPerSecond: this.#source.startsPerSecond(),
       hitRatio: reads === 0 ? 0 : (c.l1Hits + c.l2Hits) / reads,
-      staleServed: Object.freeze({ swr: staleSwr, failSafe: staleFailSafe, softTimeout: staleSoftTimeout }),
+      staleServed: Object.freeze({
+        swr: staleSwr,
+        failSafe: staleFailSafe,
+        softTimeout: staleSoftTimeout,
+        busOutage: staleBusOutage,
+      }),
       latencyMs: this.#latencySnapshot(c.l1Hits),
       missPenaltyMs: this.#missPenalty(c.l1Hits),
+      byLabels: this.#labeled?.snapshot() ?? NO_LABELS,
     })
   }
 
@@ -1001,6 +1172,13 @@ export class Namespace<P, V> {
       // What every caller of this flight waited (those who joined late waited less: counted as the whole).
       ;(flight.missed ? this.#latency.miss : this.#latency.l2Hit).observe(
         performance.now() - flight.started,
+        flight.callers,
+      )
+      this.#labeled?.count(params, flight.missed ? 'misses' : 'l2Hits', flight.callers)
+      this.#accessLog?.record(
+        key,
+        flight.missed ? 'miss' : 'l2',
+        this.#l1?.byKey(key)?.size ?? 0,
         flight.callers,
       )
       // Runs after startFlight registered the flight: the body always awaits before it can get here.
@@ -1333,11 +1511,15 @@ export class Namespace<P, V> {
         }
         if (entry === undefined) {
           this.#miss(item.key)
+          this.#labeled?.count(item.params, 'misses')
+          this.#accessLog?.record(item.key, 'miss', 0)
           item.flight.missed = true
           missing.push(item)
           return
         }
         this.#hitL2(item.key)
+        this.#labeled?.count(item.params, 'l2Hits')
+        this.#accessLog?.record(item.key, 'l2', 0)
         if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
         item.flight.resolve(entry.value as V)
       })
@@ -1413,7 +1595,11 @@ export class Namespace<P, V> {
     const context: LoadContext = { namespace: this.name, key, signal }
     try {
       const value = traces.load.hasSubscribers
-        ? await traces.load.tracePromise(async () => load(params, context), { namespace: this.name, keys: 1 })
+        ? await traces.load.tracePromise(async () => load(params, context), {
+            service: this.#rt.service,
+            namespace: this.name,
+            keys: 1,
+          })
         : await load(params, context)
       const durationMs = performance.now() - started
       this.#latency.load.observe(durationMs)
@@ -1441,6 +1627,7 @@ export class Namespace<P, V> {
       const loadMany = this.#loadMany!
       values = traces.load.hasSubscribers
         ? await traces.load.tracePromise(async () => loadMany(params, context), {
+            service: this.#rt.service,
             namespace: this.name,
             keys: keys.length,
           })
@@ -1490,7 +1677,17 @@ export class Namespace<P, V> {
 
   /** Bytes from L2 to an entry; foreign, corrupt or expired bytes are a miss (counted and published), never a throw. */
   #decode(key: string, bytes: Uint8Array): Entry | undefined {
-    const result = decodeEnvelope(bytes, this.options.schemaVersion, this.#rt.serializer)
+    const result = this.#codec.decode(bytes, key)
+    if (!result.ok && result.security !== undefined) {
+      // Never returned, never a throw: a miss, counted, and a security event for whoever watches.
+      this.#counters.untrustedValues++
+      if (channels.security.hasSubscribers) {
+        const { security: problem, keyId } = result
+        const error = new UntrustedValueError(this.name, key, problem, keyId)
+        channels.security.publish({ namespace: this.name, key, problem, keyId, error })
+      }
+      return undefined
+    }
     if (!result.ok) {
       this.#counters.decodeErrors++
       if (channels.decodeError.hasSubscribers) {
@@ -1530,21 +1727,29 @@ export class Namespace<P, V> {
     if (tags === undefined) return undefined
     const entry = this.#newEntry(value)
     let bytes: Buffer | undefined
+    let size: number | undefined
     if (this.#needsBytes()) {
       try {
-        bytes = encodeEnvelope(entry, this.options.schemaVersion, this.#rt.serializer)
+        ;({ bytes, size } = this.#codec.encode(entry, key))
       } catch (cause) {
-        this.#counters.serializeErrors++
+        const tooLarge = cause instanceof ValueTooLargeError
+        // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
+        if (tooLarge) {
+          size = cause.size
+          this.#counters.oversized++
+        } else {
+          this.#counters.serializeErrors++
+        }
         if (channels.serializeError.hasSubscribers) {
           channels.serializeError.publish({
             namespace: this.name,
             key,
-            error: new SerializationError(this.name, key, { cause }),
+            error: tooLarge ? cause : new SerializationError(this.name, key, { cause }),
           })
         }
       }
     }
-    this.#fillL1(params, key, entry, bytes?.byteLength, tags)
+    this.#fillL1(params, key, entry, size, tags)
     if (bytes === undefined || this.#l2 === undefined) return undefined
     const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
     if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)
@@ -1684,13 +1889,17 @@ export class Namespace<P, V> {
 }
 
 /** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
-function isEntryKey(key: string, prefix: string): boolean {
+export function isEntryKey(key: string, prefix: string): boolean {
   const mark = key.indexOf('#', prefix.length)
-  // A plain key has no '#'; a hashed one has exactly one, right after the prefix (and its generation, if any).
+  // A plain key has no '#'; a hashed one has one, right after the prefix (and its generation, if any), followed by
+  // a SHA-256 digest in base64url. Tag sets (`#tag{…}`), versions (`#v`) and locks (`#lock`) are bookkeeping.
   if (mark === -1) return true
-  if (key.indexOf('#', mark + 1) !== -1) return false
+  if (!DIGEST.test(key.slice(mark + 1))) return false
   return mark === prefix.length || GENERATION_SEGMENT.test(key.slice(prefix.length, mark))
 }
+
+/** A SHA-256 digest in base64url, as a hashed key ends. */
+const DIGEST = /^[A-Za-z0-9_-]{43}$/
 
 /** The generation segment of a key of generation 1 or more: `g12:`. */
 const GENERATION_SEGMENT = /^g[1-9][0-9]*:$/

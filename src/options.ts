@@ -4,11 +4,28 @@ import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
 import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
+import {
+  resolveCodecOptions,
+  resolveCompression,
+  type CompressionOptions,
+  type ResolvedCodecOptions,
+} from './codecs/value-codec.js'
+import { ResolvedKeyRing, type KeyRing } from './codecs/encryption.js'
+import { DEFAULT_MAX_VALUE_BYTES } from './codecs/envelope.js'
+import type { RedactOption } from './codecs/redaction.js'
+import type { AuditSink } from './audit/audit-sink.js'
+import { checkClassification, type Classification } from './policies/classification.js'
 import { InvalidOptionError } from './errors.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 import type { ResolvedSlo } from './observability/slo.js'
+import type { ReadLabels } from './observability/labels.js'
+import {
+  resolveAccessLog,
+  type AccessLogOptions,
+  type ResolvedAccessLog,
+} from './observability/access-log.js'
 
 export type { Duration }
 
@@ -50,6 +67,14 @@ export interface CacheOptions {
    * @example redisStore({ url: 'redis://127.0.0.1:6379' })
    */
   l2?: L2Store
+  /**
+   * A memory budget for L2, checked by `cache.inspect()`: the report shows Redis `used_memory` against `maxBytes`
+   * (bytes), adds a warning, and publishes `stratacache:l2:budget` when usage is over it. Nothing is enforced on
+   * writes; Redis's own `maxmemory` is the hard limit. Needs `l2`.
+   * @default none
+   * @example { maxBytes: 512 * 1024 ** 2 } // 512 MiB
+   */
+  l2Budget?: { maxBytes: number }
   timeouts?: {
     /** Longest wait for one L2 call (GET, MGET, SET, UNLINK), after which reads fall through to the loader. @default '100ms' */
     l2?: Duration
@@ -72,7 +97,46 @@ export interface CacheOptions {
   random?: () => number
   /** Where the cache logs what an operator should know. @default silent */
   logger?: Logger
+  /**
+   * Compresses L2 values whose serialized size is at least `threshold` bytes (smaller ones are stored as they are),
+   * for every namespace that does not set its own `compression`. A flag in the envelope says which values are
+   * compressed, so changing this never makes existing values unreadable.
+   * @default off
+   * @example { threshold: 1024, algorithm: 'brotli' }
+   */
+  compression?: false | CompressionOptions
+  /**
+   * AES-256-GCM encryption of L2 values with a key ring. Every namespace encrypts what it writes to L2 unless it
+   * declares `encrypt: false`, and then reads only values that open with a key of the ring for their exact cache
+   * key. Rotate by adding a key and making it `active`; keep the old one until its values have expired.
+   * L1 holds decoded values in process memory and is not encrypted.
+   * @default off
+   * @example { active: 'k2', keys: { k2: Buffer.from(process.env.CACHE_KEY_K2!, 'base64'), k1: oldKey } }
+   */
+  encryption?: KeyRing
+  /**
+   * Largest serialized value (before compression) written to L2, in bytes: a larger one is served and kept in L1
+   * but not written to L2 (counted in `stats().oversized`; `set` rejects with ERR_STRATA_VALUE_TOO_LARGE). Reads
+   * refuse larger values too, and decompression stops at it, so hostile bytes in Redis cannot make a process
+   * allocate more. A namespace may set its own.
+   * @default 4 MiB (4_194_304)
+   */
+  maxValueBytes?: number
+  /**
+   * Longest an entry of a `'personal'` or `'secret'` namespace may live in the cache: its `ttl` plus `jitter` plus
+   * `staleFor` (and its `negativeTtl`) must fit. A namespace over the cap is refused when declared.
+   * @default { personal: '15m', secret: '1m' }
+   */
+  ttlCaps?: { personal?: Duration; secret?: Duration }
+  /**
+   * Where `cache.purge()` records who purged what, when, why and how many keys. Without one, `purge()` is refused.
+   * @example jsonLinesAuditSink('/var/log/catalog/cache-audit.jsonl')
+   */
+  audit?: AuditSink
 }
+
+/** Compression of L2 values; see `CacheOptions.compression`. */
+export type { CompressionOptions }
 
 /**
  * The L1 budget, shared by all namespaces. Past it, an adaptive W-TinyLFU policy decides what stays: new entries
@@ -90,6 +154,7 @@ export interface ResolvedCacheOptions {
   readonly service: string
   readonly l1: false | { readonly maxEntries: number; readonly maxBytes: number | undefined }
   readonly l2: L2Store | undefined
+  readonly l2Budget: { readonly maxBytes: number } | undefined
   readonly l2TimeoutMs: number
   readonly connectTimeoutMs: number
   readonly failureThreshold: number
@@ -99,6 +164,11 @@ export interface ResolvedCacheOptions {
   readonly maxKeyLength: number
   readonly random: () => number
   readonly logger: Logger
+  readonly compression: ResolvedCodecOptions['compression']
+  readonly keyRing: ResolvedKeyRing | undefined
+  readonly maxValueBytes: number
+  readonly ttlCaps: { readonly personalMs: number; readonly secretMs: number }
+  readonly audit: AuditSink | undefined
 }
 
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
@@ -130,6 +200,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
     )
   }
+  const l2Budget = resolveL2Budget(options.l2Budget, l2)
   const failureThreshold = circuitBreaker.failureThreshold ?? 5
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
     throw new InvalidOptionError(
@@ -176,10 +247,31 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   }
   const l2TimeoutMs = parseDuration(timeouts.l2 ?? 100, 'timeouts.l2')
   if (l2TimeoutMs < 1) throw new InvalidOptionError('timeouts.l2', timeouts.l2, 'at least 1 ms')
+  const ttlCaps = options.ttlCaps ?? {}
+  if (ttlCaps === null || typeof ttlCaps !== 'object') {
+    throw new InvalidOptionError('ttlCaps', ttlCaps, "an object such as { personal: '15m', secret: '1m' }")
+  }
+  const audit = options.audit
+  if (
+    audit !== undefined &&
+    (audit === null || typeof audit !== 'object' || typeof audit.append !== 'function')
+  ) {
+    throw new InvalidOptionError('audit', audit, "an audit sink such as jsonLinesAuditSink('audit.jsonl')")
+  }
   return Object.freeze({
+    compression: resolveCompression(options.compression, 'compression'),
+    keyRing:
+      options.encryption === undefined ? undefined : new ResolvedKeyRing(options.encryption, 'encryption'),
+    maxValueBytes: resolveMaxValueBytes(options.maxValueBytes, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES),
+    ttlCaps: Object.freeze({
+      personalMs: positiveDuration(ttlCaps.personal ?? 15 * 60_000, 'ttlCaps.personal'),
+      secretMs: positiveDuration(ttlCaps.secret ?? 60_000, 'ttlCaps.secret'),
+    }),
+    audit,
     service: options.service,
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
     l2,
+    l2Budget,
     l2TimeoutMs,
     connectTimeoutMs: positiveDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
     failureThreshold,
@@ -193,6 +285,27 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
 }
 
 const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
+
+function resolveL2Budget(
+  budget: CacheOptions['l2Budget'],
+  l2: L2Store | undefined,
+): ResolvedCacheOptions['l2Budget'] {
+  if (budget === undefined) return undefined
+  if (l2 === undefined) {
+    throw new InvalidOptionError(
+      'l2Budget',
+      budget,
+      'nothing without `l2` (the budget is for the Redis tier)',
+    )
+  }
+  if (budget === null || typeof budget !== 'object') {
+    throw new InvalidOptionError('l2Budget', budget, 'an object such as { maxBytes: 512 * 1024 ** 2 }')
+  }
+  if (!Number.isSafeInteger(budget.maxBytes) || budget.maxBytes < 1) {
+    throw new InvalidOptionError('l2Budget.maxBytes', budget.maxBytes, 'a positive whole number of bytes')
+  }
+  return Object.freeze({ maxBytes: budget.maxBytes })
+}
 
 /**
  * A namespace: one key family with its key schema, freshness and loader.
@@ -352,6 +465,23 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example ({ tenantId }) => [`tenant:${tenantId}`]
    */
   tags?: (params: P, value: V) => readonly string[]
+  /**
+   * Labels for this namespace's read counters, per read (for example the tenant): `ns.stats().byLabels` and the
+   * Prometheus exporter then report hits and misses per label set. At most `maxLabelSets` distinct sets are kept;
+   * reads of further sets count under `_other`, so a tenant id cannot explode the series. Runs on every read,
+   * L1 hits included: keep it to property reads. Never put key values you would not put in a dashboard.
+   * @example ({ tenantId }) => ({ tenant: String(tenantId) })
+   */
+  labels?: (params: P) => ReadLabels
+  /** Most distinct label sets counted (see `labels`). @default 100 */
+  maxLabelSets?: number
+  /**
+   * Records a sampled access log (key hash, time, tier, size) to a file or a Redis stream, bounded in size, for
+   * `stratacache simulate` to replay against a proposed policy. Sampled by key, so every read of a sampled key
+   * is kept. Off by default.
+   * @example { file: '/var/log/catalog/product-access.jsonl', sampleRate: 0.01 }
+   */
+  accessLog?: AccessLogOptions
   /** Reads one value from the source of truth. Return null or undefined for "does not exist" (cached negatively). */
   load?: (params: P, context: LoadContext) => Promise<V> | V
   /**
@@ -375,10 +505,45 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @example [{ rule: 'personal-ttl-cap', reason: 'legacy profile API until the v3 migration', until: '2027-03-31' }]
    */
   exceptions?: readonly PolicyException[]
+  /**
+   * Losing this namespace's keys in Redis is a correctness problem, not just a miss (its version counters, tag sets
+   * and generation counter carry invalidations). `cache.inspect()` then warns when its Redis may evict them
+   * (`maxmemory-policy` `allkeys-*` or `volatile-*`, or an unknown policy).
+   * @default false
+   */
+  critical?: boolean
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
   description?: string
+  /**
+   * The sensitivity of the values, with rules enforced when the namespace is declared:
+   * - `'public'`, `'internal'`: no extra rule.
+   * - `'personal'`, `'secret'`: the namespace must `redact` fields or encrypt (a cache `encryption` key ring, and
+   *   not `encrypt: false`), and its entries may live at most the cache's `ttlCaps` (15 minutes and 1 minute by
+   *   default) counting `ttl`, `jitter` and `staleFor`.
+   * A declaration breaking a rule throws ERR_STRATA_CLASSIFICATION naming the rule.
+   * @default 'internal'
+   */
+  classification?: Classification
+  /**
+   * Fields removed (or masked) from every value before it is cached, in L1 and L2 alike; callers get the redacted
+   * value on a miss too, so a hit and a miss return the same shape. See {@link RedactOption} for the path syntax.
+   * `write()` still hands the full value to the source.
+   * @example ['user.ssn', 'cards[].number']
+   * @example { paths: ['user.email'], mask: '[redacted]' }
+   */
+  redact?: RedactOption
+  /**
+   * Encrypt this namespace's L2 values with the cache's `encryption` key ring. `false` stores them in clear (and
+   * reads clear values); not allowed without redaction for `'personal'` and `'secret'` namespaces.
+   * @default true when the cache has an `encryption` key ring
+   */
+  encrypt?: boolean
+  /** Compression of this namespace's L2 values, or `false` for none. @default the cache's `compression` */
+  compression?: false | CompressionOptions
+  /** Largest serialized value written to (and read from) L2 for this namespace, in bytes. @default the cache's `maxValueBytes` */
+  maxValueBytes?: number
 }
 
 /** One policy exception of a namespace (see `NamespaceOptions.exceptions`). */
@@ -406,6 +571,9 @@ export interface ResolvedNamespaceOptions {
   /** Sorted by `until`, then `rule`. */
   readonly exceptions: readonly PolicyException[]
   readonly slo: ResolvedSlo | undefined
+  readonly maxLabelSets: number
+  readonly accessLog: ResolvedAccessLog | undefined
+  readonly critical: boolean
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
@@ -434,11 +602,16 @@ export interface ResolvedNamespaceOptions {
         readonly intervalMs: number
         readonly concurrency: number
       }
+  /** `'internal'` unless declared. */
+  readonly classification: Classification
+  /** How values become L2 bytes and back: redaction, compression, encryption, size limit. */
+  readonly codec: ResolvedCodecOptions
 }
 
 export function resolveNamespaceOptions<P, V>(
   name: string,
   options: NamespaceOptions<string, readonly string[], P, V>,
+  cache?: Pick<ResolvedCacheOptions, 'compression' | 'keyRing' | 'maxValueBytes' | 'ttlCaps'>,
 ): ResolvedNamespaceOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError(
@@ -472,7 +645,7 @@ export function resolveNamespaceOptions<P, V>(
   const l1TtlMs = l1 === false ? 0 : l1?.ttl === undefined ? Infinity : parseDuration(l1.ttl, at('l1.ttl'))
   if (l1 !== false && l1TtlMs < 1)
     throw new InvalidOptionError(at('l1.ttl'), l1?.ttl, 'at least 1 ms, or l1: false')
-  for (const fn of ['load', 'loadMany', 'tags', 'write', 'writeMany'] as const) {
+  for (const fn of ['load', 'loadMany', 'tags', 'write', 'writeMany', 'labels'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') {
       throw new InvalidOptionError(at(fn), options[fn], 'a function')
     }
@@ -482,6 +655,8 @@ export function resolveNamespaceOptions<P, V>(
       throw new InvalidOptionError(at(text), options[text], 'a string')
     }
   }
+  const critical = options.critical ?? false
+  if (typeof critical !== 'boolean') throw new InvalidOptionError(at('critical'), critical, 'true or false')
   const staleForMs = options.staleFor === undefined ? 0 : parseDuration(options.staleFor, at('staleFor'))
   const consistency = options.consistency ?? 'eventual'
   if (consistency !== 'strong' && consistency !== 'bounded' && consistency !== 'eventual') {
@@ -574,7 +749,30 @@ export function resolveNamespaceOptions<P, V>(
   if (overflow !== 'wait' && overflow !== 'stale' && overflow !== 'error') {
     throw new InvalidOptionError(at('source.overflow'), overflow, "'wait', 'stale' or 'error'")
   }
+  const codec = resolveCodecOptions(
+    {
+      redact: options.redact,
+      encrypt: options.encrypt,
+      compression: options.compression,
+      maxValueBytes:
+        options.maxValueBytes === undefined
+          ? (cache?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES)
+          : resolveMaxValueBytes(options.maxValueBytes, at('maxValueBytes'), DEFAULT_MAX_VALUE_BYTES),
+    },
+    { compression: cache?.compression, keyRing: cache?.keyRing },
+    at,
+  )
+  const classification = options.classification ?? 'internal'
+  checkClassification(name, classification, {
+    lifetimeMs: ttlMs + jitterMs + staleForMs,
+    negativeTtlMs,
+    redacted: codec.redactor !== undefined,
+    encrypted: codec.encrypt,
+    caps: cache?.ttlCaps ?? { personalMs: 15 * 60_000, secretMs: 60_000 },
+  })
   return Object.freeze({
+    classification,
+    codec,
     consistency,
     maxStalenessMs,
     writeStrategy,
@@ -621,6 +819,9 @@ export function resolveNamespaceOptions<P, V>(
     description: options.description,
     exceptions: resolveExceptions(options.exceptions, at),
     slo: resolveSlo(options.slo, at),
+    maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
+    accessLog: resolveAccessLog(options.accessLog, at),
+    critical,
   })
 }
 
@@ -740,6 +941,14 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+function resolveMaxLabelSets(value: unknown, at: (option: string) => string): number {
+  const max = value ?? 100
+  if (!Number.isSafeInteger(max) || (max as number) < 1) {
+    throw new InvalidOptionError(at('maxLabelSets'), value, 'a positive whole number, e.g. 100')
+  }
+  return max as number
+}
+
 function resolveSlo(
   slo: { readP99?: Duration; staleReadsMax?: number; window?: Duration } | undefined,
   at: (option: string) => string,
@@ -764,6 +973,15 @@ function resolveSlo(
     staleReadsMax: stale,
     windowMs: positiveDuration(slo.window ?? 300_000, at('slo.window')),
   })
+}
+
+/** A positive whole number of bytes, or `fallback` when undefined. */
+function resolveMaxValueBytes(value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(option, value, 'a positive whole number of bytes, e.g. 1_048_576 for 1 MiB')
+  }
+  return value
 }
 
 /** A duration of at least 1 ms. */

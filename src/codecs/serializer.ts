@@ -11,7 +11,17 @@ export interface Serializer {
   deserialize(bytes: Buffer): unknown
 }
 
-/** JSON, UTF-8. `serialize` throws on values JSON cannot hold (BigInt, cycles). */
+/**
+ * Anything that could spell a dangerous key: `__proto__`, `constructor`, or a `\u` escape (`"__pr\u006fto__"`).
+ * A payload without any of these is returned as JSON.parse made it; the rare one with them is walked and cleaned.
+ */
+const SUSPICIOUS = /__proto__|constructor|\\u/
+
+/**
+ * JSON, UTF-8. `serialize` throws on values JSON cannot hold (BigInt, cycles). `deserialize` cannot pollute
+ * prototypes: it drops every `__proto__` key, and every `constructor` key whose value is an object with a
+ * `prototype` key (the two shapes a later deep merge of the value could turn into `Object.prototype` writes).
+ */
 export const jsonSerializer: Serializer = {
   id: 1,
   serialize(value: unknown): string {
@@ -20,6 +30,30 @@ export const jsonSerializer: Serializer = {
     return text
   },
   deserialize(bytes: Buffer): unknown {
-    return JSON.parse(bytes.toString('utf8'))
+    const text = bytes.toString('utf8')
+    const value: unknown = JSON.parse(text)
+    if (typeof value === 'object' && value !== null && SUSPICIOUS.test(text)) neutralizePrototypeKeys(value)
+    return value
   },
+}
+
+/**
+ * Deletes, in place, every own `__proto__` key and every own `constructor` key holding an object with a
+ * `prototype` key, at any depth. Iterative, so a deeply nested payload cannot overflow the stack.
+ */
+export function neutralizePrototypeKeys(root: object): void {
+  const stack: object[] = [root]
+  while (stack.length > 0) {
+    const node = stack.pop() as Record<string, unknown>
+    if (Object.hasOwn(node, '__proto__')) delete node['__proto__']
+    if (Object.hasOwn(node, 'constructor')) {
+      const ctor = node['constructor']
+      if (typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype'))
+        delete node['constructor']
+    }
+    for (const key of Object.keys(node)) {
+      const child = node[key]
+      if (typeof child === 'object' && child !== null) stack.push(child)
+    }
+  }
 }

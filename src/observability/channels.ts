@@ -3,6 +3,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import type { CircuitState } from '../policies/circuit-breaker.js'
 import type { L2Status } from '../tiers/l2-store.js'
 import type { SloReport } from './slo.js'
+import type { UntrustedValueError, UntrustedValueProblem } from '../errors.js'
 
 /** Every channel stratacache publishes on. Messages are plain objects, described by the types below. */
 export const channelNames = {
@@ -16,10 +17,17 @@ export const channelNames = {
   l2Error: 'stratacache:l2:error',
   /** L2 connection status or circuit breaker state changed. {@link L2StateMessage} */
   l2State: 'stratacache:l2:state',
+  /** `cache.inspect()` found Redis using more memory than the cache's `l2Budget`. {@link L2BudgetMessage} */
+  l2Budget: 'stratacache:l2:budget',
   /** Bytes in L2 did not decode; the read was a miss. {@link DecodeErrorMessage} */
   decodeError: 'stratacache:decode-error',
   /** A loaded or set value could not be serialized, so it was not written to L2. {@link SerializeErrorMessage} */
   serializeError: 'stratacache:serialize-error',
+  /**
+   * A value in L2 failed its integrity check (tampered, copied from another key, unknown key id, or plaintext in a
+   * namespace that encrypts); the read was a miss and the value was never returned. {@link SecurityMessage}
+   */
+  security: 'stratacache:security',
   /** An invalidation from another process was applied to this process's L1. {@link BusReceivedMessage} */
   busReceived: 'stratacache:bus:received',
   /** A write-behind flush of one write failed; it is retried after a delay. {@link WriteBehindFailedMessage} */
@@ -54,6 +62,14 @@ export interface L2StateMessage {
   readonly status?: L2Status
   readonly circuit?: CircuitState
 }
+export interface L2BudgetMessage {
+  /** The cache's service, or undefined for `inspectRedis()` on a bare store. */
+  readonly service: string | undefined
+  /** Redis `used_memory` at the inspection, in bytes. */
+  readonly usedBytes: number
+  /** The budget, `l2Budget.maxBytes`. */
+  readonly maxBytes: number
+}
 export interface DecodeErrorMessage {
   readonly namespace: string
   readonly key: string
@@ -63,6 +79,15 @@ export interface SerializeErrorMessage {
   readonly namespace: string
   readonly key: string
   readonly error: Error
+}
+
+export interface SecurityMessage {
+  readonly namespace: string
+  readonly key: string
+  readonly problem: UntrustedValueProblem
+  /** The key id the value claims, when it is encrypted. */
+  readonly keyId?: string
+  readonly error: UntrustedValueError
 }
 
 export interface BusReceivedMessage {
@@ -111,6 +136,8 @@ export const tracingChannelNames = {
 } as const
 
 export interface GetTraceContext {
+  /** The cache's `service` (several caches may share a process). */
+  readonly service: string
   readonly namespace: string
   /**
    * Where the value came from, set before the call settles: `'l1'`, `'l2'`, or `'source'` (this read, or the
@@ -123,6 +150,7 @@ export interface GetTraceContext {
 }
 
 export interface LoadTraceContext {
+  readonly service: string
   readonly namespace: string
   /** Keys in the call: 1 for `load`, the batch size for `loadMany`. */
   readonly keys: number
@@ -143,10 +171,12 @@ export const channels = {
   load: diagnosticsChannel.channel(channelNames.load),
   l2Error: diagnosticsChannel.channel(channelNames.l2Error),
   l2State: diagnosticsChannel.channel(channelNames.l2State),
+  l2Budget: diagnosticsChannel.channel(channelNames.l2Budget),
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),
   serializeError: diagnosticsChannel.channel(channelNames.serializeError),
   busReceived: diagnosticsChannel.channel(channelNames.busReceived),
   writeBehindFailed: diagnosticsChannel.channel(channelNames.writeBehindFailed),
   writeBehindDeadLetter: diagnosticsChannel.channel(channelNames.writeBehindDeadLetter),
   slo: diagnosticsChannel.channel(channelNames.slo),
+  security: diagnosticsChannel.channel(channelNames.security),
 }

@@ -111,6 +111,19 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
       [{ namespace, tier: 'l2' }, n.l2Hits],
     ]),
   )
+  counter(
+    'labeled_reads_total',
+    'Reads per label set of namespaces that declare `labels` (at most maxLabelSets, then _other), by outcome.',
+    ['namespace', 'tenant', 'region', 'endpoint', 'outcome'],
+    (s) =>
+      Object.entries(s.namespaces).flatMap(([namespace, n]) =>
+        n.byLabels.flatMap(({ labels, l1Hits, l2Hits, misses }): [Labels, number][] => [
+          [{ namespace, ...labels, outcome: 'l1_hit' }, l1Hits],
+          [{ namespace, ...labels, outcome: 'l2_hit' }, l2Hits],
+          [{ namespace, ...labels, outcome: 'miss' }, misses],
+        ]),
+      ),
+  )
   counter('misses_total', 'Reads no tier could answer (each loads).', ['namespace'], (s) =>
     perNamespace(s, (n) => n.misses),
   )
@@ -128,6 +141,7 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
       [{ namespace, reason: 'swr' }, n.staleServed.swr],
       [{ namespace, reason: 'fail_safe' }, n.staleServed.failSafe],
       [{ namespace, reason: 'soft_timeout' }, n.staleServed.softTimeout],
+      [{ namespace, reason: 'bus_outage' }, n.staleServed.busOutage],
     ]),
   )
   counter(
@@ -138,6 +152,15 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
   )
   counter('decode_errors_total', 'L2 values that did not decode (read as misses).', ['namespace'], (s) =>
     perNamespace(s, (n) => n.decodeErrors),
+  )
+  counter(
+    'untrusted_values_total',
+    'L2 values refused as tampered, under an unknown key, or unencrypted where encryption is on (read as misses).',
+    ['namespace'],
+    (s) => perNamespace(s, (n) => n.untrustedValues),
+  )
+  counter('oversized_values_total', 'Values over maxValueBytes, not written to L2.', ['namespace'], (s) =>
+    perNamespace(s, (n) => n.oversized),
   )
   counter('refreshes_total', 'Background refreshes started.', ['namespace'], (s) =>
     perNamespace(s, (n) => n.refreshes),

@@ -2,7 +2,7 @@
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
-import type { L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
+import type { L2Answer, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
 
@@ -133,8 +133,38 @@ export class L2Guard {
     return this.#run('ttl', () => this.store.ttl(key))
   }
 
-  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
-    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields))
+  // Inspection (cache.inspect()): a refusal is an answer, so it counts as a success for the breaker.
+
+  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#run('info', () => this.store.info(section))
+  }
+
+  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#run('configGet', () => this.store.configGet(pattern))
+  }
+
+  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
+    return this.#run('memoryUsage', () => this.store.memoryUsage(keys))
+  }
+
+  strlen(keys: readonly string[]): Promise<(number | null)[]> {
+    return this.#run('strlen', () => this.store.strlen(keys))
+  }
+
+  ttlMany(keys: readonly string[]): Promise<number[]> {
+    return this.#run('ttlMany', () => this.store.ttlMany(keys))
+  }
+
+  scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
+    return this.#run('scan', () => this.store.scan(pattern, cursor, count))
+  }
+
+  queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    maxLength?: number,
+  ): Promise<string> {
+    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields, maxLength))
   }
 
   queueCreateGroup(queue: string, group: string): Promise<void> {

@@ -23,6 +23,13 @@ export interface PendingQueueEntry {
   readonly deliveries: number
 }
 
+/**
+ * The answer to a command the server may refuse: its value, or the server's refusal (`NOPERM …`, `ERR unknown
+ * command …`) as text. A connection failure or a timeout is not a refusal: the call rejects.
+ */
+export type L2Answer<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly refused: string }
+
 /** Connection state of an L2 store as the store sees it. */
 export type L2Status = 'connecting' | 'ready' | 'reconnecting' | 'closed'
 
@@ -78,10 +85,30 @@ export interface L2Store {
   extendLock(key: string, token: string, ttlMs: number): Promise<boolean>
   /** Remaining TTL of `key` in ms; negative when it does not exist. */
   ttl(key: string): Promise<number>
+  // Inspection (cache.inspect(), inspectRedis()): read-only calls. INFO, CONFIG and MEMORY are administrative
+  // commands a server may refuse (an ACL, a managed Redis that renames them): a refusal resolves, it does not reject.
+  /** The fields of one INFO section (`memory`, `stats`…), e.g. `{ used_memory: '1048576' }`; or the refusal. */
+  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>>
+  /** The configuration parameters matching the glob `pattern` (CONFIG GET), e.g. `maxmemory*`; or the refusal. */
+  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>>
+  /**
+   * Bytes each key takes in the server's memory, its name and overhead included (MEMORY USAGE), in the order of
+   * `keys`, null for a key that does not exist; one round trip. Or the refusal.
+   */
+  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>>
+  /** Length in bytes of each key's value (STRLEN): 0 when it does not exist, null when it is not a string. */
+  strlen(keys: readonly string[]): Promise<(number | null)[]>
+  /** Remaining TTL of each key in ms (PTTL): -1 when it has none, -2 when it does not exist. One round trip. */
+  ttlMany(keys: readonly string[]): Promise<number[]>
   /**
    * Durable queues (Redis streams with a consumer group), for write-behind. Appends one entry; resolves to its id.
    */
-  queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string>
+  queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    /** Trim the queue to about this many entries (`MAXLEN ~`). */
+    maxLength?: number,
+  ): Promise<string>
   /** Creates consumer group `group` on `queue` (and the queue), reading from its start; a no-op if it exists. */
   queueCreateGroup(queue: string, group: string): Promise<void>
   /** Hands up to `count` entries never delivered to anyone in `group` to `consumer` (non-blocking). */

@@ -1,8 +1,16 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
-import { createClient, RESP_TYPES, type RedisClientOptions } from 'redis'
+import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
-import type { L2Status, L2Store, L2StoreEvent, L2Write, PendingQueueEntry, QueueEntry } from './l2-store.js'
+import type {
+  L2Answer,
+  L2Status,
+  L2Store,
+  L2StoreEvent,
+  L2Write,
+  PendingQueueEntry,
+  QueueEntry,
+} from './l2-store.js'
 
 /**
  * The slice of a node-redis client that the store uses. Any node-redis 6 `createClient()` result fits.
@@ -39,12 +47,40 @@ export interface RedisStoreOptions {
    */
   clientOptions?: RedisClientOptions
   /**
+   * TLS for a `rediss://` URL: the CA that signed the server's certificate (when it is not a public one), and a
+   * client certificate and key when the server requires them (`tls-auth-clients yes`, Redis's default). Values are
+   * PEM text or Buffers, as `tls.connect` takes them. The server's certificate is always verified against `ca` (or
+   * the system's CAs) and the host name; `servername` overrides the name checked.
+   * @example { ca: readFileSync('/etc/redis/ca.pem'), cert: readFileSync('client.pem'), key: readFileSync('client.key') }
+   */
+  tls?: RedisTlsOptions
+  /**
+   * Redis ACL user (Redis 6+) and its password, instead of putting them in the URL. The user needs, for the
+   * service's keys and channels: `~{service}:*` and `~{service}#*` keys, `&{service}#*` channels, and the commands
+   * GET MGET SET UNLINK SCAN INCR PEXPIRE PTTL SADD SSCAN RENAME EVAL PUBLISH SUBSCRIBE PING (docs/security.md).
+   */
+  username?: string
+  /** Password of `username` (or of the `default` user with `requirepass`). */
+  password?: string
+  /**
    * How long one connection attempt may take; also the longest `close()` waits for Redis to answer its QUIT
    * before dropping the socket. @default '1s'
    */
   connectTimeout?: Duration
   /** Longest wait between reconnection attempts. @default '2s' */
   maxReconnectDelay?: Duration
+}
+
+/** TLS settings of `redisStore({ url: 'rediss://…', tls })`: the parts of `tls.connect` options a Redis client needs. */
+export interface RedisTlsOptions {
+  /** CA certificate(s) trusted to sign the server's certificate, PEM. @default the system's CAs */
+  ca?: string | Buffer | (string | Buffer)[]
+  /** Client certificate chain, PEM, for servers that authenticate clients by certificate. */
+  cert?: string | Buffer
+  /** Private key of `cert`, PEM. */
+  key?: string | Buffer
+  /** Host name checked against the server's certificate (SNI). @default the URL's host */
+  servername?: string
 }
 
 /**
@@ -234,6 +270,50 @@ class Connection {
   }
 }
 
+/** Runs an administrative command: a server's error reply (NOPERM, unknown command) becomes a refusal. */
+async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>> {
+  try {
+    return { ok: true, value: await call() }
+  } catch (error) {
+    if (isErrorReply(error)) return { ok: false, refused: error.message }
+    throw error
+  }
+}
+
+/** Whether Redis answered with an error (it is up), as opposed to a lost connection or a client-side failure. */
+function isErrorReply(error: unknown): error is Error {
+  if (error instanceof ErrorReply) return true
+  // A client passed in may come from another copy of node-redis, with its own ErrorReply class.
+  for (let proto: unknown = error; proto !== null && typeof proto === 'object';) {
+    if ((proto as { constructor?: { name?: string } }).constructor?.name === 'ErrorReply') return true
+    proto = Object.getPrototypeOf(proto)
+  }
+  return false
+}
+
+/** INFO's text, `# Section` headers and `field:value` lines, as a record of fields. */
+function parseInfo(reply: unknown): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const line of String(reply).split(/\r?\n/)) {
+    const colon = line.indexOf(':')
+    if (colon > 0 && !line.startsWith('#')) fields[line.slice(0, colon)] = line.slice(colon + 1).trim()
+  }
+  return fields
+}
+
+/** CONFIG GET's reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record. */
+function parsePairs(reply: unknown): Record<string, string> {
+  const pairs: Record<string, string> = {}
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs[String(reply[i])] = String(reply[i + 1])
+  } else if (reply instanceof Map) {
+    for (const [name, value] of reply) pairs[String(name)] = String(value)
+  } else if (reply !== null && typeof reply === 'object') {
+    for (const [name, value] of Object.entries(reply)) pairs[name] = String(value)
+  }
+  return pairs
+}
+
 export class RedisStore implements L2Store {
   readonly name = 'redis'
   readonly #main: Connection
@@ -265,6 +345,57 @@ export class RedisStore implements L2Store {
     if (client !== undefined && typeof client?.sendCommand !== 'function') {
       throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
     }
+    const { tls, username, password } = options
+    if (tls !== undefined) {
+      if (tls === null || typeof tls !== 'object') {
+        throw new InvalidOptionError('redisStore.tls', tls, 'an object such as { ca, cert, key }')
+      }
+      if (url === undefined || !url.startsWith('rediss://')) {
+        throw new InvalidOptionError(
+          'redisStore.url',
+          url,
+          "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
+        )
+      }
+      const tlsOptions = tls as Record<string, unknown>
+      for (const name of Object.keys(tlsOptions)) {
+        if (!['ca', 'cert', 'key', 'servername'].includes(name)) {
+          throw new InvalidOptionError(
+            `redisStore.tls.${name}`,
+            tlsOptions[name],
+            'nothing: only ca, cert, key and servername are taken (pass other TLS options in clientOptions.socket)',
+          )
+        }
+      }
+      if ((tls.cert === undefined) !== (tls.key === undefined)) {
+        throw new InvalidOptionError(
+          'redisStore.tls',
+          tls,
+          'both `cert` and `key` for a client certificate, or neither',
+        )
+      }
+    }
+    for (const [name, value] of Object.entries({ username, password })) {
+      if (value === undefined) continue
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new InvalidOptionError(`redisStore.${name}`, value, 'a non-empty string')
+      }
+      if (url === undefined) {
+        throw new InvalidOptionError(
+          `redisStore.${name}`,
+          '(hidden)',
+          'nothing with `client`: configure that client',
+        )
+      }
+      // node-redis lets credentials in the URL win silently; two sources of one secret is a mistake either way.
+      if (/^rediss?:\/\/[^/]*@/.test(url)) {
+        throw new InvalidOptionError(
+          `redisStore.${name}`,
+          '(hidden)',
+          'nothing when the URL carries credentials: put them in one place',
+        )
+      }
+    }
     const connectTimeout = parseDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
     const maxReconnectDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
     for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
@@ -277,9 +408,16 @@ export class RedisStore implements L2Store {
         ? (client as RedisClientLike)
         : createClient({
             ...clientOptions,
+            ...(username === undefined ? {} : { username }),
+            ...(password === undefined ? {} : { password }),
             url,
             disableOfflineQueue: true,
-            socket: { ...clientOptions?.socket, connectTimeout, reconnectStrategy: false },
+            socket: {
+              ...clientOptions?.socket,
+              ...(tls === undefined ? {} : { ...tls, tls: true }),
+              connectTimeout,
+              reconnectStrategy: false,
+            } as NonNullable<RedisClientOptions['socket']>,
           })
     this.#main = new Connection(
       redis,
@@ -416,8 +554,52 @@ export class RedisStore implements L2Store {
     return (await this.#main.send(['PTTL', key], plainReplies)) as number
   }
 
-  async queueAppend(queue: string, fields: Readonly<Record<string, string | Uint8Array>>): Promise<string> {
-    const args: (string | Buffer)[] = ['XADD', queue, '*']
+  // Inspection. INFO, CONFIG GET and MEMORY USAGE answer a server's refusal (an error reply) instead of rejecting.
+
+  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies)))
+  }
+
+  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies)))
+  }
+
+  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
+    // Sent in one tick, so node-redis writes them as one batch: one round trip.
+    return refusable(() =>
+      Promise.all(
+        keys.map((key) =>
+          this.#main
+            .send(['MEMORY', 'USAGE', key], plainReplies)
+            .then((reply) => (reply === null ? null : Number(reply))),
+        ),
+      ),
+    )
+  }
+
+  strlen(keys: readonly string[]): Promise<(number | null)[]> {
+    return Promise.all(
+      keys.map((key) =>
+        this.#main.send(['STRLEN', key], plainReplies).then(Number, (error: unknown) => {
+          // WRONGTYPE: a set or a stream has no string length.
+          if (isErrorReply(error)) return null
+          throw error
+        }),
+      ),
+    )
+  }
+
+  ttlMany(keys: readonly string[]): Promise<number[]> {
+    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies).then(Number)))
+  }
+
+  async queueAppend(
+    queue: string,
+    fields: Readonly<Record<string, string | Uint8Array>>,
+    maxLength?: number,
+  ): Promise<string> {
+    const args: (string | Buffer)[] =
+      maxLength === undefined ? ['XADD', queue, '*'] : ['XADD', queue, 'MAXLEN', '~', String(maxLength), '*']
     for (const [name, value] of Object.entries(fields)) {
       args.push(name, typeof value === 'string' ? value : toBuffer(value))
     }

@@ -153,7 +153,7 @@ describe('stratacache contract', () => {
     const r = await run(['contract', '-c', config, '-o', out])
     expect(r.code).toBe(0)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toBe(`wrote ${out} (3 namespaces of service "catalog")\n`)
+    expect(r.stderr).toBe(`wrote ${out} (4 namespaces of service "catalog")\n`)
     expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(root, committed), 'utf8'))
   })
 
@@ -162,7 +162,12 @@ describe('stratacache contract', () => {
     expect(r.code).toBe(0)
     const model = JSON.parse(r.stdout)
     expect(model.service).toBe('catalog')
-    expect(model.namespaces.map((ns: { name: string }) => ns.name)).toEqual(['account', 'product', 'session'])
+    expect(model.namespaces.map((ns: { name: string }) => ns.name)).toEqual([
+      'account',
+      'product',
+      'profile',
+      'session',
+    ])
     const product = model.namespaces[1]
     expect(product.key.example).toBe(
       'catalog:product:v2:tenant:tenantId:product:productId:currency=currency:locale=locale',
@@ -170,12 +175,18 @@ describe('stratacache contract', () => {
     expect(product.freshness).toMatchObject({ ttlMs: 300_000, jitterMs: 30_000, staleForMs: 3_600_000 })
     expect(product.slo).toEqual({ readP99Ms: 120, staleReadsMax: 0.001, windowMs: 300_000 })
     expect(product.data).toEqual({
-      classification: null,
-      critical: null,
+      classification: 'internal',
+      critical: false,
       redactedFields: null,
-      encrypted: null,
+      encrypted: false,
     })
-    expect(model.namespaces[2].exceptions.map((e: { rule: string }) => e.rule)).toEqual([
+    expect(model.namespaces[2].data).toEqual({
+      classification: 'personal',
+      critical: true,
+      redactedFields: ['email', 'cards[].number'],
+      encrypted: false,
+    })
+    expect(model.namespaces[3].exceptions.map((e: { rule: string }) => e.rule)).toEqual([
       'no-owner',
       'no-slo',
     ])
@@ -217,7 +228,7 @@ describe('stratacache contract', () => {
       const r = await run(['contract', '--check', committed, '--config', config, '--today', '2026-01-01'])
       expect(r).toEqual({
         code: 0,
-        stdout: `contract ok: ${committed} matches the code (3 namespaces, 3 policy exceptions, none expired on 2026-01-01)\n`,
+        stdout: `contract ok: ${committed} matches the code (4 namespaces, 3 policy exceptions, none expired on 2026-01-01)\n`,
         stderr: '',
       })
     })

@@ -1,4 +1,4 @@
-// `npm start` runs examples/basic.ts: run it as a user would and check what it prints.
+// `npm run tour` runs examples/basic.ts: run it as a user would and check what it prints.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -12,7 +12,7 @@ const run = (env: Record<string, string>) =>
     timeout: 20_000,
   })
 
-describe('the npm start tour', () => {
+describe('the npm run tour script', () => {
   it('runs on embedded defaults: one db query for 1,000 concurrent gets, negative caching, a typed error', async () => {
     const { stdout } = await run({ REDIS_URL: '' })
     expect(stdout).toContain('L1 only')

@@ -1,12 +1,29 @@
 // Starts real redis-server processes on free loopback ports for tests, and lets tests kill, pause and restart them.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createConnection, createServer, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+/** PEM files for a TLS-only server: its certificate and key, the CA it trusts for clients, and a client's pair. */
+export interface RedisTlsFiles {
+  readonly cert: string
+  readonly key: string
+  readonly ca: string
+  /** The certificate and key `command()` presents (the server requires a client certificate by default). */
+  readonly clientCert: string
+  readonly clientKey: string
+}
+
+export interface RedisServerOptions {
+  /** Serve TLS only (`--port 0 --tls-port N`): `url` is then `rediss://127.0.0.1:N`. */
+  readonly tls?: RedisTlsFiles
+}
+
 export interface RedisServer {
   readonly port: number
+  /** `redis://127.0.0.1:port`, or `rediss://…` for a TLS server. */
   readonly url: string
   /** Stops the server for good (SIGKILL if it does not exit on SIGTERM). */
   stop(): Promise<void>
@@ -37,28 +54,41 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Starts a redis-server that keeps nothing on disk, on a free loopback port. */
-export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
+/** Starts a redis-server that keeps nothing on disk, on a free loopback port (TLS only with `options.tls`). */
+export async function startRedis(
+  extraArgs: string[] = [],
+  options: RedisServerOptions = {},
+): Promise<RedisServer> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'strata-redis-'))
   let child: ChildProcess | undefined
+  const { tls } = options
+  const portArgs =
+    tls === undefined
+      ? ['--port', String(port)]
+      : [
+          ['--port', '0'],
+          ['--tls-port', String(port)],
+          ['--tls-cert-file', tls.cert],
+          ['--tls-key-file', tls.key],
+          ['--tls-ca-cert-file', tls.ca],
+        ].flat()
+  const open: () => Socket =
+    tls === undefined
+      ? () => createConnection({ host: '127.0.0.1', port })
+      : () =>
+          tlsConnect({
+            host: '127.0.0.1',
+            port,
+            ca: readFileSync(tls.ca),
+            cert: readFileSync(tls.clientCert),
+            key: readFileSync(tls.clientKey),
+          })
 
   const launch = async () => {
     const proc = spawn(
       'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-        ...extraArgs,
-      ],
+      [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
     proc.on('error', (error) => {
@@ -67,7 +97,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisServer>
       )
     })
     child = proc
-    await waitForPing(port, 5_000)
+    await waitForPing(port, open, 5_000)
   }
 
   const exited = (proc: ChildProcess) =>
@@ -79,7 +109,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisServer>
   await launch()
   const server: RedisServer = {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     async stop() {
       const proc = child
       if (!proc) return
@@ -108,15 +138,15 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisServer>
       await server.kill()
       await launch()
     },
-    command: (...args) => rawCommand(port, args),
+    command: (...args) => rawCommand(port, open, args),
   }
   return server
 }
 
 /** Sends one RESP command on a fresh socket and resolves with the raw reply once it looks complete. */
-function rawCommand(port: number, args: string[], timeoutMs = 2_000): Promise<string> {
+function rawCommand(port: number, open: () => Socket, args: string[], timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ host: '127.0.0.1', port })
+    const socket = open()
     let reply = ''
     const timer = setTimeout(() => {
       socket.destroy()
@@ -146,11 +176,11 @@ function isComplete(reply: string): boolean {
   return length < 0 || Buffer.byteLength(reply) >= header + 2 + length + 2
 }
 
-async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+async function waitForPing(port: number, open: () => Socket, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {
-      if ((await rawCommand(port, ['PING'], 500)).startsWith('+PONG')) return
+      if ((await rawCommand(port, open, ['PING'], 500)).startsWith('+PONG')) return
     } catch {
       // not listening yet
     }

@@ -112,6 +112,31 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     expect((await raw.keys('it-gen:price:v1:*')).filter((k) => !String(k).includes('#'))).toEqual([])
   })
 
+  it('clear() counts entries only: hashed keys yes, tag sets, versions and the generation no', async () => {
+    const cache = createCache({ service: 'it-gen', l2: redisStore({ url: redis.url }), maxKeyLength: 64 })
+    closers.push(() => cache.close())
+    const ns = cache.namespace('doc', {
+      key: 'doc:{id}',
+      ttl: '1h',
+      load: ({ id }) => ({ id }),
+      tags: () => ['all', 'docs'],
+    })
+    await ns.get({ id: 'short' })
+    await ns.get({ id: 'x'.repeat(100) }) // hashed: over maxKeyLength
+    await ns.set({ id: 'short' }, { id: 'set' }) // a version key too
+    await ns.invalidateAll()
+    await ns.get({ id: 'short' })
+    await cache.close()
+    const keys = (await raw.keys('it-gen:doc:v1*')).map(String)
+    expect(keys.some((k) => k.includes('#tag{'))).toBe(true)
+    expect(keys.some((k) => /:#[A-Za-z0-9_-]{43}$/.test(k))).toBe(true)
+    const again = createCache({ service: 'it-gen', l2: redisStore({ url: redis.url }), maxKeyLength: 64 })
+    closers.push(() => again.close())
+    const same = again.namespace('doc', { key: 'doc:{id}', ttl: '1h', tags: () => ['all', 'docs'] })
+    // Three entries: two of generation 0 (one hashed), one of generation 1.
+    expect(await same.clear()).toBe(3)
+  })
+
   it('with Redis down, invalidateAll rejects with a typed L2 error after dropping this process’s L1', async () => {
     const own = await startRedis()
     try {

@@ -66,12 +66,14 @@ describe('tracing channels around get and load', () => {
     expect(gets.map((e) => e.event)).toEqual(Array(3).fill(['start', 'end', 'asyncStart', 'asyncEnd']).flat())
     for (const { context } of gets) {
       expect(Object.keys(context).sort()).toEqual(
-        context.result === undefined ? ['namespace', 'tier'] : ['namespace', 'result', 'tier'],
+        context.result === undefined
+          ? ['namespace', 'service', 'tier']
+          : ['namespace', 'result', 'service', 'tier'],
       )
       expect(context.namespace).toBe('user')
     }
     expect(loads.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
-    expect(loads[0]!.context).toEqual({ namespace: 'user', keys: 1 })
+    expect(loads[0]!.context).toEqual({ service: 'trace', namespace: 'user', keys: 1 })
   })
 
   it('publishes error for a failed get and a failed load', async () => {
@@ -157,6 +159,76 @@ describe('latency histograms', () => {
       expect(l2.refused).toBeGreaterThanOrEqual(1)
       expect(l2.calls).toBe(l2.latencyMs.count + l2.timeouts + l2.refused)
       own.resume()
+    } finally {
+      await own.stop()
+    }
+  })
+})
+
+describe('reads per label set', () => {
+  it('counts reads per tenant and region, caps the sets, and folds the rest and failures into _other', async () => {
+    const cache = newCache('labels')
+    const ns = cache.namespace('product', {
+      key: 'tenant:{tenantId}:product:{id}',
+      ttl: '1m',
+      dimensions: ['region'],
+      load: ({ id }) => ({ id }),
+      labels: ({ tenantId, region }) => {
+        if (tenantId === 'broken') throw new Error('labels failed')
+        return { tenant: String(tenantId), region: String(region) }
+      },
+      maxLabelSets: 2,
+    })
+    await ns.get({ tenantId: 't1', region: 'eu', id: 1 }) // miss
+    await ns.get({ tenantId: 't1', region: 'eu', id: 1 }) // L1 hit
+    await ns.getMany([
+      { tenantId: 't2', region: 'us', id: 1 }, // miss
+      { tenantId: 't1', region: 'eu', id: 1 }, // L1 hit
+    ])
+    await ns.get({ tenantId: 't3', region: 'eu', id: 1 }) // over the cap: _other
+    await ns.get({ tenantId: 'broken', region: 'eu', id: 1 }) // labels throw: _other, the read still answers
+    const other = newCache('labels').namespace('product', {
+      key: 'tenant:{tenantId}:product:{id}',
+      ttl: '1m',
+      dimensions: ['region'],
+      load: ({ id }) => ({ id }),
+      labels: ({ tenantId }) => ({ tenant: String(tenantId) }),
+    })
+    await other.get({ tenantId: 't1', region: 'eu', id: 1 }) // L2 hit
+    expect(ns.stats().byLabels).toEqual([
+      { labels: { tenant: 't1', region: 'eu', endpoint: '' }, l1Hits: 2, l2Hits: 0, misses: 1 },
+      { labels: { tenant: 't2', region: 'us', endpoint: '' }, l1Hits: 0, l2Hits: 0, misses: 1 },
+      { labels: { tenant: '_other', region: '_other', endpoint: '_other' }, l1Hits: 0, l2Hits: 0, misses: 2 },
+    ])
+    expect(other.stats().byLabels).toEqual([
+      { labels: { tenant: 't1', region: '', endpoint: '' }, l1Hits: 0, l2Hits: 1, misses: 0 },
+    ])
+    expect(newCache('labels-none').namespace('x', { key: 'x:{id}', ttl: '1m' }).stats().byLabels).toEqual([])
+  })
+})
+
+describe('stale serves by reason', () => {
+  it('counts an L1 entry served while revalidated after a bus outage as busOutage, not swr', async () => {
+    const own = await startRedis()
+    try {
+      const cache = createCache({ service: 'stale-bus', l2: redisStore({ url: own.url }) })
+      closers.push(() => cache.close())
+      let loads = 0
+      const ns = cache.namespace('price', {
+        key: 'price:{id}',
+        ttl: '1m',
+        staleFor: '1m',
+        load: ({ id }) => ({ id, n: ++loads }),
+      })
+      await cache.connect()
+      await ns.get({ id: 1 })
+      await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      await own.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+      await expect.poll(() => cache.stats().bus?.reconnects, { timeout: 5_000 }).toBe(1)
+      // Suspect now: answered from L1 at once, revalidated in the background.
+      expect(await ns.get({ id: 1 })).toEqual({ id: 1, n: 1 })
+      expect(ns.stats().staleServed).toEqual({ swr: 0, failSafe: 0, softTimeout: 0, busOutage: 1 })
+      expect(ns.stats().l1Hits).toBe(1)
     } finally {
       await own.stop()
     }

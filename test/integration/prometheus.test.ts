@@ -31,6 +31,7 @@ describe('Prometheus exporter', () => {
       key: 'product:{id}',
       ttl: '1m',
       slo: { readP99: '1s', staleReadsMax: 0.5 },
+      labels: () => ({ tenant: 't1' }),
       load: ({ id }) => {
         if (fail) throw new Error('db down')
         return { id }
@@ -55,6 +56,8 @@ describe('Prometheus exporter', () => {
     expect(at('loads_per_second', 'service="prom",namespace="product"')).toBe(2)
     expect(at('hit_ratio', 'service="prom",namespace="product"')).toBe(0.5)
     expect(at('stale_served_total', 'service="prom",namespace="product",reason="swr"')).toBe(0)
+    expect(at('untrusted_values_total', 'service="prom",namespace="product"')).toBe(0)
+    expect(at('oversized_values_total', 'service="prom",namespace="product"')).toBe(0)
     expect(at('l1_entries', 'service="prom"')).toBe(1)
     expect(at('l2_up', 'service="prom"')).toBe(1)
     expect(at('l2_circuit_open', 'service="prom"')).toBe(0)
@@ -70,6 +73,8 @@ describe('Prometheus exporter', () => {
     expect(buckets).toEqual([...buckets].sort((a, b) => a - b))
     expect(at('l2_calls_total', 'service="prom",outcome="timeout"')).toBe(0)
     expect(at('l2_duration_seconds_count', 'service="prom"')).toBeGreaterThan(0)
+    expect(at('labeled_reads_total', `${ns_},tenant="t1",region="",endpoint="",outcome="l1_hit"`)).toBe(2)
+    expect(at('labeled_reads_total', `${ns_},tenant="t1",region="",endpoint="",outcome="miss"`)).toBe(2)
     expect(at('slo_ok', ns_)).toBe(1)
     expect(at('slo_value', `${ns_},objective="read_p99_seconds",kind="objective"`)).toBe(1)
     expect(at('slo_value', `${ns_},objective="stale_read_ratio",kind="actual"`)).toBe(0)

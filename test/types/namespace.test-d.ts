@@ -111,6 +111,30 @@ describe('namespace typing', () => {
     })
     expectTypeOf(batch.getMany([{ id: 1 }])).toEqualTypeOf<Promise<number[]>>()
   })
+
+  it('types the data protection options', () => {
+    const guarded = createCache({
+      service: 'types-dp',
+      compression: { threshold: 1024, algorithm: 'deflate' },
+      encryption: { active: 'k1', keys: { k1: new Uint8Array(32) } },
+      ttlCaps: { personal: '10m' },
+    })
+    guarded.namespace('person', {
+      key: 'p:{id}',
+      ttl: '1m',
+      classification: 'personal',
+      redact: ['ssn', 'cards[].number'],
+      encrypt: true,
+      compression: false,
+      maxValueBytes: 65_536,
+    })
+    guarded.namespace('masked', { key: 'm:{id}', ttl: '1m', redact: { paths: ['a.b'], mask: '***' } })
+    // @ts-expect-error not a classification
+    guarded.namespace('bad-class', { key: 'b:{id}', ttl: '1m', classification: 'confidential' })
+    // @ts-expect-error not an algorithm
+    createCache({ service: 'x', compression: { algorithm: 'lz4' } })
+    expectTypeOf(guarded.purge).parameter(0).toHaveProperty('actor').toEqualTypeOf<string>()
+  })
 })
 
 describe('policy exceptions', () => {

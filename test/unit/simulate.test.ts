@@ -1,7 +1,10 @@
 // Shadow evaluation's simulator: exact predictions on small hand-made logs, the log and policy parsers, invariants.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AccessLogError, InvalidOptionError } from 'stratacache'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AccessLogError, createCache, InvalidOptionError } from 'stratacache'
 import { parseAccessLog, type AccessRecord } from '../../src/cli/simulate/access-log.js'
 import { LruStore } from '../../src/cli/simulate/lru-store.js'
 import { resolvePolicy } from '../../src/cli/simulate/policy.js'
@@ -190,6 +193,49 @@ describe('simulate', () => {
       0.5,
       100,
     ])
+  })
+})
+
+describe('simulate against the recorder', () => {
+  it('replays what a namespace’s `accessLog` wrote, and predicts what that one L1-only process did', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stratacache-simulate-'))
+    const file = join(dir, 'access.jsonl')
+    try {
+      let now = 1_700_000_000_000
+      const cache = createCache({ service: 'sim', clock: { now: () => now } })
+      const ns = cache.namespace('user', {
+        key: 'user:{id}',
+        ttl: '1m',
+        jitter: 0,
+        load: ({ id }) => ({ id }),
+        accessLog: { file, sampleRate: 1 },
+      })
+      const reads: [number, string][] = [
+        [0, 'a'], // miss
+        [1_000, 'a'], // L1
+        [2_000, 'b'], // miss
+        [61_000, 'a'], // a expired at 60,000: miss
+        [62_000, 'b'], // b expires exactly now: miss
+        [62_500, 'b'], // L1
+        [63_000, 'a'], // L1
+      ]
+      const start = now
+      for (const [at, id] of reads) {
+        now = start + at
+        await ns.get({ id })
+      }
+      await cache.close() // flushes the log
+
+      const records = parseAccessLog(readFileSync(file, 'utf8'), file)
+      expect(records.map((r) => r.o)).toEqual(['miss', 'l1', 'miss', 'miss', 'miss', 'l1', 'l1'])
+      expect(records.every((r) => r.ns === 'user' && /^[0-9a-f]{16}$/.test(r.k))).toBe(true)
+      const observed = observe(records, 'user')
+      const predicted = simulate(records, resolvePolicy({ ttl: '1m', namespace: 'user' }, 'current.json'))
+      expect([predicted.l1Hits, predicted.l2Hits, predicted.misses]).toEqual([3, 0, 4])
+      expect([predicted.l1Hits, predicted.misses]).toEqual([observed.l1Hits, observed.misses])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -1,0 +1,405 @@
+// The demo catalog API: Fastify routes over a stratacache cache (L1, optional Redis L2) in front of the catalog
+// database, plus the controls and numbers the dashboard uses.
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import { Registry } from 'prom-client'
+import { createClient } from 'redis'
+import { createCache, type Cache } from 'stratacache'
+import { prometheusMetrics } from 'stratacache/prometheus'
+import { redisStore } from 'stratacache/redis'
+import { declareCatalog, productTag, type PageParams, type ProductParams } from './catalog-cache.js'
+import { CURRENCIES, LOCALES, type CatalogDb, type ProductUpdate } from './catalog-db.js'
+import { faultyL2Store, type FaultyL2Store } from './fault-store.js'
+import { LiveStats } from './live-stats.js'
+import { LOAD_LIMITS, LoadGenerator } from './load-generator.js'
+
+export interface DemoOptions {
+  /** The source of truth, opened by the caller (who also closes it). */
+  db: CatalogDb
+  /** Redis for L2; without one the cache is L1-only. */
+  redisUrl?: string | undefined
+  /** The cache's service name: the first segment of every Redis key. @default 'catalog-demo' */
+  service?: string
+  /** Start with the cache bypassed (every read goes to the database). @default false */
+  bypassCache?: boolean
+  /** Products per tenant the load generator picks from. @default 1000 */
+  productsPerTenant?: number
+  /** Where purge records go until the audit log exists. @default console.log */
+  log?: (line: string) => void
+}
+
+export interface Demo {
+  readonly app: FastifyInstance
+  readonly cache: Cache
+  readonly db: CatalogDb
+  /** The L2 store behind its fault switch; undefined when L1-only. */
+  readonly l2: FaultyL2Store | undefined
+  readonly stats: LiveStats
+  readonly load: LoadGenerator
+  /** Stops the load, the sampler, the server and the cache (not the database). */
+  close(): Promise<void>
+}
+
+const publicDir = join(dirname(fileURLToPath(import.meta.url)), 'public')
+// Chart.js's self-contained build, served from node_modules: the dashboard loads nothing from the internet.
+const chartJsPath = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js')
+
+const tenantId = { type: 'string', pattern: '^[a-z0-9-]{1,32}$' } as const
+const localeAndCurrency = {
+  locale: { type: 'string', enum: LOCALES, default: 'en' },
+  currency: { type: 'string', enum: CURRENCIES, default: 'EUR' },
+} as const
+
+export async function createDemo(options: DemoOptions): Promise<Demo> {
+  const { db } = options
+  const log = options.log ?? console.log
+  const l2 = options.redisUrl ? faultyL2Store(redisStore({ url: options.redisUrl })) : undefined
+  const cache = createCache({
+    service: options.service ?? 'catalog-demo',
+    // Smaller than the working set (3 tenants × 1,000 products × 9 locale/currency pairs), so L2 answers too.
+    l1: { maxEntries: 2_000 },
+    ...(l2 ? { l2 } : {}),
+  })
+  const { products, pages } = declareCatalog(cache, db)
+  let bypass = options.bypassCache ?? false
+
+  // L2's size for the dashboard, on a connection of its own (the cache's store has no DBSIZE, by design).
+  const sizeClient = options.redisUrl
+    ? createClient({
+        url: options.redisUrl,
+        disableOfflineQueue: true,
+        socket: { connectTimeout: 1_000, reconnectStrategy: (attempt) => Math.min(attempt * 200, 2_000) },
+      })
+    : undefined
+  sizeClient?.on('error', () => {})
+  sizeClient?.connect().catch(() => {})
+  const l2Keys = async (): Promise<number | null> => {
+    // During a simulated outage the cache cannot see Redis, and neither does the dashboard.
+    if (sizeClient === undefined || !sizeClient.isReady || l2?.outage) return null
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 250)))
+    try {
+      return await Promise.race([sizeClient.dbSize(), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const stats = new LiveStats({ cache, sourceQueries: () => db.queries, l2Keys })
+  const registry = new Registry()
+  prometheusMetrics(cache, { registry })
+
+  // Unknown fields are refused with a 400 rather than silently dropped (Fastify's default removes them).
+  const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false } } })
+  const load = new LoadGenerator(app, options.productsPerTenant ?? 1000)
+
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.url.startsWith('/api/tenants/')) stats.record(reply.elapsedTime)
+  })
+  // The cache's own errors (a loader that failed with nothing stale to serve, say) are the service's 503.
+  app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, _request, reply) => {
+    const strata = typeof error.code === 'string' && error.code.startsWith('ERR_STRATA_')
+    const status = strata ? 503 : (error.statusCode ?? 500)
+    return reply.status(status).send({ error: error.code ?? 'ERR_INTERNAL', message: error.message })
+  })
+
+  // --- the catalog API -----------------------------------------------------------------------------------
+
+  app.get<{
+    Params: { tenantId: string; productId: number }
+    Querystring: { locale: string; currency: string }
+  }>(
+    '/api/tenants/:tenantId/products/:productId',
+    {
+      schema: {
+        params: {
+          type: 'object',
+          properties: { tenantId, productId: { type: 'integer', minimum: 1 } },
+          required: ['tenantId', 'productId'],
+        },
+        querystring: { type: 'object', properties: localeAndCurrency },
+      },
+    },
+    async (request, reply) => {
+      const params: ProductParams = { ...request.params, ...request.query }
+      const product = bypass
+        ? await db.product(params.tenantId, params.productId, params.locale, params.currency)
+        : await products.get(params)
+      return product ?? notFound(reply, params)
+    },
+  )
+
+  app.get<{ Params: { tenantId: string }; Querystring: { page: number; locale: string; currency: string } }>(
+    '/api/tenants/:tenantId/products',
+    {
+      schema: {
+        params: { type: 'object', properties: { tenantId }, required: ['tenantId'] },
+        querystring: {
+          type: 'object',
+          properties: {
+            page: { type: 'integer', minimum: 1, maximum: 10_000, default: 1 },
+            ...localeAndCurrency,
+          },
+        },
+      },
+    },
+    async (request) => {
+      const params: PageParams = { ...request.params, ...request.query }
+      return bypass
+        ? db.page(params.tenantId, params.page, params.locale, params.currency)
+        : pages.get(params)
+    },
+  )
+
+  // PATCH changes what the body names; PUT replaces all three fields. Both write the database first, then drop
+  // every cached value about the product through its tag: all 9 locale × currency variants and the pages that list
+  // it, from L2 and from every process's L1 (through the invalidation bus). Writing one variant through
+  // `products.write()` would leave the 8 others and the pages stale, because one edit changes several of them.
+  const updateSchema = (required: string[]) => ({
+    params: {
+      type: 'object',
+      properties: { tenantId, productId: { type: 'integer', minimum: 1 } },
+      required: ['tenantId', 'productId'],
+    },
+    querystring: { type: 'object', properties: localeAndCurrency },
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      required,
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 200 },
+        description: { type: 'string', maxLength: 2_000 },
+        amountCents: { type: 'integer', minimum: 0, maximum: 100_000_000 },
+      },
+    },
+  })
+  const update = async (
+    request: { params: { tenantId: string; productId: number }; query: { locale: string; currency: string } },
+    body: ProductUpdate,
+    reply: FastifyReply,
+  ) => {
+    const params: ProductParams = { ...request.params, ...request.query }
+    const found = await db.updateProduct(
+      params.tenantId,
+      params.productId,
+      params.locale,
+      params.currency,
+      body,
+    )
+    if (!found) return notFound(reply, params)
+    let cacheState = 'invalidated'
+    try {
+      await cache.invalidateTag(productTag(params.tenantId, params.productId))
+    } catch (error) {
+      // The database has the change and this process's L1 dropped its copies, but L2 (and so the other processes)
+      // may serve the old value until it expires. Say so rather than fail a write that happened.
+      cacheState = `not invalidated in L2 (${(error as { code?: string }).code ?? String(error)}): other processes may serve the old value until it expires`
+    }
+    const product = bypass
+      ? await db.product(params.tenantId, params.productId, params.locale, params.currency)
+      : await products.get(params)
+    return { product, cache: cacheState }
+  }
+  type UpdateRoute = {
+    Params: { tenantId: string; productId: number }
+    Querystring: { locale: string; currency: string }
+    Body: ProductUpdate
+  }
+  app.patch<UpdateRoute>(
+    '/api/tenants/:tenantId/products/:productId',
+    { schema: updateSchema([]) },
+    (request, reply) => update(request, request.body, reply),
+  )
+  app.put<UpdateRoute>(
+    '/api/tenants/:tenantId/products/:productId',
+    { schema: updateSchema(['name', 'description', 'amountCents']) },
+    (request, reply) => update(request, request.body, reply),
+  )
+
+  // --- operations --------------------------------------------------------------------------------------------
+
+  app.post<{ Body: { namespace?: 'product' | 'product-page' | 'all'; tag?: string; reason: string } }>(
+    '/api/admin/purge',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason'],
+          properties: {
+            namespace: { type: 'string', enum: ['product', 'product-page', 'all'] },
+            tag: { type: 'string', pattern: '^[a-z0-9:-]{1,100}$' },
+            reason: { type: 'string', minLength: 3, maxLength: 500 },
+          },
+          oneOf: [{ required: ['namespace'] }, { required: ['tag'] }],
+        },
+      },
+    },
+    async (request) => {
+      const { namespace, tag, reason } = request.body
+      // TODO(#6): record the purge in the audit log (who, what, why, when) once the audit capability lands; until
+      // then it is one log line.
+      log(
+        `purge ${namespace !== undefined ? `namespace=${namespace}` : `tag=${tag}`} reason=${JSON.stringify(reason)}`,
+      )
+      let deleted = 0
+      if (tag !== undefined) {
+        deleted = await cache.invalidateTag(tag)
+      } else {
+        if (namespace === 'product' || namespace === 'all') deleted += await products.clear()
+        if (namespace === 'product-page' || namespace === 'all') deleted += await pages.clear()
+      }
+      return { purged: tag !== undefined ? { tag } : { namespace }, deletedFromL2: deleted, reason }
+    },
+  )
+
+  app.post<{ Body: { ms: number } }>(
+    '/api/admin/slowdown',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['ms'],
+          properties: { ms: { type: 'integer', minimum: 0, maximum: 10_000 } },
+        },
+      },
+    },
+    async (request) => {
+      db.slowdownMs = request.body.ms
+      return { slowdownMs: db.slowdownMs }
+    },
+  )
+
+  app.post<{ Body: { on: boolean } }>(
+    '/api/admin/outage',
+    { schema: { body: onOff } },
+    async (request, reply) => {
+      if (l2 === undefined) {
+        return reply
+          .status(409)
+          .send({ error: 'NO_L2', message: 'The demo runs L1-only: there is no Redis to lose.' })
+      }
+      l2.setOutage(request.body.on)
+      return { outage: l2.outage }
+    },
+  )
+
+  app.post<{ Body: { on: boolean } }>('/api/admin/bypass', { schema: { body: onOff } }, async (request) => {
+    bypass = request.body.on
+    return { bypass }
+  })
+
+  app.post<{ Body: { seconds?: number; rate?: number } }>(
+    '/api/admin/load',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            seconds: { type: 'integer', minimum: 1, maximum: LOAD_LIMITS.maxSeconds },
+            rate: { type: 'integer', minimum: 1, maximum: LOAD_LIMITS.maxRate },
+          },
+        },
+      },
+    },
+    async (request) => load.start(request.body?.seconds ?? 15, request.body?.rate ?? 1_000),
+  )
+  app.post('/api/admin/load/stop', async () => {
+    await load.stop()
+    return load.status
+  })
+
+  app.get('/api/stats', async () => {
+    const s = cache.stats()
+    return {
+      mode: {
+        db: db.kind,
+        l2: options.redisUrl ? redactUrl(options.redisUrl) : null,
+        l2Status: s.l2?.status ?? null,
+        circuit: s.l2?.circuit ?? null,
+        outage: l2?.outage ?? false,
+        bypass,
+        slowdownMs: db.slowdownMs,
+      },
+      load: load.status,
+      totals: {
+        sourceQueries: db.queries,
+        ...Object.values(s.namespaces).reduce(
+          (sum, n) => ({
+            l1Hits: sum.l1Hits + n.l1Hits,
+            l2Hits: sum.l2Hits + n.l2Hits,
+            misses: sum.misses + n.misses,
+          }),
+          { l1Hits: 0, l2Hits: 0, misses: 0 },
+        ),
+      },
+      hotKeys: products
+        .hotKeys()
+        .map(({ key, score }) => ({ key: key.slice(products.prefix.length), score })),
+      samples: stats.history().slice(-60),
+    }
+  })
+
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  )
+
+  // --- the dashboard -----------------------------------------------------------------------------------------
+
+  const assets: Record<string, [file: string, type: string]> = {
+    '/dashboard': [join(publicDir, 'dashboard.html'), 'text/html; charset=utf-8'],
+    '/dashboard.js': [join(publicDir, 'dashboard.js'), 'text/javascript; charset=utf-8'],
+    '/dashboard.css': [join(publicDir, 'dashboard.css'), 'text/css; charset=utf-8'],
+    '/vendor/chart.umd.min.js': [chartJsPath, 'text/javascript; charset=utf-8'],
+  }
+  for (const [path, [file, type]] of Object.entries(assets)) {
+    const body = await readFile(file)
+    app.get(path, async (_request, reply) => reply.type(type).header('cache-control', 'no-cache').send(body))
+  }
+  app.get('/', async (_request, reply) => reply.redirect('/dashboard'))
+
+  stats.start()
+  return {
+    app,
+    cache,
+    db,
+    l2,
+    stats,
+    load,
+    async close() {
+      await load.stop()
+      stats.stop()
+      await app.close()
+      await cache.close()
+      sizeClient?.destroy()
+    },
+  }
+}
+
+const onOff = {
+  type: 'object',
+  required: ['on'],
+  properties: { on: { type: 'boolean' } },
+} as const
+
+function notFound(reply: FastifyReply, params: ProductParams) {
+  return reply.status(404).send({
+    error: 'NOT_FOUND',
+    message: `No product ${params.productId} for tenant "${params.tenantId}".`,
+  })
+}
+
+/** The Redis URL without its password, for the page. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'redis'
+  }
+}

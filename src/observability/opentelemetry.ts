@@ -1,0 +1,206 @@
+// OpenTelemetry: spans around get and load from the tracing channels, metrics from cache.stats(), through
+// @opentelemetry/api only (a no-op until the application registers an SDK).
+import diagnosticsChannel from 'node:diagnostics_channel'
+import {
+  metrics as otelMetrics,
+  SpanKind,
+  SpanStatusCode,
+  trace as otelTrace,
+  type Attributes,
+  type Meter,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api'
+import type { Cache, CacheStats } from '../cache.js'
+import { tracingChannelNames, type GetTraceContext, type LoadTraceContext } from './channels.js'
+
+export interface OpenTelemetryOptions {
+  /** @default trace.getTracer('stratacache') from the global tracer provider */
+  tracer?: Tracer
+  /** @default metrics.getMeter('stratacache') from the global meter provider */
+  meter?: Meter
+  /** Spans around every `get` and loader call. They cost about a microsecond per L1 hit. @default true */
+  spans?: boolean
+  /** Metrics: counters and gauges read from `cache.stats()` at collection; nothing per read. @default true */
+  metrics?: boolean
+  /**
+   * Histograms of get and load durations, recorded per call. They need the tracing channels, like spans (about a
+   * microsecond per L1 hit), so they follow `spans` unless set. @default spans && metrics
+   */
+  durations?: boolean
+}
+
+interface Traced {
+  span?: Span
+  started: number
+}
+
+/**
+ * Reports `cache` to OpenTelemetry. Spans `stratacache.get` and `stratacache.load` carry the service, namespace,
+ * tier (`l1`, `l2`, `source`) and outcome; never key values or cached data, which may be personal data. Metrics:
+ * `stratacache.reads` (by namespace and tier), `stratacache.misses`, `stratacache.loads`, `stratacache.load.errors`,
+ * `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by outcome), `stratacache.l1.entries`, and the
+ * histograms `stratacache.get.duration` and `stratacache.load.duration` (seconds). Returns `stop()`, which
+ * unsubscribes (metrics stay registered with the meter, reading a closed cache's last counters).
+ *
+ * @example
+ * import { openTelemetry } from 'stratacache/opentelemetry'
+ * openTelemetry(cache) // after the OpenTelemetry SDK is started
+ */
+export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}): { stop(): void } {
+  const service = cache.service
+  const tracer = options.tracer ?? otelTrace.getTracer('stratacache')
+  const meter = options.meter ?? otelMetrics.getMeter('stratacache')
+  const spans = options.spans ?? true
+  const withMetrics = options.metrics ?? true
+  const durations = options.durations ?? (spans && withMetrics)
+  const traced = new WeakMap<object, Traced>()
+  const stops: (() => void)[] = []
+
+  const getDuration = durations
+    ? meter.createHistogram('stratacache.get.duration', {
+        unit: 's',
+        description: 'ns.get, by tier and outcome.',
+      })
+    : undefined
+  const loadDuration = durations
+    ? meter.createHistogram('stratacache.load.duration', {
+        unit: 's',
+        description: 'Loader calls, by outcome.',
+      })
+    : undefined
+
+  const subscribe = <C extends { service: string; namespace: string; error?: unknown }>(
+    name: string,
+    spanName: string,
+    attributes: (context: C) => Attributes,
+    record: ((context: C, seconds: number) => void) | undefined,
+  ) => {
+    const handlers = {
+      start: (message: unknown) => {
+        const context = message as C
+        if (context.service !== service) return
+        const entry: Traced = { started: performance.now() }
+        if (spans) {
+          entry.span = tracer.startSpan(spanName, {
+            kind: SpanKind.INTERNAL,
+            attributes: { 'stratacache.service': service, 'stratacache.namespace': context.namespace },
+          })
+        }
+        traced.set(context, entry)
+      },
+      asyncEnd: (message: unknown) => {
+        const context = message as C
+        const entry = traced.get(context)
+        if (entry === undefined) return
+        traced.delete(context)
+        const failed = context.error !== undefined
+        const done = { ...attributes(context), 'stratacache.outcome': failed ? 'error' : 'ok' }
+        record?.(context, (performance.now() - entry.started) / 1_000)
+        const span = entry.span
+        if (span === undefined) return
+        span.setAttributes(done)
+        if (failed) {
+          // The error's type or code only: stratacache's messages name the key, and a loader's may hold anything.
+          const kind = errorKind(context.error)
+          span.recordException({ name: kind, message: kind })
+          span.setStatus({ code: SpanStatusCode.ERROR, message: kind })
+        }
+        span.end()
+      },
+    }
+    const channel = diagnosticsChannel.tracingChannel(name)
+    channel.subscribe(handlers as Parameters<typeof channel.subscribe>[0])
+    stops.push(() => channel.unsubscribe(handlers as Parameters<typeof channel.unsubscribe>[0]))
+  }
+
+  if (spans || durations) {
+    subscribe<GetTraceContext>(
+      tracingChannelNames.get,
+      'stratacache.get',
+      (c) => ({ 'stratacache.tier': c.tier ?? 'none' }),
+      getDuration &&
+        ((c, seconds) =>
+          getDuration.record(seconds, {
+            'stratacache.namespace': c.namespace,
+            'stratacache.tier': c.tier ?? 'none',
+            'stratacache.outcome': c.error === undefined ? 'ok' : 'error',
+          })),
+    )
+    subscribe<LoadTraceContext>(
+      tracingChannelNames.load,
+      'stratacache.load',
+      (c) => ({ 'stratacache.keys': c.keys }),
+      loadDuration &&
+        ((c, seconds) =>
+          loadDuration.record(seconds, {
+            'stratacache.namespace': c.namespace,
+            'stratacache.outcome': c.error === undefined ? 'ok' : 'error',
+          })),
+    )
+  }
+
+  if (withMetrics) observeStats(cache, meter)
+  return {
+    stop: () => {
+      for (const stop of stops.splice(0)) stop()
+    },
+  }
+}
+
+/** Counters and gauges read from one `cache.stats()` per collection. */
+function observeStats(cache: Cache, meter: Meter): void {
+  const counter = (name: string, description: string) => meter.createObservableCounter(name, { description })
+  const gauge = (name: string, description: string) => meter.createObservableGauge(name, { description })
+  const reads = counter('stratacache.reads', 'Reads served from a tier (l1, l2).')
+  const misses = counter('stratacache.misses', 'Reads no tier could answer.')
+  const loads = counter('stratacache.loads', 'Loader calls.')
+  const loadErrors = counter('stratacache.load.errors', 'Loader calls that failed.')
+  const stale = counter('stratacache.stale_served', 'Stale values served, by reason.')
+  const l2Calls = counter('stratacache.l2.calls', 'L2 calls, by outcome.')
+  const l1Entries = gauge('stratacache.l1.entries', 'Entries in L1.')
+  const service = { 'stratacache.service': cache.service }
+  meter.addBatchObservableCallback(
+    (result) => {
+      const s: CacheStats = cache.stats()
+      const observe = (
+        instrument: Parameters<typeof result.observe>[0],
+        value: number,
+        attributes: Attributes,
+      ) => result.observe(instrument, value, { ...service, ...attributes })
+      for (const [namespace, n] of Object.entries(s.namespaces)) {
+        const ns = { 'stratacache.namespace': namespace }
+        observe(reads, n.l1Hits, { ...ns, 'stratacache.tier': 'l1' })
+        observe(reads, n.l2Hits, { ...ns, 'stratacache.tier': 'l2' })
+        observe(misses, n.misses, ns)
+        observe(loads, n.loads, ns)
+        observe(loadErrors, n.loadErrors, ns)
+        observe(stale, n.staleServed.swr, { ...ns, 'stratacache.reason': 'swr' })
+        observe(stale, n.staleServed.failSafe, { ...ns, 'stratacache.reason': 'fail_safe' })
+        observe(stale, n.staleServed.softTimeout, { ...ns, 'stratacache.reason': 'soft_timeout' })
+        observe(stale, n.staleServed.busOutage, { ...ns, 'stratacache.reason': 'bus_outage' })
+      }
+      if (s.l1 !== undefined) observe(l1Entries, s.l1.entries, {})
+      if (s.l2 !== undefined) {
+        observe(l2Calls, s.l2.calls - s.l2.failures - s.l2.timeouts - s.l2.refused, {
+          'stratacache.outcome': 'ok',
+        })
+        observe(l2Calls, s.l2.failures, { 'stratacache.outcome': 'failed' })
+        observe(l2Calls, s.l2.timeouts, { 'stratacache.outcome': 'timeout' })
+        observe(l2Calls, s.l2.refused, { 'stratacache.outcome': 'circuit_open' })
+      }
+    },
+    [reads, misses, loads, loadErrors, stale, l2Calls, l1Entries],
+  )
+}
+
+/** `ERR_STRATA_…` for stratacache's errors, the class name for others. */
+function errorKind(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const code = (error as { code?: unknown }).code
+    if (typeof code === 'string') return code
+    const name = (error as { name?: unknown }).name
+    if (typeof name === 'string') return name
+  }
+  return 'Error'
+}

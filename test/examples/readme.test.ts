@@ -1,0 +1,72 @@
+// The README's fifteen-line example, run as written (with a stand-in `db` and its own Redis), so it cannot rot.
+import { execFile } from 'node:child_process'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+// A Redis of its own: the example's service and keys are the ones the tour (examples/basic.ts) uses too.
+let redis: RedisServer
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(() => redis?.stop())
+
+/** The first ```ts block after the marker comment that names this file. */
+function readmeExample(): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const marker = readme.indexOf('<!-- test/examples/readme.test.ts runs this block')
+  expect(marker, 'the README marks the block this test runs').toBeGreaterThan(-1)
+  const match = /```ts\n([\s\S]*?)```/.exec(readme.slice(marker))
+  return match![1]!
+}
+
+describe('the README', () => {
+  it('runs its fifteen-line example: one query, the key it names, and a tag invalidation that forces a reload', async () => {
+    const example = readmeExample()
+    expect(example.split('\n').filter((line) => line.trim() !== '').length).toBeLessThanOrEqual(16)
+    const imports = example.match(/^import .*$/gm)!.join('\n')
+    // The example's last line closes the cache: run the checks before it.
+    const body = example
+      .replace(/^import .*$/gm, '')
+      .replace('redis://127.0.0.1:6379', redis.url)
+      .replace(/await cache\.close\(\)\s*$/, '')
+    const script = `${imports}
+let queries = 0
+const db = {
+  async product(tenantId: string, productId: number, locale: string, currency: string) {
+    queries++
+    return { tenantId, productId, name: locale === 'en' ? 'Screw' : 'Schraube', price: \`1.99 \${currency}\` }
+  },
+}
+${body}
+const params = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
+const afterInvalidation = queries
+await products.get(params) // the tag dropped the entry: loads again
+await products.get(params) // and caches it
+console.log(JSON.stringify({ product, key: products.key(params), afterInvalidation, queries }))
+await cache.close()
+`
+    // Inside the project, so tsx maps 'stratacache' to the sources through tsconfig's `paths`.
+    const file = join(root, 'examples', `.readme-example-${process.pid}.ts`)
+    writeFileSync(file, script)
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+        cwd: root,
+        timeout: 20_000,
+      })
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+        product: { tenantId: 't1', productId: 42, name: 'Screw', price: '1.99 EUR' },
+        key: 'catalog:product:v1:tenant:t1:product:42:currency=EUR:locale=en',
+        afterInvalidation: 1,
+        queries: 2,
+      })
+    } finally {
+      rmSync(file, { force: true })
+    }
+  })
+})

@@ -1,0 +1,150 @@
+// The OpenTelemetry exporter against a real Redis: spans into an in-memory span exporter, metrics into an
+// in-memory reader, for a scripted workload whose counts are known exactly.
+import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { createCache, type Cache } from 'stratacache'
+import { openTelemetry } from 'stratacache/opentelemetry'
+import { redisStore } from 'stratacache/redis'
+import { afterEach, describe, expect, inject, it } from 'vitest'
+
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve()
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+const closers: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close()
+})
+
+/** Every data point of the collected metrics as `name{attributes}` → value (sums and gauges) or count (histograms). */
+function points(collected: ResourceMetrics): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const scope of collected.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      for (const point of metric.dataPoints) {
+        const attrs = Object.entries(point.attributes)
+          .filter(([k]) => k !== 'stratacache.service')
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .sort()
+          .join(',')
+        const value = point.value as number | { count: number }
+        out.set(`${metric.descriptor.name}{${attrs}}`, typeof value === 'number' ? value : value.count)
+      }
+    }
+  }
+  return out
+}
+
+function setup(service: string) {
+  const spans = new InMemorySpanExporter()
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] })
+  const reader = new TestReader()
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const cache: Cache = createCache({ service, l2: redisStore({ url: inject('redisUrl') }), random: () => 0 })
+  const telemetry = openTelemetry(cache, {
+    tracer: tracerProvider.getTracer('test'),
+    meter: meterProvider.getMeter('test'),
+  })
+  closers.push(
+    () => telemetry.stop(),
+    () => cache.close(),
+    () => meterProvider.shutdown(),
+    () => tracerProvider.shutdown(),
+  )
+  return { spans, reader, cache }
+}
+
+describe('OpenTelemetry', () => {
+  it('records a span per get and per load, with namespace, tier and outcome, never the key', async () => {
+    const { spans, cache } = setup(`otel-spans-${Date.now()}`)
+    let fail = false
+    const ns = cache.namespace('user', {
+      key: 'user:{id}',
+      ttl: '1m',
+      load: ({ id }) => {
+        if (fail) throw new Error('db down')
+        return { id, secret: 'pii' }
+      },
+    })
+    await ns.get({ id: 'alice' }) // miss, load
+    await ns.get({ id: 'alice' }) // L1 hit
+    fail = true
+    await expect(ns.get({ id: 'bob' })).rejects.toThrow()
+    const finished = spans.getFinishedSpans().map((s) => ({
+      name: s.name,
+      attributes: s.attributes,
+      status: s.status.code,
+    }))
+    const base = { 'stratacache.namespace': 'user', 'stratacache.service': expect.any(String) as unknown }
+    expect(finished).toEqual([
+      {
+        name: 'stratacache.load',
+        attributes: { ...base, 'stratacache.keys': 1, 'stratacache.outcome': 'ok' },
+        status: 0,
+      },
+      {
+        name: 'stratacache.get',
+        attributes: { ...base, 'stratacache.tier': 'source', 'stratacache.outcome': 'ok' },
+        status: 0,
+      },
+      {
+        name: 'stratacache.get',
+        attributes: { ...base, 'stratacache.tier': 'l1', 'stratacache.outcome': 'ok' },
+        status: 0,
+      },
+      {
+        name: 'stratacache.load',
+        attributes: { ...base, 'stratacache.keys': 1, 'stratacache.outcome': 'error' },
+        status: 2,
+      },
+      {
+        name: 'stratacache.get',
+        attributes: { ...base, 'stratacache.tier': 'none', 'stratacache.outcome': 'error' },
+        status: 2,
+      },
+    ])
+    const text = JSON.stringify(spans.getFinishedSpans().map((s) => [s.attributes, s.events]))
+    expect(text).not.toMatch(/alice|bob|pii/)
+  })
+
+  it('exports counters, gauges and durations read from the cache', async () => {
+    const { reader, cache } = setup(`otel-metrics-${Date.now()}`)
+    const ns = cache.namespace('product', { key: 'product:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    await cache.connect()
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 2 })
+    const { resourceMetrics } = await reader.collect()
+    const p = points(resourceMetrics)
+    expect(p.get('stratacache.reads{stratacache.namespace=product,stratacache.tier=l1}')).toBe(1)
+    expect(p.get('stratacache.reads{stratacache.namespace=product,stratacache.tier=l2}')).toBe(0)
+    expect(p.get('stratacache.misses{stratacache.namespace=product}')).toBe(2)
+    expect(p.get('stratacache.loads{stratacache.namespace=product}')).toBe(2)
+    expect(p.get('stratacache.l1.entries{}')).toBe(2)
+    expect(p.get('stratacache.l2.calls{stratacache.outcome=timeout}')).toBe(0)
+    expect(
+      p.get(
+        'stratacache.get.duration{stratacache.namespace=product,stratacache.outcome=ok,stratacache.tier=source}',
+      ),
+    ).toBe(2)
+    expect(
+      p.get(
+        'stratacache.get.duration{stratacache.namespace=product,stratacache.outcome=ok,stratacache.tier=l1}',
+      ),
+    ).toBe(1)
+    expect(p.get('stratacache.load.duration{stratacache.namespace=product,stratacache.outcome=ok}')).toBe(2)
+  })
+
+  it('ignores the calls of another cache in the same process', async () => {
+    const { spans } = setup(`otel-mine-${Date.now()}`)
+    const other = createCache({ service: `otel-other-${Date.now()}` })
+    closers.push(() => other.close())
+    await other.namespace('x', { key: 'x:{id}', ttl: '1m', load: ({ id }) => ({ id }) }).get({ id: 1 })
+    expect(spans.getFinishedSpans()).toEqual([])
+  })
+})

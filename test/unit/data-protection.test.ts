@@ -1,0 +1,405 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import zlib from 'node:zlib'
+import fc from 'fast-check'
+import { afterAll, describe, expect, it } from 'vitest'
+import { jsonLinesAuditSink, type AuditRecord, type AuditSink, type KeyRing } from 'stratacache'
+import { Redactor } from '../../src/codecs/redaction.js'
+import { cacheFactory } from '../helpers/caches.js'
+
+const newCache = cacheFactory('unit-dp')
+const ring: KeyRing = { active: 'k1', keys: { k1: Buffer.alloc(32, 1) } }
+const dir = mkdtempSync(join(tmpdir(), 'strata-audit-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('redaction paths', () => {
+  const person = {
+    name: 'Ada',
+    user: { ssn: '123-45-6789', email: 'ada@example.com', address: { zip: '12345', city: 'London' } },
+    cards: [
+      { number: '4111111111111111', brand: 'visa' },
+      { number: '5500000000000004', brand: 'mc' },
+    ],
+    tokens: ['t1', 't2'],
+  }
+
+  it('removes nested fields and fields of every array element', () => {
+    const redactor = new Redactor(['user.ssn', 'user.address.zip', 'cards[].number'], 'redact')
+    expect(redactor.apply(person)).toEqual({
+      name: 'Ada',
+      user: { email: 'ada@example.com', address: { city: 'London' } },
+      cards: [{ brand: 'visa' }, { brand: 'mc' }],
+      tokens: ['t1', 't2'],
+    })
+  })
+
+  it('masks instead of removing when a mask is given, keeping the shape', () => {
+    const redactor = new Redactor(
+      { paths: ['user.ssn', 'cards[].number', 'tokens[]'], mask: '***' },
+      'redact',
+    )
+    const out = redactor.apply(person)
+    expect(out.user.ssn).toBe('***')
+    expect(out.cards.map((c) => c.number)).toEqual(['***', '***'])
+    expect(out.tokens).toEqual(['***', '***'])
+  })
+
+  it('steps into a top-level array with a leading []', () => {
+    const redactor = new Redactor(['[].email'], 'redact')
+    expect(redactor.apply([{ id: 1, email: 'a@b' }, { id: 2 }, 'x'])).toEqual([{ id: 1 }, { id: 2 }, 'x'])
+  })
+
+  it('never mutates its input and shares untouched branches', () => {
+    const redactor = new Redactor(['user.ssn'], 'redact')
+    const before = JSON.stringify(person)
+    const out = redactor.apply(person)
+    expect(JSON.stringify(person)).toBe(before)
+    expect(out.cards).toBe(person.cards)
+    expect(out).not.toBe(person)
+    // Nothing to redact: the very same object back (no copy on the hot path).
+    const other = { name: 'x' }
+    expect(redactor.apply(other)).toBe(other)
+    expect(redactor.apply(null)).toBeNull()
+    expect(redactor.apply('text')).toBe('text')
+  })
+
+  it('leaves no declared field anywhere in any value (property)', () => {
+    const redactor = new Redactor(['user.ssn', 'cards[].number'], 'redact')
+    const value = fc.record({
+      user: fc.record({ ssn: fc.string(), other: fc.jsonValue() }, { requiredKeys: [] }),
+      cards: fc.array(fc.record({ number: fc.string(), brand: fc.string() }, { requiredKeys: [] })),
+      rest: fc.jsonValue(),
+    })
+    fc.assert(
+      fc.property(value, (v) => {
+        const out = redactor.apply(v)
+        expect(Object.hasOwn(out.user, 'ssn')).toBe(false)
+        for (const card of out.cards) expect(Object.hasOwn(card, 'number')).toBe(false)
+        expect(out.rest).toBe(v.rest)
+      }),
+    )
+  })
+
+  it.each([
+    ['an empty list', []],
+    ['an empty path', ['']],
+    ['a path with a space', ['user ssn']],
+    ['an empty segment', ['user..ssn']],
+    ['a bare [] after the first segment', ['user.[]']],
+    ['not a list', 'user.ssn'],
+  ])('refuses %s', (_, paths) => {
+    expect(() => new Redactor(paths as string[], 'ns.redact')).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option: 'ns.redact' }) as Error,
+    )
+  })
+})
+
+describe('redaction in a namespace (L1 only)', () => {
+  it('returns the same redacted shape on a miss and on a hit, and redacts set() too', async () => {
+    const ns = newCache().namespace('person', {
+      key: 'person:{id}',
+      ttl: '1m',
+      redact: ['ssn', 'cards[].number'],
+      load: ({ id }) => ({ id, ssn: 'secret', cards: [{ number: '4111', brand: 'visa' }] }),
+    })
+    const miss = await ns.get({ id: 1 })
+    const hit = await ns.get({ id: 1 })
+    expect(miss).toEqual({ id: 1, cards: [{ brand: 'visa' }] })
+    expect(hit).toEqual(miss)
+    expect(ns.stats()).toMatchObject({ misses: 1, l1Hits: 1 })
+    await ns.set({ id: 2 }, { id: 2, ssn: 'set-secret', cards: [] })
+    expect(await ns.peek({ id: 2 })).toEqual({ id: 2, cards: [] })
+  })
+
+  it('redacts every value of loadMany', async () => {
+    const ns = newCache().namespace('people', {
+      key: 'person:{id}',
+      ttl: '1m',
+      redact: { paths: ['ssn'], mask: '[redacted]' },
+      loadMany: (list) => list.map(({ id }) => ({ id, ssn: `s${id}` })),
+    })
+    expect(await ns.getMany([{ id: 1 }, { id: 2 }])).toEqual([
+      { id: 1, ssn: '[redacted]' },
+      { id: 2, ssn: '[redacted]' },
+    ])
+  })
+
+  it('still reports a loadMany result that is not an array as ERR_STRATA_LOAD_MANY_RESULT', async () => {
+    const ns = newCache().namespace('bad-many', {
+      key: 'person:{id}',
+      ttl: '1m',
+      redact: ['ssn'],
+      loadMany: () => ({ not: 'an array' }) as unknown as { ssn: string }[],
+    })
+    await expect(ns.getMany([{ id: 1 }])).rejects.toMatchObject({ code: 'ERR_STRATA_LOAD_MANY_RESULT' })
+  })
+
+  it('hands the full value to the source on write() and caches the redacted one', async () => {
+    const written: unknown[] = []
+    const ns = newCache().namespace('writer', {
+      key: 'person:{id}',
+      ttl: '1m',
+      redact: ['ssn'],
+      write: (_, value) => void written.push(value),
+    })
+    await ns.write({ id: 1 }, { id: 1, ssn: 'x' })
+    expect(written).toEqual([{ id: 1, ssn: 'x' }])
+    expect(await ns.peek({ id: 1 })).toEqual({ id: 1 })
+  })
+})
+
+describe('the L1 byte budget with compression and a size limit', () => {
+  it('weighs a compressed value at its uncompressed size', async () => {
+    const cache = newCache({ l1: { maxEntries: 100, maxBytes: 5_000 }, compression: { threshold: 0 } })
+    let loads = 0
+    const ns = cache.namespace('big', {
+      key: 'x:{id}',
+      ttl: '1m',
+      load: () => {
+        loads++
+        return 'a'.repeat(20_000) // compresses to a few dozen bytes
+      },
+    })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    expect(loads).toBe(2) // 20 KB is over the whole 5 KB budget: served, not kept
+    expect(cache.stats().l1?.bytes).toBe(0)
+  })
+
+  it('keeps a value too large for L2 in L1, weighed at its real size', async () => {
+    const cache = newCache({ l1: { maxEntries: 100, maxBytes: 10_000 }, maxValueBytes: 1_000 })
+    const ns = cache.namespace('mid', { key: 'x:{id}', ttl: '1m', load: () => 'b'.repeat(3_000) })
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    expect(ns.stats()).toMatchObject({ oversized: 1, loads: 1, l1Hits: 1 })
+    expect(cache.stats().l1?.bytes).toBe(3_002) // its serialized size
+  })
+})
+
+describe('classification', () => {
+  it('defaults to internal, with no extra rule', () => {
+    const ns = newCache().namespace('plain', { key: 'x:{id}', ttl: '1d' })
+    expect(ns.options.classification).toBe('internal')
+  })
+
+  it.each(['personal', 'secret'] as const)(
+    'refuses a %s namespace that neither redacts nor encrypts, naming the rule',
+    (classification) => {
+      expect(() => newCache().namespace('p', { key: 'x:{id}', ttl: '30s', classification })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_STRATA_CLASSIFICATION',
+          rule: 'protection-required',
+          namespace: 'p',
+          classification,
+          message: expect.stringContaining('protection-required') as unknown,
+        }) as Error,
+      )
+    },
+  )
+
+  it('accepts a personal namespace that redacts, or that encrypts through the cache key ring', () => {
+    const cache = newCache({ encryption: ring })
+    expect(() =>
+      cache.namespace('redacts', { key: 'x:{id}', ttl: '5m', classification: 'personal', redact: ['ssn'] }),
+    ).not.toThrow()
+    const encrypts = cache.namespace('encrypts', { key: 'x:{id}', ttl: '5m', classification: 'personal' })
+    expect(encrypts.options.codec.encrypt).toBe(true)
+    expect(() =>
+      cache.namespace('opted-out', { key: 'x:{id}', ttl: '5m', classification: 'secret', encrypt: false }),
+    ).toThrow(expect.objectContaining({ rule: 'protection-required' }) as Error)
+  })
+
+  it('caps the lifetime (ttl + jitter + staleFor) at 15 minutes for personal and 1 minute for secret', () => {
+    const cache = newCache()
+    const protectedNs = { key: 'x:{id}', redact: ['ssn'] } as const
+    expect(() =>
+      cache.namespace('p1', { ...protectedNs, ttl: '15m', jitter: 0, classification: 'personal' }),
+    ).not.toThrow()
+    expect(() => cache.namespace('p2', { ...protectedNs, ttl: '15m', classification: 'personal' })).toThrow(
+      expect.objectContaining({
+        rule: 'ttl-cap',
+        message: expect.stringContaining('ttlCaps.personal') as unknown,
+      }) as Error,
+    )
+    expect(() =>
+      cache.namespace('p3', { ...protectedNs, ttl: '5m', staleFor: '11m', classification: 'personal' }),
+    ).toThrow(expect.objectContaining({ rule: 'ttl-cap' }) as Error)
+    expect(() =>
+      cache.namespace('s1', { ...protectedNs, ttl: '50s', jitter: '10s', classification: 'secret' }),
+    ).not.toThrow()
+    expect(() => cache.namespace('s2', { ...protectedNs, ttl: '2m', classification: 'secret' })).toThrow(
+      expect.objectContaining({ rule: 'ttl-cap', classification: 'secret' }) as Error,
+    )
+  })
+
+  it('takes the caps from the cache options', () => {
+    const cache = newCache({ ttlCaps: { personal: '1h', secret: '10s' } })
+    expect(() =>
+      cache.namespace('p', { key: 'x:{id}', ttl: '50m', redact: ['a'], classification: 'personal' }),
+    ).not.toThrow()
+    expect(() =>
+      cache.namespace('s', { key: 'x:{id}', ttl: '30s', redact: ['a'], classification: 'secret' }),
+    ).toThrow(expect.objectContaining({ rule: 'ttl-cap' }) as Error)
+  })
+
+  it('refuses an unknown class', () => {
+    expect(() =>
+      newCache().namespace('u', { key: 'x:{id}', ttl: '1m', classification: 'confidential' as 'secret' }),
+    ).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option: 'u.classification' }) as Error,
+    )
+  })
+})
+
+describe('codec options', () => {
+  it.each([
+    ['a short key', { active: 'k1', keys: { k1: Buffer.alloc(16) } }, 'encryption.keys.k1'],
+    ['a string key', { active: 'k1', keys: { k1: 'not-bytes' } }, 'encryption.keys.k1'],
+    ['an active id not in the ring', { active: 'k2', keys: { k1: Buffer.alloc(32) } }, 'encryption.active'],
+    ['a key id with a colon', { active: 'a:b', keys: { 'a:b': Buffer.alloc(32) } }, 'encryption.keys'],
+  ])('refuses a key ring with %s', (_, encryption, option) => {
+    expect(() => newCache({ encryption: encryption as unknown as KeyRing })).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option }) as Error,
+    )
+  })
+
+  it('does not keep a reference to the caller’s key buffers', () => {
+    const key = Buffer.alloc(32, 7)
+    const cache = newCache({ encryption: { active: 'k', keys: { k: key } } })
+    key.fill(0)
+    expect(cache.options.keyRing?.activeKey.export().equals(Buffer.alloc(32, 7))).toBe(true)
+  })
+
+  it('refuses encrypt: true without a key ring', () => {
+    expect(() => newCache().namespace('e', { key: 'x:{id}', ttl: '1m', encrypt: true })).toThrow(
+      expect.objectContaining({ option: 'e.encrypt' }) as Error,
+    )
+  })
+
+  it('validates compression', () => {
+    expect(() => newCache({ compression: { algorithm: 'lz4' as 'brotli' } })).toThrow(
+      expect.objectContaining({ option: 'compression.algorithm' }) as Error,
+    )
+    expect(() => newCache({ compression: { algorithm: 'deflate', level: 12 } })).toThrow(
+      expect.objectContaining({ option: 'compression.level' }) as Error,
+    )
+    expect(() => newCache({ compression: { threshold: -1 } })).toThrow(
+      expect.objectContaining({ option: 'compression.threshold' }) as Error,
+    )
+    const ns = newCache({ compression: { threshold: 10 } }).namespace('c', { key: 'x:{id}', ttl: '1m' })
+    expect(ns.options.codec.compression).toEqual({ algorithm: 'brotli', level: 4, threshold: 10 })
+    const off = newCache({ compression: {} }).namespace('d', { key: 'x:{id}', ttl: '1m', compression: false })
+    expect(off.options.codec.compression).toBeUndefined()
+  })
+
+  it.runIf(!('zstdCompressSync' in zlib))(
+    'refuses zstd on a Node without it, naming the versions that have it',
+    () => {
+      expect(() => newCache({ compression: { algorithm: 'zstd' } })).toThrow(/22\.15\+/)
+    },
+  )
+
+  it('refuses a maxValueBytes that is not a positive whole number', () => {
+    expect(() => newCache({ maxValueBytes: 0 })).toThrow(
+      expect.objectContaining({ option: 'maxValueBytes' }) as Error,
+    )
+    expect(() => newCache().namespace('m', { key: 'x:{id}', ttl: '1m', maxValueBytes: 1.5 })).toThrow(
+      expect.objectContaining({ option: 'm.maxValueBytes' }) as Error,
+    )
+  })
+})
+
+describe('cache.purge (L1 only)', () => {
+  /** An in-memory sink, optionally failing on the nth append. */
+  function memorySink(failOn?: number): AuditSink & { records: AuditRecord[] } {
+    const records: AuditRecord[] = []
+    let calls = 0
+    return {
+      records,
+      append(record) {
+        if (++calls === failOn) return Promise.reject(new Error('disk full'))
+        records.push(record)
+        return Promise.resolve()
+      },
+    }
+  }
+
+  it('is refused without an audit sink, and nothing is purged', async () => {
+    const cache = newCache()
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await ns.set({ id: 1 }, 'v')
+    await expect(cache.purge({ namespace: 'n', actor: 'alice', reason: 'test' })).rejects.toMatchObject({
+      code: 'ERR_STRATA_AUDIT_SINK_REQUIRED',
+    })
+    expect(await ns.peek({ id: 1 })).toBe('v')
+    // Code paths keep working without a sink.
+    await ns.clear()
+    expect(await ns.peek({ id: 1 })).toBeUndefined()
+  })
+
+  it('records the request before purging and the outcome after, with one id', async () => {
+    const sink = memorySink()
+    const cache = newCache({ audit: sink })
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await ns.set({ id: 1 }, 'v')
+    const result = await cache.purge({ namespace: 'n', actor: 'alice', reason: 'INC-1' })
+    expect(await ns.peek({ id: 1 })).toBeUndefined()
+    expect(sink.records.map((r) => r.phase)).toEqual(['requested', 'completed'])
+    expect(sink.records[0]).toMatchObject({
+      id: result.id,
+      action: 'purge',
+      service: 'unit-dp',
+      actor: 'alice',
+      reason: 'INC-1',
+      target: { namespace: 'n' },
+    })
+    expect(sink.records[1]).toMatchObject({ id: result.id, keysDeleted: 0 })
+    expect(Date.parse(sink.records[0]!.at)).not.toBeNaN()
+  })
+
+  it('does not purge when the request cannot be recorded', async () => {
+    const cache = newCache({ audit: memorySink(1) })
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await ns.set({ id: 1 }, 'v')
+    await expect(cache.purge({ namespace: 'n', actor: 'a', reason: 'r' })).rejects.toMatchObject({
+      code: 'ERR_STRATA_AUDIT_WRITE',
+      purged: false,
+    })
+    expect(await ns.peek({ id: 1 })).toBe('v')
+  })
+
+  it.each([
+    [{ namespace: 'n', reason: 'r' }, 'actor'],
+    [{ namespace: 'n', actor: ' ', reason: 'r' }, 'actor'],
+    [{ namespace: 'n', actor: 'a' }, 'reason'],
+    [{ actor: 'a', reason: 'r' }, 'purge request'],
+    [{ namespace: 'nope', actor: 'a', reason: 'r' }, 'namespace'],
+  ])('refuses %o (names %s)', async (request, argument) => {
+    const sink = memorySink()
+    const cache = newCache({ audit: sink })
+    cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await expect(cache.purge(request as never)).rejects.toMatchObject({
+      code: 'ERR_STRATA_INVALID_ARGUMENT',
+      argument,
+    })
+    expect(sink.records).toEqual([])
+  })
+
+  it('appends JSON lines to a file created owner-only, one line per record, in order', async () => {
+    const path = join(dir, 'audit.jsonl')
+    const cache = newCache({ audit: jsonLinesAuditSink(path) })
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m', tags: () => ['tenant:t1'] })
+    await ns.set({ id: 1 }, 'v')
+    await Promise.all([
+      cache.purge({ tag: 'tenant:t1', actor: 'bob', reason: 'DSR-7' }),
+      cache.purge({ namespace: 'n', tag: 'tenant:t2', actor: 'carol', reason: 'DSR-8' }),
+    ])
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    const records = lines.map((line) => JSON.parse(line) as AuditRecord)
+    expect(records).toHaveLength(4)
+    expect(records.filter((r) => r.actor === 'bob').map((r) => r.phase)).toEqual(['requested', 'completed'])
+    expect(records.find((r) => r.actor === 'carol')?.target).toEqual({ namespace: 'n', tag: 'tenant:t2' })
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+  })
+})
