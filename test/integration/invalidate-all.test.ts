@@ -1,32 +1,21 @@
 import { createCache, type Cache } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
-import { commandCalls, rawClient, type RawClient } from '../chaos/support.js'
+import { describe, expect, it } from 'vitest'
+import { startRedis } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
+import { commandCalls } from '../chaos/support.js'
 
 // Own server: the test counts commands in INFO commandstats and kills pub/sub connections.
-let redis: RedisServer
-let raw: RawClient
-const closers: (() => Promise<void>)[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-  raw = await rawClient(redis.url)
-})
-afterAll(async () => {
-  await raw.close()
-  await redis.stop()
-})
-beforeEach(async () => {
-  await redis.command('FLUSHALL')
-})
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()))
-})
+const suite = redisSuite({ raw: true, flushBeforeEach: true })
 
 /** A process: its own cache and namespace; `source` is what the loader returns (shared, mutable). */
 function process(source: { version: number; loads: number }) {
-  const cache: Cache = createCache({ service: 'it-gen', l2: redisStore({ url: redis.url }), random: () => 0 })
-  closers.push(() => cache.close())
+  const cache: Cache = createCache({
+    service: 'it-gen',
+    l2: redisStore({ url: suite.redis.url }),
+    random: () => 0,
+  })
+  suite.closers.push(() => cache.close())
   const ns = cache.namespace('price', {
     key: 'price:{id}',
     ttl: '1h',
@@ -49,11 +38,11 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     for (let id = 0; id < 50; id++) await b.ns.get({ id })
     expect(source.loads).toBe(50)
     const oldKey = a.ns.key({ id: 7 })
-    await redis.command('CONFIG', 'RESETSTAT')
+    await suite.redis.command('CONFIG', 'RESETSTAT')
 
     source.version = 2
     await a.ns.invalidateAll()
-    const stats = await redis.command('INFO', 'commandstats')
+    const stats = await suite.redis.command('INFO', 'commandstats')
     expect(commandCalls(stats, 'incr')).toBe(1)
     expect(commandCalls(stats, 'scan') + commandCalls(stats, 'unlink') + commandCalls(stats, 'del')).toBe(0)
 
@@ -64,8 +53,8 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     await expect.poll(() => b.ns.generation).toBe(1)
     expect(await b.ns.get({ id: 8 })).toEqual({ id: 8, version: 2 })
     // The old entries are still in Redis, never read again, expiring on their own.
-    expect(await raw.exists(oldKey)).toBe(1)
-    expect(await raw.pTTL(oldKey)).toBeGreaterThan(0)
+    expect(await suite.raw.exists(oldKey)).toBe(1)
+    expect(await suite.raw.pTTL(oldKey)).toBeGreaterThan(0)
   })
 
   it('a process started after the bump uses the new generation from its first read', async () => {
@@ -91,7 +80,7 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     await b.cache.connect()
     await b.ns.get({ id: 3 })
     // b goes deaf: kill its pub/sub connection, bump meanwhile from a.
-    await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await suite.redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
     source.version = 2
     await a.ns.invalidateAll()
     await expect.poll(() => b.cache.stats().bus?.reconnects, { timeout: 5_000 }).toBeGreaterThanOrEqual(1)
@@ -108,13 +97,17 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     await a.ns.get({ id: 2 })
     expect(await a.ns.clear()).toBe(3)
     expect(a.ns.generation).toBe(1)
-    expect(await raw.get('it-gen:price:v1#gen')).toEqual(Buffer.from('1'))
-    expect((await raw.keys('it-gen:price:v1:*')).filter((k) => !String(k).includes('#'))).toEqual([])
+    expect(await suite.raw.get('it-gen:price:v1#gen')).toEqual(Buffer.from('1'))
+    expect((await suite.raw.keys('it-gen:price:v1:*')).filter((k) => !String(k).includes('#'))).toEqual([])
   })
 
   it('clear() counts entries only: hashed keys yes, tag sets, versions and the generation no', async () => {
-    const cache = createCache({ service: 'it-gen', l2: redisStore({ url: redis.url }), maxKeyLength: 64 })
-    closers.push(() => cache.close())
+    const cache = createCache({
+      service: 'it-gen',
+      l2: redisStore({ url: suite.redis.url }),
+      maxKeyLength: 64,
+    })
+    suite.closers.push(() => cache.close())
     const ns = cache.namespace('doc', {
       key: 'doc:{id}',
       ttl: '1h',
@@ -127,11 +120,15 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     await ns.invalidateAll()
     await ns.get({ id: 'short' })
     await cache.close()
-    const keys = (await raw.keys('it-gen:doc:v1*')).map(String)
+    const keys = (await suite.raw.keys('it-gen:doc:v1*')).map(String)
     expect(keys.some((k) => k.includes('#tag{'))).toBe(true)
     expect(keys.some((k) => /:#[A-Za-z0-9_-]{43}$/.test(k))).toBe(true)
-    const again = createCache({ service: 'it-gen', l2: redisStore({ url: redis.url }), maxKeyLength: 64 })
-    closers.push(() => again.close())
+    const again = createCache({
+      service: 'it-gen',
+      l2: redisStore({ url: suite.redis.url }),
+      maxKeyLength: 64,
+    })
+    suite.closers.push(() => again.close())
     const same = again.namespace('doc', { key: 'doc:{id}', ttl: '1h', tags: () => ['all', 'docs'] })
     // Three entries: two of generation 0 (one hashed), one of generation 1.
     expect(await same.clear()).toBe(3)
@@ -141,7 +138,7 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
     const own = await startRedis()
     try {
       const cache = createCache({ service: 'it-gen', l2: redisStore({ url: own.url }) })
-      closers.push(() => cache.close())
+      suite.closers.push(() => cache.close())
       const ns = cache.namespace('price', { key: 'price:{id}', ttl: '1h', load: ({ id }) => ({ id }) })
       await cache.connect()
       await ns.get({ id: 1 })
@@ -157,7 +154,7 @@ describe('invalidateAll: a lazy, constant-cost invalidation of a whole namespace
 
   it('without L2 it drops L1 and resolves', async () => {
     const cache = createCache({ service: 'it-gen' })
-    closers.push(() => cache.close())
+    suite.closers.push(() => cache.close())
     let loads = 0
     const ns = cache.namespace('price', {
       key: 'price:{id}',

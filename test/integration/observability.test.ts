@@ -8,25 +8,16 @@ import {
   type LoadTraceContext,
 } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { startRedis } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
 import { sleep } from '../chaos/support.js'
 
-let redis: RedisServer
-const closers: (() => Promise<void>)[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  await redis.stop()
-})
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()))
-})
+const suite = redisSuite()
 
 function newCache(service: string): Cache {
-  const cache = createCache({ service, l2: redisStore({ url: redis.url }), random: () => 0 })
-  closers.push(() => cache.close())
+  const cache = createCache({ service, l2: redisStore({ url: suite.redis.url }), random: () => 0 })
+  suite.closers.push(() => cache.close())
   return cache
 }
 
@@ -45,7 +36,7 @@ function recordTracing<C extends object>(name: string) {
   }
   const channel = diagnosticsChannel.tracingChannel(name)
   channel.subscribe(handlers)
-  closers.push(() => Promise.resolve(channel.unsubscribe(handlers)))
+  suite.closers.push(() => Promise.resolve(channel.unsubscribe(handlers)))
   return events
 }
 
@@ -148,7 +139,7 @@ describe('latency histograms', () => {
         l2: redisStore({ url: own.url }),
         circuitBreaker: { failureThreshold: 2, breakFor: '1m' },
       })
-      closers.push(() => cache.close())
+      suite.closers.push(() => cache.close())
       const ns = cache.namespace('user', { key: 'user:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
       await cache.connect()
       await ns.get({ id: 0 })
@@ -212,7 +203,7 @@ describe('stale serves by reason', () => {
     const own = await startRedis()
     try {
       const cache = createCache({ service: 'stale-bus', l2: redisStore({ url: own.url }) })
-      closers.push(() => cache.close())
+      suite.closers.push(() => cache.close())
       let loads = 0
       const ns = cache.namespace('price', {
         key: 'price:{id}',

@@ -1,21 +1,12 @@
 import { channelNames, createCache, type Logger, type SloMessage } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { fakeClock } from '../helpers/fake-clock.js'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { startRedis } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
 import { recordChannel, sleep } from '../chaos/support.js'
 
-let redis: RedisServer
-const closers: (() => Promise<void>)[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  await redis.stop()
-})
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()))
-})
+const suite = redisSuite()
 
 /** A pino-shaped logger that records its calls. */
 function recordingLogger() {
@@ -31,9 +22,9 @@ describe('service level objectives', () => {
     const clock = fakeClock()
     const { logger, lines } = recordingLogger()
     const events = recordChannel<SloMessage>(channelNames.slo)
-    closers.push(async () => events.stop())
-    const cache = createCache({ service: 'slo', l2: redisStore({ url: redis.url }), clock, logger })
-    closers.push(() => cache.close())
+    suite.closers.push(async () => events.stop())
+    const cache = createCache({ service: 'slo', l2: redisStore({ url: suite.redis.url }), clock, logger })
+    suite.closers.push(() => cache.close())
     const ns = cache.namespace('product', {
       key: 'product:{id}',
       ttl: '1h',
@@ -80,7 +71,7 @@ describe('service level objectives', () => {
   it('reports the share of stale reads', async () => {
     const clock = fakeClock()
     const cache = createCache({ service: 'slo-stale', clock, random: () => 0 })
-    closers.push(() => cache.close())
+    suite.closers.push(() => cache.close())
     let version = 0
     const ns = cache.namespace('price', {
       key: 'price:{id}',
@@ -105,7 +96,7 @@ describe('service level objectives', () => {
 
   it('refuses objectives it cannot check', () => {
     const cache = createCache({ service: 'slo-bad' })
-    closers.push(() => cache.close())
+    suite.closers.push(() => cache.close())
     expect(() => cache.namespace('a', { key: 'a:{id}', ttl: '1m', slo: {} })).toThrow(
       /`a.slo`.*at least one objective/,
     )
@@ -128,7 +119,7 @@ describe('service level objectives', () => {
         logger,
         circuitBreaker: { failureThreshold: 1, breakFor: '1m' },
       })
-      closers.push(() => cache.close())
+      suite.closers.push(() => cache.close())
       const ns = cache.namespace('user', {
         key: 'user:{id}',
         ttl: '1m',

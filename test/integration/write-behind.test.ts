@@ -1,27 +1,12 @@
 import { channelNames, createCache, type Cache, type QueuedWrite, type WriteContext } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
-import { codeOf, rawClient, recordChannel, sleep, type RawClient } from '../chaos/support.js'
+import { describe, expect, it } from 'vitest'
+import { startRedis } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
+import { codeOf, rawClient, recordChannel, sleep } from '../chaos/support.js'
 
 // Own server: tests read the streams and plant foreign entries in them.
-let redis: RedisServer
-let raw: RawClient
-const closers: (() => Promise<void>)[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-  raw = await rawClient(redis.url)
-})
-afterAll(async () => {
-  await raw.close()
-  await redis.stop()
-})
-beforeEach(async () => {
-  await redis.command('FLUSHALL')
-})
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()))
-})
+const suite = redisSuite({ raw: true, flushBeforeEach: true })
 
 const SERVICE = 'it-wb'
 const STREAM = `${SERVICE}:account#wb`
@@ -29,11 +14,11 @@ const STREAM = `${SERVICE}:account#wb`
 function newCache(options: { l1?: false } = {}): Cache {
   const cache = createCache({
     service: SERVICE,
-    l2: redisStore({ url: redis.url }),
+    l2: redisStore({ url: suite.redis.url }),
     random: () => 0,
     ...options,
   })
-  closers.push(() => cache.close())
+  suite.closers.push(() => cache.close())
   return cache
 }
 
@@ -121,14 +106,14 @@ describe('write-behind against a real Redis', () => {
     const accounts = declareAccounts(newCache(), source)
     await accounts.write({ id: 1 }, { id: 1, balance: 10 })
     expect(source.calls).toEqual([])
-    expect(await raw.xLen(STREAM)).toBe(1)
+    expect(await suite.raw.xLen(STREAM)).toBe(1)
     expect(await accounts.get({ id: 1 })).toEqual({ id: 1, balance: 10 })
     expect(await accounts.writeQueue()).toMatchObject({ queued: 1, inFlight: 0, deadLetters: 0 })
 
     await accounts.flushWrites()
     expect(source.rows.get(1)).toEqual({ id: 1, balance: 10 })
     expect(source.calls).toEqual([{ id: 1, balance: 10, idempotencyKey: expect.any(String) as unknown }])
-    expect(await raw.xLen(STREAM)).toBe(0)
+    expect(await suite.raw.xLen(STREAM)).toBe(0)
     expect(await accounts.writeQueue()).toMatchObject({ queued: 0, inFlight: 0 })
     expect(accounts.stats()).toMatchObject({ writesQueued: 1, writesFlushed: 1, writeRetries: 0 })
   })
@@ -207,7 +192,7 @@ describe('write-behind against a real Redis', () => {
       deadLetters: 1,
       deadLetterStream: `${STREAM}:dead`,
     })
-    const [letter] = (await raw.xRange(`${STREAM}:dead`, '-', '+')) ?? []
+    const [letter] = (await suite.raw.xRange(`${STREAM}:dead`, '-', '+')) ?? []
     expect(String(letter!.message['k'])).toBe(accounts.key({ id: 13 }))
     expect(String(letter!.message['error'])).toBe('constraint violated')
     expect(String(letter!.message['attempts'])).toBe('3')
@@ -220,13 +205,13 @@ describe('write-behind against a real Redis', () => {
     const source = fakeSource()
     const accounts = declareAccounts(newCache(), source)
     await accounts.write({ id: 1 }, { id: 1, balance: 1 })
-    await raw.xAdd(STREAM, '*', { hello: 'world' })
-    await raw.xAdd(STREAM, '*', { k: 'x', p: '{not json', v: 'x', s: '1', i: 'id' })
+    await suite.raw.xAdd(STREAM, '*', { hello: 'world' })
+    await suite.raw.xAdd(STREAM, '*', { k: 'x', p: '{not json', v: 'x', s: '1', i: 'id' })
     await accounts.write({ id: 2 }, { id: 2, balance: 2 })
     await accounts.flushWrites()
     expect([...source.rows.keys()].sort()).toEqual([1, 2])
     expect(await accounts.writeQueue()).toMatchObject({ queued: 0, deadLetters: 2 })
-    const letters = (await raw.xRange(`${STREAM}:dead`, '-', '+')) ?? []
+    const letters = (await suite.raw.xRange(`${STREAM}:dead`, '-', '+')) ?? []
     expect(letters.map((l) => String(l.message['error']))).toEqual([
       expect.stringContaining('not a stratacache write-behind entry'),
       expect.stringContaining('does not decode'),
@@ -240,11 +225,11 @@ describe('write-behind against a real Redis', () => {
     const accounts = declareAccounts(newCache({ l1: false }), source, { loads })
     await accounts.write({ id: 1 }, { id: 1, balance: 99 })
     // Evicted from Redis before the flush: the read must not load the source's older value.
-    await raw.del(accounts.key({ id: 1 }))
+    await suite.raw.del(accounts.key({ id: 1 }))
     expect(await accounts.get({ id: 1 })).toEqual({ id: 1, balance: 99 })
     expect(loads.count).toBe(0)
     await accounts.flushWrites()
-    await raw.del(accounts.key({ id: 1 }))
+    await suite.raw.del(accounts.key({ id: 1 }))
     expect(await accounts.get({ id: 1 })).toEqual({ id: 1, balance: 99 })
     expect(loads.count).toBe(1)
   })
@@ -254,7 +239,7 @@ describe('write-behind against a real Redis', () => {
     const loads = { count: 0 }
     const accounts = declareAccounts(newCache({ l1: false }), source, { loads })
     await accounts.write({ id: 1 }, { id: 1, balance: 7 })
-    await raw.del(accounts.key({ id: 1 }))
+    await suite.raw.del(accounts.key({ id: 1 }))
     expect(await accounts.getMany([{ id: 1 }, { id: 2 }])).toEqual([
       { id: 1, balance: 7 },
       { id: 2, balance: 0 },
@@ -266,7 +251,7 @@ describe('write-behind against a real Redis', () => {
     const own = await startRedis()
     try {
       const cache = createCache({ service: SERVICE, l2: redisStore({ url: own.url }) })
-      closers.push(() => cache.close())
+      suite.closers.push(() => cache.close())
       const source = fakeSource()
       const accounts = declareAccounts(cache, source)
       await cache.connect()
@@ -293,7 +278,7 @@ describe('write-behind against a real Redis', () => {
         source.write(p, v, c)
       },
     })
-    const firstCache = closers.at(-1)!
+    const firstCache = suite.closers.at(-1)!
     const second = declareAccounts(newCache(), source, {
       flush: true,
       write: (p, v, c) => {
@@ -304,7 +289,7 @@ describe('write-behind against a real Redis', () => {
     await first.write({ id: 1 }, { id: 1, balance: 1 })
     await waitUntil(() => source.rows.has(1), 'first write flushed')
     const holder = flushedBy[0]!
-    await (holder === 'first' ? firstCache() : closers.at(-1)!())
+    await (holder === 'first' ? firstCache() : suite.closers.at(-1)!())
     const survivor = holder === 'first' ? second : first
     await survivor.write({ id: 2 }, { id: 2, balance: 2 })
     await waitUntil(() => source.rows.has(2), 'second write flushed')
@@ -313,7 +298,7 @@ describe('write-behind against a real Redis', () => {
 
   it('refuses write-behind without L2, without a write function, and write-behind settings on another strategy', () => {
     const l1Only = createCache({ service: SERVICE })
-    closers.push(() => l1Only.close())
+    suite.closers.push(() => l1Only.close())
     expect(() =>
       l1Only.namespace('a', { key: 'a:{id}', ttl: '1m', writeStrategy: 'write-behind', write: () => {} }),
     ).toThrow(
