@@ -58,7 +58,7 @@ export interface NamespaceContract {
     } | null
     readonly lock: { readonly ttlMs: number; readonly waitMs: number } | null
   }
-  /** Null fields were not declared (or this version of the library has no such option). */
+  /** Null fields were not declared (or the cache's version of the library has no such option). */
   readonly data: {
     readonly classification: string | null
     readonly critical: boolean | null
@@ -163,8 +163,8 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
 }
 
 /**
- * Data protection options (classification, criticality, redaction, encryption) come from other parts of the
- * library and may be absent in this version: each is read only when it has the expected shape.
+ * Data protection options (classification, criticality, redaction, encryption), read by shape: the config module's
+ * cache may come from another version of the library, where an option is missing or resolved differently.
  */
 function describeData(options: ResolvedNamespaceOptions): NamespaceContract['data'] {
   const o = options as unknown as Record<string, unknown>
