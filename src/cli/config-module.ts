@@ -9,7 +9,8 @@ import { CliUsageError, ConfigModuleError } from '../errors.js'
 export const DEFAULT_CONFIG_FILES = ['stratacache.config.mjs', 'stratacache.config.js'] as const
 
 /** What the CLI uses of a cache; checked by shape, so a cache made by another copy of the library still fits. */
-export type LoadedCache = Pick<Cache, 'service' | 'options' | 'namespaces' | 'close'>
+export type LoadedCache = Pick<Cache, 'service' | 'options' | 'namespaces' | 'close'> &
+  Partial<Pick<Cache, 'inspect' | 'purge' | 'connect'>>
 
 /**
  * Imports the config module and returns its cache. The caller closes it.

@@ -4,7 +4,7 @@ import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'dist/cli/main.js')
@@ -79,15 +79,15 @@ describe('stratacache (the executable)', () => {
     expect(npx.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`)
   })
 
-  it('lists its commands, and the ones coming, in --help', async () => {
+  it('lists its commands in --help', async () => {
     const r = await run(['--help'])
     expect(r.code).toBe(0)
     expect(r.stderr).toBe('')
     expect(r.stdout).toMatch(/^Usage: stratacache <command> \[flags\]/)
     expect(r.stdout).toMatch(/^ {2}contract {2}\S/m)
     expect(r.stdout).toMatch(/^ {2}simulate {2}\S/m)
-    expect(r.stdout).toMatch(/^ {2}inspect .*\(coming\)$/m)
-    expect(r.stdout).toMatch(/^ {2}purge .*\(coming\)$/m)
+    expect(r.stdout).toMatch(/^ {2}inspect {3}\S/m)
+    expect(r.stdout).toMatch(/^ {2}purge {5}\S/m)
   })
 
   it('prints its help on stderr and exits 2 without a command', async () => {
@@ -97,7 +97,7 @@ describe('stratacache (the executable)', () => {
     expect(r.stderr).toMatch(/^Usage: stratacache/)
   })
 
-  it.each(['contract', 'simulate'])('has --help (and -h) for %s', async (command) => {
+  it.each(['contract', 'inspect', 'purge', 'simulate'])('has --help (and -h) for %s', async (command) => {
     for (const flag of ['--help', '-h']) {
       const r = await run([command, flag])
       expect(r.code).toBe(0)
@@ -108,13 +108,20 @@ describe('stratacache (the executable)', () => {
   })
 
   it.each([
-    [['frobnicate'], /^stratacache: Unknown command "frobnicate"; commands: contract, simulate\. /],
-    [['--frob'], /^stratacache: Unknown flag --frob before the command\./],
     [
-      ['inspect', '--redis', 'redis://x'],
-      /^stratacache: "inspect" is not in this version of stratacache yet\./,
+      ['frobnicate'],
+      /^stratacache: Unknown command "frobnicate"; commands: contract, inspect, purge, simulate\. /,
     ],
-    [['purge'], /^stratacache: "purge" is not in this version/],
+    [['--frob'], /^stratacache: Unknown flag --frob before the command\./],
+    [['inspect'], /^stratacache inspect: Give exactly one of --config FILE or --redis URL\./],
+    [
+      ['inspect', '--redis', 'http://x'],
+      /^stratacache inspect: --redis must be a redis:\/\/ or rediss:\/\/ URL/,
+    ],
+    [['inspect', '--redis', 'redis://x', '--sample', '0'], /--sample must be a positive whole number/],
+    [['purge', '--namespace', 'p'], /^stratacache purge: Missing --reason/],
+    [['purge', '--reason', 'r'], /^stratacache purge: Say what to purge/],
+    [['purge', '--tag', 'a', '--tenant', 'b', '--reason', 'r'], /--tag and --tenant do not go together/],
     [
       ['contract', '--bogus'],
       /^stratacache contract: Unknown flag --bogus\. Run `stratacache contract --help` for the flags it takes\. \[ERR_STRATA_CLI_USAGE\]$/,
@@ -419,5 +426,96 @@ describe('stratacache simulate', () => {
       3,
       /Invalid option `bad-policy\.json: l1\.policy`: expected "w-tinylfu" or "lru", got "arc" \(string\)\. \[ERR_STRATA_INVALID_OPTION\]$/,
     )
+  })
+})
+
+describe('stratacache inspect and purge, against a real Redis', () => {
+  const purgeConfig = `${fixtures}/purge-config.mjs`
+
+  /** Empties the fixture's namespace, then fills it with `count` entries through a cache of the test's own. */
+  async function seed(url: string, count: number): Promise<void> {
+    const { createCache } = await import('stratacache')
+    const { redisStore } = await import('stratacache/redis')
+    const cache = createCache({ service: 'cli-purge', l2: redisStore({ url }) })
+    const ns = cache.namespace('product', {
+      key: 'product:{id}',
+      ttl: '1h',
+      load: ({ id }) => ({ id }),
+      tags: ({ id }) => [`tenant:${Number(id) % 2 === 0 ? 'even' : 'odd'}`],
+    })
+    await cache.connect()
+    // The suite's Redis is shared: start from an empty namespace.
+    await ns.clear()
+    for (let id = 0; id < count; id++) await ns.get({ id })
+    await cache.close()
+  }
+
+  it('inspects a bare Redis by URL and prefix, as text and as JSON', async () => {
+    const url = inject('redisUrl')
+    await seed(url, 20)
+    const text = await run(['inspect', '--redis', url, '--prefix', 'cli-purge:product:v1:'])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/^memory used {3}\d/m)
+    expect(text.stdout).toMatch(/^policy {8}\S/m)
+    expect(text.stdout).toMatch(/^cli-purge:product:v1: +\d+ +\d+ /m)
+    const json = await run(['inspect', '--redis', url, '--prefix', 'cli-purge:product:v1:', '--json'])
+    const report = JSON.parse(json.stdout) as {
+      namespaces: Record<string, { entries: number; stoppedBy: string }>
+    }
+    expect(report.namespaces['cli-purge:product:v1:']).toMatchObject({ stoppedBy: 'complete' })
+    expect(report.namespaces['cli-purge:product:v1:']!.entries).toBeGreaterThanOrEqual(20)
+  })
+
+  it('inspects through a config module: its namespaces, budget and critical flags', async () => {
+    const url = inject('redisUrl')
+    const r = await run(['inspect', '--config', purgeConfig], { env: { STRATACACHE_TEST_REDIS: url } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^product \(critical\)/m)
+    expect(r.stdout).toMatch(/^budget .*EXCEEDED/m)
+  })
+
+  it('purges a tenant and a namespace through the cache, each recorded in the audit log', async () => {
+    const url = inject('redisUrl')
+    await seed(url, 10)
+    const audit = join(tmp, 'audit.jsonl')
+    const env = { STRATACACHE_TEST_REDIS: url, STRATACACHE_TEST_AUDIT: audit }
+    const tenant = await run(
+      [
+        'purge',
+        '--config',
+        purgeConfig,
+        '--tenant',
+        'even',
+        '--reason',
+        'DSR-1: test',
+        '--actor',
+        'ci',
+        '--json',
+      ],
+      { env },
+    )
+    expect(tenant.code, tenant.stderr).toBe(0)
+    expect(JSON.parse(tenant.stdout)).toMatchObject({ keysDeleted: 5 })
+    const all = await run(['purge', '--config', purgeConfig, '--namespace', 'product', '--reason', 'INC-2'], {
+      env,
+    })
+    expect(all.code, all.stderr).toBe(0)
+    expect(all.stdout).toMatch(/^purged 5 keys \(namespace product\); audit record \S+\n$/)
+    const records = readFileSync(audit, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(records.map((r) => [r.phase ?? r.event ?? r.status, r.actor, r.reason])).toHaveLength(4)
+    expect(JSON.stringify(records)).toContain('DSR-1: test')
+    expect(JSON.stringify(records)).toContain('"ci"')
+  })
+
+  it('refuses to purge without an audit sink: one line, exit 3, nothing deleted', async () => {
+    const url = inject('redisUrl')
+    await seed(url, 4)
+    const r = await run(['purge', '--config', purgeConfig, '--namespace', 'product', '--reason', 'x'], {
+      env: { STRATACACHE_TEST_REDIS: url, STRATACACHE_TEST_AUDIT: '' },
+    })
+    expectOneLineError(r, 3, /ERR_STRATA_AUDIT_SINK_REQUIRED/)
   })
 })

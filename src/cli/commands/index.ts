@@ -1,12 +1,16 @@
 // The command table: one module per command. A new command is one import and one entry here.
 import type { Command, Flags } from '../command.js'
 import { contractCommand } from './contract.js'
+import { inspectCommand } from './inspect.js'
+import { purgeCommand } from './purge.js'
 import { simulateCommand } from './simulate.js'
 
-export const commands: readonly Command<Flags>[] = [contractCommand, simulateCommand]
+export const commands: readonly Command<Flags>[] = [
+  contractCommand,
+  inspectCommand,
+  purgeCommand,
+  simulateCommand,
+]
 
 /** Commands announced in `--help` that are not in this build yet. */
-export const comingCommands: readonly { readonly name: string; readonly summary: string }[] = [
-  { name: 'inspect', summary: 'Redis memory, eviction policy and key counts per namespace (coming)' },
-  { name: 'purge', summary: 'purge a namespace, tag or tenant with a required reason, audited (coming)' },
-]
+export const comingCommands: readonly { readonly name: string; readonly summary: string }[] = []
