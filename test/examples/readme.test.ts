@@ -69,4 +69,55 @@ await cache.close()
       rmSync(file, { force: true })
     }
   })
+
+  it('runs every other example of the README, in order, as one program (with stand-ins for the application’s objects)', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const marker = readme.indexOf('<!-- test/examples/readme.test.ts runs this block')
+    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)]
+      .filter((m) => m.index < marker || m.index > marker + 200)
+      .map((m) => m[1]!)
+    expect(blocks.length).toBeGreaterThanOrEqual(6)
+    const imports = new Set<string>()
+    const bodies = blocks.map((block) => {
+      for (const line of block.match(/^import .*$/gm) ?? []) imports.add(line)
+      // Closing the cache mid-way would stop the later examples: the program closes it at the end.
+      return block.replace(/^import .*$/gm, '').replace(/^await cache\.close\(\).*$/gm, '')
+    })
+    const script = `${[...imports].join('\n')}
+// Stand-ins for what the examples take from the application.
+const db = {
+  product: async (tenantId: string, productId: number, locale: string, currency: string) => ({ tenantId, productId, locale, currency }),
+  account: async (id: number) => ({ id, ownerId: 42 }),
+  saveAccount: async () => {},
+}
+const pricing = { fetch: async (sku: string, _: { signal: AbortSignal }) => ({ sku, cents: 199 }) }
+const params = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
+const value = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
+const next = { id: 7, ownerId: 42 }
+const routes = new Map<string, (request: unknown, reply: unknown) => Promise<unknown>>()
+const app = { get: (path: string, handler: (request: unknown, reply: unknown) => Promise<unknown>) => void routes.set(path, handler) }
+${bodies.join('\n').replaceAll('redis://127.0.0.1:6379', redis.url)}
+let scraped = ''
+const reply = { type: () => reply, send: (body: string) => { scraped = body; return reply } }
+await routes.get('/metrics')!({}, reply)
+console.log(JSON.stringify({ product, many: many.length, fromStore: store.get('a'), scraped: scraped.includes('stratacache_hits_total') }))
+await cache.close()
+`
+    const file = join(root, 'examples', `.readme-all-${process.pid}.ts`)
+    writeFileSync(file, script)
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+        cwd: root,
+        timeout: 30_000,
+      })
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+        product: { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' },
+        many: 1,
+        fromStore: 'alpha',
+        scraped: true,
+      })
+    } finally {
+      rmSync(file, { force: true })
+    }
+  })
 })
