@@ -126,6 +126,8 @@ export function renderReport(report: RedisReport): string {
   if (namespaces.length > 0) {
     lines.push('', 'namespace                  keys (est.)  entries (est.)  avg bytes  sampled  scan')
     for (const [name, n] of namespaces) lines.push(namespaceLine(name, n))
+    lines.push('', 'TTL of the sampled keys (remaining):')
+    for (const [name, n] of namespaces) lines.push(`  ${name}  ${ttlLine(n)}`)
   }
   lines.push('', report.warnings.length === 0 ? 'no warnings' : 'warnings:')
   for (const warning of report.warnings) lines.push(`  - ${warning.message}`)
@@ -142,6 +144,22 @@ function namespaceLine(name: string, n: NamespaceReport): string {
     String(n.sampled).padStart(8),
     ` ${scan}`,
   ].join(' ')
+}
+
+function ttlLine(n: NamespaceReport): string {
+  const parts = n.ttl.buckets.map(
+    ({ upToMs, keys }) => `${upToMs === null ? 'longer' : `< ${duration(upToMs)}`} ${keys}`,
+  )
+  if (n.ttl.noExpiry > 0) parts.push(`no expiry ${n.ttl.noExpiry}`)
+  return parts.join(' · ')
+}
+
+function duration(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1_000 === 0) return `${ms / 1_000}s`
+  return `${ms}ms`
 }
 
 function bytes(n: number): string {
