@@ -459,7 +459,9 @@ describe('stratacache inspect and purge, against a real Redis', () => {
     expect(text.stdout).toMatch(/^policy {8}\S/m)
     expect(text.stdout).toMatch(/^cli-purge:product:v1: +\d+ +\d+ /m)
     // The seeded entries live an hour plus jitter: the TTL line counts them under "< 1d".
-    expect(text.stdout).toMatch(/^ {2}cli-purge:product:v1: {2}< 10s \d+ · < 1m \d+ · < 10m \d+ · < 1h \d+ · < 1d [1-9]\d* · longer \d+$/m)
+    expect(text.stdout).toMatch(
+      /^ {2}cli-purge:product:v1: {2}< 10s \d+ · < 1m \d+ · < 10m \d+ · < 1h \d+ · < 1d [1-9]\d* · longer \d+$/m,
+    )
     const json = await run(['inspect', '--redis', url, '--prefix', 'cli-purge:product:v1:', '--json'])
     const report = JSON.parse(json.stdout) as {
       namespaces: Record<string, { entries: number; stoppedBy: string }>
