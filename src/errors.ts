@@ -354,7 +354,7 @@ export class UntrustedValueError extends StrataError {
 }
 
 /** The rule of a data classification a namespace declaration broke. */
-export type ClassificationRule = 'protection-required' | 'ttl-cap'
+export type ClassificationRule = 'protection-required' | 'ttl-cap' | 'no-write-behind'
 
 /** A namespace's declaration breaks a rule of its `classification`. Thrown by `cache.namespace()`. */
 export class ClassificationError extends StrataError {

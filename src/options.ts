@@ -769,6 +769,7 @@ export function resolveNamespaceOptions<P, V>(
     redacted: codec.redactor !== undefined,
     encrypted: codec.encrypt,
     caps: cache?.ttlCaps ?? { personalMs: 15 * 60_000, secretMs: 60_000 },
+    writeBehind: writeStrategy === 'write-behind',
   })
   return Object.freeze({
     classification,

@@ -17,6 +17,8 @@ export interface ClassificationFacts {
   readonly redacted: boolean
   readonly encrypted: boolean
   readonly caps: { readonly personalMs: number; readonly secretMs: number }
+  /** The namespace queues its writes in a Redis stream (write-behind). */
+  readonly writeBehind: boolean
 }
 
 /**
@@ -43,6 +45,15 @@ export function checkClassification(
       'protection-required',
       'its values must be redacted or encrypted before they are cached. Declare `redact` with the sensitive ' +
         'fields, or give the cache an `encryption` key ring (and do not set `encrypt: false`).',
+    )
+  }
+  if (facts.writeBehind) {
+    throw new ClassificationError(
+      namespace,
+      classification,
+      'no-write-behind',
+      'write-behind keeps each queued write in a Redis stream as the source will receive it, neither redacted nor ' +
+        "encrypted. Use writeStrategy 'write-through' or 'cache-aside' for this namespace.",
     )
   }
   const capMs = classification === 'personal' ? facts.caps.personalMs : facts.caps.secretMs

@@ -233,6 +233,22 @@ describe('classification', () => {
     )
   })
 
+  it('refuses write-behind for personal and secret data: the queue would hold the writes in clear', () => {
+    const cache = newCache()
+    for (const classification of ['personal', 'secret'] as const) {
+      expect(() =>
+        cache.namespace(`wb-${classification}`, {
+          key: 'x:{id}',
+          ttl: '30s',
+          redact: ['ssn'],
+          classification,
+          writeStrategy: 'write-behind',
+          write: () => {},
+        }),
+      ).toThrow(expect.objectContaining({ rule: 'no-write-behind', classification }) as Error)
+    }
+  })
+
   it('takes the caps from the cache options', () => {
     const cache = newCache({ ttlCaps: { personal: '1h', secret: '10s' } })
     expect(() =>
