@@ -97,7 +97,7 @@ export class Cache {
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   /** What each namespace does with an invalidation from another process. */
-  readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed') => void>()
+  readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed' | 'l2-ready') => void>()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closing: Promise<void> | undefined
   #sloTimer: ReturnType<typeof setInterval> | undefined
@@ -138,7 +138,12 @@ export class Cache {
             o.logger.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
           else o.logger.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
           // Connected again: close the circuit now rather than waiting for its next probe.
-          if (event.status === 'ready') this.#l2?.connectionRestored()
+          if (event.status === 'ready') {
+            this.#l2?.connectionRestored()
+            // Namespaces that lost track of their generation (a bus outage, a failed read) read it again now,
+            // rather than on their next reads, each of which would otherwise skip L2 until one succeeds.
+            for (const handler of this.#handlers.values()) handler('l2-ready')
+          }
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')

@@ -353,9 +353,14 @@ export class Namespace<P, V> {
     )
     runtime.onClose(() => this.#l1?.clear())
     runtime.onInvalidation(options.name, (invalidation) => {
+      if (invalidation === 'l2-ready') {
+        if (!this.#generationKnown) void this.#loadGeneration()
+        return
+      }
       if (invalidation !== 'missed') return this.#applyInvalidation(invalidation)
-      // Deaf for a while: the generation may have moved on too. Read it again before using L2.
-      this.#generationKnown = runtime.l2 === undefined
+      // Deaf for a while: the generation may have moved on too, so read it again. Meanwhile the last known one
+      // stays in use (turning L2 off until the answer came would drop the writes of loads in flight): a bump
+      // missed during the outage is picked up within a round trip, and the suspect L1 entries revalidate.
       this.#suspectEverything()
       void this.#loadGeneration()
     })

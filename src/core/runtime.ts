@@ -28,10 +28,13 @@ export interface CacheRuntime {
   /** The invalidation bus, present with L2: namespaces publish their writes on it. */
   readonly bus: InvalidationBus | undefined
   /**
-   * Registers the namespace's handler for invalidations from other processes, and for 'missed': the bus was down,
-   * so invalidations may have been lost.
+   * Registers the namespace's handler for invalidations from other processes, for 'missed' (the bus was down, so
+   * invalidations may have been lost) and for 'l2-ready' (the L2 connection is ready again).
    */
-  onInvalidation(namespace: string, handler: (invalidation: Invalidation | 'missed') => void): void
+  onInvalidation(
+    namespace: string,
+    handler: (invalidation: Invalidation | 'missed' | 'l2-ready') => void,
+  ): void
   /** Registers work to run when the cache starts closing, while L2 is still open (write-behind flushers stop). */
   beforeClose(work: () => Promise<void>): void
   /** Registers work to run when the cache closes (namespaces drop their L1 index). */

@@ -99,7 +99,11 @@ describe('Redis killed mid-run', () => {
       )
       .toMatchObject({ status: 'ready', circuit: 'closed' })
 
-    // New values go to L2 again, and the other process reads them from there.
+    // New values go to L2 again, and the other process reads them from there once its own connection is back
+    // (it made no call during the outage, so its reconnect loop may be in a longer back-off than a's).
+    await expect
+      .poll(() => cacheB.stats().l2, { timeout: 10_000, interval: 50 })
+      .toMatchObject({ status: 'ready', circuit: 'closed' })
     const fresh = await a.get({ id: 'after-restart' })
     await expect.poll(() => b.peek({ id: 'after-restart' }), { timeout: 5_000 }).toEqual(fresh)
     expect(await b.get({ id: 'after-restart' })).toEqual(fresh)
