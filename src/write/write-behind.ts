@@ -224,26 +224,33 @@ export class WriteBehindQueue<P, V> {
 
   /** One flush step, unless one is under way. Resolves to whether it did anything (for `flush()`). */
   #runTick(eager = false): Promise<boolean> {
-    if (!eager && !this.#host.config.flush) {
-      if (this.#tick !== undefined || this.#stopped || this.#overlay.size === 0) return Promise.resolve(false)
-      const prune = this.#pruneOverlay().catch(() => {})
-      this.#tick = prune.then(() => {
-        this.#tick = undefined
-      })
-      this.#host.background(this.#tick)
-      return prune.then(() => false)
-    }
     if (this.#tick !== undefined || this.#stopped) return Promise.resolve(false)
-    const step = this.#step(eager).catch(() => {
-      // Redis failed (or the circuit is open): everything held stays held; the next tick retries.
-      this.#groupReady = false
-      return false
-    })
-    this.#tick = step.then(() => {
+    // A process that only queues uses its timer to forget the writes others have flushed, nothing more.
+    if (!eager && !this.#host.config.flush) {
+      if (this.#overlay.size === 0) return Promise.resolve(false)
+      return this.#track(
+        this.#pruneOverlay().then(
+          () => false,
+          () => false,
+        ),
+      )
+    }
+    return this.#track(
+      this.#step(eager).catch(() => {
+        // Redis failed (or the circuit is open): everything held stays held; the next tick retries.
+        this.#groupReady = false
+        return false
+      }),
+    )
+  }
+
+  /** Registers `work` as the step under way (one at a time), tracked for close(). */
+  #track(work: Promise<boolean>): Promise<boolean> {
+    this.#tick = work.then(() => {
       this.#tick = undefined
     })
     this.#host.background(this.#tick)
-    return step
+    return work
   }
 
   async #step(eager: boolean): Promise<boolean> {
@@ -480,9 +487,7 @@ export class WriteBehindQueue<P, V> {
       done.map((h) => h.id),
     )
     for (const held of done) {
-      this.#held.delete(held.id)
-      const key = held.write?.key
-      if (key !== undefined && this.#overlay.get(key)?.id === held.id) this.#overlay.delete(key)
+      this.#forget(held)
     }
     this.#host.counters.writesFlushed += done.length
     return true
@@ -499,9 +504,7 @@ export class WriteBehindQueue<P, V> {
       failedAt: String(this.#host.clock.now()),
     })
     await this.#host.l2.queueAck(this.#host.stream, GROUP, [held.id])
-    this.#held.delete(held.id)
-    const key = held.write?.key
-    if (key !== undefined && this.#overlay.get(key)?.id === held.id) this.#overlay.delete(key)
+    this.#forget(held)
     this.#host.counters.writesDeadLettered++
     // The stream id, not the key: keys may carry personal data.
     this.#host.logger.error(
@@ -517,6 +520,13 @@ export class WriteBehindQueue<P, V> {
         reason,
       })
     }
+  }
+
+  /** A write is done here (acknowledged or dead-lettered): no longer held, no longer served from the overlay. */
+  #forget(held: Held<P, V>): void {
+    this.#held.delete(held.id)
+    const key = held.write?.key
+    if (key !== undefined && this.#overlay.get(key)?.id === held.id) this.#overlay.delete(key)
   }
 
   /** Forgets overlay entries another process has flushed (this one only learns by asking the stream). */
