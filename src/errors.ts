@@ -193,6 +193,26 @@ export class WriteError extends StrataError {
   }
 }
 
+/**
+ * A write reached the source and L2, but its invalidation could not be announced on the bus (after a retry): other
+ * processes may serve their L1 copy of the old value until it expires.
+ */
+export class InvalidationNotSentError extends StrataError {
+  readonly code = 'ERR_STRATA_INVALIDATION_NOT_SENT'
+  constructor(
+    readonly namespace: string,
+    readonly what: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `Namespace "${namespace}": ${what} was stored, but the other processes could not be told to drop their L1 ` +
+        `copies (${errorMessage(options.cause)}): they may serve the old value until it expires (at most its TTL, ` +
+        'or `l1.ttl`). Check the Redis connection; repeating the write is safe.',
+      options,
+    )
+  }
+}
+
 /** A value could not be serialized for L2 (for example a BigInt or a cycle with the JSON serializer). */
 export class SerializationError extends StrataError {
   readonly code = 'ERR_STRATA_SERIALIZE'

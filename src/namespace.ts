@@ -14,6 +14,7 @@ import {
   NoLoaderError,
   InvalidOptionError,
   NoWriterError,
+  InvalidationNotSentError,
   SerializationError,
   SourceBusyError,
   UntrustedValueError,
@@ -28,13 +29,16 @@ import { AccessLog } from './observability/access-log.js'
 import type { LoadContext, NamespaceOptions, ResolvedNamespaceOptions } from './options.js'
 import type { WriteContext } from './write/write-behind.js'
 import type { Invalidation } from './bus/wire.js'
-import type { L2Write } from './tiers/l2-store.js'
+import type { L2Fence } from './tiers/l2-store.js'
 import type { IndexedNode } from './core/param-index.js'
 import { NamespaceL1 } from './core/namespace-l1.js'
 import { CrossProcessLock, type LockHolder } from './policies/cross-process-lock.js'
 import type { L2Guard } from './policies/l2-guard.js'
 import { SourceLimiter } from './policies/source-limiter.js'
 import { WriteBehindQueue } from './write/write-behind.js'
+import { LocalFence } from './coherence/fence.js'
+import { GenerationTracker } from './coherence/generation.js'
+import { FlightRegistry, type Flight } from './read/flights.js'
 
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
@@ -140,25 +144,10 @@ export interface HotKey {
   readonly score: number
 }
 
-/** An in-process load (or batch member) under way for one key. Writes that race it mark it cancelled. */
-interface Flight<V> {
-  promise: Promise<V>
-  /** Set by set/delete/clear while the load runs: its result is returned to its callers but not cached. */
-  cancelled: boolean
-  /**
-   * A load still running after the flight already answered (with a stale value, at the soft timeout). The flight
-   * stays registered until it settles, so later readers get the stale answer instead of starting another load.
-   */
-  continuation?: Promise<unknown>
-  /** Readers waiting on it: the one who started it and those who joined. */
-  callers: number
-  /** Neither tier had a usable value: it went to the loader (or a fail-safe fallback). */
-  missed: boolean
-  /** performance.now() when it started. */
-  started: number
-}
-
 const NO_TAGS: readonly string[] = Object.freeze([])
+/** The L1 tag of negative entries (never a user's tag: tags are non-empty strings escaped into keys). */
+const NEGATIVE_TAG = '\u0000negative'
+const NEGATIVE_TAGS: readonly string[] = Object.freeze([NEGATIVE_TAG])
 
 /** What `updatePolicy()` may change at run time. */
 const POLICY_OPTIONS = new Set([
@@ -191,13 +180,29 @@ const NO_LABELS: readonly LabeledReads[] = Object.freeze([])
 /** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
 const LOCK_RECHECK_MS = 250
 
-/** What writes look at: whether a set, delete or clear raced the work. */
-type Cancellable = Pick<Flight<unknown>, 'cancelled' | 'continuation'>
-
-interface BatchFlight<V> extends Flight<V> {
-  resolve(value: V): void
-  reject(error: unknown): void
+/** An entry read from L2, with its size in bytes (what it weighs in L1). */
+interface Stored {
+  readonly entry: Entry
+  readonly size: number
 }
+
+/** A key of a `getMany` that missed L1: its parameters and the stale L1 entry, if any, for a fail-safe. */
+interface BatchItem<P> {
+  readonly key: string
+  readonly params: P
+  readonly stale: Entry | undefined
+}
+
+/** `updatePolicy()` keeps this many earlier policies for `rollbackPolicy()`, dropping the oldest. */
+const POLICY_HISTORY = 16
+
+/** Writes retry a failed invalidation announcement once before reporting it. */
+const PUBLISH_ATTEMPTS = 2
+
+/** What became of a loaded value: in L2, refused by a fence (a write or invalidation won), or not written there. */
+type StoreOutcome = 'stored' | 'refused' | 'skipped'
+const SKIPPED: Promise<StoreOutcome> = Promise.resolve('skipped')
+const REFUSED: Promise<StoreOutcome> = Promise.resolve('refused')
 
 /**
  * One key family. Made by `cache.namespace(name, options)`; `P` are its key parameters, `V` its value.
@@ -233,8 +238,10 @@ export class Namespace<P, V> {
   readonly #load: ((params: P, context: LoadContext) => Promise<V> | V) | undefined
   readonly #loadMany:
     ((params: readonly P[], context: LoadContext) => Promise<readonly V[]> | readonly V[]) | undefined
-  /** Loads under way, by full key. */
-  readonly #flights = new Map<string, Flight<V>>()
+  /** Loads and background refreshes under way, by full key. */
+  readonly #flights = new FlightRegistry<V>()
+  /** Whether a loaded value may still be cached, for invalidations this process saw. */
+  readonly #fence = new LocalFence()
   readonly #counters: Counters = {
     l1Hits: 0,
     l2Hits: 0,
@@ -270,23 +277,24 @@ export class Namespace<P, V> {
   readonly #slo: SloTracker | undefined
   /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
   readonly #latency = { load: new Histogram(), l2Hit: new Histogram(), miss: new Histogram() }
-  /** Background refreshes under way, by full key (never joined by readers: they are served the stale value). */
-  readonly #refreshing = new Map<string, Flight<V | undefined>>()
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
   readonly #throttled = new Map<string, number>()
   readonly #lock: CrossProcessLock | undefined
   /** Redaction, serialization, compression, encryption and the envelope, for L2. */
   readonly #codec: ValueCodec
   #hotKeys: readonly HotKey[] = []
+  /** The namespace's generation (`invalidateAll()`), as this process knows it. */
+  readonly #generation: GenerationTracker
   /**
-   * Whether this process knows the namespace's generation (`invalidateAll()` bumps it; keys depend on it). Until it
-   * does, reads skip L2 (they would read keys of a generation that may be over) and writes to L2 wait for it.
+   * The L2 keys of the namespace's invalidation marks, outside its key prefix so `clear()` leaves them: the
+   * sequence, the mark of the last `clear()`, and the mark every tag invalidation sets (for negative entries).
    */
-  #generationKnown: boolean
-  /** The read of the generation under way: resolves to its L2 error, or undefined once known. */
-  #generationLoad: Promise<unknown> | undefined
-  /** `service:namespace:vN#gen`: outside the namespace's key prefix, so `clear()` leaves it. */
-  readonly #generationKey: string
+  readonly #marks: {
+    readonly seq: string
+    readonly cleared: string
+    readonly negative: readonly string[]
+    readonly negativeSet: string
+  }
 
   /** @internal Use `cache.namespace()`. */
   constructor(
@@ -315,8 +323,27 @@ export class Namespace<P, V> {
       maxKeyLength: runtime.maxKeyLength,
     })
     this.prefix = this.#keys.prefix
-    this.#generationKey = `${this.prefix.slice(0, -1)}#gen`
-    this.#generationKnown = runtime.l2 === undefined
+    const base = this.prefix.slice(0, -1)
+    this.#generation = new GenerationTracker(`${base}#gen`, {
+      l2: runtime.l2,
+      get closed() {
+        return runtime.closed
+      },
+      current: () => this.#keys.generation,
+      change: (generation) => {
+        this.#forgetEverything()
+        this.#keys.setGeneration(generation)
+      },
+      failed: () => this.#counters.l2Errors++,
+      background: (work) => runtime.background(work),
+    })
+    const cleared = `${base}#cleared`
+    this.#marks = {
+      seq: `${base}#seq`,
+      cleared,
+      negative: [cleared, `${base}#anytag`],
+      negativeSet: `${this.prefix}#neg`,
+    }
     this.#l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.#keys) : undefined
     this.#codec = new ValueCodec(runtime.serializer, options.schemaVersion, options.codec)
@@ -351,10 +378,10 @@ export class Namespace<P, V> {
       },
       () => this.#clock.now(),
     )
-    runtime.onClose(() => this.#l1?.clear())
+    runtime.onClose(() => this.#forgetEverything())
     runtime.onInvalidation(options.name, (invalidation) => {
       if (invalidation === 'l2-ready') {
-        if (!this.#generationKnown) void this.#loadGeneration()
+        if (!this.#generation.known) void this.#generation.read()
         return
       }
       if (invalidation !== 'missed') return this.#applyInvalidation(invalidation)
@@ -362,9 +389,9 @@ export class Namespace<P, V> {
       // stays in use (turning L2 off until the answer came would drop the writes of loads in flight): a bump
       // missed during the outage is picked up within a round trip, and the suspect L1 entries revalidate.
       this.#suspectEverything()
-      void this.#loadGeneration()
+      void this.#generation.read()
     })
-    void this.#loadGeneration()
+    void this.#generation.read()
     this.#writeBehind = this.#startWriteBehind(runtime, functions)
     this.#accessLog = this.#startAccessLog(runtime)
     this.#labeled =
@@ -465,6 +492,7 @@ export class Namespace<P, V> {
     const declared = { ...this.#current, ...patch } as NamespaceOptions<string, readonly string[], P, V>
     const resolved = this.#resolve === undefined ? this.#options : this.#resolve(declared)
     this.#previous.push({ declared: this.#current, resolved: this.#options })
+    if (this.#previous.length > POLICY_HISTORY) this.#previous.shift()
     this.#current = declared
     this.#options = resolved
     this.#rt.logger.info(
@@ -546,7 +574,7 @@ export class Namespace<P, V> {
           }
         }
       }
-      if (!this.#generationKnown) return this.#getAfterGeneration(params, trace)
+      if (!this.#generation.known) return this.#getAfterGeneration(params, trace)
       key = this.#keys.build(params)
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))
@@ -554,9 +582,16 @@ export class Namespace<P, V> {
     return this.#join(key, params, trace)
   }
 
-  /** Joins the load of `key` under way, or starts one. */
+  /**
+   * Joins the load of `key` under way, or starts one. A strong namespace joins only a flight at its loader (whose
+   * store is fenced and re-read if refused), never one reading L2: that read may have been sent before a write
+   * another process acknowledged since.
+   */
   #join(key: string, params: P, trace: GetTraceContext | undefined): Promise<V> {
-    let flight = this.#flights.get(key)
+    let flight = this.#flights.joinable(key, this.#clock.now())
+    if (flight !== undefined && flight.phase === 'l2' && this.options.consistency === 'strong') {
+      return this.#readStrong(key, params, trace)
+    }
     if (flight !== undefined) flight.callers++
     else flight = this.#startFlight(key, params, this.#staleInL1(params))
     if (trace === undefined) return flight.promise
@@ -567,9 +602,27 @@ export class Namespace<P, V> {
     })
   }
 
+  /** A strong read that found another reader's L2 read under way: reads L2 itself, then joins or starts the load. */
+  async #readStrong(key: string, params: P, trace: GetTraceContext | undefined, tries = 3): Promise<V> {
+    const stored = await this.#readL2Fresh(key)
+    if (stored !== undefined) {
+      this.#hitL2(key)
+      if (trace !== undefined) trace.tier = 'l2'
+      return stored.entry.value as V
+    }
+    const flight = this.#flights.joinable(key, this.#clock.now())
+    if (flight !== undefined && flight.phase === 'l2') {
+      // Another read of L2 started meanwhile; after a few tries, join it (it started after this read did).
+      if (tries > 1) return this.#readStrong(key, params, trace, tries - 1)
+      flight.callers++
+      return flight.promise
+    }
+    return this.#join(key, params, trace)
+  }
+
   /** An L1 miss before the generation is known: read it first (bounded by the L2 timeout), then go on. */
   async #getAfterGeneration(params: P, trace: GetTraceContext | undefined): Promise<V> {
-    await this.#loadGeneration()
+    await this.#generation.read()
     return this.#join(this.#keys.build(params), params, trace)
   }
 
@@ -620,14 +673,15 @@ export class Namespace<P, V> {
   ): Promise<V[]> {
     if (this.#rt.closed) throw new CacheClosedError('getMany')
     if (!isArray(list)) throw new InvalidArgumentError('list', list, 'an array of key parameter objects')
-    if (!this.#generationKnown) await this.#loadGeneration()
+    if (!this.#generation.known) await this.#generation.read()
     const keys = list.map((params) => this.#keys.build(params))
     const results = new Array<V>(list.length)
     const waits: Promise<unknown>[] = []
-    const wanted = new Map<string, { params: P; indices: number[] }>()
+    const wanted = new Map<string, { item: BatchItem<P>; indices: number[] }>()
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!
-      const node = this.#l1?.find(list[i])
+      const params = list[i] as P
+      const node = this.#l1?.find(params)
       if (node !== undefined) {
         const now = this.#clock.now()
         if (node.expiresAt <= now) {
@@ -635,35 +689,46 @@ export class Namespace<P, V> {
         } else if (node.refreshAt > now) {
           this.#l1!.touch(node)
           this.#counters.l1Hits++
-          this.#labeled?.count(list[i]!, 'l1Hits')
+          this.#labeled?.count(params, 'l1Hits')
           this.#accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
           node.hits++
-          if (channels.hit.hasSubscribers) this.#publishHit(list[i], 'l1')
+          if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
           results[i] = node.value.value as V
           continue
         } else {
-          const served = this.#serveAging(node, list[i])
+          const served = this.#serveAging(node, params)
           if (served !== undefined) {
             results[i] = node.value.value as V
             continue
           }
         }
       }
-      const flight = this.#flights.get(key)
-      if (flight !== undefined) {
-        waits.push(flight.promise.then((value) => (results[i] = value)))
-      } else {
-        const request = wanted.get(key)
-        if (request !== undefined) request.indices.push(i)
-        else wanted.set(key, { params: list[i]!, indices: [i] })
-      }
+      const request = wanted.get(key)
+      if (request !== undefined) request.indices.push(i)
+      else wanted.set(key, { item: { key, params, stale: this.#staleInL1(params) }, indices: [i] })
     }
     if (wanted.size > 0) {
-      const batch = [...wanted].map(([key, { params }]) => ({ key, params, flight: this.#batchFlight(key) }))
-      void this.#fetchBatch(batch)
-      for (const { key, flight } of batch) {
-        const indices = wanted.get(key)!.indices
-        waits.push(flight.promise.then((value) => indices.forEach((i) => (results[i] = value))))
+      // Keys already loading (or, without loadMany, every key) go through the single-key pipeline; the rest share
+      // one batch: one MGET, one loadMany call.
+      const batch: BatchItem<P>[] = []
+      const now = this.#clock.now()
+      for (const [key, { item, indices }] of wanted) {
+        const flight = this.#flights.joinable(key, now)
+        if (flight !== undefined) {
+          waits.push(
+            this.#join(key, item.params, undefined).then((value) =>
+              indices.forEach((i) => (results[i] = value)),
+            ),
+          )
+        } else {
+          batch.push(item)
+        }
+      }
+      if (batch.length > 0) {
+        for (const [key, promise] of this.#fetchBatch(batch)) {
+          const indices = wanted.get(key)!.indices
+          waits.push(promise.then((value) => indices.forEach((i) => (results[i] = value))))
+        }
       }
     }
     await Promise.all(waits)
@@ -673,10 +738,14 @@ export class Namespace<P, V> {
   /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
   async peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
     if (this.#rt.closed) throw new CacheClosedError('peek')
-    if (!this.#generationKnown) await this.#loadGeneration()
+    if (!this.#generation.known) await this.#generation.read()
     const key = this.#keys.build(params)
-    const entry = this.#l1Peek(params) ?? (await this.#readL2(key))
-    return entry !== undefined && entry.freshUntil > this.#clock.now() ? (entry.value as V) : undefined
+    const now = this.#clock.now()
+    const local = this.#l1Peek(params)
+    if (local !== undefined && local.freshUntil > now) return local.value as V
+    // L1 holds nothing, or a stale copy: L2 may hold a fresher one.
+    const stored = await this.#readL2(key)
+    return stored !== undefined && stored.entry.freshUntil > now ? (stored.entry.value as V) : undefined
   }
 
   /**
@@ -689,7 +758,18 @@ export class Namespace<P, V> {
     if (this.#rt.closed) throw new CacheClosedError('set')
     await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
+    // Loads under way, and those starting until the write is done, are fenced: they read what this replaces.
+    this.#fence.beginWrite(key)
     this.#cancelFlight(key)
+    try {
+      await this.#setFenced(params, key, value)
+    } finally {
+      this.#fence.endWrite(key)
+      this.#cancelFlight(key)
+    }
+  }
+
+  async #setFenced(params: P, key: string, value: V): Promise<void> {
     value = this.#codec.redact(value)
     const entry = this.#newEntry(value)
     const tags = this.#tagsFor(params, key, value)
@@ -699,18 +779,16 @@ export class Namespace<P, V> {
       })
     }
     let bytes: Buffer | undefined
-    let size: number | undefined
-    if (this.#needsBytes()) {
-      try {
-        ;({ bytes, size } = this.#codec.encode(entry, key))
-      } catch (cause) {
-        if (cause instanceof ValueTooLargeError) {
-          this.#counters.oversized++
-          throw cause
-        }
-        this.#counters.serializeErrors++
-        throw new SerializationError(this.name, key, { cause })
+    let size: number
+    try {
+      ;({ bytes, size } = this.#encodeIfNeeded(entry, key))
+    } catch (cause) {
+      if (cause instanceof ValueTooLargeError) {
+        this.#counters.oversized++
+        throw cause
       }
+      this.#counters.serializeErrors++
+      throw new SerializationError(this.name, key, { cause })
     }
     this.#fillL1(params, key, entry, size, tags)
     if (this.#rt.l2 !== undefined && bytes !== undefined) {
@@ -720,7 +798,7 @@ export class Namespace<P, V> {
         await this.#rt.l2.bumpVersion(this.#versionKey(key), this.#versionTtl())
         await Promise.all([
           this.#rt.l2.set(key, bytes, ttl),
-          ...tags.map((tag) => this.#rt.l2!.addToSet(this.#tagKey(tag), key, ttl)),
+          ...tags.map((tag) => this.#rt.l2!.addToSet(this.#setKeyOf(tag), key, ttl)),
         ])
       } catch (error) {
         this.#counters.l2Errors++
@@ -729,7 +807,7 @@ export class Namespace<P, V> {
         throw error
       }
       // Written through: the other processes drop their L1 copies and read the new value from L2.
-      await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] })
+      await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] }, `the value of "${key}"`)
     }
   }
 
@@ -829,17 +907,24 @@ export class Namespace<P, V> {
     if (this.#rt.closed) throw new CacheClosedError('delete')
     await this.#requireGenerationOrForget(params)
     const key = this.#keys.build(params)
+    // Reads that start before the UNLINK lands may read the old value: fenced until the delete is done.
+    this.#fence.beginWrite(key)
     this.#cancelFlight(key)
     this.#l1Delete(params)
-    if (this.#rt.l2 !== undefined) {
-      try {
-        await this.#rt.l2.bumpVersion(this.#versionKey(key), this.#versionTtl())
-        await this.#rt.l2.delete([key])
-      } catch (error) {
-        this.#counters.l2Errors++
-        throw error
+    try {
+      if (this.#rt.l2 !== undefined) {
+        try {
+          await this.#rt.l2.bumpVersion(this.#versionKey(key), this.#versionTtl())
+          await this.#rt.l2.delete([key])
+        } catch (error) {
+          this.#counters.l2Errors++
+          throw error
+        }
+        await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] }, `the deletion of "${key}"`)
       }
-      await this.#broadcast({ kind: 'keys', namespace: this.name, keys: [key] })
+    } finally {
+      this.#fence.endWrite(key)
+      this.#cancelFlight(key)
     }
   }
 
@@ -852,11 +937,12 @@ export class Namespace<P, V> {
     if (this.#rt.closed) throw new CacheClosedError('clear')
     this.#forgetEverything()
     if (this.#rt.l2 === undefined) return 0
+    let deleted: number
     try {
+      // Loads in any process that started before this can no longer store (the mark is checked by the store).
+      await this.#rt.l2.markInvalidated(this.#marks.seq, [this.#marks.cleared], this.#fenceTtl())
       // Versions, locks and tag sets of the namespace go too, but the count is of entries.
-      const deleted = await this.#rt.l2.deletePrefix(this.prefix, (key) => isEntryKey(key, this.prefix))
-      await this.#broadcast({ kind: 'namespace', namespace: this.name })
-      return deleted
+      deleted = await this.#rt.l2.deletePrefix(this.prefix, (key) => isEntryKey(key, this.prefix))
     } catch (error) {
       this.#counters.l2Errors++
       throw error
@@ -865,18 +951,34 @@ export class Namespace<P, V> {
       // forget again, so nothing from before the clear survives it in this process.
       this.#forgetEverything()
     }
+    await this.#broadcast({ kind: 'namespace', namespace: this.name }, 'the clear')
+    return deleted
   }
 
-  /** Tells the other processes to drop L1 entries. Awaited by writes, so peers were told when a write resolves. */
-  async #broadcast(invalidation: Invalidation): Promise<void> {
-    await this.#rt.bus?.publish(invalidation)
+  /**
+   * Tells the other processes to drop L1 entries. Awaited by writes, so peers were told when a write resolves; a
+   * failed announcement is retried once, then logged and thrown (InvalidationNotSentError), never swallowed.
+   */
+  async #broadcast(invalidation: Invalidation, what: string): Promise<void> {
+    const bus = this.#rt.bus
+    if (bus === undefined) return
+    let error: unknown
+    for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
+      error = await bus.publish(invalidation)
+      if (error === undefined) return
+    }
+    this.#rt.logger.warn(
+      { service: this.#rt.service, namespace: this.name, kind: invalidation.kind },
+      'stratacache: an invalidation could not be announced; other processes may serve their old L1 copies until they expire',
+    )
+    throw new InvalidationNotSentError(this.name, what, { cause: error })
   }
 
   /** Another process wrote: drop what it names from L1, and stop any load of it here from caching an older value. */
   #applyInvalidation(invalidation: Invalidation): void {
     if (invalidation.kind === 'namespace') {
       this.#forgetEverything()
-      if (invalidation.generation !== undefined) this.#applyGeneration(invalidation.generation, false)
+      if (invalidation.generation !== undefined) this.#generation.announce(invalidation.generation)
       return
     }
     if (invalidation.kind === 'tags') {
@@ -884,6 +986,7 @@ export class Namespace<P, V> {
       return
     }
     for (const key of invalidation.keys) {
+      this.#fence.touchKey(key)
       this.#cancelFlight(key)
       const node = this.#l1?.byKey(key)
       if (node !== undefined) this.#l1!.remove(node)
@@ -903,8 +1006,14 @@ export class Namespace<P, V> {
     if (this.#rt.l2 === undefined) return 0
     let deleted = 0
     try {
-      for (const tag of tags) {
-        const key = this.#tagKey(tag)
+      // First the marks: a load that started before this (in any process) can no longer store a value carrying
+      // one of these tags, nor a negative entry (whose tags are unknown). Then the entries already stored.
+      await this.#rt.l2.markInvalidated(
+        this.#marks.seq,
+        [...tags.map((tag) => this.#tagMark(tag)), this.#marks.negative[1]!],
+        this.#fenceTtl(),
+      )
+      for (const key of [...tags.map((tag) => this.#tagKey(tag)), this.#marks.negativeSet]) {
         deleted += await this.#rt.l2.deleteSetMembers(key, `${key}#${randomBytes(6).toString('base64url')}`)
       }
     } catch (error) {
@@ -914,7 +1023,10 @@ export class Namespace<P, V> {
       // Loads that read L2 before the unlink may have refilled L1 meanwhile: drop again.
       this.#dropTagged(tags)
     }
-    await this.#broadcast({ kind: 'tags', namespace: this.name, tags })
+    await this.#broadcast(
+      { kind: 'tags', namespace: this.name, tags },
+      `the invalidation of ${tags.join(', ')}`,
+    )
     return deleted
   }
 
@@ -933,13 +1045,16 @@ export class Namespace<P, V> {
     if (l2 === undefined) return
     let generation: number
     try {
-      generation = await l2.increment(this.#generationKey)
+      generation = await l2.increment(this.#generation.key)
     } catch (error) {
       this.#counters.l2Errors++
       throw error
     }
-    this.#applyGeneration(generation, false)
-    await this.#broadcast({ kind: 'namespace', namespace: this.name, generation })
+    this.#generation.announce(generation)
+    await this.#broadcast(
+      { kind: 'namespace', namespace: this.name, generation },
+      'the invalidation of every entry',
+    )
   }
 
   /** The namespace's generation as this process knows it (0 until the first `invalidateAll()`). */
@@ -949,38 +1064,12 @@ export class Namespace<P, V> {
 
   /** L2, once the generation is known (keys depend on it); undefined before, as when there is no L2. */
   get #l2(): L2Guard | undefined {
-    return this.#generationKnown ? this.#rt.l2 : undefined
-  }
-
-  /** Reads the generation from Redis, once at a time. Resolves to the L2 error when it could not. */
-  #loadGeneration(): Promise<unknown> {
-    if (this.#generationLoad !== undefined) return this.#generationLoad
-    const l2 = this.#rt.l2
-    if (l2 === undefined || this.#rt.closed) return Promise.resolve(undefined)
-    const load = l2.getVersion(this.#generationKey).then(
-      (generation) => {
-        this.#applyGeneration(generation, true)
-        return undefined
-      },
-      (error: unknown) => {
-        this.#counters.l2Errors++
-        return error
-      },
-    )
-    this.#generationLoad = load
-    this.#rt.background(
-      load.then(() => {
-        if (this.#generationLoad === load) this.#generationLoad = undefined
-      }),
-    )
-    return load
+    return this.#generation.known ? this.#rt.l2 : undefined
   }
 
   /** For writes to L2: the generation, read now if need be. @throws the L2 error when it cannot be read. */
-  async #requireGeneration(): Promise<void> {
-    if (this.#generationKnown) return
-    const error = await this.#loadGeneration()
-    if (!this.#generationKnown) throw error instanceof Error ? error : new Error(String(error))
+  #requireGeneration(): Promise<void> {
+    return this.#generation.require()
   }
 
   /** For set and delete: as `#requireGeneration`, but a failure drops this process's L1 copy first, as an L2 failure later in a write would. */
@@ -993,22 +1082,10 @@ export class Namespace<P, V> {
     }
   }
 
-  /**
-   * Adopts `generation`: read from Redis (`exact`: it is the truth, even if lower, say after Redis lost its data) or
-   * announced on the bus (only ever forward: a late message must not take a process back). A change drops L1 and
-   * loads in flight: they belong to the other generation's keys.
-   */
-  #applyGeneration(generation: number, exact: boolean): void {
-    const current = this.#keys.generation
-    if (exact ? generation !== current : generation > current) {
-      this.#forgetEverything()
-      this.#keys.setGeneration(generation)
-    }
-    this.#generationKnown = true
-  }
-
+  /** Drops L1 entries tagged with one of `tags`, and negative entries (their tags are unknown); fences loads. */
   #dropTagged(tags: readonly string[]): void {
-    this.#l1?.removeTagged(tags, (node) => this.#cancelFlight(node.key))
+    this.#fence.touchTags(tags)
+    this.#l1?.removeTagged([...tags, NEGATIVE_TAG], (node) => this.#cancelFlight(node.key))
   }
 
   /** The key of an entry's version counter in L2 (bumped by every write of the entry). */
@@ -1021,6 +1098,25 @@ export class Namespace<P, V> {
     return this.options.ttlMs + this.options.jitterMs + this.options.staleForMs + 60_000
   }
 
+  /**
+   * How long an invalidation mark must live: longer than any load that could still try to store under an older
+   * fence (the entry's life, the loader's hard timeout and the lock wait, and a margin).
+   */
+  #fenceTtl(): number {
+    const lockWait = this.options.lock === false ? 0 : this.options.lock.waitMs
+    return this.#versionTtl() + this.options.hardTimeoutMs + lockWait
+  }
+
+  /** The invalidation mark of `tag` (a tag set's key plus `#inv`), checked by the store of every load. */
+  #tagMark(tag: string): string {
+    return `${this.#tagKey(tag)}#inv`
+  }
+
+  /** The L2 set of a tag of an entry: negative entries share one set, emptied by every tag invalidation. */
+  #setKeyOf(tag: string): string {
+    return tag === NEGATIVE_TAG ? this.#marks.negativeSet : this.#tagKey(tag)
+  }
+
   /** The Redis set holding the keys of this namespace's entries tagged `tag`; braces keep its snapshot in its slot. */
   #tagKey(tag: string): string {
     const escaped = typeof tag === 'string' && tag.length > 0 ? escapeKeyText(tag) : undefined
@@ -1031,7 +1127,9 @@ export class Namespace<P, V> {
 
   /** The entry's tags, or undefined when the tags function failed: such a value is served but cached nowhere. */
   #tagsFor(params: unknown, key: string, value: unknown): readonly string[] | undefined {
-    if (this.#tags === undefined || value === null || value === undefined) return NO_TAGS
+    // A negative entry's tags cannot be computed from a value it does not have: every tag invalidation reaches it.
+    if (value === null || value === undefined) return NEGATIVE_TAGS
+    if (this.#tags === undefined) return NO_TAGS
     try {
       const tags: unknown = this.#tags(params as P, value as V)
       if (!isArray(tags)) throw new TypeError(`tags() must return an array of strings, got ${typeof tags}`)
@@ -1066,11 +1164,10 @@ export class Namespace<P, V> {
     }
   }
 
+  /** Drops L1 and fences every load under way (a clear, a generation change, close). */
   #forgetEverything(): void {
-    for (const flight of this.#flights.values()) flight.cancelled = true
-    for (const flight of this.#refreshing.values()) flight.cancelled = true
-    this.#flights.clear()
-    this.#refreshing.clear()
+    this.#fence.touchAll()
+    this.#flights.cancelAll()
     this.#throttled.clear()
     this.#l1?.clear()
   }
@@ -1135,11 +1232,29 @@ export class Namespace<P, V> {
 
   // --- the miss path ---------------------------------------------------------------------------------------
 
+  /** Starts a foreground flight for `key`: L2, then the load pipeline. Its bookkeeping runs once it has left. */
   #startFlight(key: string, params: P, stale?: Entry): Flight<V> {
-    const flight = { cancelled: false, callers: 1, missed: false, started: performance.now() } as Flight<V>
-    flight.promise = this.#fetch(key, params, flight, stale)
-    this.#flights.set(key, flight)
-    return flight
+    return this.#flights.start(
+      key,
+      this.#fence.open(),
+      (flight) => this.#fetch(key, params, flight, stale),
+      (flight) => this.#flightSettled(flight, params, key),
+    )
+  }
+
+  /** What every caller of a settled flight waited (those who joined late waited less: counted as the whole). */
+  #flightSettled(flight: Flight<V>, params: P, key: string): void {
+    ;(flight.missed ? this.#latency.miss : this.#latency.l2Hit).observe(
+      performance.now() - flight.started,
+      flight.callers,
+    )
+    this.#labeled?.count(params, flight.missed ? 'misses' : 'l2Hits', flight.callers)
+    this.#accessLog?.record(
+      key,
+      flight.missed ? 'miss' : 'l2',
+      this.#l1?.byKey(key)?.size ?? 0,
+      flight.callers,
+    )
   }
 
   /**
@@ -1148,62 +1263,43 @@ export class Namespace<P, V> {
    * loader fails.
    */
   async #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
-    try {
-      const fromL2 = await this.#readL2(key)
-      if (fromL2 !== undefined) {
-        const now = this.#clock.now()
-        if (now < fromL2.freshUntil || this.options.staleWhileRevalidate) {
-          this.#hitL2(key)
-          // A set or delete may have raced this read; then its result stays out of L1.
-          if (!flight.cancelled) this.#fillL1(params, key, fromL2)
-          if (now >= this.#refreshAt(fromL2)) {
-            if (now >= fromL2.freshUntil) this.#counters.staleSwr++
-            // After this flight has left the map, or the refresh would see it and stand down.
-            queueMicrotask(() => this.#refreshInBackground(key, params))
-          }
-          return fromL2.value as V
+    const fromL2 = await this.#readL2(key)
+    if (fromL2 !== undefined) {
+      const { entry } = fromL2
+      const now = this.#clock.now()
+      if (now < entry.freshUntil || this.options.staleWhileRevalidate) {
+        this.#hitL2(key)
+        this.#fillFromL2(params, key, fromL2, flight.token)
+        if (now >= this.#refreshAt(entry)) {
+          if (now >= entry.freshUntil) this.#counters.staleSwr++
+          // Once this flight has left the registry, or the refresh would see it and stand down.
+          void flight.promise.then(() => this.#refreshInBackground(key, params))
         }
-        // Stale in L2 and no stale-while-revalidate: the fallback, unless L1 had a newer one.
-        if (stale === undefined || fromL2.createdAt > stale.createdAt) stale = fromL2
+        return entry.value as V
       }
-      this.#miss(key)
-      flight.missed = true
-      if (stale !== undefined && this.#isThrottled(key)) {
-        this.#counters.staleFailSafe++
-        return stale.value as V
-      }
-      return await this.#loadCoordinated(key, params, flight, stale)
-    } finally {
-      // What every caller of this flight waited (those who joined late waited less: counted as the whole).
-      ;(flight.missed ? this.#latency.miss : this.#latency.l2Hit).observe(
-        performance.now() - flight.started,
-        flight.callers,
-      )
-      this.#labeled?.count(params, flight.missed ? 'misses' : 'l2Hits', flight.callers)
-      this.#accessLog?.record(
-        key,
-        flight.missed ? 'miss' : 'l2',
-        this.#l1?.byKey(key)?.size ?? 0,
-        flight.callers,
-      )
-      // Runs after startFlight registered the flight: the body always awaits before it can get here.
-      const leave = () => {
-        if (this.#flights.get(key) === flight) this.#flights.delete(key)
-      }
-      if (flight.continuation === undefined) leave()
-      else flight.continuation.then(leave, leave)
+      // Stale in L2 and no stale-while-revalidate: the fallback, unless L1 had a newer one.
+      if (stale === undefined || entry.createdAt > stale.createdAt) stale = entry
     }
+    this.#miss(key)
+    flight.missed = true
+    flight.phase = 'load'
+    if (stale !== undefined && this.#isThrottled(key)) {
+      this.#counters.staleFailSafe++
+      return stale.value as V
+    }
+    return this.#loadCoordinated(key, params, flight, stale)
   }
 
   /**
    * Loads `key` once across processes: takes the L2 lock, or waits for the process holding it to announce the
    * value, re-reading L2 when woken; after `lock.wait` in all, or when L2 cannot coordinate, it loads by itself.
    */
-  async #loadCoordinated(key: string, params: P, flight: Cancellable, stale: Entry | undefined): Promise<V> {
-    const lock = this.#generationKnown ? this.#lock : undefined
+  async #loadCoordinated(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
+    const lock = this.#generation.known ? this.#lock : undefined
     let holder: LockHolder | undefined
-    if (lock !== undefined && !flight.cancelled) {
-      const deadline = this.#clock.now() + lock.options.waitMs
+    if (lock !== undefined) {
+      // Monotonic: a wall-clock step must not stretch or cut the wait.
+      const deadline = performance.now() + lock.options.waitMs
       let waited = false
       for (;;) {
         const acquired = await lock.acquire(key)
@@ -1219,9 +1315,9 @@ export class Namespace<P, V> {
         const landed = await this.#readL2Fresh(key)
         if (landed !== undefined) {
           watch?.cancel()
-          return this.#adopt(params, key, flight, landed)
+          return this.#adopt(params, key, flight.token, landed)
         }
-        const remaining = deadline - this.#clock.now()
+        const remaining = deadline - performance.now()
         if (watch === undefined || remaining <= 0) {
           watch?.cancel()
           break
@@ -1231,33 +1327,34 @@ export class Namespace<P, V> {
         // is found by reading L2 again rather than after a whole lock TTL.
         await watch.wait(Math.min(remaining, (await lock.lockTtl(key)) + 25, LOCK_RECHECK_MS))
         const after = await this.#readL2Fresh(key)
-        if (after !== undefined) return this.#adopt(params, key, flight, after)
+        if (after !== undefined) return this.#adopt(params, key, flight.token, after)
       }
     }
     return this.#loadAndStore(key, params, flight, stale, holder)
   }
 
-  /** A value another process loaded: counted as an L2 hit, kept in L1. */
-  #adopt(params: P, key: string, flight: Cancellable, entry: Entry): V {
+  /** A value another process loaded: counted as an L2 hit, kept in L1 unless fenced. */
+  #adopt(params: P, key: string, token: number, stored: Stored): V {
     this.#hitL2(key)
-    if (!flight.cancelled) this.#fillL1(params, key, entry)
-    return entry.value as V
+    this.#fillFromL2(params, key, stored, token)
+    return stored.entry.value as V
   }
 
-  async #readL2Fresh(key: string): Promise<Entry | undefined> {
-    const entry = await this.#readL2(key)
-    return entry !== undefined && entry.freshUntil > this.#clock.now() ? entry : undefined
+  async #readL2Fresh(key: string): Promise<Stored | undefined> {
+    const stored = await this.#readL2(key)
+    return stored !== undefined && stored.entry.freshUntil > this.#clock.now() ? stored : undefined
   }
 
   /**
-   * Calls the loader under the timeouts, stores its value (awaiting the L2 write when holding the lock, so waiters
-   * find it when woken), then releases the lock. With a stale fallback: answers stale at the soft timeout while the
-   * load goes on, and answers stale (throttling the key) when the load fails.
+   * The load pipeline of one key: room at the source, the fence, the loader under its timeouts, the fenced store
+   * (awaited when holding the lock, so waiters find the value when woken), then the lock's release. With a stale
+   * fallback: answers stale at the soft timeout while the load goes on, and stale (throttling the key) when the
+   * load fails.
    */
   async #loadAndStore(
     key: string,
     params: P,
-    flight: Cancellable,
+    flight: Pick<Flight<unknown>, 'token' | 'continuation' | 'answersUntil'>,
     stale: Entry | undefined,
     holder: LockHolder | undefined,
   ): Promise<V> {
@@ -1272,29 +1369,23 @@ export class Namespace<P, V> {
       await holder?.release(false)
       return stale!.value as V
     }
-    // The entry's version before loading: if a write bumps it meanwhile, this load's value is not stored in L2.
-    const version = await this.#versionBeforeLoad(key)
-    const stored = this.#callLoadWithTimeout(key, params, release).then(
-      async (value) => {
-        const written = this.#store(params, key, value, flight, undefined, version)
-        if (holder !== undefined) {
-          // The holder's own callers have their value now; waiters in other processes are told once it is in L2.
-          const announced = (written ?? Promise.resolve(false)).then((landed) => holder.release(landed))
-          this.#rt.background(announced)
-        }
-        // Strong and bounded: a caller may have joined this flight after another process's write was acknowledged.
-        // If that write won the race (the guarded store was refused), answer with its newer value from L2.
-        if (this.options.consistency !== 'eventual' && written !== undefined && !(await written)) {
-          const newer = await this.#readL2Fresh(key)
-          if (newer !== undefined) return this.#adopt(params, key, flight, newer)
-        }
-        return value
-      },
-      async (error: unknown) => {
-        await holder?.release(false)
-        throw error
-      },
-    )
+    const fences = this.#readFences([key])
+    const stored = this.#callLoadTimed(key, (signal) => this.#loadOne(key, params, signal))
+      .finally(release)
+      .then(
+        async (value) => {
+          const written = this.#store(params, key, value, flight.token, await fences.then((f) => f?.[0]))
+          if (holder !== undefined) {
+            // The holder's callers have their value now; waiters in other processes are told once it is in L2.
+            this.#rt.background(written.then((outcome) => holder.release(outcome === 'stored')))
+          }
+          return this.#answerLoaded(key, params, value, written)
+        },
+        async (error: unknown) => {
+          await holder?.release(false)
+          throw error
+        },
+      )
     if (stale === undefined) return stored
     const soft = this.options.softTimeoutMs
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -1311,6 +1402,8 @@ export class Namespace<P, V> {
     if (outcome === 'soft') {
       this.#counters.staleSoftTimeout++
       // The load goes on and updates the cache when it lands; its failure throttles the key like any other.
+      // Readers joining meanwhile get the stale answer, but only while it is inside its stale window.
+      flight.answersUntil = stale.staleUntil
       flight.continuation = stored.catch(() => this.#throttle(key))
       return stale.value as V
     }
@@ -1318,6 +1411,24 @@ export class Namespace<P, V> {
     this.#throttle(key)
     this.#counters.staleFailSafe++
     return stale.value as V
+  }
+
+  /**
+   * What a load's callers get. Eventual: the loaded value. Strong and bounded: a caller may have joined after
+   * another process's write was acknowledged; if the fenced store was refused, that write won, so its newer value
+   * is read from L2, or, when it deleted the entry (cache-aside), loaded again.
+   */
+  async #answerLoaded(key: string, params: P, value: V, written: Promise<StoreOutcome>): Promise<V> {
+    if (this.options.consistency === 'eventual' || (await written) !== 'refused') return value
+    const newer = await this.#readL2Fresh(key)
+    if (newer !== undefined) return this.#adopt(params, key, this.#fence.open(), newer)
+    if (this.options.consistency !== 'strong') return value
+    // Once, not in a loop: a second refusal means writes keep coming, and this value is as new as any.
+    const token = this.#fence.open()
+    const [fence] = (await this.#readFences([key])) ?? []
+    const reloaded = await this.#callLoadTimed(key, (signal) => this.#loadOne(key, params, signal))
+    await this.#store(params, key, reloaded, token, fence)
+    return reloaded
   }
 
   /**
@@ -1344,21 +1455,18 @@ export class Namespace<P, V> {
     }
   }
 
-  /** The loader under the hard timeout, holding its source slot until it settles. */
-  async #callLoadWithTimeout(key: string, params: P, release: () => void): Promise<V> {
-    try {
-      return await this.#callLoadTimed(key, params)
-    } finally {
-      release()
-    }
-  }
-
-  /** The loader under the hard timeout: its signal aborts and the call rejects with LoaderTimeoutError. */
-  async #callLoadTimed(key: string, params: P): Promise<V> {
+  /**
+   * A loader call under the hard timeout: its signal aborts (as when the cache closes) and the call rejects with
+   * LoaderTimeoutError. One listener on the cache's signal, removed when the call settles (`AbortSignal.any` would
+   * leave a dependant on that long-lived signal per call on Node 20).
+   */
+  async #callLoadTimed<T>(key: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const hard = this.options.hardTimeoutMs
-    if (hard === Infinity) return this.#loadOne(key, params, this.#rt.signal)
     const controller = new AbortController()
-    const signal = AbortSignal.any([this.#rt.signal, controller.signal])
+    const cacheSignal = this.#rt.signal
+    const onClose = () => controller.abort(cacheSignal.reason)
+    if (cacheSignal.aborted) controller.abort(cacheSignal.reason)
+    else cacheSignal.addEventListener('abort', onClose, { once: true })
     let timer: ReturnType<typeof setTimeout> | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -1369,9 +1477,10 @@ export class Namespace<P, V> {
       }, hard)
     })
     try {
-      return await Promise.race([this.#loadOne(key, params, signal), timeout])
+      return await Promise.race([call(controller.signal), timeout])
     } finally {
       clearTimeout(timer)
+      cacheSignal.removeEventListener('abort', onClose)
     }
   }
 
@@ -1397,37 +1506,51 @@ export class Namespace<P, V> {
    * if another process holds the lock it is refreshing already. Failures throttle the key (fail-safe).
    */
   #refreshInBackground(key: string, params: P): void {
-    if (this.#rt.closed || this.#refreshing.has(key) || this.#flights.has(key) || this.#isThrottled(key))
+    if (this.#rt.closed || this.#flights.has(key) || this.#isThrottled(key)) return
+    if (this.#load === undefined && this.#loadMany === undefined) {
+      // Nothing to load from: a suspect entry (a bus outage) is revalidated by reading L2 again.
+      this.#revalidateFromL2(key, params)
       return
-    if (this.#load === undefined && this.#loadMany === undefined) return
-    const flight = { cancelled: false, callers: 0, missed: true, started: 0 } as Flight<V | undefined>
-    this.#refreshing.set(key, flight)
-    this.#counters.refreshes++
-    flight.promise = this.#refresh(key, params, flight)
-    const done = () => {
-      if (this.#refreshing.get(key) === flight) this.#refreshing.delete(key)
     }
-    flight.promise.then(done, () => {
-      this.#throttle(key)
-      done()
-    })
+    this.#counters.refreshes++
+    this.#flights.startRefresh(
+      key,
+      this.#fence.open(),
+      (flight) => this.#refresh(key, params, flight.token),
+      (failed) => {
+        if (failed) this.#throttle(key)
+      },
+    )
   }
 
-  async #refresh(key: string, params: P, flight: Cancellable): Promise<V | undefined> {
+  async #refresh(key: string, params: P, token: number): Promise<V | undefined> {
     let holder: LockHolder | undefined
-    if (this.#lock !== undefined && this.#generationKnown) {
+    if (this.#lock !== undefined && this.#generation.known) {
       const acquired = await this.#lock.acquire(key)
       if (acquired === 'held') return undefined
       if (acquired !== 'unavailable') holder = acquired
     }
     // Another process may have refreshed it just before we took the lock.
     const current = await this.#readL2(key)
-    if (current !== undefined && this.#clock.now() < this.#refreshAt(current)) {
+    if (current !== undefined && this.#clock.now() < this.#refreshAt(current.entry)) {
       await holder?.release(false)
-      if (!flight.cancelled) this.#fillL1(params, key, current)
-      return current.value as V
+      this.#fillFromL2(params, key, current, token)
+      return current.entry.value as V
     }
-    return this.#loadAndStore(key, params, flight, undefined, holder)
+    return this.#loadAndStore(key, params, { token }, undefined, holder)
+  }
+
+  /** A suspect L1 entry in a namespace without a loader: replaced by L2's copy, or dropped when L2 has none. */
+  #revalidateFromL2(key: string, params: P): void {
+    const token = this.#fence.open()
+    const read = this.#readL2(key)
+    if (read === undefined) return
+    this.#rt.background(
+      read.then((stored) => {
+        if (stored !== undefined) this.#fillFromL2(params, key, stored, token)
+        else if (this.#fence.mayFill(token, key, NO_TAGS, false)) this.#l1Delete(params)
+      }),
+    )
   }
 
   /** The time after which a read of `entry` triggers a background refresh: refresh-ahead, else its freshness end. */
@@ -1466,7 +1589,7 @@ export class Namespace<P, V> {
     this.#hotKeys = Object.freeze(top.map((n) => Object.freeze({ key: n.key, score: n.hits })))
     if (config.refresh) {
       for (const node of top) {
-        if (this.#refreshing.size >= config.concurrency) break
+        if (this.#flights.refreshCount >= config.concurrency) break
         // Due within the next two intervals: refresh now, so a hot key is never read cold.
         if (node.value.freshUntil - now <= 2 * config.intervalMs)
           this.#refreshInBackground(node.key, node.params as P)
@@ -1475,123 +1598,183 @@ export class Namespace<P, V> {
     for (const node of nodes) node.hits = Math.floor(node.hits / 2)
   }
 
-  #batchFlight(key: string): BatchFlight<V> {
-    let resolve!: (value: V) => void
-    let reject!: (error: unknown) => void
-    const promise = new Promise<V>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    const flight: BatchFlight<V> = {
-      promise,
-      cancelled: false,
-      resolve,
-      reject,
-      callers: 1,
-      missed: false,
-      started: performance.now(),
-    }
-    this.#flights.set(key, flight)
-    const settle = () => {
-      if (this.#flights.get(key) === flight) this.#flights.delete(key)
-    }
-    promise.then(settle, settle)
-    return flight
-  }
+  // --- getMany: the same pipeline, batched -----------------------------------------------------------------
 
-  /** Settles every flight of the batch exactly once, whatever fails. */
-  async #fetchBatch(batch: { key: string; params: P; flight: BatchFlight<V> }[]): Promise<void> {
-    try {
-      const entries = await this.#readL2Many(batch.map((b) => b.key))
-      let missing: typeof batch = []
-      batch.forEach((item, i) => {
-        let entry = entries[i]
-        if (entry !== undefined && entry.freshUntil <= this.#clock.now()) {
-          if (this.options.staleWhileRevalidate) {
-            this.#counters.staleSwr++
-            queueMicrotask(() => this.#refreshInBackground(item.key, item.params))
-          } else {
-            entry = undefined
+  /**
+   * The L1 misses of a `getMany`: one flight per key (joinable by `get`) and one MGET. Then, with a `loadMany`,
+   * keys another process is loading wait for it through the single-key pipeline, and the rest are loaded with one
+   * `loadMany` call under the same source limit, fence, hard timeout and fail-safe as `get`'s loads; without one,
+   * every missing key takes the single-key pipeline.
+   */
+  #fetchBatch(items: BatchItem<P>[]): Map<string, Promise<V>> {
+    const token = this.#fence.open()
+    const settle = new Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }>()
+    const promises = new Map<string, Promise<V>>()
+    const flights = new Map<string, Flight<V>>()
+    for (const item of items) {
+      const flight = this.#flights.start(
+        item.key,
+        token,
+        () =>
+          new Promise<V>((resolve, reject) => {
+            settle.set(item.key, { resolve, reject })
+          }),
+        (f) => this.#flightSettled(f, item.params, item.key),
+      )
+      flights.set(item.key, flight)
+      promises.set(item.key, flight.promise)
+    }
+    const run = async () => {
+      const found = await this.#readL2Many(items.map((item) => item.key))
+      const now = this.#clock.now()
+      const missing: (BatchItem<P> & { stale: Entry | undefined })[] = []
+      items.forEach((item, i) => {
+        const stored = found[i]
+        const flight = flights.get(item.key)!
+        let stale = item.stale
+        if (stored !== undefined) {
+          const { entry } = stored
+          if (now < entry.freshUntil || this.options.staleWhileRevalidate) {
+            this.#hitL2(item.key)
+            this.#fillFromL2(item.params, item.key, stored, token)
+            if (now >= this.#refreshAt(entry)) {
+              if (now >= entry.freshUntil) this.#counters.staleSwr++
+              void flight.promise.then(() => this.#refreshInBackground(item.key, item.params))
+            }
+            settle.get(item.key)!.resolve(entry.value as V)
+            return
           }
+          if (stale === undefined || entry.createdAt > stale.createdAt) stale = entry
         }
-        if (entry === undefined) {
-          this.#miss(item.key)
-          this.#labeled?.count(item.params, 'misses')
-          this.#accessLog?.record(item.key, 'miss', 0)
-          item.flight.missed = true
-          missing.push(item)
+        this.#miss(item.key)
+        flight.missed = true
+        flight.phase = 'load'
+        if (stale !== undefined && this.#isThrottled(item.key)) {
+          this.#counters.staleFailSafe++
+          settle.get(item.key)!.resolve(stale.value as V)
           return
         }
-        this.#hitL2(item.key)
-        this.#labeled?.count(item.params, 'l2Hits')
-        this.#accessLog?.record(item.key, 'l2', 0)
-        if (!item.flight.cancelled) this.#fillL1(item.params, item.key, entry)
-        item.flight.resolve(entry.value as V)
+        missing.push({ ...item, stale })
       })
       if (missing.length === 0) return
-      if (this.#writeBehind !== undefined) missing = await this.#answerQueued(missing)
-      if (missing.length === 0) return
-      if (this.#loadMany !== undefined) {
-        const release = await this.#acquireSource(false)
-        let values: readonly V[]
-        try {
-          values = await this.#callLoadMany(
-            missing.map((m) => m.key),
-            missing.map((m) => m.params),
+      if (this.#loadMany === undefined) {
+        // No batch loader: each key takes the single-key pipeline (lock, fence, timeouts, fail-safe) concurrently.
+        for (const item of missing) {
+          this.#loadCoordinated(item.key, item.params, flights.get(item.key)!, item.stale).then(
+            settle.get(item.key)!.resolve,
+            settle.get(item.key)!.reject,
           )
-        } finally {
-          if (release !== 'stale') release()
         }
-        const writes: L2Write[] = []
-        missing.forEach((item, i) => {
-          const value = values[i] as V
-          void this.#store(item.params, item.key, value, item.flight, writes)
-          item.flight.resolve(value)
-        })
-        void this.#writeL2(writes)
-      } else if (this.#load !== undefined) {
-        const load = this.#load
-        await Promise.all(
-          missing.map(async (item) => {
-            try {
-              const release = await this.#acquireSource(false)
-              let value: V
-              try {
-                value = await this.#callLoad(item.key, item.params, load)
-              } finally {
-                if (release !== 'stale') release()
-              }
-              void this.#store(item.params, item.key, value, item.flight)
-              item.flight.resolve(value)
-            } catch (error) {
-              item.flight.reject(error)
-            }
-          }),
-        )
-      } else {
-        for (const item of missing) item.flight.reject(new NoLoaderError(this.name, item.key))
+        return
       }
-    } catch (error) {
-      // Settling an already settled promise is a no-op, so this reaches exactly the unsettled ones.
-      for (const item of batch) item.flight.reject(error)
+      // Keys another process holds the lock of: wait for its value through the single-key pipeline.
+      const mine: (typeof missing)[number][] = []
+      const holders = new Map<string, LockHolder>()
+      const lock = this.#generation.known ? this.#lock : undefined
+      await Promise.all(
+        missing.map(async (item) => {
+          const acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
+          if (acquired === 'held') {
+            const flight = flights.get(item.key)!
+            this.#loadCoordinated(item.key, item.params, flight, item.stale).then(
+              settle.get(item.key)!.resolve,
+              settle.get(item.key)!.reject,
+            )
+            return
+          }
+          if (acquired !== 'unavailable') holders.set(item.key, acquired)
+          mine.push(item)
+        }),
+      )
+      if (mine.length > 0) await this.#loadBatch(mine, token, holders, settle)
     }
+    run().catch((error: unknown) => {
+      // Settling a settled promise is a no-op, so this reaches exactly the unsettled ones.
+      for (const { reject } of settle.values()) reject(error)
+    })
+    return promises
   }
 
-  /** With write-behind: answers batch members this process has a queued write for; resolves to the others. */
-  async #answerQueued<T extends { key: string; params: P; flight: BatchFlight<V> }>(
-    items: T[],
-  ): Promise<T[]> {
-    const queued = await Promise.all(items.map((item) => this.#writeBehind!.pending(item.key)))
-    const rest: T[] = []
-    items.forEach((item, i) => {
-      const write = queued[i]
-      if (write === undefined) rest.push(item)
-      else {
-        void this.#store(item.params, item.key, write.value, item.flight)
-        item.flight.resolve(write.value)
+  /** One `loadMany` call for `items`, then a fenced store per key; failures answer stale where a value exists. */
+  async #loadBatch(
+    items: (BatchItem<P> & { stale: Entry | undefined })[],
+    token: number,
+    holders: Map<string, LockHolder>,
+    settle: Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }>,
+  ): Promise<void> {
+    const releaseLocks = (landed: (key: string) => Promise<StoreOutcome> | undefined) => {
+      for (const [key, holder] of holders) {
+        const written = landed(key)
+        this.#rt.background(
+          written === undefined
+            ? holder.release(false)
+            : written.then((outcome) => holder.release(outcome === 'stored')),
+        )
       }
+    }
+    const fail = (item: (typeof items)[number], error: unknown) => {
+      if (item.stale !== undefined) {
+        this.#throttle(item.key)
+        this.#counters.staleFailSafe++
+        settle.get(item.key)!.resolve(item.stale.value as V)
+      } else {
+        settle.get(item.key)!.reject(error)
+      }
+    }
+    let release: (() => void) | 'stale'
+    try {
+      release = await this.#acquireSource(false)
+    } catch (error) {
+      releaseLocks(() => undefined)
+      for (const item of items) fail(item, error)
+      return
+    }
+    const keys = items.map((item) => item.key)
+    const fences = this.#readFences(keys)
+    let values: readonly V[]
+    try {
+      values = await this.#callLoadTimed(keys[0]!, async (signal) => {
+        // With write-behind, this process's queued writes answer first; the source is asked for the rest.
+        const queued =
+          this.#writeBehind === undefined
+            ? undefined
+            : await Promise.all(keys.map((key) => this.#writeBehind!.pending(key)))
+        const ask = items.filter((_, i) => queued?.[i] === undefined)
+        const loaded =
+          ask.length === 0
+            ? []
+            : await this.#callLoadMany(
+                ask.map((item) => item.key),
+                ask.map((item) => item.params),
+                signal,
+              )
+        let next = 0
+        return items.map((_, i) => (queued?.[i] !== undefined ? queued[i].value : (loaded[next++] as V)))
+      })
+    } catch (error) {
+      releaseLocks(() => undefined)
+      for (const item of items) fail(item, error)
+      return
+    } finally {
+      if (release !== 'stale') release()
+    }
+    const tokens = (await fences) ?? []
+    const written = new Map<string, Promise<StoreOutcome>>()
+    items.forEach((item, i) => {
+      written.set(item.key, this.#store(item.params, item.key, values[i] as V, token, tokens[i]))
     })
-    return rest
+    releaseLocks((key) => written.get(key))
+    await Promise.all(
+      items.map(async (item, i) => {
+        try {
+          settle
+            .get(item.key)!
+            .resolve(await this.#answerLoaded(item.key, item.params, values[i] as V, written.get(item.key)!))
+        } catch (error) {
+          settle.get(item.key)!.reject(error)
+        }
+      }),
+    )
   }
 
   async #callLoad(key: string, params: P, load = this.#load!, signal = this.#rt.signal): Promise<V> {
@@ -1655,7 +1838,7 @@ export class Namespace<P, V> {
 
   // --- tiers -------------------------------------------------------------------------------------------------
 
-  #readL2(key: string): Promise<Entry | undefined> | undefined {
+  #readL2(key: string): Promise<Stored | undefined> | undefined {
     const l2 = this.#l2
     if (l2 === undefined) return undefined
     return l2.get(key).then(
@@ -1668,7 +1851,7 @@ export class Namespace<P, V> {
     )
   }
 
-  async #readL2Many(keys: string[]): Promise<(Entry | undefined)[]> {
+  async #readL2Many(keys: string[]): Promise<(Stored | undefined)[]> {
     const l2 = this.#l2
     if (l2 === undefined) return keys.map(() => undefined)
     try {
@@ -1680,8 +1863,11 @@ export class Namespace<P, V> {
     }
   }
 
-  /** Bytes from L2 to an entry; foreign, corrupt or expired bytes are a miss (counted and published), never a throw. */
-  #decode(key: string, bytes: Uint8Array): Entry | undefined {
+  /**
+   * Bytes from L2 to an entry and its size; foreign, corrupt or expired bytes are a miss (counted and published),
+   * never a throw. Times written by another process's clock are clamped to this process's policy and clock.
+   */
+  #decode(key: string, bytes: Uint8Array): Stored | undefined {
     const result = this.#codec.decode(bytes, key)
     if (!result.ok && result.security !== undefined) {
       // Never returned, never a throw: a miss, counted, and a security event for whoever watches.
@@ -1701,7 +1887,31 @@ export class Namespace<P, V> {
       }
       return undefined
     }
-    return result.entry.staleUntil > this.#clock.now() ? result.entry : undefined
+    const entry = this.#clampTimes(result.entry)
+    return entry.staleUntil > this.#clock.now() ? { entry, size: bytes.byteLength } : undefined
+  }
+
+  /**
+   * Entry times are the writer's clock. An entry "created" in this process's future (a writer whose clock runs
+   * ahead) is rebased to now, and no entry is fresh or stale for longer than this namespace's policy allows, so
+   * a skewed writer cannot make L1 copies live for its skew. (A writer behind by more than an entry's life makes
+   * its entries read as expired: keep clock skew well under the TTL; docs/consistency.md.)
+   */
+  #clampTimes(entry: Entry): Entry {
+    const now = this.#clock.now()
+    const negative = entry.value === null || entry.value === undefined
+    const { ttlMs, jitterMs, negativeTtlMs, staleForMs } = this.options
+    const shift = entry.createdAt > now ? entry.createdAt - now : 0
+    const createdAt = entry.createdAt - shift
+    const freshUntil = Math.min(
+      entry.freshUntil - shift,
+      createdAt + (negative ? negativeTtlMs : ttlMs + jitterMs),
+    )
+    const staleUntil = Math.min(entry.staleUntil - shift, freshUntil + (negative ? 0 : staleForMs))
+    if (createdAt === entry.createdAt && freshUntil === entry.freshUntil && staleUntil === entry.staleUntil) {
+      return entry
+    }
+    return { ...entry, createdAt, freshUntil, staleUntil }
   }
 
   #newEntry(value: V): Entry<V> {
@@ -1714,140 +1924,129 @@ export class Namespace<P, V> {
   }
 
   /**
-   * Caches a freshly loaded value in L1 and L2 unless a write raced the load. L2 is written in the background:
-   * the caller already has its value and must not wait for Redis. With `writes`, the L2 write is queued there.
+   * The L2 fences loads of `keys` start under (their versions and the namespace's invalidation sequence), read in
+   * one round trip; undefined when L2 cannot say, and then the loaded values are not written to L2.
    */
-  #store(
-    params: P,
-    key: string,
-    value: V,
-    flight: Cancellable,
-    writes?: L2Write[],
-    version?: number,
-  ): Promise<boolean> | undefined {
-    // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
-    if (flight.cancelled || this.#rt.closed) return undefined
-    const tags = this.#tagsFor(params, key, value)
-    // An entry whose tags are unknown could escape a tag invalidation: serve it, cache it nowhere.
-    if (tags === undefined) return undefined
-    const entry = this.#newEntry(value)
-    let bytes: Buffer | undefined
-    let size: number | undefined
-    if (this.#needsBytes()) {
-      try {
-        ;({ bytes, size } = this.#codec.encode(entry, key))
-      } catch (cause) {
-        const tooLarge = cause instanceof ValueTooLargeError
-        // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
-        if (tooLarge) {
-          size = cause.size
-          this.#counters.oversized++
-        } else {
-          this.#counters.serializeErrors++
-        }
-        if (channels.serializeError.hasSubscribers) {
-          channels.serializeError.publish({
-            namespace: this.name,
-            key,
-            error: tooLarge ? cause : new SerializationError(this.name, key, { cause }),
-          })
-        }
-      }
-    }
-    this.#fillL1(params, key, entry, size, tags)
-    if (bytes === undefined || this.#l2 === undefined) return undefined
-    const write = { key, value: bytes, ttlMs: entry.staleUntil - entry.createdAt }
-    if (tags.length > 0) this.#tagInL2(key, tags, write.ttlMs)
-    if (writes !== undefined) {
-      writes.push(write)
-      return undefined
-    }
-    if (version === undefined) return this.#writeL2([write])
-    return this.#writeL2Guarded(write, version)
-  }
-
-  /** The version a load starts under; undefined when L2 cannot say (the value is then stored unguarded). */
-  async #versionBeforeLoad(key: string): Promise<number | undefined> {
+  #readFences(keys: readonly string[]): Promise<(L2Fence | undefined)[] | undefined> {
     const l2 = this.#l2
-    if (l2 === undefined) return undefined
-    try {
-      return await l2.getVersion(this.#versionKey(key))
-    } catch {
-      this.#counters.l2Errors++
-      return undefined
-    }
+    if (l2 === undefined) return Promise.resolve(undefined)
+    const versionKeys = keys.map((key) => this.#versionKey(key))
+    return l2.readFence(versionKeys, this.#marks.seq).then(
+      ({ versions, seq }) =>
+        keys.map((_, i) => ({
+          versionKey: versionKeys[i]!,
+          version: versions[i]!,
+          seq,
+          marks: NO_TAGS,
+          sets: NO_TAGS,
+        })),
+      () => {
+        this.#counters.l2Errors++
+        return undefined
+      },
+    )
   }
 
   /**
-   * Writes a loaded value to L2 only if no write bumped the entry's version since the load started. When one did,
-   * the value is older than what the writer stored: it is dropped from this process's L1 too.
+   * Caches a loaded value: in L1 unless the local fence says an invalidation this process saw came after the load
+   * started; in L2 (in the background: the caller has its value) through the store script, which refuses it if
+   * its version or an invalidation mark moved since `fence` was read, and adds it to its tag sets atomically.
+   * Resolves to whether it landed in L2.
    */
-  #writeL2Guarded(write: L2Write, version: number): Promise<boolean> {
-    const l2 = this.#rt.l2!
+  #store(params: P, key: string, value: V, token: number, fence: L2Fence | undefined): Promise<StoreOutcome> {
+    // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
+    if (this.#rt.closed) return SKIPPED
+    const negative = value === null || value === undefined
+    const tags = this.#tagsFor(params, key, value)
+    // An entry whose tags are unknown could escape a tag invalidation: serve it, cache it nowhere.
+    if (tags === undefined) return SKIPPED
+    if (!this.#fence.mayFill(token, key, tags, negative)) {
+      this.#counters.staleLoadsDropped++
+      return REFUSED
+    }
+    const entry = this.#newEntry(value)
+    let bytes: Buffer | undefined
+    let size: number
+    try {
+      ;({ bytes, size } = this.#encodeIfNeeded(entry, key))
+    } catch (cause) {
+      const tooLarge = cause instanceof ValueTooLargeError
+      // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
+      size = tooLarge ? cause.size : 0
+      if (tooLarge) this.#counters.oversized++
+      else this.#counters.serializeErrors++
+      if (channels.serializeError.hasSubscribers) {
+        channels.serializeError.publish({
+          namespace: this.name,
+          key,
+          error: tooLarge ? cause : new SerializationError(this.name, key, { cause }),
+        })
+      }
+      // Unserializable and not weighed: too risky for a byte-bounded L1, harmless for an entry-bounded one.
+      if (!tooLarge && this.#l1 !== undefined && this.#l1.maxBytes !== Infinity) return SKIPPED
+    }
+    this.#fillL1(params, key, entry, size, tags)
+    const l2 = this.#l2
+    if (bytes === undefined || l2 === undefined || fence === undefined) return SKIPPED
+    const ttlMs = entry.staleUntil - entry.createdAt
     const work = l2
-      .setIfVersion(write.key, write.value, write.ttlMs, this.#versionKey(write.key), version)
-      .then(
-        (stored) => {
-          if (!stored) {
-            this.#counters.staleLoadsDropped++
-            const node = this.#l1?.byKey(write.key)
-            if (node !== undefined) this.#l1!.remove(node)
-          }
-          return stored
+      .storeFenced(
+        { key, value: bytes, ttlMs },
+        {
+          ...fence,
+          marks: negative
+            ? this.#marks.negative
+            : [this.#marks.cleared, ...tags.map((t) => this.#tagMark(t))],
+          sets: negative ? [this.#marks.negativeSet] : tags.map((t) => this.#tagKey(t)),
         },
-        () => {
+      )
+      .then(
+        (stored): StoreOutcome => {
+          if (stored) return 'stored'
+          // A write or invalidation won the race: this value is older than what it left; drop it here too.
+          this.#counters.staleLoadsDropped++
+          const node = this.#l1?.byKey(key)
+          if (node !== undefined && node.value === entry) this.#l1!.remove(node)
+          return 'refused'
+        },
+        (): StoreOutcome => {
           this.#counters.l2Errors++
-          return false
+          return 'skipped'
         },
       )
     this.#rt.background(work)
     return work
   }
 
-  /** Adds the key to each tag's set in L2, in the background (tracked for close()). */
-  #tagInL2(key: string, tags: readonly string[], ttlMs: number): void {
-    const l2 = this.#l2
-    if (l2 === undefined) return
-    const work = Promise.all(tags.map((tag) => l2.addToSet(this.#tagKey(tag), key, ttlMs))).then(
-      () => true,
-      () => {
-        this.#counters.l2Errors++
-        return false
-      },
-    )
-    this.#rt.background(work)
+  /** Encodes `entry` for L2, or only to weigh it against an L1 byte budget; size 0 when neither needs bytes. */
+  #encodeIfNeeded(entry: Entry, key: string): { bytes: Buffer | undefined; size: number } {
+    if (!this.#needsBytes()) return { bytes: undefined, size: 0 }
+    const { bytes, size } = this.#codec.encode(entry, key)
+    return { bytes, size }
   }
 
-  /** Writes to L2 in the background (tracked for close()); resolves to whether the write landed. */
-  #writeL2(writes: L2Write[]): Promise<boolean> | undefined {
-    const l2 = this.#l2
-    if (l2 === undefined || writes.length === 0) return undefined
-    const work = (
-      writes.length === 1 ? l2.set(writes[0]!.key, writes[0]!.value, writes[0]!.ttlMs) : l2.setMany(writes)
-    ).then(
-      () => true,
-      () => {
-        this.#counters.l2Errors++
-        return false
-      },
-    )
-    this.#rt.background(work)
-    return work
+  /** An entry read from L2, into L1 at its size, unless the fence says an invalidation came after `token`. */
+  #fillFromL2(params: unknown, key: string, stored: Stored, token: number): void {
+    if (this.#l1 === undefined) return
+    const { entry } = stored
+    const negative = entry.value === null || entry.value === undefined
+    const tags = this.#tagsFor(params, key, entry.value)
+    if (tags === undefined || !this.#fence.mayFill(token, key, tags, negative)) return
+    this.#fillL1(params, key, entry, stored.size, tags)
   }
 
   /**
-   * Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL. `tags` are the
-   * entry's tags when the caller computed them already (they are computed here otherwise: a copy read from L2).
+   * Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL, weighed at `size`
+   * bytes (its encoded size: every fill passes it, so `l1.maxBytes` holds whichever tier the value came from).
    */
-  #fillL1(params: unknown, key: string, entry: Entry, size = 0, knownTags?: readonly string[]): void {
+  #fillL1(params: unknown, key: string, entry: Entry, size: number, tags: readonly string[]): void {
     const l1 = this.#l1
     if (l1 === undefined || this.#rt.closed) return
-    const tags = knownTags ?? this.#tagsFor(params, key, entry.value)
     const now = this.#clock.now()
     // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
     const ttl = Math.min(this.options.l1TtlMs, entry.staleUntil - now)
-    if (ttl <= 0 || size > l1.maxBytes || tags === undefined) {
-      // Expired already, too large for the whole L1 budget, or untaggable: serve it without keeping it in L1.
+    if (ttl <= 0 || size > l1.maxBytes) {
+      // Expired already, or too large for the whole L1 budget: serve it without keeping it in L1.
       l1.removeParams(params)
       return
     }
@@ -1868,13 +2067,9 @@ export class Namespace<P, V> {
     return this.#rt.l2 !== undefined || (this.#l1 !== undefined && this.#l1.maxBytes !== Infinity)
   }
 
+  /** Stops loads of `key` here from being joined; the fence already keeps their values out. */
   #cancelFlight(key: string): void {
-    for (const flights of [this.#flights, this.#refreshing]) {
-      const flight = flights.get(key)
-      if (flight === undefined) continue
-      flight.cancelled = true
-      flights.delete(key)
-    }
+    this.#flights.cancel(key)
     this.#throttled.delete(key)
   }
 

@@ -370,7 +370,11 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
      * and updates the cache when it lands. @default off
      */
     soft?: Duration
-    /** After this long the loader's `signal` is aborted and the read fails with ERR_STRATA_LOADER_TIMEOUT (or answers stale). @default off */
+    /**
+     * After this long the loader's `signal` is aborted and the read fails with ERR_STRATA_LOADER_TIMEOUT (or answers
+     * stale), so a loader that never settles cannot hold a key, its callers or a source slot for ever.
+     * @default 30s (or twice `soft`, if that is longer)
+     */
     hard?: Duration
   }
   /**
@@ -608,6 +612,9 @@ export interface ResolvedNamespaceOptions {
   readonly codec: ResolvedCodecOptions
 }
 
+/** The loader's hard timeout when `timeouts.hard` is not declared. */
+export const DEFAULT_HARD_TIMEOUT_MS = 30_000
+
 export function resolveNamespaceOptions<P, V>(
   name: string,
   options: NamespaceOptions<string, readonly string[], P, V>,
@@ -717,8 +724,11 @@ export function resolveNamespaceOptions<P, V>(
   const timeouts = options.timeouts ?? {}
   const softTimeoutMs =
     timeouts.soft === undefined ? Infinity : positiveDuration(timeouts.soft, at('timeouts.soft'))
+  // Always finite: a hung loader must not pin its key, its callers and its source slot for good.
   const hardTimeoutMs =
-    timeouts.hard === undefined ? Infinity : positiveDuration(timeouts.hard, at('timeouts.hard'))
+    timeouts.hard === undefined
+      ? Math.max(DEFAULT_HARD_TIMEOUT_MS, softTimeoutMs === Infinity ? 0 : 2 * softTimeoutMs)
+      : positiveDuration(timeouts.hard, at('timeouts.hard'))
   if (softTimeoutMs !== Infinity && softTimeoutMs >= hardTimeoutMs) {
     throw new InvalidOptionError(
       at('timeouts.soft'),

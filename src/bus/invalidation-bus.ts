@@ -1,6 +1,7 @@
 // The invalidation bus: tells every other process sharing L2 to drop L1 entries, over Redis pub/sub.
 import { randomBytes } from 'node:crypto'
 import type { Clock } from '../core/clock.js'
+import { L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import type { L2Guard } from '../policies/l2-guard.js'
 import { decodeBusMessage, encodeBusMessage, type Invalidation } from './wire.js'
@@ -42,6 +43,9 @@ export class InvalidationBus {
   readonly #handlers: BusHandlers
   #subscribed = false
   #everSubscribed = false
+  /** Subscription attempts that failed before the first one worked. */
+  #failedAttempts = 0
+  #attempts = 0
   #retry: ReturnType<typeof setTimeout> | undefined
   #stopped = false
   #stats = {
@@ -65,13 +69,21 @@ export class InvalidationBus {
   /** Subscribes; on failure retries every second until it works or the bus stops. Never rejects. */
   start(): void {
     if (this.#stopped || this.#subscribed) return
+    this.#attempts++
     this.#l2.subscribe(this.#channel, this.#onMessage).then(
       () => {
         this.#subscribed = true
+        const first = !this.#everSubscribed
         this.#everSubscribed = true
+        // The first subscription after attempts that failed (the process started without Redis, and may have
+        // filled L1 meanwhile): whatever was published before it is lost too, as after a reconnection.
+        if (first && this.#failedAttempts > 0) this.#handlers.missedMessages()
       },
-      () => {
+      (error: unknown) => {
         if (this.#stopped) return
+        // The first attempt may time out while the pub/sub connection is still being made at start: not a sign
+        // that Redis was unreachable. A refusal, or any later failure, is.
+        if (this.#attempts > 1 || !(error instanceof L2TimeoutError)) this.#failedAttempts++
         this.#retry = setTimeout(() => this.start(), 1_000).unref()
       },
     )
@@ -91,14 +103,19 @@ export class InvalidationBus {
     }
   }
 
-  /** Publishes an invalidation to the other processes. Never rejects: a failure is counted. */
-  async publish(invalidation: Invalidation): Promise<void> {
+  /**
+   * Publishes an invalidation to the other processes. Never rejects: resolves to undefined once sent, or to the
+   * error (counted in `sendErrors`); the caller decides whether to retry and how to report it.
+   */
+  async publish(invalidation: Invalidation): Promise<unknown> {
     const text = encodeBusMessage({ origin: this.origin, sentAt: this.#clock.now(), invalidation })
     try {
       await this.#l2.publish(this.#channel, text)
       this.#stats.sent++
-    } catch {
+      return undefined
+    } catch (error) {
       this.#stats.sendErrors++
+      return error ?? new Error('publish failed')
     }
   }
 

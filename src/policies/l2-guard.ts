@@ -2,7 +2,7 @@
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
-import type { L2Answer, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
+import type { L2Answer, L2Fence, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
 
@@ -93,6 +93,18 @@ export class L2Guard {
     version: number,
   ): Promise<boolean> {
     return this.#run('setIfVersion', () => this.store.setIfVersion(key, value, ttlMs, versionKey, version))
+  }
+
+  readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }> {
+    return this.#run('readFence', () => this.store.readFence(versionKeys, seqKey))
+  }
+
+  storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
+    return this.#run('storeFenced', () => this.store.storeFenced(write, fence))
+  }
+
+  markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number> {
+    return this.#run('markInvalidated', () => this.store.markInvalidated(seqKey, marks, ttlMs))
   }
 
   addToSet(key: string, member: string, ttlMs: number): Promise<void> {

@@ -131,6 +131,23 @@ export interface L2Store {
   queueSize(queue: string, group: string): Promise<{ length: number; pending: number }>
   /** Removes consumer `consumer` from `group` (after its pending entries were claimed). */
   queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void>
+  /**
+   * The fence a load starts under, in one round trip (MGET): the integer at each of `versionKeys` and at `seqKey`
+   * (0 when absent). Handed back to `storeFenced` when the loaded value is stored.
+   */
+  readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }>
+  /**
+   * Stores a loaded value only if nothing invalidated it since its load started, atomically (a script): the entry's
+   * version is still `fence.version`, and no key of `fence.marks` holds a number above `fence.seq`. In the same
+   * step the key is added to each set of `fence.sets` (its tag sets), whose TTL is extended to the entry's.
+   * Resolves to whether it stored.
+   */
+  storeFenced(write: L2Write, fence: L2Fence): Promise<boolean>
+  /**
+   * Increments `seqKey` and sets each key of `marks` to the new number (PX `ttlMs`), atomically: a load whose fence
+   * was read before can no longer store under any of those marks. Resolves to the new number.
+   */
+  markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number>
   /** Publishes `message` on `channel` to every subscribed process. */
   publish(channel: string, message: string): Promise<void>
   /**
@@ -144,6 +161,17 @@ export interface L2Store {
   close(): Promise<void>
   /** Registers a listener for connection errors and state changes; called once by the cache. */
   onEvent(listener: (event: L2StoreEvent) => void): void
+}
+
+/** What a loaded value is stored under: see `L2Store.storeFenced`. */
+export interface L2Fence {
+  readonly versionKey: string
+  readonly version: number
+  readonly seq: number
+  /** Invalidation marks (tags, clear) that refuse the store when above `seq`. */
+  readonly marks: readonly string[]
+  /** Sets the key joins (its tags), with their TTL extended to the entry's. */
+  readonly sets: readonly string[]
 }
 
 export type L2StoreEvent =

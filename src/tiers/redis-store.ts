@@ -3,6 +3,7 @@ import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'r
 import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
 import type {
+  L2Fence,
   L2Answer,
   L2Status,
   L2Store,
@@ -113,6 +114,34 @@ const EXTEND_SCRIPT =
 const SET_IF_VERSION_SCRIPT =
   "if tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[2]) then " +
   "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 else return 0 end"
+
+/**
+ * Stores a loaded value only if its entry's version is unchanged and no invalidation mark is above the sequence
+ * number the load started under; then adds the key to its tag sets (extending their TTL to the entry's).
+ * KEYS: entry, version, marks…, sets…; ARGV: value, version, ttl, seq, number of marks.
+ */
+const STORE_FENCED_SCRIPT = `
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+local marks = tonumber(ARGV[5])
+local seq = tonumber(ARGV[4])
+for i = 3, 2 + marks do
+  local mark = redis.call('GET', KEYS[i])
+  if mark and tonumber(mark) > seq then return 0 end
+end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 3 + marks, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  local left = redis.call('PTTL', KEYS[i])
+  if left < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1`
+
+/** Increments the sequence (KEYS[1]) and sets every mark (KEYS[2…]) to it for ARGV[1] ms. */
+const MARK_INVALIDATED_SCRIPT = `
+local seq = redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[1]) end
+return seq`
 
 /**
  * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
@@ -688,6 +717,42 @@ export class RedisStore implements L2Store {
 
   async queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
     await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies)
+  }
+
+  async readFence(
+    versionKeys: readonly string[],
+    seqKey: string,
+  ): Promise<{ versions: number[]; seq: number }> {
+    const reply = (await this.#main.send(['MGET', ...versionKeys, seqKey], plainReplies)) as (
+      string | Buffer | null
+    )[]
+    const numbers = reply.map((value) => (value === null ? 0 : Number(value)))
+    return { versions: numbers.slice(0, -1), seq: numbers.at(-1)! }
+  }
+
+  async storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
+    const ttl = String(Math.max(1, Math.ceil(write.ttlMs)))
+    const args = [
+      'EVAL',
+      STORE_FENCED_SCRIPT,
+      String(2 + fence.marks.length + fence.sets.length),
+      write.key,
+      fence.versionKey,
+      ...fence.marks,
+      ...fence.sets,
+      toBuffer(write.value),
+      String(fence.version),
+      ttl,
+      String(fence.seq),
+      String(fence.marks.length),
+    ]
+    return (await this.#main.send(args, plainReplies)) === 1
+  }
+
+  async markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    const args = ['EVAL', MARK_INVALIDATED_SCRIPT, String(1 + marks.length), seqKey, ...marks, ttl]
+    return Number(await this.#main.send(args, plainReplies))
   }
 
   async publish(channel: string, message: string): Promise<void> {

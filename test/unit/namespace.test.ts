@@ -314,7 +314,7 @@ describe('diagnostics_channel events', () => {
 })
 
 describe('lifecycle and configuration', () => {
-  it('refuses every call after close with a typed error, and aborts the loader signal', async () => {
+  it('refuses every call after close with a typed error, and aborts the signal of a load under way', async () => {
     const cache = newCache()
     let signal: AbortSignal | undefined
     const ns = cache.namespace('item', {
@@ -322,11 +322,16 @@ describe('lifecycle and configuration', () => {
       ttl: '1m',
       load: (_, context) => {
         signal = context.signal
-        return 1
+        started()
+        return new Promise<number>((resolve) => context.signal.addEventListener('abort', () => resolve(1)))
       },
     })
-    await ns.get({ id: 1 })
+    let started!: () => void
+    const loaderCalled = new Promise<void>((resolve) => (started = resolve))
+    const loading = ns.get({ id: 1 })
+    await loaderCalled
     await cache.close()
+    expect(await loading).toBe(1)
     await cache.close()
     expect(signal?.aborted).toBe(true)
     await expect(ns.get({ id: 1 })).rejects.toBeInstanceOf(CacheClosedError)
