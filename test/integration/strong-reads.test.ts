@@ -23,11 +23,16 @@ async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
   return cache
 }
 
-function declare(cache: Cache, source: { value: string; gate?: Deferred<void> | undefined }) {
+function declare(
+  cache: Cache,
+  source: { value: string; gate?: Deferred<void> | undefined },
+  writeStrategy: 'write-through' | 'cache-aside' = 'write-through',
+) {
   return cache.namespace('item', {
     key: 'i:{id}',
     ttl: '5m',
     consistency: 'strong',
+    writeStrategy,
     load: async () => {
       const value = source.value
       const gate = source.gate
@@ -74,23 +79,30 @@ describe('strong reads after a write in another cache', () => {
     expect(await second).toBe('new')
   })
 
-  it('a get issued after write() resolved returns the new value, although a load of the key was already under way in the reader', async () => {
-    const source: { value: string; gate?: Deferred<void> } = { value: 'old' }
-    const reader = declare(
-      await newCache({ l2: delayedPubSub(redisStore({ url: suite.redis.url }), 60_000) }),
-      source,
-    )
-    const writer = declare(await newCache(), source)
+  // The write-through row passes today: the reader's guarded store is refused and it answers the newer value it
+  // finds in L2. After a cache-aside write L2 is empty, and the joined caller got the load's older value (found by
+  // the model test).
+  it.each(['write-through', 'cache-aside'] as const)(
+    '%s: a get issued after write() resolved returns the new value, although a load of the key was already under way in the reader',
+    async (writeStrategy) => {
+      const source: { value: string; gate?: Deferred<void> } = { value: 'old' }
+      const reader = declare(
+        await newCache({ l2: delayedPubSub(redisStore({ url: suite.redis.url }), 60_000) }),
+        source,
+        writeStrategy,
+      )
+      const writer = declare(await newCache(), source, writeStrategy)
 
-    const release = deferred<void>()
-    source.gate = release
-    const first = reader.get({ id: 1 }) // cold: the reader loads, its loader read 'old' and waits
-    await expect.poll(() => source.gate).toBeUndefined()
-    await writer.write({ id: 1 }, 'new')
-    const second = reader.get({ id: 1 }) // issued after the write resolved
-    release.resolve()
-    await first
+      const release = deferred<void>()
+      source.gate = release
+      const first = reader.get({ id: 1 }) // cold: the reader loads, its loader read 'old' and waits
+      await expect.poll(() => source.gate).toBeUndefined()
+      await writer.write({ id: 1 }, 'new')
+      const second = reader.get({ id: 1 }) // issued after the write resolved
+      release.resolve()
+      await first
 
-    expect(await second).toBe('new')
-  })
+      expect(await second).toBe('new')
+    },
+  )
 })
