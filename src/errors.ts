@@ -213,6 +213,28 @@ export class InvalidationNotSentError extends StrataError {
   }
 }
 
+/**
+ * A redaction path leads into a value that redaction cannot walk safely (a `Map`, a `Set`, a typed array, a
+ * promise...). The value is not cached: passing it through would keep the field the path names.
+ */
+export class RedactionError extends StrataError {
+  readonly code = 'ERR_STRATA_REDACT'
+  constructor(
+    /** The `redact` option, e.g. `customer.redact`. */
+    readonly option: string,
+    /** Where in the value, in path syntax: `cards[]`, `user`, or '' for the value itself. */
+    readonly path: string,
+    /** What was found there, e.g. `a Map`. */
+    readonly found: string,
+  ) {
+    super(
+      `Cannot apply \`${option}\`: ${path === '' ? 'the value' : `the value at "${path}"`} is ${found}, which ` +
+        'redaction cannot walk, so the value was not cached. Return plain objects, arrays or class instances ' +
+        'along redacted paths (convert Maps and Sets in the loader).',
+    )
+  }
+}
+
 /** A value could not be serialized for L2 (for example a BigInt or a cycle with the JSON serializer). */
 export class SerializationError extends StrataError {
   readonly code = 'ERR_STRATA_SERIALIZE'

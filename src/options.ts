@@ -1001,3 +1001,29 @@ export function positiveDuration(value: unknown, option: string): number {
   if (ms < 1) throw new InvalidOptionError(option, value, 'a duration of at least 1 ms')
   return ms
 }
+
+/**
+ * The longest delay a Node timer can hold: 2^31−1 ms, about 24.8 days. Node fires a longer one after 1 ms (with a
+ * TimeoutOverflowWarning), so "30 days, effectively never" would become "at once".
+ */
+export const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * A duration of at least 1 ms and at most `MAX_TIMER_MS`, for options that arm a timer (`setTimeout`,
+ * `setInterval`). Durations that only go to Redis (`PX`) or are compared with timestamps (TTLs, caps) use
+ * `positiveDuration` or `parseDuration`, and may be longer.
+ * @throws InvalidOptionError naming `option`, the maximum, and what to do instead.
+ */
+export function timerDuration(value: unknown, option: string): number {
+  const ms = positiveDuration(value, option)
+  if (ms > MAX_TIMER_MS) {
+    throw new InvalidOptionError(
+      option,
+      value,
+      `a duration of at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest a Node timer can wait (a longer ` +
+        'one fires after 1 ms). Choose a shorter duration, or leave the option out where that means no limit ' +
+        '(`timeouts.soft`, `timeouts.hard`)',
+    )
+  }
+  return ms
+}

@@ -47,15 +47,16 @@ export class LabeledCounters<P> {
   }
 
   #counts(params: P): Counts {
-    let labels: ReadLabels
+    let tenant: string, region: string, endpoint: string
     try {
-      labels = this.#labelsOf(params)
+      const labels = this.#labelsOf(params)
+      // Read inside the try: a getter on what the labels function returned may throw too.
+      tenant = text(labels?.tenant)
+      region = text(labels?.region)
+      endpoint = text(labels?.endpoint)
     } catch {
       return this.#overflow()
     }
-    const tenant = text(labels?.tenant)
-    const region = text(labels?.region)
-    const endpoint = text(labels?.endpoint)
     const id = `${tenant}\u0000${region}\u0000${endpoint}`
     const found = this.#sets.get(id)
     if (found !== undefined) return found
@@ -82,7 +83,38 @@ export class LabeledCounters<P> {
   }
 }
 
+/**
+ * A label value as text, for any value: counting a read must never throw (it runs in the read path's cleanup, where
+ * a throw once left a failed load in place for good). A bigint or a symbol as `String` writes it; an object as JSON,
+ * else as its own `toString` (a cycle, a throwing `toJSON`), else `_other`.
+ */
 function text(value: unknown): string {
-  if (value === undefined || value === null) return ''
-  return typeof value === 'string' ? value : JSON.stringify(value)
+  switch (typeof value) {
+    case 'string':
+      return value
+    case 'undefined':
+      return ''
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+    case 'symbol':
+      return value.toString()
+  }
+  if (value === null) return ''
+  try {
+    const json = JSON.stringify(value) as string | undefined
+    // undefined for a function
+    if (json !== undefined) return json
+  } catch {
+    // a cycle, or a toJSON that throws: its toString below
+  }
+  try {
+    // What String(value) gives, without trusting toString to exist (Object.create(null)) or to return a string.
+    const toString: unknown = (value as { toString?: unknown }).toString
+    const out: unknown = typeof toString === 'function' ? toString.call(value) : undefined
+    if (typeof out === 'string') return out
+  } catch {
+    // a toString that throws
+  }
+  return OTHER_LABEL
 }

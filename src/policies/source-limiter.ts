@@ -28,10 +28,17 @@ export interface SourceLimiterTimers {
 }
 
 const nodeTimers: SourceLimiterTimers = {
-  // Unref'd: a limiter with callers waiting must not keep the process alive by itself.
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  // Ref'd: the timer exists only while a caller waits, and a waiting caller is pending work. A job that awaits
+  // room in a loop must not see the process exit under it. With nobody waiting there is no timer at all.
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 }
+
+/** Milliseconds from a clock that never steps back: intervals must not follow the wall clock (NTP, VM resume). */
+const monotonicNow = (): number => performance.now()
+
+/** The longest delay a Node timer holds (2^31−1 ms, about 24.8 days); Node fires a longer one after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647
 
 /** A caller of `acquire` waiting for room. Whoever settles it first sets `settled`; later attempts do nothing. */
 interface Waiter {
@@ -40,8 +47,13 @@ interface Waiter {
   readonly startedAt: number
   readonly deadline: number
   readonly signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
   settled: boolean
+}
+
+/** The one 'abort' listener on a signal that waiters passed, and how many unsettled waiters passed it. */
+interface Watched {
+  waiters: number
+  readonly onAbort: () => void
 }
 
 const BUCKETS = 10
@@ -50,15 +62,20 @@ const BUCKET_MS = 100
 /**
  * Admits loads while there is a free concurrency slot and the rate window has room; otherwise callers of
  * `acquire` wait in one FIFO queue. One timer at most is pending, for the head waiter only: at the earlier of
- * its deadline and the moment the rate window next has room. Time comes from `now`; the timer only says when
- * to look at it again.
+ * its deadline and the moment the rate window next has room. Time comes from a monotonic clock
+ * (`performance.now` unless one is injected); the timer only says when to look at it again.
  */
 export class SourceLimiter {
   readonly #namespace: string
   readonly #maxConcurrent: number
   readonly #maxWaitMs: number
-  readonly #now: () => number
+  readonly #clock: () => number
+  /** Added to `#clock` readings so that time never goes back, even if the injected clock does. */
+  #clockOffset = 0
+  #lastNow = -Infinity
   readonly #timers: SourceLimiterTimers
+  /** One listener per distinct signal waiters passed (for a namespace: the cache's), however many wait on it. */
+  readonly #signals = new Map<AbortSignal, Watched>()
   /** Starts allowed per rate window, and the window's length in ms; `#limit` is Infinity without a rate limit. */
   readonly #limit: number
   readonly #windowMs: number
@@ -75,11 +92,17 @@ export class SourceLimiter {
   readonly #bucketIds: number[] = new Array<number>(BUCKETS).fill(-Infinity)
   readonly #bucketCounts: number[] = new Array<number>(BUCKETS).fill(0)
 
-  /** @throws InvalidOptionError when an option cannot work (`source.maxConcurrent`, `source.maxPerSecond`, `source.maxWait`). */
+  /**
+   * @param monotonic Milliseconds from a clock that does not follow the wall clock: `performance.now` by default.
+   *   Tests inject a fake one. A clock that steps back (a wall clock under NTP) is tolerated: the limiter's time
+   *   holds still for that instant and goes on from there, so recorded starts never lie "in the future". A wall
+   *   clock stepping forward still ends waits early; do not pass one.
+   * @throws InvalidOptionError when an option cannot work (`source.maxConcurrent`, `source.maxPerSecond`, `source.maxWait`).
+   */
   constructor(
     namespace: string,
     options: SourceLimiterOptions,
-    now: () => number,
+    monotonic: () => number = monotonicNow,
     timers: SourceLimiterTimers = nodeTimers,
   ) {
     const { maxConcurrent, maxPerSecond, maxWaitMs } = options
@@ -107,7 +130,7 @@ export class SourceLimiter {
     this.#namespace = namespace
     this.#maxConcurrent = maxConcurrent
     this.#maxWaitMs = maxWaitMs
-    this.#now = now
+    this.#clock = monotonic
     this.#timers = timers
     if (maxPerSecond === Infinity) {
       this.#limit = Infinity
@@ -162,19 +185,9 @@ export class SourceLimiter {
         startedAt: now,
         deadline: now + this.#maxWaitMs,
         signal,
-        onAbort: undefined,
         settled: false,
       }
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
-          if (waiter.settled) return
-          this.#settle(waiter)
-          reject(signal.reason as Error)
-          // The head may have left: its timer (deadline or rate) belongs to the next waiter now.
-          this.#drain(this.#now())
-        }
-        signal.addEventListener('abort', waiter.onAbort, { once: true })
-      }
+      if (signal !== undefined) this.#watch(signal)
       this.#queue.push(waiter)
       this.#waiting++
       this.#schedule(now)
@@ -261,7 +274,54 @@ export class SourceLimiter {
   #settle(waiter: Waiter): void {
     waiter.settled = true
     this.#waiting--
-    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort)
+    if (waiter.signal !== undefined) this.#unwatch(waiter.signal)
+  }
+
+  /**
+   * Counts one more waiter on `signal`, listening to it once however many wait: with one listener per waiter, 11
+   * waiters on the cache's signal raised MaxListenersExceededWarning.
+   */
+  #watch(signal: AbortSignal): void {
+    let watched = this.#signals.get(signal)
+    if (watched === undefined) {
+      watched = { waiters: 0, onAbort: () => this.#abortWaiters(signal) }
+      this.#signals.set(signal, watched)
+      signal.addEventListener('abort', watched.onAbort, { once: true })
+    }
+    watched.waiters++
+  }
+
+  #unwatch(signal: AbortSignal): void {
+    const watched = this.#signals.get(signal)
+    if (watched === undefined || --watched.waiters > 0) return
+    this.#signals.delete(signal)
+    signal.removeEventListener('abort', watched.onAbort)
+  }
+
+  /** Rejects every waiter that passed `signal` with its reason, in queue order. */
+  #abortWaiters(signal: AbortSignal): void {
+    // The signal's reason as given: an AbortError DOMException by default, or whatever was passed to abort().
+    const reason = signal.reason as Error
+    const queue = this.#queue
+    for (let i = this.#queueHead; i < queue.length; i++) {
+      const waiter = queue[i]!
+      if (waiter.settled || waiter.signal !== signal) continue
+      this.#settle(waiter)
+      waiter.reject(reason)
+    }
+    // The head may have left: its timer (deadline or rate) belongs to the next waiter now.
+    this.#drain(this.#now())
+  }
+
+  /** The limiter's time: the injected clock, never going back (a backward step is absorbed into an offset). */
+  #now(): number {
+    let now = this.#clock() + this.#clockOffset
+    if (now < this.#lastNow) {
+      this.#clockOffset += this.#lastNow - now
+      now = this.#lastNow
+    }
+    this.#lastNow = now
+    return now
   }
 
   /** Hands room to waiters in order, rejects those past their deadline, then sets the timer for the next one. */
@@ -305,8 +365,10 @@ export class SourceLimiter {
     this.#timer = undefined
     this.#timerAt = at
     if (at === Infinity) return
-    // At least 1 ms, so a timer that fires a little early (or a clock that lags) cannot spin.
-    this.#timer = this.#timers.setTimeout(this.#onTimer, Math.max(1, Math.ceil(at - now)))
+    // At least 1 ms, so a timer that fires a little early (or a clock that lags) cannot spin; at most what a Node
+    // timer holds (a longer `source.maxWait` is re-armed when this one fires, rather than fired after 1 ms).
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(at - now)))
+    this.#timer = this.#timers.setTimeout(this.#onTimer, delay)
   }
 
   readonly #onTimer = (): void => {

@@ -1,6 +1,6 @@
 // L1: a bounded in-process store of decoded values (W-TinyLFU eviction), with per-entry TTL and an optional byte budget.
 import { systemClock, type Clock } from '../core/clock.js'
-import { EntryTooLargeError, InvalidOptionError } from '../errors.js'
+import { EntryTooLargeError, InvalidArgumentError, InvalidOptionError } from '../errors.js'
 import { WTinyLfu, type L1Node, type L1Owner } from './w-tiny-lfu.js'
 
 export interface MemoryStoreOptions<V = unknown> {
@@ -14,7 +14,11 @@ export interface MemoryStoreOptions<V = unknown> {
    * Sizes come from `sizeOf`, from `set(..., { size })`, or from a structural estimate.
    */
   maxBytes?: number
-  /** Size of a value in bytes, for `maxBytes`. @default a structural estimate (strings 2 bytes a character) */
+  /**
+   * Size of a value in bytes, for `maxBytes`: a finite number of 0 or more (a fraction rounds up). Anything else
+   * (NaN, negative, undefined) makes `set` throw `InvalidArgumentError`. @default a structural estimate (strings
+   * 2 bytes a character)
+   */
   sizeOf?: (value: V, key: string) => number
   /** Time source for TTLs, in milliseconds. @default Date.now */
   clock?: Clock
@@ -23,7 +27,7 @@ export interface MemoryStoreOptions<V = unknown> {
 export interface MemorySetOptions {
   /** Time to live in milliseconds; the entry is gone once it has passed. @default no expiry */
   ttl?: number
-  /** Size in bytes for the byte budget; overrides `sizeOf`. */
+  /** Size in bytes for the byte budget, a finite number of 0 or more (a fraction rounds up); overrides `sizeOf`. */
   size?: number
 }
 
@@ -122,6 +126,8 @@ export class MemoryStore<V = unknown> implements L1Owner<V> {
    * Stores `value` under `key` (readable at once), evicting past the bounds as the policy decides.
    * A `ttl` of 0 or less stores nothing and removes any previous entry.
    * @throws EntryTooLargeError when the entry alone exceeds `maxBytes`.
+   * @throws InvalidArgumentError when the size (`options.size` or what `sizeOf` returned) is not a finite number of
+   *   0 or more. In both cases nothing is stored and any previous entry for `key` is removed.
    */
   set(key: string, value: V, options?: MemorySetOptions): this {
     const ttl = options?.ttl
@@ -200,10 +206,20 @@ export class MemoryStore<V = unknown> implements L1Owner<V> {
   }
 
   #measure(key: string, value: V, given: number | undefined): number {
-    if (given !== undefined) return given
-    if (this.#sizeOf !== undefined) return this.#sizeOf(value, key)
+    if (given !== undefined) return this.#checked(key, given, 'options.size')
+    if (this.#sizeOf !== undefined) return this.#checked(key, this.#sizeOf(value, key), 'sizeOf(value, key)')
     if (this.maxBytes === Infinity) return 0
     return estimateSize(value) + key.length * 2
+  }
+
+  /**
+   * A size the byte count can trust, rounded up to whole bytes. One NaN would make the total NaN, and `NaN >
+   * maxBytes` is false: the budget would be off for good. So a bad size is refused, and the key dropped.
+   */
+  #checked(key: string, size: unknown, argument: string): number {
+    if (typeof size === 'number' && Number.isFinite(size) && size >= 0) return Math.ceil(size)
+    this.delete(key)
+    throw new InvalidArgumentError(argument, size, `a finite number of bytes, 0 or more, for "${key}"`)
   }
 }
 

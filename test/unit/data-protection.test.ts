@@ -4,7 +4,15 @@ import { join } from 'node:path'
 import zlib from 'node:zlib'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { jsonLinesAuditSink, type AuditRecord, type AuditSink, type KeyRing } from 'stratacache'
+import {
+  jsonLinesAuditSink,
+  jsonSerializer,
+  type AuditRecord,
+  type AuditSink,
+  type KeyRing,
+} from 'stratacache'
+import { ResolvedKeyRing } from '../../src/codecs/encryption.js'
+import { encodeEnvelope, ENVELOPE_HEADER_BYTES } from '../../src/codecs/envelope.js'
 import { Redactor } from '../../src/codecs/redaction.js'
 import { cacheFactory } from '../helpers/caches.js'
 
@@ -92,6 +100,210 @@ describe('redaction paths', () => {
     expect(() => new Redactor(paths as string[], 'ns.redact')).toThrow(
       expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option: 'ns.redact' }) as Error,
     )
+  })
+})
+
+describe('redaction of class instances and other non-plain objects', () => {
+  class Card {
+    constructor(
+      public number: string,
+      public brand: string,
+    ) {}
+    get last4(): string {
+      return this.number.slice(-4)
+    }
+  }
+  class Address {
+    constructor(
+      public zip: string,
+      public city: string,
+    ) {}
+  }
+  class User {
+    readonly #note = 'private'
+    constructor(
+      public id: number,
+      public ssn: string,
+      public address: Address,
+      public cards: Card[],
+    ) {}
+    /** A getter on the prototype that would hand the redacted field back if the instance were kept. */
+    get taxId(): string {
+      return this.ssn
+    }
+    note(): string {
+      return this.#note
+    }
+  }
+  const ada = () =>
+    new User(1, '078-05-1120', new Address('12345', 'London'), [
+      new Card('4111111111111111', 'visa'),
+      new Card('5500000000000004', 'mc'),
+    ])
+
+  it('redacts a class instance, nested instances and arrays of instances as the plain objects JSON writes for them', () => {
+    const redactor = new Redactor(['ssn', 'address.zip', 'cards[].number'], 'user.redact')
+    const user = ada()
+    const out = redactor.apply(user) as unknown as Record<string, unknown>
+    expect(out).toStrictEqual({
+      id: 1,
+      address: { city: 'London' },
+      cards: [{ brand: 'visa' }, { brand: 'mc' }],
+    })
+    // Plain objects all the way down the paths: no prototype getter is left to read a removed field through.
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype)
+    expect(out['taxId']).toBeUndefined()
+    expect((out['cards'] as Record<string, unknown>[])[0]!['last4']).toBeUndefined()
+    expect(JSON.stringify(out)).not.toMatch(/078-05-1120|4111|5500|12345/)
+    // The loader's objects are not mutated.
+    expect([user.ssn, user.taxId, user.address.zip, user.cards[0]!.number]).toEqual([
+      '078-05-1120',
+      '078-05-1120',
+      '12345',
+      '4111111111111111',
+    ])
+    const masked = new Redactor({ paths: ['ssn', 'cards[].number'], mask: '***' }, 'user.redact').apply(user)
+    expect(masked).toMatchObject({ ssn: '***', cards: [{ number: '***' }, { number: '***' }] })
+    expect((masked as unknown as Record<string, unknown>)['taxId']).toBeUndefined()
+  })
+
+  it('turns an instance along a path into a plain object even when it holds none of the fields', () => {
+    class Account {
+      constructor(public id: number) {}
+      get ssn(): string {
+        return 'from-a-getter'
+      }
+    }
+    const out = new Redactor(['ssn'], 'redact').apply(new Account(7)) as unknown as Record<string, unknown>
+    expect(out).toStrictEqual({ id: 7 })
+    expect(out['ssn']).toBeUndefined()
+    // Off the paths, instances are left alone.
+    const account = new Account(8)
+    const other = new Redactor(['user.ssn'], 'redact').apply({ account })
+    expect(other.account).toBe(account)
+  })
+
+  it('redacts what toJSON returns for an object that has one, and leaves a Date as it is', () => {
+    class Entity {
+      toJSON() {
+        return { id: 3, ssn: 'x', inner: new Address('9', 'Paris') }
+      }
+    }
+    const out = new Redactor(['ssn', 'inner.zip'], 'redact').apply(new Entity())
+    expect(out).toStrictEqual({ id: 3, inner: { city: 'Paris' } })
+    const when = new Date(0)
+    const dated = { createdAt: when, ssn: 's' }
+    const redacted = new Redactor(['ssn', 'createdAt.time'], 'redact').apply(dated)
+    expect(redacted).toStrictEqual({ createdAt: when })
+    expect(redacted.createdAt).toBe(when)
+  })
+
+  it.each([
+    ['a Map as the value', ['ssn'], new Map([['ssn', 'x']]), '', 'a Map'],
+    [
+      'a Set where an array of objects was declared',
+      ['cards[].number'],
+      { cards: new Set([{ number: '4111' }]) },
+      'cards',
+      'a Set',
+    ],
+    [
+      'a typed array along a path',
+      ['user.ssn'],
+      { user: new Uint8Array(4) },
+      'user',
+      'a Uint8Array (binary data)',
+    ],
+    ['a Map inside an array', ['[].email'], [{ email: 'a' }, new Map([['email', 'b']])], '[]', 'a Map'],
+  ])('refuses %s with ERR_STRATA_REDACT, naming where and what', (_, paths, value, path, found) => {
+    expect(() => new Redactor(paths, 'person.redact').apply(value)).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_REDACT', option: 'person.redact', path, found }) as Error,
+    )
+  })
+
+  it('passes a Map or a Set through when no path steps into it', () => {
+    const tags = new Set(['a'])
+    const value = { ssn: 'x', tags, index: new Map([['k', 1]]) }
+    const out = new Redactor(['ssn', 'user.email'], 'redact').apply(value)
+    expect(out).toStrictEqual({ tags, index: value.index })
+  })
+
+  it('serves, and keeps in L1, a loaded class instance without its redacted fields (d7)', async () => {
+    let loads = 0
+    const ns = newCache().namespace('user', {
+      key: 'u:{id}',
+      ttl: '5m',
+      classification: 'personal',
+      redact: ['ssn', 'cards[].number'],
+      load: () => {
+        loads++
+        return ada()
+      },
+    })
+    const miss = await ns.get({ id: 1 })
+    const hit = await ns.get({ id: 1 })
+    expect(loads).toBe(1)
+    for (const value of [miss, hit]) {
+      expect(JSON.stringify(value)).toBe(
+        '{"id":1,"address":{"zip":"12345","city":"London"},"cards":[{"brand":"visa"},{"brand":"mc"}]}',
+      )
+      expect((value as unknown as Record<string, unknown>)['taxId']).toBeUndefined()
+    }
+    await ns.set({ id: 2 }, ada())
+    expect(JSON.stringify(await ns.peek({ id: 2 }))).not.toContain('078-05-1120')
+  })
+
+  it('caches nothing when a loaded value cannot be redacted: the load fails with ERR_STRATA_REDACT as its cause', async () => {
+    let loads = 0
+    const ns = newCache().namespace('by-map', {
+      key: 'u:{id}',
+      ttl: '5m',
+      redact: ['ssn'],
+      load: () => {
+        loads++
+        return new Map([['ssn', 'x']]) as unknown as { ssn: string }
+      },
+    })
+    for (let i = 0; i < 2; i++) {
+      await expect(ns.get({ id: 1 })).rejects.toMatchObject({
+        code: 'ERR_STRATA_LOADER_FAILED',
+        cause: { code: 'ERR_STRATA_REDACT' },
+      })
+    }
+    expect(loads).toBe(2)
+    await expect(ns.set({ id: 2 }, new Map() as unknown as { ssn: string })).rejects.toMatchObject({
+      code: 'ERR_STRATA_REDACT',
+    })
+    expect(await ns.peek({ id: 2 })).toBeUndefined()
+  })
+})
+
+describe('what an encrypted entry reveals', () => {
+  it('keeps the flags (negative, compressed, encrypted), timestamps and key id in clear, and encrypts only the value', () => {
+    const keyRing = new ResolvedKeyRing(ring, 'encryption')
+    const transforms = { key: 'svc:user:1', keyRing, encrypt: true }
+    const times = { createdAt: 1_000, freshUntil: 2_000, staleUntil: 3_000 }
+    const negative = encodeEnvelope({ ...times, value: null }, 1, jsonSerializer, transforms)
+    const positive = encodeEnvelope(
+      { ...times, value: { ssn: '078-05-1120' } },
+      1,
+      jsonSerializer,
+      transforms,
+    )
+    // docs/security.md, "What an encrypted entry reveals": byte 3 holds the flags, unencrypted.
+    expect(negative[3]! & 0b1001).toBe(0b1001) // negative + encrypted
+    expect(positive[3]! & 0b1001).toBe(0b1000) // encrypted only
+    expect([negative.readDoubleBE(9), negative.readDoubleBE(17), negative.readDoubleBE(25)]).toEqual([
+      1_000, 2_000, 3_000,
+    ])
+    const idLength = negative[ENVELOPE_HEADER_BYTES]!
+    expect(
+      negative.subarray(ENVELOPE_HEADER_BYTES + 1, ENVELOPE_HEADER_BYTES + 1 + idLength).toString(),
+    ).toBe('k1')
+    expect(positive.includes(Buffer.from('078-05-1120'))).toBe(false)
+    // GCM keeps lengths: a negative entry is header, key id, IV and the 16-byte tag alone.
+    expect(negative.byteLength).toBe(ENVELOPE_HEADER_BYTES + 1 + 2 + 12 + 16)
+    expect(positive.byteLength).toBe(negative.byteLength + '{"ssn":"078-05-1120"}'.length)
   })
 })
 

@@ -1,6 +1,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { EntryTooLargeError, estimateSize, InvalidOptionError, MemoryStore } from 'stratacache'
+import {
+  EntryTooLargeError,
+  estimateSize,
+  InvalidArgumentError,
+  InvalidOptionError,
+  MemoryStore,
+} from 'stratacache'
 import { fakeClock } from '../helpers/fake-clock.js'
 
 describe('MemoryStore', () => {
@@ -100,6 +106,47 @@ describe('MemoryStore', () => {
     expect(store.bytes).toBe(0)
   })
 
+  it.each([
+    ['NaN', { size: Number.NaN }],
+    ['a negative size', { size: -1 }],
+    ['an infinite size', { size: Infinity }],
+    ['a string', { size: '10' as unknown as number }],
+  ])('refuses %s with ERR_STRATA_INVALID_ARGUMENT, stores nothing and keeps the budget on', (_, options) => {
+    const store = new MemoryStore<string>({ maxEntries: 100_000, maxBytes: 10_000 })
+    store.set('k', 'old', { size: 3 })
+    expect(() => store.set('k', 'new', options)).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_ARGUMENT', argument: 'options.size' }) as Error,
+    )
+    expect([store.has('k'), store.bytes]).toEqual([false, 0])
+    for (let i = 0; i < 1_000; i++) store.set(`k${i}`, 'x', { size: 1_000 })
+    expect(store.bytes).toBeLessThanOrEqual(10_000)
+    expect(store.evictions).toBeGreaterThan(0)
+  })
+
+  it('refuses what a sizeOf returns when it is not a size (undefined, NaN), so one odd value cannot switch the byte budget off (d20)', () => {
+    const store = new MemoryStore<unknown>({
+      maxEntries: 100_000,
+      maxBytes: 10_000,
+      sizeOf: (v) => (v as string).length,
+    })
+    expect(() => store.set('odd', { not: 'a string' })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STRATA_INVALID_ARGUMENT',
+        argument: 'sizeOf(value, key)',
+      }) as Error,
+    )
+    expect(() => store.set('nan', { length: Number.NaN })).toThrow(InvalidArgumentError)
+    for (let i = 0; i < 1_000; i++) store.set(`k${i}`, 'x'.repeat(1_000))
+    expect(store.bytes).toBeLessThanOrEqual(10_000)
+    expect(store.size).toBe(10)
+  })
+
+  it('rounds a fractional size up to whole bytes', () => {
+    const store = new MemoryStore<string>({ maxEntries: 10, maxBytes: 10 })
+    store.set('a', 'x', { size: 0.2 }).set('b', 'y', { size: 4.5 }).set('c', 'z', { size: 0 })
+    expect(store.bytes).toBe(6)
+  })
+
   it('deletes by prefix and clears', () => {
     const store = new MemoryStore<number>({ maxEntries: 10 })
     store.set('svc:a:1', 1).set('svc:a:2', 2).set('svc:b:1', 3)
@@ -171,6 +218,49 @@ describe('MemoryStore', () => {
           }
         },
       ),
+    )
+  })
+
+  it('keeps bytes within maxBytes and equal to the sum of the live entries’ sizes after any sets of valid sizes', () => {
+    const op = fc.oneof(
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('set' as const),
+          key: fc.nat(30),
+          size: fc.oneof(fc.nat(300), fc.double({ min: 0, max: 300, noNaN: true })),
+        }),
+        weight: 4,
+      },
+      { arbitrary: fc.record({ kind: fc.constant('delete' as const), key: fc.nat(30) }), weight: 1 },
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 250 }),
+        fc.array(op, { maxLength: 200 }),
+        (maxEntries, maxBytes, ops) => {
+          const store = new MemoryStore<number>({ maxEntries, maxBytes })
+          /** The size of the last successful set per key. */
+          const sizes = new Map<string, number>()
+          for (const o of ops) {
+            const key = String(o.key)
+            if (o.kind === 'delete') {
+              store.delete(key)
+            } else if (Math.ceil(o.size) > maxBytes) {
+              expect(() => store.set(key, 0, { size: o.size })).toThrow(EntryTooLargeError)
+            } else {
+              store.set(key, 0, { size: o.size })
+              sizes.set(key, Math.ceil(o.size))
+            }
+            let sum = 0
+            for (const k of store.keys()) sum += sizes.get(k)!
+            expect(Number.isFinite(store.bytes)).toBe(true)
+            expect(store.bytes).toBeLessThanOrEqual(maxBytes)
+            expect(store.bytes).toBe(sum)
+          }
+        },
+      ),
+      { numRuns: 300 },
     )
   })
 })

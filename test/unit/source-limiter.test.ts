@@ -1,5 +1,6 @@
+import { getEventListeners } from 'node:events'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   SourceLimiter,
   type SourceLimiterOptions,
@@ -48,8 +49,8 @@ function manualTimers(clock: FakeClock) {
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve))
 
-function setup(options: Partial<SourceLimiterOptions> = {}) {
-  const clock = fakeClock(0)
+function setup(options: Partial<SourceLimiterOptions> = {}, start = 0) {
+  const clock = fakeClock(start)
   const time = manualTimers(clock)
   const limiter = new SourceLimiter(
     'user',
@@ -268,6 +269,115 @@ describe('source limiter', () => {
     ['source.maxWait', { maxWaitMs: '1s' as unknown as number }],
   ])('refuses an invalid %s at construction', (option, bad) => {
     expect(() => setup(bad)).toThrow(expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option }))
+  })
+
+  it('keeps admitting loads when the clock it was given steps back 1 h (a wall clock under NTP)', async () => {
+    const { limiter, time, clock } = setup({ maxPerSecond: 2, maxWaitMs: 2_000 }, 1_750_000_000_000)
+    limiter.tryAcquire()!()
+    limiter.tryAcquire()!()
+    clock.set(clock.now() - 3_600_000)
+    // The two starts were a moment ago, not an hour ahead: the window frees one second after them.
+    expect(limiter.tryAcquire()).toBeUndefined()
+    const waiter = track(limiter)
+    await time.advance(999)
+    expect(waiter.release).toBeUndefined()
+    await time.advance(1)
+    expect(waiter.error).toBeUndefined()
+    expect(waiter.release).toBeDefined()
+    expect(limiter.tryAcquire()).toBeDefined()
+    // And the rate still holds after the step.
+    expect(limiter.tryAcquire()).toBeUndefined()
+    expect(limiter.startsPerSecond()).toBe(2)
+  })
+
+  describe('with its default clock and timers', () => {
+    afterEach(() => void vi.restoreAllMocks())
+
+    it('measures on performance.now, so Date.now stepping back 1 h does not block a load', async () => {
+      const limiter = new SourceLimiter('user', {
+        maxConcurrent: Infinity,
+        maxPerSecond: 2,
+        maxWaitMs: 3_000,
+      })
+      limiter.tryAcquire()!()
+      limiter.tryAcquire()!()
+      const wall = Date.now()
+      vi.spyOn(Date, 'now').mockImplementation(() => wall - 3_600_000)
+      const started = performance.now()
+      const release = await limiter.acquire()
+      const waited = performance.now() - started
+      release()
+      expect(waited).toBeGreaterThan(900)
+      expect(waited).toBeLessThan(2_500)
+    })
+  })
+
+  it('arms no timer longer than a Node timer holds for a maxWait of 30 days, and re-arms it until the deadline', async () => {
+    const clock = fakeClock(0)
+    const time = manualTimers(clock)
+    const delays: number[] = []
+    const timers: SourceLimiterTimers = {
+      setTimeout: (callback, ms) => (delays.push(ms), time.timers.setTimeout(callback, ms)),
+      clearTimeout: time.timers.clearTimeout,
+    }
+    const maxWaitMs = 30 * 86_400_000
+    const limiter = new SourceLimiter(
+      'user',
+      { maxConcurrent: 1, maxPerSecond: Infinity, maxWaitMs },
+      clock.now,
+      timers,
+    )
+    limiter.tryAcquire()!
+    const waiter = track(limiter)
+    await flush()
+    expect(delays).toEqual([2_147_483_647])
+    await time.advance(2_147_483_647)
+    // Fired at Node's limit, before the deadline: armed again for the rest, not rejected, not spinning.
+    expect(waiter.error).toBeUndefined()
+    expect(delays).toEqual([2_147_483_647, maxWaitMs - 2_147_483_647])
+    await time.advance(maxWaitMs - 2_147_483_647)
+    expect(waiter.error).toMatchObject({ code: 'ERR_STRATA_SOURCE_BUSY', waitedMs: maxWaitMs })
+  })
+
+  it('listens to a shared signal once however many wait on it, and rejects all of them when it aborts', async () => {
+    const { limiter, time } = setup({ maxConcurrent: 1 })
+    const holder = limiter.tryAcquire()!
+    const controller = new AbortController()
+    const waiters = Array.from({ length: 50 }, () => track(limiter, controller.signal))
+    const own = new AbortController()
+    const other = track(limiter, own.signal)
+    await flush()
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1)
+    expect(getEventListeners(own.signal, 'abort')).toHaveLength(1)
+    const closed = new Error('closed')
+    controller.abort(closed)
+    await flush()
+    expect(waiters.every((w) => w.error === closed && w.release === undefined)).toBe(true)
+    expect(limiter.waiting).toBe(1)
+    holder()
+    await flush()
+    expect(other.release).toBeDefined()
+    // Nobody waits on either signal any more: no listener is left behind.
+    expect(getEventListeners(own.signal, 'abort')).toHaveLength(0)
+    other.release!()
+    expect([limiter.active, limiter.waiting, time.count]).toEqual([0, 0, 0])
+  })
+
+  it('removes its listener from a shared signal once every waiter on it got room or gave up', async () => {
+    const { limiter, time } = setup({ maxConcurrent: 1, maxWaitMs: 500 })
+    const signal = new AbortController().signal
+    const holder = limiter.tryAcquire()!
+    const first = track(limiter, signal)
+    const second = track(limiter, signal)
+    await flush()
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1)
+    holder()
+    await flush()
+    expect(first.release).toBeDefined()
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1)
+    await time.advance(500)
+    expect(second.error).toMatchObject({ code: 'ERR_STRATA_SOURCE_BUSY' })
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
   })
 
   it('never runs more than maxConcurrent loads, nor starts more than maxPerSecond in any second, under any interleaving', async () => {
