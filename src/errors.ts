@@ -214,6 +214,25 @@ export class InvalidationNotSentError extends StrataError {
 }
 
 /**
+ * Write-behind: a flush's source call (`write`, or `writeMany` for a batch) did not settle within
+ * `writeBehind.writeTimeout` (or before the flusher's lease ran out); its signal was aborted and the attempt counts
+ * as failed. Carries no key: it ends up in logs and dead letters, and keys may carry personal data.
+ */
+export class WriteTimeoutError extends StrataError {
+  readonly code = 'ERR_STRATA_WRITE_TIMEOUT'
+  constructor(
+    readonly namespace: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `The source of namespace "${namespace}" did not take a write-behind write within ${timeoutMs} ms; its signal ` +
+        'was aborted and the write will be retried (a source that ignored the signal may still apply it: check the ' +
+        'idempotency key). Raise `writeBehind.writeTimeout` if the source is this slow, and `claimAfter` above it.',
+    )
+  }
+}
+
+/**
  * A redaction path leads into a value that redaction cannot walk safely (a `Map`, a `Set`, a typed array, a
  * promise...). The value is not cached: passing it through would keep the field the path names.
  */
@@ -231,6 +250,26 @@ export class RedactionError extends StrataError {
       `Cannot apply \`${option}\`: ${path === '' ? 'the value' : `the value at "${path}"`} is ${found}, which ` +
         'redaction cannot walk, so the value was not cached. Return plain objects, arrays or class instances ' +
         'along redacted paths (convert Maps and Sets in the loader).',
+    )
+  }
+}
+
+/**
+ * Write-behind: `write()` was refused because the namespace's queue in Redis (writes not yet flushed, dead letters
+ * included) holds `writeBehind.maxQueued` writes. Nothing was queued and the cache is unchanged.
+ */
+export class WriteQueueFullError extends StrataError {
+  readonly code = 'ERR_STRATA_WRITE_QUEUE_FULL'
+  constructor(
+    readonly namespace: string,
+    readonly queued: number,
+    readonly maxQueued: number,
+  ) {
+    super(
+      `The write-behind queue of namespace "${namespace}" holds ${queued} writes (queued and dead letters), at its ` +
+        `limit \`writeBehind.maxQueued\` (${maxQueued}): this write was not queued and the cache is unchanged. The ` +
+        'source is down or slower than the writes (see `writeQueue()`), or dead letters wait to be replayed or ' +
+        'deleted. Retry later, or raise `writeBehind.maxQueued` if Redis has the memory.',
     )
   }
 }

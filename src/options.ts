@@ -442,7 +442,7 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   /**
    * Write-behind tuning. Every process flushes by default; set `flush: false` where a process should only queue
    * (web servers, say, while workers flush).
-   * @default { batchSize: 100, flushInterval: '100ms', maxAttempts: 5, retryDelay: '500ms', maxRetryDelay: '30s', claimAfter: '30s', flush: true }
+   * @default { batchSize: 100, flushInterval: '100ms', maxAttempts: 5, retryDelay: '500ms', maxRetryDelay: '30s', claimAfter: '30s', writeTimeout: '10s', maxQueued: 100000, flush: true }
    */
   writeBehind?: {
     /** Most writes handed to the source per flush. */
@@ -455,10 +455,32 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
     retryDelay?: Duration
     maxRetryDelay?: Duration
     /**
-     * A write delivered to a process and not acknowledged for this long is taken over by another process (its
-     * flusher died or hangs). Longer than your slowest batch, or a slow batch gets written twice.
+     * The flush lease's length: the flusher renews it from its flush loop while its source calls settle, so a
+     * flusher that died, or whose source call timed out and nothing settled since, loses it this long after its
+     * last renewal, and another process takes over the writes it left unacknowledged. Keep it at least twice
+     * `writeTimeout`, or a slow but healthy source call may be cut at the lease's end.
+     * @default '30s'
      */
     claimAfter?: Duration
+    /**
+     * Longest a flusher waits for one source call: `write` for one write, `writeMany` for a batch. Past it (or
+     * past the end of the flusher's lease, if sooner) `context.signal` is aborted, the flusher stops waiting, and
+     * the call counts as a failed attempt (`ERR_STRATA_WRITE_TIMEOUT`: retried with backoff, dead-lettered after
+     * `maxAttempts`). A source that ignores the signal may still apply the write later, and it is then delivered
+     * again: the idempotency key tells. Also the longest `close()` waits for a source call under way.
+     * @default '10s'
+     */
+    writeTimeout?: Duration
+    /**
+     * Most writes the queue may hold in Redis, dead letters included: once it holds this many, `write()` rejects
+     * with `ERR_STRATA_WRITE_QUEUE_FULL` (nothing queued, the cache unchanged) until flushes or an operator make
+     * room, so a dead source cannot fill Redis. Nothing queued is ever dropped. Each writing process counts the queue
+     * in Redis at most once per `flushInterval` (at least once a second), so the fleet may overshoot it by what it
+     * queues meanwhile.
+     * @default 100000
+     * @example 20_000 // at about 1 KB a write, about 20 MB of Redis
+     */
+    maxQueued?: number
     /** Whether this process flushes queued writes. */
     flush?: boolean
   }
@@ -874,7 +896,7 @@ function resolveWriteBehind<P, V>(
     )
   }
   const c = config ?? {}
-  const whole = (name: 'batchSize' | 'maxAttempts', fallback: number): number => {
+  const whole = (name: 'batchSize' | 'maxAttempts' | 'maxQueued', fallback: number): number => {
     const value = c[name] ?? fallback
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new InvalidOptionError(at(`writeBehind.${name}`), c[name], 'a positive whole number')
@@ -891,6 +913,8 @@ function resolveWriteBehind<P, V>(
     retryDelayMs: positiveDuration(c.retryDelay ?? 500, at('writeBehind.retryDelay')),
     maxRetryDelayMs: positiveDuration(c.maxRetryDelay ?? 30_000, at('writeBehind.maxRetryDelay')),
     claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
+    writeTimeoutMs: positiveDuration(c.writeTimeout ?? 10_000, at('writeBehind.writeTimeout')),
+    maxQueued: whole('maxQueued', 100_000),
     flush: c.flush ?? true,
   })
 }

@@ -7,13 +7,20 @@ import { channels } from '../observability/channels.js'
 import type { L2Guard } from '../policies/l2-guard.js'
 import type { QueueEntry } from '../tiers/l2-store.js'
 import type { Logger } from '../options.js'
+import { WriteQueueFullError, WriteTimeoutError } from '../errors.js'
+import { callWithin, timerDelay } from './bounded-call.js'
+import { PendingOverlay } from './pending-overlay.js'
+import { QueueBudget } from './queue-budget.js'
 
 /** What the source's write functions receive besides the value. */
 export interface WriteContext {
   readonly namespace: string
   /** The full cache key (for `writeMany`, the first key of the batch). */
   readonly key: string
-  /** Aborted when the cache closes. */
+  /**
+   * Aborted when the cache closes, and with write-behind when the call passes `writeBehind.writeTimeout` (or the
+   * flusher's lease runs out): the flusher has stopped waiting, and the write will be delivered again.
+   */
   readonly signal: AbortSignal
   /**
    * With write-behind: a unique id of this write, the same on every retry. A flush can be repeated (the flushing
@@ -41,6 +48,8 @@ export interface ResolvedWriteBehind {
   readonly retryDelayMs: number
   readonly maxRetryDelayMs: number
   readonly claimAfterMs: number
+  readonly writeTimeoutMs: number
+  readonly maxQueued: number
   readonly flush: boolean
 }
 
@@ -51,6 +60,13 @@ export interface WriteBehindCounters {
   writeRetries: number
   writesDeadLettered: number
   writesClaimed: number
+  /**
+   * Source calls cut by `writeTimeout` (each also a failed attempt in `writeRetries`). Optional: counted only when
+   * the host's counters have the field.
+   */
+  writeTimeouts?: number
+  /** `write()` calls refused because the queue held `maxQueued` writes. Optional, like `writeTimeouts`. */
+  writesRefused?: number
 }
 
 /** What the queue needs from its namespace. */
@@ -74,9 +90,6 @@ export interface WriteBehindHost<P, V> {
 /** The consumer group every process flushes in: each queued write is handed to one of them. */
 const GROUP = 'stratacache'
 
-/** Most entries of the read-your-writes overlay checked against the stream per flush tick. */
-const OVERLAY_CHECKS_PER_TICK = 64
-
 /** A write this process holds: read from the stream (or claimed), not yet acknowledged. */
 interface Held<P, V> {
   readonly id: string
@@ -92,14 +105,16 @@ interface Held<P, V> {
 }
 
 /**
- * The write-behind queue of one namespace. `append` adds a write to a Redis stream (durable once it resolves). One
- * process at a time flushes: the holder of a lease in Redis, renewed every third of `claimAfter`; the others with
- * `flush` on stand by. The holder reads the stream through a consumer group and calls the source in batches, and
- * acknowledges (then deletes) a write only after the source took it. When a holder dies, its lease lapses after
- * `claimAfter`; the next holder first takes over every write the old one left unacknowledged, oldest first, then
- * goes on with new ones. So delivery is at least once (the idempotency key makes it exactly once in a source that
- * checks it), and a key's writes reach the source in the order they were queued: one flusher, in stream order, and
- * a failing write holds back the later writes of its key.
+ * The write-behind queue of one namespace. `append` adds a write to a Redis stream (durable once it resolves), unless
+ * the queue already holds `maxQueued` writes. One process at a time flushes: the holder of a lease in Redis; the
+ * others with `flush` on stand by. The holder reads the stream through a consumer group, calls the source in
+ * batches, each call bounded by `writeTimeout`, and acknowledges (then deletes) a write only after the source took
+ * it. It renews its lease from this flush loop, never from a timer of its own, and only while its source answers: a
+ * source call that times out stops the renewals until a later call settles. So a holder that hangs, like one that
+ * died, loses the lease `claimAfter` after its last renewal; the next holder first takes over every write the old
+ * one left unacknowledged, oldest first, then goes on with new ones. Delivery is at least once (the idempotency key
+ * makes it exactly once in a source that checks it), and a key's writes reach the source in the order they were
+ * queued: one flusher, in stream order, and a failing write holds back the later writes of its key.
  */
 export class WriteBehindQueue<P, V> {
   readonly #host: WriteBehindHost<P, V>
@@ -108,20 +123,48 @@ export class WriteBehindQueue<P, V> {
   /** Writes read or claimed by this process and not yet acknowledged, by stream id. */
   readonly #held = new Map<string, Held<P, V>>()
   /** This process's own queued writes by key (the latest one), served to its reads until flushed. */
-  readonly #overlay = new Map<string, { id: string; value: V }>()
+  readonly #overlay: PendingOverlay<V>
+  readonly #budget: QueueBudget
   readonly #lease: string
   #timer: ReturnType<typeof setInterval> | undefined
-  #renewTimer: ReturnType<typeof setInterval> | undefined
   #tick: Promise<void> | undefined
   #groupReady = false
   /** performance.now() until which this process may flush: its lease's end, less a margin; 0 without the lease. */
   #leaseValidUntil = 0
+  /** performance.now() when this process last took or renewed the lease. */
+  #renewedAt = 0
+  /** performance.now() of the first source call that timed out with none settling since; undefined otherwise. */
+  #stuckSince: number | undefined
+  /** performance.now() before which this process does not take the lease again: it gave it up, stuck. */
+  #retakeAfter = 0
   #stopped = false
 
   constructor(host: WriteBehindHost<P, V>) {
     this.#host = host
     this.#dead = `${host.stream}:dead`
     this.#lease = `${host.stream}:lease`
+    this.#overlay = new PendingOverlay((id) => host.l2.queueHas(host.stream, id))
+    const { namespace, stream, config, logger } = host
+    this.#budget = new QueueBudget({
+      max: config.maxQueued,
+      // Counted at least once a second while writes come, however long the flush interval.
+      maxAgeMs: Math.min(config.flushIntervalMs, 1_000),
+      count: async () => {
+        const { queued, deadLetters } = await this.size()
+        return queued + deadLetters
+      },
+      onFull: (queued) =>
+        logger.warn(
+          { namespace, stream, queued, maxQueued: config.maxQueued },
+          'stratacache: the write-behind queue is full (writeBehind.maxQueued); write() refuses new writes until ' +
+            'it drains: is the source down, or are dead letters waiting?',
+        ),
+      onRoom: (queued) =>
+        logger.info(
+          { namespace, stream, queued, maxQueued: config.maxQueued },
+          'stratacache: the write-behind queue has room again; write() accepts new writes',
+        ),
+    })
   }
 
   /** The stream of writes that failed `maxAttempts` times (or did not decode). */
@@ -132,30 +175,42 @@ export class WriteBehindQueue<P, V> {
   /** Starts the flush timer (a process that only queues still uses it to forget its flushed writes). */
   start(): void {
     if (this.#timer !== undefined) return
-    const { flushIntervalMs, claimAfterMs } = this.#host.config
-    this.#timer = setInterval(() => void this.#runTick(), flushIntervalMs).unref()
-    this.#renewTimer = setInterval(() => void this.#renewLease(), claimAfterMs / 3).unref()
+    this.#timer = setInterval(
+      () => void this.#runTick(),
+      timerDelay(this.#host.config.flushIntervalMs),
+    ).unref()
   }
 
   /**
-   * Queues one write durably. Resolves once Redis has it; rejects with the L2 error (nothing queued) otherwise.
-   * @throws L2 errors (ERR_STRATA_L2_*).
+   * Queues one write durably. Resolves once Redis has it; rejects (nothing queued) when the queue is full or Redis
+   * could not take it.
+   * @throws WriteQueueFullError when the queue holds `maxQueued` writes; L2 errors (ERR_STRATA_L2_*).
    */
   async append(key: string, params: P, value: V, bytes: Uint8Array): Promise<string> {
+    const { l2, stream, serializer, clock, counters, namespace, config } = this.#host
+    const full = await this.#budget.admit()
+    if (full !== undefined) {
+      if (counters.writesRefused !== undefined) counters.writesRefused++
+      throw new WriteQueueFullError(namespace, full, config.maxQueued)
+    }
     const idempotencyKey = randomUUID()
-    const queuedAt = this.#host.clock.now()
-    const id = await this.#host.l2.queueAppend(this.#host.stream, {
-      k: key,
-      p: JSON.stringify(params),
-      v: bytes,
-      s: String(this.#host.serializer.id),
-      i: idempotencyKey,
-      t: String(queuedAt),
-    })
-    this.#host.counters.writesQueued++
-    // Re-inserted so the overlay stays in queueing order: the oldest entries are checked first.
-    this.#overlay.delete(key)
-    this.#overlay.set(key, { id, value })
+    const queuedAt = clock.now()
+    let id: string
+    try {
+      id = await l2.queueAppend(stream, {
+        k: key,
+        p: JSON.stringify(params),
+        v: bytes,
+        s: String(serializer.id),
+        i: idempotencyKey,
+        t: String(queuedAt),
+      })
+    } catch (error) {
+      this.#budget.release()
+      throw error
+    }
+    counters.writesQueued++
+    this.#overlay.set(key, id, value)
     return id
   }
 
@@ -164,18 +219,8 @@ export class WriteBehindQueue<P, V> {
    * reads answer with it rather than loading the older value from the source. When Redis cannot tell, the queued
    * value is the better answer too.
    */
-  async pending(key: string): Promise<{ value: V } | undefined> {
-    const queued = this.#overlay.get(key)
-    if (queued === undefined) return undefined
-    let stillQueued = true
-    try {
-      stillQueued = await this.#host.l2.queueHas(this.#host.stream, queued.id)
-    } catch {
-      // Unknown: keep answering with the queued value.
-    }
-    if (stillQueued) return { value: queued.value }
-    if (this.#overlay.get(key) === queued) this.#overlay.delete(key)
-    return undefined
+  pending(key: string): Promise<{ value: V } | undefined> {
+    return this.#overlay.lookup(key)
   }
 
   /**
@@ -205,13 +250,14 @@ export class WriteBehindQueue<P, V> {
   }
 
   /**
-   * Stops flushing: waits for the step under way. Writes held here and not acknowledged stay pending in the
-   * stream, claimed by another process after `claimAfter`. With none held, this process leaves the group.
+   * Stops flushing: starts no further source call, and waits for the step under way, which is bounded (its source
+   * call by `writeTimeout`, its signal already aborted by the cache's close; each Redis call by the L2 timeout).
+   * Writes held here and not acknowledged stay pending in the stream, and the next holder of the lease takes them
+   * over. With none held, this process leaves the group.
    */
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
-    clearInterval(this.#renewTimer)
     this.#timer = undefined
     await this.#tick
     if (this.#leaseValidUntil === 0) return
@@ -229,7 +275,7 @@ export class WriteBehindQueue<P, V> {
     if (!eager && !this.#host.config.flush) {
       if (this.#overlay.size === 0) return Promise.resolve(false)
       return this.#track(
-        this.#pruneOverlay().then(
+        this.#overlay.prune().then(
           () => false,
           () => false,
         ),
@@ -255,8 +301,8 @@ export class WriteBehindQueue<P, V> {
 
   async #step(eager: boolean): Promise<boolean> {
     const { l2, stream, config } = this.#host
-    await this.#pruneOverlay()
-    if (!(await this.#takeLease())) return false
+    await this.#overlay.prune()
+    if (!(await this.#holdLease())) return false
     if (!this.#groupReady) {
       await l2.queueCreateGroup(stream, GROUP)
       this.#groupReady = true
@@ -286,65 +332,96 @@ export class WriteBehindQueue<P, V> {
   }
 
   /**
-   * This process holds the flush lease: it had it and it is still valid, or it just took it (SET NX PX, token =
-   * this consumer's name). Renewal runs on its own timer, so a long batch does not lose it.
+   * Whether this process holds the flush lease, renewing or taking it as needed (SET NX PX, token = this consumer's
+   * name). Only the flush loop calls it, before each step and each source call: the lease lives as long as the loop
+   * goes on and the source answers. A renewal is due a third of `claimAfter` after the last one. While stuck (a
+   * source call timed out, none settled since) none is made, and once the lease runs out by this process's clock,
+   * it is given up for another process to take.
    */
-  async #takeLease(): Promise<boolean> {
-    if (performance.now() < this.#leaseValidUntil) return true
+  async #holdLease(): Promise<boolean> {
     const { l2, config } = this.#host
-    const started = performance.now()
-    // Ours already (a renewal failed for a while, but no one took it): extend; else try to take it.
-    const ours =
-      this.#leaseValidUntil > 0 && (await l2.extendLock(this.#lease, this.#consumer, config.claimAfterMs))
-    if (ours || (await l2.tryLock(this.#lease, this.#consumer, config.claimAfterMs))) {
-      this.#leaseValidUntil = started + config.claimAfterMs * 0.9
+    const now = performance.now()
+    if (this.#leaseValidUntil > 0) {
+      const stuck = this.#stuckSince !== undefined
+      if (now < this.#leaseValidUntil && (stuck || now < this.#renewedAt + config.claimAfterMs / 3))
+        return true
+      if (stuck) {
+        await this.#giveUpLease()
+        return false
+      }
+      let ours: boolean
+      try {
+        ours = await l2.extendLock(this.#lease, this.#consumer, config.claimAfterMs)
+      } catch {
+        // Redis unreachable: the lease runs out by this process's clock if this goes on.
+        return performance.now() < this.#leaseValidUntil
+      }
+      if (!ours) {
+        this.#loseLease()
+        return false
+      }
+      this.#leaseValidUntil = now + config.claimAfterMs * 0.9
+      this.#renewedAt = now
       return true
     }
-    this.#loseLease()
-    return false
-  }
-
-  async #renewLease(): Promise<void> {
-    if (this.#leaseValidUntil === 0 || this.#stopped) return
-    const started = performance.now()
-    try {
-      if (await this.#host.l2.extendLock(this.#lease, this.#consumer, this.#host.config.claimAfterMs)) {
-        this.#leaseValidUntil = started + this.#host.config.claimAfterMs * 0.9
-      } else {
-        this.#loseLease()
-      }
-    } catch {
-      // Redis unreachable: the lease runs out by its own clock (#leaseValidUntil) if this goes on.
-    }
+    if (now < this.#retakeAfter) return false
+    if (!(await l2.tryLock(this.#lease, this.#consumer, config.claimAfterMs))) return false
+    this.#leaseValidUntil = now + config.claimAfterMs * 0.9
+    this.#renewedAt = now
+    this.#stuckSince = undefined
+    return true
   }
 
   /**
-   * Another process holds the lease: what this one read and did not acknowledge is pending under its name, and the
-   * new holder takes it over. Forget it here so this process never writes it too.
+   * The source stopped answering (its calls time out) and the lease ran out: hand it over now rather than when it
+   * expires in Redis, and stay away for `claimAfter` so that another process takes it and the writes held here.
+   */
+  async #giveUpLease(): Promise<void> {
+    const { l2, config, logger, namespace, stream } = this.#host
+    const now = performance.now()
+    const stuckForMs = Math.round(now - (this.#stuckSince ?? now))
+    this.#loseLease()
+    this.#retakeAfter = now + config.claimAfterMs
+    // The stream, not a key: keys may carry personal data.
+    logger.warn(
+      { namespace, stream, stuckForMs, writeTimeoutMs: config.writeTimeoutMs },
+      'stratacache: a write-behind flusher gave up its lease: its source calls time out; another process takes ' +
+        'over its writes',
+    )
+    await l2.unlock(this.#lease, this.#consumer).catch(() => {})
+  }
+
+  /**
+   * Another process holds the lease, or will: what this one read and did not acknowledge is pending under its name,
+   * and the new holder takes it over. Forget it here so this process never writes it too.
    */
   #loseLease(): void {
     this.#leaseValidUntil = 0
     for (const [id, held] of this.#held) if (!held.written) this.#held.delete(id)
   }
 
-  /** Takes over the writes earlier holders left unacknowledged (a flusher that died, hung, or lost the lease). */
+  /**
+   * Takes over the writes earlier holders left unacknowledged (a flusher that died, hung, or lost the lease), this
+   * process's own included when it lost the lease and took it again.
+   */
   async #claim(): Promise<boolean> {
     const { l2, stream, config } = this.#host
     const pending = await l2.queuePending(stream, GROUP, 0, config.batchSize + this.#held.size)
-    const theirs = pending.filter((p) => p.consumer !== this.#consumer && !this.#held.has(p.id))
-    if (theirs.length === 0) return false
-    const deliveries = new Map(theirs.map((p) => [p.id, p.deliveries]))
+    const unheld = pending.filter((p) => !this.#held.has(p.id))
+    if (unheld.length === 0) return false
+    const deliveries = new Map(unheld.map((p) => [p.id, p.deliveries]))
+    const others = new Set(unheld.filter((p) => p.consumer !== this.#consumer).map((p) => p.id))
     const claimed = await l2.queueClaim(
       stream,
       GROUP,
       this.#consumer,
       0,
-      theirs.map((p) => p.id),
+      unheld.map((p) => p.id),
     )
     // Each earlier delivery counts as a failed attempt: a write that kills its flusher every time ends up a dead
     // letter instead of killing every process in turn.
     for (const entry of claimed) this.#hold(entry, Math.max(0, (deliveries.get(entry.id) ?? 1) - 1))
-    this.#host.counters.writesClaimed += claimed.length
+    this.#host.counters.writesClaimed += claimed.filter((entry) => others.has(entry.id)).length
     return claimed.length > 0
   }
 
@@ -413,50 +490,59 @@ export class WriteBehindQueue<P, V> {
   }
 
   async #flushBatch(batch: Held<P, V>[]): Promise<void> {
-    const { counters, config } = this.#host
+    const { counters, config, signal } = this.#host
     const undecodable = batch.filter((h) => h.write === undefined)
     const overLimit = batch.filter((h) => h.write !== undefined && h.attempts >= config.maxAttempts)
     const writable = batch.filter((h) => h.write !== undefined && h.attempts < config.maxAttempts)
-    for (const held of [...undecodable, ...overLimit]) await this.#deadLetter(held)
-    if (writable.length === 0 || performance.now() >= this.#leaseValidUntil) return
+    for (const held of [...undecodable, ...overLimit]) {
+      if (this.#stopped) return
+      await this.#deadLetter(held)
+    }
+    if (writable.length === 0) return
+    // An error: a failed attempt. Undefined: held back (behind a failed write of its key, the lease lost, the cache
+    // closing), not an attempt of its own.
     const failures = new Map<Held<P, V>, unknown>()
     if (this.#host.writeMany !== undefined) {
+      if (this.#stopped || signal.aborted || !(await this.#holdLease())) return
       const writes = writable.map((h) => h.write!)
-      try {
-        await this.#host.writeMany(writes, this.#context(writes[0]!.key, undefined))
-      } catch (error) {
-        for (const held of writable) failures.set(held, error ?? new Error('writeMany threw nothing'))
+      const outcome = await this.#callSource('writeMany', (callSignal) =>
+        this.#host.writeMany!(writes, this.#context(writes[0]!.key, undefined, callSignal)),
+      )
+      if (outcome === 'closing') return
+      for (const held of writable) {
+        if (outcome === 'ok') held.written = true
+        else failures.set(held, outcome.error)
       }
     } else {
       // One at a time, in queue order; a failed write holds back the later writes of its key in this batch.
       const failedKeys = new Set<string>()
       for (const held of writable) {
         const write = held.write!
-        // The lease ran out mid-batch (Redis unreachable, or this process was paused): stop, the rest waits.
-        if (performance.now() >= this.#leaseValidUntil) {
+        // Checked before each call: the lease may have run out (the source is stuck, Redis unreachable, this
+        // process paused) or gone to another process; then the rest waits.
+        if (this.#stopped || signal.aborted || failedKeys.has(write.key) || !(await this.#holdLease())) {
           failures.set(held, undefined)
           continue
         }
-        if (failedKeys.has(write.key)) {
-          failures.set(held, undefined)
+        const outcome = await this.#callSource('write', (callSignal) =>
+          this.#host.write!(
+            write.params,
+            write.value,
+            this.#context(write.key, write.idempotencyKey, callSignal),
+          ),
+        )
+        if (outcome === 'ok') {
+          held.written = true
           continue
         }
-        try {
-          await this.#host.write!(write.params, write.value, this.#context(write.key, write.idempotencyKey))
-        } catch (error) {
-          failures.set(held, error ?? new Error('write threw nothing'))
-          failedKeys.add(write.key)
-        }
+        failures.set(held, outcome === 'closing' ? undefined : outcome.error)
+        failedKeys.add(write.key)
       }
     }
     const now = this.#host.clock.now()
     for (const held of writable) {
-      if (!failures.has(held)) {
-        held.written = true
-        continue
-      }
+      if (held.written) continue
       const error = failures.get(held)
-      // Held back behind a failed write of its key: not an attempt of its own.
       if (error === undefined) {
         held.dueAt = now
         continue
@@ -476,6 +562,39 @@ export class WriteBehindQueue<P, V> {
       }
     }
     await this.#acknowledge(writable.filter((h) => h.written))
+  }
+
+  /**
+   * One source call, bounded by `writeTimeout` and by the end of the lease (past it, another process may take the
+   * write over): 'ok' when it succeeded, 'closing' when it failed because the cache is closing (not the source's
+   * fault), else the error that makes it a failed attempt. A timeout marks this flusher stuck until a call settles.
+   */
+  async #callSource(
+    what: 'write' | 'writeMany',
+    call: (signal: AbortSignal) => unknown,
+  ): Promise<'ok' | 'closing' | { error: unknown }> {
+    const { namespace, config, signal, counters } = this.#host
+    const leaseLeftMs = Math.floor(this.#leaseValidUntil - performance.now())
+    const timeoutMs = Math.max(1, Math.min(config.writeTimeoutMs, leaseLeftMs))
+    const outcome = await callWithin(
+      call,
+      signal,
+      timeoutMs,
+      () => new WriteTimeoutError(namespace, timeoutMs),
+    )
+    if (outcome.ok) {
+      this.#stuckSince = undefined
+      return 'ok'
+    }
+    if (outcome.timedOut) {
+      this.#stuckSince ??= performance.now()
+      if (counters.writeTimeouts !== undefined) counters.writeTimeouts++
+      return { error: outcome.error }
+    }
+    // It settled: the source answers, even if with an error.
+    this.#stuckSince = undefined
+    if (signal.aborted) return 'closing'
+    return { error: outcome.error ?? new Error(`${what} threw nothing`) }
   }
 
   /** Acknowledges written entries; on failure they stay held as written, and the next step acknowledges them. */
@@ -523,24 +642,15 @@ export class WriteBehindQueue<P, V> {
   }
 
   /** A write is done here (acknowledged or dead-lettered): no longer held, no longer served from the overlay. */
+  /** A write is done here (acknowledged or dead-lettered): no longer held, no longer served from the overlay. */
   #forget(held: Held<P, V>): void {
     this.#held.delete(held.id)
     const key = held.write?.key
-    if (key !== undefined && this.#overlay.get(key)?.id === held.id) this.#overlay.delete(key)
+    if (key !== undefined) this.#overlay.forget(key, held.id)
   }
 
-  /** Forgets overlay entries another process has flushed (this one only learns by asking the stream). */
-  async #pruneOverlay(): Promise<void> {
-    if (this.#overlay.size === 0) return
-    const oldest = [...this.#overlay].slice(0, OVERLAY_CHECKS_PER_TICK)
-    const present = await Promise.all(oldest.map(([, q]) => this.#host.l2.queueHas(this.#host.stream, q.id)))
-    oldest.forEach(([key, queued], i) => {
-      if (!present[i] && this.#overlay.get(key) === queued) this.#overlay.delete(key)
-    })
-  }
-
-  #context(key: string, idempotencyKey: string | undefined): WriteContext {
-    const context = { namespace: this.#host.namespace, key, signal: this.#host.signal }
+  #context(key: string, idempotencyKey: string | undefined, signal: AbortSignal): WriteContext {
+    const context = { namespace: this.#host.namespace, key, signal }
     return idempotencyKey === undefined ? context : { ...context, idempotencyKey }
   }
 }
