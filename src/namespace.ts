@@ -20,6 +20,7 @@ import {
   UntrustedValueError,
   ValueTooLargeError,
   WriteError,
+  WriteQueueFullError,
 } from './errors.js'
 import { channels, traces, type GetTraceContext } from './observability/channels.js'
 import { Histogram, type HistogramSnapshot } from './observability/histogram.js'
@@ -108,6 +109,10 @@ export interface NamespaceStats {
   readonly writesDeadLettered: number
   /** Write-behind: writes taken over from another process's flusher that stopped acknowledging. */
   readonly writesClaimed: number
+  /** Write-behind: source calls that passed `writeBehind.writeTimeout` (each aborted, and retried). */
+  readonly writeTimeouts: number
+  /** Write-behind: `write()`s refused because the queue held `writeBehind.maxQueued` writes (nothing queued). */
+  readonly writesRefused: number
   /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
@@ -267,6 +272,8 @@ export class Namespace<P, V> {
     writeRetries: 0,
     writesDeadLettered: 0,
     writesClaimed: 0,
+    writeTimeouts: 0,
+    writesRefused: 0,
   }
   readonly #source: SourceLimiter
   /** The sampled access log; undefined without `accessLog`. */
@@ -369,6 +376,8 @@ export class Namespace<P, V> {
         ? undefined
         : new CrossProcessLock(runtime.l2, runtime.service, options.lock)
     // Always present: with no limits it only counts loads per second, and never waits or arms a timer.
+    // The cache's clock (a fake one in tests); the limiter never lets its readings go back, so a backward step of
+    // the wall clock cannot freeze the source.
     this.#source = new SourceLimiter(
       options.name,
       {
@@ -823,7 +832,8 @@ export class Namespace<P, V> {
    * answer with the queued value rather than load the older one from the source.
    * @throws WriteError when the source write fails (the cache is unchanged); L2 errors (ERR_STRATA_L2_*) when the
    * source took the value but L2 could not be updated (this process's L1 copy is dropped), or, with write-behind,
-   * when the write could not be queued (nothing was queued); SerializationError for a value the serializer refuses.
+   * when the write could not be queued (nothing was queued); WriteQueueFullError (with write-behind) when the queue
+   * holds `writeBehind.maxQueued` writes (nothing was queued); SerializationError for a value the serializer refuses.
    */
   async write<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     if (this.#rt.closed) throw new CacheClosedError('write')
@@ -854,7 +864,8 @@ export class Namespace<P, V> {
     try {
       await this.#writeBehind!.append(key, params, value, bytes)
     } catch (error) {
-      this.#counters.l2Errors++
+      // A full queue is a refusal (counted by the queue), not an L2 failure.
+      if (!(error instanceof WriteQueueFullError)) this.#counters.l2Errors++
       throw error
     }
     try {
@@ -1085,7 +1096,10 @@ export class Namespace<P, V> {
   /** Drops L1 entries tagged with one of `tags`, and negative entries (their tags are unknown); fences loads. */
   #dropTagged(tags: readonly string[]): void {
     this.#fence.touchTags(tags)
-    this.#l1?.removeTagged([...tags, NEGATIVE_TAG], (node) => this.#cancelFlight(node.key))
+    // A load's tags are unknown until its value arrives, so no read starting now may join any load started before
+    // (the fence already keeps their values out of the tiers).
+    this.#flights.cancelAll()
+    this.#l1?.removeTagged([...tags, NEGATIVE_TAG], (node) => this.#throttled.delete(node.key))
   }
 
   /** The key of an entry's version counter in L2 (bumped by every write of the entry). */

@@ -273,7 +273,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     l2,
     l2Budget,
     l2TimeoutMs,
-    connectTimeoutMs: positiveDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
+    connectTimeoutMs: timerDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
     failureThreshold,
     breakMs: positiveDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
     serializer,
@@ -745,12 +745,12 @@ export function resolveNamespaceOptions<P, V>(
   }
   const timeouts = options.timeouts ?? {}
   const softTimeoutMs =
-    timeouts.soft === undefined ? Infinity : positiveDuration(timeouts.soft, at('timeouts.soft'))
+    timeouts.soft === undefined ? Infinity : timerDuration(timeouts.soft, at('timeouts.soft'))
   // Always finite: a hung loader must not pin its key, its callers and its source slot for good.
   const hardTimeoutMs =
     timeouts.hard === undefined
       ? Math.max(DEFAULT_HARD_TIMEOUT_MS, softTimeoutMs === Infinity ? 0 : 2 * softTimeoutMs)
-      : positiveDuration(timeouts.hard, at('timeouts.hard'))
+      : timerDuration(timeouts.hard, at('timeouts.hard'))
   if (softTimeoutMs !== Infinity && softTimeoutMs >= hardTimeoutMs) {
     throw new InvalidOptionError(
       at('timeouts.soft'),
@@ -813,8 +813,7 @@ export function resolveNamespaceOptions<P, V>(
     source: Object.freeze({
       maxConcurrent: source.maxConcurrent ?? Infinity,
       maxPerSecond: source.maxPerSecond ?? Infinity,
-      maxWaitMs:
-        source.maxWait === undefined ? 5_000 : positiveDuration(source.maxWait, at('source.maxWait')),
+      maxWaitMs: source.maxWait === undefined ? 5_000 : timerDuration(source.maxWait, at('source.maxWait')),
       overflow,
     }),
     staleForMs,
@@ -827,7 +826,7 @@ export function resolveNamespaceOptions<P, V>(
       lock === false
         ? false
         : Object.freeze({
-            ttlMs: positiveDuration(lock.ttl ?? 5_000, at('lock.ttl')),
+            ttlMs: timerDuration(lock.ttl ?? 5_000, at('lock.ttl')),
             waitMs: parseDuration(lock.wait ?? 10_000, at('lock.wait')),
           }),
     hotKeys:
@@ -836,7 +835,7 @@ export function resolveNamespaceOptions<P, V>(
         : Object.freeze({
             track: hotKeys.track,
             refresh: hotKeys.refresh ?? true,
-            intervalMs: positiveDuration(hotKeys.interval ?? 1_000, at('hotKeys.interval')),
+            intervalMs: timerDuration(hotKeys.interval ?? 1_000, at('hotKeys.interval')),
             concurrency: hotConcurrency,
           }),
     name,
@@ -909,11 +908,11 @@ function resolveWriteBehind<P, V>(
   return Object.freeze({
     batchSize: whole('batchSize', 100),
     maxAttempts: whole('maxAttempts', 5),
-    flushIntervalMs: positiveDuration(c.flushInterval ?? 100, at('writeBehind.flushInterval')),
+    flushIntervalMs: timerDuration(c.flushInterval ?? 100, at('writeBehind.flushInterval')),
     retryDelayMs: positiveDuration(c.retryDelay ?? 500, at('writeBehind.retryDelay')),
     maxRetryDelayMs: positiveDuration(c.maxRetryDelay ?? 30_000, at('writeBehind.maxRetryDelay')),
-    claimAfterMs: positiveDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
-    writeTimeoutMs: positiveDuration(c.writeTimeout ?? 10_000, at('writeBehind.writeTimeout')),
+    claimAfterMs: timerDuration(c.claimAfter ?? 30_000, at('writeBehind.claimAfter')),
+    writeTimeoutMs: timerDuration(c.writeTimeout ?? 10_000, at('writeBehind.writeTimeout')),
     maxQueued: whole('maxQueued', 100_000),
     flush: c.flush ?? true,
   })
