@@ -124,11 +124,13 @@ export class Cache {
       this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
         invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
-        missedMessages: () => {
-          o.logger.warn(
-            { service: o.service },
-            'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
-          )
+        missedMessages: (first) => {
+          if (!first) {
+            o.logger.warn(
+              { service: o.service },
+              'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
+            )
+          }
           for (const handler of this.#handlers.values()) handler('missed')
         },
       })
@@ -222,7 +224,7 @@ export class Cache {
   async connect(): Promise<void> {
     if (this.#runtime.closed) throw new CacheClosedError('connect')
     const l2 = this.options.l2
-    if (l2 === undefined || l2.status === 'ready') return
+    if (l2 === undefined) return
     const timeoutMs = this.options.connectTimeoutMs
     const giveUp = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -230,7 +232,10 @@ export class Cache {
       timer = setTimeout(() => reject(new L2UnavailableError(timeoutMs)), timeoutMs)
     })
     try {
-      await Promise.race([waitReady(l2, giveUp.signal), timeout])
+      if (l2.status !== 'ready') await Promise.race([waitReady(l2, giveUp.signal), timeout])
+      // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
+      // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
+      if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])
     } finally {
       // Stop waiting: the store's own reconnect loop (with its backoff) goes on in the background.
       giveUp.abort()

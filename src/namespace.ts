@@ -1167,6 +1167,8 @@ export class Namespace<P, V> {
    * the fail-safe values just when Redis came back empty, and send every key to the source at once.
    */
   #suspectEverything(): void {
+    // Nothing cached here yet (the usual first subscription at start): nothing can be stale.
+    if (this.#l1 === undefined || this.#l1.nodes().next().done === true) return
     if (this.options.staleForMs === 0) {
       this.#forgetEverything()
       return

@@ -26,8 +26,11 @@ export interface BusStats {
 export interface BusHandlers {
   /** Drop what the message names from L1. */
   invalidate(invalidation: Invalidation): void
-  /** The subscription was lost and is back: messages may have been missed, so drop what could be stale. */
-  missedMessages(): void
+  /**
+   * The subscription was lost and is back, or came up for the first time (`first`) after the process may have
+   * filled L1 without it: messages may have been missed, so drop or revalidate what could be stale.
+   */
+  missedMessages(first: boolean): void
 }
 
 /**
@@ -43,9 +46,13 @@ export class InvalidationBus {
   readonly #handlers: BusHandlers
   #subscribed = false
   #everSubscribed = false
-  /** Subscription attempts that failed before the first one worked. */
-  #failedAttempts = 0
   #attempts = 0
+  #ready!: () => void
+  /**
+   * Resolves once the bus has subscribed for the first time, or its first attempts failed for a reason other than
+   * a timeout (a refusal such as NOPERM: retrying at once will not help), for `cache.connect()`.
+   */
+  readonly settled: Promise<void> = new Promise((resolve) => (this.#ready = resolve))
   #retry: ReturnType<typeof setTimeout> | undefined
   #stopped = false
   #stats = {
@@ -75,16 +82,19 @@ export class InvalidationBus {
         this.#subscribed = true
         const first = !this.#everSubscribed
         this.#everSubscribed = true
-        // The first subscription after attempts that failed (the process started without Redis, and may have
-        // filled L1 meanwhile): whatever was published before it is lost too, as after a reconnection.
-        if (first && this.#failedAttempts > 0) this.#handlers.missedMessages()
+        // Before the first subscription (a start without Redis, or a slow one) the process may have filled L1, and
+        // whatever was published meanwhile is lost to it, as during a reconnection.
+        if (first) {
+          this.#ready()
+          this.#handlers.missedMessages(true)
+        }
       },
       (error: unknown) => {
         if (this.#stopped) return
-        // The first attempt may time out while the pub/sub connection is still being made at start: not a sign
-        // that Redis was unreachable. A refusal, or any later failure, is.
-        if (this.#attempts > 1 || !(error instanceof L2TimeoutError)) this.#failedAttempts++
-        this.#retry = setTimeout(() => this.start(), 1_000).unref()
+        if (!(error instanceof L2TimeoutError)) this.#ready()
+        // Soon at first (the pub/sub connection may just be slower to open than the L2 timeout), then every second.
+        const delay = Math.min(1_000, 50 * 2 ** this.#attempts)
+        this.#retry = setTimeout(() => this.start(), delay).unref()
       },
     )
   }
@@ -99,7 +109,7 @@ export class InvalidationBus {
       // node-redis restores the subscription on reconnect, but whatever was published meanwhile is gone.
       this.#subscribed = true
       this.#stats.reconnects++
-      this.#handlers.missedMessages()
+      this.#handlers.missedMessages(false)
     }
   }
 

@@ -47,7 +47,10 @@ async function allKeys(): Promise<string[]> {
 describe('set, delete and peek against a real Redis', () => {
   it('set writes through to L2 before it resolves, so another cache reads the value without loading', async () => {
     const loads = { count: 0 }
-    const a = declareUsers(newCache(), loads)
+    // Connected (and listening on the bus) first: an entry cached before the bus listens is revalidated once it does.
+    const cache = newCache()
+    await cache.connect()
+    const a = declareUsers(cache, loads)
     const b = declareUsers(newCache(), loads)
     await a.set({ id: 1 }, { id: 1, name: 'set by a' })
     expect(await raw.exists(a.key({ id: 1 }))).toBe(1)
