@@ -749,7 +749,10 @@ export function resolveNamespaceOptions<P, V>(
   // Always finite: a hung loader must not pin its key, its callers and its source slot for good.
   const hardTimeoutMs =
     timeouts.hard === undefined
-      ? Math.max(DEFAULT_HARD_TIMEOUT_MS, softTimeoutMs === Infinity ? 0 : 2 * softTimeoutMs)
+      ? Math.min(
+          MAX_TIMER_MS,
+          Math.max(DEFAULT_HARD_TIMEOUT_MS, softTimeoutMs === Infinity ? 0 : 2 * softTimeoutMs),
+        )
       : timerDuration(timeouts.hard, at('timeouts.hard'))
   if (softTimeoutMs !== Infinity && softTimeoutMs >= hardTimeoutMs) {
     throw new InvalidOptionError(

@@ -15,6 +15,10 @@
  * may read the old value in L2 before the write's L2 step lands.
  */
 export class LocalFence {
+  /** The oldest token still running work holds (the flight registry's answer), for pruning. */
+  readonly #oldestToken: (current: number) => number
+  /** Entries past which the maps are pruned; grows with the work in flight so pruning stays amortised O(1). */
+  #pruneAt = PRUNE_AT
   #epoch = 0
   /** The last epoch at which each key was written or invalidated (pruned, see `prune`). */
   readonly #keys = new Map<string, number>()
@@ -26,6 +30,11 @@ export class LocalFence {
   /** The last tag invalidation of any tag: negative entries carry no tags, so every tag invalidation reaches them. */
   #anyTag = 0
 
+  /** @param oldestToken the oldest token held by work still running, or `current` when none is. */
+  constructor(oldestToken: (current: number) => number = (current) => current) {
+    this.#oldestToken = oldestToken
+  }
+
   /** A token for work starting now. */
   open(): number {
     return this.#epoch
@@ -35,6 +44,7 @@ export class LocalFence {
   beginWrite(key: string): void {
     this.#writing.set(key, (this.#writing.get(key) ?? 0) + 1)
     this.#keys.set(key, ++this.#epoch)
+    this.#bound()
   }
 
   endWrite(key: string): void {
@@ -42,17 +52,20 @@ export class LocalFence {
     if (left === 0) this.#writing.delete(key)
     else this.#writing.set(key, left)
     this.#keys.set(key, ++this.#epoch)
+    this.#bound()
   }
 
   /** Another process wrote `key` (a bus message). */
   touchKey(key: string): void {
     this.#keys.set(key, ++this.#epoch)
+    this.#bound()
   }
 
   touchTags(tags: readonly string[]): void {
     const epoch = ++this.#epoch
     for (const tag of tags) this.#tags.set(tag, epoch)
     this.#anyTag = epoch
+    this.#bound()
   }
 
   touchAll(): void {
@@ -84,8 +97,18 @@ export class LocalFence {
     for (const [tag, epoch] of this.#tags) if (epoch <= oldestToken) this.#tags.delete(tag)
   }
 
-  /** Entries kept (for the bound test and `prune`'s caller). */
+  /** Entries kept (for the bound test). */
   get size(): number {
     return this.#keys.size + this.#tags.size
   }
+
+  /** Keeps the maps as large as the work in flight needs: past a threshold, forgets what no running work can need. */
+  #bound(): void {
+    if (this.size <= this.#pruneAt) return
+    this.prune(this.#oldestToken(this.#epoch))
+    this.#pruneAt = Math.max(PRUNE_AT, 2 * this.size)
+  }
 }
+
+/** Epochs kept before the first pruning. */
+const PRUNE_AT = 1_024
