@@ -23,6 +23,7 @@ import {
   resolveCacheOptions,
   resolveNamespaceOptions,
   type CacheOptions,
+  type Logger,
   type NamespaceOptions,
   type ResolvedCacheOptions,
 } from './options.js'
@@ -107,8 +108,9 @@ export class Cache {
     const o = this.options
     this.service = o.service
     this.#l1 = o.l1 === false ? undefined : new WTinyLfu<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
+    // The user's logger is called from timers and connection events: what it throws must not stop them.
+    const log = isolatedLogger(o.logger)
     if (o.l2 !== undefined) {
-      const log = o.logger
       this.#l2 = new L2Guard(
         o.l2,
         o.l2TimeoutMs,
@@ -125,7 +127,7 @@ export class Cache {
         invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: () => {
-          o.logger.warn(
+          log.warn(
             { service: o.service },
             'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
           )
@@ -135,8 +137,8 @@ export class Cache {
       o.l2.onEvent((event) => {
         if (event.type === 'status') {
           if (event.status === 'ready')
-            o.logger.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
-          else o.logger.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
+            log.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
+          else log.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
           // Connected again: close the circuit now rather than waiting for its next probe.
           if (event.status === 'ready') {
             this.#l2?.connectionRestored()
@@ -162,7 +164,7 @@ export class Cache {
       serializer: o.serializer,
       clock: o.clock,
       hitClock: sampledClock(o.clock),
-      logger: o.logger,
+      logger: log,
       random: o.random,
       maxKeyLength: o.maxKeyLength,
       signal: this.#abort.signal,
@@ -459,5 +461,24 @@ async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>, signal: Ab
       if (l2.status === 'closed') throw new L2UnavailableError(0)
       await new Promise((resolve) => setTimeout(resolve, 100).unref())
     }
+  }
+}
+
+/** `logger`, with every call made safe: what the user's logger throws is dropped, never thrown into the cache. */
+function isolatedLogger(logger: Logger): Logger {
+  const safe =
+    (level: keyof Logger) =>
+    (fields: object, message: string): void => {
+      try {
+        logger[level]?.(fields, message)
+      } catch {
+        // Ignored: a logging failure is not the cache's failure.
+      }
+    }
+  return {
+    ...(logger.debug === undefined ? {} : { debug: safe('debug') }),
+    info: safe('info'),
+    warn: safe('warn'),
+    error: safe('error'),
   }
 }

@@ -239,6 +239,7 @@ export class L2Guard {
   /**
    * Runs one L2 call under the breaker and the deadline. One promise per call: the breaker's verdict and the
    * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
+   * Each handler settles the call before it does its bookkeeping, whose callbacks reach user code.
    */
   #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
     this.#outcomes.calls++
@@ -250,8 +251,8 @@ export class L2Guard {
     return new Promise<T>((resolve, reject) => {
       const pending = this.#deadlines.track(() => {
         this.#outcomes.timeouts++
-        this.#breaker.failure()
         reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
+        this.#breaker.failure()
       })
       let promise: Promise<T>
       try {
@@ -265,16 +266,16 @@ export class L2Guard {
           if (pending.done) return
           pending.done = true
           this.#latency.observe(performance.now() - started)
-          this.#breaker.success()
           resolve(result)
+          this.#breaker.success()
         },
         (error: unknown) => {
           if (pending.done) return
           pending.done = true
           this.#outcomes.failures++
           this.#latency.observe(performance.now() - started)
-          this.#breaker.failure()
           reject(this.#report(operation, new L2Error(operation, { cause: error })))
+          this.#breaker.failure()
         },
       )
     })

@@ -423,8 +423,8 @@ export class RedisStore implements L2Store {
       redis,
       this.#ownsClient,
       this.#delays,
-      (status) => this.#listener({ type: 'status', status }),
-      (error) => this.#listener({ type: 'error', error }),
+      (status) => this.#emit({ type: 'status', status }),
+      (error) => this.#emit({ type: 'error', error }),
     )
   }
 
@@ -715,14 +715,23 @@ export class RedisStore implements L2Store {
     ])
   }
 
+  /** Tells the cache; a listener that throws (the user's logger) must not break the connection's event handling. */
+  #emit(event: L2StoreEvent): void {
+    try {
+      this.#listener(event)
+    } catch {
+      // Ignored: the store carries on.
+    }
+  }
+
   /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
   async #openSubscriber(): Promise<Connection> {
     const connection = new Connection(
       this.#main.client.duplicate(),
       true,
       this.#delays,
-      (status) => this.#listener({ type: 'subscriber-status', status }),
-      (error) => this.#listener({ type: 'error', error }),
+      (status) => this.#emit({ type: 'subscriber-status', status }),
+      (error) => this.#emit({ type: 'error', error }),
     )
     try {
       await connection.connect()
