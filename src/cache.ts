@@ -440,6 +440,8 @@ export class Cache {
   async #close(): Promise<void> {
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
+    // Lock keep-alives stop: a loader that never settles must not keep extending its lock after close.
+    this.#l2?.close()
     this.#bus?.stop()
     // While L2 is still open: flushers finish their step and leave (each L2 call bounded by its timeout).
     await Promise.allSettled(this.#beforeClose.splice(0).map((work) => work()))

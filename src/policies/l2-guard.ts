@@ -1,4 +1,5 @@
 // Wraps the L2 store: every call bounded by the L2 timeout, skipped while the circuit is open, failures reported.
+import { setMaxListeners } from 'node:events'
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
@@ -17,6 +18,7 @@ export class L2Guard {
   /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
   readonly #latency = new Histogram()
   readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0 }
+  readonly #closing = new AbortController()
 
   constructor(
     store: L2Store,
@@ -31,10 +33,22 @@ export class L2Guard {
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
     this.#deadlines = new Deadlines(timeoutMs, now)
+    // One listener per lock held at once (lock keep-alives): many is normal, not a leak.
+    setMaxListeners(0, this.#closing.signal)
   }
 
   get circuit(): CircuitState {
     return this.#breaker.state
+  }
+
+  /** Aborted once the cache closes: timers that call L2 on their own (lock keep-alives) stop on it. */
+  get closing(): AbortSignal {
+    return this.#closing.signal
+  }
+
+  /** The cache is closing. Calls still pass (flushers finish their step); timers of its own kind stop. */
+  close(): void {
+    this.#closing.abort()
   }
 
   /** Calls, failures, timeouts and calls the open circuit refused, with the latency of calls that settled. */
