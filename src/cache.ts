@@ -30,7 +30,7 @@ import {
 import type { CircuitState } from './policies/circuit-breaker.js'
 import type { HistogramSnapshot } from './observability/histogram.js'
 import type { SloReport } from './observability/slo.js'
-import { L2Guard } from './policies/l2-guard.js'
+import { errorReplyAdvice, L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
@@ -49,6 +49,12 @@ export interface CacheStats {
         readonly failures: number
         readonly timeouts: number
         readonly refused: number
+        /**
+         * Of the failures, those Redis answered with an error reply (OOM, WRONGTYPE, NOPERM, BUSY…): Redis is up,
+         * so they do not count against the circuit breaker. By kind in `errorRepliesByKind`, e.g. `{ OOM: 12 }`.
+         */
+        readonly errorReplies: number
+        readonly errorRepliesByKind: Readonly<Record<string, number>>
         /** Latency of the calls that settled (answered or failed), in ms. */
         readonly latencyMs: HistogramSnapshot
       }
@@ -115,12 +121,23 @@ export class Cache {
         o.l2,
         o.l2TimeoutMs,
         { failureThreshold: o.failureThreshold, breakMs: o.breakMs },
-        (circuit) => {
-          if (circuit === 'open') {
-            log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
-          } else if (circuit === 'closed') {
-            log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
-          }
+        {
+          onCircuit: (circuit) => {
+            if (circuit === 'open') {
+              log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
+            } else if (circuit === 'closed') {
+              log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
+            }
+          },
+          // Once per kind: the counters and the channel carry the rest. Redis's own text may quote keys: not logged.
+          onErrorReply: ({ kind, operation, first }) => {
+            if (!first) return
+            log.warn(
+              { service: o.service, operation, reply: kind },
+              `stratacache: Redis answered ${operation} with an error reply (${kind}); it is counted in ` +
+                `stats().l2.errorReplies and does not open the circuit. ${errorReplyAdvice(kind)}`,
+            )
+          },
         },
       )
       this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {

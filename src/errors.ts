@@ -238,12 +238,16 @@ export class L2TimeoutError extends StrataError {
   }
 }
 
-/** An L2 (Redis) call failed: connection lost, server error. The client's error is `cause`. */
+/**
+ * An L2 (Redis) call failed: connection lost, server error. The client's error is `cause`. When Redis answered with
+ * an error reply (it is up, but refused this call), `reply` is its kind, e.g. `'OOM'`, `'WRONGTYPE'`, `'NOPERM'`.
+ */
 export class L2Error extends StrataError {
   readonly code = 'ERR_STRATA_L2_FAILED'
   constructor(
     readonly operation: string,
     options: ErrorOptions,
+    readonly reply?: string,
   ) {
     super(
       `L2 ${operation} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +

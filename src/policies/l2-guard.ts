@@ -7,29 +7,82 @@ import type { L2Answer, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
 
+/** An error reply the guard saw: Redis is up but refused a call. */
+export interface ErrorReply {
+  /** The reply's kind, its first word: `OOM`, `WRONGTYPE`, `NOPERM`, `BUSY`, `ERR`… */
+  readonly kind: string
+  readonly operation: string
+  readonly error: L2Error
+  /** The first reply of this kind since the cache started: the one to log. */
+  readonly first: boolean
+}
+
+/** What the cache hears from the guard. Both run user code (the logger): the guard isolates what they throw. */
+export interface L2GuardHooks {
+  /** The circuit changed state. */
+  onCircuit?(circuit: CircuitState): void
+  /** Redis answered a call with an error reply. */
+  onErrorReply?(reply: ErrorReply): void
+}
+
+/** Distinct reply kinds counted by name; further kinds count under `OTHER`, so a stream of odd replies stays small. */
+const MAX_REPLY_KINDS = 16
+
+/** What to tell an operator about an error reply: what it means and what to change. */
+export function errorReplyAdvice(kind: string): string {
+  switch (kind) {
+    case 'OOM':
+      return (
+        'Redis is full (used memory > maxmemory) and its maxmemory-policy does not evict, so it refuses writes. ' +
+        'Raise maxmemory, or set an evicting maxmemory-policy such as allkeys-lru or volatile-lru ' +
+        '(docs/operations.md explains which namespaces must not be evicted). Reads of cached keys still use Redis.'
+      )
+    case 'WRONGTYPE':
+      return (
+        "A key in the service's prefix holds another type of value: something else writes under this service's " +
+        'keys. Give it its own prefix (another `service`).'
+      )
+    case 'NOPERM':
+      return 'The Redis user lacks a command or a key pattern the cache needs: see docs/security.md for its ACL.'
+    case 'BUSY':
+      return 'A Lua script or function has been running too long and blocks Redis: end it (SCRIPT KILL, FUNCTION KILL).'
+    case 'NOSCRIPT':
+      return 'A script was called by SHA that Redis does not hold (SCRIPT FLUSH, a restart, a failover).'
+    case 'READONLY':
+      return 'The cache is connected to a replica, which refuses writes: point it at the primary.'
+    case 'LOADING':
+      return 'Redis is loading its dataset after a restart; it answers again once loaded.'
+    case 'MISCONF':
+      return 'Redis cannot persist (RDB save failed) and refuses writes: check its disk and logs.'
+    default:
+      return 'Check that Redis is 7.0 or newer and accepts the commands listed in docs/security.md.'
+  }
+}
+
 /**
  * The read and write paths call L2 only through this guard. A call either settles within the timeout or rejects
  * with a typed error (L2TimeoutError, L2CircuitOpenError, L2Error); it never hangs on a dead or paused Redis.
+ *
+ * Only failures to reach Redis (transport failures, timeouts) count against the circuit breaker. An error reply
+ * (OOM, WRONGTYPE, NOPERM…) proves Redis up and answering at once: it fails that call only, and is counted apart.
  */
 export class L2Guard {
   readonly store: L2Store
   readonly #breaker: CircuitBreaker
   readonly #deadlines: Deadlines
+  readonly #hooks: L2GuardHooks
   /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
   readonly #latency = new Histogram()
-  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0 }
+  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0, errorReplies: 0 }
+  readonly #replyKinds = new Map<string, number>()
   readonly #closing = new AbortController()
 
-  constructor(
-    store: L2Store,
-    timeoutMs: number,
-    breaker: CircuitBreakerOptions,
-    onCircuit: (circuit: CircuitState) => void = () => {},
-  ) {
+  constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions, hooks: L2GuardHooks = {}) {
     this.store = store
+    this.#hooks = hooks
     const now = performance.now.bind(performance)
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
-      onCircuit(circuit)
+      this.#notify(() => hooks.onCircuit?.(circuit))
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
     this.#deadlines = new Deadlines(timeoutMs, now)
@@ -51,15 +104,24 @@ export class L2Guard {
     this.#closing.abort()
   }
 
-  /** Calls, failures, timeouts and calls the open circuit refused, with the latency of calls that settled. */
+  /**
+   * Calls, failures (error replies included), timeouts and calls the open circuit refused, with the latency of calls
+   * that settled; and the error replies among the failures, in all and by kind.
+   */
   stats(): {
     calls: number
     failures: number
     timeouts: number
     refused: number
+    errorReplies: number
+    errorRepliesByKind: Readonly<Record<string, number>>
     latencyMs: HistogramSnapshot
   } {
-    return { ...this.#outcomes, latencyMs: this.#latency.snapshot() }
+    return {
+      ...this.#outcomes,
+      errorRepliesByKind: Object.freeze(Object.fromEntries(this.#replyKinds)),
+      latencyMs: this.#latency.snapshot(),
+    }
   }
 
   /** The store reconnected: a better signal than the next probe, so the circuit closes at once. */
@@ -288,11 +350,47 @@ export class L2Guard {
           pending.done = true
           this.#outcomes.failures++
           this.#latency.observe(performance.now() - started)
-          reject(this.#report(operation, new L2Error(operation, { cause: error })))
-          this.#breaker.failure()
+          const kind = this.#replyKind(error)
+          const failure = new L2Error(operation, { cause: error }, kind)
+          reject(this.#report(operation, failure))
+          if (kind === undefined) {
+            this.#breaker.failure()
+            return
+          }
+          // Redis answered: it is up. The reply fails this call only, and says nothing against the next ones.
+          this.#breaker.success()
+          this.#errorReply(kind, operation, failure)
         },
       )
     })
+  }
+
+  /** The error reply's kind, or undefined for a failure to reach Redis (or a store that cannot tell). */
+  #replyKind(error: unknown): string | undefined {
+    try {
+      return this.store.errorReplyKind?.(error)
+    } catch {
+      return undefined
+    }
+  }
+
+  #errorReply(kind: string, operation: string, error: L2Error): void {
+    this.#outcomes.errorReplies++
+    const counted = this.#replyKinds.has(kind) || this.#replyKinds.size < MAX_REPLY_KINDS ? kind : 'OTHER'
+    const seen = this.#replyKinds.get(counted) ?? 0
+    this.#replyKinds.set(counted, seen + 1)
+    if (channels.l2ErrorReply.hasSubscribers) channels.l2ErrorReply.publish({ operation, kind, error })
+    const reply: ErrorReply = { kind, operation, error, first: seen === 0 }
+    this.#notify(() => this.#hooks.onErrorReply?.(reply))
+  }
+
+  /** Runs a hook that reaches user code (the logger): what it throws must not keep a call from settling. */
+  #notify(hook: () => void): void {
+    try {
+      hook()
+    } catch {
+      // Ignored: a logging failure is not the cache's failure.
+    }
   }
 
   #report(operation: string, error: Error): Error {

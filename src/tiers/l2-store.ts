@@ -144,6 +144,13 @@ export interface L2Store {
   close(): Promise<void>
   /** Registers a listener for connection errors and state changes; called once by the cache. */
   onEvent(listener: (event: L2StoreEvent) => void): void
+  /**
+   * When `error` (a rejection of one of this store's calls) is the server's answer, an error reply such as `OOM`,
+   * `WRONGTYPE`, `NOPERM` or `BUSY`, its kind: the server is up, so the cache does not count it against the circuit
+   * breaker. Undefined for a failure to reach the server (connection refused, reset or closed, socket error), which
+   * does count. A store without this method has every failure counted as an outage.
+   */
+  errorReplyKind?(error: unknown): string | undefined
 }
 
 export type L2StoreEvent =

@@ -440,6 +440,12 @@ export class RedisStore implements L2Store {
     return this.#main.connect()
   }
 
+  /** The kind of an error reply (its first word: `OOM`, `WRONGTYPE`…), undefined for a failure to reach Redis. */
+  errorReplyKind(error: unknown): string | undefined {
+    if (!isErrorReply(error)) return undefined
+    return /^([A-Z][A-Z0-9_-]{0,31})(?:\s|$)/.exec(error.message)?.[1] ?? 'ERR'
+  }
+
   get(key: string): Promise<Uint8Array | null> {
     return this.#main.send(['GET', key], bufferReplies) as Promise<Buffer | null>
   }
