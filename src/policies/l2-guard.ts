@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events'
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
-import type { L2Answer, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
+import type { L2Answer, L2Call, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
 
@@ -27,6 +27,26 @@ export interface L2GuardHooks {
 
 /** Distinct reply kinds counted by name; further kinds count under `OTHER`, so a stream of odd replies stays small. */
 const MAX_REPLY_KINDS = 16
+
+/** One call's handle for the store: its abort signal is made only if the store asks for it (a command that waits). */
+class Call implements L2Call {
+  #controller: AbortController | undefined
+  #abandoned = false
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#abandoned) this.#controller.abort()
+    }
+    return this.#controller.signal
+  }
+
+  /** The cache stopped waiting: a command of this call still queued in the client must not be sent. */
+  abandon(): void {
+    this.#abandoned = true
+    this.#controller?.abort()
+  }
+}
 
 /** What to tell an operator about an error reply: what it means and what to change. */
 export function errorReplyAdvice(kind: string): string {
@@ -130,35 +150,35 @@ export class L2Guard {
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    return this.#run('get', () => this.store.get(key))
+    return this.#run('get', (call) => this.store.get(key, call))
   }
 
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
-    return this.#run('getMany', () => this.store.getMany(keys))
+    return this.#run('getMany', (call) => this.store.getMany(keys, call))
   }
 
   set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
-    return this.#run('set', () => this.store.set(key, value, ttlMs))
+    return this.#run('set', (call) => this.store.set(key, value, ttlMs, call))
   }
 
   setMany(writes: readonly L2Write[]): Promise<void> {
-    return this.#run('setMany', () => this.store.setMany(writes))
+    return this.#run('setMany', (call) => this.store.setMany(writes, call))
   }
 
   delete(keys: readonly string[]): Promise<number> {
-    return this.#run('delete', () => this.store.delete(keys))
+    return this.#run('delete', (call) => this.store.delete(keys, call))
   }
 
   getVersion(versionKey: string): Promise<number> {
-    return this.#run('getVersion', () => this.store.getVersion(versionKey))
+    return this.#run('getVersion', (call) => this.store.getVersion(versionKey, call))
   }
 
   increment(key: string): Promise<number> {
-    return this.#run('increment', () => this.store.increment(key))
+    return this.#run('increment', (call) => this.store.increment(key, call))
   }
 
   bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
-    return this.#run('bumpVersion', () => this.store.bumpVersion(versionKey, ttlMs))
+    return this.#run('bumpVersion', (call) => this.store.bumpVersion(versionKey, ttlMs, call))
   }
 
   setIfVersion(
@@ -168,11 +188,13 @@ export class L2Guard {
     versionKey: string,
     version: number,
   ): Promise<boolean> {
-    return this.#run('setIfVersion', () => this.store.setIfVersion(key, value, ttlMs, versionKey, version))
+    return this.#run('setIfVersion', (call) =>
+      this.store.setIfVersion(key, value, ttlMs, versionKey, version, call),
+    )
   }
 
   addToSet(key: string, member: string, ttlMs: number): Promise<void> {
-    return this.#run('addToSet', () => this.store.addToSet(key, member, ttlMs))
+    return this.#run('addToSet', (call) => this.store.addToSet(key, member, ttlMs, call))
   }
 
   /**
@@ -181,11 +203,11 @@ export class L2Guard {
    * Resolves to the number of members deleted.
    */
   async deleteSetMembers(key: string, snapshot: string, count = 500): Promise<number> {
-    if (!(await this.#run('rename', () => this.store.renameIfExists(key, snapshot)))) return 0
+    if (!(await this.#run('rename', (call) => this.store.renameIfExists(key, snapshot, call)))) return 0
     let cursor = '0'
     let deleted = 0
     do {
-      const step = await this.#run('sscan', () => this.store.scanSet(snapshot, cursor, count))
+      const step = await this.#run('sscan', (call) => this.store.scanSet(snapshot, cursor, count, call))
       cursor = step.cursor
       if (step.members.length > 0) deleted += await this.delete(step.members)
     } while (cursor !== '0')
@@ -194,45 +216,45 @@ export class L2Guard {
   }
 
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.#run('tryLock', () => this.store.tryLock(key, token, ttlMs))
+    return this.#run('tryLock', (call) => this.store.tryLock(key, token, ttlMs, call))
   }
 
   unlock(key: string, token: string): Promise<boolean> {
-    return this.#run('unlock', () => this.store.unlock(key, token))
+    return this.#run('unlock', (call) => this.store.unlock(key, token, call))
   }
 
   extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.#run('extendLock', () => this.store.extendLock(key, token, ttlMs))
+    return this.#run('extendLock', (call) => this.store.extendLock(key, token, ttlMs, call))
   }
 
   ttl(key: string): Promise<number> {
-    return this.#run('ttl', () => this.store.ttl(key))
+    return this.#run('ttl', (call) => this.store.ttl(key, call))
   }
 
   // Inspection (cache.inspect()): a refusal is an answer, so it counts as a success for the breaker.
 
   info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return this.#run('info', () => this.store.info(section))
+    return this.#run('info', (call) => this.store.info(section, call))
   }
 
   configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return this.#run('configGet', () => this.store.configGet(pattern))
+    return this.#run('configGet', (call) => this.store.configGet(pattern, call))
   }
 
   memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
-    return this.#run('memoryUsage', () => this.store.memoryUsage(keys))
+    return this.#run('memoryUsage', (call) => this.store.memoryUsage(keys, call))
   }
 
   strlen(keys: readonly string[]): Promise<(number | null)[]> {
-    return this.#run('strlen', () => this.store.strlen(keys))
+    return this.#run('strlen', (call) => this.store.strlen(keys, call))
   }
 
   ttlMany(keys: readonly string[]): Promise<number[]> {
-    return this.#run('ttlMany', () => this.store.ttlMany(keys))
+    return this.#run('ttlMany', (call) => this.store.ttlMany(keys, call))
   }
 
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
-    return this.#run('scan', () => this.store.scan(pattern, cursor, count))
+    return this.#run('scan', (call) => this.store.scan(pattern, cursor, count, call))
   }
 
   queueAppend(
@@ -240,19 +262,19 @@ export class L2Guard {
     fields: Readonly<Record<string, string | Uint8Array>>,
     maxLength?: number,
   ): Promise<string> {
-    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields, maxLength))
+    return this.#run('queueAppend', (call) => this.store.queueAppend(queue, fields, maxLength, call))
   }
 
   queueCreateGroup(queue: string, group: string): Promise<void> {
-    return this.#run('queueCreateGroup', () => this.store.queueCreateGroup(queue, group))
+    return this.#run('queueCreateGroup', (call) => this.store.queueCreateGroup(queue, group, call))
   }
 
   queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
-    return this.#run('queueRead', () => this.store.queueRead(queue, group, consumer, count))
+    return this.#run('queueRead', (call) => this.store.queueRead(queue, group, consumer, count, call))
   }
 
   queuePending(queue: string, group: string, minIdleMs: number, count: number): Promise<PendingQueueEntry[]> {
-    return this.#run('queuePending', () => this.store.queuePending(queue, group, minIdleMs, count))
+    return this.#run('queuePending', (call) => this.store.queuePending(queue, group, minIdleMs, count, call))
   }
 
   queueClaim(
@@ -262,27 +284,31 @@ export class L2Guard {
     minIdleMs: number,
     ids: readonly string[],
   ): Promise<QueueEntry[]> {
-    return this.#run('queueClaim', () => this.store.queueClaim(queue, group, consumer, minIdleMs, ids))
+    return this.#run('queueClaim', (call) =>
+      this.store.queueClaim(queue, group, consumer, minIdleMs, ids, call),
+    )
   }
 
   queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
-    return this.#run('queueAck', () => this.store.queueAck(queue, group, ids))
+    return this.#run('queueAck', (call) => this.store.queueAck(queue, group, ids, call))
   }
 
   queueHas(queue: string, id: string): Promise<boolean> {
-    return this.#run('queueHas', () => this.store.queueHas(queue, id))
+    return this.#run('queueHas', (call) => this.store.queueHas(queue, id, call))
   }
 
   queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
-    return this.#run('queueSize', () => this.store.queueSize(queue, group))
+    return this.#run('queueSize', (call) => this.store.queueSize(queue, group, call))
   }
 
   queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
-    return this.#run('queueDeleteConsumer', () => this.store.queueDeleteConsumer(queue, group, consumer))
+    return this.#run('queueDeleteConsumer', (call) =>
+      this.store.queueDeleteConsumer(queue, group, consumer, call),
+    )
   }
 
   publish(channel: string, message: string): Promise<void> {
-    return this.#run('publish', () => this.store.publish(channel, message))
+    return this.#run('publish', (call) => this.store.publish(channel, message, call))
   }
 
   subscribe(channel: string, listener: (message: string) => void): Promise<void> {
@@ -302,7 +328,7 @@ export class L2Guard {
     let cursor = '0'
     let deleted = 0
     do {
-      const step = await this.#run('scan', () => this.store.scan(prefix + '*', cursor, count))
+      const step = await this.#run('scan', (call) => this.store.scan(prefix + '*', cursor, count, call))
       cursor = step.cursor
       if (step.keys.length > 0) {
         await this.delete(step.keys)
@@ -317,7 +343,7 @@ export class L2Guard {
    * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
    * Each handler settles the call before it does its bookkeeping, whose callbacks reach user code.
    */
-  #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  #run<T>(operation: string, run: (call: L2Call) => Promise<T>): Promise<T> {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
@@ -325,14 +351,17 @@ export class L2Guard {
     }
     const started = performance.now()
     return new Promise<T>((resolve, reject) => {
+      const call = new Call()
       const pending = this.#deadlines.track(() => {
+        // First: a command still queued in the client (not connected yet) is dropped, never sent late.
+        call.abandon()
         this.#outcomes.timeouts++
         reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
         this.#breaker.failure()
       })
       let promise: Promise<T>
       try {
-        promise = call()
+        promise = run(call)
       } catch (error) {
         // A store that throws instead of rejecting: same handling as a rejection.
         promise = Promise.reject(error instanceof Error ? error : new Error(String(error)))

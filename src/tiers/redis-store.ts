@@ -4,6 +4,7 @@ import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError } from '../errors.js'
 import type {
   L2Answer,
+  L2Call,
   L2Status,
   L2Store,
   L2StoreEvent,
@@ -181,12 +182,25 @@ class Connection {
    * attempt, which settles on success or failure (the cache's L2 timeout bounds the wait), so a cache used right
    * after createCache() does not miss L2. Otherwise a lost connection makes commands fail at once (no offline
    * queue) instead of piling up.
+   *
+   * A command the cache gave up on (`call.signal` aborted: its timeout fired) is never sent afterwards: it would run
+   * late, after its caller moved on, e.g. a SET of a value loaded during an outage landing over a newer one.
    */
-  send(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
-    if (this.#attempt !== undefined && !this.client.isReady) {
-      return this.#attempt.then(() => this.client.sendCommand(args, options))
+  send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    const client = this.client
+    // The common path: connected, so node-redis writes the command on its next tick, with no signal to set up.
+    if (client.isReady) return client.sendCommand(args, options)
+    if (this.#attempt !== undefined) {
+      return this.#attempt.then(() => {
+        if (call?.signal.aborted)
+          throw new Error('stratacache gave up on this command before it could be sent')
+        return client.sendCommand(args, options)
+      })
     }
-    return this.client.sendCommand(args, options)
+    // Not connected. A client the store made refuses the command at once (no offline queue). A client passed in
+    // may queue it until it reconnects (its offline queue): with the call's signal, node-redis drops it from that
+    // queue when the cache gives up, instead of replaying it on reconnection.
+    return client.sendCommand(args, call === undefined ? options : { ...options, abortSignal: call.signal })
   }
 
   async close(): Promise<void> {
@@ -446,55 +460,62 @@ export class RedisStore implements L2Store {
     return /^([A-Z][A-Z0-9_-]{0,31})(?:\s|$)/.exec(error.message)?.[1] ?? 'ERR'
   }
 
-  get(key: string): Promise<Uint8Array | null> {
-    return this.#main.send(['GET', key], bufferReplies) as Promise<Buffer | null>
+  get(key: string, call?: L2Call): Promise<Uint8Array | null> {
+    return this.#main.send(['GET', key], bufferReplies, call) as Promise<Buffer | null>
   }
 
-  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+  getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]> {
     if (keys.length === 0) return Promise.resolve([])
-    return this.#main.send(['MGET', ...keys], bufferReplies) as Promise<(Buffer | null)[]>
+    return this.#main.send(['MGET', ...keys], bufferReplies, call) as Promise<(Buffer | null)[]>
   }
 
-  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+  async set(key: string, value: Uint8Array, ttlMs: number, call?: L2Call): Promise<void> {
     await this.#main.send(
       ['SET', key, toBuffer(value), 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
       plainReplies,
+      call,
     )
   }
 
-  async setMany(writes: readonly L2Write[]): Promise<void> {
+  async setMany(writes: readonly L2Write[], call?: L2Call): Promise<void> {
     // node-redis writes every command issued in one tick as one batch: this is a pipeline, one round trip.
-    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs)))
+    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs, call)))
   }
 
-  async delete(keys: readonly string[]): Promise<number> {
+  async delete(keys: readonly string[], call?: L2Call): Promise<number> {
     if (keys.length === 0) return 0
-    return (await this.#main.send(['UNLINK', ...keys], plainReplies)) as number
+    return (await this.#main.send(['UNLINK', ...keys], plainReplies, call)) as number
   }
 
-  async scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
+  async scan(
+    pattern: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; keys: string[] }> {
     const reply = (await this.#main.send(
       ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)],
       plainReplies,
+      call,
     )) as [string | Buffer, (string | Buffer)[]]
     return { cursor: String(reply[0]), keys: reply[1].map(String) }
   }
 
-  async getVersion(versionKey: string): Promise<number> {
-    const reply = await this.#main.send(['GET', versionKey], plainReplies)
+  async getVersion(versionKey: string, call?: L2Call): Promise<number> {
+    const reply = await this.#main.send(['GET', versionKey], plainReplies, call)
     return reply === null ? 0 : Number(reply)
   }
 
-  async increment(key: string): Promise<number> {
-    return Number(await this.#main.send(['INCR', key], plainReplies))
+  async increment(key: string, call?: L2Call): Promise<number> {
+    return Number(await this.#main.send(['INCR', key], plainReplies, call))
   }
 
-  async bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
+  async bumpVersion(versionKey: string, ttlMs: number, call?: L2Call): Promise<number> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const [version] = await Promise.all([
-      this.#main.send(['INCR', versionKey], plainReplies),
-      this.#main.send(['PEXPIRE', versionKey, ttl, 'GT'], plainReplies),
-      this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies),
+      this.#main.send(['INCR', versionKey], plainReplies, call),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'GT'], plainReplies, call),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies, call),
     ])
     return Number(version)
   }
@@ -505,25 +526,26 @@ export class RedisStore implements L2Store {
     ttlMs: number,
     versionKey: string,
     version: number,
+    call?: L2Call,
   ): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const args = ['EVAL', SET_IF_VERSION_SCRIPT, '2', key, versionKey, toBuffer(value), String(version), ttl]
-    return (await this.#main.send(args, plainReplies)) === 1
+    return (await this.#main.send(args, plainReplies, call)) === 1
   }
 
-  async addToSet(key: string, member: string, ttlMs: number): Promise<void> {
+  async addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     // One round trip (pipelined): add, extend a set that has a TTL (GT), give one that has none its TTL (NX).
     await Promise.all([
-      this.#main.send(['SADD', key, member], plainReplies),
-      this.#main.send(['PEXPIRE', key, ttl, 'GT'], plainReplies),
-      this.#main.send(['PEXPIRE', key, ttl, 'NX'], plainReplies),
+      this.#main.send(['SADD', key, member], plainReplies, call),
+      this.#main.send(['PEXPIRE', key, ttl, 'GT'], plainReplies, call),
+      this.#main.send(['PEXPIRE', key, ttl, 'NX'], plainReplies, call),
     ])
   }
 
-  async renameIfExists(from: string, to: string): Promise<boolean> {
+  async renameIfExists(from: string, to: string, call?: L2Call): Promise<boolean> {
     try {
-      await this.#main.send(['RENAME', from, to], plainReplies)
+      await this.#main.send(['RENAME', from, to], plainReplies, call)
       return true
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return false
@@ -531,62 +553,71 @@ export class RedisStore implements L2Store {
     }
   }
 
-  async scanSet(key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] }> {
-    const reply = (await this.#main.send(['SSCAN', key, cursor, 'COUNT', String(count)], plainReplies)) as [
-      string | Buffer,
-      (string | Buffer)[],
-    ]
+  async scanSet(
+    key: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; members: string[] }> {
+    const reply = (await this.#main.send(
+      ['SSCAN', key, cursor, 'COUNT', String(count)],
+      plainReplies,
+      call,
+    )) as [string | Buffer, (string | Buffer)[]]
     return { cursor: String(reply[0]), members: reply[1].map(String) }
   }
 
-  async tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+  async tryLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean> {
     const reply = await this.#main.send(
       ['SET', key, token, 'NX', 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
       plainReplies,
+      call,
     )
     return reply !== null
   }
 
-  async unlock(key: string, token: string): Promise<boolean> {
-    return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies)) === 1
+  async unlock(key: string, token: string, call?: L2Call): Promise<boolean> {
+    return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies, call)) === 1
   }
 
-  async extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+  async extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
-    return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies)) === 1
+    return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies, call)) === 1
   }
 
-  async ttl(key: string): Promise<number> {
-    return (await this.#main.send(['PTTL', key], plainReplies)) as number
+  async ttl(key: string, call?: L2Call): Promise<number> {
+    return (await this.#main.send(['PTTL', key], plainReplies, call)) as number
   }
 
   // Inspection. INFO, CONFIG GET and MEMORY USAGE answer a server's refusal (an error reply) instead of rejecting.
 
-  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies)))
+  info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies, call)))
   }
 
-  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return refusable(async () => parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies)))
+  configGet(pattern: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () =>
+      parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies, call)),
+    )
   }
 
-  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
+  memoryUsage(keys: readonly string[], call?: L2Call): Promise<L2Answer<(number | null)[]>> {
     // Sent in one tick, so node-redis writes them as one batch: one round trip.
     return refusable(() =>
       Promise.all(
         keys.map((key) =>
           this.#main
-            .send(['MEMORY', 'USAGE', key], plainReplies)
+            .send(['MEMORY', 'USAGE', key], plainReplies, call)
             .then((reply) => (reply === null ? null : Number(reply))),
         ),
       ),
     )
   }
 
-  strlen(keys: readonly string[]): Promise<(number | null)[]> {
+  strlen(keys: readonly string[], call?: L2Call): Promise<(number | null)[]> {
     return Promise.all(
       keys.map((key) =>
-        this.#main.send(['STRLEN', key], plainReplies).then(Number, (error: unknown) => {
+        this.#main.send(['STRLEN', key], plainReplies, call).then(Number, (error: unknown) => {
           // WRONGTYPE: a set or a stream has no string length.
           if (isErrorReply(error)) return null
           throw error
@@ -595,35 +626,43 @@ export class RedisStore implements L2Store {
     )
   }
 
-  ttlMany(keys: readonly string[]): Promise<number[]> {
-    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies).then(Number)))
+  ttlMany(keys: readonly string[], call?: L2Call): Promise<number[]> {
+    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies, call).then(Number)))
   }
 
   async queueAppend(
     queue: string,
     fields: Readonly<Record<string, string | Uint8Array>>,
     maxLength?: number,
+    call?: L2Call,
   ): Promise<string> {
     const args: (string | Buffer)[] =
       maxLength === undefined ? ['XADD', queue, '*'] : ['XADD', queue, 'MAXLEN', '~', String(maxLength), '*']
     for (const [name, value] of Object.entries(fields)) {
       args.push(name, typeof value === 'string' ? value : toBuffer(value))
     }
-    return String(await this.#main.send(args, plainReplies))
+    return String(await this.#main.send(args, plainReplies, call))
   }
 
-  async queueCreateGroup(queue: string, group: string): Promise<void> {
+  async queueCreateGroup(queue: string, group: string, call?: L2Call): Promise<void> {
     try {
-      await this.#main.send(['XGROUP', 'CREATE', queue, group, '0', 'MKSTREAM'], plainReplies)
+      await this.#main.send(['XGROUP', 'CREATE', queue, group, '0', 'MKSTREAM'], plainReplies, call)
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error
     }
   }
 
-  async queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
+  async queueRead(
+    queue: string,
+    group: string,
+    consumer: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<QueueEntry[]> {
     const reply = await this.#main.send(
       ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', queue, '>'],
       bufferReplies,
+      call,
     )
     if (reply === null || reply === undefined) return []
     // RESP3 replies with a map of stream name to entries, RESP2 with a list of [name, entries] pairs.
@@ -638,10 +677,12 @@ export class RedisStore implements L2Store {
     group: string,
     minIdleMs: number,
     count: number,
+    call?: L2Call,
   ): Promise<PendingQueueEntry[]> {
     const reply = (await this.#main.send(
       ['XPENDING', queue, group, 'IDLE', String(Math.max(0, Math.floor(minIdleMs))), '-', '+', String(count)],
       plainReplies,
+      call,
     )) as [unknown, unknown, unknown, unknown][]
     return reply.map(([id, consumer, idleMs, deliveries]) => ({
       id: String(id),
@@ -657,33 +698,35 @@ export class RedisStore implements L2Store {
     consumer: string,
     minIdleMs: number,
     ids: readonly string[],
+    call?: L2Call,
   ): Promise<QueueEntry[]> {
     if (ids.length === 0) return []
     const reply = await this.#main.send(
       ['XCLAIM', queue, group, consumer, String(Math.max(0, Math.floor(minIdleMs))), ...ids],
       bufferReplies,
+      call,
     )
     return parseEntries(reply)
   }
 
-  async queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
+  async queueAck(queue: string, group: string, ids: readonly string[], call?: L2Call): Promise<void> {
     if (ids.length === 0) return
     // One round trip (pipelined). Acknowledged first: an entry acknowledged but not deleted is never redelivered.
     await Promise.all([
-      this.#main.send(['XACK', queue, group, ...ids], plainReplies),
-      this.#main.send(['XDEL', queue, ...ids], plainReplies),
+      this.#main.send(['XACK', queue, group, ...ids], plainReplies, call),
+      this.#main.send(['XDEL', queue, ...ids], plainReplies, call),
     ])
   }
 
-  async queueHas(queue: string, id: string): Promise<boolean> {
-    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies)) as unknown[]
+  async queueHas(queue: string, id: string, call?: L2Call): Promise<boolean> {
+    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies, call)) as unknown[]
     return reply.length > 0
   }
 
-  async queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
+  async queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }> {
     const [length, summary] = await Promise.all([
-      this.#main.send(['XLEN', queue], plainReplies),
-      this.#main.send(['XPENDING', queue, group], plainReplies).catch((error: unknown) => {
+      this.#main.send(['XLEN', queue], plainReplies, call),
+      this.#main.send(['XPENDING', queue, group], plainReplies, call).catch((error: unknown) => {
         // No group yet: nothing delivered.
         if (error instanceof Error && error.message.startsWith('NOGROUP')) return [0]
         throw error
@@ -692,12 +735,12 @@ export class RedisStore implements L2Store {
     return { length: Number(length), pending: Number((summary as unknown[])[0]) }
   }
 
-  async queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
-    await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies)
+  async queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void> {
+    await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies, call)
   }
 
-  async publish(channel: string, message: string): Promise<void> {
-    await this.#main.send(['PUBLISH', channel, message], plainReplies)
+  async publish(channel: string, message: string, call?: L2Call): Promise<void> {
+    await this.#main.send(['PUBLISH', channel, message], plainReplies, call)
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
