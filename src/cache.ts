@@ -14,6 +14,7 @@ import {
   InvalidArgumentError,
   InvalidOptionError,
   L2UnavailableError,
+  L2UnsupportedError,
   NoL2Error,
 } from './errors.js'
 import { Namespace, type NamespaceStats } from './namespace.js'
@@ -166,6 +167,14 @@ export class Cache {
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')
+        } else if (event.type === 'unsupported') {
+          const { error } = event
+          const fields =
+            error instanceof L2UnsupportedError
+              ? { server: error.server, version: error.version, minimum: error.minimum }
+              : {}
+          log.error({ service: o.service, ...fields }, `stratacache: ${error.message}`)
+          if (channels.l2Error.hasSubscribers) channels.l2Error.publish({ operation: 'connect', error })
         } else if (channels.l2Error.hasSubscribers) {
           channels.l2Error.publish({ operation: 'connection', error: event.error })
         }
@@ -237,11 +246,12 @@ export class Cache {
   /**
    * Waits until L2 is ready. Optional: the cache connects by itself and serves from L1 and the loader meanwhile.
    * @throws L2UnavailableError after `timeouts.connect`; the cache keeps working and reconnecting.
+   * @throws L2UnsupportedError when the server is older than Redis 7.0 (the cache keeps using it for reads).
    */
   async connect(): Promise<void> {
     if (this.#runtime.closed) throw new CacheClosedError('connect')
     const l2 = this.options.l2
-    if (l2 === undefined || l2.status === 'ready') return
+    if (l2 === undefined) return
     const timeoutMs = this.options.connectTimeoutMs
     const giveUp = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -476,7 +486,9 @@ async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>, signal: Ab
     try {
       await l2.connect()
       return
-    } catch {
+    } catch (error) {
+      // Connected, to a server too old: waiting longer will not change that.
+      if (error instanceof L2UnsupportedError) throw error
       if (l2.status === 'closed') throw new L2UnavailableError(0)
       await new Promise((resolve) => setTimeout(resolve, 100).unref())
     }

@@ -265,6 +265,27 @@ export class L2CircuitOpenError extends StrataError {
   }
 }
 
+/**
+ * The L2 server is older than stratacache supports (Redis 7.0: `PEXPIRE … GT/NX`). Reported by `cache.connect()`
+ * and the logger when the store connects; not an outage (the circuit stays closed).
+ */
+export class L2UnsupportedError extends StrataError {
+  readonly code = 'ERR_STRATA_L2_UNSUPPORTED'
+  constructor(
+    /** The server's name as it reports it, e.g. `redis`. */
+    readonly server: string,
+    /** Its version, e.g. `6.2.14`. */
+    readonly version: string,
+    /** The oldest version supported, e.g. `7.0`. */
+    readonly minimum: string,
+  ) {
+    super(
+      `L2 server is ${server} ${version}; stratacache needs Redis ${minimum} or newer (it sends PEXPIRE … GT/NX). ` +
+        'Reads still use it, but writes, deletes and tags fail with error replies. Upgrade Redis.',
+    )
+  }
+}
+
 /** `cache.connect()` could not reach L2 in time. The cache still works from L1 and the loader, and keeps reconnecting. */
 export class L2UnavailableError extends StrataError {
   readonly code = 'ERR_STRATA_L2_UNAVAILABLE'

@@ -193,3 +193,8 @@ export type L2StoreEvent =
   | { type: 'status'; status: L2Status }
   /** The pub/sub connection's status (subscriptions are restored on reconnect; messages meanwhile are lost). */
   | { type: 'subscriber-status'; status: L2Status }
+  /**
+   * The server is one the store cannot work with (Redis older than 7.0): reported once per connection. The store
+   * stays connected (reads work), but writes, deletes and tags fail with error replies; `connect()` rejects with it.
+   */
+  | { type: 'unsupported'; error: Error }

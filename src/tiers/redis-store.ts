@@ -1,7 +1,7 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
 import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
 import type {
   L2Answer,
   L2Call,
@@ -114,6 +114,28 @@ const EXTEND_SCRIPT =
 const SET_IF_VERSION_SCRIPT =
   "if tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[2]) then " +
   "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 else return 0 end"
+
+/** The oldest Redis the store works with: it sends PEXPIRE … GT/NX (Redis 7.0) and ZADD GT (6.2). */
+export const MIN_REDIS_VERSION = '7.0'
+
+/**
+ * Decides, from the fields a server describes itself with (`INFO server`: `redis_version`; or `HELLO`: `server`,
+ * `version`), whether it is too old for the store: the error to report, or undefined when it is recent enough or does
+ * not say (a proxy may hide the version; that is not held against it). Valkey reports a `redis_version` too.
+ */
+export function checkServerVersion(fields: Readonly<Record<string, string>>): L2UnsupportedError | undefined {
+  const version = fields['redis_version'] ?? fields['version']
+  const match = /^(\d+)\.(\d+)/.exec(version ?? '')
+  if (version === undefined || match === null) return undefined
+  const [major, minor] = [Number(match[1]), Number(match[2])]
+  const [minMajor, minMinor] = MIN_REDIS_VERSION.split('.').map(Number) as [number, number]
+  if (major > minMajor || (major === minMajor && minor >= minMinor)) return undefined
+  return new L2UnsupportedError(
+    fields['server_name'] ?? fields['server'] ?? 'redis',
+    version,
+    MIN_REDIS_VERSION,
+  )
+}
 
 /**
  * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
@@ -335,6 +357,8 @@ export class RedisStore implements L2Store {
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
   #subscriber: Promise<Connection> | undefined
   #listener: (event: L2StoreEvent) => void = () => {}
+  /** The version check of the current connection (undefined until it is ready). */
+  #server: Promise<L2UnsupportedError | undefined> | undefined
   #closed = false
 
   constructor(options: RedisStoreOptions) {
@@ -437,7 +461,12 @@ export class RedisStore implements L2Store {
       redis,
       this.#ownsClient,
       this.#delays,
-      (status) => this.#emit({ type: 'status', status }),
+      (status) => {
+        // Each connection may reach another server (a failover): check its version again once it is ready.
+        this.#server = undefined
+        if (status === 'ready') void this.#checkServer()
+        this.#emit({ type: 'status', status })
+      },
       (error) => this.#emit({ type: 'error', error }),
     )
   }
@@ -450,8 +479,11 @@ export class RedisStore implements L2Store {
     this.#listener = listener
   }
 
-  connect(): Promise<void> {
-    return this.#main.connect()
+  /** Resolves once connected to a server the store supports; rejects with L2UnsupportedError for an older one. */
+  async connect(): Promise<void> {
+    await this.#main.connect()
+    const problem = await this.#checkServer()
+    if (problem !== undefined) throw problem
   }
 
   /** The kind of an error reply (its first word: `OOM`, `WRONGTYPE`…), undefined for a failure to reach Redis. */
@@ -771,6 +803,46 @@ export class RedisStore implements L2Store {
     } catch {
       // Ignored: the store carries on.
     }
+  }
+
+  /** Checks the connected server's version once per connection, and reports one too old (once). */
+  #checkServer(): Promise<L2UnsupportedError | undefined> {
+    this.#server ??= this.#readServerVersion().then((problem) => {
+      if (problem !== undefined) this.#emit({ type: 'unsupported', error: problem })
+      return problem
+    })
+    return this.#server
+  }
+
+  /**
+   * `INFO server`, or `HELLO` (which no ACL refuses) when INFO is refused or says nothing of the version; each bounded
+   * by `connectTimeout`. A server that cannot be asked is given the benefit of the doubt.
+   */
+  async #readServerVersion(): Promise<L2UnsupportedError | undefined> {
+    const questions = [
+      [['INFO', 'server'], parseInfo],
+      [['HELLO'], parsePairs],
+    ] as const
+    for (const [args, parse] of questions) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      try {
+        const reply = await Promise.race([
+          this.#main.send(args, plainReplies),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('no answer')), this.#delays.closeTimeout).unref()
+          }),
+        ])
+        const fields = parse(reply)
+        if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
+          return checkServerVersion(fields)
+        }
+      } catch (error) {
+        if (!isErrorReply(error)) return undefined
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    return undefined
   }
 
   /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
