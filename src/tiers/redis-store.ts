@@ -105,7 +105,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
 /** Deletes the lock only if it still holds our token: a lock that expired and was taken by another is left alone. */
 const UNLOCK_SCRIPT =
-  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) else return 0 end"
 /** Extends the lock only if it still holds our token. */
 const EXTEND_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
