@@ -167,6 +167,8 @@ export class Cache {
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')
+        } else if (event.type === 'warning') {
+          log.warn({ service: o.service }, `stratacache: ${event.message}`)
         } else if (event.type === 'unsupported') {
           const { error } = event
           const fields =

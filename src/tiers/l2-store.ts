@@ -87,7 +87,10 @@ export interface L2Store {
     version: number,
     call?: L2Call,
   ): Promise<boolean>
-  /** Adds `member` to the set at `key` and makes the set live at least `ttlMs` more (SADD + PEXPIRE GT/NX). */
+  /**
+   * Adds `member` to the set at `key` and makes the set live at least `ttlMs` more. The set must stay bounded: a
+   * store drops members once the entry they name has expired (the Redis store does so a few at a time per add).
+   */
   addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void>
   /** Atomically renames `from` to `to` (same cluster slot); false when `from` does not exist. */
   renameIfExists(from: string, to: string, call?: L2Call): Promise<boolean>
@@ -198,3 +201,5 @@ export type L2StoreEvent =
    * stays connected (reads work), but writes, deletes and tags fail with error replies; `connect()` rejects with it.
    */
   | { type: 'unsupported'; error: Error }
+  /** Something works less well than it should, and an operator can fix it (the message says how). */
+  | { type: 'warning'; message: string }

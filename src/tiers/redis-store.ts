@@ -115,6 +115,50 @@ const SET_IF_VERSION_SCRIPT =
   "if tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[2]) then " +
   "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 else return 0 end"
 
+/**
+ * Adds a member to a tag set, makes the set live at least the TTL, and keeps it bounded (KEYS: the set; ARGV: member,
+ * TTL in ms, how many members to check, 0 for none). Members are entry keys, and nothing else removes the member of
+ * an entry that expired, so a long-lived tag on changing keys would grow for ever.
+ *
+ * Each add checks a few random members. One whose entry is gone gets a marker key (`<member>#gone`, living a day),
+ * whose remaining TTL tells when it was first seen gone; seen gone again at least a grace of min(TTL, 1 min) later,
+ * it is removed. Twice, and not once, because a load registers its tags just before its value lands: a member whose
+ * value is still on its way must not be dropped, or invalidateTag would miss that value. Adding a member clears its
+ * marker. Only commands the documented ACL allows, plus SRANDMEMBER and SREM, called with pcall: without them the
+ * script returns the refusal (the member is added all the same) and the store stops pruning. Member keys are read
+ * without being declared: fine on one Redis node (the only L2 so far), not on a Redis Cluster.
+ */
+const ADD_TO_TAG_SCRIPT = `
+local set, member = KEYS[1], ARGV[1]
+local ttl, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('SADD', set, member)
+local left = redis.call('PTTL', set)
+if left == -1 or left < ttl then redis.call('PEXPIRE', set, ttl) end
+if sample == 0 then return 0 end
+local grace, hold = math.min(ttl, 60000), 86400000
+redis.call('UNLINK', member .. '#gone')
+local others = redis.pcall('SRANDMEMBER', set, sample)
+if others.err then return others.err end
+local removed = 0
+for _, other in ipairs(others) do
+  if other ~= member and redis.call('PTTL', other) == -2 then
+    local mark = other .. '#gone'
+    local since = redis.call('PTTL', mark)
+    if since < 0 then
+      redis.call('SET', mark, '1', 'PX', hold)
+    elseif hold - since >= grace then
+      local reply = redis.pcall('SREM', set, other)
+      if type(reply) == 'table' and reply.err then return reply.err end
+      redis.call('UNLINK', mark)
+      removed = removed + 1
+    end
+  end
+end
+return removed`
+
+/** Members of a tag set checked per add: a set then holds about 1.5 times its live entries (docs/operations.md). */
+const TAG_PRUNE_SAMPLE = 6
+
 /** The oldest Redis the store works with: it sends PEXPIRE … GT/NX (Redis 7.0) and ZADD GT (6.2). */
 export const MIN_REDIS_VERSION = '7.0'
 
@@ -357,6 +401,8 @@ export class RedisStore implements L2Store {
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
   #subscriber: Promise<Connection> | undefined
   #listener: (event: L2StoreEvent) => void = () => {}
+  /** Whether addToSet prunes tag sets; off once Redis refuses its commands (an ACL), until the next connection. */
+  #tagPruning = true
   /** The version check of the current connection (undefined until it is ready). */
   #server: Promise<L2UnsupportedError | undefined> | undefined
   #closed = false
@@ -464,7 +510,10 @@ export class RedisStore implements L2Store {
       (status) => {
         // Each connection may reach another server (a failover): check its version again once it is ready.
         this.#server = undefined
-        if (status === 'ready') void this.#checkServer()
+        if (status === 'ready') {
+          this.#tagPruning = true
+          void this.#checkServer()
+        }
         this.#emit({ type: 'status', status })
       },
       (error) => this.#emit({ type: 'error', error }),
@@ -567,12 +616,22 @@ export class RedisStore implements L2Store {
 
   async addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
-    // One round trip (pipelined): add, extend a set that has a TTL (GT), give one that has none its TTL (NX).
-    await Promise.all([
-      this.#main.send(['SADD', key, member], plainReplies, call),
-      this.#main.send(['PEXPIRE', key, ttl, 'GT'], plainReplies, call),
-      this.#main.send(['PEXPIRE', key, ttl, 'NX'], plainReplies, call),
-    ])
+    const sample = this.#tagPruning ? String(TAG_PRUNE_SAMPLE) : '0'
+    const reply = await this.#main.send(
+      ['EVAL', ADD_TO_TAG_SCRIPT, '1', key, member, ttl, sample],
+      plainReplies,
+      call,
+    )
+    // Text instead of a count: Redis refused a command of the pruning (an ACL without SRANDMEMBER or SREM).
+    if (typeof reply !== 'number' && this.#tagPruning) {
+      this.#tagPruning = false
+      this.#emit({
+        type: 'warning',
+        message:
+          `tag sets are not pruned of expired entries, so long-lived tags grow: Redis refused (${String(reply)}). ` +
+          'Allow the Redis user +srandmember and +srem (docs/operations.md).',
+      })
+    }
   }
 
   async renameIfExists(from: string, to: string, call?: L2Call): Promise<boolean> {
