@@ -14,6 +14,7 @@ import {
   InvalidArgumentError,
   InvalidOptionError,
   L2UnavailableError,
+  L2UnsupportedError,
   NoL2Error,
 } from './errors.js'
 import { Namespace, type NamespaceStats } from './namespace.js'
@@ -23,13 +24,14 @@ import {
   resolveCacheOptions,
   resolveNamespaceOptions,
   type CacheOptions,
+  type Logger,
   type NamespaceOptions,
   type ResolvedCacheOptions,
 } from './options.js'
 import type { CircuitState } from './policies/circuit-breaker.js'
 import type { HistogramSnapshot } from './observability/histogram.js'
 import type { SloReport } from './observability/slo.js'
-import { L2Guard } from './policies/l2-guard.js'
+import { errorReplyAdvice, L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
@@ -48,6 +50,12 @@ export interface CacheStats {
         readonly failures: number
         readonly timeouts: number
         readonly refused: number
+        /**
+         * Of the failures, those Redis answered with an error reply (OOM, WRONGTYPE, NOPERM, BUSY…): Redis is up,
+         * so they do not count against the circuit breaker. By kind in `errorRepliesByKind`, e.g. `{ OOM: 12 }`.
+         */
+        readonly errorReplies: number
+        readonly errorRepliesByKind: Readonly<Record<string, number>>
         /** Latency of the calls that settled (answered or failed), in ms. */
         readonly latencyMs: HistogramSnapshot
       }
@@ -107,18 +115,30 @@ export class Cache {
     const o = this.options
     this.service = o.service
     this.#l1 = o.l1 === false ? undefined : new WTinyLfu<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
+    // The user's logger is called from timers and connection events: what it throws must not stop them.
+    const log = isolatedLogger(o.logger)
     if (o.l2 !== undefined) {
-      const log = o.logger
       this.#l2 = new L2Guard(
         o.l2,
         o.l2TimeoutMs,
         { failureThreshold: o.failureThreshold, breakMs: o.breakMs },
-        (circuit) => {
-          if (circuit === 'open') {
-            log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
-          } else if (circuit === 'closed') {
-            log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
-          }
+        {
+          onCircuit: (circuit) => {
+            if (circuit === 'open') {
+              log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
+            } else if (circuit === 'closed') {
+              log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
+            }
+          },
+          // Once per kind: the counters and the channel carry the rest. Redis's own text may quote keys: not logged.
+          onErrorReply: ({ kind, operation, first }) => {
+            if (!first) return
+            log.warn(
+              { service: o.service, operation, reply: kind },
+              `stratacache: Redis answered ${operation} with an error reply (${kind}); it is counted in ` +
+                `stats().l2.errorReplies and does not open the circuit. ${errorReplyAdvice(kind)}`,
+            )
+          },
         },
       )
       this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
@@ -126,7 +146,7 @@ export class Cache {
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: (first) => {
           if (!first) {
-            o.logger.warn(
+            log.warn(
               { service: o.service },
               'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
             )
@@ -137,8 +157,8 @@ export class Cache {
       o.l2.onEvent((event) => {
         if (event.type === 'status') {
           if (event.status === 'ready')
-            o.logger.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
-          else o.logger.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
+            log.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
+          else log.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
           // Connected again: close the circuit now rather than waiting for its next probe.
           if (event.status === 'ready') {
             this.#l2?.connectionRestored()
@@ -149,6 +169,16 @@ export class Cache {
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')
+        } else if (event.type === 'warning') {
+          log.warn({ service: o.service }, `stratacache: ${event.message}`)
+        } else if (event.type === 'unsupported') {
+          const { error } = event
+          const fields =
+            error instanceof L2UnsupportedError
+              ? { server: error.server, version: error.version, minimum: error.minimum }
+              : {}
+          log.error({ service: o.service, ...fields }, `stratacache: ${error.message}`)
+          if (channels.l2Error.hasSubscribers) channels.l2Error.publish({ operation: 'connect', error })
         } else if (channels.l2Error.hasSubscribers) {
           channels.l2Error.publish({ operation: 'connection', error: event.error })
         }
@@ -164,7 +194,7 @@ export class Cache {
       serializer: o.serializer,
       clock: o.clock,
       hitClock: sampledClock(o.clock),
-      logger: o.logger,
+      logger: log,
       random: o.random,
       maxKeyLength: o.maxKeyLength,
       signal: this.#abort.signal,
@@ -220,6 +250,7 @@ export class Cache {
   /**
    * Waits until L2 is ready. Optional: the cache connects by itself and serves from L1 and the loader meanwhile.
    * @throws L2UnavailableError after `timeouts.connect`; the cache keeps working and reconnecting.
+   * @throws L2UnsupportedError when the server is older than Redis 7.0 (the cache keeps using it for reads).
    */
   async connect(): Promise<void> {
     if (this.#runtime.closed) throw new CacheClosedError('connect')
@@ -443,6 +474,8 @@ export class Cache {
   async #close(): Promise<void> {
     this.#runtime.closed = true
     this.#abort.abort(new CacheClosedError('load'))
+    // Lock keep-alives stop: a loader that never settles must not keep extending its lock after close.
+    this.#l2?.close()
     this.#bus?.stop()
     // While L2 is still open: flushers finish their step and leave (each L2 call bounded by its timeout).
     await Promise.allSettled(this.#beforeClose.splice(0).map((work) => work()))
@@ -460,9 +493,30 @@ async function waitReady(l2: NonNullable<ResolvedCacheOptions['l2']>, signal: Ab
     try {
       await l2.connect()
       return
-    } catch {
+    } catch (error) {
+      // Connected, to a server too old: waiting longer will not change that.
+      if (error instanceof L2UnsupportedError) throw error
       if (l2.status === 'closed') throw new L2UnavailableError(0)
       await new Promise((resolve) => setTimeout(resolve, 100).unref())
     }
+  }
+}
+
+/** `logger`, with every call made safe: what the user's logger throws is dropped, never thrown into the cache. */
+function isolatedLogger(logger: Logger): Logger {
+  const safe =
+    (level: keyof Logger) =>
+    (fields: object, message: string): void => {
+      try {
+        logger[level]?.(fields, message)
+      } catch {
+        // Ignored: a logging failure is not the cache's failure.
+      }
+    }
+  return {
+    ...(logger.debug === undefined ? {} : { debug: safe('debug') }),
+    info: safe('info'),
+    warn: safe('warn'),
+    error: safe('error'),
   }
 }

@@ -319,12 +319,16 @@ export class L2TimeoutError extends StrataError {
   }
 }
 
-/** An L2 (Redis) call failed: connection lost, server error. The client's error is `cause`. */
+/**
+ * An L2 (Redis) call failed: connection lost, server error. The client's error is `cause`. When Redis answered with
+ * an error reply (it is up, but refused this call), `reply` is its kind, e.g. `'OOM'`, `'WRONGTYPE'`, `'NOPERM'`.
+ */
 export class L2Error extends StrataError {
   readonly code = 'ERR_STRATA_L2_FAILED'
   constructor(
     readonly operation: string,
     options: ErrorOptions,
+    readonly reply?: string,
   ) {
     super(
       `L2 ${operation} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
@@ -339,6 +343,27 @@ export class L2CircuitOpenError extends StrataError {
   readonly code = 'ERR_STRATA_L2_CIRCUIT_OPEN'
   constructor(readonly retryInMs: number) {
     super(`L2 is skipped for another ${retryInMs} ms after repeated failures (circuit breaker open).`)
+  }
+}
+
+/**
+ * The L2 server is older than stratacache supports (Redis 7.0: `PEXPIRE … GT/NX`). Reported by `cache.connect()`
+ * and the logger when the store connects; not an outage (the circuit stays closed).
+ */
+export class L2UnsupportedError extends StrataError {
+  readonly code = 'ERR_STRATA_L2_UNSUPPORTED'
+  constructor(
+    /** The server's name as it reports it, e.g. `redis`. */
+    readonly server: string,
+    /** Its version, e.g. `6.2.14`. */
+    readonly version: string,
+    /** The oldest version supported, e.g. `7.0`. */
+    readonly minimum: string,
+  ) {
+    super(
+      `L2 server is ${server} ${version}; stratacache needs Redis ${minimum} or newer (it sends PEXPIRE … GT/NX). ` +
+        'Reads still use it, but writes, deletes and tags fail with error replies. Upgrade Redis.',
+    )
   }
 }
 

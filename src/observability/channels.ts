@@ -15,6 +15,11 @@ export const channelNames = {
   load: 'stratacache:load',
   /** An L2 call failed, timed out or was skipped by the open circuit. {@link L2ErrorMessage} */
   l2Error: 'stratacache:l2:error',
+  /**
+   * Redis answered an L2 call with an error reply (OOM, WRONGTYPE, NOPERM, BUSY…): Redis is up, so the circuit
+   * breaker ignores it. Also published on `l2Error`, like every failed call. {@link L2ErrorReplyMessage}
+   */
+  l2ErrorReply: 'stratacache:l2:error-reply',
   /** L2 connection status or circuit breaker state changed. {@link L2StateMessage} */
   l2State: 'stratacache:l2:state',
   /** `cache.inspect()` found Redis using more memory than the cache's `l2Budget`. {@link L2BudgetMessage} */
@@ -56,6 +61,13 @@ export interface LoadMessage {
 }
 export interface L2ErrorMessage {
   readonly operation: string
+  readonly error: unknown
+}
+export interface L2ErrorReplyMessage {
+  readonly operation: string
+  /** The reply's kind, its first word: `OOM`, `WRONGTYPE`, `NOPERM`, `BUSY`, `ERR`… */
+  readonly kind: string
+  /** The L2Error the call rejected with (`reply` is `kind`); Redis's reply is its `cause`. */
   readonly error: unknown
 }
 export interface L2StateMessage {
@@ -170,6 +182,7 @@ export const channels = {
   miss: diagnosticsChannel.channel(channelNames.miss),
   load: diagnosticsChannel.channel(channelNames.load),
   l2Error: diagnosticsChannel.channel(channelNames.l2Error),
+  l2ErrorReply: diagnosticsChannel.channel(channelNames.l2ErrorReply),
   l2State: diagnosticsChannel.channel(channelNames.l2State),
   l2Budget: diagnosticsChannel.channel(channelNames.l2Budget),
   decodeError: diagnosticsChannel.channel(channelNames.decodeError),

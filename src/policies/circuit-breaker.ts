@@ -69,6 +69,12 @@ export class CircuitBreaker {
 
   #set(state: CircuitState): void {
     this.#state = state
-    this.#onChange(state)
+    // onChange reaches the user's logger. A logger that throws must not stop the caller of success() or failure()
+    // from settling its L2 call, nor escape the timer that times calls out.
+    try {
+      this.#onChange(state)
+    } catch {
+      // Ignored: the state changed all the same.
+    }
   }
 }

@@ -53,13 +53,22 @@ export class CrossProcessLock {
       return 'unavailable'
     }
     if (!won) return 'held'
-    const keepAlive = setInterval(
-      () => void this.#l2.extendLock(lockKey, token, this.options.ttlMs).catch(() => {}),
-      Math.max(1, Math.floor(this.options.ttlMs / 3)),
-    ).unref()
+    // Extend the lock while the loader runs, until release or until the cache closes: a loader that ignores its
+    // signal and never settles must not hold the lock for ever, nor leave a timer behind close().
+    const closing = this.#l2.closing
+    let keepAlive: ReturnType<typeof setInterval> | undefined
+    const stop = () => clearInterval(keepAlive)
+    if (!closing.aborted) {
+      keepAlive = setInterval(
+        () => void this.#l2.extendLock(lockKey, token, this.options.ttlMs).catch(() => {}),
+        Math.max(1, Math.floor(this.options.ttlMs / 3)),
+      ).unref()
+      closing.addEventListener('abort', stop, { once: true })
+    }
     return {
       release: async (landed) => {
-        clearInterval(keepAlive)
+        stop()
+        closing.removeEventListener('abort', stop)
         // Announce before unlocking: a waiter woken by the lock's expiry instead would try to load again.
         if (landed) await this.#l2.publish(this.#channel, key).catch(() => {})
         await this.#l2.unlock(lockKey, token).catch(() => {})

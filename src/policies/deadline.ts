@@ -50,7 +50,13 @@ export class Deadlines {
       if (!pending.done) {
         if (pending.deadline > now) break
         pending.done = true
-        pending.onTimeout()
+        // A timer callback: a handler that throws must neither escape as an uncaught exception nor stop the sweep,
+        // which would leave the calls behind it without their timeout.
+        try {
+          pending.onTimeout()
+        } catch {
+          // Ignored: the call is timed out all the same.
+        }
       }
       head++
     }

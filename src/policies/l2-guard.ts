@@ -1,51 +1,155 @@
 // Wraps the L2 store: every call bounded by the L2 timeout, skipped while the circuit is open, failures reported.
+import { setMaxListeners } from 'node:events'
 import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
-import type { L2Answer, L2Fence, L2Store, L2Write, PendingQueueEntry, QueueEntry } from '../tiers/l2-store.js'
+import type {
+  L2Answer,
+  L2Call,
+  L2Fence,
+  L2Store,
+  L2Write,
+  PendingQueueEntry,
+  QueueEntry,
+} from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { Deadlines } from './deadline.js'
+
+/** An error reply the guard saw: Redis is up but refused a call. */
+export interface ErrorReply {
+  /** The reply's kind, its first word: `OOM`, `WRONGTYPE`, `NOPERM`, `BUSY`, `ERR`… */
+  readonly kind: string
+  readonly operation: string
+  readonly error: L2Error
+  /** The first reply of this kind since the cache started: the one to log. */
+  readonly first: boolean
+}
+
+/** What the cache hears from the guard. Both run user code (the logger): the guard isolates what they throw. */
+export interface L2GuardHooks {
+  /** The circuit changed state. */
+  onCircuit?(circuit: CircuitState): void
+  /** Redis answered a call with an error reply. */
+  onErrorReply?(reply: ErrorReply): void
+}
+
+/** Distinct reply kinds counted by name; further kinds count under `OTHER`, so a stream of odd replies stays small. */
+const MAX_REPLY_KINDS = 16
+
+/** One call's handle for the store: its abort signal is made only if the store asks for it (a command that waits). */
+class Call implements L2Call {
+  #controller: AbortController | undefined
+  #abandoned = false
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#abandoned) this.#controller.abort()
+    }
+    return this.#controller.signal
+  }
+
+  /** The cache stopped waiting: a command of this call still queued in the client must not be sent. */
+  abandon(): void {
+    this.#abandoned = true
+    this.#controller?.abort()
+  }
+}
+
+/** What to tell an operator about an error reply: what it means and what to change. */
+export function errorReplyAdvice(kind: string): string {
+  switch (kind) {
+    case 'OOM':
+      return (
+        'Redis is full (used memory > maxmemory) and its maxmemory-policy does not evict, so it refuses writes. ' +
+        'Raise maxmemory, or set an evicting maxmemory-policy such as allkeys-lru or volatile-lru ' +
+        '(docs/operations.md explains which namespaces must not be evicted). Reads of cached keys still use Redis.'
+      )
+    case 'WRONGTYPE':
+      return (
+        "A key in the service's prefix holds another type of value: something else writes under this service's " +
+        'keys. Give it its own prefix (another `service`).'
+      )
+    case 'NOPERM':
+      return 'The Redis user lacks a command or a key pattern the cache needs: see docs/security.md for its ACL.'
+    case 'BUSY':
+      return 'A Lua script or function has been running too long and blocks Redis: end it (SCRIPT KILL, FUNCTION KILL).'
+    case 'NOSCRIPT':
+      return 'A script was called by SHA that Redis does not hold (SCRIPT FLUSH, a restart, a failover).'
+    case 'READONLY':
+      return 'The cache is connected to a replica, which refuses writes: point it at the primary.'
+    case 'LOADING':
+      return 'Redis is loading its dataset after a restart; it answers again once loaded.'
+    case 'MISCONF':
+      return 'Redis cannot persist (RDB save failed) and refuses writes: check its disk and logs.'
+    default:
+      return 'Check that Redis is 7.0 or newer and accepts the commands listed in docs/security.md.'
+  }
+}
 
 /**
  * The read and write paths call L2 only through this guard. A call either settles within the timeout or rejects
  * with a typed error (L2TimeoutError, L2CircuitOpenError, L2Error); it never hangs on a dead or paused Redis.
+ *
+ * Only failures to reach Redis (transport failures, timeouts) count against the circuit breaker. An error reply
+ * (OOM, WRONGTYPE, NOPERM…) proves Redis up and answering at once: it fails that call only, and is counted apart.
  */
 export class L2Guard {
   readonly store: L2Store
   readonly #breaker: CircuitBreaker
   readonly #deadlines: Deadlines
+  readonly #hooks: L2GuardHooks
   /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
   readonly #latency = new Histogram()
-  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0 }
+  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0, errorReplies: 0 }
+  readonly #replyKinds = new Map<string, number>()
+  readonly #closing = new AbortController()
 
-  constructor(
-    store: L2Store,
-    timeoutMs: number,
-    breaker: CircuitBreakerOptions,
-    onCircuit: (circuit: CircuitState) => void = () => {},
-  ) {
+  constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions, hooks: L2GuardHooks = {}) {
     this.store = store
+    this.#hooks = hooks
     const now = performance.now.bind(performance)
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
-      onCircuit(circuit)
+      this.#notify(() => hooks.onCircuit?.(circuit))
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
     this.#deadlines = new Deadlines(timeoutMs, now)
+    // One listener per lock held at once (lock keep-alives): many is normal, not a leak.
+    setMaxListeners(0, this.#closing.signal)
   }
 
   get circuit(): CircuitState {
     return this.#breaker.state
   }
 
-  /** Calls, failures, timeouts and calls the open circuit refused, with the latency of calls that settled. */
+  /** Aborted once the cache closes: timers that call L2 on their own (lock keep-alives) stop on it. */
+  get closing(): AbortSignal {
+    return this.#closing.signal
+  }
+
+  /** The cache is closing. Calls still pass (flushers finish their step); timers of its own kind stop. */
+  close(): void {
+    this.#closing.abort()
+  }
+
+  /**
+   * Calls, failures (error replies included), timeouts and calls the open circuit refused, with the latency of calls
+   * that settled; and the error replies among the failures, in all and by kind.
+   */
   stats(): {
     calls: number
     failures: number
     timeouts: number
     refused: number
+    errorReplies: number
+    errorRepliesByKind: Readonly<Record<string, number>>
     latencyMs: HistogramSnapshot
   } {
-    return { ...this.#outcomes, latencyMs: this.#latency.snapshot() }
+    return {
+      ...this.#outcomes,
+      errorRepliesByKind: Object.freeze(Object.fromEntries(this.#replyKinds)),
+      latencyMs: this.#latency.snapshot(),
+    }
   }
 
   /** The store reconnected: a better signal than the next probe, so the circuit closes at once. */
@@ -54,35 +158,35 @@ export class L2Guard {
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    return this.#run('get', () => this.store.get(key))
+    return this.#run('get', (call) => this.store.get(key, call))
   }
 
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
-    return this.#run('getMany', () => this.store.getMany(keys))
+    return this.#run('getMany', (call) => this.store.getMany(keys, call))
   }
 
   set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
-    return this.#run('set', () => this.store.set(key, value, ttlMs))
+    return this.#run('set', (call) => this.store.set(key, value, ttlMs, call))
   }
 
   setMany(writes: readonly L2Write[]): Promise<void> {
-    return this.#run('setMany', () => this.store.setMany(writes))
+    return this.#run('setMany', (call) => this.store.setMany(writes, call))
   }
 
   delete(keys: readonly string[]): Promise<number> {
-    return this.#run('delete', () => this.store.delete(keys))
+    return this.#run('delete', (call) => this.store.delete(keys, call))
   }
 
   getVersion(versionKey: string): Promise<number> {
-    return this.#run('getVersion', () => this.store.getVersion(versionKey))
+    return this.#run('getVersion', (call) => this.store.getVersion(versionKey, call))
   }
 
   increment(key: string): Promise<number> {
-    return this.#run('increment', () => this.store.increment(key))
+    return this.#run('increment', (call) => this.store.increment(key, call))
   }
 
   bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
-    return this.#run('bumpVersion', () => this.store.bumpVersion(versionKey, ttlMs))
+    return this.#run('bumpVersion', (call) => this.store.bumpVersion(versionKey, ttlMs, call))
   }
 
   setIfVersion(
@@ -92,23 +196,25 @@ export class L2Guard {
     versionKey: string,
     version: number,
   ): Promise<boolean> {
-    return this.#run('setIfVersion', () => this.store.setIfVersion(key, value, ttlMs, versionKey, version))
+    return this.#run('setIfVersion', (call) =>
+      this.store.setIfVersion(key, value, ttlMs, versionKey, version, call),
+    )
   }
 
   readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }> {
-    return this.#run('readFence', () => this.store.readFence(versionKeys, seqKey))
+    return this.#run('readFence', (call) => this.store.readFence(versionKeys, seqKey, call))
   }
 
   storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
-    return this.#run('storeFenced', () => this.store.storeFenced(write, fence))
+    return this.#run('storeFenced', (call) => this.store.storeFenced(write, fence, call))
   }
 
   markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number> {
-    return this.#run('markInvalidated', () => this.store.markInvalidated(seqKey, marks, ttlMs))
+    return this.#run('markInvalidated', (call) => this.store.markInvalidated(seqKey, marks, ttlMs, call))
   }
 
   addToSet(key: string, member: string, ttlMs: number): Promise<void> {
-    return this.#run('addToSet', () => this.store.addToSet(key, member, ttlMs))
+    return this.#run('addToSet', (call) => this.store.addToSet(key, member, ttlMs, call))
   }
 
   /**
@@ -117,11 +223,11 @@ export class L2Guard {
    * Resolves to the number of members deleted.
    */
   async deleteSetMembers(key: string, snapshot: string, count = 500): Promise<number> {
-    if (!(await this.#run('rename', () => this.store.renameIfExists(key, snapshot)))) return 0
+    if (!(await this.#run('rename', (call) => this.store.renameIfExists(key, snapshot, call)))) return 0
     let cursor = '0'
     let deleted = 0
     do {
-      const step = await this.#run('sscan', () => this.store.scanSet(snapshot, cursor, count))
+      const step = await this.#run('sscan', (call) => this.store.scanSet(snapshot, cursor, count, call))
       cursor = step.cursor
       if (step.members.length > 0) deleted += await this.delete(step.members)
     } while (cursor !== '0')
@@ -130,45 +236,45 @@ export class L2Guard {
   }
 
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.#run('tryLock', () => this.store.tryLock(key, token, ttlMs))
+    return this.#run('tryLock', (call) => this.store.tryLock(key, token, ttlMs, call))
   }
 
   unlock(key: string, token: string): Promise<boolean> {
-    return this.#run('unlock', () => this.store.unlock(key, token))
+    return this.#run('unlock', (call) => this.store.unlock(key, token, call))
   }
 
   extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.#run('extendLock', () => this.store.extendLock(key, token, ttlMs))
+    return this.#run('extendLock', (call) => this.store.extendLock(key, token, ttlMs, call))
   }
 
   ttl(key: string): Promise<number> {
-    return this.#run('ttl', () => this.store.ttl(key))
+    return this.#run('ttl', (call) => this.store.ttl(key, call))
   }
 
   // Inspection (cache.inspect()): a refusal is an answer, so it counts as a success for the breaker.
 
   info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return this.#run('info', () => this.store.info(section))
+    return this.#run('info', (call) => this.store.info(section, call))
   }
 
   configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return this.#run('configGet', () => this.store.configGet(pattern))
+    return this.#run('configGet', (call) => this.store.configGet(pattern, call))
   }
 
   memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
-    return this.#run('memoryUsage', () => this.store.memoryUsage(keys))
+    return this.#run('memoryUsage', (call) => this.store.memoryUsage(keys, call))
   }
 
   strlen(keys: readonly string[]): Promise<(number | null)[]> {
-    return this.#run('strlen', () => this.store.strlen(keys))
+    return this.#run('strlen', (call) => this.store.strlen(keys, call))
   }
 
   ttlMany(keys: readonly string[]): Promise<number[]> {
-    return this.#run('ttlMany', () => this.store.ttlMany(keys))
+    return this.#run('ttlMany', (call) => this.store.ttlMany(keys, call))
   }
 
   scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
-    return this.#run('scan', () => this.store.scan(pattern, cursor, count))
+    return this.#run('scan', (call) => this.store.scan(pattern, cursor, count, call))
   }
 
   queueAppend(
@@ -176,19 +282,19 @@ export class L2Guard {
     fields: Readonly<Record<string, string | Uint8Array>>,
     maxLength?: number,
   ): Promise<string> {
-    return this.#run('queueAppend', () => this.store.queueAppend(queue, fields, maxLength))
+    return this.#run('queueAppend', (call) => this.store.queueAppend(queue, fields, maxLength, call))
   }
 
   queueCreateGroup(queue: string, group: string): Promise<void> {
-    return this.#run('queueCreateGroup', () => this.store.queueCreateGroup(queue, group))
+    return this.#run('queueCreateGroup', (call) => this.store.queueCreateGroup(queue, group, call))
   }
 
   queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
-    return this.#run('queueRead', () => this.store.queueRead(queue, group, consumer, count))
+    return this.#run('queueRead', (call) => this.store.queueRead(queue, group, consumer, count, call))
   }
 
   queuePending(queue: string, group: string, minIdleMs: number, count: number): Promise<PendingQueueEntry[]> {
-    return this.#run('queuePending', () => this.store.queuePending(queue, group, minIdleMs, count))
+    return this.#run('queuePending', (call) => this.store.queuePending(queue, group, minIdleMs, count, call))
   }
 
   queueClaim(
@@ -198,27 +304,31 @@ export class L2Guard {
     minIdleMs: number,
     ids: readonly string[],
   ): Promise<QueueEntry[]> {
-    return this.#run('queueClaim', () => this.store.queueClaim(queue, group, consumer, minIdleMs, ids))
+    return this.#run('queueClaim', (call) =>
+      this.store.queueClaim(queue, group, consumer, minIdleMs, ids, call),
+    )
   }
 
   queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
-    return this.#run('queueAck', () => this.store.queueAck(queue, group, ids))
+    return this.#run('queueAck', (call) => this.store.queueAck(queue, group, ids, call))
   }
 
   queueHas(queue: string, id: string): Promise<boolean> {
-    return this.#run('queueHas', () => this.store.queueHas(queue, id))
+    return this.#run('queueHas', (call) => this.store.queueHas(queue, id, call))
   }
 
   queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
-    return this.#run('queueSize', () => this.store.queueSize(queue, group))
+    return this.#run('queueSize', (call) => this.store.queueSize(queue, group, call))
   }
 
   queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
-    return this.#run('queueDeleteConsumer', () => this.store.queueDeleteConsumer(queue, group, consumer))
+    return this.#run('queueDeleteConsumer', (call) =>
+      this.store.queueDeleteConsumer(queue, group, consumer, call),
+    )
   }
 
   publish(channel: string, message: string): Promise<void> {
-    return this.#run('publish', () => this.store.publish(channel, message))
+    return this.#run('publish', (call) => this.store.publish(channel, message, call))
   }
 
   subscribe(channel: string, listener: (message: string) => void): Promise<void> {
@@ -238,7 +348,7 @@ export class L2Guard {
     let cursor = '0'
     let deleted = 0
     do {
-      const step = await this.#run('scan', () => this.store.scan(prefix + '*', cursor, count))
+      const step = await this.#run('scan', (call) => this.store.scan(prefix + '*', cursor, count, call))
       cursor = step.cursor
       if (step.keys.length > 0) {
         await this.delete(step.keys)
@@ -251,8 +361,9 @@ export class L2Guard {
   /**
    * Runs one L2 call under the breaker and the deadline. One promise per call: the breaker's verdict and the
    * timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions show).
+   * Each handler settles the call before it does its bookkeeping, whose callbacks reach user code.
    */
-  #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  #run<T>(operation: string, run: (call: L2Call) => Promise<T>): Promise<T> {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
@@ -260,14 +371,17 @@ export class L2Guard {
     }
     const started = performance.now()
     return new Promise<T>((resolve, reject) => {
+      const call = new Call()
       const pending = this.#deadlines.track(() => {
+        // First: a command still queued in the client (not connected yet) is dropped, never sent late.
+        call.abandon()
         this.#outcomes.timeouts++
-        this.#breaker.failure()
         reject(this.#report(operation, new L2TimeoutError(operation, this.#deadlines.timeoutMs)))
+        this.#breaker.failure()
       })
       let promise: Promise<T>
       try {
-        promise = call()
+        promise = run(call)
       } catch (error) {
         // A store that throws instead of rejecting: same handling as a rejection.
         promise = Promise.reject(error instanceof Error ? error : new Error(String(error)))
@@ -277,19 +391,55 @@ export class L2Guard {
           if (pending.done) return
           pending.done = true
           this.#latency.observe(performance.now() - started)
-          this.#breaker.success()
           resolve(result)
+          this.#breaker.success()
         },
         (error: unknown) => {
           if (pending.done) return
           pending.done = true
           this.#outcomes.failures++
           this.#latency.observe(performance.now() - started)
-          this.#breaker.failure()
-          reject(this.#report(operation, new L2Error(operation, { cause: error })))
+          const kind = this.#replyKind(error)
+          const failure = new L2Error(operation, { cause: error }, kind)
+          reject(this.#report(operation, failure))
+          if (kind === undefined) {
+            this.#breaker.failure()
+            return
+          }
+          // Redis answered: it is up. The reply fails this call only, and says nothing against the next ones.
+          this.#breaker.success()
+          this.#errorReply(kind, operation, failure)
         },
       )
     })
+  }
+
+  /** The error reply's kind, or undefined for a failure to reach Redis (or a store that cannot tell). */
+  #replyKind(error: unknown): string | undefined {
+    try {
+      return this.store.errorReplyKind?.(error)
+    } catch {
+      return undefined
+    }
+  }
+
+  #errorReply(kind: string, operation: string, error: L2Error): void {
+    this.#outcomes.errorReplies++
+    const counted = this.#replyKinds.has(kind) || this.#replyKinds.size < MAX_REPLY_KINDS ? kind : 'OTHER'
+    const seen = this.#replyKinds.get(counted) ?? 0
+    this.#replyKinds.set(counted, seen + 1)
+    if (channels.l2ErrorReply.hasSubscribers) channels.l2ErrorReply.publish({ operation, kind, error })
+    const reply: ErrorReply = { kind, operation, error, first: seen === 0 }
+    this.#notify(() => this.#hooks.onErrorReply?.(reply))
+  }
+
+  /** Runs a hook that reaches user code (the logger): what it throws must not keep a call from settling. */
+  #notify(hook: () => void): void {
+    try {
+      hook()
+    } catch {
+      // Ignored: a logging failure is not the cache's failure.
+    }
   }
 
   #report(operation: string, error: Error): Error {

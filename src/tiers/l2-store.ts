@@ -30,6 +30,16 @@ export interface PendingQueueEntry {
 export type L2Answer<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly refused: string }
 
+/**
+ * The cache's side of one L2 call, given to a store method as its last argument. `signal` aborts once the cache
+ * stops waiting for the call (its L2 timeout fired): a command that was not sent yet must then never be sent, since
+ * it would run late, after its caller moved on (a SET landing after a newer value). The signal is made when first
+ * read, so a store reads it only when a command has to wait (not connected yet) and the common path costs nothing.
+ */
+export interface L2Call {
+  readonly signal: AbortSignal
+}
+
 /** Connection state of an L2 store as the store sees it. */
 export type L2Status = 'connecting' | 'ready' | 'reconnecting' | 'closed'
 
@@ -41,25 +51,30 @@ export interface L2Store {
   /** Short name for events and errors, e.g. `redis`. */
   readonly name: string
   readonly status: L2Status
-  get(key: string): Promise<Uint8Array | null>
+  get(key: string, call?: L2Call): Promise<Uint8Array | null>
   /** One round trip for all keys; the result is in the order of `keys`. */
-  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]>
-  set(key: string, value: Uint8Array, ttlMs: number): Promise<void>
+  getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]>
+  set(key: string, value: Uint8Array, ttlMs: number, call?: L2Call): Promise<void>
   /** One round trip for all writes (a pipeline). */
-  setMany(writes: readonly L2Write[]): Promise<void>
+  setMany(writes: readonly L2Write[], call?: L2Call): Promise<void>
   /** Deletes the keys; resolves to how many existed. */
-  delete(keys: readonly string[]): Promise<number>
+  delete(keys: readonly string[], call?: L2Call): Promise<number>
   /**
    * One step of an incremental scan (never a blocking KEYS) for keys matching a glob `pattern`. Start with cursor
    * `'0'`; the scan is complete when the returned cursor is `'0'` again. The cache bounds each step by its timeout.
    */
-  scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }>
+  scan(
+    pattern: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; keys: string[] }>
   /** The integer at `versionKey` (0 when absent): the version a load starts under. */
-  getVersion(versionKey: string): Promise<number>
+  getVersion(versionKey: string, call?: L2Call): Promise<number>
   /** Increments the integer at `key` (from 0), with no expiry: resolves to the new value. */
-  increment(key: string): Promise<number>
+  increment(key: string, call?: L2Call): Promise<number>
   /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
-  bumpVersion(versionKey: string, ttlMs: number): Promise<number>
+  bumpVersion(versionKey: string, ttlMs: number, call?: L2Call): Promise<number>
   /**
    * Writes `value` at `key` (PX `ttlMs`) only if `versionKey` still holds `version` (atomically, by script), so a
    * load that started before a write cannot overwrite the newer value. Resolves to whether it wrote.
@@ -70,36 +85,45 @@ export interface L2Store {
     ttlMs: number,
     versionKey: string,
     version: number,
+    call?: L2Call,
   ): Promise<boolean>
-  /** Adds `member` to the set at `key` and makes the set live at least `ttlMs` more (SADD + PEXPIRE GT/NX). */
-  addToSet(key: string, member: string, ttlMs: number): Promise<void>
+  /**
+   * Adds `member` to the set at `key` and makes the set live at least `ttlMs` more. The set must stay bounded: a
+   * store drops members once the entry they name has expired (the Redis store does so a few at a time per add).
+   */
+  addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void>
   /** Atomically renames `from` to `to` (same cluster slot); false when `from` does not exist. */
-  renameIfExists(from: string, to: string): Promise<boolean>
+  renameIfExists(from: string, to: string, call?: L2Call): Promise<boolean>
   /** One step of an incremental scan of a set's members (SSCAN); done when the cursor is `'0'` again. */
-  scanSet(key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] }>
+  scanSet(
+    key: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; members: string[] }>
   /** Sets `key` to `token` for `ttlMs` only if it does not exist (SET NX PX): true when this caller got the lock. */
-  tryLock(key: string, token: string, ttlMs: number): Promise<boolean>
+  tryLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean>
   /** Deletes `key` only if it still holds `token` (a script, atomically): true when it did. */
-  unlock(key: string, token: string): Promise<boolean>
+  unlock(key: string, token: string, call?: L2Call): Promise<boolean>
   /** Resets the TTL of `key` only if it still holds `token`: true when it did. */
-  extendLock(key: string, token: string, ttlMs: number): Promise<boolean>
+  extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean>
   /** Remaining TTL of `key` in ms; negative when it does not exist. */
-  ttl(key: string): Promise<number>
+  ttl(key: string, call?: L2Call): Promise<number>
   // Inspection (cache.inspect(), inspectRedis()): read-only calls. INFO, CONFIG and MEMORY are administrative
   // commands a server may refuse (an ACL, a managed Redis that renames them): a refusal resolves, it does not reject.
   /** The fields of one INFO section (`memory`, `stats`…), e.g. `{ used_memory: '1048576' }`; or the refusal. */
-  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>>
+  info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>>
   /** The configuration parameters matching the glob `pattern` (CONFIG GET), e.g. `maxmemory*`; or the refusal. */
-  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>>
+  configGet(pattern: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>>
   /**
    * Bytes each key takes in the server's memory, its name and overhead included (MEMORY USAGE), in the order of
    * `keys`, null for a key that does not exist; one round trip. Or the refusal.
    */
-  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>>
+  memoryUsage(keys: readonly string[], call?: L2Call): Promise<L2Answer<(number | null)[]>>
   /** Length in bytes of each key's value (STRLEN): 0 when it does not exist, null when it is not a string. */
-  strlen(keys: readonly string[]): Promise<(number | null)[]>
+  strlen(keys: readonly string[], call?: L2Call): Promise<(number | null)[]>
   /** Remaining TTL of each key in ms (PTTL): -1 when it has none, -2 when it does not exist. One round trip. */
-  ttlMany(keys: readonly string[]): Promise<number[]>
+  ttlMany(keys: readonly string[], call?: L2Call): Promise<number[]>
   /**
    * Durable queues (Redis streams with a consumer group), for write-behind. Appends one entry; resolves to its id.
    */
@@ -108,13 +132,26 @@ export interface L2Store {
     fields: Readonly<Record<string, string | Uint8Array>>,
     /** Trim the queue to about this many entries (`MAXLEN ~`). */
     maxLength?: number,
+    call?: L2Call,
   ): Promise<string>
   /** Creates consumer group `group` on `queue` (and the queue), reading from its start; a no-op if it exists. */
-  queueCreateGroup(queue: string, group: string): Promise<void>
+  queueCreateGroup(queue: string, group: string, call?: L2Call): Promise<void>
   /** Hands up to `count` entries never delivered to anyone in `group` to `consumer` (non-blocking). */
-  queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]>
+  queueRead(
+    queue: string,
+    group: string,
+    consumer: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<QueueEntry[]>
   /** Up to `count` delivered, unacknowledged entries idle at least `minIdleMs`, oldest first. */
-  queuePending(queue: string, group: string, minIdleMs: number, count: number): Promise<PendingQueueEntry[]>
+  queuePending(
+    queue: string,
+    group: string,
+    minIdleMs: number,
+    count: number,
+    call?: L2Call,
+  ): Promise<PendingQueueEntry[]>
   /** Takes over pending entries still idle at least `minIdleMs` for `consumer`; resolves to those it got. */
   queueClaim(
     queue: string,
@@ -122,34 +159,39 @@ export interface L2Store {
     consumer: string,
     minIdleMs: number,
     ids: readonly string[],
+    call?: L2Call,
   ): Promise<QueueEntry[]>
   /** Acknowledges and deletes entries: they are done and will not be delivered again. */
-  queueAck(queue: string, group: string, ids: readonly string[]): Promise<void>
+  queueAck(queue: string, group: string, ids: readonly string[], call?: L2Call): Promise<void>
   /** Whether `queue` still holds entry `id` (not yet acknowledged and deleted). */
-  queueHas(queue: string, id: string): Promise<boolean>
+  queueHas(queue: string, id: string, call?: L2Call): Promise<boolean>
   /** Entries in `queue` (delivered or not), and how many of them `group` has delivered and not acknowledged. */
-  queueSize(queue: string, group: string): Promise<{ length: number; pending: number }>
+  queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }>
   /** Removes consumer `consumer` from `group` (after its pending entries were claimed). */
-  queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void>
+  queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void>
   /**
    * The fence a load starts under, in one round trip (MGET): the integer at each of `versionKeys` and at `seqKey`
    * (0 when absent). Handed back to `storeFenced` when the loaded value is stored.
    */
-  readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }>
+  readFence(
+    versionKeys: readonly string[],
+    seqKey: string,
+    call?: L2Call,
+  ): Promise<{ versions: number[]; seq: number }>
   /**
    * Stores a loaded value only if nothing invalidated it since its load started, atomically (a script): the entry's
    * version is still `fence.version`, and no key of `fence.marks` holds a number above `fence.seq`. In the same
    * step the key is added to each set of `fence.sets` (its tag sets), whose TTL is extended to the entry's.
    * Resolves to whether it stored.
    */
-  storeFenced(write: L2Write, fence: L2Fence): Promise<boolean>
+  storeFenced(write: L2Write, fence: L2Fence, call?: L2Call): Promise<boolean>
   /**
    * Increments `seqKey` and sets each key of `marks` to the new number (PX `ttlMs`), atomically: a load whose fence
    * was read before can no longer store under any of those marks. Resolves to the new number.
    */
-  markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number>
+  markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number, call?: L2Call): Promise<number>
   /** Publishes `message` on `channel` to every subscribed process. */
-  publish(channel: string, message: string): Promise<void>
+  publish(channel: string, message: string, call?: L2Call): Promise<void>
   /**
    * Subscribes `listener` to `channel` on a dedicated connection, made on first use and restored after a reconnect.
    * Resolves once the subscription is active.
@@ -161,6 +203,13 @@ export interface L2Store {
   close(): Promise<void>
   /** Registers a listener for connection errors and state changes; called once by the cache. */
   onEvent(listener: (event: L2StoreEvent) => void): void
+  /**
+   * When `error` (a rejection of one of this store's calls) is the server's answer, an error reply such as `OOM`,
+   * `WRONGTYPE`, `NOPERM` or `BUSY`, its kind: the server is up, so the cache does not count it against the circuit
+   * breaker. Undefined for a failure to reach the server (connection refused, reset or closed, socket error), which
+   * does count. A store without this method has every failure counted as an outage.
+   */
+  errorReplyKind?(error: unknown): string | undefined
 }
 
 /** What a loaded value is stored under: see `L2Store.storeFenced`. */
@@ -179,3 +228,10 @@ export type L2StoreEvent =
   | { type: 'status'; status: L2Status }
   /** The pub/sub connection's status (subscriptions are restored on reconnect; messages meanwhile are lost). */
   | { type: 'subscriber-status'; status: L2Status }
+  /**
+   * The server is one the store cannot work with (Redis older than 7.0): reported once per connection. The store
+   * stays connected (reads work), but writes, deletes and tags fail with error replies; `connect()` rejects with it.
+   */
+  | { type: 'unsupported'; error: Error }
+  /** Something works less well than it should, and an operator can fix it (the message says how). */
+  | { type: 'warning'; message: string }

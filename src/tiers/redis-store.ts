@@ -1,10 +1,11 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
 import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
 import type {
   L2Fence,
   L2Answer,
+  L2Call,
   L2Status,
   L2Store,
   L2StoreEvent,
@@ -105,7 +106,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
 /** Deletes the lock only if it still holds our token: a lock that expired and was taken by another is left alone. */
 const UNLOCK_SCRIPT =
-  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) else return 0 end"
 /** Extends the lock only if it still holds our token. */
 const EXTEND_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
@@ -142,6 +143,72 @@ const MARK_INVALIDATED_SCRIPT = `
 local seq = redis.call('INCR', KEYS[1])
 for i = 2, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[1]) end
 return seq`
+
+/**
+ * Adds a member to a tag set, makes the set live at least the TTL, and keeps it bounded (KEYS: the set; ARGV: member,
+ * TTL in ms, how many members to check, 0 for none). Members are entry keys, and nothing else removes the member of
+ * an entry that expired, so a long-lived tag on changing keys would grow for ever.
+ *
+ * Each add checks a few random members. One whose entry is gone gets a marker key (`<member>#gone`, living a day),
+ * whose remaining TTL tells when it was first seen gone; seen gone again at least a grace of min(TTL, 1 min) later,
+ * it is removed. Twice, and not once, because a load registers its tags just before its value lands: a member whose
+ * value is still on its way must not be dropped, or invalidateTag would miss that value. Adding a member clears its
+ * marker. Only commands the documented ACL allows, plus SRANDMEMBER and SREM, called with pcall: without them the
+ * script returns the refusal (the member is added all the same) and the store stops pruning. Member keys are read
+ * without being declared: fine on one Redis node (the only L2 so far), not on a Redis Cluster.
+ */
+const ADD_TO_TAG_SCRIPT = `
+local set, member = KEYS[1], ARGV[1]
+local ttl, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('SADD', set, member)
+local left = redis.call('PTTL', set)
+if left == -1 or left < ttl then redis.call('PEXPIRE', set, ttl) end
+if sample == 0 then return 0 end
+local grace, hold = math.min(ttl, 60000), 86400000
+redis.call('UNLINK', member .. '#gone')
+local others = redis.pcall('SRANDMEMBER', set, sample)
+if others.err then return others.err end
+local removed = 0
+for _, other in ipairs(others) do
+  if other ~= member and redis.call('PTTL', other) == -2 then
+    local mark = other .. '#gone'
+    local since = redis.call('PTTL', mark)
+    if since < 0 then
+      redis.call('SET', mark, '1', 'PX', hold)
+    elseif hold - since >= grace then
+      local reply = redis.pcall('SREM', set, other)
+      if type(reply) == 'table' and reply.err then return reply.err end
+      redis.call('UNLINK', mark)
+      removed = removed + 1
+    end
+  end
+end
+return removed`
+
+/** Members of a tag set checked per add: a set then holds about 1.5 times its live entries (docs/operations.md). */
+const TAG_PRUNE_SAMPLE = 6
+
+/** The oldest Redis the store works with: it sends PEXPIRE … GT/NX (Redis 7.0) and ZADD GT (6.2). */
+export const MIN_REDIS_VERSION = '7.0'
+
+/**
+ * Decides, from the fields a server describes itself with (`INFO server`: `redis_version`; or `HELLO`: `server`,
+ * `version`), whether it is too old for the store: the error to report, or undefined when it is recent enough or does
+ * not say (a proxy may hide the version; that is not held against it). Valkey reports a `redis_version` too.
+ */
+export function checkServerVersion(fields: Readonly<Record<string, string>>): L2UnsupportedError | undefined {
+  const version = fields['redis_version'] ?? fields['version']
+  const match = /^(\d+)\.(\d+)/.exec(version ?? '')
+  if (version === undefined || match === null) return undefined
+  const [major, minor] = [Number(match[1]), Number(match[2])]
+  const [minMajor, minMinor] = MIN_REDIS_VERSION.split('.').map(Number) as [number, number]
+  if (major > minMajor || (major === minMajor && minor >= minMinor)) return undefined
+  return new L2UnsupportedError(
+    fields['server_name'] ?? fields['server'] ?? 'redis',
+    version,
+    MIN_REDIS_VERSION,
+  )
+}
 
 /**
  * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
@@ -210,12 +277,25 @@ class Connection {
    * attempt, which settles on success or failure (the cache's L2 timeout bounds the wait), so a cache used right
    * after createCache() does not miss L2. Otherwise a lost connection makes commands fail at once (no offline
    * queue) instead of piling up.
+   *
+   * A command the cache gave up on (`call.signal` aborted: its timeout fired) is never sent afterwards: it would run
+   * late, after its caller moved on, e.g. a SET of a value loaded during an outage landing over a newer one.
    */
-  send(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
-    if (this.#attempt !== undefined && !this.client.isReady) {
-      return this.#attempt.then(() => this.client.sendCommand(args, options))
+  send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    const client = this.client
+    // The common path: connected, so node-redis writes the command on its next tick, with no signal to set up.
+    if (client.isReady) return client.sendCommand(args, options)
+    if (this.#attempt !== undefined) {
+      return this.#attempt.then(() => {
+        if (call?.signal.aborted)
+          throw new Error('stratacache gave up on this command before it could be sent')
+        return client.sendCommand(args, options)
+      })
     }
-    return this.client.sendCommand(args, options)
+    // Not connected. A client the store made refuses the command at once (no offline queue). A client passed in
+    // may queue it until it reconnects (its offline queue): with the call's signal, node-redis drops it from that
+    // queue when the cache gives up, instead of replaying it on reconnection.
+    return client.sendCommand(args, call === undefined ? options : { ...options, abortSignal: call.signal })
   }
 
   async close(): Promise<void> {
@@ -350,6 +430,10 @@ export class RedisStore implements L2Store {
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
   #subscriber: Promise<Connection> | undefined
   #listener: (event: L2StoreEvent) => void = () => {}
+  /** Whether addToSet prunes tag sets; off once Redis refuses its commands (an ACL), until the next connection. */
+  #tagPruning = true
+  /** The version check of the current connection (undefined until it is ready). */
+  #server: Promise<L2UnsupportedError | undefined> | undefined
   #closed = false
 
   constructor(options: RedisStoreOptions) {
@@ -452,8 +536,16 @@ export class RedisStore implements L2Store {
       redis,
       this.#ownsClient,
       this.#delays,
-      (status) => this.#listener({ type: 'status', status }),
-      (error) => this.#listener({ type: 'error', error }),
+      (status) => {
+        // Each connection may reach another server (a failover): check its version again once it is ready.
+        this.#server = undefined
+        if (status === 'ready') {
+          this.#tagPruning = true
+          void this.#checkServer()
+        }
+        this.#emit({ type: 'status', status })
+      },
+      (error) => this.#emit({ type: 'error', error }),
     )
   }
 
@@ -465,59 +557,75 @@ export class RedisStore implements L2Store {
     this.#listener = listener
   }
 
-  connect(): Promise<void> {
-    return this.#main.connect()
+  /** Resolves once connected to a server the store supports; rejects with L2UnsupportedError for an older one. */
+  async connect(): Promise<void> {
+    await this.#main.connect()
+    const problem = await this.#checkServer()
+    if (problem !== undefined) throw problem
   }
 
-  get(key: string): Promise<Uint8Array | null> {
-    return this.#main.send(['GET', key], bufferReplies) as Promise<Buffer | null>
+  /** The kind of an error reply (its first word: `OOM`, `WRONGTYPE`…), undefined for a failure to reach Redis. */
+  errorReplyKind(error: unknown): string | undefined {
+    if (!isErrorReply(error)) return undefined
+    return /^([A-Z][A-Z0-9_-]{0,31})(?:\s|$)/.exec(error.message)?.[1] ?? 'ERR'
   }
 
-  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+  get(key: string, call?: L2Call): Promise<Uint8Array | null> {
+    return this.#main.send(['GET', key], bufferReplies, call) as Promise<Buffer | null>
+  }
+
+  getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]> {
     if (keys.length === 0) return Promise.resolve([])
-    return this.#main.send(['MGET', ...keys], bufferReplies) as Promise<(Buffer | null)[]>
+    return this.#main.send(['MGET', ...keys], bufferReplies, call) as Promise<(Buffer | null)[]>
   }
 
-  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+  async set(key: string, value: Uint8Array, ttlMs: number, call?: L2Call): Promise<void> {
     await this.#main.send(
       ['SET', key, toBuffer(value), 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
       plainReplies,
+      call,
     )
   }
 
-  async setMany(writes: readonly L2Write[]): Promise<void> {
+  async setMany(writes: readonly L2Write[], call?: L2Call): Promise<void> {
     // node-redis writes every command issued in one tick as one batch: this is a pipeline, one round trip.
-    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs)))
+    await Promise.all(writes.map((w) => this.set(w.key, w.value, w.ttlMs, call)))
   }
 
-  async delete(keys: readonly string[]): Promise<number> {
+  async delete(keys: readonly string[], call?: L2Call): Promise<number> {
     if (keys.length === 0) return 0
-    return (await this.#main.send(['UNLINK', ...keys], plainReplies)) as number
+    return (await this.#main.send(['UNLINK', ...keys], plainReplies, call)) as number
   }
 
-  async scan(pattern: string, cursor: string, count: number): Promise<{ cursor: string; keys: string[] }> {
+  async scan(
+    pattern: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; keys: string[] }> {
     const reply = (await this.#main.send(
       ['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)],
       plainReplies,
+      call,
     )) as [string | Buffer, (string | Buffer)[]]
     return { cursor: String(reply[0]), keys: reply[1].map(String) }
   }
 
-  async getVersion(versionKey: string): Promise<number> {
-    const reply = await this.#main.send(['GET', versionKey], plainReplies)
+  async getVersion(versionKey: string, call?: L2Call): Promise<number> {
+    const reply = await this.#main.send(['GET', versionKey], plainReplies, call)
     return reply === null ? 0 : Number(reply)
   }
 
-  async increment(key: string): Promise<number> {
-    return Number(await this.#main.send(['INCR', key], plainReplies))
+  async increment(key: string, call?: L2Call): Promise<number> {
+    return Number(await this.#main.send(['INCR', key], plainReplies, call))
   }
 
-  async bumpVersion(versionKey: string, ttlMs: number): Promise<number> {
+  async bumpVersion(versionKey: string, ttlMs: number, call?: L2Call): Promise<number> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const [version] = await Promise.all([
-      this.#main.send(['INCR', versionKey], plainReplies),
-      this.#main.send(['PEXPIRE', versionKey, ttl, 'GT'], plainReplies),
-      this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies),
+      this.#main.send(['INCR', versionKey], plainReplies, call),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'GT'], plainReplies, call),
+      this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies, call),
     ])
     return Number(version)
   }
@@ -528,25 +636,36 @@ export class RedisStore implements L2Store {
     ttlMs: number,
     versionKey: string,
     version: number,
+    call?: L2Call,
   ): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const args = ['EVAL', SET_IF_VERSION_SCRIPT, '2', key, versionKey, toBuffer(value), String(version), ttl]
-    return (await this.#main.send(args, plainReplies)) === 1
+    return (await this.#main.send(args, plainReplies, call)) === 1
   }
 
-  async addToSet(key: string, member: string, ttlMs: number): Promise<void> {
+  async addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
-    // One round trip (pipelined): add, extend a set that has a TTL (GT), give one that has none its TTL (NX).
-    await Promise.all([
-      this.#main.send(['SADD', key, member], plainReplies),
-      this.#main.send(['PEXPIRE', key, ttl, 'GT'], plainReplies),
-      this.#main.send(['PEXPIRE', key, ttl, 'NX'], plainReplies),
-    ])
+    const sample = this.#tagPruning ? String(TAG_PRUNE_SAMPLE) : '0'
+    const reply = await this.#main.send(
+      ['EVAL', ADD_TO_TAG_SCRIPT, '1', key, member, ttl, sample],
+      plainReplies,
+      call,
+    )
+    // Text instead of a count: Redis refused a command of the pruning (an ACL without SRANDMEMBER or SREM).
+    if (typeof reply !== 'number' && this.#tagPruning) {
+      this.#tagPruning = false
+      this.#emit({
+        type: 'warning',
+        message:
+          `tag sets are not pruned of expired entries, so long-lived tags grow: Redis refused (${String(reply)}). ` +
+          'Allow the Redis user +srandmember and +srem (docs/operations.md).',
+      })
+    }
   }
 
-  async renameIfExists(from: string, to: string): Promise<boolean> {
+  async renameIfExists(from: string, to: string, call?: L2Call): Promise<boolean> {
     try {
-      await this.#main.send(['RENAME', from, to], plainReplies)
+      await this.#main.send(['RENAME', from, to], plainReplies, call)
       return true
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return false
@@ -554,62 +673,71 @@ export class RedisStore implements L2Store {
     }
   }
 
-  async scanSet(key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] }> {
-    const reply = (await this.#main.send(['SSCAN', key, cursor, 'COUNT', String(count)], plainReplies)) as [
-      string | Buffer,
-      (string | Buffer)[],
-    ]
+  async scanSet(
+    key: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; members: string[] }> {
+    const reply = (await this.#main.send(
+      ['SSCAN', key, cursor, 'COUNT', String(count)],
+      plainReplies,
+      call,
+    )) as [string | Buffer, (string | Buffer)[]]
     return { cursor: String(reply[0]), members: reply[1].map(String) }
   }
 
-  async tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+  async tryLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean> {
     const reply = await this.#main.send(
       ['SET', key, token, 'NX', 'PX', String(Math.max(1, Math.ceil(ttlMs)))],
       plainReplies,
+      call,
     )
     return reply !== null
   }
 
-  async unlock(key: string, token: string): Promise<boolean> {
-    return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies)) === 1
+  async unlock(key: string, token: string, call?: L2Call): Promise<boolean> {
+    return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies, call)) === 1
   }
 
-  async extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
+  async extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
-    return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies)) === 1
+    return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies, call)) === 1
   }
 
-  async ttl(key: string): Promise<number> {
-    return (await this.#main.send(['PTTL', key], plainReplies)) as number
+  async ttl(key: string, call?: L2Call): Promise<number> {
+    return (await this.#main.send(['PTTL', key], plainReplies, call)) as number
   }
 
   // Inspection. INFO, CONFIG GET and MEMORY USAGE answer a server's refusal (an error reply) instead of rejecting.
 
-  info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies)))
+  info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => parseInfo(await this.#main.send(['INFO', section], plainReplies, call)))
   }
 
-  configGet(pattern: string): Promise<L2Answer<Readonly<Record<string, string>>>> {
-    return refusable(async () => parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies)))
+  configGet(pattern: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () =>
+      parsePairs(await this.#main.send(['CONFIG', 'GET', pattern], plainReplies, call)),
+    )
   }
 
-  memoryUsage(keys: readonly string[]): Promise<L2Answer<(number | null)[]>> {
+  memoryUsage(keys: readonly string[], call?: L2Call): Promise<L2Answer<(number | null)[]>> {
     // Sent in one tick, so node-redis writes them as one batch: one round trip.
     return refusable(() =>
       Promise.all(
         keys.map((key) =>
           this.#main
-            .send(['MEMORY', 'USAGE', key], plainReplies)
+            .send(['MEMORY', 'USAGE', key], plainReplies, call)
             .then((reply) => (reply === null ? null : Number(reply))),
         ),
       ),
     )
   }
 
-  strlen(keys: readonly string[]): Promise<(number | null)[]> {
+  strlen(keys: readonly string[], call?: L2Call): Promise<(number | null)[]> {
     return Promise.all(
       keys.map((key) =>
-        this.#main.send(['STRLEN', key], plainReplies).then(Number, (error: unknown) => {
+        this.#main.send(['STRLEN', key], plainReplies, call).then(Number, (error: unknown) => {
           // WRONGTYPE: a set or a stream has no string length.
           if (isErrorReply(error)) return null
           throw error
@@ -618,35 +746,43 @@ export class RedisStore implements L2Store {
     )
   }
 
-  ttlMany(keys: readonly string[]): Promise<number[]> {
-    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies).then(Number)))
+  ttlMany(keys: readonly string[], call?: L2Call): Promise<number[]> {
+    return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies, call).then(Number)))
   }
 
   async queueAppend(
     queue: string,
     fields: Readonly<Record<string, string | Uint8Array>>,
     maxLength?: number,
+    call?: L2Call,
   ): Promise<string> {
     const args: (string | Buffer)[] =
       maxLength === undefined ? ['XADD', queue, '*'] : ['XADD', queue, 'MAXLEN', '~', String(maxLength), '*']
     for (const [name, value] of Object.entries(fields)) {
       args.push(name, typeof value === 'string' ? value : toBuffer(value))
     }
-    return String(await this.#main.send(args, plainReplies))
+    return String(await this.#main.send(args, plainReplies, call))
   }
 
-  async queueCreateGroup(queue: string, group: string): Promise<void> {
+  async queueCreateGroup(queue: string, group: string, call?: L2Call): Promise<void> {
     try {
-      await this.#main.send(['XGROUP', 'CREATE', queue, group, '0', 'MKSTREAM'], plainReplies)
+      await this.#main.send(['XGROUP', 'CREATE', queue, group, '0', 'MKSTREAM'], plainReplies, call)
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error
     }
   }
 
-  async queueRead(queue: string, group: string, consumer: string, count: number): Promise<QueueEntry[]> {
+  async queueRead(
+    queue: string,
+    group: string,
+    consumer: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<QueueEntry[]> {
     const reply = await this.#main.send(
       ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', queue, '>'],
       bufferReplies,
+      call,
     )
     if (reply === null || reply === undefined) return []
     // RESP3 replies with a map of stream name to entries, RESP2 with a list of [name, entries] pairs.
@@ -661,10 +797,12 @@ export class RedisStore implements L2Store {
     group: string,
     minIdleMs: number,
     count: number,
+    call?: L2Call,
   ): Promise<PendingQueueEntry[]> {
     const reply = (await this.#main.send(
       ['XPENDING', queue, group, 'IDLE', String(Math.max(0, Math.floor(minIdleMs))), '-', '+', String(count)],
       plainReplies,
+      call,
     )) as [unknown, unknown, unknown, unknown][]
     return reply.map(([id, consumer, idleMs, deliveries]) => ({
       id: String(id),
@@ -680,33 +818,35 @@ export class RedisStore implements L2Store {
     consumer: string,
     minIdleMs: number,
     ids: readonly string[],
+    call?: L2Call,
   ): Promise<QueueEntry[]> {
     if (ids.length === 0) return []
     const reply = await this.#main.send(
       ['XCLAIM', queue, group, consumer, String(Math.max(0, Math.floor(minIdleMs))), ...ids],
       bufferReplies,
+      call,
     )
     return parseEntries(reply)
   }
 
-  async queueAck(queue: string, group: string, ids: readonly string[]): Promise<void> {
+  async queueAck(queue: string, group: string, ids: readonly string[], call?: L2Call): Promise<void> {
     if (ids.length === 0) return
     // One round trip (pipelined). Acknowledged first: an entry acknowledged but not deleted is never redelivered.
     await Promise.all([
-      this.#main.send(['XACK', queue, group, ...ids], plainReplies),
-      this.#main.send(['XDEL', queue, ...ids], plainReplies),
+      this.#main.send(['XACK', queue, group, ...ids], plainReplies, call),
+      this.#main.send(['XDEL', queue, ...ids], plainReplies, call),
     ])
   }
 
-  async queueHas(queue: string, id: string): Promise<boolean> {
-    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies)) as unknown[]
+  async queueHas(queue: string, id: string, call?: L2Call): Promise<boolean> {
+    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies, call)) as unknown[]
     return reply.length > 0
   }
 
-  async queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {
+  async queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }> {
     const [length, summary] = await Promise.all([
-      this.#main.send(['XLEN', queue], plainReplies),
-      this.#main.send(['XPENDING', queue, group], plainReplies).catch((error: unknown) => {
+      this.#main.send(['XLEN', queue], plainReplies, call),
+      this.#main.send(['XPENDING', queue, group], plainReplies, call).catch((error: unknown) => {
         // No group yet: nothing delivered.
         if (error instanceof Error && error.message.startsWith('NOGROUP')) return [0]
         throw error
@@ -715,22 +855,23 @@ export class RedisStore implements L2Store {
     return { length: Number(length), pending: Number((summary as unknown[])[0]) }
   }
 
-  async queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
-    await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies)
+  async queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void> {
+    await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies, call)
   }
 
   async readFence(
     versionKeys: readonly string[],
     seqKey: string,
+    call?: L2Call,
   ): Promise<{ versions: number[]; seq: number }> {
-    const reply = (await this.#main.send(['MGET', ...versionKeys, seqKey], plainReplies)) as (
+    const reply = (await this.#main.send(['MGET', ...versionKeys, seqKey], plainReplies, call)) as (
       string | Buffer | null
     )[]
     const numbers = reply.map((value) => (value === null ? 0 : Number(value)))
     return { versions: numbers.slice(0, -1), seq: numbers.at(-1)! }
   }
 
-  async storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
+  async storeFenced(write: L2Write, fence: L2Fence, call?: L2Call): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(write.ttlMs)))
     const args = [
       'EVAL',
@@ -746,17 +887,22 @@ export class RedisStore implements L2Store {
       String(fence.seq),
       String(fence.marks.length),
     ]
-    return (await this.#main.send(args, plainReplies)) === 1
+    return (await this.#main.send(args, plainReplies, call)) === 1
   }
 
-  async markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number> {
+  async markInvalidated(
+    seqKey: string,
+    marks: readonly string[],
+    ttlMs: number,
+    call?: L2Call,
+  ): Promise<number> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     const args = ['EVAL', MARK_INVALIDATED_SCRIPT, String(1 + marks.length), seqKey, ...marks, ttl]
-    return Number(await this.#main.send(args, plainReplies))
+    return Number(await this.#main.send(args, plainReplies, call))
   }
 
-  async publish(channel: string, message: string): Promise<void> {
-    await this.#main.send(['PUBLISH', channel, message], plainReplies)
+  async publish(channel: string, message: string, call?: L2Call): Promise<void> {
+    await this.#main.send(['PUBLISH', channel, message], plainReplies, call)
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
@@ -780,14 +926,63 @@ export class RedisStore implements L2Store {
     ])
   }
 
+  /** Tells the cache; a listener that throws (the user's logger) must not break the connection's event handling. */
+  #emit(event: L2StoreEvent): void {
+    try {
+      this.#listener(event)
+    } catch {
+      // Ignored: the store carries on.
+    }
+  }
+
+  /** Checks the connected server's version once per connection, and reports one too old (once). */
+  #checkServer(): Promise<L2UnsupportedError | undefined> {
+    this.#server ??= this.#readServerVersion().then((problem) => {
+      if (problem !== undefined) this.#emit({ type: 'unsupported', error: problem })
+      return problem
+    })
+    return this.#server
+  }
+
+  /**
+   * `INFO server`, or `HELLO` (which no ACL refuses) when INFO is refused or says nothing of the version; each bounded
+   * by `connectTimeout`. A server that cannot be asked is given the benefit of the doubt.
+   */
+  async #readServerVersion(): Promise<L2UnsupportedError | undefined> {
+    const questions = [
+      [['INFO', 'server'], parseInfo],
+      [['HELLO'], parsePairs],
+    ] as const
+    for (const [args, parse] of questions) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      try {
+        const reply = await Promise.race([
+          this.#main.send(args, plainReplies),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('no answer')), this.#delays.closeTimeout).unref()
+          }),
+        ])
+        const fields = parse(reply)
+        if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
+          return checkServerVersion(fields)
+        }
+      } catch (error) {
+        if (!isErrorReply(error)) return undefined
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    return undefined
+  }
+
   /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
   async #openSubscriber(): Promise<Connection> {
     const connection = new Connection(
       this.#main.client.duplicate(),
       true,
       this.#delays,
-      (status) => this.#listener({ type: 'subscriber-status', status }),
-      (error) => this.#listener({ type: 'error', error }),
+      (status) => this.#emit({ type: 'subscriber-status', status }),
+      (error) => this.#emit({ type: 'error', error }),
     )
     try {
       await connection.connect()
