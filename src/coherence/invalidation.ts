@@ -1,0 +1,146 @@
+// coherence/: how processes stay in step. This file: invalidations to and from the other processes (the bus),
+// `invalidateAll()`, and forgetting what this process holds. The fences that keep old loads out of the tiers are
+// in fence.ts, the namespace's generation in generation.ts, tags in tags.ts.
+//
+// Invariants:
+// - An invalidation from another process drops what it names from L1 and fences the loads of it under way here,
+//   so none of them fills L1 with an older value afterwards.
+// - Writes await their announcement: when a write resolves, the other processes were told, or it rejected with
+//   InvalidationNotSentError (after one retry), never silently.
+// - After a bus outage, L1 entries are kept as suspects (revalidated on their next read, still a fail-safe
+//   fallback), not dropped, unless the namespace has no stale window.
+// - Forgetting everything fences every load under way: a clear, a generation change or close leaves nothing from
+//   before it in L1.
+import type { Invalidation } from '../bus/wire.js'
+import { InvalidationNotSentError } from '../errors.js'
+import type { NamespaceContext } from '../namespace/context.js'
+import type { Tags } from './tags.js'
+
+/** Writes retry a failed invalidation announcement once before reporting it. */
+const PUBLISH_ATTEMPTS = 2
+
+export class Invalidator<P, V> {
+  readonly #ctx: NamespaceContext<P, V>
+  readonly #tags: Tags<P, V>
+
+  constructor(ctx: NamespaceContext<P, V>, tags: Tags<P, V>) {
+    this.#ctx = ctx
+    this.#tags = tags
+  }
+
+  /**
+   * What the bus delivers for this namespace: another process's invalidation, 'missed' (the bus was down) or
+   * 'l2-ready' (the L2 connection is ready again).
+   */
+  receive(invalidation: Invalidation | 'missed' | 'l2-ready'): void {
+    const generation = this.#ctx.generation
+    if (invalidation === 'l2-ready') {
+      if (!generation.known) void generation.read()
+      return
+    }
+    if (invalidation !== 'missed') return this.apply(invalidation)
+    // Deaf for a while: the generation may have moved on too, so read it again. Meanwhile the last known one
+    // stays in use (turning L2 off until the answer came would drop the writes of loads in flight): a bump
+    // missed during the outage is picked up within a round trip, and the suspect L1 entries revalidate.
+    this.suspectEverything()
+    void generation.read()
+  }
+
+  /** Another process wrote: drop what it names from L1, and stop any load of it here from caching an older value. */
+  apply(invalidation: Invalidation): void {
+    if (invalidation.kind === 'namespace') {
+      this.forgetEverything()
+      if (invalidation.generation !== undefined) this.#ctx.generation.announce(invalidation.generation)
+      return
+    }
+    if (invalidation.kind === 'tags') {
+      this.#tags.dropTagged(invalidation.tags)
+      return
+    }
+    const l1 = this.#ctx.l1
+    for (const key of invalidation.keys) {
+      this.#ctx.fence.touchKey(key)
+      this.cancelFlight(key)
+      const node = l1?.byKey(key)
+      if (node !== undefined) l1!.remove(node)
+    }
+  }
+
+  /** `ns.invalidateAll()`, once the cache is known open: a new generation, announced to every process. */
+  async invalidateAll(): Promise<void> {
+    const ctx = this.#ctx
+    this.forgetEverything()
+    const l2 = ctx.rt.l2
+    if (l2 === undefined) return
+    let generation: number
+    try {
+      generation = await l2.increment(ctx.generation.key)
+    } catch (error) {
+      ctx.counters.l2Errors++
+      throw error
+    }
+    ctx.generation.announce(generation)
+    await broadcast(
+      ctx,
+      { kind: 'namespace', namespace: ctx.name, generation },
+      'the invalidation of every entry',
+    )
+  }
+
+  /**
+   * The bus was down: invalidations may have been missed. Entries are kept but treated as stale: the next read
+   * revalidates them (in the background with stale-while-revalidate, in the foreground otherwise), and they can
+   * still answer if the source fails. Without a stale window they are dropped. Dropping them all would throw away
+   * the fail-safe values just when Redis came back empty, and send every key to the source at once.
+   */
+  suspectEverything(): void {
+    const l1 = this.#ctx.l1
+    // Nothing cached here yet (the usual first subscription at start): nothing can be stale.
+    if (l1 === undefined || l1.nodes().next().done === true) return
+    if (this.#ctx.options.staleForMs === 0) {
+      this.forgetEverything()
+      return
+    }
+    for (const node of l1.nodes()) {
+      node.suspect = true
+      node.refreshAt = -Infinity
+    }
+  }
+
+  /** Drops L1 and fences every load under way (a clear, a generation change, close). */
+  forgetEverything(): void {
+    this.#ctx.fence.touchAll()
+    this.#ctx.flights.cancelAll()
+    this.#ctx.throttle.clear()
+    this.#ctx.l1?.clear()
+  }
+
+  /** Stops loads of `key` here from being joined; the fence already keeps their values out. */
+  cancelFlight(key: string): void {
+    this.#ctx.flights.cancel(key)
+    this.#ctx.throttle.delete(key)
+  }
+}
+
+/**
+ * Tells the other processes to drop L1 entries. Awaited by writes, so peers were told when a write resolves; a
+ * failed announcement is retried once, then logged and thrown (InvalidationNotSentError), never swallowed.
+ */
+export async function broadcast<P, V>(
+  ctx: NamespaceContext<P, V>,
+  invalidation: Invalidation,
+  what: string,
+): Promise<void> {
+  const bus = ctx.rt.bus
+  if (bus === undefined) return
+  let error: unknown
+  for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
+    error = await bus.publish(invalidation)
+    if (error === undefined) return
+  }
+  ctx.rt.logger.warn(
+    { service: ctx.rt.service, namespace: ctx.name, kind: invalidation.kind },
+    'stratacache: an invalidation could not be announced; other processes may serve their old L1 copies until they expire',
+  )
+  throw new InvalidationNotSentError(ctx.name, what, { cause: error })
+}

@@ -1,0 +1,110 @@
+// The tag system of one namespace: tag keys in L2, an entry's tags, and `invalidateTag()` in every tier.
+//
+// Invariants:
+// - An entry's tags are known when it is cached: a value whose tags() call failed is served but cached nowhere, so
+//   it cannot escape a tag invalidation.
+// - Negative entries carry no user tag (there is no value to compute one from): they carry NEGATIVE_TAG, and every
+//   tag invalidation reaches them, in L1 and in L2.
+// - A tag invalidation marks L2 first (so loads started before it, in any process, can no longer store a value
+//   carrying the tag), then deletes the tagged entries, and drops L1 before and after the L2 step.
+import { randomBytes } from 'node:crypto'
+import { InvalidArgumentError, SerializationError } from '../errors.js'
+import { escapeKeyText } from '../core/keys.js'
+import { channels } from '../observability/channels.js'
+import { isArray, NO_TAGS, type NamespaceContext } from '../namespace/context.js'
+import { fenceTtl } from '../storage/entry-store.js'
+import { broadcast } from './invalidation.js'
+
+/** The L1 tag of negative entries (never a user's tag: tags are non-empty strings escaped into keys). */
+export const NEGATIVE_TAG = '\u0000negative'
+const NEGATIVE_TAGS: readonly string[] = Object.freeze([NEGATIVE_TAG])
+
+export class Tags<P, V> {
+  readonly #ctx: NamespaceContext<P, V>
+
+  constructor(ctx: NamespaceContext<P, V>) {
+    this.#ctx = ctx
+  }
+
+  /** `ns.invalidateTag(...tags)`, once the cache is known open. */
+  async invalidate(tags: string[]): Promise<number> {
+    const ctx = this.#ctx
+    for (const tag of tags) this.tagKey(tag)
+    this.dropTagged(tags)
+    if (ctx.rt.l2 === undefined) return 0
+    let deleted = 0
+    try {
+      // First the marks: a load that started before this (in any process) can no longer store a value carrying
+      // one of these tags, nor a negative entry (whose tags are unknown). Then the entries already stored.
+      await ctx.rt.l2.markInvalidated(
+        ctx.marks.seq,
+        [...tags.map((tag) => this.tagMark(tag)), ctx.marks.negative[1]!],
+        fenceTtl(ctx.options),
+      )
+      for (const key of [...tags.map((tag) => this.tagKey(tag)), ctx.marks.negativeSet]) {
+        deleted += await ctx.rt.l2.deleteSetMembers(key, `${key}#${randomBytes(6).toString('base64url')}`)
+      }
+    } catch (error) {
+      ctx.counters.l2Errors++
+      throw error
+    } finally {
+      // Loads that read L2 before the unlink may have refilled L1 meanwhile: drop again.
+      this.dropTagged(tags)
+    }
+    await broadcast(
+      ctx,
+      { kind: 'tags', namespace: ctx.name, tags },
+      `the invalidation of ${tags.join(', ')}`,
+    )
+    return deleted
+  }
+
+  /** Drops L1 entries tagged with one of `tags`, and negative entries (their tags are unknown); fences loads. */
+  dropTagged(tags: readonly string[]): void {
+    this.#ctx.fence.touchTags(tags)
+    // A load's tags are unknown until its value arrives, so no read starting now may join any load started before
+    // (the fence already keeps their values out of the tiers).
+    this.#ctx.flights.cancelAll()
+    this.#ctx.l1?.removeTagged([...tags, NEGATIVE_TAG], (node) => this.#ctx.throttle.delete(node.key))
+  }
+
+  /** The invalidation mark of `tag` (a tag set's key plus `#inv`), checked by the store of every load. */
+  tagMark(tag: string): string {
+    return `${this.tagKey(tag)}#inv`
+  }
+
+  /** The L2 set of a tag of an entry: negative entries share one set, emptied by every tag invalidation. */
+  setKeyOf(tag: string): string {
+    return tag === NEGATIVE_TAG ? this.#ctx.marks.negativeSet : this.tagKey(tag)
+  }
+
+  /** The Redis set holding the keys of this namespace's entries tagged `tag`; braces keep its snapshot in its slot. */
+  tagKey(tag: string): string {
+    const escaped = typeof tag === 'string' && tag.length > 0 ? escapeKeyText(tag) : undefined
+    if (escaped === undefined)
+      throw new InvalidArgumentError('tag', tag, 'a non-empty string such as "tenant:t1"')
+    return `${this.#ctx.prefix}#tag{${escaped}}`
+  }
+
+  /** The entry's tags, or undefined when the tags function failed: such a value is served but cached nowhere. */
+  tagsFor(params: unknown, key: string, value: unknown): readonly string[] | undefined {
+    // A negative entry's tags cannot be computed from a value it does not have: every tag invalidation reaches it.
+    if (value === null || value === undefined) return NEGATIVE_TAGS
+    const tagsOf = this.#ctx.tags
+    if (tagsOf === undefined) return NO_TAGS
+    try {
+      const tags: unknown = tagsOf(params as P, value as V)
+      if (!isArray(tags)) throw new TypeError(`tags() must return an array of strings, got ${typeof tags}`)
+      const list = tags as readonly unknown[]
+      for (const tag of list) this.tagKey(tag as string)
+      return list as readonly string[]
+    } catch (cause) {
+      this.#ctx.counters.serializeErrors++
+      if (channels.serializeError.hasSubscribers) {
+        const error = new SerializationError(this.#ctx.name, key, { cause })
+        channels.serializeError.publish({ namespace: this.#ctx.name, key, error })
+      }
+      return undefined
+    }
+  }
+}

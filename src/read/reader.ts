@@ -1,0 +1,333 @@
+// read/: how a get works past the L1 hit (which namespace.ts answers inline), and getMany and peek.
+//   L1 aging entry → serve it and refresh in the background, or load with it as the fail-safe fallback
+//   L1 miss → join the flight of the key (flights.ts) or start one → L2 → the load pipeline (load/pipeline.ts)
+//   getMany → its L1 pass, then one flight per missing key, one MGET, and one batched load through the pipeline
+//
+// Invariants:
+// - One flight per key in this process: readers of a key already loading join it, whichever of get and getMany
+//   started it.
+// - A strong namespace joins only a flight at its loader, never one reading L2 (that read may predate a write
+//   another process acknowledged since).
+// - Stale values answer only inside their stale window, and only when the policy allows: stale-while-revalidate,
+//   a failed or throttled source, the soft timeout.
+// - Before the generation is known, a read past L1 reads it first (keys depend on it).
+import type { Entry } from '../codecs/envelope.js'
+import type { IndexedNode } from '../core/param-index.js'
+import type { BatchItem, LoadPipeline, Settle } from '../load/pipeline.js'
+import type { NamespaceContext } from '../namespace/context.js'
+import type { GetTraceContext } from '../observability/channels.js'
+import { channels } from '../observability/channels.js'
+import type { LockHolder } from '../policies/cross-process-lock.js'
+import { refreshAt, type Refresher } from '../refresh/refresher.js'
+import type { EntryStore } from '../storage/entry-store.js'
+import type { Flight } from './flights.js'
+
+export class Reader<P, V> {
+  readonly #ctx: NamespaceContext<P, V>
+  readonly #store: EntryStore<P, V>
+  readonly #pipeline: LoadPipeline<P, V>
+  readonly #refresher: Refresher<P, V>
+
+  constructor(
+    ctx: NamespaceContext<P, V>,
+    store: EntryStore<P, V>,
+    pipeline: LoadPipeline<P, V>,
+    refresher: Refresher<P, V>,
+  ) {
+    this.#ctx = ctx
+    this.#store = store
+    this.#pipeline = pipeline
+    this.#refresher = refresher
+  }
+
+  /**
+   * Joins the load of `key` under way, or starts one. A strong namespace joins only a flight at its loader (whose
+   * store is fenced and re-read if refused), never one reading L2: that read may have been sent before a write
+   * another process acknowledged since.
+   */
+  join(key: string, params: P, trace: GetTraceContext | undefined): Promise<V> {
+    let flight = this.#ctx.flights.joinable(key, this.#ctx.clock.now())
+    if (flight !== undefined && flight.phase === 'l2' && this.#ctx.options.consistency === 'strong') {
+      return this.#readStrong(key, params, trace)
+    }
+    if (flight !== undefined) flight.callers++
+    else flight = this.#startFlight(key, params, this.#staleInL1(params))
+    if (trace === undefined) return flight.promise
+    const joined = flight
+    return flight.promise.then((value) => {
+      trace.tier = joined.missed ? 'source' : 'l2'
+      return value
+    })
+  }
+
+  /** A strong read that found another reader's L2 read under way: reads L2 itself, then joins or starts the load. */
+  async #readStrong(key: string, params: P, trace: GetTraceContext | undefined, tries = 3): Promise<V> {
+    const stored = await this.#store.readL2Fresh(key)
+    if (stored !== undefined) {
+      this.#ctx.recorder.hitL2(key)
+      if (trace !== undefined) trace.tier = 'l2'
+      return stored.entry.value as V
+    }
+    const flight = this.#ctx.flights.joinable(key, this.#ctx.clock.now())
+    if (flight !== undefined && flight.phase === 'l2') {
+      // Another read of L2 started meanwhile; after a few tries, join it (it started after this read did).
+      if (tries > 1) return this.#readStrong(key, params, trace, tries - 1)
+      flight.callers++
+      return flight.promise
+    }
+    return this.join(key, params, trace)
+  }
+
+  /** An L1 miss before the generation is known: read it first (bounded by the L2 timeout), then go on. */
+  async getAfterGeneration(params: P, trace: GetTraceContext | undefined): Promise<V> {
+    await this.#ctx.generation.read()
+    return this.join(this.#ctx.keys.build(params), params, trace)
+  }
+
+  /**
+   * An L1 entry past its refresh point: fresh but due for refresh-ahead (answer, refresh in the background), or
+   * stale (with stale-while-revalidate: answer, refresh in the background; without: undefined, so the caller loads
+   * in the foreground with this entry as its fail-safe fallback).
+   */
+  serveAging(node: IndexedNode<Entry>, params: unknown): Promise<V> | undefined {
+    const ctx = this.#ctx
+    const entry = node.value
+    const now = ctx.clock.now()
+    const stale = node.suspect || now >= entry.freshUntil
+    if (stale && !ctx.options.staleWhileRevalidate) return undefined
+    ctx.l1!.touch(node)
+    ctx.counters.l1Hits++
+    ctx.labeled?.count(params as P, 'l1Hits')
+    ctx.accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
+    node.hits++
+    if (node.suspect) ctx.counters.staleBusOutage++
+    else if (stale) ctx.counters.staleSwr++
+    if (channels.hit.hasSubscribers) ctx.recorder.publishHit(params, 'l1')
+    this.#refresher.refreshInBackground(node.key, params as P)
+    return Promise.resolve(entry.value as V)
+  }
+
+  /** The stale L1 entry for `params`, still inside its stale window, for a fail-safe fallback. */
+  #staleInL1(params: unknown): Entry | undefined {
+    const l1 = this.#ctx.l1
+    if (l1 === undefined || this.#ctx.options.staleForMs === 0) return undefined
+    const node = l1.find(params)
+    return node !== undefined && node.expiresAt > this.#ctx.clock.now() ? node.value : undefined
+  }
+
+  /** `ns.getMany(list)`, once the cache is known open and `list` an array. */
+  async getMany(list: readonly P[]): Promise<V[]> {
+    const ctx = this.#ctx
+    if (!ctx.generation.known) await ctx.generation.read()
+    const keys = list.map((params) => ctx.keys.build(params))
+    const results = new Array<V>(list.length)
+    const waits: Promise<unknown>[] = []
+    const wanted = new Map<string, { item: BatchItem<P>; indices: number[] }>()
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      const params = list[i] as P
+      const node = ctx.l1?.find(params)
+      if (node !== undefined) {
+        const now = ctx.clock.now()
+        if (node.expiresAt <= now) {
+          ctx.l1!.remove(node)
+        } else if (node.refreshAt > now) {
+          ctx.l1!.touch(node)
+          ctx.counters.l1Hits++
+          ctx.labeled?.count(params, 'l1Hits')
+          ctx.accessLog?.record(node.key, 'l1', node.size, 1, node.hash)
+          node.hits++
+          if (channels.hit.hasSubscribers) ctx.recorder.publishHit(params, 'l1')
+          results[i] = node.value.value as V
+          continue
+        } else {
+          const served = this.serveAging(node, params)
+          if (served !== undefined) {
+            results[i] = node.value.value as V
+            continue
+          }
+        }
+      }
+      const request = wanted.get(key)
+      if (request !== undefined) request.indices.push(i)
+      else wanted.set(key, { item: { key, params, stale: this.#staleInL1(params) }, indices: [i] })
+    }
+    if (wanted.size > 0) {
+      // Keys already loading (or, without loadMany, every key) go through the single-key pipeline; the rest share
+      // one batch: one MGET, one loadMany call.
+      const batch: BatchItem<P>[] = []
+      const now = ctx.clock.now()
+      for (const [key, { item, indices }] of wanted) {
+        const flight = ctx.flights.joinable(key, now)
+        if (flight !== undefined) {
+          waits.push(
+            this.join(key, item.params, undefined).then((value) =>
+              indices.forEach((i) => (results[i] = value)),
+            ),
+          )
+        } else {
+          batch.push(item)
+        }
+      }
+      if (batch.length > 0) {
+        for (const [key, promise] of this.#fetchBatch(batch)) {
+          const indices = wanted.get(key)!.indices
+          waits.push(promise.then((value) => indices.forEach((i) => (results[i] = value))))
+        }
+      }
+    }
+    await Promise.all(waits)
+    return results
+  }
+
+  /** `ns.peek(params)`, once the cache is known open. */
+  async peek(params: P): Promise<V | undefined> {
+    const ctx = this.#ctx
+    if (!ctx.generation.known) await ctx.generation.read()
+    const key = ctx.keys.build(params)
+    const now = ctx.clock.now()
+    const local = this.#store.l1Peek(params)
+    if (local !== undefined && local.freshUntil > now) return local.value as V
+    // L1 holds nothing, or a stale copy: L2 may hold a fresher one.
+    const stored = await this.#store.readL2(key)
+    return stored !== undefined && stored.entry.freshUntil > now ? (stored.entry.value as V) : undefined
+  }
+
+  /** Starts a foreground flight for `key`: L2, then the load pipeline. Its bookkeeping runs once it has left. */
+  #startFlight(key: string, params: P, stale?: Entry): Flight<V> {
+    return this.#ctx.flights.start(
+      key,
+      this.#ctx.fence.open(),
+      (flight) => this.#fetch(key, params, flight, stale),
+      (flight) => this.#ctx.recorder.flightSettled(flight, params, key),
+    )
+  }
+
+  /**
+   * A foreground read after L1: L2, then (unless another process is loading it) the loader, under the fail-safe,
+   * timeouts and cross-process lock. `stale` is an L1 entry still inside its stale window, the fallback if the
+   * loader fails.
+   */
+  async #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
+    const ctx = this.#ctx
+    const fromL2 = await this.#store.readL2(key)
+    if (fromL2 !== undefined) {
+      const { entry } = fromL2
+      const now = ctx.clock.now()
+      if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
+        ctx.recorder.hitL2(key)
+        this.#store.fillFromL2(params, key, fromL2, flight.token)
+        if (now >= refreshAt(entry, ctx.options)) {
+          if (now >= entry.freshUntil) ctx.counters.staleSwr++
+          // Once this flight has left the registry, or the refresh would see it and stand down.
+          void flight.promise.then(() => this.#refresher.refreshInBackground(key, params))
+        }
+        return entry.value as V
+      }
+      // Stale in L2 and no stale-while-revalidate: the fallback, unless L1 had a newer one.
+      if (stale === undefined || entry.createdAt > stale.createdAt) stale = entry
+    }
+    ctx.recorder.miss(key)
+    flight.missed = true
+    flight.phase = 'load'
+    if (stale !== undefined && ctx.throttle.isThrottled(key)) {
+      ctx.counters.staleFailSafe++
+      return stale.value as V
+    }
+    return this.#pipeline.loadCoordinated(key, params, flight, stale)
+  }
+
+  /**
+   * The L1 misses of a `getMany`: one flight per key (joinable by `get`) and one MGET. Then, with a `loadMany`,
+   * keys another process is loading wait for it through the single-key pipeline, and the rest are loaded with one
+   * `loadMany` call under the same source limit, fence, hard timeout and fail-safe as `get`'s loads; without one,
+   * every missing key takes the single-key pipeline.
+   */
+  #fetchBatch(items: BatchItem<P>[]): Map<string, Promise<V>> {
+    const ctx = this.#ctx
+    const token = ctx.fence.open()
+    const settle: Settle<V> = new Map()
+    const promises = new Map<string, Promise<V>>()
+    const flights = new Map<string, Flight<V>>()
+    for (const item of items) {
+      const flight = ctx.flights.start(
+        item.key,
+        token,
+        () =>
+          new Promise<V>((resolve, reject) => {
+            settle.set(item.key, { resolve, reject })
+          }),
+        (f) => ctx.recorder.flightSettled(f, item.params, item.key),
+      )
+      flights.set(item.key, flight)
+      promises.set(item.key, flight.promise)
+    }
+    const run = async () => {
+      const found = await this.#store.readL2Many(items.map((item) => item.key))
+      const now = ctx.clock.now()
+      const missing: (BatchItem<P> & { stale: Entry | undefined })[] = []
+      items.forEach((item, i) => {
+        const stored = found[i]
+        const flight = flights.get(item.key)!
+        let stale = item.stale
+        if (stored !== undefined) {
+          const { entry } = stored
+          if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
+            ctx.recorder.hitL2(item.key)
+            this.#store.fillFromL2(item.params, item.key, stored, token)
+            if (now >= refreshAt(entry, ctx.options)) {
+              if (now >= entry.freshUntil) ctx.counters.staleSwr++
+              void flight.promise.then(() => this.#refresher.refreshInBackground(item.key, item.params))
+            }
+            settle.get(item.key)!.resolve(entry.value as V)
+            return
+          }
+          if (stale === undefined || entry.createdAt > stale.createdAt) stale = entry
+        }
+        ctx.recorder.miss(item.key)
+        flight.missed = true
+        flight.phase = 'load'
+        if (stale !== undefined && ctx.throttle.isThrottled(item.key)) {
+          ctx.counters.staleFailSafe++
+          settle.get(item.key)!.resolve(stale.value as V)
+          return
+        }
+        missing.push({ ...item, stale })
+      })
+      if (missing.length === 0) return
+      if (ctx.loadMany === undefined) {
+        // No batch loader: each key takes the single-key pipeline (lock, fence, timeouts, fail-safe) concurrently.
+        for (const item of missing) {
+          this.#pipeline
+            .loadCoordinated(item.key, item.params, flights.get(item.key)!, item.stale)
+            .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
+        }
+        return
+      }
+      // Keys another process holds the lock of: wait for its value through the single-key pipeline.
+      const mine: (typeof missing)[number][] = []
+      const holders = new Map<string, LockHolder>()
+      const lock = ctx.generation.known ? ctx.lock : undefined
+      await Promise.all(
+        missing.map(async (item) => {
+          const acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
+          if (acquired === 'held') {
+            const flight = flights.get(item.key)!
+            this.#pipeline
+              .loadCoordinated(item.key, item.params, flight, item.stale)
+              .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
+            return
+          }
+          if (acquired !== 'unavailable') holders.set(item.key, acquired)
+          mine.push(item)
+        }),
+      )
+      if (mine.length > 0) await this.#pipeline.loadBatch(mine, token, holders, settle)
+    }
+    run().catch((error: unknown) => {
+      // Settling a settled promise is a no-op, so this reaches exactly the unsettled ones.
+      for (const { reject } of settle.values()) reject(error)
+    })
+    return promises
+  }
+}

@@ -1,0 +1,324 @@
+// storage/: one namespace's entries in and out of its tiers. The only place that decodes L2 bytes, encodes and
+// weighs entries, reads the L2 fences, stores loaded values, and fills L1.
+//
+// Invariants:
+// - Foreign, corrupt, untrusted or expired L2 bytes read as a miss (counted, published), never as a throw.
+// - Entry times come from the writer's clock; they are clamped to this process's clock and policy before use.
+// - Every L1 fill passes the entry's size (its encoded bytes), whichever tier it came from, so `l1.maxBytes` holds.
+// - A loaded value fills L1 only if the local fence allows it, and is written to L2 only through the fenced store
+//   with a fence read before its load; without that fence it is not written to L2 at all.
+// - Before the generation is known, L2 is not used (its keys depend on the generation).
+import type { Entry } from '../codecs/envelope.js'
+import { DecodeError, SerializationError, UntrustedValueError, ValueTooLargeError } from '../errors.js'
+import { channels } from '../observability/channels.js'
+import type { ResolvedNamespaceOptions } from '../options.js'
+import type { L2Guard } from '../policies/l2-guard.js'
+import type { L2Fence } from '../tiers/l2-store.js'
+import type { Tags } from '../coherence/tags.js'
+import { NO_TAGS, type NamespaceContext } from '../namespace/context.js'
+import { refreshAt } from '../refresh/refresher.js'
+
+/** An entry read from L2, with its size in bytes (what it weighs in L1). */
+export interface Stored {
+  readonly entry: Entry
+  readonly size: number
+}
+
+/** What became of a loaded value: in L2, refused by a fence (a write or invalidation won), or not written there. */
+export type StoreOutcome = 'stored' | 'refused' | 'skipped'
+const SKIPPED: Promise<StoreOutcome> = Promise.resolve('skipped')
+const REFUSED: Promise<StoreOutcome> = Promise.resolve('refused')
+
+export class EntryStore<P, V> {
+  readonly #ctx: NamespaceContext<P, V>
+  readonly #tags: Tags<P, V>
+
+  constructor(ctx: NamespaceContext<P, V>, tags: Tags<P, V>) {
+    this.#ctx = ctx
+    this.#tags = tags
+  }
+
+  /** L2, once the generation is known (keys depend on it); undefined before, as when there is no L2. */
+  get #l2(): L2Guard | undefined {
+    return this.#ctx.generation.known ? this.#ctx.rt.l2 : undefined
+  }
+
+  readL2(key: string): Promise<Stored | undefined> | undefined {
+    const l2 = this.#l2
+    if (l2 === undefined) return undefined
+    return l2.get(key).then(
+      (bytes) => (bytes === null ? undefined : this.#decode(key, bytes)),
+      () => {
+        // The guard already published the error; the read falls through to the loader.
+        this.#ctx.counters.l2Errors++
+        return undefined
+      },
+    )
+  }
+
+  async readL2Fresh(key: string): Promise<Stored | undefined> {
+    const stored = await this.readL2(key)
+    return stored !== undefined && stored.entry.freshUntil > this.#ctx.clock.now() ? stored : undefined
+  }
+
+  async readL2Many(keys: string[]): Promise<(Stored | undefined)[]> {
+    const l2 = this.#l2
+    if (l2 === undefined) return keys.map(() => undefined)
+    try {
+      const values = await l2.getMany(keys)
+      return values.map((bytes, i) => (bytes === null ? undefined : this.#decode(keys[i]!, bytes)))
+    } catch {
+      this.#ctx.counters.l2Errors++
+      return keys.map(() => undefined)
+    }
+  }
+
+  /**
+   * Bytes from L2 to an entry and its size; foreign, corrupt or expired bytes are a miss (counted and published),
+   * never a throw. Times written by another process's clock are clamped to this process's policy and clock.
+   */
+  #decode(key: string, bytes: Uint8Array): Stored | undefined {
+    const { name, counters } = this.#ctx
+    const result = this.#ctx.codec.decode(bytes, key)
+    if (!result.ok && result.security !== undefined) {
+      // Never returned, never a throw: a miss, counted, and a security event for whoever watches.
+      counters.untrustedValues++
+      if (channels.security.hasSubscribers) {
+        const { security: problem, keyId } = result
+        const error = new UntrustedValueError(name, key, problem, keyId)
+        channels.security.publish({ namespace: name, key, problem, keyId, error })
+      }
+      return undefined
+    }
+    if (!result.ok) {
+      counters.decodeErrors++
+      if (channels.decodeError.hasSubscribers) {
+        const error = new DecodeError(key, result.reason, { cause: result.cause })
+        channels.decodeError.publish({ namespace: name, key, error })
+      }
+      return undefined
+    }
+    const entry = this.#clampTimes(result.entry)
+    return entry.staleUntil > this.#ctx.clock.now() ? { entry, size: bytes.byteLength } : undefined
+  }
+
+  /**
+   * Entry times are the writer's clock. An entry "created" in this process's future (a writer whose clock runs
+   * ahead) is rebased to now, and no entry is fresh or stale for longer than this namespace's policy allows, so
+   * a skewed writer cannot make L1 copies live for its skew. (A writer behind by more than an entry's life makes
+   * its entries read as expired: keep clock skew well under the TTL; docs/consistency.md.)
+   */
+  #clampTimes(entry: Entry): Entry {
+    const now = this.#ctx.clock.now()
+    const negative = entry.value === null || entry.value === undefined
+    const { ttlMs, jitterMs, negativeTtlMs, staleForMs } = this.#ctx.options
+    const shift = entry.createdAt > now ? entry.createdAt - now : 0
+    const createdAt = entry.createdAt - shift
+    const freshUntil = Math.min(
+      entry.freshUntil - shift,
+      createdAt + (negative ? negativeTtlMs : ttlMs + jitterMs),
+    )
+    const staleUntil = Math.min(entry.staleUntil - shift, freshUntil + (negative ? 0 : staleForMs))
+    if (createdAt === entry.createdAt && freshUntil === entry.freshUntil && staleUntil === entry.staleUntil) {
+      return entry
+    }
+    return { ...entry, createdAt, freshUntil, staleUntil }
+  }
+
+  /** A new entry for `value`, written now, with the namespace's TTL, jitter and stale window. */
+  newEntry(value: V): Entry<V> {
+    const now = this.#ctx.clock.now()
+    const options = this.#ctx.options
+    const { ttlMs, jitterMs, negativeTtlMs } = options
+    const negative = value === null || value === undefined
+    const ttl = negative ? negativeTtlMs : ttlMs + Math.round(this.#ctx.rt.random() * jitterMs)
+    const staleFor = negative ? 0 : options.staleForMs
+    return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl + staleFor }
+  }
+
+  /**
+   * The L2 fences loads of `keys` start under (their versions and the namespace's invalidation sequence), read in
+   * one round trip; undefined when L2 cannot say, and then the loaded values are not written to L2.
+   */
+  readFences(keys: readonly string[]): Promise<(L2Fence | undefined)[] | undefined> {
+    const l2 = this.#l2
+    if (l2 === undefined) return Promise.resolve(undefined)
+    const versionKeys = keys.map((key) => versionKey(key))
+    return l2.readFence(versionKeys, this.#ctx.marks.seq).then(
+      ({ versions, seq }) =>
+        keys.map((_, i) => ({
+          versionKey: versionKeys[i]!,
+          version: versions[i]!,
+          seq,
+          marks: NO_TAGS,
+          sets: NO_TAGS,
+        })),
+      () => {
+        this.#ctx.counters.l2Errors++
+        return undefined
+      },
+    )
+  }
+
+  /**
+   * Caches a loaded value: in L1 unless the local fence says an invalidation this process saw came after the load
+   * started; in L2 (in the background: the caller has its value) through the store script, which refuses it if
+   * its version or an invalidation mark moved since `fence` was read, and adds it to its tag sets atomically.
+   * Resolves to whether it landed in L2.
+   */
+  store(params: P, key: string, value: V, token: number, fence: L2Fence | undefined): Promise<StoreOutcome> {
+    const ctx = this.#ctx
+    // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
+    if (ctx.rt.closed) return SKIPPED
+    const negative = value === null || value === undefined
+    const tags = this.#tags.tagsFor(params, key, value)
+    // An entry whose tags are unknown could escape a tag invalidation: serve it, cache it nowhere.
+    if (tags === undefined) return SKIPPED
+    if (!ctx.fence.mayFill(token, key, tags, negative)) {
+      ctx.counters.staleLoadsDropped++
+      return REFUSED
+    }
+    const entry = this.newEntry(value)
+    let bytes: Buffer | undefined
+    let size: number
+    try {
+      ;({ bytes, size } = this.encodeIfNeeded(entry, key))
+    } catch (cause) {
+      const tooLarge = cause instanceof ValueTooLargeError
+      // Too large for L2 is not too large for L1: it is weighed against the L1 budget at its real size.
+      size = tooLarge ? cause.size : 0
+      if (tooLarge) ctx.counters.oversized++
+      else ctx.counters.serializeErrors++
+      if (channels.serializeError.hasSubscribers) {
+        channels.serializeError.publish({
+          namespace: ctx.name,
+          key,
+          error: tooLarge ? cause : new SerializationError(ctx.name, key, { cause }),
+        })
+      }
+      // Unserializable and not weighed: too risky for a byte-bounded L1, harmless for an entry-bounded one.
+      if (!tooLarge && ctx.l1 !== undefined && ctx.l1.maxBytes !== Infinity) return SKIPPED
+    }
+    this.fillL1(params, key, entry, size, tags)
+    const l2 = this.#l2
+    if (bytes === undefined || l2 === undefined || fence === undefined) return SKIPPED
+    const ttlMs = entry.staleUntil - entry.createdAt
+    const marks = ctx.marks
+    const work = l2
+      .storeFenced(
+        { key, value: bytes, ttlMs },
+        {
+          ...fence,
+          marks: negative ? marks.negative : [marks.cleared, ...tags.map((t) => this.#tags.tagMark(t))],
+          sets: negative ? [marks.negativeSet] : tags.map((t) => this.#tags.tagKey(t)),
+        },
+      )
+      .then(
+        (stored): StoreOutcome => {
+          if (stored) return 'stored'
+          // A write or invalidation won the race: this value is older than what it left; drop it here too.
+          ctx.counters.staleLoadsDropped++
+          const node = ctx.l1?.byKey(key)
+          if (node !== undefined && node.value === entry) ctx.l1!.remove(node)
+          return 'refused'
+        },
+        (): StoreOutcome => {
+          ctx.counters.l2Errors++
+          return 'skipped'
+        },
+      )
+    ctx.rt.background(work)
+    return work
+  }
+
+  /** Encodes `entry` for L2, or only to weigh it against an L1 byte budget; size 0 when neither needs bytes. */
+  encodeIfNeeded(entry: Entry, key: string): { bytes: Buffer | undefined; size: number } {
+    if (!this.#needsBytes()) return { bytes: undefined, size: 0 }
+    const { bytes, size } = this.#ctx.codec.encode(entry, key)
+    return { bytes, size }
+  }
+
+  /** An entry read from L2, into L1 at its size, unless the fence says an invalidation came after `token`. */
+  fillFromL2(params: unknown, key: string, stored: Stored, token: number): void {
+    if (this.#ctx.l1 === undefined) return
+    const { entry } = stored
+    const negative = entry.value === null || entry.value === undefined
+    const tags = this.#tags.tagsFor(params, key, entry.value)
+    if (tags === undefined || !this.#ctx.fence.mayFill(token, key, tags, negative)) return
+    this.fillL1(params, key, entry, stored.size, tags)
+  }
+
+  /**
+   * Puts an entry in L1 for no longer than the L2 entry lives, nor than the namespace's L1 TTL, weighed at `size`
+   * bytes (its encoded size: every fill passes it, so `l1.maxBytes` holds whichever tier the value came from).
+   */
+  fillL1(params: unknown, key: string, entry: Entry, size: number, tags: readonly string[]): void {
+    const l1 = this.#ctx.l1
+    if (l1 === undefined || this.#ctx.rt.closed) return
+    const now = this.#ctx.clock.now()
+    // An L1 copy lives until its entry's stale window ends (or less, by l1.ttl): never past the L2 entry.
+    const ttl = Math.min(this.#ctx.options.l1TtlMs, entry.staleUntil - now)
+    if (ttl <= 0 || size > l1.maxBytes) {
+      // Expired already, or too large for the whole L1 budget: serve it without keeping it in L1.
+      l1.removeParams(params)
+      return
+    }
+    l1.put(params, key, entry, {
+      expiresAt: now + ttl,
+      refreshAt: refreshAt(entry, this.#ctx.options),
+      size,
+      tags,
+    })
+  }
+
+  /** The L1 entry for `params` unless expired (stale ones included), without counting a read. */
+  l1Peek(params: unknown): Entry | undefined {
+    const node = this.#ctx.l1?.find(params)
+    return node === undefined || node.expiresAt <= this.#ctx.clock.now() ? undefined : node.value
+  }
+
+  l1Delete(params: unknown): void {
+    this.#ctx.l1?.removeParams(params)
+  }
+
+  /** Whether values must be encoded: for L2, or to measure them against an L1 byte budget. */
+  #needsBytes(): boolean {
+    const l1 = this.#ctx.l1
+    return this.#ctx.rt.l2 !== undefined || (l1 !== undefined && l1.maxBytes !== Infinity)
+  }
+}
+
+/** The key of an entry's version counter in L2 (bumped by every write of the entry). */
+export function versionKey(key: string): string {
+  return key + '#v'
+}
+
+/** A version must outlive any load that could still store under it: the entry's whole life, and a margin. */
+export function versionTtl(options: ResolvedNamespaceOptions): number {
+  return options.ttlMs + options.jitterMs + options.staleForMs + 60_000
+}
+
+/**
+ * How long an invalidation mark must live: longer than any load that could still try to store under an older
+ * fence (the entry's life, the loader's hard timeout and the lock wait, and a margin).
+ */
+export function fenceTtl(options: ResolvedNamespaceOptions): number {
+  const lockWait = options.lock === false ? 0 : options.lock.waitMs
+  return versionTtl(options) + options.hardTimeoutMs + lockWait
+}
+
+/** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
+export function isEntryKey(key: string, prefix: string): boolean {
+  const mark = key.indexOf('#', prefix.length)
+  // A plain key has no '#'; a hashed one has one, right after the prefix (and its generation, if any), followed by
+  // a SHA-256 digest in base64url. Tag sets (`#tag{…}`), versions (`#v`) and locks (`#lock`) are bookkeeping.
+  if (mark === -1) return true
+  if (!DIGEST.test(key.slice(mark + 1))) return false
+  return mark === prefix.length || GENERATION_SEGMENT.test(key.slice(prefix.length, mark))
+}
+
+/** A SHA-256 digest in base64url, as a hashed key ends. */
+const DIGEST = /^[A-Za-z0-9_-]{43}$/
+
+/** The generation segment of a key of generation 1 or more: `g12:`. */
+const GENERATION_SEGMENT = /^g[1-9][0-9]*:$/

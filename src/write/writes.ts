@@ -1,0 +1,266 @@
+// write/: how a value changes. This file: set, write (write-through, cache-aside, or queued with write-behind),
+// delete and clear. The write-behind queue, its flusher and its bounds are the other files of this folder.
+//
+// Invariants:
+// - A write fences its key from its start to its end: loads already under way, and those starting before it ends,
+//   never fill L1 with what it replaces (the local fence), nor L2 (the entry's version, bumped before the value
+//   is written or deleted; `clear` sets the namespace's mark first).
+// - A write that could not reach L2 leaves no copy of the new value in this process's L1: L2 may still hold the
+//   old one for the other processes.
+// - A write resolves only once the other processes were told (invalidation.ts), or rejects.
+// - A write to L2 waits for the generation (keys depend on it).
+import { CacheClosedError, InvalidArgumentError, InvalidOptionError, NoWriterError } from '../errors.js'
+import { SerializationError, ValueTooLargeError, WriteError, WriteQueueFullError } from '../errors.js'
+import { broadcast, type Invalidator } from '../coherence/invalidation.js'
+import type { Tags } from '../coherence/tags.js'
+import type { NamespaceContext, NamespaceFunctions } from '../namespace/context.js'
+import { fenceTtl, isEntryKey, versionKey, versionTtl, type EntryStore } from '../storage/entry-store.js'
+import { WriteBehindQueue } from './write-behind.js'
+
+export class Writes<P, V> {
+  readonly #ctx: NamespaceContext<P, V>
+  readonly #store: EntryStore<P, V>
+  readonly #tags: Tags<P, V>
+  readonly #invalidator: Invalidator<P, V>
+
+  constructor(
+    ctx: NamespaceContext<P, V>,
+    store: EntryStore<P, V>,
+    tags: Tags<P, V>,
+    invalidator: Invalidator<P, V>,
+  ) {
+    this.#ctx = ctx
+    this.#store = store
+    this.#tags = tags
+    this.#invalidator = invalidator
+  }
+
+  /** The write-behind queue, flushing from this process unless `writeBehind.flush` is false. */
+  startWriteBehind(
+    functions: Pick<NamespaceFunctions<P, V>, 'write' | 'writeMany'>,
+  ): WriteBehindQueue<P, V> | undefined {
+    const { name, rt: runtime } = this.#ctx
+    const config = this.#ctx.options.writeBehind
+    if (config === undefined) return undefined
+    if (runtime.l2 === undefined) {
+      throw new InvalidOptionError(
+        `${name}.writeStrategy`,
+        'write-behind',
+        "a cache with an L2 store (write-behind queues writes in a Redis stream), or 'write-through'",
+      )
+    }
+    const queue = new WriteBehindQueue<P, V>({
+      namespace: name,
+      stream: `${runtime.service}:${name}#wb`,
+      l2: runtime.l2,
+      serializer: runtime.serializer,
+      clock: runtime.clock,
+      signal: runtime.signal,
+      config,
+      counters: this.#ctx.counters,
+      write: functions.write,
+      writeMany: functions.writeMany,
+      background: (work) => runtime.background(work),
+      logger: runtime.logger,
+    })
+    queue.start()
+    runtime.beforeClose(() => queue.stop())
+    return queue
+  }
+
+  /**
+   * `ns.set(params, value)`. Checks that the cache is open itself: `write()` calls it after the source write, and a
+   * cache closed meanwhile must not be written to.
+   */
+  async set(params: P, value: V): Promise<void> {
+    const ctx = this.#ctx
+    if (ctx.rt.closed) throw new CacheClosedError('set')
+    await this.#requireGenerationOrForget(params)
+    const key = ctx.keys.build(params)
+    // Loads under way, and those starting until the write is done, are fenced: they read what this replaces.
+    ctx.fence.beginWrite(key)
+    this.#invalidator.cancelFlight(key)
+    try {
+      await this.#setFenced(params, key, value)
+    } finally {
+      ctx.fence.endWrite(key)
+      this.#invalidator.cancelFlight(key)
+    }
+  }
+
+  async #setFenced(params: P, key: string, value: V): Promise<void> {
+    const ctx = this.#ctx
+    value = ctx.codec.redact(value)
+    const entry = this.#store.newEntry(value)
+    const tags = this.#tags.tagsFor(params, key, value)
+    if (tags === undefined) {
+      throw new SerializationError(ctx.name, key, {
+        cause: new Error('the namespace tags() function failed'),
+      })
+    }
+    let bytes: Buffer | undefined
+    let size: number
+    try {
+      ;({ bytes, size } = this.#store.encodeIfNeeded(entry, key))
+    } catch (cause) {
+      if (cause instanceof ValueTooLargeError) {
+        ctx.counters.oversized++
+        throw cause
+      }
+      ctx.counters.serializeErrors++
+      throw new SerializationError(ctx.name, key, { cause })
+    }
+    this.#store.fillL1(params, key, entry, size, tags)
+    if (ctx.rt.l2 !== undefined && bytes !== undefined) {
+      try {
+        const ttl = entry.staleUntil - entry.createdAt
+        // Bump the version first: a load that started before this write can then no longer store its older value.
+        await ctx.rt.l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
+        await Promise.all([
+          ctx.rt.l2.set(key, bytes, ttl),
+          ...tags.map((tag) => ctx.rt.l2!.addToSet(this.#tags.setKeyOf(tag), key, ttl)),
+        ])
+      } catch (error) {
+        ctx.counters.l2Errors++
+        // L2 may still hold the old value for other processes: do not be the one process serving the new one.
+        this.#store.l1Delete(params)
+        throw error
+      }
+      // Written through: the other processes drop their L1 copies and read the new value from L2.
+      await broadcast(ctx, { kind: 'keys', namespace: ctx.name, keys: [key] }, `the value of "${key}"`)
+    }
+  }
+
+  /** `ns.write(params, value)`, once the cache is known open. */
+  async write(params: P, value: V): Promise<void> {
+    const ctx = this.#ctx
+    if (ctx.writeBehind !== undefined) {
+      await this.#requireGeneration()
+      return this.#writeBehindOne(params, ctx.keys.build(params), value)
+    }
+    const key = ctx.keys.build(params)
+    const write = ctx.write
+    if (write === undefined) throw new NoWriterError(ctx.name)
+    try {
+      await write(params, value, { namespace: ctx.name, key, signal: ctx.rt.signal })
+    } catch (cause) {
+      throw new WriteError(ctx.name, key, { cause })
+    }
+    if (ctx.options.writeStrategy === 'write-through') await this.set(params, value)
+    else await this.delete(params)
+  }
+
+  async #writeBehindOne(params: P, key: string, value: V): Promise<void> {
+    const ctx = this.#ctx
+    let bytes: Uint8Array
+    try {
+      const serialized = ctx.rt.serializer.serialize(value)
+      bytes = typeof serialized === 'string' ? Buffer.from(serialized, 'utf8') : serialized
+    } catch (cause) {
+      ctx.counters.serializeErrors++
+      throw new SerializationError(ctx.name, key, { cause })
+    }
+    try {
+      await ctx.writeBehind!.append(key, params, value, bytes)
+    } catch (error) {
+      // A full queue is a refusal (counted by the queue), not an L2 failure.
+      if (!(error instanceof WriteQueueFullError)) ctx.counters.l2Errors++
+      throw error
+    }
+    try {
+      await this.set(params, value)
+    } catch {
+      // The write is queued and will reach the source; only the cache update failed (counted by set). This process
+      // answers with the queued value meanwhile; other processes may read the older cached value until it expires.
+    }
+  }
+
+  /** `ns.flushWrites()`, once the cache is known open. */
+  async flushWrites(): Promise<void> {
+    await this.#ctx.writeBehind?.flush()
+  }
+
+  /** `ns.writeQueue()`, once the cache is known open. */
+  async writeQueue(): Promise<{
+    queued: number
+    inFlight: number
+    deadLetters: number
+    deadLetterStream: string
+  }> {
+    const writeBehind = this.#ctx.writeBehind
+    if (writeBehind === undefined) {
+      throw new InvalidArgumentError(
+        'writeQueue()',
+        this.#ctx.name,
+        "a namespace with writeStrategy: 'write-behind'",
+      )
+    }
+    const size = await writeBehind.size()
+    return { ...size, deadLetterStream: writeBehind.deadLetterStream }
+  }
+
+  /** `ns.delete(params)`. Checks that the cache is open itself, as `set` does (cache-aside `write()` calls it). */
+  async delete(params: P): Promise<void> {
+    const ctx = this.#ctx
+    if (ctx.rt.closed) throw new CacheClosedError('delete')
+    await this.#requireGenerationOrForget(params)
+    const key = ctx.keys.build(params)
+    // Reads that start before the UNLINK lands may read the old value: fenced until the delete is done.
+    ctx.fence.beginWrite(key)
+    this.#invalidator.cancelFlight(key)
+    this.#store.l1Delete(params)
+    try {
+      if (ctx.rt.l2 !== undefined) {
+        try {
+          await ctx.rt.l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
+          await ctx.rt.l2.delete([key])
+        } catch (error) {
+          ctx.counters.l2Errors++
+          throw error
+        }
+        await broadcast(ctx, { kind: 'keys', namespace: ctx.name, keys: [key] }, `the deletion of "${key}"`)
+      }
+    } finally {
+      ctx.fence.endWrite(key)
+      this.#invalidator.cancelFlight(key)
+    }
+  }
+
+  /** `ns.clear()`, once the cache is known open. */
+  async clear(): Promise<number> {
+    const ctx = this.#ctx
+    this.#invalidator.forgetEverything()
+    if (ctx.rt.l2 === undefined) return 0
+    let deleted: number
+    try {
+      // Loads in any process that started before this can no longer store (the mark is checked by the store).
+      await ctx.rt.l2.markInvalidated(ctx.marks.seq, [ctx.marks.cleared], fenceTtl(ctx.options))
+      // Versions, locks and tag sets of the namespace go too, but the count is of entries.
+      deleted = await ctx.rt.l2.deletePrefix(ctx.prefix, (key) => isEntryKey(key, ctx.prefix))
+    } catch (error) {
+      ctx.counters.l2Errors++
+      throw error
+    } finally {
+      // A get during the scan may have read a value before its UNLINK and put it in L1, or be reading one now:
+      // forget again, so nothing from before the clear survives it in this process.
+      this.#invalidator.forgetEverything()
+    }
+    await broadcast(ctx, { kind: 'namespace', namespace: ctx.name }, 'the clear')
+    return deleted
+  }
+
+  /** For writes to L2: the generation, read now if need be. @throws the L2 error when it cannot be read. */
+  #requireGeneration(): Promise<void> {
+    return this.#ctx.generation.require()
+  }
+
+  /** For set and delete: as `#requireGeneration`, but a failure drops this process's L1 copy first, as an L2 failure later in a write would. */
+  async #requireGenerationOrForget(params: P): Promise<void> {
+    try {
+      await this.#requireGeneration()
+    } catch (error) {
+      this.#store.l1Delete(params)
+      throw error
+    }
+  }
+}
