@@ -263,7 +263,7 @@ export class Cache {
       timer = setTimeout(() => reject(new L2UnavailableError(timeoutMs)), timeoutMs)
     })
     try {
-      if (l2.status !== 'ready') await Promise.race([waitReady(l2, giveUp.signal), timeout])
+      await Promise.race([waitReady(l2, giveUp.signal), timeout])
       // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
       // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
       if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])

@@ -75,8 +75,8 @@ export class NamespaceContext<P, V> {
   readonly write: ((params: P, value: V, context: WriteContext) => unknown) | undefined
   /** Loads and background refreshes under way, by full key. */
   readonly flights = new FlightRegistry<V>()
-  /** Whether a loaded value may still be cached, for invalidations this process saw. */
-  readonly fence = new LocalFence()
+  /** Whether a loaded value may still be cached, for invalidations this process saw; pruned past the oldest live flight. */
+  readonly fence = new LocalFence((current) => this.flights.oldestToken(current))
   readonly counters: Counters = newCounters()
   /** Latency of loader calls, and of reads past L1 by outcome (L1 hits are not timed: they cost well under 50 µs). */
   readonly latency: Latency = newLatency()

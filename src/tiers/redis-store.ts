@@ -119,7 +119,8 @@ const SET_IF_VERSION_SCRIPT =
 /**
  * Stores a loaded value only if its entry's version is unchanged and no invalidation mark is above the sequence
  * number the load started under; then adds the key to its tag sets (extending their TTL to the entry's).
- * KEYS: entry, version, marks…, sets…; ARGV: value, version, ttl, seq, number of marks.
+ * KEYS: entry, version, marks…, sets…; ARGV: value, version, ttl, seq, number of marks, members to check for
+ * pruning (0 for none). Returns 1 (stored), 0 (refused), or Redis's refusal of a pruning command (stored).
  */
 const STORE_FENCED_SCRIPT = `
 if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[2]) then return 0 end
@@ -129,13 +130,37 @@ for i = 3, 2 + marks do
   local mark = redis.call('GET', KEYS[i])
   if mark and tonumber(mark) > seq then return 0 end
 end
-local ttl = tonumber(ARGV[3])
+local ttl, sample = tonumber(ARGV[3]), tonumber(ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+local refused = nil
 for i = 3 + marks, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
-  local left = redis.call('PTTL', KEYS[i])
-  if left < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+  local set, member = KEYS[i], KEYS[1]
+  redis.call('SADD', set, member)
+  local left = redis.call('PTTL', set)
+  if left < ttl then redis.call('PEXPIRE', set, ttl) end
+  -- The same pruning as ADD_TO_TAG_SCRIPT: a few random members, removed when seen gone twice a grace apart.
+  if sample > 0 and refused == nil then
+    local grace, hold = math.min(ttl, 60000), 86400000
+    redis.call('UNLINK', member .. '#gone')
+    local others = redis.pcall('SRANDMEMBER', set, sample)
+    if others.err then refused = others.err else
+      for _, other in ipairs(others) do
+        if other ~= member and redis.call('PTTL', other) == -2 then
+          local mark = other .. '#gone'
+          local since = redis.call('PTTL', mark)
+          if since < 0 then
+            redis.call('SET', mark, '1', 'PX', hold)
+          elseif hold - since >= grace then
+            local reply = redis.pcall('SREM', set, other)
+            if type(reply) == 'table' and reply.err then refused = reply.err end
+            redis.call('UNLINK', mark)
+          end
+        end
+      end
+    end
+  end
 end
+if refused then return refused end
 return 1`
 
 /** Increments the sequence (KEYS[1]) and sets every mark (KEYS[2…]) to it for ARGV[1] ms. */
@@ -652,7 +677,12 @@ export class RedisStore implements L2Store {
       call,
     )
     // Text instead of a count: Redis refused a command of the pruning (an ACL without SRANDMEMBER or SREM).
-    if (typeof reply !== 'number' && this.#tagPruning) {
+    if (typeof reply !== 'number') this.#pruningRefused(reply)
+  }
+
+  /** Stops pruning tag sets after Redis refused one of its commands, and says so once. */
+  #pruningRefused(reply: unknown): void {
+    if (this.#tagPruning) {
       this.#tagPruning = false
       this.#emit({
         type: 'warning',
@@ -886,8 +916,13 @@ export class RedisStore implements L2Store {
       ttl,
       String(fence.seq),
       String(fence.marks.length),
+      this.#tagPruning ? String(TAG_PRUNE_SAMPLE) : '0',
     ]
-    return (await this.#main.send(args, plainReplies, call)) === 1
+    const reply = await this.#main.send(args, plainReplies, call)
+    if (typeof reply === 'number') return reply === 1
+    // Stored, but Redis refused a command of the pruning (an ACL without SRANDMEMBER or SREM).
+    this.#pruningRefused(reply)
+    return true
   }
 
   async markInvalidated(
