@@ -189,18 +189,6 @@ export class L2Guard {
     return this.#run('bumpVersion', (call) => this.store.bumpVersion(versionKey, ttlMs, call))
   }
 
-  setIfVersion(
-    key: string,
-    value: Uint8Array,
-    ttlMs: number,
-    versionKey: string,
-    version: number,
-  ): Promise<boolean> {
-    return this.#run('setIfVersion', (call) =>
-      this.store.setIfVersion(key, value, ttlMs, versionKey, version, call),
-    )
-  }
-
   readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }> {
     return this.#run('readFence', (call) => this.store.readFence(versionKeys, seqKey, call))
   }

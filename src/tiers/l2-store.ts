@@ -76,18 +76,6 @@ export interface L2Store {
   /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
   bumpVersion(versionKey: string, ttlMs: number, call?: L2Call): Promise<number>
   /**
-   * Writes `value` at `key` (PX `ttlMs`) only if `versionKey` still holds `version` (atomically, by script), so a
-   * load that started before a write cannot overwrite the newer value. Resolves to whether it wrote.
-   */
-  setIfVersion(
-    key: string,
-    value: Uint8Array,
-    ttlMs: number,
-    versionKey: string,
-    version: number,
-    call?: L2Call,
-  ): Promise<boolean>
-  /**
    * Adds `member` to the set at `key` and makes the set live at least `ttlMs` more. The set must stay bounded: a
    * store drops members once the entry they name has expired (the Redis store does so a few at a time per add).
    */

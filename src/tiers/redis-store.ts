@@ -111,10 +111,52 @@ const UNLOCK_SCRIPT =
 const EXTEND_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
 
-/** SET the value only while the entry's version is still the one the load started under. */
-const SET_IF_VERSION_SCRIPT =
-  "if tonumber(redis.call('GET', KEYS[2]) or '0') == tonumber(ARGV[2]) then " +
-  "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1 else return 0 end"
+/**
+ * Lua `add_to_tag(set, member, ttl, sample)`: adds a member to a tag set, makes the set live at least the TTL, and
+ * keeps it bounded by checking `sample` members (0 for none); returns how many it removed, or Redis's refusal.
+ * Members are entry keys, and nothing else removes the member of an entry that expired, so a long-lived tag on
+ * changing keys would grow for ever.
+ *
+ * Each add checks a few random members. One whose entry is gone gets a marker key (`<member>#gone`, living a day),
+ * whose remaining TTL tells when it was first seen gone; seen gone again at least a grace of min(TTL, 1 min) later,
+ * it is removed. Twice, and not once, because a load registers its tags just before its value lands: a member whose
+ * value is still on its way must not be dropped, or invalidateTag would miss that value. Adding a member clears its
+ * marker. Only commands the documented ACL allows, plus SRANDMEMBER and SREM, called with pcall: without them the
+ * script returns the refusal (the member is added all the same) and the store stops pruning. Member keys are read
+ * without being declared: fine on one Redis node (the only L2 so far), not on a Redis Cluster.
+ */
+const TAG_ADD_LUA = `
+local function add_to_tag(set, member, ttl, sample)
+  redis.call('SADD', set, member)
+  local left = redis.call('PTTL', set)
+  if left == -1 or left < ttl then redis.call('PEXPIRE', set, ttl) end
+  if sample == 0 then return 0 end
+  local grace, hold = math.min(ttl, 60000), 86400000
+  redis.call('UNLINK', member .. '#gone')
+  local others = redis.pcall('SRANDMEMBER', set, sample)
+  if others.err then return others.err end
+  local removed = 0
+  for _, other in ipairs(others) do
+    if other ~= member and redis.call('PTTL', other) == -2 then
+      local mark = other .. '#gone'
+      local since = redis.call('PTTL', mark)
+      if since < 0 then
+        redis.call('SET', mark, '1', 'PX', hold)
+      elseif hold - since >= grace then
+        local reply = redis.pcall('SREM', set, other)
+        if type(reply) == 'table' and reply.err then return reply.err end
+        redis.call('UNLINK', mark)
+        removed = removed + 1
+      end
+    end
+  end
+  return removed
+end
+`
+
+/** KEYS: the set; ARGV: member, TTL in ms, members to check (0 for none). The removed count, or the refusal. */
+const ADD_TO_TAG_SCRIPT = `${TAG_ADD_LUA}
+return add_to_tag(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))`
 
 /**
  * Stores a loaded value only if its entry's version is unchanged and no invalidation mark is above the sequence
@@ -122,7 +164,7 @@ const SET_IF_VERSION_SCRIPT =
  * KEYS: entry, version, marks…, sets…; ARGV: value, version, ttl, seq, number of marks, members to check for
  * pruning (0 for none). Returns 1 (stored), 0 (refused), or Redis's refusal of a pruning command (stored).
  */
-const STORE_FENCED_SCRIPT = `
+const STORE_FENCED_SCRIPT = `${TAG_ADD_LUA}
 if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[2]) then return 0 end
 local marks = tonumber(ARGV[5])
 local seq = tonumber(ARGV[4])
@@ -134,31 +176,9 @@ local ttl, sample = tonumber(ARGV[3]), tonumber(ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 local refused = nil
 for i = 3 + marks, #KEYS do
-  local set, member = KEYS[i], KEYS[1]
-  redis.call('SADD', set, member)
-  local left = redis.call('PTTL', set)
-  if left < ttl then redis.call('PEXPIRE', set, ttl) end
-  -- The same pruning as ADD_TO_TAG_SCRIPT: a few random members, removed when seen gone twice a grace apart.
-  if sample > 0 and refused == nil then
-    local grace, hold = math.min(ttl, 60000), 86400000
-    redis.call('UNLINK', member .. '#gone')
-    local others = redis.pcall('SRANDMEMBER', set, sample)
-    if others.err then refused = others.err else
-      for _, other in ipairs(others) do
-        if other ~= member and redis.call('PTTL', other) == -2 then
-          local mark = other .. '#gone'
-          local since = redis.call('PTTL', mark)
-          if since < 0 then
-            redis.call('SET', mark, '1', 'PX', hold)
-          elseif hold - since >= grace then
-            local reply = redis.pcall('SREM', set, other)
-            if type(reply) == 'table' and reply.err then refused = reply.err end
-            redis.call('UNLINK', mark)
-          end
-        end
-      end
-    end
-  end
+  -- Once Redis refused a pruning command, add without pruning.
+  local added = add_to_tag(KEYS[i], KEYS[1], ttl, refused == nil and sample or 0)
+  if type(added) ~= 'number' then refused = added end
 end
 if refused then return refused end
 return 1`
@@ -168,47 +188,6 @@ const MARK_INVALIDATED_SCRIPT = `
 local seq = redis.call('INCR', KEYS[1])
 for i = 2, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[1]) end
 return seq`
-
-/**
- * Adds a member to a tag set, makes the set live at least the TTL, and keeps it bounded (KEYS: the set; ARGV: member,
- * TTL in ms, how many members to check, 0 for none). Members are entry keys, and nothing else removes the member of
- * an entry that expired, so a long-lived tag on changing keys would grow for ever.
- *
- * Each add checks a few random members. One whose entry is gone gets a marker key (`<member>#gone`, living a day),
- * whose remaining TTL tells when it was first seen gone; seen gone again at least a grace of min(TTL, 1 min) later,
- * it is removed. Twice, and not once, because a load registers its tags just before its value lands: a member whose
- * value is still on its way must not be dropped, or invalidateTag would miss that value. Adding a member clears its
- * marker. Only commands the documented ACL allows, plus SRANDMEMBER and SREM, called with pcall: without them the
- * script returns the refusal (the member is added all the same) and the store stops pruning. Member keys are read
- * without being declared: fine on one Redis node (the only L2 so far), not on a Redis Cluster.
- */
-const ADD_TO_TAG_SCRIPT = `
-local set, member = KEYS[1], ARGV[1]
-local ttl, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('SADD', set, member)
-local left = redis.call('PTTL', set)
-if left == -1 or left < ttl then redis.call('PEXPIRE', set, ttl) end
-if sample == 0 then return 0 end
-local grace, hold = math.min(ttl, 60000), 86400000
-redis.call('UNLINK', member .. '#gone')
-local others = redis.pcall('SRANDMEMBER', set, sample)
-if others.err then return others.err end
-local removed = 0
-for _, other in ipairs(others) do
-  if other ~= member and redis.call('PTTL', other) == -2 then
-    local mark = other .. '#gone'
-    local since = redis.call('PTTL', mark)
-    if since < 0 then
-      redis.call('SET', mark, '1', 'PX', hold)
-    elseif hold - since >= grace then
-      local reply = redis.pcall('SREM', set, other)
-      if type(reply) == 'table' and reply.err then return reply.err end
-      redis.call('UNLINK', mark)
-      removed = removed + 1
-    end
-  end
-end
-return removed`
 
 /** Members of a tag set checked per add: a set then holds about 1.5 times its live entries (docs/operations.md). */
 const TAG_PRUNE_SAMPLE = 6
@@ -653,19 +632,6 @@ export class RedisStore implements L2Store {
       this.#main.send(['PEXPIRE', versionKey, ttl, 'NX'], plainReplies, call),
     ])
     return Number(version)
-  }
-
-  async setIfVersion(
-    key: string,
-    value: Uint8Array,
-    ttlMs: number,
-    versionKey: string,
-    version: number,
-    call?: L2Call,
-  ): Promise<boolean> {
-    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
-    const args = ['EVAL', SET_IF_VERSION_SCRIPT, '2', key, versionKey, toBuffer(value), String(version), ttl]
-    return (await this.#main.send(args, plainReplies, call)) === 1
   }
 
   async addToSet(key: string, member: string, ttlMs: number, call?: L2Call): Promise<void> {

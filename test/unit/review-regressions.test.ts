@@ -52,7 +52,6 @@ describe('review regressions', () => {
       addToSet: () => Promise.resolve(),
       getVersion: () => Promise.resolve(0),
       bumpVersion: () => Promise.resolve(1),
-      setIfVersion: () => Promise.resolve(true),
       renameIfExists: () => Promise.resolve(false),
       scanSet: () => Promise.resolve({ cursor: '0', members: [] }),
       tryLock: () => Promise.resolve(true),
