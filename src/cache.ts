@@ -105,7 +105,10 @@ export class Cache {
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   /** What each namespace does with an invalidation from another process. */
-  readonly #handlers = new Map<string, (invalidation: Invalidation | 'missed' | 'l2-ready') => void>()
+  readonly #handlers = new Map<
+    string,
+    (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf') => void
+  >()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closing: Promise<void> | undefined
   #sloTimer: ReturnType<typeof setInterval> | undefined
@@ -169,6 +172,8 @@ export class Cache {
           if (channels.l2State.hasSubscribers) channels.l2State.publish({ status: event.status })
         } else if (event.type === 'subscriber-status') {
           this.#bus?.connectionStatus(event.status === 'ready')
+          // Deaf until the bus reconnects (then 'missed'): lock waiters read L2 rather than wait for announcements.
+          if (event.status !== 'ready') for (const handler of this.#handlers.values()) handler('deaf')
         } else if (event.type === 'warning') {
           log.warn({ service: o.service }, `stratacache: ${event.message}`)
         } else if (event.type === 'unsupported') {

@@ -32,8 +32,13 @@ export class Invalidator<P, V> {
    * What the bus delivers for this namespace: another process's invalidation, 'missed' (the bus was down) or
    * 'l2-ready' (the L2 connection is ready again).
    */
-  receive(invalidation: Invalidation | 'missed' | 'l2-ready'): void {
+  receive(invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf'): void {
     const generation = this.#ctx.generation
+    if (invalidation === 'deaf') {
+      // Announcements of values landing cannot reach lock waiters until the bus is back.
+      this.#ctx.lock?.hearing(false)
+      return
+    }
     if (invalidation === 'l2-ready') {
       if (!generation.known) void generation.read()
       return
@@ -44,6 +49,8 @@ export class Invalidator<P, V> {
     // missed during the outage is picked up within a round trip, and the suspect L1 entries revalidate.
     this.suspectEverything()
     void generation.read()
+    // Announcements of values landing were lost too: lock waiters read L2 again rather than sleep out the lock.
+    this.#ctx.lock?.hearing(true)
   }
 
   /** Another process wrote: drop what it names from L1, and stop any load of it here from caching an older value. */

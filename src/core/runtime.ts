@@ -29,11 +29,12 @@ export interface CacheRuntime {
   readonly bus: InvalidationBus | undefined
   /**
    * Registers the namespace's handler for invalidations from other processes, for 'missed' (the bus was down, so
-   * invalidations may have been lost) and for 'l2-ready' (the L2 connection is ready again).
+   * invalidations may have been lost), 'l2-ready' (the L2 connection is ready again) and 'deaf' (the pub/sub
+   * connection was lost).
    */
   onInvalidation(
     namespace: string,
-    handler: (invalidation: Invalidation | 'missed' | 'l2-ready') => void,
+    handler: (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf') => void,
   ): void
   /** Registers work to run when the cache starts closing, while L2 is still open (write-behind flushers stop). */
   beforeClose(work: () => Promise<void>): void

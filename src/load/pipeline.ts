@@ -13,14 +13,11 @@
 // - Strong and bounded namespaces never answer a value their store was refused for when a newer one can be read.
 import type { Entry } from '../codecs/envelope.js'
 import { LoaderTimeoutError, NoLoaderError, SourceBusyError } from '../errors.js'
-import type { LockHolder } from '../policies/cross-process-lock.js'
+import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import type { Flight } from '../read/flights.js'
 import type { EntryStore, Stored, StoreOutcome } from '../storage/entry-store.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { LoadInvoker } from './invoke.js'
-
-/** Longest a lock waiter sleeps before reading L2 again, in case the announcement it waits for was lost. */
-const LOCK_RECHECK_MS = 250
 
 /** A key of a `getMany` that missed L1: its parameters and the stale L1 entry, if any, for a fail-safe. */
 export interface BatchItem<P> {
@@ -57,7 +54,7 @@ export class LoadPipeline<P, V> {
       for (;;) {
         const acquired = await lock.acquire(key)
         if (acquired === 'unavailable') break
-        if (acquired !== 'held') {
+        if (!isHeld(acquired)) {
           holder = acquired
           break
         }
@@ -75,10 +72,10 @@ export class LoadPipeline<P, V> {
           watch?.cancel()
           break
         }
-        // Sleep until the value is announced, the holder's lock would have expired (a dead holder), or a short
-        // slice has passed: an announcement can be lost (our pub/sub connection reconnecting), and then the value
-        // is found by reading L2 again rather than after a whole lock TTL.
-        await watch.wait(Math.min(remaining, (await lock.lockTtl(key)) + 25, LOCK_RECHECK_MS))
+        // Sleep until the value is announced, the holder's lock would have expired (a dead holder, or one that
+        // extended it: we then find it held again), or our pub/sub connection was lost or came back (an
+        // announcement may have been lost: the lock wakes every waiter). No polling while we can hear.
+        await watch.wait(lock.sleepFor(acquired.heldMs, remaining))
         const after = await this.#store.readL2Fresh(key)
         if (after !== undefined) return this.#adopt(params, key, flight.token, after)
       }

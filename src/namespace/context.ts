@@ -162,7 +162,15 @@ export class NamespaceContext<P, V> {
     this.lock =
       options.lock === false || runtime.l2 === undefined
         ? undefined
-        : new CrossProcessLock(runtime.l2, runtime.service, options.lock)
+        : new CrossProcessLock(runtime.l2, runtime.service, options.lock, (lockKey) => {
+            this.counters.locksBroken++
+            // The runtime's logger is isolated: a throwing one cannot break the load.
+            runtime.logger.warn(
+              { service: runtime.service, namespace: options.name, key: lockKey },
+              'stratacache: replaced a lock key that had no expiry or did not hold a lock token: something ' +
+                'other than the cache writes under its keys (a script, a manual SET, another program)',
+            )
+          })
     // Always present: with no limits it only counts loads per second, and never waits or arms a timer.
     // The cache's clock (a fake one in tests); the limiter never lets its readings go back, so a backward step of
     // the wall clock cannot freeze the source.

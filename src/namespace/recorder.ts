@@ -58,6 +58,11 @@ export interface NamespaceStats {
   readonly loadTimeouts: number
   /** Times this process found another process loading the key and waited for its value. */
   readonly lockWaits: number
+  /**
+   * `#lock` keys found holding something that cannot be a live lock (no expiry, not a lock token) and replaced:
+   * each is logged as a warning, since something other than the cache writes under its keys.
+   */
+  readonly locksBroken: number
   /** Loaded values not stored because a write of the same entry happened while they loaded (they were older). */
   readonly staleLoadsDropped: number
   /** Loads the source limit refused (`overflow: 'error'`, or a wait past `source.maxWait`) or answered stale. */
@@ -137,6 +142,7 @@ export function newCounters(): Counters {
     refreshes: 0,
     loadTimeouts: 0,
     lockWaits: 0,
+    locksBroken: 0,
     sourceBusy: 0,
     staleLoadsDropped: 0,
     writesQueued: 0,

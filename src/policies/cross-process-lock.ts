@@ -15,8 +15,22 @@ export interface LockHolder {
   release(landed: boolean): Promise<void>
 }
 
-/** What `acquire` found: the lock is ours, another process holds it, or L2 could not say (load without a lock). */
-export type Acquired = LockHolder | 'held' | 'unavailable'
+/**
+ * What `acquire` found: the lock is ours, another process holds it for `remainingMs` more, or L2 could not say
+ * (load without a lock).
+ */
+export type Acquired = LockHolder | { readonly heldMs: number } | 'unavailable'
+
+/** Whether another process holds the lock (and `acquire` waits for it). */
+export function isHeld(acquired: Acquired): acquired is { readonly heldMs: number } {
+  return typeof acquired === 'object' && 'heldMs' in acquired
+}
+
+/** While our pub/sub connection is down, how often a lock waiter reads L2 again (no announcement can wake it). */
+const DEAF_RECHECK_MS = 250
+
+/** Token length in characters (12 random bytes in base64url): how a key holding a live lock of ours looks. */
+const TOKEN_BYTES = 12
 
 /**
  * The lock protocol, shared by all namespaces of a cache:
@@ -26,33 +40,46 @@ export type Acquired = LockHolder | 'held' | 'unavailable'
  * - The winner writes the value to L2, then PUBLISHes the key on the service's channel, then deletes the lock (only
  *   if the token is still its own, by script).
  * - A loser subscribes (once per process), checks L2 again (the value may have landed meanwhile), and sleeps until
- *   the key is announced or the holder's lock would have expired; then it reads L2 or tries the lock again. After
- *   `waitMs` in all it loads by itself: a lost message or a stuck holder costs latency, never an error.
+ *   the key is announced, the holder's lock would have expired, or the pub/sub connection was lost or came back
+ *   (`hearing`); then it reads L2 or tries the lock again. It does not poll while the connection is up: one wait
+ *   costs three commands per lock TTL. While it is down, it reads L2 every 250 ms. After `waitMs` in all it loads by itself: a lost message or a stuck holder costs
+ *   latency, never an error.
+ * - A `#lock` key that cannot be a live lock (no expiry, not a string, not a token) is broken by the next process
+ *   that tries the lock (`onBroken` is told), so a stray key costs one miss nothing, not every miss a full wait.
  */
 export class CrossProcessLock {
   readonly #l2: L2Guard
   readonly #channel: string
   readonly options: CrossProcessLockOptions
-  readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #waiters = new Map<string, Set<(announced: boolean) => void>>()
   #subscribed: Promise<void> | undefined
+  #deaf = false
 
-  constructor(l2: L2Guard, service: string, options: CrossProcessLockOptions) {
+  readonly #onBroken: (lockKey: string) => void
+
+  constructor(
+    l2: L2Guard,
+    service: string,
+    options: CrossProcessLockOptions,
+    onBroken: (lockKey: string) => void = () => {},
+  ) {
     this.#l2 = l2
     this.#channel = `${service}#landed`
     this.options = options
+    this.#onBroken = onBroken
   }
 
   /** Tries to take the lock of `key` at once. */
   async acquire(key: string): Promise<Acquired> {
-    const token = randomBytes(12).toString('base64url')
+    const token = randomBytes(TOKEN_BYTES).toString('base64url')
     const lockKey = key + '#lock'
-    let won: boolean
     try {
-      won = await this.#l2.tryLock(lockKey, token, this.options.ttlMs)
+      const attempt = await this.#l2.acquireLock(lockKey, token, this.options.ttlMs)
+      if (!attempt.won) return { heldMs: attempt.remainingMs }
+      if (attempt.broke) this.#onBroken(lockKey)
     } catch {
       return 'unavailable'
     }
-    if (!won) return 'held'
     // Extend the lock while the loader runs, until release or until the cache closes: a loader that ignores its
     // signal and never settles must not hold the lock for ever, nor leave a timer behind close().
     const closing = this.#l2.closing
@@ -95,8 +122,8 @@ export class CrossProcessLock {
     let wake!: () => void
     let landed = false
     const woken = new Promise<void>((resolve) => (wake = resolve))
-    const listener = () => {
-      landed = true
+    const listener = (announced: boolean) => {
+      if (announced) landed = true
       wake()
     }
     let set = this.#waiters.get(key)
@@ -118,18 +145,27 @@ export class CrossProcessLock {
     }
   }
 
-  /** Remaining lifetime of another process's lock on `key`, in ms (0 when none). */
-  async lockTtl(key: string): Promise<number> {
-    try {
-      return Math.max(0, await this.#l2.ttl(key + '#lock'))
-    } catch {
-      return 0
-    }
+  /**
+   * The pub/sub connection's state: lost (`false`) or back (`true`). Either way every waiter wakes to read L2 again,
+   * since an announcement may have been missed; while it is lost, waiters read L2 every `DEAF_RECHECK_MS` instead
+   * of sleeping until the lock expires, as no announcement can reach them.
+   */
+  hearing(connected: boolean): void {
+    this.#deaf = !connected
+    for (const set of [...this.#waiters.values()]) for (const listener of [...set]) listener(false)
+  }
+
+  /**
+   * How long a waiter sleeps (unless woken) when another holder has the lock for `heldMs` more and the waiter's own
+   * deadline is `remainingMs` away: until the lock would expire (a dead holder), or a short slice when deaf.
+   */
+  sleepFor(heldMs: number, remainingMs: number): number {
+    return Math.min(remainingMs, heldMs + 25, this.#deaf ? DEAF_RECHECK_MS : Infinity)
   }
 
   readonly #onLanded = (key: string): void => {
     const set = this.#waiters.get(key)
     if (set === undefined) return
-    for (const listener of [...set]) listener()
+    for (const listener of [...set]) listener(true)
   }
 }

@@ -9,6 +9,7 @@ import type {
   L2Fence,
   L2Store,
   L2Write,
+  LockAttempt,
   PendingQueueEntry,
   QueueEntry,
 } from '../tiers/l2-store.js'
@@ -225,6 +226,10 @@ export class L2Guard {
 
   tryLock(key: string, token: string, ttlMs: number): Promise<boolean> {
     return this.#run('tryLock', (call) => this.store.tryLock(key, token, ttlMs, call))
+  }
+
+  acquireLock(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
+    return this.#run('acquireLock', (call) => this.store.acquireLock(key, token, ttlMs, call))
   }
 
   unlock(key: string, token: string): Promise<boolean> {

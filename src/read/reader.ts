@@ -17,7 +17,7 @@ import type { BatchItem, LoadPipeline, Settle } from '../load/pipeline.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { GetTraceContext } from '../observability/channels.js'
 import { channels } from '../observability/channels.js'
-import type { LockHolder } from '../policies/cross-process-lock.js'
+import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
 import type { EntryStore } from '../storage/entry-store.js'
 import type { Flight } from './flights.js'
@@ -311,7 +311,7 @@ export class Reader<P, V> {
       await Promise.all(
         missing.map(async (item) => {
           const acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
-          if (acquired === 'held') {
+          if (isHeld(acquired)) {
             const flight = flights.get(item.key)!
             this.#pipeline
               .loadCoordinated(item.key, item.params, flight, item.stale)

@@ -12,7 +12,7 @@
 // - The hot-keys sweep runs on a timer, off the read path; it halves every count each interval.
 import type { Entry } from '../codecs/envelope.js'
 import type { ResolvedNamespaceOptions } from '../options.js'
-import type { LockHolder } from '../policies/cross-process-lock.js'
+import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import type { LoadPipeline } from '../load/pipeline.js'
 import { NO_TAGS, type NamespaceContext } from '../namespace/context.js'
 import type { EntryStore } from '../storage/entry-store.js'
@@ -64,7 +64,7 @@ export class Refresher<P, V> {
     let holder: LockHolder | undefined
     if (lock !== undefined && generation.known) {
       const acquired = await lock.acquire(key)
-      if (acquired === 'held') return undefined
+      if (isHeld(acquired)) return undefined
       if (acquired !== 'unavailable') holder = acquired
     }
     // Another process may have refreshed it just before we took the lock.

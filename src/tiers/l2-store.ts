@@ -91,6 +91,14 @@ export interface L2Store {
   ): Promise<{ cursor: string; members: string[] }>
   /** Sets `key` to `token` for `ttlMs` only if it does not exist (SET NX PX): true when this caller got the lock. */
   tryLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean>
+  /**
+   * Takes the cross-process lock `key` with `token` for `ttlMs` (SET NX PX), atomically (a script). When another
+   * lock holds it, resolves to its remaining TTL. When what holds the key cannot be a live lock of ours (no expiry,
+   * not a string, not a token of `tokenLength` base64url characters: left by hand, by a crashed tool, by another
+   * program), it is broken (replaced by ours) and the lock is taken: such a key would otherwise make every cold miss
+   * of its entry wait for nothing, for ever.
+   */
+  acquireLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<LockAttempt>
   /** Deletes `key` only if it still holds `token` (a script, atomically): true when it did. */
   unlock(key: string, token: string, call?: L2Call): Promise<boolean>
   /** Resets the TTL of `key` only if it still holds `token`: true when it did. */
@@ -199,6 +207,13 @@ export interface L2Store {
    */
   errorReplyKind?(error: unknown): string | undefined
 }
+
+/** The answer to `L2Store.acquireLock`. */
+export type LockAttempt =
+  /** The lock is ours; `broke` when a key that could not be a live lock was replaced. */
+  | { readonly won: true; readonly broke: boolean }
+  /** Another holder has it for `remainingMs` more (until it extends it). */
+  | { readonly won: false; readonly remainingMs: number }
 
 /** What a loaded value is stored under: see `L2Store.storeFenced`. */
 export interface L2Fence {

@@ -10,6 +10,7 @@ import type {
   L2Store,
   L2StoreEvent,
   L2Write,
+  LockAttempt,
   PendingQueueEntry,
   QueueEntry,
 } from './l2-store.js'
@@ -107,6 +108,22 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 /** Deletes the lock only if it still holds our token: a lock that expired and was taken by another is left alone. */
 const UNLOCK_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) else return 0 end"
+/**
+ * Takes a lock (`SET NX PX`); when it is held, answers `{0, pttl}`, unless the holder cannot be a live lock of ours:
+ * no expiry (every lock is set with PX, atomically), not a string (GET's WRONGTYPE, caught by pcall), or not a token
+ * (ARGV[3] base64url characters). Such a key is replaced by ours: `{1, 1}`. Only commands the documented ACL allows.
+ */
+const ACQUIRE_LOCK_SCRIPT = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end
+local pttl = redis.call('PTTL', KEYS[1])
+local held = redis.pcall('GET', KEYS[1])
+local live = pttl > 0 and type(held) == 'string' and string.len(held) == tonumber(ARGV[3])
+  and string.find(held, '[^A-Za-z0-9_-]') == nil
+if live then return {0, pttl} end
+redis.call('UNLINK', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, 1}
+`
 /** Extends the lock only if it still holds our token. */
 const EXTEND_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
@@ -690,6 +707,16 @@ export class RedisStore implements L2Store {
       call,
     )
     return reply !== null
+  }
+
+  async acquireLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<LockAttempt> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    const [won, detail] = (await this.#main.send(
+      ['EVAL', ACQUIRE_LOCK_SCRIPT, '1', key, token, ttl, String(token.length)],
+      plainReplies,
+      call,
+    )) as [number, number]
+    return won === 1 ? { won: true, broke: detail === 1 } : { won: false, remainingMs: detail }
   }
 
   async unlock(key: string, token: string, call?: L2Call): Promise<boolean> {

@@ -1,0 +1,150 @@
+// The cross-process lock on a real Redis: a stray `#lock` key is broken, not waited on; a waiter is woken by the
+// announcement (or by the pub/sub connection coming back), and does not poll Redis while it waits.
+import { createCache, type L2Store } from 'stratacache'
+import { redisStore } from 'stratacache/redis'
+import { createClient } from 'redis'
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { deferred } from '../helpers/deferred.js'
+
+const url = inject('redisUrl')
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+let raw: ReturnType<typeof createClient>
+beforeAll(async () => {
+  raw = createClient({ url })
+  await raw.connect()
+  return () => raw.close()
+})
+
+/** A real Redis store whose calls are counted by method name (the calls still reach Redis). */
+function counted(store: L2Store): { store: L2Store; calls: Map<string, number> } {
+  const calls = new Map<string, number>()
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver === proxy ? target : receiver)
+      if (typeof value !== 'function' || typeof prop !== 'string') return value
+      return (...args: unknown[]) => {
+        calls.set(prop, (calls.get(prop) ?? 0) + 1)
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+  return { store: proxy, calls }
+}
+
+async function cacheOn(service: string, l2: L2Store = redisStore({ url })) {
+  const cache = createCache({ service, l2 })
+  closers.push(() => cache.close())
+  await cache.connect()
+  return cache
+}
+
+describe('a lock key that cannot be a live lock', () => {
+  const strays: [string, (key: string) => Promise<unknown>][] = [
+    ['with no expiry', (key) => raw.set(key, 'AAAAAAAAAAAAAAAA')],
+    ['holding foreign text, with an expiry', (key) => raw.set(key, 'held by a script', { PX: 600_000 })],
+    ['of another type (a hash)', (key) => raw.hSet(key, 'owner', 'someone')],
+  ]
+  for (const [index, [what, plant]] of strays.entries()) {
+    it(`is broken by the next miss, which loads at once instead of waiting: ${what}`, async () => {
+      const cache = await cacheOn('lock-stray')
+      let loads = 0
+      const ns = cache.namespace('item', {
+        key: 'i:{id}',
+        ttl: '1m',
+        lock: { ttl: '5s', wait: '1h' }, // waiting on the stray key would outlast the test
+        load: ({ id }) => {
+          loads++
+          return `v${id}`
+        },
+      })
+      const id = index + 1 // a key of its own per case
+      const lockKey = ns.key({ id }) + '#lock'
+      await plant(lockKey)
+      expect(await ns.get({ id })).toBe(`v${id}`)
+      expect(loads).toBe(1)
+      expect(ns.stats()).toMatchObject({ lockWaits: 0, locksBroken: 1 })
+      await expect.poll(() => raw.exists(lockKey)).toBe(0) // our lock, released after the value landed
+    })
+  }
+
+  it("respects another process's live lock: waits for its value instead of loading", async () => {
+    const gate = deferred<string>()
+    const a = await cacheOn('lock-live')
+    const b = await cacheOn('lock-live')
+    let loadsB = 0
+    const nsA = a.namespace('item', { key: 'i:{id}', ttl: '1m', load: () => gate.promise })
+    const nsB = b.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1m',
+      load: () => {
+        loadsB++
+        return 'from b'
+      },
+    })
+    const first = nsA.get({ id: 7 })
+    await expect.poll(() => raw.exists(nsA.key({ id: 7 }) + '#lock')).toBe(1)
+    const second = nsB.get({ id: 7 })
+    await expect.poll(() => nsB.stats().lockWaits).toBe(1)
+    gate.resolve('from a')
+    expect(await first).toBe('from a')
+    expect(await second).toBe('from a')
+    expect(loadsB).toBe(0)
+    expect(nsB.stats().locksBroken).toBe(0)
+  })
+})
+
+describe('a lock waiter', () => {
+  it('sleeps until the announcement: a few commands per wait, no polling, no PTTL', async () => {
+    const gate = deferred<string>()
+    const a = await cacheOn('lock-quiet')
+    const { store, calls } = counted(redisStore({ url }))
+    const b = await cacheOn('lock-quiet', store)
+    const nsA = a.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1m',
+      lock: { ttl: '10s' },
+      load: () => gate.promise,
+    })
+    const nsB = b.namespace('item', { key: 'i:{id}', ttl: '1m', lock: { ttl: '10s' }, load: () => 'from b' })
+    const first = nsA.get({ id: 1 })
+    await expect.poll(() => raw.exists(nsA.key({ id: 1 }) + '#lock')).toBe(1)
+    calls.clear()
+    const second = nsB.get({ id: 1 })
+    await expect.poll(() => nsB.stats().lockWaits).toBe(1)
+    // The holder takes 1.5 s; a waiter that polled every 250 ms would send ~24 commands meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    gate.resolve('from a')
+    expect(await second).toBe('from a')
+    expect(await first).toBe('from a')
+    // One read of L2, one lock attempt, a read after registering for the announcement, one after it.
+    expect(calls.get('acquireLock')).toBe(1)
+    expect(calls.get('ttl') ?? 0).toBe(0)
+    expect(calls.get('get')).toBeLessThanOrEqual(3)
+    const total = [...calls.values()].reduce((sum, n) => sum + n, 0)
+    expect(total).toBeLessThanOrEqual(8)
+  })
+
+  it('reads L2 again when its pub/sub connection comes back: an announcement lost meanwhile costs no lock TTL', async () => {
+    const gate = deferred<string>()
+    const a = await cacheOn('lock-lost')
+    const b = await cacheOn('lock-lost')
+    // A lock TTL and a wait far past the test's timeout: only the wake-up on reconnection can end B's wait in time.
+    const lock = { ttl: '60s', wait: '120s' } as const
+    const nsA = a.namespace('item', { key: 'i:{id}', ttl: '1m', lock, load: () => gate.promise })
+    const nsB = b.namespace('item', { key: 'i:{id}', ttl: '1m', lock, load: () => 'from b' })
+    const first = nsA.get({ id: 1 })
+    await expect.poll(() => raw.exists(nsA.key({ id: 1 }) + '#lock')).toBe(1)
+    const second = nsB.get({ id: 1 })
+    await expect.poll(() => nsB.stats().lockWaits).toBe(1)
+    // Drop every subscriber, then let A finish at once: its announcement goes out while B's subscriber is still
+    // away (the store waits at least 40 ms before reconnecting), so B never hears it.
+    await raw.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub'])
+    gate.resolve('from a')
+    expect(await first).toBe('from a')
+    expect(await second).toBe('from a')
+  }, 15_000)
+})
