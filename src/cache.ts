@@ -1,9 +1,10 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
 import { randomUUID } from 'node:crypto'
 import type { AuditRecord } from './audit/audit-sink.js'
-import type { KeyRing } from './codecs/encryption.js'
+import { KEY_RING_OPTION_KEYS, type KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
+import { rejectUnknown } from './core/known-options.js'
 import type { CacheRuntime } from './core/runtime.js'
 import type { KeyParams } from './core/keys.js'
 import {
@@ -394,6 +395,9 @@ export class Cache {
         undefined,
         'a key ring given to createCache() before keys can be replaced at runtime',
       )
+    }
+    if (ring !== null && typeof ring === 'object') {
+      rejectUnknown(ring, KEY_RING_OPTION_KEYS, { where: 'setEncryptionKeys()', at: (path) => path })
     }
     current.replace(ring, 'setEncryptionKeys')
   }
