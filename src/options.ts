@@ -61,7 +61,8 @@ export interface CacheOptions {
    */
   service: string
   /**
-   * The in-process tier, holding decoded values. `false` turns it off (every read goes to L2).
+   * The in-process tier, holding decoded values. `false` turns it off (every read goes to L2). A partial object
+   * keeps the defaults of what it leaves out: `{ maxBytes: 64 * 1024 ** 2 }` is 10,000 entries and 64 MiB.
    * @default { maxEntries: 10_000 }
    */
   l1?: false | L1Options
@@ -147,8 +148,8 @@ export type { CompressionOptions }
  * only if they are asked for more often than the entry they would replace (see docs/architecture.md).
  */
 export interface L1Options {
-  /** Most entries in L1 across all namespaces. Required: an unbounded L1 is refused. @example 10_000 */
-  maxEntries: number
+  /** Most entries in L1 across all namespaces; L1 is never unbounded. @default 10_000 */
+  maxEntries?: number
   /** Optional byte budget for L1, over the entries' serialized sizes. */
   maxBytes?: number
 }
@@ -226,19 +227,15 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`, e.g. 'catalog'",
     )
   }
-  const {
-    l1 = { maxEntries: 10_000 },
-    l2,
-    timeouts = {},
-    circuitBreaker = {},
-    serializer = jsonSerializer,
-  } = options
+  const { l1 = {}, l2, timeouts = {}, circuitBreaker = {}, serializer = jsonSerializer } = options
   if (l1 !== false && (l1 === null || typeof l1 !== 'object')) {
     throw new InvalidOptionError('l1', l1, '`false` or an object such as { maxEntries: 10_000 }')
   }
+  // A partial group keeps the defaults of what it leaves out (`l1: { maxBytes }` is 10,000 entries and those bytes).
+  const l1MaxEntries = l1 === false ? 0 : (l1.maxEntries ?? 10_000)
   if (l1 !== false) {
     rejectUnknown(l1, CACHE_GROUP_KEYS.l1, place, 'l1')
-    validateBounds(l1.maxEntries, l1.maxBytes, 'l1.')
+    validateBounds(l1MaxEntries, l1.maxBytes, 'l1.')
   }
   rejectUnknown(timeouts, CACHE_GROUP_KEYS.timeouts, place, 'timeouts')
   rejectUnknown(circuitBreaker, CACHE_GROUP_KEYS.circuitBreaker, place, 'circuitBreaker')
@@ -325,7 +322,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     }),
     audit,
     service: options.service,
-    l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
+    l1: l1 === false ? false : Object.freeze({ maxEntries: l1MaxEntries, maxBytes: l1.maxBytes }),
     l2,
     l2Budget,
     l2TimeoutMs,

@@ -11,6 +11,7 @@ import {
 import { redisStore } from 'stratacache/redis'
 import { closestName, rejectUnknown } from '../../src/core/known-options.js'
 import { resolveNamespaceOptions } from '../../src/options.js'
+import { resolvePolicy } from '../../src/cli/simulate/policy.js'
 import { cacheFactory } from '../helpers/caches.js'
 
 const newCache = cacheFactory('unknown-options')
@@ -276,5 +277,55 @@ describe('redisStore refuses unknown options', () => {
     expect(
       unknownOption(() => redisStore({ url: 'rediss://127.0.0.1:1', tls: { servrname: 'x' } } as never)),
     ).toMatchObject({ suggestion: 'tls.servername' })
+  })
+})
+
+describe('partial groups merge with the defaults', () => {
+  it('l1: { maxBytes } alone keeps 10,000 entries', () => {
+    expect(newCache({ l1: { maxBytes: 1_000_000 } }).options.l1).toEqual({
+      maxEntries: 10_000,
+      maxBytes: 1_000_000,
+    })
+    expect(newCache({ l1: {} }).options.l1).toEqual({ maxEntries: 10_000, maxBytes: undefined })
+    expect(newCache({ l1: { maxEntries: 5 } }).options.l1).toEqual({ maxEntries: 5, maxBytes: undefined })
+  })
+
+  it('a bad value in a partial l1 is still refused', () => {
+    expect(() => newCache({ l1: { maxBytes: 0 } })).toThrow(/`l1\.maxBytes`/)
+    expect(() => newCache({ l1: { maxEntries: 0 } })).toThrow(/`l1\.maxEntries`/)
+  })
+
+  it('createCache timeouts and circuitBreaker keep the defaults of what they leave out', () => {
+    const o = newCache({ timeouts: { l2: '50ms' }, circuitBreaker: { breakFor: '5s' } }).options
+    expect(o).toMatchObject({ l2TimeoutMs: 50, connectTimeoutMs: 2_000, breakMs: 5_000, failureThreshold: 5 })
+  })
+
+  it('namespace groups keep the defaults of what they leave out', () => {
+    const o = resolveNamespaceOptions('p', {
+      key: 'p:{id}',
+      ttl: '1m',
+      timeouts: { soft: '100ms' },
+      lock: { ttl: '2s' },
+      source: { maxConcurrent: 3 },
+      hotKeys: { track: 5 },
+      writeStrategy: 'write-behind',
+      write: () => {},
+      writeBehind: { batchSize: 10 },
+    })
+    expect(o).toMatchObject({
+      softTimeoutMs: 100,
+      hardTimeoutMs: 30_000,
+      lock: { ttlMs: 2_000, waitMs: 10_000 },
+      source: { maxConcurrent: 3, maxPerSecond: Infinity, maxWaitMs: 5_000, overflow: 'wait' },
+      hotKeys: { track: 5, refresh: true, intervalMs: 1_000, concurrency: 4 },
+      writeBehind: { batchSize: 10, maxAttempts: 5, flushIntervalMs: 100, maxQueued: 100_000, flush: true },
+    })
+  })
+
+  it('a simulate policy file l1 with only a policy keeps 10,000 entries', () => {
+    expect(resolvePolicy({ ttl: '5m', l1: { policy: 'lru' } }, 'p.json').l1).toEqual({
+      maxEntries: 10_000,
+      policy: 'lru',
+    })
   })
 })

@@ -12,8 +12,11 @@ export interface PolicyFile {
   ttl: string | number
   /** Stale window after `ttl`: reads in it are served stale while one refresh loads. @default 0 */
   staleFor?: string | number
-  /** The L1: its size and eviction policy, or `false` for none. @default { maxEntries: 10000, policy: 'w-tinylfu' } */
-  l1?: false | { maxEntries: number; policy?: 'w-tinylfu' | 'lru' }
+  /**
+   * The L1: its size and eviction policy, or `false` for none; a field left out keeps its default.
+   * @default { maxEntries: 10000, policy: 'w-tinylfu' }
+   */
+  l1?: false | { maxEntries?: number; policy?: 'w-tinylfu' | 'lru' }
   /** Replay only this namespace's reads. @default every read of the log */
   namespace?: string
 }
@@ -70,7 +73,7 @@ function resolveL1(l1: unknown, place: OptionPlace): SimulationPolicy['l1'] {
     throw new InvalidOptionError(at('l1'), l1, 'false, or an object such as { "maxEntries": 10000 }')
   }
   rejectUnknown(l1, POLICY_FILE_L1_KEYS, place, 'l1')
-  const { maxEntries, policy = 'w-tinylfu' } = l1 as Record<string, unknown>
+  const { maxEntries = 10_000, policy = 'w-tinylfu' } = l1 as Record<string, unknown>
   if (typeof maxEntries !== 'number' || !Number.isSafeInteger(maxEntries) || maxEntries < 1) {
     throw new InvalidOptionError(at('l1.maxEntries'), maxEntries, 'a positive whole number of entries')
   }
