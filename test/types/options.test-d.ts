@@ -5,6 +5,7 @@ import type {
   AccessLogOptions,
   CacheOptions,
   CompressionOptions,
+  Duration,
   KeyRing,
   L1Options,
   NamespaceOptions,
@@ -72,5 +73,24 @@ describe('option key lists', () => {
     expectTypeOf<Keys<typeof REDIS_TLS_OPTION_KEYS>>().toEqualTypeOf<keyof RedisTlsOptions>()
     expectTypeOf<Keys<typeof POLICY_FILE_KEYS>>().toEqualTypeOf<keyof PolicyFile>()
     expectTypeOf<Keys<typeof POLICY_FILE_L1_KEYS>>().toEqualTypeOf<keyof Group<PolicyFile['l1']>>()
+  })
+})
+
+describe('Duration', () => {
+  it('takes one part or a compound from the largest unit down', () => {
+    expectTypeOf<'30s'>().toExtend<Duration>()
+    expectTypeOf<'1.5h'>().toExtend<Duration>()
+    expectTypeOf<'1h30m'>().toExtend<Duration>()
+    expectTypeOf<'2m30s'>().toExtend<Duration>()
+    expectTypeOf<'1d12h'>().toExtend<Duration>()
+    expectTypeOf<'1m30s500ms'>().toExtend<Duration>()
+    expectTypeOf<250>().toExtend<Duration>()
+  })
+
+  it('refuses units out of order, and text without a unit', () => {
+    expectTypeOf<'30m1h'>().not.toExtend<Duration>()
+    expectTypeOf<'1ms5s'>().not.toExtend<Duration>()
+    expectTypeOf<'5'>().not.toExtend<Duration>()
+    expectTypeOf<'5 minutes'>().not.toExtend<Duration>()
   })
 })
