@@ -86,6 +86,8 @@ export interface PurgeResult {
 
 /**
  * Creates a cache for one service.
+ * @throws InvalidOptionError for an option that cannot work; UnknownOptionError for a key it does not take (a typo),
+ * naming the closest valid one.
  *
  * @example
  * const cache = createCache({ service: 'catalog', l1: { maxEntries: 10_000 }, l2: redisStore({ url }) })
@@ -220,7 +222,8 @@ export class Cache {
   /**
    * Declares a key family. Key parameters are inferred from the template's placeholders plus `dimensions`, and the
    * value type from `load`. Annotate `load`'s parameter to narrow parameter types (e.g. `productId: number`).
-   * @throws InvalidOptionError for a bad template, TTL or option; DuplicateNamespaceError for a reused name.
+   * @throws InvalidOptionError for a bad template, TTL or option (UnknownOptionError for an unknown key, naming the
+   * closest valid one); DuplicateNamespaceError for a reused name.
    */
   namespace<
     const K extends string,
