@@ -1,9 +1,10 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
 import { randomUUID } from 'node:crypto'
 import type { AuditRecord } from './audit/audit-sink.js'
-import type { KeyRing } from './codecs/encryption.js'
+import { KEY_RING_OPTION_KEYS, type KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
+import { rejectUnknown } from './core/known-options.js'
 import type { CacheRuntime } from './core/runtime.js'
 import type { KeyParams } from './core/keys.js'
 import {
@@ -85,6 +86,8 @@ export interface PurgeResult {
 
 /**
  * Creates a cache for one service.
+ * @throws InvalidOptionError for an option that cannot work; UnknownOptionError for a key it does not take (a typo),
+ * naming the closest valid one.
  *
  * @example
  * const cache = createCache({ service: 'catalog', l1: { maxEntries: 10_000 }, l2: redisStore({ url }) })
@@ -224,7 +227,8 @@ export class Cache {
   /**
    * Declares a key family. Key parameters are inferred from the template's placeholders plus `dimensions`, and the
    * value type from `load`. Annotate `load`'s parameter to narrow parameter types (e.g. `productId: number`).
-   * @throws InvalidOptionError for a bad template, TTL or option; DuplicateNamespaceError for a reused name.
+   * @throws InvalidOptionError for a bad template, TTL or option (UnknownOptionError for an unknown key, naming the
+   * closest valid one); DuplicateNamespaceError for a reused name.
    */
   namespace<
     const K extends string,
@@ -399,6 +403,9 @@ export class Cache {
         undefined,
         'a key ring given to createCache() before keys can be replaced at runtime',
       )
+    }
+    if (ring !== null && typeof ring === 'object') {
+      rejectUnknown(ring, KEY_RING_OPTION_KEYS, { where: 'setEncryptionKeys()', at: (path) => path })
     }
     current.replace(ring, 'setEncryptionKeys')
   }

@@ -21,7 +21,8 @@ function describe(value: unknown): string {
 
 /** A configuration option is missing or has a value that cannot work. Thrown at construction. */
 export class InvalidOptionError extends StrataError {
-  readonly code = 'ERR_STRATA_INVALID_OPTION'
+  /** `ERR_STRATA_UNKNOWN_OPTION` for its subclass `UnknownOptionError`. */
+  readonly code: 'ERR_STRATA_INVALID_OPTION' | 'ERR_STRATA_UNKNOWN_OPTION' = 'ERR_STRATA_INVALID_OPTION'
   constructor(
     readonly option: string,
     readonly value: unknown,
@@ -29,6 +30,40 @@ export class InvalidOptionError extends StrataError {
     options?: ErrorOptions,
   ) {
     super(`Invalid option \`${option}\`: expected ${expected}, got ${describe(value)}.`, options)
+  }
+}
+
+/**
+ * An options object holds a key stratacache does not take, most often a misspelt one: ignored, it would turn a
+ * feature off without a word. Thrown at construction (and by `updatePolicy()`), with the closest known key when one
+ * is close.
+ */
+export class UnknownOptionError extends InvalidOptionError {
+  override readonly code = 'ERR_STRATA_UNKNOWN_OPTION'
+  constructor(
+    /** Who was given the object, e.g. `createCache()` or `namespace "products"`. */
+    readonly where: string,
+    /** The key's path from there, e.g. `timeouts.sfot`. */
+    readonly path: string,
+    /** The key's path as the other option errors of that place name it (`option`), e.g. `products.timeouts.sfot`. */
+    option: string,
+    value: unknown,
+    /** The keys this object takes. */
+    readonly known: readonly string[],
+    /** The closest known key's path, e.g. `timeouts.soft`; undefined when none is close. */
+    readonly suggestion: string | undefined,
+    /** The object's own path (`timeouts`; '' for the top level), and a sentence to add (where the setting belongs). */
+    context: { readonly group: string; readonly hint?: string | undefined },
+  ) {
+    const { group, hint } = context
+    super(option, value, `one of ${known.join(', ')}`)
+    // The list of known keys only when nothing is close: next to a suggestion it is noise (37 namespace options).
+    this.message =
+      `Unknown option \`${path}\` in ${where}. ` +
+      (suggestion === undefined
+        ? `${group === '' ? 'It takes' : `\`${group}\` takes`} ${known.map((k) => `\`${k}\``).join(', ')}.`
+        : `Did you mean \`${suggestion}\`?`) +
+      (hint === undefined ? '' : ` ${hint}`)
   }
 }
 

@@ -5,23 +5,26 @@ import { parseDuration, type Duration } from './core/duration.js'
 import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import {
+  COMPRESSION_OPTION_KEYS,
   resolveCodecOptions,
   resolveCompression,
   type CompressionOptions,
   type ResolvedCodecOptions,
 } from './codecs/value-codec.js'
-import { ResolvedKeyRing, type KeyRing } from './codecs/encryption.js'
+import { KEY_RING_OPTION_KEYS, ResolvedKeyRing, type KeyRing } from './codecs/encryption.js'
 import { DEFAULT_MAX_VALUE_BYTES } from './codecs/envelope.js'
 import type { RedactOption } from './codecs/redaction.js'
 import type { AuditSink } from './audit/audit-sink.js'
 import { checkClassification, type Classification } from './policies/classification.js'
 import { InvalidOptionError } from './errors.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from './core/known-options.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 import type { ResolvedSlo } from './observability/slo.js'
 import type { ReadLabels } from './observability/labels.js'
 import {
+  ACCESS_LOG_OPTION_KEYS,
   resolveAccessLog,
   type AccessLogOptions,
   type ResolvedAccessLog,
@@ -58,7 +61,8 @@ export interface CacheOptions {
    */
   service: string
   /**
-   * The in-process tier, holding decoded values. `false` turns it off (every read goes to L2).
+   * The in-process tier, holding decoded values. `false` turns it off (every read goes to L2). A partial object
+   * keeps the defaults of what it leaves out: `{ maxBytes: 64 * 1024 ** 2 }` is 10,000 entries and 64 MiB.
    * @default { maxEntries: 10_000 }
    */
   l1?: false | L1Options
@@ -144,8 +148,8 @@ export type { CompressionOptions }
  * only if they are asked for more often than the entry they would replace (see docs/architecture.md).
  */
 export interface L1Options {
-  /** Most entries in L1 across all namespaces. Required: an unbounded L1 is refused. @example 10_000 */
-  maxEntries: number
+  /** Most entries in L1 across all namespaces; L1 is never unbounded. @default 10_000 */
+  maxEntries?: number
   /** Optional byte budget for L1, over the entries' serialized sizes. */
   maxBytes?: number
 }
@@ -171,10 +175,51 @@ export interface ResolvedCacheOptions {
   readonly audit: AuditSink | undefined
 }
 
+/** The part of an option that is an object: `l1` without `false`, `timeouts` without `undefined`. */
+type Group<T> = Exclude<T, false | undefined>
+
+/**
+ * Every key `createCache()` takes, and each of its groups'. The compiler checks each list against its type (see
+ * `OptionKeys`); the resolver refuses any other key.
+ */
+export const CACHE_OPTION_KEYS = {
+  service: true,
+  l1: true,
+  l2: true,
+  l2Budget: true,
+  timeouts: true,
+  circuitBreaker: true,
+  serializer: true,
+  clock: true,
+  maxKeyLength: true,
+  random: true,
+  logger: true,
+  compression: true,
+  encryption: true,
+  maxValueBytes: true,
+  ttlCaps: true,
+  audit: true,
+} as const satisfies OptionKeys<CacheOptions>
+
+export const CACHE_GROUP_KEYS = {
+  l1: { maxEntries: true, maxBytes: true } satisfies OptionKeys<Group<CacheOptions['l1']>>,
+  l2Budget: { maxBytes: true } satisfies OptionKeys<Group<CacheOptions['l2Budget']>>,
+  timeouts: { l2: true, connect: true } satisfies OptionKeys<Group<CacheOptions['timeouts']>>,
+  circuitBreaker: { failureThreshold: true, breakFor: true } satisfies OptionKeys<
+    Group<CacheOptions['circuitBreaker']>
+  >,
+  compression: COMPRESSION_OPTION_KEYS,
+  encryption: KEY_RING_OPTION_KEYS,
+  ttlCaps: { personal: true, secret: true } satisfies OptionKeys<Group<CacheOptions['ttlCaps']>>,
+} as const
+
 export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('createCache options', options, "an object such as { service: 'catalog' }")
   }
+  const place: OptionPlace = { where: 'createCache()', at: (path) => path }
+  // Unknown keys first: a misspelt `service` is better reported as the typo than as a missing service.
+  rejectUnknown(options, CACHE_OPTION_KEYS, place)
   if (typeof options.service !== 'string' || !NAME_PATTERN.test(options.service)) {
     throw new InvalidOptionError(
       'service',
@@ -182,17 +227,18 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "1 to 64 characters of A-Z, a-z, 0-9, `_`, `.` or `-`, e.g. 'catalog'",
     )
   }
-  const {
-    l1 = { maxEntries: 10_000 },
-    l2,
-    timeouts = {},
-    circuitBreaker = {},
-    serializer = jsonSerializer,
-  } = options
+  const { l1 = {}, l2, timeouts = {}, circuitBreaker = {}, serializer = jsonSerializer } = options
   if (l1 !== false && (l1 === null || typeof l1 !== 'object')) {
     throw new InvalidOptionError('l1', l1, '`false` or an object such as { maxEntries: 10_000 }')
   }
-  if (l1 !== false) validateBounds(l1.maxEntries, l1.maxBytes, 'l1.')
+  // A partial group keeps the defaults of what it leaves out (`l1: { maxBytes }` is 10,000 entries and those bytes).
+  const l1MaxEntries = l1 === false ? 0 : (l1.maxEntries ?? 10_000)
+  if (l1 !== false) {
+    rejectUnknown(l1, CACHE_GROUP_KEYS.l1, place, 'l1')
+    validateBounds(l1MaxEntries, l1.maxBytes, 'l1.')
+  }
+  rejectUnknown(timeouts, CACHE_GROUP_KEYS.timeouts, place, 'timeouts')
+  rejectUnknown(circuitBreaker, CACHE_GROUP_KEYS.circuitBreaker, place, 'circuitBreaker')
   if (l2 !== undefined && (l2 === null || typeof l2 !== 'object' || typeof l2.get !== 'function')) {
     throw new InvalidOptionError(
       'l2',
@@ -200,7 +246,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
     )
   }
-  const l2Budget = resolveL2Budget(options.l2Budget, l2)
+  const l2Budget = resolveL2Budget(options.l2Budget, l2, place)
   const failureThreshold = circuitBreaker.failureThreshold ?? 5
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
     throw new InvalidOptionError(
@@ -251,6 +297,13 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (ttlCaps === null || typeof ttlCaps !== 'object') {
     throw new InvalidOptionError('ttlCaps', ttlCaps, "an object such as { personal: '15m', secret: '1m' }")
   }
+  rejectUnknown(ttlCaps, CACHE_GROUP_KEYS.ttlCaps, place, 'ttlCaps')
+  if (isObject(options.compression)) {
+    rejectUnknown(options.compression, CACHE_GROUP_KEYS.compression, place, 'compression')
+  }
+  if (isObject(options.encryption)) {
+    rejectUnknown(options.encryption, CACHE_GROUP_KEYS.encryption, place, 'encryption')
+  }
   const audit = options.audit
   if (
     audit !== undefined &&
@@ -269,7 +322,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     }),
     audit,
     service: options.service,
-    l1: l1 === false ? false : Object.freeze({ maxEntries: l1.maxEntries, maxBytes: l1.maxBytes }),
+    l1: l1 === false ? false : Object.freeze({ maxEntries: l1MaxEntries, maxBytes: l1.maxBytes }),
     l2,
     l2Budget,
     l2TimeoutMs,
@@ -286,9 +339,15 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
 
 const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
 
+/** An object (not null), whose keys are worth checking; other values get their own, more specific, message. */
+function isObject(value: unknown): value is object {
+  return value !== null && typeof value === 'object'
+}
+
 function resolveL2Budget(
   budget: CacheOptions['l2Budget'],
   l2: L2Store | undefined,
+  place: OptionPlace,
 ): ResolvedCacheOptions['l2Budget'] {
   if (budget === undefined) return undefined
   if (l2 === undefined) {
@@ -301,6 +360,7 @@ function resolveL2Budget(
   if (budget === null || typeof budget !== 'object') {
     throw new InvalidOptionError('l2Budget', budget, 'an object such as { maxBytes: 512 * 1024 ** 2 }')
   }
+  rejectUnknown(budget, CACHE_GROUP_KEYS.l2Budget, place, 'l2Budget')
   if (!Number.isSafeInteger(budget.maxBytes) || budget.maxBytes < 1) {
     throw new InvalidOptionError('l2Budget.maxBytes', budget.maxBytes, 'a positive whole number of bytes')
   }
@@ -637,6 +697,84 @@ export interface ResolvedNamespaceOptions {
 /** The loader's hard timeout when `timeouts.hard` is not declared. */
 export const DEFAULT_HARD_TIMEOUT_MS = 30_000
 
+type AnyNamespaceOptions = NamespaceOptions<string, readonly string[], unknown, unknown>
+
+/**
+ * Every key `cache.namespace()` takes, functions included, and each of its groups'. The compiler checks each list
+ * against its type (see `OptionKeys`); the resolver refuses any other key.
+ */
+export const NAMESPACE_OPTION_KEYS = {
+  key: true,
+  dimensions: true,
+  schemaVersion: true,
+  ttl: true,
+  jitter: true,
+  negativeTtl: true,
+  l1: true,
+  staleFor: true,
+  staleWhileRevalidate: true,
+  failSafeThrottle: true,
+  refreshAhead: true,
+  timeouts: true,
+  lock: true,
+  hotKeys: true,
+  source: true,
+  consistency: true,
+  maxStaleness: true,
+  writeStrategy: true,
+  write: true,
+  writeMany: true,
+  writeBehind: true,
+  tags: true,
+  labels: true,
+  maxLabelSets: true,
+  accessLog: true,
+  load: true,
+  loadMany: true,
+  slo: true,
+  exceptions: true,
+  critical: true,
+  owner: true,
+  description: true,
+  classification: true,
+  redact: true,
+  encrypt: true,
+  compression: true,
+  maxValueBytes: true,
+} as const satisfies OptionKeys<AnyNamespaceOptions>
+
+type NamespaceGroup<K extends keyof AnyNamespaceOptions> = Group<AnyNamespaceOptions[K]>
+
+export const NAMESPACE_GROUP_KEYS = {
+  l1: { ttl: true } satisfies OptionKeys<NamespaceGroup<'l1'>>,
+  timeouts: { soft: true, hard: true } satisfies OptionKeys<NamespaceGroup<'timeouts'>>,
+  lock: { ttl: true, wait: true } satisfies OptionKeys<NamespaceGroup<'lock'>>,
+  hotKeys: { track: true, refresh: true, interval: true, concurrency: true } satisfies OptionKeys<
+    NamespaceGroup<'hotKeys'>
+  >,
+  source: { maxConcurrent: true, maxPerSecond: true, maxWait: true, overflow: true } satisfies OptionKeys<
+    NamespaceGroup<'source'>
+  >,
+  writeBehind: {
+    batchSize: true,
+    flushInterval: true,
+    maxAttempts: true,
+    retryDelay: true,
+    maxRetryDelay: true,
+    claimAfter: true,
+    writeTimeout: true,
+    maxQueued: true,
+    flush: true,
+  } satisfies OptionKeys<NamespaceGroup<'writeBehind'>>,
+  slo: { readP99: true, staleReadsMax: true, window: true } satisfies OptionKeys<NamespaceGroup<'slo'>>,
+  accessLog: ACCESS_LOG_OPTION_KEYS,
+  compression: COMPRESSION_OPTION_KEYS,
+  /** The object form of `redact` (the other is a list of paths). */
+  redact: { paths: true, mask: true } satisfies OptionKeys<Exclude<RedactOption, readonly string[]>>,
+  /** Each item of `exceptions`. */
+  exceptions: { rule: true, reason: true, until: true } satisfies OptionKeys<PolicyException>,
+} as const
+
 export function resolveNamespaceOptions<P, V>(
   name: string,
   options: NamespaceOptions<string, readonly string[], P, V>,
@@ -650,6 +788,9 @@ export function resolveNamespaceOptions<P, V>(
     )
   }
   const at = (option: string) => `${name}.${option}`
+  const place: OptionPlace = { where: `namespace "${name}"`, at }
+  // Unknown keys first, in every group: a misspelt option would otherwise be ignored and turn its feature off.
+  rejectNamespaceUnknown(options, place)
   if (options.ttl === undefined) {
     throw new InvalidOptionError(
       at('ttl'),
@@ -744,6 +885,9 @@ export function resolveNamespaceOptions<P, V>(
     )
   }
   const timeouts = options.timeouts ?? {}
+  if (!isObject(timeouts)) {
+    throw new InvalidOptionError(at('timeouts'), timeouts, "an object such as { soft: '200ms', hard: '2s' }")
+  }
   const softTimeoutMs =
     timeouts.soft === undefined ? Infinity : timerDuration(timeouts.soft, at('timeouts.soft'))
   // Always finite: a hung loader must not pin its key, its callers and its source slot for good.
@@ -858,6 +1002,25 @@ export function resolveNamespaceOptions<P, V>(
     accessLog: resolveAccessLog(options.accessLog, at),
     critical,
   })
+}
+
+/** Refuses unknown keys in a namespace's options and in each of its groups that is an object. */
+function rejectNamespaceUnknown(options: object, place: OptionPlace): void {
+  rejectUnknown(options, NAMESPACE_OPTION_KEYS, place)
+  const o = options as Record<string, unknown>
+  for (const [group, keys] of Object.entries(NAMESPACE_GROUP_KEYS)) {
+    const value = o[group]
+    if (group === 'exceptions') {
+      if (!Array.isArray(value)) continue
+      value.forEach((item: unknown, i) => {
+        if (isObject(item)) rejectUnknown(item, keys, place, `exceptions[${i}]`)
+      })
+    } else if (group === 'redact') {
+      if (isObject(value) && !Array.isArray(value)) rejectUnknown(value, keys, place, group)
+    } else if (isObject(value)) {
+      rejectUnknown(value, keys, place, group)
+    }
+  }
 }
 
 function resolveWriteBehind<P, V>(

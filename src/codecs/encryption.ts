@@ -1,6 +1,7 @@
 // AES-256-GCM for L2 values with node:crypto: a key ring with key ids, so keys rotate without a flag day.
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { InvalidOptionError } from '../errors.js'
+import type { OptionKeys } from '../core/known-options.js'
 
 /**
  * Encryption keys by id, and the id new values are encrypted with. Keep a retired key in `keys` until every value
@@ -22,6 +23,9 @@ export interface KeyRing {
   /** 32-byte AES-256 keys by id. Ids are 1 to 64 characters of A-Z, a-z, 0-9, `_`, `.`, `-`; each is stored in the envelope. */
   readonly keys: Readonly<Record<string, Uint8Array>>
 }
+
+/** The keys of `KeyRing`, checked against it by the compiler. */
+export const KEY_RING_OPTION_KEYS = { active: true, keys: true } as const satisfies OptionKeys<KeyRing>
 
 export const KEY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 export const IV_BYTES = 12

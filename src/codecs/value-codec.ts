@@ -5,6 +5,7 @@ import { decodeEnvelope, encodeEnvelopeSized, type DecodeResult, type Entry } fr
 import { Redactor, type RedactOption } from './redaction.js'
 import type { Serializer } from './serializer.js'
 import { InvalidOptionError } from '../errors.js'
+import type { OptionKeys } from '../core/known-options.js'
 
 /**
  * Compression of L2 values over a size threshold.
@@ -24,6 +25,13 @@ export interface CompressionOptions {
    */
   level?: number
 }
+
+/** The keys of `CompressionOptions`, checked against it by the compiler. */
+export const COMPRESSION_OPTION_KEYS = {
+  threshold: true,
+  algorithm: true,
+  level: true,
+} as const satisfies OptionKeys<CompressionOptions>
 
 export interface ResolvedCompression {
   readonly algorithm: CompressionAlgorithm

@@ -6,20 +6,9 @@
 // - A patch is resolved (and checked) in full before anything changes: a refused patch leaves the policy as it was.
 // - At most POLICY_HISTORY earlier policies are kept for `rollbackPolicy()`, the oldest dropped first.
 import { InvalidArgumentError } from '../errors.js'
+import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import type { CacheRuntime } from '../core/runtime.js'
-import type { NamespaceOptions, ResolvedNamespaceOptions } from '../options.js'
-
-/** What `updatePolicy()` may change at run time. */
-const POLICY_OPTIONS = new Set([
-  'ttl',
-  'jitter',
-  'negativeTtl',
-  'staleFor',
-  'staleWhileRevalidate',
-  'failSafeThrottle',
-  'refreshAhead',
-  'timeouts',
-])
+import { NAMESPACE_OPTION_KEYS, type NamespaceOptions, type ResolvedNamespaceOptions } from '../options.js'
 
 /** A change of freshness and resilience policy, for `ns.updatePolicy()`. */
 export type PolicyPatch = Partial<
@@ -35,6 +24,18 @@ export type PolicyPatch = Partial<
     | 'timeouts'
   >
 >
+
+/** What `updatePolicy()` may change at run time: every key of `PolicyPatch`, checked by the compiler. */
+export const POLICY_OPTION_KEYS = {
+  ttl: true,
+  jitter: true,
+  negativeTtl: true,
+  staleFor: true,
+  staleWhileRevalidate: true,
+  failSafeThrottle: true,
+  refreshAhead: true,
+  timeouts: true,
+} as const satisfies OptionKeys<PolicyPatch>
 
 /** `updatePolicy()` keeps this many earlier policies for `rollbackPolicy()`, dropping the oldest. */
 const POLICY_HISTORY = 16
@@ -75,14 +76,19 @@ export class Policy<P, V> {
       throw new InvalidArgumentError('patch', patch, "an object such as { ttl: '10m', staleFor: '1h' }")
     }
     for (const name of Object.keys(patch)) {
-      if (!POLICY_OPTIONS.has(name)) {
+      // A namespace option that is not a policy is no typo: say why it cannot change, rather than "unknown".
+      if (Object.hasOwn(NAMESPACE_OPTION_KEYS, name) && !Object.hasOwn(POLICY_OPTION_KEYS, name)) {
         throw new InvalidArgumentError(
           `patch.${name}`,
           (patch as Record<string, unknown>)[name],
-          `one of ${[...POLICY_OPTIONS].join(', ')}: the key schema, consistency, tiers and codecs are part of the declaration`,
+          `one of ${Object.keys(POLICY_OPTION_KEYS).join(', ')}: the key schema, consistency, tiers and codecs are part of the declaration`,
         )
       }
     }
+    rejectUnknown(patch, POLICY_OPTION_KEYS, {
+      where: `updatePolicy() of namespace "${this.#name}"`,
+      at: (path) => `patch.${path}`,
+    })
     const declared = { ...this.#current, ...patch } as Declared<P, V>
     const resolved = this.#resolve === undefined ? this.#options : this.#resolve(declared)
     this.#previous.push({ declared: this.#current, resolved: this.#options })

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { appendFile } from 'node:fs/promises'
 import { InvalidOptionError } from '../errors.js'
+import type { OptionKeys } from '../core/known-options.js'
 import type { L2Guard } from '../policies/l2-guard.js'
 import { hashKey } from '../tiers/frequency-sketch.js'
 
@@ -19,6 +20,14 @@ export interface AccessLogOptions {
   /** A file stops growing after this many records; a Redis stream keeps about the newest this many. @default 1_000_000 */
   maxRecords?: number
 }
+
+/** The keys of `AccessLogOptions`, checked against it by the compiler. */
+export const ACCESS_LOG_OPTION_KEYS = {
+  file: true,
+  redisStream: true,
+  sampleRate: true,
+  maxRecords: true,
+} as const satisfies OptionKeys<AccessLogOptions>
 
 export interface ResolvedAccessLog {
   readonly file: string | undefined

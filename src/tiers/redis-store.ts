@@ -2,6 +2,7 @@
 import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
 import { parseDuration, type Duration } from '../core/duration.js'
 import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
 import type {
   L2Fence,
   L2Answer,
@@ -73,6 +74,25 @@ export interface RedisStoreOptions {
   /** Longest wait between reconnection attempts. @default '2s' */
   maxReconnectDelay?: Duration
 }
+
+/** Every key of `RedisStoreOptions` and of its `tls`, checked against the types by the compiler. */
+export const REDIS_STORE_OPTION_KEYS = {
+  url: true,
+  client: true,
+  clientOptions: true,
+  tls: true,
+  username: true,
+  password: true,
+  connectTimeout: true,
+  maxReconnectDelay: true,
+} as const satisfies OptionKeys<RedisStoreOptions>
+export const REDIS_TLS_OPTION_KEYS = {
+  ca: true,
+  cert: true,
+  key: true,
+  servername: true,
+} as const satisfies OptionKeys<RedisTlsOptions>
+const REDIS_STORE_PLACE: OptionPlace = { where: 'redisStore()', at: (path) => `redisStore.${path}` }
 
 /** TLS settings of `redisStore({ url: 'rediss://…', tls })`: the parts of `tls.connect` options a Redis client needs. */
 export interface RedisTlsOptions {
@@ -465,6 +485,7 @@ export class RedisStore implements L2Store {
         "an object such as { url: 'redis://127.0.0.1:6379' }",
       )
     }
+    rejectUnknown(options, REDIS_STORE_OPTION_KEYS, REDIS_STORE_PLACE)
     const { url, client, clientOptions } = options
     if ((url === undefined) === (client === undefined)) {
       throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
@@ -491,16 +512,13 @@ export class RedisStore implements L2Store {
           "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
         )
       }
-      const tlsOptions = tls as Record<string, unknown>
-      for (const name of Object.keys(tlsOptions)) {
-        if (!['ca', 'cert', 'key', 'servername'].includes(name)) {
-          throw new InvalidOptionError(
-            `redisStore.tls.${name}`,
-            tlsOptions[name],
-            'nothing: only ca, cert, key and servername are taken (pass other TLS options in clientOptions.socket)',
-          )
-        }
-      }
+      rejectUnknown(
+        tls,
+        REDIS_TLS_OPTION_KEYS,
+        REDIS_STORE_PLACE,
+        'tls',
+        'Pass other `tls.connect` options in `clientOptions.socket`.',
+      )
       if ((tls.cert === undefined) !== (tls.key === undefined)) {
         throw new InvalidOptionError(
           'redisStore.tls',

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AccessLogError, createCache, InvalidOptionError } from 'stratacache'
+import { AccessLogError, createCache, InvalidOptionError, UnknownOptionError } from 'stratacache'
 import { parseAccessLog, type AccessRecord } from '../../src/cli/simulate/access-log.js'
 import { LruStore } from '../../src/cli/simulate/lru-store.js'
 import { resolvePolicy } from '../../src/cli/simulate/policy.js'
@@ -356,15 +356,28 @@ describe('policy files', () => {
     [{}, 'proposed.json: ttl'],
     [{ ttl: '5 minutes' }, 'proposed.json: ttl'],
     [{ ttl: 0 }, 'proposed.json: ttl'],
-    [{ ttl: '5m', stalefor: '1m' }, 'proposed.json: stalefor'],
     [{ ttl: '5m', l1: { maxEntries: 0 } }, 'proposed.json: l1.maxEntries'],
     [{ ttl: '5m', l1: { maxEntries: 10, policy: 'arc' } }, 'proposed.json: l1.policy'],
-    [{ ttl: '5m', l1: { maxEntries: 10, size: 1 } }, 'proposed.json: l1.size'],
     [{ ttl: '5m', namespace: 3 }, 'proposed.json: namespace'],
     [[], 'proposed.json'],
   ])('refuses %j naming %s', (policy, option) => {
     expect(() => resolvePolicy(policy, 'proposed.json')).toThrow(InvalidOptionError)
     expect(() => resolvePolicy(policy, 'proposed.json')).toThrow(`Invalid option \`${option}\``)
+  })
+
+  it.each([
+    [{ ttl: '5m', stalefor: '1m' }, 'stalefor', 'Did you mean `staleFor`?'],
+    [{ ttl: '5m', l1: { maxEntries: 10, size: 1 } }, 'l1.size', '`l1` takes `maxEntries`, `policy`.'],
+  ])('refuses the unknown field of %j naming the file and the field', (policy, path, advice) => {
+    const attempt = () => resolvePolicy(policy, 'proposed.json')
+    expect(attempt).toThrow(UnknownOptionError)
+    expect(attempt).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STRATA_UNKNOWN_OPTION',
+        option: `proposed.json: ${path}`,
+      }) as Error,
+    )
+    expect(attempt).toThrow(`Unknown option \`${path}\` in proposed.json. ${advice}`)
   })
 })
 
