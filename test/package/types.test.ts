@@ -40,7 +40,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import { Registry } from 'prom-client'
 import { channelNames, createCache, tracingChannelNames, type CacheStats, type HitMessage } from 'stratacache'
 import { openTelemetry } from 'stratacache/opentelemetry'
-import { prometheusMetrics } from 'stratacache/prometheus'
+import { prometheusMetrics, type PrometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 
 const cache = createCache({ service: 'consumer', l2: redisStore({ url: 'redis://127.0.0.1:6379' }) })
@@ -49,8 +49,9 @@ export const name: Promise<string> = product.get({ id: 1 }).then((p) => p.name)
 export const stats: CacheStats = cache.stats()
 diagnosticsChannel.subscribe(channelNames.hit, (message) => void (message as HitMessage).tier)
 diagnosticsChannel.tracingChannel(tracingChannelNames.get)
-export const metrics = prometheusMetrics(cache, { registry: new Registry() })
-export const telemetry = openTelemetry(cache)
+const exported: PrometheusMetrics = prometheusMetrics(cache, { registry: new Registry(), prefix: 'app_cache_' })
+exported.unregister()
+openTelemetry(cache, { spans: true, metrics: true }).stop()
 `,
 }
 
