@@ -135,7 +135,7 @@ export interface WriteBehindDeadLetterMessage {
 }
 
 /**
- * `TracingChannel`s (`node:diagnostics_channel`) around every `get` and every loader call, for APM tools: each
+ * `TracingChannel`s (`node:diagnostics_channel`) around every `get`, `getMany` and loader call, for APM tools: each
  * publishes `start`, `end`, `asyncStart`, `asyncEnd` (and `error`) on `tracing:<name>:<event>`, with one context
  * object per call. The context carries the namespace and, once settled, the outcome; never key values or cached
  * data (they may be personal data).
@@ -143,6 +143,8 @@ export interface WriteBehindDeadLetterMessage {
 export const tracingChannelNames = {
   /** Around `ns.get`. Context: {@link GetTraceContext}. */
   get: 'stratacache:get',
+  /** Around `ns.getMany`. Context: {@link GetManyTraceContext}. */
+  getMany: 'stratacache:get-many',
   /** Around each loader call (`load`, or one `loadMany` batch). Context: {@link LoadTraceContext}. */
   load: 'stratacache:load',
 } as const
@@ -157,6 +159,16 @@ export interface GetTraceContext {
    */
   tier: 'l1' | 'l2' | 'source' | undefined
   /** Set by Node: the value, or the error. */
+  result?: unknown
+  error?: unknown
+}
+
+export interface GetManyTraceContext {
+  readonly service: string
+  readonly namespace: string
+  /** Parameter sets asked for: the list's length, repeats included. */
+  readonly keys: number
+  /** Set by Node: the values, or the error. */
   result?: unknown
   error?: unknown
 }
@@ -190,9 +202,11 @@ export interface PublishChannel<Message> {
 /** The tracing channel objects, made once; callers check `hasSubscribers` first. */
 export const traces: {
   readonly get: TraceChannel<GetTraceContext>
+  readonly getMany: TraceChannel<GetManyTraceContext>
   readonly load: TraceChannel<LoadTraceContext>
 } = {
   get: diagnosticsChannel.tracingChannel(tracingChannelNames.get),
+  getMany: diagnosticsChannel.tracingChannel(tracingChannelNames.getMany),
   load: diagnosticsChannel.tracingChannel(tracingChannelNames.load),
 }
 
