@@ -292,10 +292,12 @@ const DEFINITIONS: readonly Definition[] = [
 class Exporter {
   readonly sources = new Map<string, Source>()
   readonly #registry: Registry
+  readonly #prefix: string
   readonly #metrics: readonly { readonly name: string; readonly metric: Metric }[]
 
   constructor(registry: Registry, prefix: string) {
     this.#registry = registry
+    this.#prefix = prefix
     this.#metrics = DEFINITIONS.map((definition) => {
       const name = prefix + definition.name
       return { name, metric: this.#build(name, definition) }
@@ -307,13 +309,13 @@ class Exporter {
    * name taken by other code (another library, a second copy of stratacache) registers nothing.
    * Also run when a cache joins metrics already registered: `registry.clear()` may have removed them since.
    */
-  register(prefix: string): void {
+  register(): void {
     for (const { name, metric } of this.#metrics) {
       const there = this.#registry.getSingleMetric(name)
       if (there !== undefined && there !== metric) {
         throw new InvalidOptionError(
           'prefix',
-          prefix,
+          this.#prefix,
           `a prefix whose metric names are free in the registry (${name} is registered by other code; pass ` +
             'another `prefix` or `registry`)',
         )
@@ -429,7 +431,7 @@ export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {})
         "theirs); call the other's unregister() first",
     )
   }
-  exporter.register(prefix)
+  exporter.register()
   byPrefix.set(prefix, exporter)
   const source = new Source(cache)
   exporter.sources.set(service, source)
