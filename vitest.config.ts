@@ -16,6 +16,15 @@ export default defineConfig({
     reporters: ['default', './test/summary-reporter.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 20_000,
+    // `--tags-filter='!registry'` leaves out the tests that need the npm registry.
+    tags: [
+      {
+        name: 'registry',
+        description:
+          'Installs packages from the npm registry (must be reachable: these tests fail without it).',
+        timeout: 60_000,
+      },
+    ],
     hookTimeout: 20_000,
     typecheck: {
       enabled: true,

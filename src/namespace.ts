@@ -6,7 +6,7 @@ import type { KeySchema } from './core/keys.js'
 import type { NamespaceL1 } from './core/namespace-l1.js'
 import type { CacheRuntime } from './core/runtime.js'
 import { CacheClosedError, InvalidArgumentError } from './errors.js'
-import { channels, traces, type GetTraceContext } from './observability/channels.js'
+import { channels, traces, type GetManyTraceContext, type GetTraceContext } from './observability/channels.js'
 import type { SloReport } from './observability/slo.js'
 import { LabeledCounters } from './observability/labels.js'
 import type { AccessLog } from './observability/access-log.js'
@@ -225,6 +225,18 @@ export class Namespace<P, V> {
   getMany<const L extends readonly P[]>(
     list: L & NoInfer<{ readonly [I in keyof L]: CheckedParams<L[I], P> }>,
   ): Promise<V[]> {
+    if (traces.getMany.hasSubscribers) {
+      const context: GetManyTraceContext = {
+        service: this.#rt.service,
+        namespace: this.name,
+        keys: isArray(list) ? list.length : 0,
+      }
+      return traces.getMany.tracePromise(() => this.#getMany(list), context)
+    }
+    return this.#getMany(list)
+  }
+
+  #getMany(list: readonly P[]): Promise<V[]> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('getMany'))
     if (!isArray(list)) {
       return Promise.reject(new InvalidArgumentError('list', list, 'an array of key parameter objects'))

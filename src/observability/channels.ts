@@ -135,7 +135,7 @@ export interface WriteBehindDeadLetterMessage {
 }
 
 /**
- * `TracingChannel`s (`node:diagnostics_channel`) around every `get` and every loader call, for APM tools: each
+ * `TracingChannel`s (`node:diagnostics_channel`) around every `get`, `getMany` and loader call, for APM tools: each
  * publishes `start`, `end`, `asyncStart`, `asyncEnd` (and `error`) on `tracing:<name>:<event>`, with one context
  * object per call. The context carries the namespace and, once settled, the outcome; never key values or cached
  * data (they may be personal data).
@@ -143,6 +143,8 @@ export interface WriteBehindDeadLetterMessage {
 export const tracingChannelNames = {
   /** Around `ns.get`. Context: {@link GetTraceContext}. */
   get: 'stratacache:get',
+  /** Around `ns.getMany`. Context: {@link GetManyTraceContext}. */
+  getMany: 'stratacache:get-many',
   /** Around each loader call (`load`, or one `loadMany` batch). Context: {@link LoadTraceContext}. */
   load: 'stratacache:load',
 } as const
@@ -161,6 +163,16 @@ export interface GetTraceContext {
   error?: unknown
 }
 
+export interface GetManyTraceContext {
+  readonly service: string
+  readonly namespace: string
+  /** Parameter sets asked for: the list's length, repeats included. */
+  readonly keys: number
+  /** Set by Node: the values, or the error. */
+  result?: unknown
+  error?: unknown
+}
+
 export interface LoadTraceContext {
   readonly service: string
   readonly namespace: string
@@ -170,26 +182,50 @@ export interface LoadTraceContext {
   error?: unknown
 }
 
-/** The tracing channel objects, made once; callers check `hasSubscribers` first. */
-export const traces = {
-  get: diagnosticsChannel.tracingChannel<string, GetTraceContext>(tracingChannelNames.get),
-  load: diagnosticsChannel.tracingChannel<string, LoadTraceContext>(tracingChannelNames.load),
+// The channel objects below are typed by the two small interfaces that follow, not by `node:diagnostics_channel`'s
+// own types: those changed shape across @types/node majors (`TracingChannel<StoreType, ContextType>` in 20,
+// `TracingChannel<ContextType extends object, StoreType>` later), and these constants end up in the published
+// declarations, which must type-check against every @types/node a user may have (test/package/types.test.ts).
+
+/** What stratacache uses of a `TracingChannel`. @internal */
+export interface TraceChannel<Context extends object> {
+  readonly hasSubscribers: boolean
+  tracePromise<T>(fn: () => Promise<T>, context: Context): Promise<T>
 }
+
+/** What stratacache uses of a `Channel`. @internal */
+export interface PublishChannel<Message> {
+  readonly hasSubscribers: boolean
+  publish(message: Message): void
+}
+
+/** The tracing channel objects, made once; callers check `hasSubscribers` first. */
+export const traces: {
+  readonly get: TraceChannel<GetTraceContext>
+  readonly getMany: TraceChannel<GetManyTraceContext>
+  readonly load: TraceChannel<LoadTraceContext>
+} = {
+  get: diagnosticsChannel.tracingChannel(tracingChannelNames.get),
+  getMany: diagnosticsChannel.tracingChannel(tracingChannelNames.getMany),
+  load: diagnosticsChannel.tracingChannel(tracingChannelNames.load),
+}
+
+const channel = <Message>(name: string): PublishChannel<Message> => diagnosticsChannel.channel(name)
 
 /** The channel objects, made once; publishing checks `hasSubscribers` first so an idle channel costs nothing. */
 export const channels = {
-  hit: diagnosticsChannel.channel(channelNames.hit),
-  miss: diagnosticsChannel.channel(channelNames.miss),
-  load: diagnosticsChannel.channel(channelNames.load),
-  l2Error: diagnosticsChannel.channel(channelNames.l2Error),
-  l2ErrorReply: diagnosticsChannel.channel(channelNames.l2ErrorReply),
-  l2State: diagnosticsChannel.channel(channelNames.l2State),
-  l2Budget: diagnosticsChannel.channel(channelNames.l2Budget),
-  decodeError: diagnosticsChannel.channel(channelNames.decodeError),
-  serializeError: diagnosticsChannel.channel(channelNames.serializeError),
-  busReceived: diagnosticsChannel.channel(channelNames.busReceived),
-  writeBehindFailed: diagnosticsChannel.channel(channelNames.writeBehindFailed),
-  writeBehindDeadLetter: diagnosticsChannel.channel(channelNames.writeBehindDeadLetter),
-  slo: diagnosticsChannel.channel(channelNames.slo),
-  security: diagnosticsChannel.channel(channelNames.security),
+  hit: channel<HitMessage>(channelNames.hit),
+  miss: channel<MissMessage>(channelNames.miss),
+  load: channel<LoadMessage>(channelNames.load),
+  l2Error: channel<L2ErrorMessage>(channelNames.l2Error),
+  l2ErrorReply: channel<L2ErrorReplyMessage>(channelNames.l2ErrorReply),
+  l2State: channel<L2StateMessage>(channelNames.l2State),
+  l2Budget: channel<L2BudgetMessage>(channelNames.l2Budget),
+  decodeError: channel<DecodeErrorMessage>(channelNames.decodeError),
+  serializeError: channel<SerializeErrorMessage>(channelNames.serializeError),
+  busReceived: channel<BusReceivedMessage>(channelNames.busReceived),
+  writeBehindFailed: channel<WriteBehindFailedMessage>(channelNames.writeBehindFailed),
+  writeBehindDeadLetter: channel<WriteBehindDeadLetterMessage>(channelNames.writeBehindDeadLetter),
+  slo: channel<SloMessage>(channelNames.slo),
+  security: channel<SecurityMessage>(channelNames.security),
 }

@@ -240,7 +240,7 @@ export async function inspectL2(
       ratio: usedBytes === undefined ? undefined : usedBytes / maxBytes,
       exceeded: usedBytes !== undefined && usedBytes > maxBytes,
     }
-    if (budget.exceeded && channels.l2Budget.hasSubscribers) {
+    if (budget.exceeded && usedBytes !== undefined && channels.l2Budget.hasSubscribers) {
       channels.l2Budget.publish({ service: context.service, usedBytes, maxBytes })
     }
   }

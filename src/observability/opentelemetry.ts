@@ -1,25 +1,36 @@
-// OpenTelemetry: spans around get and load from the tracing channels, metrics from cache.stats(), through
+// OpenTelemetry: spans around get, getMany and load from the tracing channels, metrics from cache.stats(), through
 // @opentelemetry/api only (a no-op until the application registers an SDK).
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { createRequire } from 'node:module'
 import {
   metrics as otelMetrics,
   SpanKind,
   SpanStatusCode,
   trace as otelTrace,
   type Attributes,
+  type Histogram,
   type Meter,
   type Span,
   type Tracer,
 } from '@opentelemetry/api'
 import type { Cache, CacheStats } from '../cache.js'
-import { tracingChannelNames, type GetTraceContext, type LoadTraceContext } from './channels.js'
+import {
+  tracingChannelNames,
+  type GetManyTraceContext,
+  type GetTraceContext,
+  type LoadTraceContext,
+} from './channels.js'
+
+/** The installed stratacache's version: the scope version of the default tracer and meter. */
+// This file is src/observability/ or dist/observability/: package.json is two levels up from either.
+const { version: VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
 export interface OpenTelemetryOptions {
-  /** @default trace.getTracer('stratacache') from the global tracer provider */
+  /** @default trace.getTracer('stratacache', version) from the global tracer provider */
   tracer?: Tracer
-  /** @default metrics.getMeter('stratacache') from the global meter provider */
+  /** @default metrics.getMeter('stratacache', version) from the global meter provider */
   meter?: Meter
-  /** Spans around every `get` and loader call. They cost about a microsecond per L1 hit. @default true */
+  /** Spans around every `get`, `getMany` and loader call. They cost about a microsecond per L1 hit. @default true */
   spans?: boolean
   /** Metrics: counters and gauges read from `cache.stats()` at collection; nothing per read. @default true */
   metrics?: boolean
@@ -36,12 +47,14 @@ interface Traced {
 }
 
 /**
- * Reports `cache` to OpenTelemetry. Spans `stratacache.get` and `stratacache.load` carry the service, namespace,
- * tier (`l1`, `l2`, `source`) and outcome; never key values or cached data, which may be personal data. Metrics:
- * `stratacache.reads` (by namespace and tier), `stratacache.misses`, `stratacache.loads`, `stratacache.load.errors`,
- * `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by outcome), `stratacache.l1.entries`, and the
- * histograms `stratacache.get.duration` and `stratacache.load.duration` (seconds). Returns `stop()`, which
- * unsubscribes (metrics stay registered with the meter, reading a closed cache's last counters).
+ * Reports `cache` to OpenTelemetry. Spans `stratacache.get`, `stratacache.getMany` and `stratacache.load` carry the
+ * service, namespace, outcome, and the tier (`get`) or number of keys (`getMany`, `load`); never key values or cached
+ * data, which may be personal data. Metrics: `stratacache.reads` (by tier), `stratacache.misses`,
+ * `stratacache.loads`, `stratacache.load.errors`, `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by
+ * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration` and `stratacache.load.duration`
+ * (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace.
+ * Returns `stop()`, which unsubscribes (metrics stay registered with the meter, reading a closed cache's last
+ * counters).
  *
  * @example
  * import { openTelemetry } from 'stratacache/opentelemetry'
@@ -49,8 +62,8 @@ interface Traced {
  */
 export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}): { stop(): void } {
   const service = cache.service
-  const tracer = options.tracer ?? otelTrace.getTracer('stratacache')
-  const meter = options.meter ?? otelMetrics.getMeter('stratacache')
+  const tracer = options.tracer ?? otelTrace.getTracer('stratacache', VERSION)
+  const meter = options.meter ?? otelMetrics.getMeter('stratacache', VERSION)
   const spans = options.spans ?? true
   const withMetrics = options.metrics ?? true
   const durations = options.durations ?? (spans && withMetrics)
@@ -70,11 +83,16 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
       })
     : undefined
 
+  /**
+   * Spans (and a duration histogram) from one tracing channel. The histogram records the span's attributes but
+   * `extra` (a batch size, too many distinct values for a metric): service, namespace, `attributes`, outcome.
+   */
   const subscribe = <C extends { service: string; namespace: string; error?: unknown }>(
     name: string,
     spanName: string,
     attributes: (context: C) => Attributes,
-    record: ((context: C, seconds: number) => void) | undefined,
+    extra: (context: C) => Attributes,
+    histogram: Histogram | undefined,
   ) => {
     const handlers = {
       start: (message: unknown) => {
@@ -95,11 +113,16 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
         if (entry === undefined) return
         traced.delete(context)
         const failed = context.error !== undefined
-        const done = { ...attributes(context), 'stratacache.outcome': failed ? 'error' : 'ok' }
-        record?.(context, (performance.now() - entry.started) / 1_000)
+        const done: Attributes = {
+          'stratacache.service': service,
+          'stratacache.namespace': context.namespace,
+          ...attributes(context),
+          'stratacache.outcome': failed ? 'error' : 'ok',
+        }
+        histogram?.record((performance.now() - entry.started) / 1_000, done)
         const span = entry.span
         if (span === undefined) return
-        span.setAttributes(done)
+        span.setAttributes({ ...done, ...extra(context) })
         if (failed) {
           // The error's type or code only: stratacache's messages name the key, and a loader's may hold anything.
           const kind = errorKind(context.error)
@@ -114,29 +137,30 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
     stops.push(() => channel.unsubscribe(handlers as Parameters<typeof channel.unsubscribe>[0]))
   }
 
+  const none = () => ({})
   if (spans || durations) {
     subscribe<GetTraceContext>(
       tracingChannelNames.get,
       'stratacache.get',
       (c) => ({ 'stratacache.tier': c.tier ?? 'none' }),
-      getDuration &&
-        ((c, seconds) =>
-          getDuration.record(seconds, {
-            'stratacache.namespace': c.namespace,
-            'stratacache.tier': c.tier ?? 'none',
-            'stratacache.outcome': c.error === undefined ? 'ok' : 'error',
-          })),
+      none,
+      getDuration,
     )
     subscribe<LoadTraceContext>(
       tracingChannelNames.load,
       'stratacache.load',
+      none,
       (c) => ({ 'stratacache.keys': c.keys }),
-      loadDuration &&
-        ((c, seconds) =>
-          loadDuration.record(seconds, {
-            'stratacache.namespace': c.namespace,
-            'stratacache.outcome': c.error === undefined ? 'ok' : 'error',
-          })),
+      loadDuration,
+    )
+  }
+  if (spans) {
+    subscribe<GetManyTraceContext>(
+      tracingChannelNames.getMany,
+      'stratacache.getMany',
+      none,
+      (c) => ({ 'stratacache.keys': c.keys }),
+      undefined,
     )
   }
 

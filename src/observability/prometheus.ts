@@ -1,285 +1,448 @@
-// Prometheus exposition on prom-client: every metric is read from cache.stats() at scrape time, nothing per request.
+// Prometheus exposition on prom-client: metrics registered once per registry, each cache registered with them adding
+// its own series (label `cache`), every value read from cache.stats() at scrape time, nothing per request.
 import { Counter, Gauge, register as defaultRegistry, type Metric, type Registry } from 'prom-client'
 import type { HistogramSnapshot } from './histogram.js'
 import type { Cache, CacheStats } from '../cache.js'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidArgumentError, InvalidOptionError } from '../errors.js'
+import type { NamespaceStats } from '../namespace.js'
+import type { SloReport } from './slo.js'
 
 export interface PrometheusOptions {
-  /** Where the metrics are registered. @default prom-client's default registry */
+  /** Where the metrics are registered. @default prom-client's default registry (`register`) */
   registry?: Registry
   /** Prefix of every metric name. @default 'stratacache_' */
   prefix?: string
 }
 
+/** What `prometheusMetrics()` returns. */
+export interface PrometheusMetrics {
+  /**
+   * Stops exporting this cache: its series leave the next scrape, other caches' stay. The last cache of a registry
+   * (and prefix) to leave removes the metrics themselves from the registry, exactly those it registered. Calling it
+   * again does nothing.
+   */
+  unregister(): void
+}
+
 type Labels = Record<string, string>
+type Sample<T> = readonly [Labels, T]
+
+/** One cache as the exporter reads it: `stats()` and `slo()` taken once per scrape and shared by every metric. */
+class Source {
+  #stats: CacheStats | undefined
+  #slo: Readonly<Record<string, SloReport>> | undefined
+
+  constructor(readonly cache: Cache) {}
+
+  // A scrape collects every metric in one synchronous pass: the first one takes the snapshot, the others reuse it
+  // until the tick ends.
+  stats(): CacheStats {
+    if (this.#stats === undefined) {
+      this.#stats = this.cache.stats()
+      queueMicrotask(() => (this.#stats = undefined))
+    }
+    return this.#stats
+  }
+
+  /** The objectives' reports (`cache.slo()`, which also publishes a changed verdict). */
+  slo(): Readonly<Record<string, SloReport>> {
+    if (this.#slo === undefined) {
+      this.#slo = this.cache.slo()
+      queueMicrotask(() => (this.#slo = undefined))
+    }
+    return this.#slo
+  }
+}
+
+interface Definition {
+  readonly type: 'counter' | 'gauge' | 'histogram'
+  /** Without the prefix. */
+  readonly name: string
+  readonly help: string
+  /** Besides `cache`, which every metric has. */
+  readonly labelNames: readonly string[]
+  readonly read: (source: Source) => readonly Sample<unknown>[]
+}
+
+const define =
+  <T extends number | HistogramSnapshot>(type: Definition['type']) =>
+  (
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: (source: Source) => readonly Sample<T>[],
+  ): Definition => ({ type, name, help, labelNames, read })
+const counter = define<number>('counter')
+const gauge = define<number>('gauge')
+const histogram = define<HistogramSnapshot>('histogram')
+
+/** One sample per namespace, or several (`pick` returning labelled values), labelled `cache_namespace`. */
+function perNamespace<T>(source: Source, pick: (n: NamespaceStats) => T | readonly Sample<T>[]): Sample<T>[] {
+  return Object.entries(source.stats().namespaces).flatMap(([namespace, n]): Sample<T>[] => {
+    const picked = pick(n)
+    const base = { cache_namespace: namespace }
+    return Array.isArray(picked)
+      ? (picked as readonly Sample<T>[]).map(([labels, value]) => [{ ...base, ...labels }, value])
+      : [[base, picked as T]]
+  })
+}
+
+/** One sample for the cache, when `value` is defined (L1, L2 or the bus may be absent). */
+const perCache = <T>(value: T | undefined): Sample<T>[] => (value === undefined ? [] : [[{}, value]])
+
+const ms = (value: number) => value / 1_000
 
 /**
- * Registers stratacache's metrics for `cache` on a prom-client registry. Values are read from `cache.stats()` when
- * Prometheus scrapes, so the read path pays nothing for them. Labels: `service`, `namespace`, and `tier` or
- * `reason` where they apply. Call once per cache; metric names are unique per registry.
+ * Every metric. Label names avoid the target labels Prometheus and the Kubernetes operators attach (`service`,
+ * `namespace`, `endpoint`, `pod`, `job`, `instance`…), which would rename ours to `exported_*`. No rate or all-time
+ * ratio is exported: PromQL computes them from the counters over the window one chooses.
+ */
+const DEFINITIONS: readonly Definition[] = [
+  counter('hits_total', 'Reads served from a tier.', ['cache_namespace', 'tier'], (s) =>
+    perNamespace(s, (n) => [
+      [{ tier: 'l1' }, n.l1Hits],
+      [{ tier: 'l2' }, n.l2Hits],
+    ]),
+  ),
+  counter(
+    'labeled_reads_total',
+    'Reads per label set of namespaces that declare `labels` (at most maxLabelSets, then _other), by outcome.',
+    ['cache_namespace', 'tenant', 'region', 'api_endpoint', 'outcome'],
+    (s) =>
+      perNamespace(s, (n) =>
+        n.byLabels.flatMap(
+          ({ labels: { tenant, region, endpoint }, l1Hits, l2Hits, misses }): Sample<number>[] => {
+            const labels = { tenant, region, api_endpoint: endpoint }
+            return [
+              [{ ...labels, outcome: 'l1_hit' }, l1Hits],
+              [{ ...labels, outcome: 'l2_hit' }, l2Hits],
+              [{ ...labels, outcome: 'miss' }, misses],
+            ]
+          },
+        ),
+      ),
+  ),
+  counter('misses_total', 'Reads no tier could answer (each loads).', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.misses),
+  ),
+  counter('loads_total', 'Loader calls (one per load, one per loadMany batch).', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.loads),
+  ),
+  counter('load_errors_total', 'Loader calls that failed.', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.loadErrors),
+  ),
+  counter('load_timeouts_total', 'Loads that hit their hard timeout.', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.loadTimeouts),
+  ),
+  counter(
+    'stale_served_total',
+    'Stale values served, by reason: swr, fail_safe, soft_timeout, bus_outage.',
+    ['cache_namespace', 'reason'],
+    (s) =>
+      perNamespace(s, (n) => [
+        [{ reason: 'swr' }, n.staleServed.swr],
+        [{ reason: 'fail_safe' }, n.staleServed.failSafe],
+        [{ reason: 'soft_timeout' }, n.staleServed.softTimeout],
+        [{ reason: 'bus_outage' }, n.staleServed.busOutage],
+      ]),
+  ),
+  counter(
+    'l2_errors_total',
+    'L2 calls that failed, timed out or were skipped by the open circuit.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.l2Errors),
+  ),
+  counter(
+    'decode_errors_total',
+    'L2 values that did not decode (read as misses).',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.decodeErrors),
+  ),
+  counter(
+    'untrusted_values_total',
+    'L2 values refused as tampered, under an unknown key, or unencrypted where encryption is on (read as misses).',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.untrustedValues),
+  ),
+  counter(
+    'oversized_values_total',
+    'Values over maxValueBytes, not written to L2.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.oversized),
+  ),
+  counter('refreshes_total', 'Background refreshes started.', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.refreshes),
+  ),
+  counter('lock_waits_total', 'Waits for another process loading the same key.', ['cache_namespace'], (s) =>
+    perNamespace(s, (n) => n.lockWaits),
+  ),
+  counter(
+    'write_behind_total',
+    'Write-behind writes by event: queued here, flushed to the source, retried, dead-lettered, claimed.',
+    ['cache_namespace', 'event'],
+    (s) =>
+      perNamespace(s, (n) =>
+        n.writesQueued + n.writesFlushed + n.writeRetries + n.writesDeadLettered + n.writesClaimed === 0
+          ? []
+          : [
+              [{ event: 'queued' }, n.writesQueued],
+              [{ event: 'flushed' }, n.writesFlushed],
+              [{ event: 'retried' }, n.writeRetries],
+              [{ event: 'dead_lettered' }, n.writesDeadLettered],
+              [{ event: 'claimed' }, n.writesClaimed],
+            ],
+      ),
+  ),
+  histogram(
+    'load_duration_seconds',
+    'Loader calls (load, or one loadMany batch), by duration.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.latencyMs.load),
+  ),
+  histogram(
+    'read_duration_seconds',
+    'get() past L1, by outcome: l2_hit (answered from L2) or miss (loaded). L1 hits are counted in l1 but not timed.',
+    ['cache_namespace', 'outcome'],
+    (s) =>
+      perNamespace(s, (n) => [
+        [{ outcome: 'l2_hit' }, n.latencyMs.l2Hit],
+        [{ outcome: 'miss' }, n.latencyMs.miss],
+      ]),
+  ),
+  histogram('l2_duration_seconds', 'L2 calls that settled (answered or failed), by duration.', [], (s) =>
+    perCache(s.stats().l2?.latencyMs),
+  ),
+  counter('l2_calls_total', 'L2 calls by outcome.', ['outcome'], (s) => {
+    const l2 = s.stats().l2
+    return l2 === undefined
+      ? []
+      : [
+          [{ outcome: 'ok' }, l2.calls - l2.failures - l2.timeouts - l2.refused],
+          [{ outcome: 'failed' }, l2.failures],
+          [{ outcome: 'timeout' }, l2.timeouts],
+          [{ outcome: 'circuit_open' }, l2.refused],
+        ]
+  }),
+  // Objectives: the cache's own verdict over its window, and the numbers it compared (so an alert can show them).
+  gauge(
+    'slo_ok',
+    '1 while every objective of the namespace is met over its window.',
+    ['cache_namespace'],
+    (s) =>
+      Object.entries(s.slo()).map(([namespace, r]): Sample<number> => [
+        { cache_namespace: namespace },
+        r.ok ? 1 : 0,
+      ]),
+  ),
+  gauge(
+    'slo_value',
+    'Each objective over its window: read_p99_seconds, stale_read_ratio; kind="objective" or "actual".',
+    ['cache_namespace', 'objective', 'kind'],
+    (s) =>
+      Object.entries(s.slo()).flatMap(([namespace, r]): Sample<number>[] => {
+        const labels = (objective: string, kind: string) => ({ cache_namespace: namespace, objective, kind })
+        return [
+          ...(r.readP99Ms === undefined
+            ? []
+            : ([
+                [labels('read_p99_seconds', 'objective'), ms(r.readP99Ms.objective)],
+                [labels('read_p99_seconds', 'actual'), ms(r.readP99Ms.actual)],
+              ] as const)),
+          ...(r.staleReads === undefined
+            ? []
+            : ([
+                [labels('stale_read_ratio', 'objective'), r.staleReads.objective],
+                [labels('stale_read_ratio', 'actual'), r.staleReads.actual],
+              ] as const)),
+        ]
+      }),
+  ),
+  gauge('l1_entries', 'Entries in L1.', [], (s) => perCache(s.stats().l1?.entries)),
+  gauge('l1_bytes', 'Bytes counted against the L1 budget.', [], (s) => perCache(s.stats().l1?.bytes)),
+  counter('l1_evictions_total', 'L1 entries evicted for room.', [], (s) => perCache(s.stats().l1?.evictions)),
+  gauge('l2_up', '1 when the L2 connection is ready.', [], (s) => {
+    const l2 = s.stats().l2
+    return perCache(l2 && (l2.status === 'ready' ? 1 : 0))
+  }),
+  gauge('l2_circuit_open', '1 while the circuit breaker skips L2.', [], (s) => {
+    const l2 = s.stats().l2
+    return perCache(l2 && (l2.circuit === 'closed' ? 0 : 1))
+  }),
+  counter('bus_messages_total', 'Invalidation bus messages, by direction.', ['direction'], (s) => {
+    const bus = s.stats().bus
+    return bus === undefined
+      ? []
+      : [
+          [{ direction: 'sent' }, bus.sent],
+          [{ direction: 'received' }, bus.received],
+        ]
+  }),
+  gauge(
+    'bus_lag_max_seconds',
+    'Largest invalidation lag seen since start, publish to applied, in seconds.',
+    [],
+    (s) => {
+      const bus = s.stats().bus
+      return perCache(bus && ms(bus.lagMs.max))
+    },
+  ),
+]
+
+/** The metrics of one registry and prefix, and the caches they read. */
+class Exporter {
+  readonly sources = new Map<string, Source>()
+  readonly #registry: Registry
+  readonly #prefix: string
+  readonly #metrics: readonly { readonly name: string; readonly metric: Metric }[]
+
+  constructor(registry: Registry, prefix: string) {
+    this.#registry = registry
+    this.#prefix = prefix
+    this.#metrics = DEFINITIONS.map((definition) => {
+      const name = prefix + definition.name
+      return { name, metric: this.#build(name, definition) }
+    })
+  }
+
+  /**
+   * Puts the metrics in the registry, unless they are there already. Checked before anything is registered, so a
+   * name taken by other code (another library, a second copy of stratacache) registers nothing.
+   * Also run when a cache joins metrics already registered: `registry.clear()` may have removed them since.
+   */
+  register(): void {
+    for (const { name, metric } of this.#metrics) {
+      const there = this.#registry.getSingleMetric(name)
+      if (there !== undefined && there !== metric) {
+        throw new InvalidOptionError(
+          'prefix',
+          this.#prefix,
+          `a prefix whose metric names are free in the registry (${name} is registered by other code; pass ` +
+            'another `prefix` or `registry`)',
+        )
+      }
+    }
+    for (const { name, metric } of this.#metrics) {
+      if (this.#registry.getSingleMetric(name) !== metric) this.#registry.registerMetric(metric)
+    }
+  }
+
+  /** Removes the metrics from the registry: ours only, if other code replaced one since. */
+  unregister(): void {
+    for (const { name, metric } of this.#metrics) {
+      if (this.#registry.getSingleMetric(name) === metric) this.#registry.removeSingleMetric(name)
+    }
+  }
+
+  /** Samples of every cache, each labelled with its `cache`. */
+  #samples<T>(definition: Definition): Sample<T>[] {
+    const out: Sample<T>[] = []
+    for (const [cache, source] of this.sources) {
+      for (const [labels, value] of definition.read(source) as readonly Sample<T>[])
+        out.push([{ cache, ...labels }, value])
+    }
+    return out
+  }
+
+  #build(name: string, definition: Definition): Metric {
+    const { help, type } = definition
+    const labelNames = ['cache', ...definition.labelNames]
+    const samples = <T>() => this.#samples<T>(definition)
+    // Counters report running totals: reset, then one increment from zero per label set. Gauges set their value.
+    if (type === 'counter') {
+      return new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [],
+        collect() {
+          this.reset()
+          for (const [labels, value] of samples<number>()) this.inc(labels, value)
+        },
+      })
+    }
+    if (type === 'gauge') {
+      return new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [],
+        collect() {
+          this.reset()
+          for (const [labels, value] of samples<number>()) this.set(labels, value)
+        },
+      })
+    }
+    // Histograms come as snapshots (bucket counts): exposed as they are, in seconds, with cumulative buckets.
+    const get = () => {
+      const values: { metricName: string; labels: Labels; value: number }[] = []
+      for (const [labels, h] of samples<HistogramSnapshot>()) {
+        let cumulative = 0
+        h.counts.forEach((count, i) => {
+          cumulative += count
+          const bound = h.bucketsMs[i]!
+          const le = bound === Infinity ? '+Inf' : String(ms(bound))
+          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative })
+        })
+        values.push({ metricName: `${name}_sum`, labels, value: ms(h.sumMs) })
+        values.push({ metricName: `${name}_count`, labels, value: h.count })
+      }
+      return Promise.resolve({ name, help, type, aggregator: 'sum', values })
+    }
+    return { name, help, type, aggregator: 'sum', labelNames, get, reset: () => {} } as unknown as Metric
+  }
+}
+
+/** Per registry, per prefix. */
+const exporters = new WeakMap<Registry, Map<string, Exporter>>()
+
+/**
+ * Exports `cache`'s metrics to a prom-client registry. Values are read from `cache.stats()` when Prometheus
+ * scrapes, so the read path pays nothing for them. Several caches can share a registry: the metrics are registered
+ * once, and each cache adds its series under the label `cache` (its `service`), which must differ between them.
+ * Other labels: `cache_namespace`, and `tier`, `reason`, `outcome`… where they apply.
+ *
+ * @returns a handle whose `unregister()` stops exporting this cache.
+ * @throws InvalidArgumentError when a cache with the same `service` is already exported to this registry and prefix.
+ * @throws InvalidOptionError for a prefix Prometheus refuses, or whose names other code registered.
  *
  * @example
+ * import { register } from 'prom-client'
  * import { prometheusMetrics } from 'stratacache/prometheus'
- * prometheusMetrics(cache)
+ * const metrics = prometheusMetrics(cache)
  * app.get('/metrics', async () => register.metrics())
+ * // on shutdown, or before exporting another cache under the same service:
+ * metrics.unregister()
  */
-export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {}): void {
+export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {}): PrometheusMetrics {
   const registry = options.registry ?? defaultRegistry
   const prefix = options.prefix ?? 'stratacache_'
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     throw new InvalidOptionError('prefix', prefix, "a Prometheus metric name prefix such as 'stratacache_'")
   }
+  let byPrefix = exporters.get(registry)
+  if (byPrefix === undefined) exporters.set(registry, (byPrefix = new Map<string, Exporter>()))
+  const exporter = byPrefix.get(prefix) ?? new Exporter(registry, prefix)
   const service = cache.service
-  let snapshot: CacheStats | undefined
-  // One stats() call per scrape: the first metric collected takes it, the others reuse it within the same tick.
-  const stats = (): CacheStats => {
-    if (snapshot === undefined) {
-      snapshot = cache.stats()
-      queueMicrotask(() => (snapshot = undefined))
-    }
-    return snapshot
+  if (exporter.sources.has(service)) {
+    throw new InvalidArgumentError(
+      'cache',
+      service,
+      'a cache whose service no other exported cache of this registry and prefix has (its series would mix with ' +
+        "theirs); call the other's unregister() first",
+    )
   }
-  type Read = (s: CacheStats) => [Labels, number][]
-  // What every metric shares: its name, labels and registry, and its samples from this scrape's snapshot.
-  const define = (name: string, help: string, labelNames: string[], read: Read) => ({
-    config: { name: prefix + name, help, labelNames: ['service', ...labelNames], registers: [registry] },
-    samples: () => read(stats()).map(([labels, value]) => [{ service, ...labels }, value] as const),
-  })
-  // Counters report running totals: reset, then one increment from zero per label set. Gauges set their value.
-  const counter = (name: string, help: string, labelNames: string[], read: Read) => {
-    const { config, samples } = define(name, help, labelNames, read)
-    return new Counter({
-      ...config,
-      collect() {
-        this.reset()
-        for (const [l, v] of samples()) this.inc(l, v)
-      },
-    })
+  exporter.register()
+  byPrefix.set(prefix, exporter)
+  const source = new Source(cache)
+  exporter.sources.set(service, source)
+  return {
+    unregister: () => {
+      // Only this registration: the service may be exported again, by another cache, since.
+      if (exporter.sources.get(service) !== source) return
+      exporter.sources.delete(service)
+      if (exporter.sources.size > 0) return
+      exporter.unregister()
+      if (byPrefix.get(prefix) === exporter) byPrefix.delete(prefix)
+    },
   }
-  const gauge = (name: string, help: string, labelNames: string[], read: Read) => {
-    const { config, samples } = define(name, help, labelNames, read)
-    return new Gauge({
-      ...config,
-      collect() {
-        this.reset()
-        for (const [l, v] of samples()) this.set(l, v)
-      },
-    })
-  }
-  // Histograms come as snapshots (bucket counts): exposed as they are, in seconds, with cumulative buckets.
-  const histogram = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    read: (s: CacheStats) => [Labels, HistogramSnapshot][],
-  ) => {
-    const full = prefix + name
-    const metric = {
-      name: full,
-      help,
-      type: 'histogram',
-      aggregator: 'sum',
-      labelNames: ['service', ...labelNames],
-      get: () => {
-        const values: { metricName: string; labels: Labels; value: number }[] = []
-        for (const [labels, h] of read(stats())) {
-          const base = { service, ...labels }
-          let cumulative = 0
-          h.counts.forEach((count, i) => {
-            cumulative += count
-            const bound = h.bucketsMs[i]!
-            const le = bound === Infinity ? '+Inf' : String(bound / 1_000)
-            values.push({ metricName: `${full}_bucket`, labels: { ...base, le }, value: cumulative })
-          })
-          values.push({ metricName: `${full}_sum`, labels: base, value: h.sumMs / 1_000 })
-          values.push({ metricName: `${full}_count`, labels: base, value: h.count })
-        }
-        return Promise.resolve({ name: full, help, type: 'histogram', aggregator: 'sum', values })
-      },
-      reset: () => {},
-    }
-    registry.registerMetric(metric as unknown as Metric)
-  }
-  const perNamespace = (
-    s: CacheStats,
-    pick: (n: CacheStats['namespaces'][string]) => number,
-  ): [Labels, number][] => Object.entries(s.namespaces).map(([namespace, n]) => [{ namespace }, pick(n)])
-
-  counter('hits_total', 'Reads served from a tier.', ['namespace', 'tier'], (s) =>
-    Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, number][] => [
-      [{ namespace, tier: 'l1' }, n.l1Hits],
-      [{ namespace, tier: 'l2' }, n.l2Hits],
-    ]),
-  )
-  counter(
-    'labeled_reads_total',
-    'Reads per label set of namespaces that declare `labels` (at most maxLabelSets, then _other), by outcome.',
-    ['namespace', 'tenant', 'region', 'endpoint', 'outcome'],
-    (s) =>
-      Object.entries(s.namespaces).flatMap(([namespace, n]) =>
-        n.byLabels.flatMap(({ labels, l1Hits, l2Hits, misses }): [Labels, number][] => [
-          [{ namespace, ...labels, outcome: 'l1_hit' }, l1Hits],
-          [{ namespace, ...labels, outcome: 'l2_hit' }, l2Hits],
-          [{ namespace, ...labels, outcome: 'miss' }, misses],
-        ]),
-      ),
-  )
-  counter('misses_total', 'Reads no tier could answer (each loads).', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.misses),
-  )
-  counter('loads_total', 'Loader calls (one per load, one per loadMany batch).', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.loads),
-  )
-  counter('load_errors_total', 'Loader calls that failed.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.loadErrors),
-  )
-  counter('load_timeouts_total', 'Loads that hit their hard timeout.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.loadTimeouts),
-  )
-  counter('stale_served_total', 'Stale values served, by reason.', ['namespace', 'reason'], (s) =>
-    Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, number][] => [
-      [{ namespace, reason: 'swr' }, n.staleServed.swr],
-      [{ namespace, reason: 'fail_safe' }, n.staleServed.failSafe],
-      [{ namespace, reason: 'soft_timeout' }, n.staleServed.softTimeout],
-      [{ namespace, reason: 'bus_outage' }, n.staleServed.busOutage],
-    ]),
-  )
-  counter(
-    'l2_errors_total',
-    'L2 calls that failed, timed out or were skipped by the open circuit.',
-    ['namespace'],
-    (s) => perNamespace(s, (n) => n.l2Errors),
-  )
-  counter('decode_errors_total', 'L2 values that did not decode (read as misses).', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.decodeErrors),
-  )
-  counter(
-    'untrusted_values_total',
-    'L2 values refused as tampered, under an unknown key, or unencrypted where encryption is on (read as misses).',
-    ['namespace'],
-    (s) => perNamespace(s, (n) => n.untrustedValues),
-  )
-  counter('oversized_values_total', 'Values over maxValueBytes, not written to L2.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.oversized),
-  )
-  counter('refreshes_total', 'Background refreshes started.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.refreshes),
-  )
-  counter('lock_waits_total', 'Waits for another process loading the same key.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.lockWaits),
-  )
-  counter(
-    'write_behind_total',
-    'Write-behind writes by event: queued here, flushed to the source, retried, dead-lettered, claimed.',
-    ['namespace', 'event'],
-    (s) =>
-      Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, number][] =>
-        n.writesQueued + n.writesFlushed + n.writeRetries + n.writesDeadLettered + n.writesClaimed === 0
-          ? []
-          : [
-              [{ namespace, event: 'queued' }, n.writesQueued],
-              [{ namespace, event: 'flushed' }, n.writesFlushed],
-              [{ namespace, event: 'retried' }, n.writeRetries],
-              [{ namespace, event: 'dead_lettered' }, n.writesDeadLettered],
-              [{ namespace, event: 'claimed' }, n.writesClaimed],
-            ],
-      ),
-  )
-  histogram(
-    'load_duration_seconds',
-    'Loader calls (load, or one loadMany batch), by duration.',
-    ['namespace'],
-    (s) => Object.entries(s.namespaces).map(([namespace, n]) => [{ namespace }, n.latencyMs.load]),
-  )
-  histogram(
-    'read_duration_seconds',
-    'get() past L1, by outcome: l2_hit (answered from L2) or miss (loaded). L1 hits are counted in l1 but not timed.',
-    ['namespace', 'outcome'],
-    (s) =>
-      Object.entries(s.namespaces).flatMap(([namespace, n]): [Labels, HistogramSnapshot][] => [
-        [{ namespace, outcome: 'l2_hit' }, n.latencyMs.l2Hit],
-        [{ namespace, outcome: 'miss' }, n.latencyMs.miss],
-      ]),
-  )
-  histogram('l2_duration_seconds', 'L2 calls that settled (answered or failed), by duration.', [], (s) =>
-    s.l2 === undefined ? [] : [[{}, s.l2.latencyMs]],
-  )
-  counter('l2_calls_total', 'L2 calls by outcome.', ['outcome'], (s) =>
-    s.l2 === undefined
-      ? []
-      : [
-          [{ outcome: 'ok' }, s.l2.calls - s.l2.failures - s.l2.timeouts - s.l2.refused],
-          [{ outcome: 'failed' }, s.l2.failures],
-          [{ outcome: 'timeout' }, s.l2.timeouts],
-          [{ outcome: 'circuit_open' }, s.l2.refused],
-        ],
-  )
-  // Objectives: read from cache.slo() at scrape time (which also publishes a changed verdict).
-  let objectives: ReturnType<Cache['slo']> | undefined
-  const slo = () => {
-    if (objectives === undefined) {
-      objectives = cache.slo()
-      queueMicrotask(() => (objectives = undefined))
-    }
-    return objectives
-  }
-  gauge('slo_ok', '1 while every objective of the namespace is met over its window.', ['namespace'], () =>
-    Object.entries(slo()).map(([namespace, r]) => [{ namespace }, r.ok ? 1 : 0]),
-  )
-  gauge(
-    'slo_value',
-    'Each objective over its window: read_p99_seconds, stale_read_ratio; kind="objective" or "actual".',
-    ['namespace', 'objective', 'kind'],
-    () =>
-      Object.entries(slo()).flatMap(([namespace, r]): [Labels, number][] => [
-        ...(r.readP99Ms === undefined
-          ? []
-          : ([
-              [
-                { namespace, objective: 'read_p99_seconds', kind: 'objective' },
-                r.readP99Ms.objective / 1_000,
-              ],
-              [{ namespace, objective: 'read_p99_seconds', kind: 'actual' }, r.readP99Ms.actual / 1_000],
-            ] as [Labels, number][])),
-        ...(r.staleReads === undefined
-          ? []
-          : ([
-              [{ namespace, objective: 'stale_read_ratio', kind: 'objective' }, r.staleReads.objective],
-              [{ namespace, objective: 'stale_read_ratio', kind: 'actual' }, r.staleReads.actual],
-            ] as [Labels, number][])),
-      ]),
-  )
-  gauge(
-    'loads_per_second',
-    'Loads started in the last second (source QPS from this process).',
-    ['namespace'],
-    (s) => perNamespace(s, (n) => n.loadsPerSecond),
-  )
-  gauge('hit_ratio', 'Hits over all reads since start.', ['namespace'], (s) =>
-    perNamespace(s, (n) => n.hitRatio),
-  )
-  gauge('l1_entries', 'Entries in L1.', [], (s) => (s.l1 === undefined ? [] : [[{}, s.l1.entries]]))
-  gauge('l1_bytes', 'Bytes counted against the L1 budget.', [], (s) =>
-    s.l1 === undefined ? [] : [[{}, s.l1.bytes]],
-  )
-  counter('l1_evictions_total', 'L1 entries evicted for room.', [], (s) =>
-    s.l1 === undefined ? [] : [[{}, s.l1.evictions]],
-  )
-  gauge('l2_up', '1 when the L2 connection is ready.', [], (s) =>
-    s.l2 === undefined ? [] : [[{}, s.l2.status === 'ready' ? 1 : 0]],
-  )
-  gauge('l2_circuit_open', '1 while the circuit breaker skips L2.', [], (s) =>
-    s.l2 === undefined ? [] : [[{}, s.l2.circuit === 'closed' ? 0 : 1]],
-  )
-  counter('bus_messages_total', 'Invalidation bus messages, by direction.', ['direction'], (s) =>
-    s.bus === undefined
-      ? []
-      : [
-          [{ direction: 'sent' }, s.bus.sent],
-          [{ direction: 'received' }, s.bus.received],
-        ],
-  )
-  gauge('bus_lag_max_ms', 'Largest invalidation lag seen, publish to applied, in ms.', [], (s) =>
-    s.bus === undefined ? [] : [[{}, s.bus.lagMs.max]],
-  )
 }

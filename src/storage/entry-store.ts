@@ -86,7 +86,13 @@ export class EntryStore<P, V> {
       if (channels.security.hasSubscribers) {
         const { security: problem, keyId } = result
         const error = new UntrustedValueError(name, key, problem, keyId)
-        channels.security.publish({ namespace: name, key, problem, keyId, error })
+        channels.security.publish({
+          namespace: name,
+          key,
+          problem,
+          ...(keyId === undefined ? {} : { keyId }),
+          error,
+        })
       }
       return undefined
     }

@@ -1,7 +1,7 @@
 // Shared helpers for the integration and chaos tests: channel recorders, timing, raw Redis access, child processes.
 import { spawn } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { createClient, RESP_TYPES } from 'redis'
+import { createClient, RESP_TYPES, type RedisClientType } from 'redis'
 import { expect } from 'vitest'
 
 /** Records every message published on a diagnostics channel until `stop()`. */
@@ -56,15 +56,20 @@ export function codeOf(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined
 }
 
+type None = Record<never, never>
+/**
+ * A node-redis client replying with Buffers. Named rather than inferred: the inferred type names @redis/client by a
+ * path, which tsc refuses (TS2742) when node_modules is a symlink, as in a git worktree.
+ */
+export type RawClient = RedisClientType<None, None, None, 3, { [RESP_TYPES.BLOB_STRING]: BufferConstructor }>
+
 /** A node-redis client of the test's own (not the cache's), replying with Buffers, to read and plant raw bytes. */
-export async function rawClient(url: string) {
+export async function rawClient(url: string): Promise<RawClient> {
   const client = createClient({ url, socket: { reconnectStrategy: false } })
   client.on('error', () => {})
   await client.connect()
   return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
 }
-
-export type RawClient = Awaited<ReturnType<typeof rawClient>>
 
 /** Reads one counter of `INFO commandstats` (raw reply text), e.g. `calls` of `mget`; 0 when the command never ran. */
 export function commandCalls(info: string, command: string): number {

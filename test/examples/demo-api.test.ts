@@ -218,7 +218,9 @@ describe('demo API: operations', () => {
     const samples = parsePrometheus(response.body)
     const hits = samples.find(
       (s) =>
-        s.name === 'stratacache_hits_total' && s.labels.namespace === 'product' && s.labels.tier === 'l1',
+        s.name === 'stratacache_hits_total' &&
+        s.labels.cache_namespace === 'product' &&
+        s.labels.tier === 'l1',
     )
     expect(hits?.value).toBeGreaterThanOrEqual(1)
     expect(samples.find((s) => s.name === 'stratacache_l2_up')?.value).toBe(1)

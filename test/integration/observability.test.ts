@@ -4,6 +4,7 @@ import {
   quantileMs,
   tracingChannelNames,
   type Cache,
+  type GetManyTraceContext,
   type GetTraceContext,
   type LoadTraceContext,
 } from 'stratacache'
@@ -85,6 +86,23 @@ describe('tracing channels around get and load', () => {
     })
     expect(loads.map((e) => e.event)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd'])
     expect((loads.at(-1)!.context.error as Error).message).toBe('db down')
+  })
+})
+
+describe('the tracing channel around getMany', () => {
+  it('publishes one start … asyncEnd per getMany, with the number of keys asked and no key or value', async () => {
+    const batches = recordTracing<GetManyTraceContext>(tracingChannelNames.getMany)
+    const gets = recordTracing<GetTraceContext>(tracingChannelNames.get)
+    const ns = newCache('trace-many').namespace('user', {
+      key: 'user:{id}',
+      ttl: '1m',
+      load: ({ id }) => ({ id }),
+    })
+    expect(await ns.getMany([{ id: 'u1' }, { id: 'u2' }, { id: 'u1' }])).toHaveLength(3)
+    expect(batches.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
+    expect(batches[0]!.context).toEqual({ service: 'trace-many', namespace: 'user', keys: 3 })
+    expect(JSON.stringify(batches.map((e) => ({ ...e.context, result: undefined })))).not.toMatch(/u1|u2/)
+    expect(gets).toEqual([])
   })
 })
 

@@ -1,5 +1,7 @@
 // The OpenTelemetry exporter against a real Redis: spans into an in-memory span exporter, metrics into an
 // in-memory reader, for a scripted workload whose counts are known exactly.
+import { readFileSync } from 'node:fs'
+import { metrics, trace } from '@opentelemetry/api'
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { createCache, type Cache } from 'stratacache'
@@ -138,6 +140,91 @@ describe('OpenTelemetry', () => {
       ),
     ).toBe(1)
     expect(p.get('stratacache.load.duration{stratacache.namespace=product,stratacache.outcome=ok}')).toBe(2)
+  })
+
+  it('records a span per getMany, with the number of keys, and the load spans of its batch', async () => {
+    const { spans, cache } = setup(`otel-get-many-${Date.now()}`)
+    const ns = cache.namespace('product', {
+      key: 'product:{id}',
+      ttl: '1m',
+      loadMany: (list) => list.map(({ id }) => ({ id })),
+    })
+    await ns.getMany([{ id: 1 }, { id: 2 }, { id: 3 }])
+    await ns.getMany([{ id: 1 }])
+    const finished = spans.getFinishedSpans().map((s) => ({ name: s.name, attributes: s.attributes }))
+    const base = { 'stratacache.namespace': 'product', 'stratacache.service': cache.service }
+    expect(finished).toEqual([
+      {
+        name: 'stratacache.load',
+        attributes: { ...base, 'stratacache.keys': 3, 'stratacache.outcome': 'ok' },
+      },
+      {
+        name: 'stratacache.getMany',
+        attributes: { ...base, 'stratacache.keys': 3, 'stratacache.outcome': 'ok' },
+      },
+      {
+        name: 'stratacache.getMany',
+        attributes: { ...base, 'stratacache.keys': 1, 'stratacache.outcome': 'ok' },
+      },
+    ])
+  })
+
+  it('puts the service on every metric point, and the namespace on every per-namespace one', async () => {
+    const { reader, cache } = setup(`otel-attributes-${Date.now()}`)
+    const ns = cache.namespace('product', { key: 'product:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    await cache.connect()
+    await ns.get({ id: 1 })
+    await ns.get({ id: 1 })
+    const { resourceMetrics } = await reader.collect()
+    const metrics = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics)
+    const perCache = new Set(['stratacache.l1.entries', 'stratacache.l2.calls'])
+    expect(metrics.map((m) => m.descriptor.name).sort()).toEqual([
+      'stratacache.get.duration',
+      'stratacache.l1.entries',
+      'stratacache.l2.calls',
+      'stratacache.load.duration',
+      'stratacache.load.errors',
+      'stratacache.loads',
+      'stratacache.misses',
+      'stratacache.reads',
+      'stratacache.stale_served',
+    ])
+    for (const metric of metrics) {
+      for (const { attributes } of metric.dataPoints) {
+        expect(attributes['stratacache.service'], metric.descriptor.name).toBe(cache.service)
+        if (!perCache.has(metric.descriptor.name)) {
+          expect(attributes['stratacache.namespace'], metric.descriptor.name).toBe('product')
+        }
+      }
+    }
+  })
+
+  it("names its default tracer and meter 'stratacache' with the package's version", async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string
+    }
+    const spans = new InMemorySpanExporter()
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] })
+    const reader = new TestReader()
+    const meterProvider = new MeterProvider({ readers: [reader] })
+    trace.setGlobalTracerProvider(tracerProvider)
+    metrics.setGlobalMeterProvider(meterProvider)
+    const cache = createCache({ service: `otel-version-${Date.now()}` })
+    const telemetry = openTelemetry(cache)
+    closers.push(
+      () => telemetry.stop(),
+      () => cache.close(),
+      () => trace.disable(),
+      () => metrics.disable(),
+      () => meterProvider.shutdown(),
+      () => tracerProvider.shutdown(),
+    )
+    await cache.namespace('x', { key: 'x:{id}', ttl: '1m', load: ({ id }) => ({ id }) }).get({ id: 1 })
+    const { resourceMetrics } = await reader.collect()
+    expect(resourceMetrics.scopeMetrics.map((m) => m.scope)).toEqual([{ name: 'stratacache', version }])
+    const scopes = spans.getFinishedSpans().map((s) => s.instrumentationScope)
+    expect(scopes).toHaveLength(2)
+    for (const scope of scopes) expect(scope).toMatchObject({ name: 'stratacache', version })
   })
 
   it('ignores the calls of another cache in the same process', async () => {
