@@ -1,4 +1,5 @@
 // Every error stratacache throws or emits, with a stable `code` per class. docs/errors.md lists them all.
+import { formatDuration } from './core/format-duration.js'
 
 /** Base class of every stratacache error. Branch on `code`, never on the message text. */
 export abstract class StrataError extends Error {
@@ -112,7 +113,7 @@ export class LoaderTimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `Loader of namespace "${namespace}" did not settle within ${timeoutMs} ms for key "${key}"; its signal was ` +
+      `Loader of namespace "${namespace}" did not settle within ${formatDuration(timeoutMs)} for key "${key}"; its signal was ` +
         'aborted. Raise `timeouts.hard` on the namespace, or allow stale data with `staleFor` so a stale value can ' +
         'answer instead.',
     )
@@ -129,7 +130,7 @@ export class SourceBusyError extends StrataError {
   ) {
     super(
       `The source of namespace "${namespace}" is at its ${reason === 'rate' ? 'loads-per-second' : 'concurrent-load'} ` +
-        `limit${waitedMs > 0 ? ` (waited ${Math.round(waitedMs)} ms)` : ''}. Raise \`source.${reason === 'rate' ? 'maxPerSecond' : 'maxConcurrent'}\`, ` +
+        `limit${waitedMs > 0 ? ` (waited ${formatDuration(waitedMs)})` : ''}. Raise \`source.${reason === 'rate' ? 'maxPerSecond' : 'maxConcurrent'}\`, ` +
         "allow a longer `source.maxWait`, or set `source.overflow: 'stale'` with `staleFor` to answer from stale data.",
     )
   }
@@ -225,7 +226,7 @@ export class WriteTimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `The source of namespace "${namespace}" did not take a write-behind write within ${timeoutMs} ms; its signal ` +
+      `The source of namespace "${namespace}" did not take a write-behind write within ${formatDuration(timeoutMs)}; its signal ` +
         'was aborted and the write will be retried (a source that ignored the signal may still apply it: check the ' +
         'idempotency key). Raise `writeBehind.writeTimeout` if the source is this slow, and `claimAfter` above it.',
     )
@@ -313,7 +314,7 @@ export class L2TimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `L2 ${operation} did not settle within ${timeoutMs} ms. Reads fall through to the loader; writes reject. ` +
+      `L2 ${operation} did not settle within ${formatDuration(timeoutMs)}. Reads fall through to the loader; writes reject. ` +
         'Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
     )
   }
@@ -342,7 +343,9 @@ export class L2Error extends StrataError {
 export class L2CircuitOpenError extends StrataError {
   readonly code = 'ERR_STRATA_L2_CIRCUIT_OPEN'
   constructor(readonly retryInMs: number) {
-    super(`L2 is skipped for another ${retryInMs} ms after repeated failures (circuit breaker open).`)
+    super(
+      `L2 is skipped for another ${formatDuration(retryInMs)} after repeated failures (circuit breaker open).`,
+    )
   }
 }
 
@@ -375,7 +378,7 @@ export class L2UnavailableError extends StrataError {
     options?: ErrorOptions,
   ) {
     super(
-      `L2 did not become ready within ${timeoutMs} ms. The cache keeps serving from L1 and the loader and ` +
+      `L2 did not become ready within ${formatDuration(timeoutMs)}. The cache keeps serving from L1 and the loader and ` +
         'reconnects in the background; check the Redis URL, or catch this error to start without Redis.',
       options,
     )

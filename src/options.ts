@@ -2,6 +2,7 @@
 import type { Clock } from './core/clock.js'
 import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
+import { formatDuration } from './core/format-duration.js'
 import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import {
@@ -758,7 +759,7 @@ export function resolveNamespaceOptions<P, V>(
     throw new InvalidOptionError(
       at('timeouts.soft'),
       timeouts.soft,
-      `a duration shorter than timeouts.hard (${hardTimeoutMs} ms)`,
+      `a duration shorter than timeouts.hard (${formatDuration(hardTimeoutMs)})`,
     )
   }
   const lock = options.lock ?? {}

@@ -1,0 +1,35 @@
+// What people read when something fails: rounded durations, operations in their words, causes that say what to check.
+import { L2CircuitOpenError, L2TimeoutError, L2UnavailableError, LoaderTimeoutError } from 'stratacache'
+import { describe, expect, it } from 'vitest'
+import { formatDuration } from '../../src/core/format-duration.js'
+
+describe('formatDuration', () => {
+  it.each([
+    [0, '0 ms'],
+    [0.2, 'under 1 ms'],
+    [1, '1 ms'],
+    [150, '150 ms'],
+    [999.4, '999 ms'],
+    [999.6, '1 s'],
+    [1_500, '1.5 s'],
+    [1999.5397160000002, '2 s'],
+    [12_345, '12 s'],
+    [59_960, '1 min'],
+    [90_000, '1.5 min'],
+    [3_600_000, '1 h'],
+    [5_400_000, '1.5 h'],
+    [86_400_000 * 2, '2 d'],
+    [2_147_483_647, '25 d'],
+    [Infinity, 'forever'],
+    [-1_500, '-1.5 s'],
+  ])('prints %j ms as %j', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text)
+  })
+
+  it('is what error messages print: no float, no raw millisecond count above a second', () => {
+    expect(new L2CircuitOpenError(1999.5397160000002).message).toContain('for another 2 s after')
+    expect(new L2TimeoutError('get', 100).message).toContain('did not settle within 100 ms')
+    expect(new LoaderTimeoutError('product', 'k', 30_000).message).toContain('did not settle within 30 s')
+    expect(new L2UnavailableError(2_000).message).toContain('within 2 s')
+  })
+})
