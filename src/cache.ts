@@ -12,6 +12,7 @@ import {
   CacheClosedError,
   DuplicateNamespaceError,
   InvalidArgumentError,
+  describeL2Operation,
   InvalidOptionError,
   L2UnavailableError,
   L2UnsupportedError,
@@ -135,8 +136,8 @@ export class Cache {
             if (!first) return
             log.warn(
               { service: o.service, operation, reply: kind },
-              `stratacache: Redis answered ${operation} with an error reply (${kind}); it is counted in ` +
-                `stats().l2.errorReplies and does not open the circuit. ${errorReplyAdvice(kind)}`,
+              `stratacache: Redis refused ${describeL2Operation(operation)} with an error reply (${kind}). It is ` +
+                `up, so this does not open the circuit; counted in stats().l2.errorReplies. ${errorReplyAdvice(kind)}`,
             )
           },
         },

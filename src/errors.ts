@@ -306,16 +306,76 @@ export class DecodeError extends StrataError {
   }
 }
 
-/** An L2 (Redis) operation did not settle within `l2.timeout`. Reported as an event; reads fall through. */
+/**
+ * What each L2 operation does, in the words of someone using the cache: error messages and log lines print these,
+ * while the errors' `operation` field keeps the internal name (`getVersion`) for programs. The keys are the
+ * operation names L2Guard passes to its `#run`, plus `connect` and `connection` (the store's own connection);
+ * test/unit/l2-operations.test.ts fails when a guard operation has no phrase here.
+ */
+export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
+  get: 'reading an entry from Redis',
+  getMany: 'reading entries from Redis',
+  set: 'writing an entry to Redis',
+  setMany: 'writing entries to Redis',
+  delete: 'deleting keys from Redis',
+  getVersion: "reading the namespace's generation (its invalidateAll counter) from Redis",
+  increment: "advancing the namespace's generation in Redis (invalidateAll)",
+  bumpVersion: "advancing the entry's version in Redis before a write",
+  readFence: "reading the entry's version before a load from Redis",
+  storeFenced: 'storing a loaded value in Redis',
+  markInvalidated: 'marking entries invalidated in Redis',
+  addToSet: 'adding an entry to its tag sets in Redis',
+  rename: "setting a tag's set aside in Redis (invalidateTag)",
+  sscan: "listing a tag's entries in Redis (invalidateTag)",
+  tryLock: "taking a key's load lock in Redis",
+  unlock: "releasing a key's load lock in Redis",
+  extendLock: "extending a key's load lock in Redis",
+  ttl: "reading the time left on a key's load lock from Redis",
+  info: 'reading INFO from Redis',
+  configGet: 'reading the configuration from Redis (CONFIG GET)',
+  memoryUsage: "reading keys' memory usage from Redis",
+  strlen: "reading values' sizes from Redis",
+  ttlMany: "reading keys' time to live from Redis",
+  scan: 'scanning keys in Redis',
+  queueAppend: 'queueing a write-behind write in Redis',
+  queueCreateGroup: "creating the write-behind queue's consumer group in Redis",
+  queueRead: 'reading queued write-behind writes from Redis',
+  queuePending: 'listing unacknowledged write-behind writes in Redis',
+  queueClaim: "taking over another process's write-behind writes in Redis",
+  queueAck: 'acknowledging flushed write-behind writes in Redis',
+  queueHas: 'checking whether a write-behind write is still queued in Redis',
+  queueSize: 'counting the write-behind queue in Redis',
+  queueDeleteConsumer: 'removing a write-behind consumer from Redis',
+  publish: 'telling the other processes through Redis (PUBLISH)',
+  subscribe: "subscribing to the other processes' invalidations in Redis",
+  connect: 'connecting to Redis',
+  connection: 'the connection to Redis',
+})
+
+/** An L2 operation in the user's words (`L2_OPERATIONS`); an operation without a phrase is named as it is. */
+export function describeL2Operation(operation: string): string {
+  return Object.hasOwn(L2_OPERATIONS, operation)
+    ? L2_OPERATIONS[operation]!
+    : `the Redis call \`${operation}\``
+}
+
+/** The phrase with a capital first letter, to start a sentence. */
+function sentence(operation: string): string {
+  const phrase = describeL2Operation(operation)
+  return phrase.charAt(0).toUpperCase() + phrase.slice(1)
+}
+
+/** An L2 (Redis) operation did not settle within `timeouts.l2`. Reported as an event; reads fall through. */
 export class L2TimeoutError extends StrataError {
   readonly code = 'ERR_STRATA_L2_TIMEOUT'
   constructor(
+    /** The internal operation name, e.g. `get` or `getVersion` (see `L2_OPERATIONS` for what each does). */
     readonly operation: string,
     readonly timeoutMs: number,
   ) {
     super(
-      `L2 ${operation} did not settle within ${formatDuration(timeoutMs)}. Reads fall through to the loader; writes reject. ` +
-        'Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
+      `${sentence(operation)} did not answer within ${formatDuration(timeoutMs)} (\`timeouts.l2\`). Reads fall ` +
+        'through to the loader; writes reject. Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
     )
   }
 }
@@ -327,12 +387,13 @@ export class L2TimeoutError extends StrataError {
 export class L2Error extends StrataError {
   readonly code = 'ERR_STRATA_L2_FAILED'
   constructor(
+    /** The internal operation name, e.g. `get` or `getVersion` (see `L2_OPERATIONS` for what each does). */
     readonly operation: string,
     options: ErrorOptions,
     readonly reply?: string,
   ) {
     super(
-      `L2 ${operation} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
+      `${sentence(operation)} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
         'writes (set, delete, clear) reject so the caller knows L2 may still hold the old value.',
       options,
     )
@@ -342,9 +403,15 @@ export class L2Error extends StrataError {
 /** L2 calls are skipped because the circuit breaker is open after repeated failures. */
 export class L2CircuitOpenError extends StrataError {
   readonly code = 'ERR_STRATA_L2_CIRCUIT_OPEN'
-  constructor(readonly retryInMs: number) {
+  constructor(
+    readonly retryInMs: number,
+    /** The internal name of the operation skipped, when known (see `L2_OPERATIONS`). */
+    readonly operation?: string,
+  ) {
     super(
-      `L2 is skipped for another ${formatDuration(retryInMs)} after repeated failures (circuit breaker open).`,
+      `${operation === undefined ? 'Redis was skipped' : `${sentence(operation)} was skipped`}: the circuit ` +
+        `breaker is open after repeated failures, and lets one call try Redis again in ${formatDuration(retryInMs)}. ` +
+        'Reads fall through to the loader; writes reject.',
     )
   }
 }
@@ -564,7 +631,8 @@ export class AccessLogError extends StrataError {
   }
 }
 
+/** The cause's message, without a final period (messages go on after it: "…failed: the client is closed. Reads…"). */
 function errorMessage(cause: unknown): string {
-  if (cause instanceof Error) return cause.message
-  return String(cause)
+  const text = cause instanceof Error ? cause.message : String(cause)
+  return text.replace(/\.+$/, '')
 }
