@@ -1,7 +1,8 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
 import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
-import { parseDuration, type Duration } from '../core/duration.js'
+import type { Duration } from '../core/duration.js'
 import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
+import { timerDuration } from '../options.js'
 import type {
   L2Fence,
   L2Answer,
@@ -66,10 +67,11 @@ export interface RedisStoreOptions {
   password?: string
   /**
    * How long one connection attempt may take; also the longest `close()` waits for Redis to answer its QUIT
-   * before dropping the socket. @default '1s'
+   * before dropping the socket. At least 1 ms and at most 2^31−1 ms (about 24.8 days, the longest a Node timer
+   * waits); anything else throws ERR_STRATA_INVALID_OPTION. @default '1s'
    */
   connectTimeout?: Duration
-  /** Longest wait between reconnection attempts. @default '2s' */
+  /** Longest wait between reconnection attempts; bounded like `connectTimeout`. @default '2s' */
   maxReconnectDelay?: Duration
 }
 
@@ -513,11 +515,9 @@ export class RedisStore implements L2Store {
         )
       }
     }
-    const connectTimeout = parseDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
-    const maxReconnectDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
-    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
-      if (value < 1) throw new InvalidOptionError(`redisStore.${name}`, value, 'a duration of at least 1 ms')
-    }
+    // Both arm timers: a value past 2^31−1 ms would fire after 1 ms (every connection attempt timed out at once).
+    const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
+    const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
     this.#delays = { maxReconnectDelay, closeTimeout: connectTimeout }
     this.#ownsClient = url !== undefined
     const redis: RedisClientLike =
