@@ -11,6 +11,7 @@ import {
 } from 'stratacache'
 import { describe, expect, it } from 'vitest'
 import { formatDuration } from '../../src/core/format-duration.js'
+import { describeRedisFailure, redactUrl, type RedisTarget } from '../../src/tiers/redis-failure.js'
 
 describe('formatDuration', () => {
   it.each([
@@ -69,5 +70,110 @@ describe('L2 operations in the words of the user', () => {
       ) as unknown,
     })
     expect(describeL2Operation('somethingNew')).toBe('the Redis call `somethingNew`')
+  })
+})
+
+describe('describeRedisFailure', () => {
+  const target: RedisTarget = {
+    address: '127.0.0.1:6390',
+    tls: false,
+    connectTimeoutMs: 1_000,
+    retryMs: 2_000,
+  }
+  const netError = (code: string, message = `connect ${code}`) => Object.assign(new Error(message), { code })
+  const reply = (message: string) => {
+    class SimpleError extends Error {}
+    return new SimpleError(message)
+  }
+
+  it.each([
+    [
+      netError('ECONNREFUSED'),
+      'ECONNREFUSED',
+      'cannot reach Redis at 127.0.0.1:6390 (ECONNREFUSED: nothing listens there)',
+    ],
+    [netError('ENOTFOUND'), 'ENOTFOUND', 'the host name "127.0.0.1" does not resolve'],
+    [netError('EAI_AGAIN'), 'EAI_AGAIN', 'DNS did not answer'],
+    [netError('ETIMEDOUT'), 'ETIMEDOUT', 'no answer within the connect timeout, 1 s'],
+    [netError('EHOSTUNREACH'), 'EHOSTUNREACH', 'no route to that host'],
+    [netError('ECONNRESET'), 'ECONNRESET', 'the server or the network closed the connection'],
+    [
+      netError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'),
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'cannot set up TLS',
+    ],
+    [
+      netError('CERT_HAS_EXPIRED', 'certificate has expired'),
+      'CERT_HAS_EXPIRED',
+      "the server's certificate has expired",
+    ],
+    [
+      netError('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'),
+      'ERR_SSL_WRONG_VERSION_NUMBER',
+      'the port does not speak TLS',
+    ],
+    [
+      netError('EWEIRD', 'something odd happened'),
+      'EWEIRD',
+      'cannot reach Redis at 127.0.0.1:6390 (EWEIRD: something odd happened)',
+    ],
+    [
+      new Error('Unknown RESP type 72 "H"'),
+      'NOT_REDIS',
+      'what answers there is not Redis (it began its answer with "H", as HTTP does)',
+    ],
+  ])('explains %s as %s', (error, reason, text) => {
+    const failure = describeRedisFailure(error, target, false)
+    expect(failure).toMatchObject({ address: '127.0.0.1:6390', reason, retryMs: 2_000 })
+    expect(failure.summary).toContain(text)
+    expect(failure.advice.length).toBeGreaterThan(10)
+  })
+
+  it("explains node-redis's connect timeout, and mentions TLS on a rediss:// url", () => {
+    class ConnectionTimeoutError extends Error {}
+    const failure = describeRedisFailure(
+      new ConnectionTimeoutError('Connection timeout'),
+      { ...target, tls: true },
+      false,
+    )
+    expect(failure).toMatchObject({ reason: 'CONNECT_TIMEOUT' })
+    expect(failure.summary).toContain('(connect timeout: no answer within the connect timeout, 1 s)')
+    expect(failure.advice).toContain('a rediss:// url on a port without TLS')
+  })
+
+  it.each([
+    [
+      'WRONGPASS invalid username-password pair or user is disabled.',
+      'WRONGPASS',
+      'authentication failed: wrong username or password',
+    ],
+    [
+      'NOAUTH Authentication required.',
+      'NOAUTH',
+      'authentication failed: Redis requires a password and none was given',
+    ],
+    [
+      'ERR AUTH <password> called without any password configured for the default user.',
+      'AUTH',
+      'authentication failed: a password was given, but Redis has none',
+    ],
+    ["NOPERM this user has no permissions to run the 'hello' command", 'NOPERM', 'refused the connection'],
+  ])('explains the reply %j as %s', (message, reason, text) => {
+    const failure = describeRedisFailure(reply(message), target, true)
+    expect(failure).toMatchObject({ reason })
+    expect(failure.summary).toContain(text)
+  })
+
+  it('never repeats credentials found in a message', () => {
+    const failure = describeRedisFailure(
+      new Error('bad url redis://app:hunter2@10.0.0.1:6379'),
+      target,
+      false,
+    )
+    expect(failure.summary).not.toContain('hunter2')
+    expect(failure.summary).toContain('redis://***@10.0.0.1:6379')
+    expect(redactUrl('rediss://:p%40ss@host:6380/1 and redis://u:p@h')).toBe(
+      'rediss://***@host:6380/1 and redis://***@h',
+    )
   })
 })

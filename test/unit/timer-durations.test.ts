@@ -65,7 +65,7 @@ describe('redisStore({ connectTimeout, maxReconnectDelay })', () => {
     )
   })
 
-  it('accepts 1 ms up to 2,147,483,647 ms, in any unit', async () => {
+  it('accepts 1 ms up to 2,147,483,647 ms, and defaults to 1 s (connect) and 2 s (reconnect delay)', async () => {
     for (const value of [1, '500ms', '24d', MAX_TIMER_MS] as const) {
       await redisStore({
         url: 'redis://127.0.0.1:6379',
@@ -73,5 +73,11 @@ describe('redisStore({ connectTimeout, maxReconnectDelay })', () => {
         maxReconnectDelay: value,
       }).close()
     }
+    const store = redisStore({ url: 'redis://127.0.0.1:6379' })
+    expect(store.describeFailure(new Error('x', { cause: undefined }))).toMatchObject({ retryMs: 2_000 })
+    expect(
+      store.describeFailure(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })).summary,
+    ).toContain('no answer within the connect timeout, 1 s')
+    await store.close()
   })
 })
