@@ -440,15 +440,23 @@ export class L2UnsupportedError extends StrataError {
 /** `cache.connect()` could not reach L2 in time. The cache still works from L1 and the loader, and keeps reconnecting. */
 export class L2UnavailableError extends StrataError {
   readonly code = 'ERR_STRATA_L2_UNAVAILABLE'
+  /** Why the last connection attempt failed, e.g. `ECONNREFUSED`, `WRONGPASS`; undefined when none failed yet. */
+  readonly reason: string | undefined
   constructor(
     readonly timeoutMs: number,
     options?: ErrorOptions,
+    /** The last failed attempt, as the store describes it: its reason and a summary naming the address. */
+    failure?: { readonly reason: string; readonly summary: string },
   ) {
     super(
-      `L2 did not become ready within ${formatDuration(timeoutMs)}. The cache keeps serving from L1 and the loader and ` +
-        'reconnects in the background; check the Redis URL, or catch this error to start without Redis.',
+      `L2 did not become ready within ${formatDuration(timeoutMs)}` +
+        (failure === undefined ? '' : `: ${failure.summary}`) +
+        '. The cache keeps serving from L1 and the loader and reconnects in the background; ' +
+        (failure === undefined ? 'check the Redis URL, or ' : '') +
+        'catch this error to start without Redis.',
       options,
     )
+    this.reason = failure?.reason
   }
 }
 

@@ -1,6 +1,7 @@
 // What people read when something fails: rounded durations, operations in their words, causes that say what to check.
 import { readFileSync } from 'node:fs'
 import {
+  consoleLogger,
   describeL2Operation,
   L2_OPERATIONS,
   L2CircuitOpenError,
@@ -174,6 +175,44 @@ describe('describeRedisFailure', () => {
     expect(failure.summary).toContain('redis://***@10.0.0.1:6379')
     expect(redactUrl('rediss://:p%40ss@host:6380/1 and redis://u:p@h')).toBe(
       'rediss://***@host:6380/1 and redis://***@h',
+    )
+  })
+})
+
+describe('consoleLogger', () => {
+  function stream() {
+    const lines: string[] = []
+    return { lines, write: (text: string) => void lines.push(text) }
+  }
+
+  it('writes warnings and errors, one line each with the service and namespace, and leaves info off', () => {
+    const out = stream()
+    const log = consoleLogger({ stream: out })
+    log.info({ service: 'catalog' }, 'stratacache: L2 ready')
+    log.warn({ service: 'catalog', namespace: 'order', address: '127.0.0.1:6379' }, 'stratacache: something')
+    log.error({ service: 'catalog' }, 'stratacache: worse')
+    expect(out.lines).toEqual([
+      'stratacache: something [service=catalog namespace=order]\n',
+      'stratacache: error: worse [service=catalog]\n',
+    ])
+  })
+
+  it('writes info lines too at level info', () => {
+    const out = stream()
+    consoleLogger({ stream: out, level: 'info' }).info({}, 'stratacache: L2 ready')
+    expect(out.lines).toEqual(['stratacache: L2 ready\n'])
+  })
+
+  it('holds back a line repeated within the window, and says how many it held back', async () => {
+    const out = stream()
+    const log = consoleLogger({ stream: out, repeatWindowMs: 50 })
+    for (let i = 0; i < 100; i++) log.warn({ service: 's' }, 'stratacache: the same thing')
+    log.warn({ service: 's' }, 'stratacache: another thing')
+    expect(out.lines).toHaveLength(2)
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    log.warn({ service: 's' }, 'stratacache: the same thing')
+    expect(out.lines[2]).toMatch(
+      /^stratacache: the same thing \[service=s\] \(99 more like it held back in the \d+ ms before\)\n$/,
     )
   })
 })
