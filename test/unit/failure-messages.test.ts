@@ -10,6 +10,8 @@ import {
   L2UnavailableError,
   LoaderTimeoutError,
 } from 'stratacache'
+import { createClient } from 'redis'
+import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { formatDuration } from '../../src/core/format-duration.js'
 import { describeRedisFailure, redactUrl, type RedisTarget } from '../../src/tiers/redis-failure.js'
@@ -163,6 +165,19 @@ describe('describeRedisFailure', () => {
     const failure = describeRedisFailure(reply(message), target, true)
     expect(failure).toMatchObject({ reason })
     expect(failure.summary).toContain(text)
+  })
+
+  it('knows the address of a node-redis client passed in, without its credentials', async () => {
+    const fromUrl = redisStore({ client: createClient({ url: 'redis://app:s3cret@10.1.2.3:6400' }) })
+    const fromSocket = redisStore({
+      client: createClient({ socket: { host: 'cache.internal', port: 6401 } }),
+    })
+    expect([fromUrl.address, fromSocket.address]).toEqual(['10.1.2.3:6400', 'cache.internal:6401'])
+    expect(fromUrl.describeFailure(new Error('boom'))).toMatchObject({
+      address: '10.1.2.3:6400',
+      retryMs: undefined,
+    })
+    await Promise.all([fromUrl.close(), fromSocket.close()])
   })
 
   it('never repeats credentials found in a message', () => {
