@@ -13,6 +13,7 @@ import {
   CacheClosedError,
   DuplicateNamespaceError,
   InvalidArgumentError,
+  describeL2Operation,
   InvalidOptionError,
   L2UnavailableError,
   L2UnsupportedError,
@@ -21,6 +22,7 @@ import {
 import { Namespace, type NamespaceStats } from './namespace.js'
 import { channels } from './observability/channels.js'
 import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
+import { L2OutageLog } from './observability/l2-outage-log.js'
 import {
   resolveCacheOptions,
   resolveNamespaceOptions,
@@ -101,6 +103,7 @@ export class Cache {
   readonly options: ResolvedCacheOptions
   readonly #l1: WTinyLfu<Entry> | undefined
   readonly #l2: L2Guard | undefined
+  readonly #outages: L2OutageLog | undefined
   readonly #namespaces = new Map<string, Namespace<never, unknown>>()
   readonly #abort = new AbortController()
   readonly #background = new Set<Promise<unknown>>()
@@ -124,25 +127,33 @@ export class Cache {
     // The user's logger is called from timers and connection events: what it throws must not stop them.
     const log = isolatedLogger(o.logger)
     if (o.l2 !== undefined) {
+      const l2 = o.l2
+      // Outages are logged once each (unreachable or not answering, then back), never per call or per probe.
+      const outages = new L2OutageLog({
+        service: o.service,
+        store: l2,
+        logger: log,
+        failureThreshold: o.failureThreshold,
+        l2TimeoutMs: o.l2TimeoutMs,
+        breakMs: o.breakMs,
+      })
+      this.#outages = outages
       this.#l2 = new L2Guard(
-        o.l2,
+        l2,
         o.l2TimeoutMs,
         { failureThreshold: o.failureThreshold, breakMs: o.breakMs },
         {
           onCircuit: (circuit) => {
-            if (circuit === 'open') {
-              log.warn({ service: o.service, circuit }, 'stratacache: L2 circuit open, reads skip Redis')
-            } else if (circuit === 'closed') {
-              log.info({ service: o.service, circuit }, 'stratacache: L2 circuit closed, Redis in use again')
-            }
+            log.debug?.({ service: o.service, circuit }, `stratacache: L2 circuit ${circuit}`)
+            outages.circuit(circuit)
           },
           // Once per kind: the counters and the channel carry the rest. Redis's own text may quote keys: not logged.
           onErrorReply: ({ kind, operation, first }) => {
             if (!first) return
             log.warn(
               { service: o.service, operation, reply: kind },
-              `stratacache: Redis answered ${operation} with an error reply (${kind}); it is counted in ` +
-                `stats().l2.errorReplies and does not open the circuit. ${errorReplyAdvice(kind)}`,
+              `stratacache: Redis refused ${describeL2Operation(operation)} with an error reply (${kind}). It is ` +
+                `up, so this does not open the circuit; counted in stats().l2.errorReplies. ${errorReplyAdvice(kind)}`,
             )
           },
         },
@@ -151,8 +162,9 @@ export class Cache {
         invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: (first) => {
+          // Info: the cache heals by itself, and the outage that caused it was logged as a warning.
           if (!first) {
-            log.warn(
+            log.info(
               { service: o.service },
               'stratacache: invalidation bus reconnected; L1 entries revalidate (invalidations may have been missed)',
             )
@@ -160,11 +172,15 @@ export class Cache {
           for (const handler of this.#handlers.values()) handler('missed')
         },
       })
-      o.l2.onEvent((event) => {
+      l2.onEvent((event) => {
         if (event.type === 'status') {
+          // Info only: whether a lost connection is an outage is for the next attempt to say (L2OutageLog).
+          const where = l2.address ? ` (Redis at ${l2.address})` : ''
           if (event.status === 'ready')
-            log.info({ service: o.service, status: event.status }, 'stratacache: L2 ready')
-          else log.warn({ service: o.service, status: event.status }, 'stratacache: L2 not ready')
+            log.info({ service: o.service, status: event.status }, `stratacache: L2 ready${where}`)
+          else
+            log.info({ service: o.service, status: event.status }, `stratacache: L2 ${event.status}${where}`)
+          outages.status(event.status)
           // Connected again: close the circuit now rather than waiting for its next probe.
           if (event.status === 'ready') {
             this.#l2?.connectionRestored()
@@ -187,8 +203,11 @@ export class Cache {
               : {}
           log.error({ service: o.service, ...fields }, `stratacache: ${error.message}`)
           if (channels.l2Error.hasSubscribers) channels.l2Error.publish({ operation: 'connect', error })
-        } else if (channels.l2Error.hasSubscribers) {
-          channels.l2Error.publish({ operation: 'connection', error: event.error })
+        } else {
+          outages.connectionError(event.error, event.lost === true)
+          if (channels.l2Error.hasSubscribers) {
+            channels.l2Error.publish({ operation: 'connection', error: event.error })
+          }
         }
       })
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
@@ -269,7 +288,11 @@ export class Cache {
     const giveUp = new AbortController()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new L2UnavailableError(timeoutMs)), timeoutMs)
+      timer = setTimeout(() => {
+        // Say why, when an attempt failed: "cannot reach Redis at 127.0.0.1:6390 (ECONNREFUSED: …)".
+        const last = this.#outages?.lastFailure
+        reject(new L2UnavailableError(timeoutMs, last && { cause: last.error }, last?.failure))
+      }, timeoutMs)
     })
     try {
       await Promise.race([waitReady(l2, giveUp.signal), timeout])

@@ -1,4 +1,5 @@
 // Every error stratacache throws or emits, with a stable `code` per class. docs/errors.md lists them all.
+import { formatDuration } from './core/format-duration.js'
 
 /** Base class of every stratacache error. Branch on `code`, never on the message text. */
 export abstract class StrataError extends Error {
@@ -147,7 +148,7 @@ export class LoaderTimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `Loader of namespace "${namespace}" did not settle within ${timeoutMs} ms for key "${key}"; its signal was ` +
+      `Loader of namespace "${namespace}" did not settle within ${formatDuration(timeoutMs)} for key "${key}"; its signal was ` +
         'aborted. Raise `timeouts.hard` on the namespace, or allow stale data with `staleFor` so a stale value can ' +
         'answer instead.',
     )
@@ -164,7 +165,7 @@ export class SourceBusyError extends StrataError {
   ) {
     super(
       `The source of namespace "${namespace}" is at its ${reason === 'rate' ? 'loads-per-second' : 'concurrent-load'} ` +
-        `limit${waitedMs > 0 ? ` (waited ${Math.round(waitedMs)} ms)` : ''}. Raise \`source.${reason === 'rate' ? 'maxPerSecond' : 'maxConcurrent'}\`, ` +
+        `limit${waitedMs > 0 ? ` (waited ${formatDuration(waitedMs)})` : ''}. Raise \`source.${reason === 'rate' ? 'maxPerSecond' : 'maxConcurrent'}\`, ` +
         "allow a longer `source.maxWait`, or set `source.overflow: 'stale'` with `staleFor` to answer from stale data.",
     )
   }
@@ -260,7 +261,7 @@ export class WriteTimeoutError extends StrataError {
     readonly timeoutMs: number,
   ) {
     super(
-      `The source of namespace "${namespace}" did not take a write-behind write within ${timeoutMs} ms; its signal ` +
+      `The source of namespace "${namespace}" did not take a write-behind write within ${formatDuration(timeoutMs)}; its signal ` +
         'was aborted and the write will be retried (a source that ignored the signal may still apply it: check the ' +
         'idempotency key). Raise `writeBehind.writeTimeout` if the source is this slow, and `claimAfter` above it.',
     )
@@ -340,16 +341,77 @@ export class DecodeError extends StrataError {
   }
 }
 
-/** An L2 (Redis) operation did not settle within `l2.timeout`. Reported as an event; reads fall through. */
+/**
+ * What each L2 operation does, in the words of someone using the cache: error messages and log lines print these,
+ * while the errors' `operation` field keeps the internal name (`getVersion`) for programs. The keys are the
+ * operation names L2Guard passes to its `#run`, plus `connect` and `connection` (the store's own connection);
+ * test/unit/l2-operations.test.ts fails when a guard operation has no phrase here.
+ */
+export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
+  get: 'reading an entry from Redis',
+  getMany: 'reading entries from Redis',
+  set: 'writing an entry to Redis',
+  setMany: 'writing entries to Redis',
+  delete: 'deleting keys from Redis',
+  getVersion: "reading the namespace's generation (its invalidateAll counter) from Redis",
+  increment: "advancing the namespace's generation in Redis (invalidateAll)",
+  bumpVersion: "advancing the entry's version in Redis before a write",
+  readFence: "reading the entry's version before a load from Redis",
+  storeFenced: 'storing a loaded value in Redis',
+  markInvalidated: 'marking entries invalidated in Redis',
+  addToSet: 'adding an entry to its tag sets in Redis',
+  rename: "setting a tag's set aside in Redis (invalidateTag)",
+  sscan: "listing a tag's entries in Redis (invalidateTag)",
+  tryLock: "taking a key's load lock in Redis",
+  acquireLock: "taking a key's load lock in Redis",
+  unlock: "releasing a key's load lock in Redis",
+  extendLock: "extending a key's load lock in Redis",
+  ttl: "reading the time left on a key's load lock from Redis",
+  info: 'reading INFO from Redis',
+  configGet: 'reading the configuration from Redis (CONFIG GET)',
+  memoryUsage: "reading keys' memory usage from Redis",
+  strlen: "reading values' sizes from Redis",
+  ttlMany: "reading keys' time to live from Redis",
+  scan: 'scanning keys in Redis',
+  queueAppend: 'queueing a write-behind write in Redis',
+  queueCreateGroup: "creating the write-behind queue's consumer group in Redis",
+  queueRead: 'reading queued write-behind writes from Redis',
+  queuePending: 'listing unacknowledged write-behind writes in Redis',
+  queueClaim: "taking over another process's write-behind writes in Redis",
+  queueAck: 'acknowledging flushed write-behind writes in Redis',
+  queueHas: 'checking whether a write-behind write is still queued in Redis',
+  queueSize: 'counting the write-behind queue in Redis',
+  queueDeleteConsumer: 'removing a write-behind consumer from Redis',
+  publish: 'telling the other processes through Redis (PUBLISH)',
+  subscribe: "subscribing to the other processes' invalidations in Redis",
+  connect: 'connecting to Redis',
+  connection: 'the connection to Redis',
+})
+
+/** An L2 operation in the user's words (`L2_OPERATIONS`); an operation without a phrase is named as it is. */
+export function describeL2Operation(operation: string): string {
+  return Object.hasOwn(L2_OPERATIONS, operation)
+    ? L2_OPERATIONS[operation]!
+    : `the Redis call \`${operation}\``
+}
+
+/** The phrase with a capital first letter, to start a sentence. */
+function sentence(operation: string): string {
+  const phrase = describeL2Operation(operation)
+  return phrase.charAt(0).toUpperCase() + phrase.slice(1)
+}
+
+/** An L2 (Redis) operation did not settle within `timeouts.l2`. Reported as an event; reads fall through. */
 export class L2TimeoutError extends StrataError {
   readonly code = 'ERR_STRATA_L2_TIMEOUT'
   constructor(
+    /** The internal operation name, e.g. `get` or `getVersion` (see `L2_OPERATIONS` for what each does). */
     readonly operation: string,
     readonly timeoutMs: number,
   ) {
     super(
-      `L2 ${operation} did not settle within ${timeoutMs} ms. Reads fall through to the loader; writes reject. ` +
-        'Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
+      `${sentence(operation)} did not answer within ${formatDuration(timeoutMs)} (\`timeouts.l2\`). Reads fall ` +
+        'through to the loader; writes reject. Raise `timeouts.l2` in createCache() if Redis is far away or busy.',
     )
   }
 }
@@ -361,12 +423,13 @@ export class L2TimeoutError extends StrataError {
 export class L2Error extends StrataError {
   readonly code = 'ERR_STRATA_L2_FAILED'
   constructor(
+    /** The internal operation name, e.g. `get` or `getVersion` (see `L2_OPERATIONS` for what each does). */
     readonly operation: string,
     options: ErrorOptions,
     readonly reply?: string,
   ) {
     super(
-      `L2 ${operation} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
+      `${sentence(operation)} failed: ${errorMessage(options.cause)}. Reads fall through to the loader; ` +
         'writes (set, delete, clear) reject so the caller knows L2 may still hold the old value.',
       options,
     )
@@ -376,8 +439,16 @@ export class L2Error extends StrataError {
 /** L2 calls are skipped because the circuit breaker is open after repeated failures. */
 export class L2CircuitOpenError extends StrataError {
   readonly code = 'ERR_STRATA_L2_CIRCUIT_OPEN'
-  constructor(readonly retryInMs: number) {
-    super(`L2 is skipped for another ${retryInMs} ms after repeated failures (circuit breaker open).`)
+  constructor(
+    readonly retryInMs: number,
+    /** The internal name of the operation skipped, when known (see `L2_OPERATIONS`). */
+    readonly operation?: string,
+  ) {
+    super(
+      `${operation === undefined ? 'Redis was skipped' : `${sentence(operation)} was skipped`}: the circuit ` +
+        `breaker is open after repeated failures, and lets one call try Redis again in ${formatDuration(retryInMs)}. ` +
+        'Reads fall through to the loader; writes reject.',
+    )
   }
 }
 
@@ -405,15 +476,23 @@ export class L2UnsupportedError extends StrataError {
 /** `cache.connect()` could not reach L2 in time. The cache still works from L1 and the loader, and keeps reconnecting. */
 export class L2UnavailableError extends StrataError {
   readonly code = 'ERR_STRATA_L2_UNAVAILABLE'
+  /** Why the last connection attempt failed, e.g. `ECONNREFUSED`, `WRONGPASS`; undefined when none failed yet. */
+  readonly reason: string | undefined
   constructor(
     readonly timeoutMs: number,
     options?: ErrorOptions,
+    /** The last failed attempt, as the store describes it: its reason and a summary naming the address. */
+    failure?: { readonly reason: string; readonly summary: string },
   ) {
     super(
-      `L2 did not become ready within ${timeoutMs} ms. The cache keeps serving from L1 and the loader and ` +
-        'reconnects in the background; check the Redis URL, or catch this error to start without Redis.',
+      `L2 did not become ready within ${formatDuration(timeoutMs)}` +
+        (failure === undefined ? '' : `: ${failure.summary}`) +
+        '. The cache keeps serving from L1 and the loader and reconnects in the background; ' +
+        (failure === undefined ? 'check the Redis URL, or ' : '') +
+        'catch this error to start without Redis.',
       options,
     )
+    this.reason = failure?.reason
   }
 }
 
@@ -596,7 +675,8 @@ export class AccessLogError extends StrataError {
   }
 }
 
+/** The cause's message, without a final period (messages go on after it: "…failed: the client is closed. Reads…"). */
 function errorMessage(cause: unknown): string {
-  if (cause instanceof Error) return cause.message
-  return String(cause)
+  const text = cause instanceof Error ? cause.message : String(cause)
+  return text.replace(/\.+$/, '')
 }

@@ -29,6 +29,7 @@ export type {
   L2Status,
   L2StoreEvent,
   L2Write,
+  L2Failure,
   QueueEntry,
   PendingQueueEntry,
 } from './tiers/l2-store.js'
@@ -41,6 +42,7 @@ export { LATENCY_BUCKETS_MS, quantileMs, type HistogramSnapshot } from './observ
 export type { SloReport, SloObjective } from './observability/slo.js'
 export { OTHER_LABEL, type ReadLabels, type LabeledReads } from './observability/labels.js'
 export type { AccessLogOptions, AccessRecord } from './observability/access-log.js'
+export { consoleLogger, type ConsoleLoggerOptions, type LogLevel } from './observability/console-logger.js'
 export {
   channelNames,
   tracingChannelNames,

@@ -2,6 +2,7 @@
 import type { Clock } from './core/clock.js'
 import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
+import { formatDuration } from './core/format-duration.js'
 import { NAME_PATTERN } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import {
@@ -18,6 +19,7 @@ import type { AuditSink } from './audit/audit-sink.js'
 import { checkClassification, type Classification } from './policies/classification.js'
 import { InvalidOptionError } from './errors.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from './core/known-options.js'
+import { consoleLogger } from './observability/console-logger.js'
 import type { L2Store } from './tiers/l2-store.js'
 import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
@@ -99,8 +101,16 @@ export interface CacheOptions {
   maxKeyLength?: number
   /** Random numbers in [0, 1) for TTL jitter. Inject a fixed one in tests. @default Math.random */
   random?: () => number
-  /** Where the cache logs what an operator should know. @default silent */
-  logger?: Logger
+  /**
+   * Where the cache logs what an operator should know: state changes (Redis unreachable and back, circuit, bus
+   * outages, SLO breaches, dead-lettered writes), once each, never per call, and never a key or a value. Without
+   * this option, warnings and errors go to stderr (`consoleLogger()`: one line each, repeats held back); info
+   * lines stay off. Pass your logger (pino…) to route them, `consoleLogger({ level: 'info' })` for more, or
+   * `false` to silence the cache.
+   * @default consoleLogger(): warnings and errors on stderr
+   * @example createCache({ service: 'catalog', l2, logger: pino() }) // or logger: false
+   */
+  logger?: Logger | false
   /**
    * Compresses L2 values whose serialized size is at least `threshold` bytes (smaller ones are stored as they are),
    * for every namespace that does not set its own `compression`. A flag in the envelope says which values are
@@ -281,13 +291,14 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (!Number.isSafeInteger(maxKeyLength) || maxKeyLength < 64) {
     throw new InvalidOptionError('maxKeyLength', maxKeyLength, 'a whole number of characters, at least 64')
   }
-  const logger = options.logger ?? silentLogger
+  const logger =
+    options.logger === false ? silentLogger : options.logger === undefined ? consoleLogger() : options.logger
   for (const level of ['info', 'warn', 'error'] as const) {
     if (typeof logger?.[level] !== 'function') {
       throw new InvalidOptionError(
         'logger',
         logger,
-        `a logger with pino's interface (info, warn, error), e.g. pino()`,
+        "a logger with pino's interface (info, warn, error), e.g. pino(), or false to silence the cache",
       )
     }
   }
@@ -902,7 +913,7 @@ export function resolveNamespaceOptions<P, V>(
     throw new InvalidOptionError(
       at('timeouts.soft'),
       timeouts.soft,
-      `a duration shorter than timeouts.hard (${hardTimeoutMs} ms)`,
+      `a duration shorter than timeouts.hard (${formatDuration(hardTimeoutMs)})`,
     )
   }
   const lock = options.lock ?? {}

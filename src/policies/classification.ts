@@ -1,5 +1,6 @@
 // Data classification of a namespace and the rules each class enforces when the namespace is declared.
 import { ClassificationError, InvalidOptionError } from '../errors.js'
+import { formatDuration } from '../core/format-duration.js'
 
 /**
  * How sensitive a namespace's values are. `'personal'` (data about a person) and `'secret'` (credentials, tokens,
@@ -63,8 +64,8 @@ export function checkClassification(
       namespace,
       classification,
       'ttl-cap',
-      `its entries may live ${longest} ms (ttl + jitter + staleFor, or negativeTtl), over the ${classification} ` +
-        `cap of ${capMs} ms. Shorten \`ttl\`, \`jitter\` or \`staleFor\`, or raise \`ttlCaps.${classification}\` ` +
+      `its entries may live ${formatDuration(longest)} (ttl + jitter + staleFor, or negativeTtl), over the ` +
+        `${classification} cap of ${formatDuration(capMs)}. Shorten \`ttl\`, \`jitter\` or \`staleFor\`, or raise \`ttlCaps.${classification}\` ` +
         'in createCache() if your policy allows it.',
     )
   }

@@ -360,7 +360,9 @@ export class L2Guard {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
-      return Promise.reject(this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs())))
+      return Promise.reject(
+        this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation)),
+      )
     }
     const started = performance.now()
     return new Promise<T>((resolve, reject) => {

@@ -206,6 +206,27 @@ export interface L2Store {
    * does count. A store without this method has every failure counted as an outage.
    */
   errorReplyKind?(error: unknown): string | undefined
+  /** Where the store connects, for messages: `host:port`, never with credentials. */
+  readonly address?: string
+  /**
+   * A connection failure (an 'error' event, a rejected `connect()`) in an operator's words: what failed, why, and
+   * what to check. The cache logs it once per outage. A store without it gets a generic description.
+   */
+  describeFailure?(error: unknown): L2Failure
+}
+
+/** A failure to connect to the store's server, described for people; see `L2Store.describeFailure`. */
+export interface L2Failure {
+  /** Where the store connects, `host:port`, never with credentials. */
+  readonly address: string
+  /** A short stable reason for programs: `ECONNREFUSED`, `ENOTFOUND`, `ETIMEDOUT`, `WRONGPASS`, a TLS code… */
+  readonly reason: string
+  /** What happened, e.g. `cannot reach Redis at 127.0.0.1:6390 (ECONNREFUSED: nothing listens there)`. */
+  readonly summary: string
+  /** What to check or change, e.g. `Check that redis-server runs and that the url's host and port are right`. */
+  readonly advice: string
+  /** The longest wait between the store's reconnection attempts, in ms; undefined when a client of the user's retries. */
+  readonly retryMs: number | undefined
 }
 
 /** The answer to `L2Store.acquireLock`. */
@@ -227,7 +248,11 @@ export interface L2Fence {
 }
 
 export type L2StoreEvent =
-  | { type: 'error'; error: unknown }
+  /**
+   * A connection error. `lost`: it ended a connection that was ready (the next attempt says whether the server is
+   * gone); otherwise a connection attempt failed.
+   */
+  | { type: 'error'; error: unknown; lost?: boolean }
   | { type: 'status'; status: L2Status }
   /** The pub/sub connection's status (subscriptions are restored on reconnect; messages meanwhile are lost). */
   | { type: 'subscriber-status'; status: L2Status }

@@ -1,9 +1,11 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
 import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
-import { parseDuration, type Duration } from '../core/duration.js'
+import type { Duration } from '../core/duration.js'
 import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
+import { timerDuration } from '../options.js'
 import type {
+  L2Failure,
   L2Fence,
   L2Answer,
   L2Call,
@@ -15,6 +17,13 @@ import type {
   PendingQueueEntry,
   QueueEntry,
 } from './l2-store.js'
+import {
+  addressOfClient,
+  addressOfUrl,
+  describeRedisFailure,
+  redactUrl,
+  type RedisTarget,
+} from './redis-failure.js'
 
 /**
  * The slice of a node-redis client that the store uses. Any node-redis 6 `createClient()` result fits.
@@ -68,10 +77,11 @@ export interface RedisStoreOptions {
   password?: string
   /**
    * How long one connection attempt may take; also the longest `close()` waits for Redis to answer its QUIT
-   * before dropping the socket. @default '1s'
+   * before dropping the socket. At least 1 ms and at most 2^31−1 ms (about 24.8 days, the longest a Node timer
+   * waits); anything else throws ERR_STRATA_INVALID_OPTION. @default '1s'
    */
   connectTimeout?: Duration
-  /** Longest wait between reconnection attempts. @default '2s' */
+  /** Longest wait between reconnection attempts; bounded like `connectTimeout`. @default '2s' */
   maxReconnectDelay?: Duration
 }
 
@@ -262,12 +272,14 @@ class Connection {
   readonly #maxReconnectDelay: number
   readonly #closeTimeout: number
   readonly #onStatus: (status: L2Status) => void
-  readonly #onError: (error: unknown) => void
+  readonly #onError: (error: unknown, lost: boolean) => void
   #status: L2Status
   /** The connection attempt under way (owned clients only). */
   #attempt: Promise<void> | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #failedAttempts = 0
+  /** The last connection error, to say why a command cannot be sent. */
+  #lastError: unknown
   #closed = false
 
   constructor(
@@ -275,7 +287,7 @@ class Connection {
     owned: boolean,
     delays: { maxReconnectDelay: number; closeTimeout: number },
     onStatus: (status: L2Status) => void,
-    onError: (error: unknown) => void,
+    onError: (error: unknown, lost: boolean) => void,
   ) {
     this.client = client
     this.#owned = owned
@@ -327,15 +339,23 @@ class Connection {
     // The common path: connected, so node-redis writes the command on its next tick, with no signal to set up.
     if (client.isReady) return client.sendCommand(args, options)
     if (this.#attempt !== undefined) {
-      return this.#attempt.then(() => {
-        if (call?.signal.aborted)
-          throw new Error('stratacache gave up on this command before it could be sent')
-        return client.sendCommand(args, options)
-      })
+      return this.#attempt.then(
+        () => {
+          if (call?.signal.aborted)
+            throw new Error('stratacache gave up on this command before it could be sent')
+          return client.sendCommand(args, options)
+        },
+        // The attempt's failure is not this command's answer: a WRONGPASS from the handshake is an outage for the
+        // command, not an error reply to it (which would keep the circuit closed).
+        (error: unknown) => {
+          throw this.#notConnected(error)
+        },
+      )
     }
-    // Not connected. A client the store made refuses the command at once (no offline queue). A client passed in
-    // may queue it until it reconnects (its offline queue): with the call's signal, node-redis drops it from that
-    // queue when the cache gives up, instead of replaying it on reconnection.
+    // Not connected. A client the store made refuses the command at once (no offline queue), saying why rather than
+    // node-redis's "The client is closed". A client passed in may queue it until it reconnects (its offline queue):
+    // with the call's signal, node-redis drops it from that queue when the cache gives up, instead of replaying it.
+    if (this.#owned && !client.isOpen) return Promise.reject(this.#notConnected())
     return client.sendCommand(args, call === undefined ? options : { ...options, abortSignal: call.signal })
   }
 
@@ -400,8 +420,19 @@ class Connection {
     })
   }
 
+  /** Why a command cannot be sent: not connected, the last attempt's failure, and that it reconnects. */
+  #notConnected(last: unknown = this.#lastError): Error {
+    const why = last instanceof Error ? `: ${last.message.replace(/\.+$/, '')}` : ''
+    return new Error(
+      `not connected to Redis${why}${this.#closed ? '' : '; the store reconnects in the background'}`,
+      last === undefined ? undefined : { cause: last },
+    )
+  }
+
   readonly #handleError = (error: unknown): void => {
-    this.#onError(error)
+    this.#lastError = error
+    // Before the status changes: an error on a ready connection ended it (lost), otherwise an attempt failed.
+    this.#onError(error, this.#status === 'ready')
     // An owned client closes itself when its connection drops (no reconnect strategy): reconnect it.
     if (this.#owned && !this.client.isOpen) this.#scheduleReconnect()
   }
@@ -466,6 +497,9 @@ function parsePairs(reply: unknown): Record<string, string> {
 
 export class RedisStore implements L2Store {
   readonly name = 'redis'
+  /** `host:port` the store connects to, never with credentials ('' when a client passed in does not say). */
+  readonly address: string
+  readonly #target: RedisTarget
   readonly #main: Connection
   readonly #ownsClient: boolean
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
@@ -493,7 +527,7 @@ export class RedisStore implements L2Store {
     if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
       throw new InvalidOptionError(
         'redisStore.url',
-        url,
+        typeof url === 'string' ? redactUrl(url) : url,
         "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
       )
     }
@@ -548,13 +582,18 @@ export class RedisStore implements L2Store {
         )
       }
     }
-    const connectTimeout = parseDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
-    const maxReconnectDelay = parseDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
-    for (const [name, value] of Object.entries({ connectTimeout, maxReconnectDelay })) {
-      if (value < 1) throw new InvalidOptionError(`redisStore.${name}`, value, 'a duration of at least 1 ms')
-    }
+    // Both arm timers: a value past 2^31−1 ms would fire after 1 ms (every connection attempt timed out at once).
+    const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
+    const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
     this.#delays = { maxReconnectDelay, closeTimeout: connectTimeout }
     this.#ownsClient = url !== undefined
+    this.address = url === undefined ? (addressOfClient(client) ?? '') : addressOfUrl(url)
+    this.#target = {
+      address: this.address,
+      tls: url === undefined ? undefined : url.startsWith('rediss://'),
+      connectTimeoutMs: url === undefined ? undefined : connectTimeout,
+      retryMs: url === undefined ? undefined : maxReconnectDelay,
+    }
     const redis: RedisClientLike =
       url === undefined
         ? (client as RedisClientLike)
@@ -584,7 +623,7 @@ export class RedisStore implements L2Store {
         }
         this.#emit({ type: 'status', status })
       },
-      (error) => this.#emit({ type: 'error', error }),
+      (error, lost) => this.#emit({ type: 'error', error, lost }),
     )
   }
 
@@ -601,6 +640,11 @@ export class RedisStore implements L2Store {
     await this.#main.connect()
     const problem = await this.#checkServer()
     if (problem !== undefined) throw problem
+  }
+
+  /** A connection failure in an operator's words: the address (no credentials), the reason, what to check. */
+  describeFailure(error: unknown): L2Failure {
+    return describeRedisFailure(error, this.#target, isErrorReply(error))
   }
 
   /** The kind of an error reply (its first word: `OOM`, `WRONGTYPE`…), undefined for a failure to reach Redis. */
@@ -1028,7 +1072,7 @@ export class RedisStore implements L2Store {
       true,
       this.#delays,
       (status) => this.#emit({ type: 'subscriber-status', status }),
-      (error) => this.#emit({ type: 'error', error }),
+      (error, lost) => this.#emit({ type: 'error', error, lost }),
     )
     try {
       await connection.connect()
@@ -1036,6 +1080,8 @@ export class RedisStore implements L2Store {
       // Its reconnect loop keeps trying; subscriptions made meanwhile wait for that connection.
       this.#subscriber = undefined
       await connection.close()
+      // A handshake's error reply (WRONGPASS) is a failure to connect, not Redis refusing the subscription.
+      if (isErrorReply(error)) throw new Error(`not connected to Redis: ${error.message}`, { cause: error })
       throw error
     }
     return connection

@@ -12,6 +12,19 @@ export function recordChannel<T>(name: string): { readonly messages: T[]; stop()
   return { messages, stop: () => void diagnosticsChannel.unsubscribe(name, listener) }
 }
 
+/** A logger that keeps every line it gets, at every level, for assertions. */
+export function recordingLogger() {
+  const lines: { level: string; fields: Record<string, unknown>; message: string }[] = []
+  const at = (level: string) => (fields: object, message: string) =>
+    void lines.push({ level, fields: fields as Record<string, unknown>, message })
+  return {
+    lines,
+    logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') },
+    /** Warnings and errors: what the default console logger would print. */
+    visible: () => lines.filter((line) => line.level === 'warn' || line.level === 'error'),
+  }
+}
+
 /** Runs `work` and resolves with how it settled and how long it took, never rejecting. */
 export async function timed<T>(
   work: () => Promise<T>,

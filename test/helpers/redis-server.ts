@@ -180,7 +180,8 @@ async function waitForPing(port: number, open: () => Socket, timeoutMs: number):
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {
-      if ((await rawCommand(port, open, ['PING'], 500)).startsWith('+PONG')) return
+      // -NOAUTH: a server started with --requirepass is up too.
+      if (/^(\+PONG|-NOAUTH)/.test(await rawCommand(port, open, ['PING'], 500))) return
     } catch {
       // not listening yet
     }

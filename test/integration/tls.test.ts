@@ -6,6 +6,7 @@ import { redisStore, type RedisStoreOptions } from 'stratacache/redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { makeCertificates, type Certificates } from '../helpers/certificates.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { recordingLogger } from '../chaos/support.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'strata-tls-'))
 let certs: Certificates
@@ -98,27 +99,50 @@ describe('L2 over TLS (rediss://) with a CA and a client certificate', () => {
     expect(reader.stats()).toMatchObject({ l2Hits: 1, l2Errors: 0 })
   })
 
+  const untrusted =
+    /cannot set up TLS with Redis at 127\.0\.0\.1:\d+ \(\w+: the server's certificate is not signed by a CA the cache trusts\)/
+  const refusedCertificate =
+    /cannot set up TLS with Redis at 127\.0\.0\.1:\d+ \(\w+: the server refused the client certificate, or needs one and got none\)/
   it.each([
     [
       'no CA (the server certificate is not trusted)',
       () => ({ cert: pem(certs.clientCert), key: pem(certs.clientKey) }),
+      untrusted,
     ],
-    ['no client certificate', () => ({ ca: pem(certs.ca) })],
+    ['no client certificate', () => ({ ca: pem(certs.ca) }), refusedCertificate],
     [
       'a client certificate from another CA',
       () => ({ ca: pem(certs.ca), cert: pem(certs.rogueClientCert), key: pem(certs.rogueClientKey) }),
+      refusedCertificate,
     ],
-    ['the wrong server name', () => ({ ...trusted(), servername: 'redis.example.com' })],
-  ])('refuses to connect with %s, and reads fall through to the loader', async (_, tls) => {
-    const cache = newCache({ tls: tls() })
-    await expect(cache.connect()).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE' })
+    [
+      'the wrong server name',
+      () => ({ ...trusted(), servername: 'redis.example.com' }),
+      /cannot set up TLS with Redis at 127\.0\.0\.1:\d+ \(ERR_TLS_CERT_ALTNAME_INVALID: the server's certificate is not for this host name\)/,
+    ],
+  ])('refuses to connect with %s, says why, and reads fall through to the loader', async (_, tls, why) => {
+    const log = recordingLogger()
+    const cache = newCache({ tls: tls() }, { logger: log.logger })
+    const connect = cache.connect()
+    await expect(connect).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE' })
+    await expect(connect).rejects.toThrow(why)
+    // One warning, saying the same, and what to check.
+    expect(log.visible()).toEqual([
+      expect.objectContaining({ level: 'warn', message: expect.stringMatching(why) as unknown }),
+    ])
+    expect(log.visible()[0]!.message).toContain('Check `tls.ca`')
     const ns = cache.namespace('item', { key: 'item:{id}', ttl: '1m', load: () => 'from loader' })
     expect(await ns.get({ id: 1 })).toBe('from loader')
   })
 
-  it('does not reach a TLS port over plain redis://', async () => {
-    const cache = newCache({ url: redis.url.replace('rediss://', 'redis://') })
-    await expect(cache.connect()).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE' })
+  it('does not reach a TLS port over plain redis://, and says the port may expect TLS', async () => {
+    const cache = newCache({ url: redis.url.replace('rediss://', 'redis://') }, { logger: false })
+    const connect = cache.connect()
+    await expect(connect).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE' })
+    // The server drops a connection that does not start a TLS handshake.
+    await expect(connect).rejects.toThrow(
+      /cannot reach Redis at 127\.0\.0\.1:\d+ \((ECONNRESET|connection closed): the server or the network closed/,
+    )
   })
 
   it('refuses tls options with a redis:// URL, and half a client certificate, at construction', () => {
@@ -178,8 +202,10 @@ describe('Redis ACL users', () => {
     expect(ns.stats().l2Errors).toBeGreaterThanOrEqual(1)
   })
 
-  it('does not connect with a wrong password', async () => {
-    const cache = newCache({ tls: trusted(), username: 'cache-app', password: 'wrong' })
-    await expect(cache.connect()).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE' })
+  it('does not connect with a wrong password, and says authentication failed', async () => {
+    const cache = newCache({ tls: trusted(), username: 'cache-app', password: 'wrong' }, { logger: false })
+    const connect = cache.connect()
+    await expect(connect).rejects.toMatchObject({ code: 'ERR_STRATA_L2_UNAVAILABLE', reason: 'WRONGPASS' })
+    await expect(connect).rejects.toThrow(/cannot log in to Redis at .*WRONGPASS: authentication failed/)
   })
 })
