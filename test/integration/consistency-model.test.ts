@@ -81,6 +81,9 @@ function declare(cache: Cache, consistency: Consistency, real: Pick<Real, 'sourc
     ttl: consistency === 'eventual' ? `${TTL_MS}ms` : '1m',
     consistency,
     ...(consistency === 'bounded' ? { maxStaleness: `${BOUND_MS}ms` } : {}),
+    // Caches 1 and 2 hear the bus a minute late, so a lock waiter there is never woken by the announcement and
+    // sleeps until the holder's lock would expire: a short lock keeps that sleep (real time) short.
+    lock: { ttl: '200ms', wait: '10s' },
     load: async ({ id }: { id: number }): Promise<Item> => {
       // Read the source first, then wait: a load that read before a racing write.
       const value = real.source.get(id) ?? { id, gen: 0 }
