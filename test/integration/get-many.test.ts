@@ -61,7 +61,9 @@ describe('getMany against a real Redis', () => {
 
     // Each of the 25 keys takes its lock (a script), its loaded value is stored in the background by a fenced-store
     // script, then its lock is released (a script).
-    await expect.poll(async () => commandCalls(await redis.command('INFO', 'commandstats'), 'eval')).toBe(3 * 25)
+    await expect
+      .poll(async () => commandCalls(await redis.command('INFO', 'commandstats'), 'eval'))
+      .toBe(3 * 25)
     const stats = await redis.command('INFO', 'commandstats')
     // One MGET of the values, one of the loaded keys' fences (their versions and the invalidation sequence).
     expect(commandCalls(stats, 'mget')).toBe(2)
@@ -134,7 +136,9 @@ describe('getMany against a real Redis', () => {
     expect(await ns.getMany(ids.map((id) => ({ id })))).toEqual(ids.map((id) => ({ id, from: 'load' })))
     expect([...calls].sort((a, b) => a - b)).toEqual([...Array(45).keys()])
     // Per key: the lock (a script), the fenced store, the lock's release.
-    await expect.poll(async () => commandCalls(await redis.command('INFO', 'commandstats'), 'eval')).toBe(3 * 45)
+    await expect
+      .poll(async () => commandCalls(await redis.command('INFO', 'commandstats'), 'eval'))
+      .toBe(3 * 45)
     const stats = await redis.command('INFO', 'commandstats')
     // One MGET of the values; then each load, through the single-key pipeline, reads its fence (one MGET each).
     expect(commandCalls(stats, 'mget')).toBe(1 + 45)
