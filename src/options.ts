@@ -471,7 +471,10 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
   source?: {
     maxConcurrent?: number
     maxPerSecond?: number
-    /** @default '5s' */
+    /**
+     * Longest wait for room before ERR_STRATA_SOURCE_BUSY. The wait counts against `timeouts.hard`, so it never
+     * lasts past it, and what it took is not left to the loader. @default '5s'
+     */
     maxWait?: Duration
     /** @default 'wait' */
     overflow?: 'wait' | 'stale' | 'error'

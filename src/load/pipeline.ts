@@ -104,6 +104,8 @@ export class LoadPipeline<P, V> {
     holder: LockHolder | undefined,
   ): Promise<V> {
     const ctx = this.#ctx
+    // The hard timeout runs from here: the wait for room at the source counts against it.
+    const startedAt = performance.now()
     let release: (() => void) | 'stale'
     try {
       release = await this.#acquireSource(stale !== undefined)
@@ -116,7 +118,7 @@ export class LoadPipeline<P, V> {
       return stale!.value as V
     }
     const fences = this.#store.readFences([key])
-    const stored = this.#callLoadTimed(key, (signal) => this.#loadOne(key, params, signal))
+    const stored = this.#callLoadTimed(key, startedAt, (signal) => this.#loadOne(key, params, signal))
       .finally(release)
       .then(
         async (value) => {
@@ -178,7 +180,9 @@ export class LoadPipeline<P, V> {
     // Once, not in a loop: a second refusal means writes keep coming, and this value is as new as any.
     const token = this.#ctx.fence.open()
     const [fence] = (await this.#store.readFences([key])) ?? []
-    const reloaded = await this.#callLoadTimed(key, (signal) => this.#loadOne(key, params, signal))
+    const reloaded = await this.#callLoadTimed(key, performance.now(), (signal) =>
+      this.#loadOne(key, params, signal),
+    )
     await this.#store.store(params, key, reloaded, token, fence)
     return reloaded
   }
@@ -201,7 +205,8 @@ export class LoadPipeline<P, V> {
       throw new SourceBusyError(this.#ctx.name, source.active >= maxConcurrent ? 'concurrency' : 'rate', 0)
     }
     try {
-      return await source.acquire(this.#ctx.rt.signal)
+      // Never past the hard timeout: the load it makes room for must still have time to run.
+      return await source.acquire(this.#ctx.rt.signal, this.#ctx.options.hardTimeoutMs)
     } catch (error) {
       counters.sourceBusy++
       throw error
@@ -213,8 +218,14 @@ export class LoadPipeline<P, V> {
    * LoaderTimeoutError. One listener on the cache's signal, removed when the call settles (`AbortSignal.any` would
    * leave a dependant on that long-lived signal per call on Node 20).
    */
-  async #callLoadTimed<T>(key: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #callLoadTimed<T>(
+    key: string,
+    startedAt: number,
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const hard = this.#ctx.options.hardTimeoutMs
+    // What is left of the hard timeout after the wait for the source (at least 1 ms: the call is made).
+    const left = Math.max(1, hard - (performance.now() - startedAt))
     const controller = new AbortController()
     const cacheSignal = this.#ctx.rt.signal
     const onClose = () => controller.abort(cacheSignal.reason)
@@ -227,7 +238,7 @@ export class LoadPipeline<P, V> {
         this.#ctx.counters.loadTimeouts++
         controller.abort(error)
         reject(error)
-      }, hard)
+      }, left)
     })
     try {
       return await Promise.race([call(controller.signal), timeout])
@@ -283,6 +294,7 @@ export class LoadPipeline<P, V> {
         settle.get(item.key)!.reject(error)
       }
     }
+    const startedAt = performance.now() // the hard timeout includes the wait for room at the source
     let release: (() => void) | 'stale'
     try {
       release = await this.#acquireSource(false)
@@ -295,7 +307,7 @@ export class LoadPipeline<P, V> {
     const fences = this.#store.readFences(keys)
     let values: readonly V[]
     try {
-      values = await this.#callLoadTimed(keys[0]!, async (signal) => {
+      values = await this.#callLoadTimed(keys[0]!, startedAt, async (signal) => {
         // With write-behind, this process's queued writes answer first; the source is asked for the rest.
         const writeBehind = ctx.writeBehind
         const queued =

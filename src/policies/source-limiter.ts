@@ -170,9 +170,10 @@ export class SourceLimiter {
   /**
    * Waits (FIFO, fair) until there is room, then resolves to a release function. Rejects with `SourceBusyError`
    * (`reason` 'concurrency' or 'rate', whichever was lacking at the deadline, and `waitedMs`) once `maxWaitMs`
-   * has passed, or with the signal's reason if `signal` aborts first. A waiter that gave up never holds a slot.
+   * has passed (or `maxWaitMs`, when shorter: the caller's own deadline), or with the signal's reason if `signal`
+   * aborts first. A waiter that gave up never holds a slot.
    */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  acquire(signal?: AbortSignal, maxWaitMs = this.#maxWaitMs): Promise<() => void> {
     // The signal's reason as given: an AbortError DOMException by default, or whatever the caller passed to abort().
     if (signal?.aborted) return Promise.reject(signal.reason as Error)
     const now = this.#now()
@@ -183,7 +184,7 @@ export class SourceLimiter {
         resolve,
         reject,
         startedAt: now,
-        deadline: now + this.#maxWaitMs,
+        deadline: now + Math.min(this.#maxWaitMs, maxWaitMs),
         signal,
         settled: false,
       }

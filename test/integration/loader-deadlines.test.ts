@@ -135,3 +135,24 @@ describe('flight bookkeeping', () => {
     },
   )
 })
+
+describe('the wait for room at the source', () => {
+  it('counts against the hard timeout: a read waiting for a rate slot gives up at the hard timeout, not maxWait', async () => {
+    let loads = 0
+    const ns = newCache().namespace('rated', {
+      key: 'r:{id}',
+      ttl: '1m',
+      // One load a second, a patient maxWait, a short hard timeout: the read's deadline is the hard timeout.
+      source: { maxPerSecond: 1, maxWait: '10s' },
+      timeouts: { hard: '200ms' },
+      load: ({ id }: { id: number }) => {
+        loads++
+        return id
+      },
+    })
+    expect(await ns.get({ id: 1 })).toBe(1) // takes this second's only slot
+    // The next slot is a second away, past the hard timeout: the read is refused rather than waiting for it.
+    await expect(ns.get({ id: 2 })).rejects.toMatchObject({ code: 'ERR_STRATA_SOURCE_BUSY' })
+    expect(loads).toBe(1)
+  })
+})
