@@ -366,7 +366,6 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
   acquireLock: "taking a key's load lock in Redis",
   unlock: "releasing a key's load lock in Redis",
   extendLock: "extending a key's load lock in Redis",
-  ttl: "reading the time left on a key's load lock from Redis",
   info: 'reading INFO from Redis',
   configGet: 'reading the configuration from Redis (CONFIG GET)',
   memoryUsage: "reading keys' memory usage from Redis",

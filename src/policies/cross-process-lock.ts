@@ -51,7 +51,7 @@ export class CrossProcessLock {
   readonly #l2: L2Guard
   readonly #channel: string
   readonly options: CrossProcessLockOptions
-  readonly #waiters = new Map<string, Set<(announced: boolean) => void>>()
+  readonly #waiters = new Map<string, Set<() => void>>()
   #subscribed: Promise<void> | undefined
   #deaf = false
 
@@ -107,9 +107,7 @@ export class CrossProcessLock {
    * Registers interest in `key` landing; `wait()` then resolves on the announcement or after `timeoutMs`, whichever
    * comes first. Register before re-reading L2, so an announcement between the read and the wait is not missed.
    */
-  async watch(
-    key: string,
-  ): Promise<{ wait(timeoutMs: number): Promise<boolean>; cancel(): void } | undefined> {
+  async watch(key: string): Promise<{ wait(timeoutMs: number): Promise<void>; cancel(): void } | undefined> {
     try {
       this.#subscribed ??= this.#l2.subscribe(this.#channel, this.#onLanded).catch((error: unknown) => {
         this.#subscribed = undefined
@@ -119,13 +117,8 @@ export class CrossProcessLock {
     } catch {
       return undefined
     }
-    let wake!: () => void
-    let landed = false
-    const woken = new Promise<void>((resolve) => (wake = resolve))
-    const listener = (announced: boolean) => {
-      if (announced) landed = true
-      wake()
-    }
+    let listener!: () => void
+    const woken = new Promise<void>((resolve) => (listener = resolve))
     let set = this.#waiters.get(key)
     if (set === undefined) this.#waiters.set(key, (set = new Set()))
     set.add(listener)
@@ -139,7 +132,6 @@ export class CrossProcessLock {
         await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))])
         clearTimeout(timer)
         cancel()
-        return landed
       },
       cancel,
     }
@@ -152,7 +144,7 @@ export class CrossProcessLock {
    */
   hearing(connected: boolean): void {
     this.#deaf = !connected
-    for (const set of [...this.#waiters.values()]) for (const listener of [...set]) listener(false)
+    for (const set of [...this.#waiters.values()]) for (const listener of [...set]) listener()
   }
 
   /**
@@ -166,6 +158,6 @@ export class CrossProcessLock {
   readonly #onLanded = (key: string): void => {
     const set = this.#waiters.get(key)
     if (set === undefined) return
-    for (const listener of [...set]) listener(true)
+    for (const listener of [...set]) listener()
   }
 }

@@ -240,10 +240,6 @@ export class L2Guard {
     return this.#run('extendLock', (call) => this.store.extendLock(key, token, ttlMs, call))
   }
 
-  ttl(key: string): Promise<number> {
-    return this.#run('ttl', (call) => this.store.ttl(key, call))
-  }
-
   // Inspection (cache.inspect()): a refusal is an answer, so it counts as a success for the breaker.
 
   info(section: string): Promise<L2Answer<Readonly<Record<string, string>>>> {

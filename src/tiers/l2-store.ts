@@ -103,8 +103,6 @@ export interface L2Store {
   unlock(key: string, token: string, call?: L2Call): Promise<boolean>
   /** Resets the TTL of `key` only if it still holds `token`: true when it did. */
   extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean>
-  /** Remaining TTL of `key` in ms; negative when it does not exist. */
-  ttl(key: string, call?: L2Call): Promise<number>
   // Inspection (cache.inspect(), inspectRedis()): read-only calls. INFO, CONFIG and MEMORY are administrative
   // commands a server may refuse (an ACL, a managed Redis that renames them): a refusal resolves, it does not reject.
   /** The fields of one INFO section (`memory`, `stats`…), e.g. `{ used_memory: '1048576' }`; or the refusal. */

@@ -790,10 +790,6 @@ export class RedisStore implements L2Store {
     return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies, call)) === 1
   }
 
-  async ttl(key: string, call?: L2Call): Promise<number> {
-    return (await this.#main.send(['PTTL', key], plainReplies, call)) as number
-  }
-
   // Inspection. INFO, CONFIG GET and MEMORY USAGE answer a server's refusal (an error reply) instead of rejecting.
 
   info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {

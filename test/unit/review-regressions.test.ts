@@ -57,7 +57,6 @@ describe('review regressions', () => {
       tryLock: () => Promise.resolve(true),
       unlock: () => Promise.resolve(true),
       extendLock: () => Promise.resolve(true),
-      ttl: () => Promise.resolve(-2),
       publish: () => Promise.resolve(),
       subscribe: () => Promise.resolve(),
       connect: () => Promise.resolve(),
