@@ -39,6 +39,7 @@ import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
+import { L2ClockSync } from './coherence/clock-sync.js'
 
 /** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
 export interface CacheStats {
@@ -61,6 +62,11 @@ export interface CacheStats {
         readonly errorRepliesByKind: Readonly<Record<string, number>>
         /** Latency of the calls that settled (answered or failed), in ms. */
         readonly latencyMs: HistogramSnapshot
+        /**
+         * Redis's clock minus this process's, in ms, as last measured; 0 while they agree within 250 ms. Entry
+         * times are written on Redis's clock (docs/consistency.md, "Clock skew").
+         */
+        readonly clockOffsetMs: number
       }
     | undefined
   /** The invalidation bus (present with L2). */
@@ -110,6 +116,7 @@ export class Cache {
   readonly #onClose: (() => void)[] = []
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
+  readonly #clockSync: L2ClockSync | undefined
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<
     string,
@@ -184,6 +191,8 @@ export class Cache {
           // Connected again: close the circuit now rather than waiting for its next probe.
           if (event.status === 'ready') {
             this.#l2?.connectionRestored()
+            // Each connection may reach another server (a failover), with its own clock.
+            void this.#clockSync?.measure()
             // Namespaces that lost track of their generation (a bus outage, a failed read) read it again now,
             // rather than on their next reads, each of which would otherwise skip L2 until one succeeds.
             for (const handler of this.#handlers.values()) handler('l2-ready')
@@ -210,14 +219,19 @@ export class Cache {
           }
         }
       })
+      this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service)
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()
     }
+    const clockSync = this.#clockSync
     this.#runtime = {
       service: o.service,
       l1: this.#l1,
       l2: this.#l2,
+      get l2ClockOffsetMs() {
+        return clockSync?.offsetMs ?? 0
+      },
       serializer: o.serializer,
       clock: o.clock,
       hitClock: sampledClock(o.clock),
@@ -299,6 +313,10 @@ export class Cache {
       // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
       // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
       if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])
+      // And the clock: entries written before it is measured carry this process's own times.
+      if (this.#clockSync !== undefined) {
+        await Promise.race([this.#clockSync.measure(), timeout.catch(() => undefined)])
+      }
     } finally {
       // Stop waiting: the store's own reconnect loop (with its backoff) goes on in the background.
       giveUp.abort()
@@ -446,7 +464,12 @@ export class Cache {
       l2:
         this.#l2 === undefined
           ? undefined
-          : Object.freeze({ status: this.#l2.store.status, circuit: this.#l2.circuit, ...this.#l2.stats() }),
+          : Object.freeze({
+              status: this.#l2.store.status,
+              circuit: this.#l2.circuit,
+              ...this.#l2.stats(),
+              clockOffsetMs: this.#clockSync?.offsetMs ?? 0,
+            }),
       bus: this.#bus?.stats(),
     })
   }
@@ -512,6 +535,7 @@ export class Cache {
     // Lock keep-alives stop: a loader that never settles must not keep extending its lock after close.
     this.#l2?.close()
     this.#bus?.stop()
+    this.#clockSync?.stop()
     // While L2 is still open: flushers finish their step and leave (each L2 call bounded by its timeout).
     await Promise.allSettled(this.#beforeClose.splice(0).map((work) => work()))
     // Background writes and calls in flight stay bounded by the deadline sweep, which stops by itself once no call

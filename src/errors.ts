@@ -371,6 +371,7 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
   memoryUsage: "reading keys' memory usage from Redis",
   strlen: "reading values' sizes from Redis",
   ttlMany: "reading keys' time to live from Redis",
+  serverTime: "reading Redis's clock (TIME), to agree with other processes on when entries expire",
   scan: 'scanning keys in Redis',
   queueAppend: 'queueing a write-behind write in Redis',
   queueCreateGroup: "creating the write-behind queue's consumer group in Redis",

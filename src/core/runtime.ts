@@ -14,6 +14,11 @@ export interface CacheRuntime {
   /** The L1 eviction policy and budget that every namespace's L1 index shares; undefined when L1 is off. */
   readonly l1: WTinyLfu<Entry> | undefined
   readonly l2: L2Guard | undefined
+  /**
+   * L2's clock minus this process's clock, in ms (0 without L2, or while they agree within the tolerance): entry
+   * times are shifted by it when written to L2 and back when read (`coherence/clock-sync.ts`).
+   */
+  readonly l2ClockOffsetMs: number
   readonly serializer: Serializer
   readonly clock: Clock
   /** The clock for L1 expiry checks on the hit path: `sampledClock(clock)`. */

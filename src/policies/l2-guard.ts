@@ -258,6 +258,13 @@ export class L2Guard {
     return this.#run('strlen', (call) => this.store.strlen(keys, call))
   }
 
+  /** The server's clock in epoch ms; rejects when the store has none (`L2Store.serverTime`). */
+  serverTime(): Promise<number> {
+    const store = this.store
+    if (store.serverTime === undefined) return Promise.reject(new Error('this L2 store has no clock'))
+    return this.#run('serverTime', (call) => store.serverTime!(call))
+  }
+
   ttlMany(keys: readonly string[]): Promise<number[]> {
     return this.#run('ttlMany', (call) => this.store.ttlMany(keys, call))
   }

@@ -3,7 +3,8 @@
 //
 // Invariants:
 // - Foreign, corrupt, untrusted or expired L2 bytes read as a miss (counted, published), never as a throw.
-// - Entry times come from the writer's clock; they are clamped to this process's clock and policy before use.
+// - Entry times in L2 are on L2's clock (shifted by the measured offset both ways), and clamped to this process's
+//   clock and policy when read, so a skewed writer cannot stretch or cut an entry's life elsewhere.
 // - Every L1 fill passes the entry's size (its encoded bytes), whichever tier it came from, so `l1.maxBytes` holds.
 // - A loaded value fills L1 only if the local fence allows it, and is written to L2 only through the fenced store
 //   with a fence read before its load; without that fence it is not written to L2 at all.
@@ -104,21 +105,23 @@ export class EntryStore<P, V> {
       }
       return undefined
     }
-    const entry = this.#clampTimes(result.entry)
+    const entry = this.#clampTimes(result.entry, this.#ctx.rt.l2ClockOffsetMs)
     return entry.staleUntil > this.#ctx.clock.now() ? { entry, size: bytes.byteLength } : undefined
   }
 
   /**
-   * Entry times are the writer's clock. An entry "created" in this process's future (a writer whose clock runs
-   * ahead) is rebased to now, and no entry is fresh or stale for longer than this namespace's policy allows, so
-   * a skewed writer cannot make L1 copies live for its skew. (A writer behind by more than an entry's life makes
-   * its entries read as expired: keep clock skew well under the TTL; docs/consistency.md.)
+   * Entry times in L2 are on L2's clock (`coherence/clock-sync.ts`): `offsetMs` brings them back to this process's
+   * clock. What is left is skew the offset could not see (a writer that had not measured yet, skew under the
+   * tolerance, an older writer): an entry "created" in this process's future is rebased to now, and no entry is
+   * fresh or stale for longer than this namespace's policy allows, so a skewed writer cannot make L1 copies live
+   * for its skew.
    */
-  #clampTimes(entry: Entry): Entry {
+  #clampTimes(entry: Entry, offsetMs: number): Entry {
     const now = this.#ctx.clock.now()
     const negative = entry.value === null || entry.value === undefined
     const { ttlMs, jitterMs, negativeTtlMs, staleForMs } = this.#ctx.options
-    const shift = entry.createdAt > now ? entry.createdAt - now : 0
+    const ahead = entry.createdAt - offsetMs - now
+    const shift = offsetMs + (ahead > 0 ? ahead : 0)
     const createdAt = entry.createdAt - shift
     const freshUntil = Math.min(
       entry.freshUntil - shift,
@@ -240,7 +243,18 @@ export class EntryStore<P, V> {
   /** Encodes `entry` for L2, or only to weigh it against an L1 byte budget; size 0 when neither needs bytes. */
   encodeIfNeeded(entry: Entry, key: string): { bytes: Buffer | undefined; size: number } {
     if (!this.#needsBytes()) return { bytes: undefined, size: 0 }
-    const { bytes, size } = this.#ctx.codec.encode(entry, key)
+    // Written on L2's clock, so that every process reads the same instants (`coherence/clock-sync.ts`).
+    const offsetMs = this.#ctx.rt.l2ClockOffsetMs
+    const shared =
+      offsetMs === 0
+        ? entry
+        : {
+            ...entry,
+            createdAt: entry.createdAt + offsetMs,
+            freshUntil: entry.freshUntil + offsetMs,
+            staleUntil: entry.staleUntil + offsetMs,
+          }
+    const { bytes, size } = this.#ctx.codec.encode(shared, key)
     return { bytes, size }
   }
 

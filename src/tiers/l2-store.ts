@@ -119,6 +119,12 @@ export interface L2Store {
   /** Remaining TTL of each key in ms (PTTL): -1 when it has none, -2 when it does not exist. One round trip. */
   ttlMany(keys: readonly string[], call?: L2Call): Promise<number[]>
   /**
+   * The server's clock (TIME), in epoch milliseconds with a fractional part. Entry times are written on the
+   * server's clock, so that processes whose clocks disagree still agree on when an entry expires
+   * (`coherence/clock-sync.ts`). A store without a clock omits it, and entries use each process's own clock.
+   */
+  serverTime?(call?: L2Call): Promise<number>
+  /**
    * Durable queues (Redis streams with a consumer group), for write-behind. Appends one entry; resolves to its id.
    */
   queueAppend(

@@ -827,6 +827,11 @@ export class RedisStore implements L2Store {
     )
   }
 
+  async serverTime(call?: L2Call): Promise<number> {
+    const reply = (await this.#main.send(['TIME'], plainReplies, call)) as [string, string]
+    return Number(reply[0]) * 1000 + Number(reply[1]) / 1000
+  }
+
   ttlMany(keys: readonly string[], call?: L2Call): Promise<number[]> {
     return Promise.all(keys.map((key) => this.#main.send(['PTTL', key], plainReplies, call).then(Number)))
   }

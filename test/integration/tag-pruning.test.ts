@@ -133,7 +133,7 @@ describe('tag sets', () => {
         'resetchannels',
       ],
       ...['&pruning#*', '-@all', '+get', '+mget', '+set', '+unlink', '+scan', '+incr', '+pexpire', '+pttl'],
-      ...['+sadd', '+sscan', '+rename', '+eval', '+publish', '+subscribe', '+ping', '+hello'],
+      ...['+sadd', '+sscan', '+rename', '+eval', '+publish', '+subscribe', '+ping', '+time', '+hello'],
     )
     const warnings: string[] = []
     const log = () => {}

@@ -52,6 +52,7 @@ beforeAll(async () => {
     '+publish',
     '+subscribe',
     '+ping',
+    '+time',
     '+hello',
   )
   expect(reply).toBe('+OK\r\n')

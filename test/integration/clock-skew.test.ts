@@ -1,0 +1,90 @@
+// Processes whose clocks disagree still agree on when an entry expires: entry times are written on Redis's clock
+// (measured with TIME at connect), so a writer an hour ahead or behind changes nothing for the other processes.
+import { createCache, type Cache, type CacheOptions, type Clock } from 'stratacache'
+import { redisStore } from 'stratacache/redis'
+import { describe, expect, it } from 'vitest'
+import { redisSuite } from '../helpers/suite.js'
+
+const suite = redisSuite({ flushBeforeEach: true })
+const HOUR = 3_600_000
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A clock `skewMs` away from the host's: what a process on a badly synced host reads. */
+const skewed = (skewMs: number): Clock => ({ now: () => Date.now() + skewMs })
+
+async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
+  const cache = createCache({
+    service: 'it-skew',
+    random: () => 0,
+    l2: redisStore({ url: suite.redis.url }),
+    timeouts: { l2: '2s' },
+    logger: false,
+    ...options,
+  })
+  suite.closers.push(() => cache.close())
+  await cache.connect()
+  return cache
+}
+
+function declare(cache: Cache, source: { value: string; loads: number }) {
+  return cache.namespace('item', {
+    key: 'i:{id}',
+    ttl: '1s',
+    jitter: 0,
+    load: (_: { id: number }) => {
+      source.loads++
+      return source.value
+    },
+  })
+}
+
+describe('clock skew between processes that share Redis', () => {
+  it('entries written by a process whose clock runs an hour behind are fresh for every other process until Redis expires them', async () => {
+    const writer = declare(await newCache({ clock: skewed(-HOUR) }), { value: 'unused', loads: 0 })
+    const source = { value: 'loaded', loads: 0 }
+    const reader = declare(await newCache(), source)
+
+    await writer.set({ id: 1 }, 'written')
+    expect(await reader.get({ id: 1 })).toBe('written')
+    expect(source.loads).toBe(0)
+    // Half its life later the entry is still fresh for the reader (its L1 copy, or L2 again).
+    await sleep(500)
+    expect(await reader.get({ id: 1 })).toBe('written')
+    expect(source.loads).toBe(0)
+  })
+
+  it("a reader's L1 copy of an entry written by a process an hour ahead does not outlive the Redis key", async () => {
+    const writer = declare(await newCache({ clock: skewed(HOUR) }), { value: 'unused', loads: 0 })
+    const source = { value: 'loaded', loads: 0 }
+    const reader = declare(await newCache(), source)
+
+    await writer.set({ id: 1 }, 'written')
+    // Read late in the entry's life: the reader must keep it only for what is left of it, not a full TTL.
+    await sleep(500)
+    expect(await reader.get({ id: 1 })).toBe('written')
+    await expect
+      .poll(async () => suite.redis.command('EXISTS', 'it-skew:item:v1:i:1'), { timeout: 3000 })
+      .toBe(':0\r\n')
+    expect(await reader.get({ id: 1 })).toBe('loaded')
+    expect(source.loads).toBe(1)
+  })
+
+  it("measures the offset to Redis's clock at connect, reports it in stats, and says so once in the log", async () => {
+    const warnings: string[] = []
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (_: object, message: string) => warnings.push(message),
+      error() {},
+    }
+    const ahead = await newCache({ clock: skewed(HOUR), logger })
+    const offset = ahead.stats().l2!.clockOffsetMs
+    expect(Math.abs(offset + HOUR)).toBeLessThan(1000)
+    expect(warnings.filter((w) => w.includes('clock'))).toEqual([
+      expect.stringContaining("this process's clock is 1 h ahead of Redis's"),
+    ])
+    // On the host's own clock there is nothing to correct (skew under the tolerance reads as 0).
+    const synced = await newCache()
+    expect(synced.stats().l2!.clockOffsetMs).toBe(0)
+  })
+})
