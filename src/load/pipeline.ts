@@ -110,11 +110,11 @@ export class LoadPipeline<P, V> {
     try {
       release = await this.#acquireSource(stale !== undefined)
     } catch (error) {
-      await holder?.release(false)
+      await holder?.release()
       throw error
     }
     if (release === 'stale') {
-      await holder?.release(false)
+      await holder?.release()
       return stale!.value as V
     }
     const fences = this.#store.readFences([key])
@@ -131,12 +131,12 @@ export class LoadPipeline<P, V> {
           )
           if (holder !== undefined) {
             // The holder's callers have their value now; waiters in other processes are told once it is in L2.
-            ctx.rt.background(written.then((outcome) => holder.release(outcome === 'stored')))
+            ctx.rt.background(written.then(() => holder.release()))
           }
           return this.#answerLoaded(key, params, value, written)
         },
         async (error: unknown) => {
-          await holder?.release(false)
+          await holder?.release()
           throw error
         },
       )
@@ -278,11 +278,7 @@ export class LoadPipeline<P, V> {
     const releaseLocks = (landed: (key: string) => Promise<StoreOutcome> | undefined) => {
       for (const [key, holder] of holders) {
         const written = landed(key)
-        ctx.rt.background(
-          written === undefined
-            ? holder.release(false)
-            : written.then((outcome) => holder.release(outcome === 'stored')),
-        )
+        ctx.rt.background(written === undefined ? holder.release() : written.then(() => holder.release()))
       }
     }
     const fail = (item: (typeof items)[number], error: unknown) => {

@@ -11,8 +11,8 @@ export interface CrossProcessLockOptions {
 
 /** A lock this process holds on one key until `release`. */
 export interface LockHolder {
-  /** Announces that the value landed in L2 (when it did), then releases the lock. Never rejects. */
-  release(landed: boolean): Promise<void>
+  /** Releases the lock, then announces the key to the waiters (the value landed or not). Never rejects. */
+  release(): Promise<void>
 }
 
 /**
@@ -37,13 +37,14 @@ const TOKEN_BYTES = 12
  *
  * - `SET key#lock token NX PX ttl`: one process wins; it extends the lock (only while it still holds its token, by
  *   script) every ttl/3 while its loader runs, so a long load keeps it and a dead holder loses it within one ttl.
- * - The winner writes the value to L2, then PUBLISHes the key on the service's channel, then deletes the lock (only
- *   if the token is still its own, by script).
+ * - The winner writes the value to L2, deletes the lock (only if the token is still its own, by script), then
+ *   PUBLISHes the key on the service's channel: whether the value landed or not, waiters wake to adopt it or to
+ *   take the lock.
  * - A loser subscribes (once per process), checks L2 again (the value may have landed meanwhile), and sleeps until
  *   the key is announced, the holder's lock would have expired, or the pub/sub connection was lost or came back
  *   (`hearing`); then it reads L2 or tries the lock again. It does not poll while the connection is up: one wait
- *   costs three commands per lock TTL. While it is down, it reads L2 every 250 ms. After `waitMs` in all it loads by itself: a lost message or a stuck holder costs
- *   latency, never an error.
+ *   costs three commands per lock TTL. While it is down, it reads L2 every 250 ms. After `waitMs` in all it loads
+ *   by itself: a lost message or a stuck holder costs latency, never an error.
  * - A `#lock` key that cannot be a live lock (no expiry, not a string, not a token) is broken by the next process
  *   that tries the lock (`onBroken` is told), so a stray key costs one miss nothing, not every miss a full wait.
  */
@@ -93,12 +94,15 @@ export class CrossProcessLock {
       closing.addEventListener('abort', stop, { once: true })
     }
     return {
-      release: async (landed) => {
+      release: async () => {
         stop()
         closing.removeEventListener('abort', stop)
-        // Announce before unlocking: a waiter woken by the lock's expiry instead would try to load again.
-        if (landed) await this.#l2.publish(this.#channel, key).catch(() => {})
+        // Unlock, then wake the waiters, whether the value landed or not. Woken, a waiter reads L2 and adopts the
+        // value, or takes the lock (now free) and loads. In the other order, a waiter whose attempt came between
+        // the announcement and the unlock would sleep until the lock's TTL; and without an announcement when the
+        // store was refused (a write won the race) or failed, every waiter would.
         await this.#l2.unlock(lockKey, token).catch(() => {})
+        await this.#l2.publish(this.#channel, key).catch(() => {})
       },
     }
   }

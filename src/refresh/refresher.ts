@@ -70,7 +70,7 @@ export class Refresher<P, V> {
     // Another process may have refreshed it just before we took the lock.
     const current = await this.#store.readL2(key)
     if (current !== undefined && this.#ctx.clock.now() < refreshAt(current.entry, this.#ctx.options)) {
-      await holder?.release(false)
+      await holder?.release()
       this.#store.fillFromL2(params, key, current, token)
       return current.entry.value as V
     }

@@ -147,4 +147,40 @@ describe('a lock waiter', () => {
     expect(await first).toBe('from a')
     expect(await second).toBe('from a')
   }, 15_000)
+
+  it("loads at once when the holder's value never lands (a delete won the race), instead of sleeping out the lock's TTL", async () => {
+    const gate = deferred<string>()
+    const a = await cacheOn('lock-refused')
+    const b = await cacheOn('lock-refused')
+    const lock = { ttl: '60s', wait: '120s' } as const // only the wake-up on release can end B's wait in time
+    let loadsB = 0
+    const nsA = a.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1m',
+      writeStrategy: 'cache-aside',
+      lock,
+      load: () => gate.promise,
+    })
+    const nsB = b.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1m',
+      writeStrategy: 'cache-aside',
+      lock,
+      load: () => {
+        loadsB++
+        return 'new, from b'
+      },
+    })
+    const first = nsA.get({ id: 1 })
+    await expect.poll(() => raw.exists(nsA.key({ id: 1 }) + '#lock')).toBe(1)
+    const second = nsB.get({ id: 1 })
+    await expect.poll(() => nsB.stats().lockWaits).toBe(1)
+    // The source changes while A loads: A's value is older than the delete, so its store is refused.
+    await nsB.delete({ id: 1 })
+    gate.resolve('old, from a')
+    expect(await first).toBe('old, from a')
+    expect(await second).toBe('new, from b')
+    expect(loadsB).toBe(1)
+    expect(nsA.stats().staleLoadsDropped).toBe(1)
+  }, 15_000)
 })
