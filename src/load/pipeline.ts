@@ -1,6 +1,8 @@
 // load/: what happens when the source is called. A miss (from get, getMany or a refresh) goes through these steps:
 //   coordinate (the cross-process lock, or wait for the process holding it) → admit (the source limit) → take the
 //   L2 fence → invoke the loader under its timeouts (invoke.ts) → store, fenced (storage/) → release the lock.
+//   One function runs the steps from admission on for one key and for a batch alike (`#loadItems`): `get` and a
+//   refresh call it with one key and `load`, `getMany` with its missing keys and one `loadMany`.
 //
 // Invariants:
 // - The L2 fence is requested before the loader is called, and the store is checked against it: a value whose load
@@ -16,6 +18,7 @@ import { LoaderTimeoutError, NoLoaderError, SourceBusyError } from '../errors.js
 import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import type { Flight } from '../read/flights.js'
 import type { EntryStore, Stored, StoreOutcome } from '../storage/entry-store.js'
+import type { L2Fence } from '../tiers/l2-store.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { LoadInvoker } from './invoke.js'
 
@@ -24,6 +27,18 @@ export interface BatchItem<P> {
   readonly key: string
   readonly params: P
   readonly stale: Entry | undefined
+}
+
+/** The flight a load answers: its fence token, and where a continuation past the soft timeout is kept. */
+export type LoadFlight = Pick<Flight<unknown>, 'token' | 'continuation' | 'answersUntil'>
+
+/** One key's load: its parameters, the stale entry a fail-safe may answer, its flight, and the lock it holds. */
+export interface LoadItem<P> {
+  readonly key: string
+  readonly params: P
+  readonly stale: Entry | undefined
+  readonly flight: LoadFlight
+  readonly holder: LockHolder | undefined
 }
 
 /** How a `getMany` settles the promise it handed out for each key. */
@@ -91,61 +106,104 @@ export class LoadPipeline<P, V> {
   }
 
   /**
-   * The load pipeline of one key: room at the source, the fence, the loader under its timeouts, the fenced store
-   * (awaited when holding the lock, so waiters find the value when woken), then the lock's release. With a stale
-   * fallback: answers stale at the soft timeout while the load goes on, and stale (throttling the key) when the
-   * load fails.
+   * The load pipeline of one key (`get`'s miss, a refresh): `#loadItems` for a batch of one, with `load` (or
+   * `loadMany` of one key). Resolves to the value the caller gets.
    */
-  async loadAndStore(
+  loadAndStore(
     key: string,
     params: P,
-    flight: Pick<Flight<unknown>, 'token' | 'continuation' | 'answersUntil'>,
+    flight: LoadFlight,
     stale: Entry | undefined,
     holder: LockHolder | undefined,
   ): Promise<V> {
+    const item: LoadItem<P> = { key, params, stale, flight, holder }
+    return this.#loadItems([item], async (signal) => [await this.#loadOne(key, params, signal)])[0]!
+  }
+
+  /**
+   * The load pipeline of a `getMany`'s missing keys that no other process is loading: `#loadItems` with one
+   * `loadMany` call for them all (with write-behind, this process's queued writes answer first). Settles each key's
+   * promise through `settle`; resolves once all are settled.
+   */
+  async loadBatch(items: LoadItem<P>[], settle: Settle<V>): Promise<void> {
     const ctx = this.#ctx
-    // The hard timeout runs from here: the wait for room at the source counts against it.
+    const keys = items.map((item) => item.key)
+    const answers = this.#loadItems(items, async (signal) => {
+      const writeBehind = ctx.writeBehind
+      const queued =
+        writeBehind === undefined ? undefined : await Promise.all(keys.map((key) => writeBehind.pending(key)))
+      const ask = items.filter((_, i) => queued?.[i] === undefined)
+      const loaded =
+        ask.length === 0
+          ? []
+          : await this.#invoke.callLoadMany(
+              ask.map((item) => item.key),
+              ask.map((item) => item.params),
+              signal,
+            )
+      let next = 0
+      return items.map((_, i) => (queued?.[i] !== undefined ? queued[i].value : (loaded[next++] as V)))
+    })
+    await Promise.all(
+      answers.map((answer, i) => answer.then(settle.get(keys[i]!)!.resolve, settle.get(keys[i]!)!.reject)),
+    )
+  }
+
+  /**
+   * The one load pipeline, for one key or a batch: room at the source (the hard timeout runs from here), the L2
+   * fences, one loader call (`call`, answering a value per item in order) under the hard timeout, then per item the
+   * fenced store, the lock's release once the store settled, and the answer (`#answerLoaded`). With a stale
+   * fallback, an item answers stale at the soft timeout while its load goes on, or when the load fails (its key
+   * then throttled). One promise per item, in order; each settles on its own.
+   */
+  #loadItems(items: LoadItem<P>[], call: (signal: AbortSignal) => Promise<readonly V[]>): Promise<V>[] {
+    const ctx = this.#ctx
     const startedAt = performance.now()
-    let release: (() => void) | 'stale'
-    try {
-      release = await this.#acquireSource(stale !== undefined)
-    } catch (error) {
-      await holder?.release()
-      throw error
-    }
-    if (release === 'stale') {
-      await holder?.release()
-      return stale!.value as V
-    }
-    const fences = this.#store.readFences([key])
-    const stored = this.#callLoadTimed(key, startedAt, (signal) => this.#loadOne(key, params, signal))
-      .finally(release)
-      .then(
-        async (value) => {
-          const written = this.#store.store(
-            params,
-            key,
-            value,
-            flight.token,
-            await fences.then((f) => f?.[0]),
-          )
-          if (holder !== undefined) {
-            // The holder's callers have their value now; waiters in other processes are told once it is in L2.
-            ctx.rt.background(written.then(() => holder.release()))
+    const keys = items.map((item) => item.key)
+    const admitted = this.#acquireSource(items.every((item) => item.stale !== undefined))
+    type Loaded = 'stale' | { values: readonly V[]; fences: Promise<(L2Fence | undefined)[] | undefined> }
+    const loaded = admitted.then((release): Loaded | Promise<Loaded> => {
+      if (release === 'stale') return 'stale'
+      const fences = this.#store.readFences(keys)
+      return this.#callLoadTimed(keys[0]!, startedAt, call)
+        .finally(release)
+        .then((values) => ({ values, fences }))
+    })
+    return items.map((item, i) => {
+      const stored = loaded.then(
+        async (outcome) => {
+          if (outcome === 'stale') {
+            await item.holder?.release()
+            return { stale: item.stale!.value as V }
           }
-          return this.#answerLoaded(key, params, value, written)
+          const value = outcome.values[i] as V
+          const fence = await outcome.fences.then((f) => f?.[i])
+          const written = this.#store.store(item.params, item.key, value, item.flight.token, fence)
+          // The callers have their value now; waiters in other processes are told once it is in L2.
+          const holder = item.holder
+          if (holder !== undefined) ctx.rt.background(written.then(() => holder.release()))
+          return { value: await this.#answerLoaded(item.key, item.params, value, written) }
         },
         async (error: unknown) => {
-          await holder?.release()
+          await item.holder?.release()
           throw error
         },
       )
-    if (stale === undefined) return stored
+      return this.#answerWithFallback(item, stored)
+    })
+  }
+
+  /** An item's answer: its loaded value; or, with a stale entry, stale at the soft timeout or on failure. */
+  async #answerWithFallback(item: LoadItem<P>, stored: Promise<{ value: V } | { stale: V }>): Promise<V> {
+    const ctx = this.#ctx
+    const { key, stale, flight } = item
+    if (stale === undefined)
+      return stored.then((outcome) => ('value' in outcome ? outcome.value : outcome.stale))
     const soft = ctx.options.softTimeoutMs
     let timer: ReturnType<typeof setTimeout> | undefined
     const outcome = await Promise.race([
       stored.then(
-        (value) => ({ value }),
+        (answer) => answer,
         (error: unknown) => ({ error }),
       ),
       soft === Infinity
@@ -162,6 +220,7 @@ export class LoadPipeline<P, V> {
       return stale.value as V
     }
     if ('value' in outcome) return outcome.value
+    if ('stale' in outcome) return outcome.stale
     ctx.throttle.throttle(key)
     ctx.counters.staleFailSafe++
     return stale.value as V
@@ -265,86 +324,5 @@ export class LoadPipeline<P, V> {
     if (loadMany === undefined) throw new NoLoaderError(this.#ctx.name, key)
     const [value] = await this.#invoke.callLoadMany([key], [params], signal)
     return value as V
-  }
-
-  /** One `loadMany` call for `items`, then a fenced store per key; failures answer stale where a value exists. */
-  async loadBatch(
-    items: (BatchItem<P> & { stale: Entry | undefined })[],
-    token: number,
-    holders: Map<string, LockHolder>,
-    settle: Settle<V>,
-  ): Promise<void> {
-    const ctx = this.#ctx
-    const releaseLocks = (landed: (key: string) => Promise<StoreOutcome> | undefined) => {
-      for (const [key, holder] of holders) {
-        const written = landed(key)
-        ctx.rt.background(written === undefined ? holder.release() : written.then(() => holder.release()))
-      }
-    }
-    const fail = (item: (typeof items)[number], error: unknown) => {
-      if (item.stale !== undefined) {
-        ctx.throttle.throttle(item.key)
-        ctx.counters.staleFailSafe++
-        settle.get(item.key)!.resolve(item.stale.value as V)
-      } else {
-        settle.get(item.key)!.reject(error)
-      }
-    }
-    const startedAt = performance.now() // the hard timeout includes the wait for room at the source
-    let release: (() => void) | 'stale'
-    try {
-      release = await this.#acquireSource(false)
-    } catch (error) {
-      releaseLocks(() => undefined)
-      for (const item of items) fail(item, error)
-      return
-    }
-    const keys = items.map((item) => item.key)
-    const fences = this.#store.readFences(keys)
-    let values: readonly V[]
-    try {
-      values = await this.#callLoadTimed(keys[0]!, startedAt, async (signal) => {
-        // With write-behind, this process's queued writes answer first; the source is asked for the rest.
-        const writeBehind = ctx.writeBehind
-        const queued =
-          writeBehind === undefined
-            ? undefined
-            : await Promise.all(keys.map((key) => writeBehind.pending(key)))
-        const ask = items.filter((_, i) => queued?.[i] === undefined)
-        const loaded =
-          ask.length === 0
-            ? []
-            : await this.#invoke.callLoadMany(
-                ask.map((item) => item.key),
-                ask.map((item) => item.params),
-                signal,
-              )
-        let next = 0
-        return items.map((_, i) => (queued?.[i] !== undefined ? queued[i].value : (loaded[next++] as V)))
-      })
-    } catch (error) {
-      releaseLocks(() => undefined)
-      for (const item of items) fail(item, error)
-      return
-    } finally {
-      if (release !== 'stale') release()
-    }
-    const tokens = (await fences) ?? []
-    const written = new Map<string, Promise<StoreOutcome>>()
-    items.forEach((item, i) => {
-      written.set(item.key, this.#store.store(item.params, item.key, values[i] as V, token, tokens[i]))
-    })
-    releaseLocks((key) => written.get(key))
-    await Promise.all(
-      items.map(async (item, i) => {
-        try {
-          settle
-            .get(item.key)!
-            .resolve(await this.#answerLoaded(item.key, item.params, values[i] as V, written.get(item.key)!))
-        } catch (error) {
-          settle.get(item.key)!.reject(error)
-        }
-      }),
-    )
   }
 }

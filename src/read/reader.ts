@@ -13,11 +13,11 @@
 // - Before the generation is known, a read past L1 reads it first (keys depend on it).
 import type { Entry } from '../codecs/envelope.js'
 import type { IndexedNode } from '../core/param-index.js'
-import type { BatchItem, LoadPipeline, Settle } from '../load/pipeline.js'
+import type { BatchItem, LoadItem, LoadPipeline, Settle } from '../load/pipeline.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { GetTraceContext } from '../observability/channels.js'
 import { channels } from '../observability/channels.js'
-import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
+import { isHeld } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
 import type { EntryStore } from '../storage/entry-store.js'
 import type { Flight } from './flights.js'
@@ -305,24 +305,22 @@ export class Reader<P, V> {
         return
       }
       // Keys another process holds the lock of: wait for its value through the single-key pipeline.
-      const mine: (typeof missing)[number][] = []
-      const holders = new Map<string, LockHolder>()
+      const mine: LoadItem<P>[] = []
       const lock = ctx.generation.known ? ctx.lock : undefined
       await Promise.all(
         missing.map(async (item) => {
+          const flight = flights.get(item.key)!
           const acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
           if (isHeld(acquired)) {
-            const flight = flights.get(item.key)!
             this.#pipeline
               .loadCoordinated(item.key, item.params, flight, item.stale)
               .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
             return
           }
-          if (acquired !== 'unavailable') holders.set(item.key, acquired)
-          mine.push(item)
+          mine.push({ ...item, flight, holder: acquired === 'unavailable' ? undefined : acquired })
         }),
       )
-      if (mine.length > 0) await this.#pipeline.loadBatch(mine, token, holders, settle)
+      if (mine.length > 0) await this.#pipeline.loadBatch(mine, settle)
     }
     run().catch((error: unknown) => {
       // Settling a settled promise is a no-op, so this reaches exactly the unsettled ones.

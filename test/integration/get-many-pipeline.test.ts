@@ -154,6 +154,61 @@ describe('getMany honours the timeouts and the fail-safe', () => {
   )
 })
 
+describe("a getMany's batch load answers like get's load of one key", () => {
+  /** A namespace with a `loadMany` that can be made slow or refused, its entries stale after `clock.advance(5s)`. */
+  async function staleBatch(options: {
+    soft?: string
+    source?: { maxConcurrent: number; overflow: 'stale' }
+  }) {
+    const clock = fakeClock()
+    const cache = await newCache({ clock, l2: false })
+    const state = { gate: undefined as Deferred<void> | undefined, batches: 0, generation: 1 }
+    const ns = cache.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1s',
+      jitter: 0,
+      staleFor: '1h',
+      staleWhileRevalidate: false,
+      ...(options.soft === undefined ? {} : { timeouts: { soft: options.soft, hard: '10s' } }),
+      ...(options.source === undefined ? {} : { source: options.source }),
+      loadMany: async (params: readonly { id: number }[]) => {
+        state.batches++
+        const generation = state.generation
+        await state.gate?.promise
+        return params.map(({ id }) => `v${id}.${generation}`)
+      },
+    })
+    expect(await ns.getMany([{ id: 1 }, { id: 2 }])).toEqual(['v1.1', 'v2.1'])
+    clock.advance(5_000) // both stale, inside their stale window
+    state.generation = 2
+    return { ns, state }
+  }
+
+  it('answers the stale values at the soft timeout while the batch goes on, then serves what it loaded', async () => {
+    const { ns, state } = await staleBatch({ soft: '50ms' })
+    state.gate = deferred<void>()
+    expect(await within(ns.getMany([{ id: 1 }, { id: 2 }]), 2_000, 'getMany')).toEqual(['v1.1', 'v2.1'])
+    expect(ns.stats().staleServed.softTimeout).toBe(2)
+    state.gate.resolve()
+    await expect.poll(() => ns.peek({ id: 1 })).toBe('v1.2')
+    expect(await ns.getMany([{ id: 1 }, { id: 2 }])).toEqual(['v1.2', 'v2.2'])
+    expect(state.batches).toBe(2)
+  })
+
+  it("answers the stale values when the source has no room and its overflow is 'stale', without calling it", async () => {
+    const { ns, state } = await staleBatch({ source: { maxConcurrent: 1, overflow: 'stale' } })
+    // One load holds the source's only slot.
+    state.gate = deferred<void>()
+    const holding = ns.get({ id: 3 })
+    await expect.poll(() => state.batches).toBe(2)
+    expect(await ns.getMany([{ id: 1 }, { id: 2 }])).toEqual(['v1.1', 'v2.1'])
+    expect(state.batches).toBe(2)
+    expect(ns.stats()).toMatchObject({ sourceBusy: 1 })
+    state.gate.resolve()
+    expect(await holding).toBe('v3.2')
+  })
+})
+
 describe('getMany refreshes what it serves stale', () => {
   // Review finding A11 (demo d8): the refresh was queued while the batch flight was still registered, so it stood
   // down: with l1: false, getMany served the stale value for the whole stale window and never refreshed it.

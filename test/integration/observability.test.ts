@@ -177,6 +177,7 @@ describe('latency histograms', () => {
 describe('reads per label set', () => {
   it('counts reads per tenant and region, caps the sets, and folds the rest and failures into _other', async () => {
     const cache = newCache('labels')
+    await cache.connect() // so that the first load is stored in L2 for the other cache's read below
     const ns = cache.namespace('product', {
       key: 'tenant:{tenantId}:product:{id}',
       ttl: '1m',
@@ -203,6 +204,9 @@ describe('reads per label set', () => {
       load: ({ id }) => ({ id }),
       labels: ({ tenantId }) => ({ tenant: String(tenantId) }),
     })
+    // The load's L2 store runs in the background: wait for it to land.
+    const stored = ns.key({ tenantId: 't1', region: 'eu', id: 1 })
+    await expect.poll(() => suite.redis.command('EXISTS', stored)).toBe(':1\r\n')
     await other.get({ tenantId: 't1', region: 'eu', id: 1 }) // L2 hit
     expect(ns.stats().byLabels).toEqual([
       { labels: { tenant: 't1', region: 'eu', endpoint: '' }, l1Hits: 2, l2Hits: 0, misses: 1 },
