@@ -42,6 +42,22 @@ export interface LoadContext {
   readonly key: string
   /** Aborted when the cache closes; pass it to fetch or your database driver. */
   readonly signal: AbortSignal
+  /**
+   * Keeps the value this call returns (every value, for `loadMany`) fresh for `ttl` instead of the namespace's
+   * `ttl`: a shorter life only (a longer one is capped at the namespace's `ttl`, so its caps and fences hold). The
+   * namespace's `staleFor` still follows. `0` returns the value without caching it.
+   * @example load: async ({ id }, ctx) => { const page = await fetchPage(id); ctx.setTtl(page.maxAgeSeconds * 1000); return page }
+   * @throws InvalidArgumentError for a value that is not a duration (`'5m'`, `'1h30m'`, a number of ms).
+   */
+  setTtl(ttl: Duration): void
+  /**
+   * The value this call returns (every value, for `loadMany`) is never served after `time` (a Date, or epoch ms on
+   * the cache's clock), not even stale: for tokens and signed URLs that expire at a known time. Combines with the
+   * namespace's `ttl` (whichever ends first). A time already past returns the value without caching it.
+   * @example load: async () => { const token = await issueToken(); ctx.expireAt(token.expiresAt - 30_000); return token }
+   * @throws InvalidArgumentError for a value that is neither a valid Date nor a finite number.
+   */
+  expireAt(time: Date | number): void
 }
 
 /**

@@ -4,7 +4,8 @@
 // - Every call counts one load and one latency sample, failed or not; a failure counts one load error.
 // - A loader's failure rejects with LoaderError (its cause kept); a `loadMany` result of the wrong shape with
 //   LoadManyResultError. Nothing else escapes.
-import { LoaderError, LoadManyResultError } from '../errors.js'
+import { InvalidArgumentError, LoaderError, LoadManyResultError } from '../errors.js'
+import { parseDuration } from '../core/duration.js'
 import { channels, traces } from '../observability/channels.js'
 import type { LoadContext } from '../options.js'
 import type { NamespaceContext } from '../namespace/context.js'
@@ -16,11 +17,17 @@ export class LoadInvoker<P, V> {
     this.#ctx = ctx
   }
 
-  async callLoad(key: string, params: P, load = this.#ctx.load!, signal = this.#ctx.rt.signal): Promise<V> {
+  async callLoad(
+    key: string,
+    params: P,
+    load = this.#ctx.load!,
+    signal = this.#ctx.rt.signal,
+    lifetime: LoadLifetime = {},
+  ): Promise<V> {
     const { name, counters, latency } = this.#ctx
     const started = performance.now()
     counters.loads++
-    const context: LoadContext = { namespace: name, key, signal }
+    const context = loadContext(name, key, signal, lifetime)
     try {
       const value = traces.load.hasSubscribers
         ? await traces.load.tracePromise(async () => load(params, context), {
@@ -44,13 +51,18 @@ export class LoadInvoker<P, V> {
     }
   }
 
-  async callLoadMany(keys: string[], params: P[], signal = this.#ctx.rt.signal): Promise<readonly V[]> {
+  async callLoadMany(
+    keys: string[],
+    params: P[],
+    signal = this.#ctx.rt.signal,
+    lifetime: LoadLifetime = {},
+  ): Promise<readonly V[]> {
     const { name, counters, latency } = this.#ctx
     const started = performance.now()
     counters.loads++
     let values: readonly V[]
     let failure: Error | undefined
-    const context: LoadContext = { namespace: name, key: keys[0]!, signal }
+    const context = loadContext(name, keys[0]!, signal, lifetime)
     try {
       const loadMany = this.#ctx.loadMany!
       values = traces.load.hasSubscribers
@@ -74,5 +86,52 @@ export class LoadInvoker<P, V> {
     }
     if (failure !== undefined) throw failure
     return values!
+  }
+}
+
+/**
+ * The life a loader gave the values it returned (`context.setTtl`, `context.expireAt`), read by the store. Empty
+ * when it said nothing: the namespace's policy applies.
+ */
+export interface LoadLifetime {
+  /** Fresh for at most this long (ms), from when the value is stored. */
+  ttlMs?: number
+  /** Never served after this instant (epoch ms on the cache's clock), not even stale. */
+  until?: number
+}
+
+/** The context a loader call receives; its `setTtl` and `expireAt` write to `lifetime`. */
+function loadContext(
+  namespace: string,
+  key: string,
+  signal: AbortSignal,
+  lifetime: LoadLifetime,
+): LoadContext {
+  return {
+    namespace,
+    key,
+    signal,
+    setTtl(ttl) {
+      try {
+        lifetime.ttlMs = parseDuration(ttl, 'setTtl')
+      } catch {
+        throw new InvalidArgumentError(
+          'context.setTtl(ttl)',
+          ttl,
+          "a duration such as '5m', '1h30m' or a number of ms",
+        )
+      }
+    },
+    expireAt(time) {
+      const at = time instanceof Date ? time.getTime() : time
+      if (typeof at !== 'number' || !Number.isFinite(at)) {
+        throw new InvalidArgumentError(
+          'context.expireAt(time)',
+          time,
+          'a valid Date or a finite number of epoch ms',
+        )
+      }
+      lifetime.until = at
+    },
   }
 }

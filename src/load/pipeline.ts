@@ -20,7 +20,7 @@ import type { Flight } from '../read/flights.js'
 import type { EntryStore, Stored, StoreOutcome } from '../storage/entry-store.js'
 import type { L2Fence } from '../tiers/l2-store.js'
 import type { NamespaceContext } from '../namespace/context.js'
-import type { LoadInvoker } from './invoke.js'
+import type { LoadInvoker, LoadLifetime } from './invoke.js'
 
 /** A key of a `getMany` that missed L1: its parameters and the stale L1 entry, if any, for a fail-safe. */
 export interface BatchItem<P> {
@@ -67,16 +67,23 @@ export class LoadPipeline<P, V> {
       const deadline = performance.now() + lock.options.waitMs
       let waited = false
       for (;;) {
+        // Registered before the attempt: a release announced after the attempt is heard, and one before it lets
+        // the attempt win. (Registered after a failed attempt, a release in between would go unheard: the waiter
+        // would sleep until the lock's TTL.)
+        const watch = await lock.watch(key)
         const acquired = await lock.acquire(key)
-        if (acquired === 'unavailable') break
+        if (acquired === 'unavailable') {
+          watch?.cancel()
+          break
+        }
         if (!isHeld(acquired)) {
+          watch?.cancel()
           holder = acquired
           break
         }
         if (!waited) this.#ctx.counters.lockWaits++
         waited = true
-        const watch = await lock.watch(key)
-        // Registered first, then read: a value announced in between is found here rather than missed.
+        // The value may have landed before the attempt (then the lock is free or held by a newer load).
         const landed = await this.#store.readL2Fresh(key)
         if (landed !== undefined) {
           watch?.cancel()
@@ -87,9 +94,10 @@ export class LoadPipeline<P, V> {
           watch?.cancel()
           break
         }
-        // Sleep until the value is announced, the holder's lock would have expired (a dead holder, or one that
-        // extended it: we then find it held again), or our pub/sub connection was lost or came back (an
-        // announcement may have been lost: the lock wakes every waiter). No polling while we can hear.
+        // Sleep until the key is announced (its value landed, or its holder gave up), the holder's lock would have
+        // expired (a dead holder, or one that extended it: we then find it held again), or our pub/sub connection
+        // was lost or came back (an announcement may have been lost: the lock wakes every waiter). No polling
+        // while we can hear.
         await watch.wait(lock.sleepFor(acquired.heldMs, remaining))
         const after = await this.#store.readL2Fresh(key)
         if (after !== undefined) return this.#adopt(params, key, flight.token, after)
@@ -117,7 +125,9 @@ export class LoadPipeline<P, V> {
     holder: LockHolder | undefined,
   ): Promise<V> {
     const item: LoadItem<P> = { key, params, stale, flight, holder }
-    return this.#loadItems([item], async (signal) => [await this.#loadOne(key, params, signal)])[0]!
+    return this.#loadItems([item], async (signal, lifetime) => [
+      await this.#loadOne(key, params, signal, lifetime),
+    ])[0]!
   }
 
   /**
@@ -128,7 +138,7 @@ export class LoadPipeline<P, V> {
   async loadBatch(items: LoadItem<P>[], settle: Settle<V>): Promise<void> {
     const ctx = this.#ctx
     const keys = items.map((item) => item.key)
-    const answers = this.#loadItems(items, async (signal) => {
+    const answers = this.#loadItems(items, async (signal, lifetime) => {
       const writeBehind = ctx.writeBehind
       const queued =
         writeBehind === undefined ? undefined : await Promise.all(keys.map((key) => writeBehind.pending(key)))
@@ -140,6 +150,7 @@ export class LoadPipeline<P, V> {
               ask.map((item) => item.key),
               ask.map((item) => item.params),
               signal,
+              lifetime,
             )
       let next = 0
       return items.map((_, i) => (queued?.[i] !== undefined ? queued[i].value : (loaded[next++] as V)))
@@ -156,18 +167,24 @@ export class LoadPipeline<P, V> {
    * fallback, an item answers stale at the soft timeout while its load goes on, or when the load fails (its key
    * then throttled). One promise per item, in order; each settles on its own.
    */
-  #loadItems(items: LoadItem<P>[], call: (signal: AbortSignal) => Promise<readonly V[]>): Promise<V>[] {
+  #loadItems(
+    items: LoadItem<P>[],
+    call: (signal: AbortSignal, lifetime: LoadLifetime) => Promise<readonly V[]>,
+  ): Promise<V>[] {
     const ctx = this.#ctx
     const startedAt = performance.now()
     const keys = items.map((item) => item.key)
     const admitted = this.#acquireSource(items.every((item) => item.stale !== undefined))
-    type Loaded = 'stale' | { values: readonly V[]; fences: Promise<(L2Fence | undefined)[] | undefined> }
+    type Loaded =
+      | 'stale'
+      | { values: readonly V[]; fences: Promise<(L2Fence | undefined)[] | undefined>; lifetime: LoadLifetime }
     const loaded = admitted.then((release): Loaded | Promise<Loaded> => {
       if (release === 'stale') return 'stale'
       const fences = this.#store.readFences(keys)
-      return this.#callLoadTimed(keys[0]!, startedAt, call)
+      const lifetime: LoadLifetime = {}
+      return this.#callLoadTimed(keys[0]!, startedAt, (signal) => call(signal, lifetime))
         .finally(release)
-        .then((values) => ({ values, fences }))
+        .then((values) => ({ values, fences, lifetime }))
     })
     return items.map((item, i) => {
       const stored = loaded.then(
@@ -178,7 +195,8 @@ export class LoadPipeline<P, V> {
           }
           const value = outcome.values[i] as V
           const fence = await outcome.fences.then((f) => f?.[i])
-          const written = this.#store.store(item.params, item.key, value, item.flight.token, fence)
+          const { lifetime } = outcome
+          const written = this.#store.store(item.params, item.key, value, item.flight.token, fence, lifetime)
           // The callers have their value now; waiters in other processes are told once it is in L2.
           const holder = item.holder
           if (holder !== undefined) ctx.rt.background(written.then(() => holder.release()))
@@ -239,10 +257,11 @@ export class LoadPipeline<P, V> {
     // Once, not in a loop: a second refusal means writes keep coming, and this value is as new as any.
     const token = this.#ctx.fence.open()
     const [fence] = (await this.#store.readFences([key])) ?? []
+    const lifetime: LoadLifetime = {}
     const reloaded = await this.#callLoadTimed(key, performance.now(), (signal) =>
-      this.#loadOne(key, params, signal),
+      this.#loadOne(key, params, signal, lifetime),
     )
-    await this.#store.store(params, key, reloaded, token, fence)
+    await this.#store.store(params, key, reloaded, token, fence, lifetime)
     return reloaded
   }
 
@@ -307,22 +326,22 @@ export class LoadPipeline<P, V> {
     }
   }
 
-  #loadOne(key: string, params: P, signal: AbortSignal): Promise<V> {
+  #loadOne(key: string, params: P, signal: AbortSignal, lifetime: LoadLifetime): Promise<V> {
     const { writeBehind, load, loadMany } = this.#ctx
-    if (writeBehind !== undefined) return this.#loadOneAfterQueue(key, params, signal)
-    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal)
+    if (writeBehind !== undefined) return this.#loadOneAfterQueue(key, params, signal, lifetime)
+    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal, lifetime)
     if (loadMany === undefined) return Promise.reject(new NoLoaderError(this.#ctx.name, key))
-    return this.#invoke.callLoadMany([key], [params], signal).then(([value]) => value as V)
+    return this.#invoke.callLoadMany([key], [params], signal, lifetime).then(([value]) => value as V)
   }
 
   /** With write-behind: this process's own queued write of `key` answers before the source is asked. */
-  async #loadOneAfterQueue(key: string, params: P, signal: AbortSignal): Promise<V> {
+  async #loadOneAfterQueue(key: string, params: P, signal: AbortSignal, lifetime: LoadLifetime): Promise<V> {
     const queued = await this.#ctx.writeBehind!.pending(key)
     if (queued !== undefined) return queued.value
     const { load, loadMany } = this.#ctx
-    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal)
+    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal, lifetime)
     if (loadMany === undefined) throw new NoLoaderError(this.#ctx.name, key)
-    const [value] = await this.#invoke.callLoadMany([key], [params], signal)
+    const [value] = await this.#invoke.callLoadMany([key], [params], signal, lifetime)
     return value as V
   }
 }

@@ -40,7 +40,8 @@ const TOKEN_BYTES = 12
  * - The winner writes the value to L2, deletes the lock (only if the token is still its own, by script), then
  *   PUBLISHes the key on the service's channel: whether the value landed or not, waiters wake to adopt it or to
  *   take the lock.
- * - A loser subscribes (once per process), checks L2 again (the value may have landed meanwhile), and sleeps until
+ * - Before each attempt a process registers for the key's announcement (subscribing once per process), so a release
+ *   after a failed attempt is always heard. A loser checks L2 again (the value may have landed meanwhile), sleeps until
  *   the key is announced, the holder's lock would have expired, or the pub/sub connection was lost or came back
  *   (`hearing`); then it reads L2 or tries the lock again. It does not poll while the connection is up: one wait
  *   costs three commands per lock TTL. While it is down, it reads L2 every 250 ms. After `waitMs` in all it loads

@@ -10,6 +10,7 @@
 //   with a fence read before its load; without that fence it is not written to L2 at all.
 // - Before the generation is known, L2 is not used (its keys depend on the generation).
 import type { Entry } from '../codecs/envelope.js'
+import type { LoadLifetime } from '../load/invoke.js'
 import { DecodeError, SerializationError, UntrustedValueError, ValueTooLargeError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import type { ResolvedNamespaceOptions } from '../options.js'
@@ -134,15 +135,31 @@ export class EntryStore<P, V> {
     return { ...entry, createdAt, freshUntil, staleUntil }
   }
 
-  /** A new entry for `value`, written now, with the namespace's TTL, jitter and stale window. */
-  newEntry(value: V): Entry<V> {
+  /**
+   * A new entry for `value`, written now, with the namespace's TTL, jitter and stale window, shortened by what its
+   * loader said (`lifetime`): a TTL shorter than the namespace's, an instant after which it is never served.
+   */
+  newEntry(value: V, lifetime?: LoadLifetime): Entry<V> {
     const now = this.#ctx.clock.now()
     const options = this.#ctx.options
     const { ttlMs, jitterMs, negativeTtlMs } = options
     const negative = value === null || value === undefined
-    const ttl = negative ? negativeTtlMs : ttlMs + Math.round(this.#ctx.rt.random() * jitterMs)
+    let ttl = negative ? negativeTtlMs : ttlMs + Math.round(this.#ctx.rt.random() * jitterMs)
     const staleFor = negative ? 0 : options.staleForMs
-    return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl + staleFor }
+    if (lifetime === undefined)
+      return { value, createdAt: now, freshUntil: now + ttl, staleUntil: now + ttl + staleFor }
+    // Shorter only: the namespace's TTL is what its caps, fences and the readers' clamp are sized for.
+    if (lifetime.ttlMs !== undefined) ttl = Math.min(ttl, lifetime.ttlMs)
+    // `setTtl(0)`: not to be cached at all, not even stale.
+    if (ttl <= 0) return { value, createdAt: now, freshUntil: now, staleUntil: now }
+    let freshUntil = now + ttl
+    let staleUntil = freshUntil + staleFor
+    if (lifetime.until !== undefined) {
+      const until = Math.max(now, lifetime.until)
+      freshUntil = Math.min(freshUntil, until)
+      staleUntil = Math.min(staleUntil, until)
+    }
+    return { value, createdAt: now, freshUntil, staleUntil }
   }
 
   /**
@@ -175,7 +192,14 @@ export class EntryStore<P, V> {
    * its version or an invalidation mark moved since `fence` was read, and adds it to its tag sets atomically.
    * Resolves to whether it landed in L2.
    */
-  store(params: P, key: string, value: V, token: number, fence: L2Fence | undefined): Promise<StoreOutcome> {
+  store(
+    params: P,
+    key: string,
+    value: V,
+    token: number,
+    fence: L2Fence | undefined,
+    lifetime?: LoadLifetime,
+  ): Promise<StoreOutcome> {
     const ctx = this.#ctx
     // A load that finished after close() (its loader ignored the signal) must not refill L1 or write to L2.
     if (ctx.rt.closed) return SKIPPED
@@ -187,7 +211,13 @@ export class EntryStore<P, V> {
       ctx.counters.staleLoadsDropped++
       return REFUSED
     }
-    const entry = this.newEntry(value)
+    const entry = this.newEntry(value, lifetime)
+    // A life the loader ended already (`setTtl(0)`, `expireAt` in the past): the caller gets it, no tier keeps it.
+    if (entry.staleUntil <= entry.createdAt) {
+      // Nor an older copy: this process must not serve that one again while a newer value exists.
+      this.l1Delete(params)
+      return SKIPPED
+    }
     let bytes: Buffer | undefined
     let size: number
     try {

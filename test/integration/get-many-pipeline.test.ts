@@ -1,6 +1,13 @@
 // getMany() goes through the same load pipeline as get(): the version guard on what it stores in L2, the hard
 // timeout, the fail-safe fallback to a stale value, and the stale-while-revalidate refresh.
-import { createCache, type Cache, type CacheOptions, type L2Store, type LoadContext } from 'stratacache'
+import {
+  createCache,
+  type Cache,
+  type CacheOptions,
+  type Duration,
+  type L2Store,
+  type LoadContext,
+} from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { deferred, type Deferred } from '../helpers/deferred.js'
@@ -157,7 +164,7 @@ describe('getMany honours the timeouts and the fail-safe', () => {
 describe("a getMany's batch load answers like get's load of one key", () => {
   /** A namespace with a `loadMany` that can be made slow or refused, its entries stale after `clock.advance(5s)`. */
   async function staleBatch(options: {
-    soft?: string
+    soft?: Duration
     source?: { maxConcurrent: number; overflow: 'stale' }
   }) {
     const clock = fakeClock()

@@ -183,4 +183,31 @@ describe('a lock waiter', () => {
     expect(loadsB).toBe(1)
     expect(nsA.stats().staleLoadsDropped).toBe(1)
   }, 15_000)
+
+  it('a miss racing the release of the previous load of its key (still in flight) does not sleep out the lock TTL', async () => {
+    // The first get's lock is released in the background after its store; the second get, on an entry the clock
+    // already expired, tries the lock while that release is under way, and must hear it.
+    let now = Date.now()
+    const cache = createCache({
+      service: 'lock-release-race',
+      l2: redisStore({ url }),
+      clock: { now: () => now },
+    })
+    closers.push(() => cache.close())
+    await cache.connect()
+    let loads = 0
+    const ns = cache.namespace('item', {
+      key: 'i:{id}',
+      ttl: '1s',
+      jitter: 0,
+      lock: { ttl: '60s', wait: '120s' },
+      load: () => `v${++loads}`,
+    })
+    for (let id = 1; id <= 5; id++) {
+      expect(await ns.get({ id })).toBe(`v${loads}`)
+      now += 1_001
+      expect(await ns.get({ id })).toBe(`v${loads}`)
+    }
+    expect(loads).toBe(10)
+  }, 15_000)
 })
