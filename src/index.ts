@@ -1,6 +1,14 @@
 // Public entry of 'stratacache': re-exports only.
 export { createCache, Cache, type CacheStats, type PurgeRequest, type PurgeResult } from './cache.js'
-export { Namespace, type NamespaceStats, type CheckedParams, type PolicyPatch } from './namespace.js'
+export {
+  Namespace,
+  type NamespaceStats,
+  type CheckedParams,
+  type PolicyPatch,
+  type WarmOptions,
+  type WarmProgress,
+  type WarmResult,
+} from './namespace.js'
 export type {
   CacheOptions,
   L1Options,

@@ -21,10 +21,11 @@ import { Policy, type PolicyPatch } from './namespace/policy.js'
 import type { Counters, NamespaceStats, Recorder } from './namespace/recorder.js'
 import { Reader } from './read/reader.js'
 import { Refresher, type HotKey } from './refresh/refresher.js'
+import { Warmer, type WarmOptions, type WarmProgress, type WarmResult } from './refresh/warm.js'
 import { EntryStore } from './storage/entry-store.js'
 import { Writes } from './write/writes.js'
 
-export type { NamespaceStats, HotKey, PolicyPatch }
+export type { NamespaceStats, HotKey, PolicyPatch, WarmOptions, WarmProgress, WarmResult }
 export { isEntryKey } from './storage/entry-store.js'
 
 /**
@@ -59,6 +60,7 @@ export class Namespace<P, V> {
   readonly #recorder: Recorder<P, V>
   readonly #reader: Reader<P, V>
   readonly #refresher: Refresher<P, V>
+  readonly #warmer: Warmer<P, V>
   readonly #writes: Writes<P, V>
   readonly #tags: Tags<P, V>
   readonly #invalidator: Invalidator<P, V>
@@ -94,6 +96,7 @@ export class Namespace<P, V> {
     const store = new EntryStore(ctx, this.#tags)
     const pipeline = new LoadPipeline(ctx, store, new LoadInvoker(ctx))
     this.#refresher = new Refresher(ctx, store, pipeline)
+    this.#warmer = new Warmer(ctx, store, pipeline)
     this.#reader = new Reader(ctx, store, pipeline, this.#refresher)
     this.#invalidator = new Invalidator(ctx, this.#tags)
     this.#writes = new Writes(ctx, store, this.#tags, this.#invalidator)
@@ -242,6 +245,20 @@ export class Namespace<P, V> {
       return Promise.reject(new InvalidArgumentError('list', list, 'an array of key parameter objects'))
     }
     return this.#reader.getMany(list)
+  }
+
+  /**
+   * Loads a set of keys before traffic needs them (after a deploy, before a campaign): each key fresh in L1 or L2
+   * already is left alone (copied from L2 into L1), the others are loaded through the namespace's lock, source
+   * limit and timeouts, `concurrency` at a time and at most `maxPerSecond` started per second. A key that fails
+   * is counted and the job goes on. Resolves to the counts (`loaded`, `fresh`, `failed`), the duration and the
+   * first errors.
+   * @example const result = await products.warm(topSellers.map((id) => ({ productId: id })), { maxPerSecond: 50 })
+   * @throws InvalidArgumentError (or UnknownOptionError) for keys that are not iterable or a bad option.
+   */
+  warm(keys: Iterable<P> | AsyncIterable<P>, options?: WarmOptions): Promise<WarmResult> {
+    if (this.#rt.closed) return Promise.reject(new CacheClosedError('warm'))
+    return this.#warmer.warm(keys, options)
   }
 
   /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */

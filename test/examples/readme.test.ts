@@ -91,6 +91,7 @@ const db = {
   saveAccount: async () => {},
 }
 const pricing = { fetch: async (sku: string, _: { signal: AbortSignal }) => ({ sku, cents: 199 }) }
+const topSkus = ['sku-1', 'sku-2', 'sku-3']
 const params = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
 const value = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
 const next = { id: 7, ownerId: 42 }

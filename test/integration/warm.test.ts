@@ -1,0 +1,177 @@
+// ns.warm(): a set of keys loaded before traffic needs them, under the namespace's lock and source limit, with a
+// budget of its own (concurrency, keys per second, a signal), counting what it loaded, found fresh and failed.
+import { createCache, type Cache, type CacheOptions } from 'stratacache'
+import { redisStore } from 'stratacache/redis'
+import { describe, expect, it } from 'vitest'
+import { deferred } from '../helpers/deferred.js'
+import { redisSuite } from '../helpers/suite.js'
+
+const suite = redisSuite({ flushBeforeEach: true })
+
+async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
+  const cache = createCache({
+    service: 'it-warm',
+    random: () => 0,
+    l2: redisStore({ url: suite.redis.url }),
+    logger: false,
+    ...options,
+  })
+  suite.closers.push(() => cache.close())
+  await cache.connect()
+  return cache
+}
+
+/** A product namespace whose loader counts its calls and how many run at once. */
+function products(cache: Cache, behaviour: { delayMs?: number; failIds?: number[] } = {}) {
+  const source = { calls: 0, active: 0, maxActive: 0, ids: [] as number[] }
+  const ns = cache.namespace('product', {
+    key: 'p:{id}',
+    ttl: '10m',
+    load: async ({ id }: { id: number }) => {
+      source.calls++
+      source.ids.push(id)
+      source.active++
+      source.maxActive = Math.max(source.maxActive, source.active)
+      try {
+        if (behaviour.delayMs !== undefined) await new Promise((r) => setTimeout(r, behaviour.delayMs))
+        if (behaviour.failIds?.includes(id)) throw new Error(`product ${id} is broken`)
+        return { id, name: `product ${id}` }
+      } finally {
+        source.active--
+      }
+    },
+  })
+  return { ns, source }
+}
+
+const ids = (n: number, from = 1) => Array.from({ length: n }, (_, i) => ({ id: from + i }))
+
+describe('ns.warm()', () => {
+  it('loads what is missing, leaves what is fresh in L1 or L2 (copying L2 into L1), and counts each', async () => {
+    const other = products(await newCache())
+    await other.ns.get({ id: 3 }) // fresh in L2, through another process
+    await expect.poll(() => suite.redis.command('EXISTS', other.ns.key({ id: 3 }))).toBe(':1\r\n')
+    const { ns, source } = products(await newCache())
+    await ns.get({ id: 1 }) // fresh in L1
+    source.calls = 0
+
+    const result = await ns.warm(ids(5))
+    expect(result).toMatchObject({ done: 5, loaded: 3, fresh: 2, failed: 0, aborted: false, errors: [] })
+    expect(result.durationMs).toBeGreaterThan(0)
+    expect(source.calls).toBe(3)
+    expect(source.ids.slice(-3).sort()).toEqual([2, 4, 5])
+    // Everything is in L1 now: reads need neither Redis nor the source.
+    const hitsBefore = ns.stats().l1Hits
+    expect(await ns.getMany(ids(5))).toHaveLength(5)
+    expect(ns.stats().l1Hits - hitsBefore).toBe(5)
+    expect(source.calls).toBe(3)
+  })
+
+  it('runs at most `concurrency` loads at once and reports progress after each key', async () => {
+    const { ns, source } = products(await newCache(), { delayMs: 20 })
+    const progress: number[] = []
+    const result = await ns.warm(ids(12), { concurrency: 3, onProgress: (p) => progress.push(p.done) })
+    expect(result.loaded).toBe(12)
+    expect(source.maxActive).toBe(3)
+    expect(progress).toEqual(ids(12).map(({ id }) => id))
+  })
+
+  it('starts at most maxPerSecond keys per second', async () => {
+    const { ns } = products(await newCache())
+    const result = await ns.warm(ids(6), { maxPerSecond: 20, concurrency: 6 })
+    expect(result.loaded).toBe(6)
+    // Six starts 50 ms apart: the last starts 250 ms after the first (a lower bound, not a speed claim).
+    expect(result.durationMs).toBeGreaterThanOrEqual(240)
+  })
+
+  it('loads each key once across two processes warming the same keys at the same time (the lock)', async () => {
+    const a = products(await newCache(), { delayMs: 30 })
+    const b = products(await newCache(), { delayMs: 30 })
+    const [ra, rb] = await Promise.all([a.ns.warm(ids(8)), b.ns.warm(ids(8))])
+    expect(a.source.calls + b.source.calls).toBe(8)
+    expect(ra.failed + rb.failed).toBe(0)
+    expect(ra.done + rb.done).toBe(16)
+  })
+
+  it('counts failures with their keys and goes on; bad parameters fail their key only', async () => {
+    const { ns } = products(await newCache(), { failIds: [2] })
+    const keys = [{ id: 1 }, { id: 2 }, { nope: 3 } as unknown as { id: number }, { id: 4 }]
+    const result = await ns.warm(keys)
+    expect(result).toMatchObject({ done: 4, loaded: 2, failed: 2 })
+    // Both failures, in the order they settled (the bad parameters fail before any load does).
+    const failures = result.errors.map((e) => [e.key, (e.error as Error & { code: string }).code])
+    expect(failures).toHaveLength(2)
+    expect(failures).toContainEqual([ns.key({ id: 2 }), 'ERR_STRATA_LOADER_FAILED'])
+    expect(failures).toContainEqual([undefined, expect.stringMatching(/^ERR_STRATA_/)])
+  })
+
+  it('stops starting keys once its signal aborts; the keys under way finish', async () => {
+    const { ns, source } = products(await newCache(), { delayMs: 20 })
+    const controller = new AbortController()
+    const result = await ns.warm(ids(50), {
+      concurrency: 2,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.done === 4) controller.abort()
+      },
+    })
+    expect(result.aborted).toBe(true)
+    expect(result.done).toBeLessThan(50)
+    expect(result.done).toBe(source.calls)
+  })
+
+  it('reloads fresh keys with refresh: true', async () => {
+    const { ns, source } = products(await newCache())
+    await ns.warm(ids(3))
+    // Once the first loads released their locks (else the refresh adopts what they just stored, as it should).
+    await expect.poll(() => suite.redis.command('KEYS', '*#lock')).toBe('*0\r\n')
+    const result = await ns.warm(ids(3), { refresh: true })
+    expect(result).toMatchObject({ loaded: 3, fresh: 0 })
+    expect(source.calls).toBe(6)
+  })
+
+  it('takes an async iterable (a cursor over a table, a file of ids)', async () => {
+    const { ns } = products(await newCache())
+    async function* fromCursor() {
+      for (let id = 1; id <= 4; id++) yield { id }
+    }
+    expect(await ns.warm(fromCursor())).toMatchObject({ loaded: 4 })
+  })
+
+  it('a get arriving while the warm-up loads its key joins that load', async () => {
+    const gate = deferred<void>()
+    let calls = 0
+    const ns = (await newCache()).namespace('slow', {
+      key: 's:{id}',
+      ttl: '10m',
+      load: async ({ id }: { id: number }) => {
+        calls++
+        await gate.promise
+        return id
+      },
+    })
+    const warming = ns.warm([{ id: 1 }])
+    await expect.poll(() => calls).toBe(1)
+    const reading = ns.get({ id: 1 })
+    gate.resolve()
+    expect(await reading).toBe(1)
+    expect(await warming).toMatchObject({ loaded: 1 })
+    expect(calls).toBe(1)
+  })
+
+  it('refuses bad input with typed errors that say what to pass', async () => {
+    const { ns } = products(await newCache())
+    await expect(ns.warm(42 as never)).rejects.toMatchObject({ code: 'ERR_STRATA_INVALID_ARGUMENT' })
+    await expect(ns.warm([], { concurrency: 0 })).rejects.toMatchObject({
+      code: 'ERR_STRATA_INVALID_ARGUMENT',
+      message: expect.stringContaining('an integer from 1 to 10000'),
+    })
+    await expect(ns.warm([], { maxPerSecond: -1 })).rejects.toMatchObject({
+      code: 'ERR_STRATA_INVALID_ARGUMENT',
+    })
+    await expect(ns.warm([], { concurency: 2 } as never)).rejects.toMatchObject({
+      code: 'ERR_STRATA_UNKNOWN_OPTION',
+      message: expect.stringContaining('concurrency'),
+    })
+  })
+})
