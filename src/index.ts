@@ -1,5 +1,12 @@
 // Public entry of 'stratacache': re-exports only.
-export { createCache, Cache, type CacheStats, type PurgeRequest, type PurgeResult } from './cache.js'
+export {
+  createCache,
+  Cache,
+  type CacheStats,
+  type CloseOptions,
+  type PurgeRequest,
+  type PurgeResult,
+} from './cache.js'
 export {
   Namespace,
   type NamespaceStats,
@@ -8,6 +15,7 @@ export {
   type WarmOptions,
   type WarmProgress,
   type WarmResult,
+  type WarmStartResult,
 } from './namespace.js'
 export type {
   CacheOptions,

@@ -21,11 +21,17 @@ import { Policy, type PolicyPatch } from './namespace/policy.js'
 import type { Counters, NamespaceStats, Recorder } from './namespace/recorder.js'
 import { Reader } from './read/reader.js'
 import { Refresher, type HotKey } from './refresh/refresher.js'
-import { Warmer, type WarmOptions, type WarmProgress, type WarmResult } from './refresh/warm.js'
+import {
+  Warmer,
+  type WarmOptions,
+  type WarmProgress,
+  type WarmResult,
+  type WarmStartResult,
+} from './refresh/warm.js'
 import { EntryStore } from './storage/entry-store.js'
 import { Writes } from './write/writes.js'
 
-export type { NamespaceStats, HotKey, PolicyPatch, WarmOptions, WarmProgress, WarmResult }
+export type { NamespaceStats, HotKey, PolicyPatch, WarmOptions, WarmProgress, WarmResult, WarmStartResult }
 export { isEntryKey } from './storage/entry-store.js'
 
 /**
@@ -259,6 +265,31 @@ export class Namespace<P, V> {
   warm(keys: Iterable<P> | AsyncIterable<P>, options?: WarmOptions): Promise<WarmResult> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('warm'))
     return this.#warmer.warm(keys, options)
+  }
+
+  /**
+   * Saves the parameters of this namespace's `max` hottest L1 entries in L2, for the next process to start warm
+   * (`warmStart()`); `cache.close({ saveHotKeys: true })` does it for every namespace. Resolves to how many were
+   * saved: none in a personal or secret namespace, whose key parameters would sit in Redis in clear.
+   */
+  saveHotKeys(max?: number): Promise<number> {
+    if (this.#rt.closed) return Promise.reject(new CacheClosedError('saveHotKeys'))
+    if (max !== undefined && !(Number.isInteger(max) && max > 0)) {
+      return Promise.reject(new InvalidArgumentError('max', max, 'a positive integer number of keys'))
+    }
+    return this.#warmer.saveHotKeys(max)
+  }
+
+  /**
+   * Copies into L1 the entries, still fresh in L2, of the hot keys the last process saved (`saveHotKeys`), so this
+   * one starts warm; the loader is not called. `cache.warmStart()` does it for every namespace.
+   */
+  warmStart(max?: number): Promise<WarmStartResult> {
+    if (this.#rt.closed) return Promise.reject(new CacheClosedError('warmStart'))
+    if (max !== undefined && !(Number.isInteger(max) && max > 0)) {
+      return Promise.reject(new InvalidArgumentError('max', max, 'a positive integer number of keys'))
+    }
+    return this.#warmer.warmStart(max)
   }
 
   /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */

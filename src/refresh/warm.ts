@@ -8,6 +8,10 @@
 // - Warm-up reads are not user reads: they are not counted as hits or misses (the loader calls are, as loads).
 // - A key that fails is counted, with its error kept (the first ten), and the job goes on; only bad options
 //   throw. An aborted signal stops new keys from starting; those already started finish.
+// - Warm start: a closing process saves the parameters of its hottest L1 entries (ranked by the eviction policy's
+//   frequency sketch) in L2; a starting one copies those keys' fresh L2 entries into L1, without calling the
+//   loader. Personal and secret namespaces save nothing (their key parameters would sit in Redis in clear), and a
+//   saved list that does not decode is a miss counted in `decodeErrors`, never a throw.
 import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LoadPipeline } from '../load/pipeline.js'
@@ -54,6 +58,19 @@ export interface WarmResult extends WarmProgress {
 }
 
 const MAX_ERRORS = 10
+
+/** How long a saved hot-key list is kept in L2: a deploy that takes longer starts cold. */
+export const HOT_KEYS_TTL_MS = 24 * 3_600_000
+/** The hot keys a namespace saves at most, by default. */
+export const HOT_KEYS_DEFAULT = 1_000
+
+/** What one namespace's warm start did. */
+export interface WarmStartResult {
+  /** Keys in the list the last process saved (0 when none, or it did not decode). */
+  readonly saved: number
+  /** Of them, those fresh in L2 and now in L1. */
+  readonly warmed: number
+}
 
 const WARM_OPTION_KEYS = {
   concurrency: true,
@@ -135,6 +152,83 @@ export class Warmer<P, V> {
     })
   }
 
+  /**
+   * Saves the parameters of this namespace's `max` hottest L1 entries in L2 (`<prefix>#hot`, kept a day), for the
+   * next process to start warm. Resolves to how many were saved: 0 without L1 or L2, in a personal or secret
+   * namespace, or when L2 failed (counted in l2Errors).
+   */
+  async saveHotKeys(max = HOT_KEYS_DEFAULT): Promise<number> {
+    const ctx = this.#ctx
+    const l1 = ctx.l1
+    const l2 = ctx.rt.l2
+    const policy = ctx.rt.l1
+    if (l1 === undefined || l2 === undefined || policy === undefined) return 0
+    if (ctx.options.classification === 'personal' || ctx.options.classification === 'secret') return 0
+    const sketch = policy.sketch
+    const now = ctx.clock.now()
+    const ranked = [...l1.nodes()]
+      .filter((node) => node.expiresAt > now)
+      .map((node) => ({ params: node.params, score: sketch.frequency(node.hash) * 1_000_000 + node.hits }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, max)
+    if (ranked.length === 0) return 0
+    const list = ranked.map(({ params }) => encodeParams(params as Record<string, unknown>))
+    try {
+      await l2.set(
+        hotKeysKey(ctx.prefix),
+        Buffer.from(JSON.stringify({ v: 1, params: list })),
+        HOT_KEYS_TTL_MS,
+      )
+      return list.length
+    } catch {
+      ctx.counters.l2Errors++
+      return 0
+    }
+  }
+
+  /**
+   * Copies the entries of the hot-key list a previous process saved from L2 into L1, when still fresh there; never
+   * calls the loader. A list that is not ours (foreign or corrupt bytes) is a miss counted in `decodeErrors`.
+   */
+  async warmStart(max = HOT_KEYS_DEFAULT): Promise<WarmStartResult> {
+    const ctx = this.#ctx
+    const l2 = ctx.rt.l2
+    if (l2 === undefined || ctx.l1 === undefined) return { saved: 0, warmed: 0 }
+    if (!ctx.generation.known) await ctx.generation.read()
+    let bytes: Uint8Array | null
+    try {
+      bytes = await l2.get(hotKeysKey(ctx.prefix))
+    } catch {
+      ctx.counters.l2Errors++
+      return { saved: 0, warmed: 0 }
+    }
+    if (bytes === null) return { saved: 0, warmed: 0 }
+    const list = decodeHotKeys(bytes)
+    if (list === undefined) {
+      ctx.counters.decodeErrors++
+      return { saved: 0, warmed: 0 }
+    }
+    const items: { params: P; key: string }[] = []
+    for (const params of list.slice(0, max)) {
+      try {
+        items.push({ params: params as P, key: ctx.keys.build(params) })
+      } catch {
+        // Parameters the namespace no longer takes (its key template changed): skipped.
+      }
+    }
+    const token = ctx.fence.open()
+    const found = await this.#store.readL2Many(items.map((item) => item.key))
+    const now = ctx.clock.now()
+    let warmed = 0
+    items.forEach((item, i) => {
+      const stored = found[i]
+      if (stored === undefined || stored.entry.freshUntil <= now) return
+      this.#store.fillFromL2(item.params, item.key, stored, token)
+      warmed++
+    })
+    return { saved: list.length, warmed }
+  }
+
   async #warmOne(key: string, params: P, refresh: boolean): Promise<'loaded' | 'fresh'> {
     const ctx = this.#ctx
     if (!ctx.generation.known) await ctx.generation.read()
@@ -209,4 +303,52 @@ function checkOptions<P>(
     refresh,
     onProgress,
   }
+}
+
+/** The L2 key of a namespace's saved hot-key list: bookkeeping, never an entry (`isEntryKey`). */
+function hotKeysKey(prefix: string): string {
+  return prefix + '#hot'
+}
+
+/** Key parameters as JSON: bigints, which JSON cannot hold, as `{ "bigint": "123" }`. */
+function encodeParams(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(params)) {
+    out[name] = typeof value === 'bigint' ? { bigint: value.toString() } : value
+  }
+  return out
+}
+
+/** A saved hot-key list back to parameter objects; undefined for bytes that are not one. */
+function decodeHotKeys(bytes: Uint8Array): Record<string, unknown>[] | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (parsed === null || typeof parsed !== 'object' || (parsed as { v?: unknown }).v !== 1) return undefined
+  const list = (parsed as { params?: unknown }).params
+  if (!Array.isArray(list)) return undefined
+  const out: Record<string, unknown>[] = []
+  for (const item of list) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return undefined
+    const params: Record<string, unknown> = Object.create(null) as Record<string, unknown>
+    for (const [name, value] of Object.entries(item as Record<string, unknown>)) {
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+        params[name] = value
+      } else if (
+        value !== null &&
+        typeof value === 'object' &&
+        typeof (value as { bigint?: unknown }).bigint === 'string' &&
+        /^-?\d+$/.test((value as { bigint: string }).bigint)
+      ) {
+        params[name] = BigInt((value as { bigint: string }).bigint)
+      } else {
+        return undefined
+      }
+    }
+    out.push({ ...params })
+  }
+  return out
 }

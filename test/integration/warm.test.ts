@@ -175,3 +175,48 @@ describe('ns.warm()', () => {
     })
   })
 })
+
+describe('warm start', () => {
+  it('a new process starts with the hot keys the closing one saved, from L2, without calling its loader', async () => {
+    const old = await newCache()
+    const before = products(old)
+    for (const id of [1, 2, 3]) for (let i = 0; i < id * 3; i++) await before.ns.get({ id })
+    await expect.poll(() => suite.redis.command('EXISTS', before.ns.key({ id: 3 }))).toBe(':1\r\n')
+    await old.close({ saveHotKeys: true })
+
+    const next = products(await newCache())
+    const result = await next.ns.warmStart()
+    expect(result).toEqual({ saved: 3, warmed: 3 })
+    const hits = next.ns.stats().l1Hits
+    await next.ns.getMany(ids(3))
+    expect(next.ns.stats().l1Hits - hits).toBe(3)
+    expect(next.source.calls).toBe(0)
+  })
+
+  it('a saved list of foreign bytes is a miss counted in decodeErrors, never a throw', async () => {
+    const cache = await newCache()
+    const { ns } = products(cache)
+    await suite.redis.command('SET', `${ns.prefix}#hot`, 'not json at all')
+    expect(await cache.warmStart()).toMatchObject({ namespaces: { product: { saved: 0, warmed: 0 } } })
+    expect(ns.stats().decodeErrors).toBe(1)
+  })
+
+  it('personal namespaces save nothing; bad close() options are refused', async () => {
+    const cache = await newCache()
+    const ns = cache.namespace('person', {
+      key: 'u:{id}',
+      ttl: '1m',
+      classification: 'personal',
+      redact: ['email'],
+      load: ({ id }: { id: number }) => ({ id, email: `u${id}@example.test` }),
+    })
+    await ns.get({ id: 1 })
+    expect(await ns.saveHotKeys()).toBe(0)
+    await expect(cache.close({ saveHotKey: true } as never)).rejects.toMatchObject({
+      code: 'ERR_STRATA_UNKNOWN_OPTION',
+    })
+    await expect(cache.close({ saveHotKeys: -1 })).rejects.toMatchObject({
+      code: 'ERR_STRATA_INVALID_OPTION',
+    })
+  })
+})
