@@ -8,7 +8,12 @@ export interface Sample {
   readonly t: number
   /** API requests (product and page reads, updates) answered in the second. */
   readonly requests: number
-  /** Cache reads by the tier that answered them, and the share of each in % (null when nothing was read). */
+  /** Of those, requests answered with the cache bypassed (straight from the database): never cache reads. */
+  readonly bypassed: number
+  /**
+   * Cache reads by the tier that answered them, and the share of each in % of those reads only (null when the
+   * cache was not read, as while it is bypassed: a share of nothing is no number, and never 100 % of a tier).
+   */
   readonly reads: { readonly l1: number; readonly l2: number; readonly miss: number }
   readonly hitRatio: { readonly l1: number; readonly l2: number; readonly miss: number } | null
   /** Server-side request latency percentiles of the second (null when no request was answered). */
@@ -45,6 +50,7 @@ export class LiveStats {
   #latencies: number[] = []
   #seen = 0
   #requests = 0
+  #bypassed = 0
   #last: { stats: CacheStats; queries: number } | undefined
   #l2Keys: number | null = null
   #sampling = false
@@ -66,9 +72,10 @@ export class LiveStats {
     this.#timer = undefined
   }
 
-  /** Records one answered API request and how long it took, in ms. */
-  record(latencyMs: number): void {
+  /** Records one answered API request and how long it took, in ms; `bypassed` when the cache was not asked. */
+  record(latencyMs: number, bypassed = false): void {
     this.#requests++
+    if (bypassed) this.#bypassed++
     this.#seen++
     if (this.#latencies.length < MAX_LATENCIES) {
       this.#latencies.push(latencyMs)
@@ -104,6 +111,7 @@ export class LiveStats {
       const sample: Sample = {
         t: Date.now(),
         requests: this.#requests,
+        bypassed: this.#bypassed,
         reads: { l1, l2, miss },
         hitRatio:
           reads === 0 ? null : { l1: percent(l1, reads), l2: percent(l2, reads), miss: percent(miss, reads) },
@@ -123,6 +131,7 @@ export class LiveStats {
       this.#latencies = []
       this.#seen = 0
       this.#requests = 0
+      this.#bypassed = 0
       this.#history.push(sample)
       if (this.#history.length > this.#keep) this.#history.shift()
       return sample
