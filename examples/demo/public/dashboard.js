@@ -312,11 +312,12 @@ action('btn-slow', async () => {
   await post('/api/admin/slowdown', { ms: on ? 300 : 0 })
   return on
     ? 'Slow source ON: every database query now waits 300 ms. Expect p50 to stay under 1 ms (hits never wait), ' +
-        'p99 to climb towards the 3 s timeout line, source queries to drop to about 50/s (16 at a time), stale ' +
-        'serves to rise, and a few reads of cold keys to fail.' +
+        'p99 to reach the dashed 3 s timeout line within about 5 s, stale serves to climb to 120-240/s, source ' +
+        'queries to fall to about 100-125/s, and from about the 5th second roughly 1 request in 5 to fail with a ' +
+        '503: a read of a key with nothing cached waits for one of 16 database slots until the 3 s timeout.' +
         noLoad()
-    : 'Slow source off: the database answers at full speed again. Expect p99 and source queries back to normal ' +
-        'within a few seconds.' +
+    : 'Slow source off: the database answers at full speed again. Expect p99 back under 500 ms within 3-8 s, a ' +
+        'burst of source queries for 2 s as the queue drains, and stale serves to fall back.' +
         noLoad()
 })
 action('btn-outage', async () => {
@@ -337,9 +338,9 @@ action('btn-bypass', async () => {
     ? 'Bypass ON: every read now goes straight to the database. Expect source queries/s to match requests/s, ' +
         'latency to rise, and the hit-ratio chart to turn grey: there are no cache reads to share out.' +
         noLoad()
-    : 'Bypass off: reads use the cache again. Expect L2 to answer most reads for a second or two (the memory ' +
-        'copies expired during the bypass and refresh in the background), then L1 to take over and source ' +
-        'queries to fall.' +
+    : 'Bypass off: reads use the cache again. Expect L2 to answer a third to two thirds of the first ' +
+        "second's reads (the memory copies expired during the bypass and refresh in the background), then L1 " +
+        'to take over and source queries to fall.' +
         noLoad()
 })
 action('btn-purge', async () => {
