@@ -11,8 +11,11 @@ export interface Sample {
   /** Of those, requests answered with the cache bypassed (straight from the database): never cache reads. */
   readonly bypassed: number
   /**
-   * Cache reads by the tier that answered them, and the share of each in % of those reads only (null when the
-   * cache was not read, as while it is bypassed: a share of nothing is no number, and never 100 % of a tier).
+   * Cache reads by the tier that answered them, and the share of each in % of those reads only. Null when the
+   * cache was not read (bypassed: a share of nothing is no number), and when more requests bypassed the cache than
+   * read it: the bypass was switched in that second, and its few cache reads sit at one edge of it (right after
+   * the bypass ends they are mostly L2 and misses, since L1's copies expired meanwhile), so their shares would draw
+   * a spike that is no second's hit ratio.
    */
   readonly reads: { readonly l1: number; readonly l2: number; readonly miss: number }
   readonly hitRatio: { readonly l1: number; readonly l2: number; readonly miss: number } | null
@@ -114,7 +117,9 @@ export class LiveStats {
         bypassed: this.#bypassed,
         reads: { l1, l2, miss },
         hitRatio:
-          reads === 0 ? null : { l1: percent(l1, reads), l2: percent(l2, reads), miss: percent(miss, reads) },
+          reads === 0 || this.#bypassed > reads
+            ? null
+            : { l1: percent(l1, reads), l2: percent(l2, reads), miss: percent(miss, reads) },
         p50: percentile(latencies, 0.5),
         p99: percentile(latencies, 0.99),
         sourceQueries: queries - previous.queries,

@@ -302,6 +302,34 @@ describe('demo API: operations', () => {
     expect(cached.some((s) => s.hitRatio !== null)).toBe(true)
   })
 
+  it('gives no hit ratio for a second the bypass was switched off in, when its few cache reads sit at its edge', async () => {
+    // Sampled by hand, so the switch and the reads fall in one sample.
+    demo.stats.stop()
+    try {
+      for (let id = 50; id < 70; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      await vi.waitFor(async () => expect(await demo.stats.sample()).toBeDefined())
+      await post(demo, '/api/admin/bypass', { on: true })
+      for (let id = 50; id < 60; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      await post(demo, '/api/admin/bypass', { on: false })
+      for (let id = 50; id < 52; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      const edge = (await demo.stats.sample())!
+      expect(edge.bypassed).toBe(10)
+      expect(edge.reads.l1 + edge.reads.l2 + edge.reads.miss).toBe(2)
+      expect(edge.hitRatio).toBeNull()
+      // A second mostly on the cache keeps its ratio, over its cache reads only.
+      await post(demo, '/api/admin/bypass', { on: true })
+      await get(demo, '/api/tenants/acme/products/50')
+      await post(demo, '/api/admin/bypass', { on: false })
+      for (let id = 50; id < 70; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      const mostlyCached = (await demo.stats.sample())!
+      expect(mostlyCached.bypassed).toBe(1)
+      expect(mostlyCached.reads.l1 + mostlyCached.reads.l2 + mostlyCached.reads.miss).toBe(20)
+      expect(mostlyCached.hitRatio).not.toBeNull()
+    } finally {
+      demo.stats.start()
+    }
+  })
+
   it('serves its icon, so a browser gets no 404 for it', async () => {
     const icon = await demo.app.inject({ method: 'GET', url: '/favicon.svg' })
     expect(icon.statusCode).toBe(200)

@@ -171,7 +171,8 @@ function render(stats) {
     samples.map((s) => s.hitRatio?.l1 ?? null),
     samples.map((s) => s.hitRatio?.l2 ?? null),
     samples.map((s) => s.hitRatio?.miss ?? null),
-    // A bypassed second has no cache reads: no tier gets a share of it, and the grey band says why.
+    // A second bypassed for all or most of it has no hit ratio (live-stats.ts says why): no tier gets a share of
+    // it, and the grey band says why.
     samples.map((s) => (s.hitRatio === null && s.bypassed > 0 ? 100 : null)),
   ])
   setSeries(charts.latency, labels, [
