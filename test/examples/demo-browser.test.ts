@@ -268,13 +268,21 @@ describe('the dashboard in a real browser', () => {
       expect([l1![i], l2![i], miss![i]]).toEqual([null, null, null])
     })
     await expect.poll(() => page.textContent('#kpi-hit'), { timeout: 5_000 }).toBe('–')
-    // A whole second under the bypass: every request bypassed, no cache read, so no hit ratio to chart.
+    // What the page is fed: a second with more bypassed requests than cache reads has no hit ratio. (Its few cache
+    // reads are lookups begun before the switch and counted after it; as a share they made the false L2 spike.)
     await expect
-      .poll(async () => (await fedSamples(1))[0]!.reads, { timeout: 10_000, interval: 250 })
-      .toEqual({ l1: 0, l2: 0, miss: 0 })
-    const last = (await fedSamples(1))[0]!
-    expect(last.bypassed).toBeGreaterThan(0)
-    expect(last.hitRatio).toBeNull()
+      .poll(
+        async () => {
+          const [last] = await fedSamples(1)
+          return last!.bypassed > 0 && last!.hitRatio === null
+        },
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBe(true)
+    for (const sample of await fedSamples(60)) {
+      const reads = sample.reads.l1 + sample.reads.l2 + sample.reads.miss
+      if (sample.bypassed > reads) expect(sample.hitRatio).toBeNull()
+    }
 
     await page.click('#btn-bypass')
     await expect.poll(() => toggle('btn-bypass'), { timeout: 5_000 }).toEqual(isOff)

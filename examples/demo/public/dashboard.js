@@ -245,7 +245,9 @@ function render(stats) {
     mode.outage ? 'Redis outage' : null,
     mode.bypass ? 'Bypass cache' : null,
   ].filter(Boolean)
-  $('active').textContent = `Drills on: ${on.length > 0 ? on.join(', ') : 'none'}.`
+  // Inside the live region: written only when it changes, so a screen reader is not told the same thing every second.
+  const active = `Drills on: ${on.length > 0 ? on.join(', ') : 'none'}.`
+  if ($('active').textContent !== active) $('active').textContent = active
 }
 
 /** `tenant:acme:product:1:currency=EUR:locale=en` → `acme #1 en EUR` */
