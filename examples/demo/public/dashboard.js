@@ -315,8 +315,8 @@ action('btn-slow', async () => {
   await post('/api/admin/slowdown', { ms: on ? 300 : 0 })
   return on
     ? 'Slow source ON: every database query now waits 300 ms. Expect p50 to stay under 1 ms (hits never wait), ' +
-        'p99 to reach the dashed 3 s timeout line within about 5 s, stale serves to climb to 120-240/s, source ' +
-        'queries to fall to about 100-125/s, and from about the 5th second roughly 1 request in 5 to fail with a ' +
+        'p99 to reach the dashed 3 s timeout line within about 5 s, stale serves to climb to 120-260/s, source ' +
+        'queries to fall to about 100-140/s, and from about the 5th second 1 request in 4 to 6 to fail with a ' +
         '503: a read of a key with nothing cached waits for one of 16 database slots until the 3 s timeout.' +
         noLoad()
     : 'Slow source off: the database answers at full speed again. Expect p99 back under 500 ms within 3-8 s, a ' +
