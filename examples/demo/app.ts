@@ -96,8 +96,11 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
   const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false } } })
   const load = new LoadGenerator(app, options.productsPerTenant ?? 1000)
 
+  // Requests answered with the cache bypassed, so the dashboard counts them apart from cache reads: the hit ratio
+  // is a share of cache reads only, and a bypassed second has none.
+  const bypassed = new WeakSet<object>()
   app.addHook('onResponse', async (request, reply) => {
-    if (request.url.startsWith('/api/tenants/')) stats.record(reply.elapsedTime)
+    if (request.url.startsWith('/api/tenants/')) stats.record(reply.elapsedTime, bypassed.has(request))
   })
   // The cache's own errors (a loader that failed with nothing stale to serve, say) are the service's 503.
   app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, _request, reply) => {
@@ -125,6 +128,7 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     },
     async (request, reply) => {
       const params: ProductParams = { ...request.params, ...request.query }
+      if (bypass) bypassed.add(request)
       const product = bypass
         ? await db.product(params.tenantId, params.productId, params.locale, params.currency)
         : await products.get(params)
@@ -148,6 +152,7 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     },
     async (request) => {
       const params: PageParams = { ...request.params, ...request.query }
+      if (bypass) bypassed.add(request)
       return bypass
         ? db.page(params.tenantId, params.page, params.locale, params.currency)
         : pages.get(params)
@@ -199,6 +204,7 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
       // may serve the old value until it expires. Say so rather than fail a write that happened.
       cacheState = `not invalidated in L2 (${(error as { code?: string }).code ?? String(error)}): other processes may serve the old value until it expires`
     }
+    if (bypass) bypassed.add(request)
     const product = bypass
       ? await db.product(params.tenantId, params.productId, params.locale, params.currency)
       : await products.get(params)
@@ -355,12 +361,15 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     '/dashboard.js': [join(publicDir, 'dashboard.js'), 'text/javascript; charset=utf-8'],
     '/dashboard.css': [join(publicDir, 'dashboard.css'), 'text/css; charset=utf-8'],
     '/vendor/chart.umd.min.js': [chartJsPath, 'text/javascript; charset=utf-8'],
+    '/favicon.svg': [join(publicDir, 'favicon.svg'), 'image/svg+xml'],
   }
   for (const [path, [file, type]] of Object.entries(assets)) {
     const body = await readFile(file)
     app.get(path, async (_request, reply) => reply.type(type).header('cache-control', 'no-cache').send(body))
   }
   app.get('/', async (_request, reply) => reply.redirect('/dashboard'))
+  // The page links its icon; a browser opening /api/stats or /metrics directly still asks for /favicon.ico.
+  app.get('/favicon.ico', async (_request, reply) => reply.redirect('/favicon.svg', 301))
 
   stats.start()
   return {

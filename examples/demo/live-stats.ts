@@ -8,7 +8,15 @@ export interface Sample {
   readonly t: number
   /** API requests (product and page reads, updates) answered in the second. */
   readonly requests: number
-  /** Cache reads by the tier that answered them, and the share of each in % (null when nothing was read). */
+  /** Of those, requests answered with the cache bypassed (straight from the database): never cache reads. */
+  readonly bypassed: number
+  /**
+   * Cache reads by the tier that answered them, and the share of each in % of those reads only. Null when the
+   * cache was not read (bypassed: a share of nothing is no number), and when more requests bypassed the cache than
+   * read it: the bypass was switched in that second, and its few cache reads sit at one edge of it (right after
+   * the bypass ends they are mostly L2 and misses, since L1's copies expired meanwhile), so their shares would draw
+   * a spike that is no second's hit ratio.
+   */
   readonly reads: { readonly l1: number; readonly l2: number; readonly miss: number }
   readonly hitRatio: { readonly l1: number; readonly l2: number; readonly miss: number } | null
   /** Server-side request latency percentiles of the second (null when no request was answered). */
@@ -45,6 +53,7 @@ export class LiveStats {
   #latencies: number[] = []
   #seen = 0
   #requests = 0
+  #bypassed = 0
   #last: { stats: CacheStats; queries: number } | undefined
   #l2Keys: number | null = null
   #sampling = false
@@ -66,9 +75,10 @@ export class LiveStats {
     this.#timer = undefined
   }
 
-  /** Records one answered API request and how long it took, in ms. */
-  record(latencyMs: number): void {
+  /** Records one answered API request and how long it took, in ms; `bypassed` when the cache was not asked. */
+  record(latencyMs: number, bypassed = false): void {
     this.#requests++
+    if (bypassed) this.#bypassed++
     this.#seen++
     if (this.#latencies.length < MAX_LATENCIES) {
       this.#latencies.push(latencyMs)
@@ -104,9 +114,12 @@ export class LiveStats {
       const sample: Sample = {
         t: Date.now(),
         requests: this.#requests,
+        bypassed: this.#bypassed,
         reads: { l1, l2, miss },
         hitRatio:
-          reads === 0 ? null : { l1: percent(l1, reads), l2: percent(l2, reads), miss: percent(miss, reads) },
+          reads === 0 || this.#bypassed > reads
+            ? null
+            : { l1: percent(l1, reads), l2: percent(l2, reads), miss: percent(miss, reads) },
         p50: percentile(latencies, 0.5),
         p99: percentile(latencies, 0.99),
         sourceQueries: queries - previous.queries,
@@ -123,6 +136,7 @@ export class LiveStats {
       this.#latencies = []
       this.#seen = 0
       this.#requests = 0
+      this.#bypassed = 0
       this.#history.push(sample)
       if (this.#history.length > this.#keep) this.#history.shift()
       return sample

@@ -263,6 +263,83 @@ describe('demo API: operations', () => {
     expect(stats.body.samples.reduce((sum, s) => sum + s.requests, 0)).toBeGreaterThan(0)
   })
 
+  it('feeds the dashboard no hit ratio while the cache is bypassed: bypassed reads are counted apart, never as a tier', async () => {
+    type Fed = {
+      requests: number
+      bypassed: number
+      reads: { l1: number; l2: number; miss: number }
+      hitRatio: null | object
+    }
+    /** The samples /api/stats gives the dashboard for the requests `work` sends (a fresh sample is taken after). */
+    const fed = async (work: () => Promise<void>): Promise<Fed[]> => {
+      await vi.waitFor(async () => expect(await demo.stats.sample()).toBeDefined())
+      const since = Date.now()
+      await work()
+      await vi.waitFor(async () => expect(await demo.stats.sample()).toBeDefined())
+      const stats = await get<{ samples: (Fed & { t: number })[] }>(demo, '/api/stats')
+      // Strictly after: the sample taken just before `since` may carry the same millisecond.
+      return stats.body.samples.filter((s) => s.t > since)
+    }
+    const reads = async () => {
+      for (let id = 30; id < 40; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      await get(demo, '/api/tenants/acme/products?page=3')
+    }
+    await reads() // cached now: with the cache on, these would be hits in L1
+
+    await post(demo, '/api/admin/bypass', { on: true })
+    const bypassed = await fed(reads)
+    expect(bypassed.reduce((sum, s) => sum + s.requests, 0)).toBe(11)
+    expect(bypassed.reduce((sum, s) => sum + s.bypassed, 0)).toBe(11)
+    for (const sample of bypassed) {
+      expect(sample.reads).toEqual({ l1: 0, l2: 0, miss: 0 })
+      expect(sample.hitRatio).toBeNull()
+    }
+
+    await post(demo, '/api/admin/bypass', { on: false })
+    const cached = await fed(reads)
+    expect(cached.reduce((sum, s) => sum + s.bypassed, 0)).toBe(0)
+    expect(cached.reduce((sum, s) => sum + s.reads.l1 + s.reads.l2 + s.reads.miss, 0)).toBe(11)
+    expect(cached.some((s) => s.hitRatio !== null)).toBe(true)
+  })
+
+  it('gives no hit ratio for a second the bypass was switched off in, when its few cache reads sit at its edge', async () => {
+    // Sampled by hand, so the switch and the reads fall in one sample.
+    demo.stats.stop()
+    try {
+      for (let id = 50; id < 70; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      await vi.waitFor(async () => expect(await demo.stats.sample()).toBeDefined())
+      await post(demo, '/api/admin/bypass', { on: true })
+      for (let id = 50; id < 60; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      await post(demo, '/api/admin/bypass', { on: false })
+      for (let id = 50; id < 52; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      const edge = (await demo.stats.sample())!
+      expect(edge.bypassed).toBe(10)
+      expect(edge.reads.l1 + edge.reads.l2 + edge.reads.miss).toBe(2)
+      expect(edge.hitRatio).toBeNull()
+      // A second mostly on the cache keeps its ratio, over its cache reads only.
+      await post(demo, '/api/admin/bypass', { on: true })
+      await get(demo, '/api/tenants/acme/products/50')
+      await post(demo, '/api/admin/bypass', { on: false })
+      for (let id = 50; id < 70; id++) await get(demo, `/api/tenants/acme/products/${id}`)
+      const mostlyCached = (await demo.stats.sample())!
+      expect(mostlyCached.bypassed).toBe(1)
+      expect(mostlyCached.reads.l1 + mostlyCached.reads.l2 + mostlyCached.reads.miss).toBe(20)
+      expect(mostlyCached.hitRatio).not.toBeNull()
+    } finally {
+      demo.stats.start()
+    }
+  })
+
+  it('serves its icon, so a browser gets no 404 for it', async () => {
+    const icon = await demo.app.inject({ method: 'GET', url: '/favicon.svg' })
+    expect(icon.statusCode).toBe(200)
+    expect(icon.headers['content-type']).toBe('image/svg+xml')
+    expect(icon.body).toContain('<svg')
+    const legacy = await demo.app.inject({ method: 'GET', url: '/favicon.ico' })
+    expect(legacy.statusCode).toBe(301)
+    expect(legacy.headers.location).toBe('/favicon.svg')
+  })
+
   it('refuses a load beyond its limits', async () => {
     const response = await post(demo, '/api/admin/load', { seconds: 3_600, rate: 1_000 })
     expect(response.statusCode).toBe(400)

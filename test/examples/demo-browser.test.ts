@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
 import { freePort, startRedis, type RedisServer } from '../helpers/redis-server.js'
 
@@ -32,6 +32,8 @@ let demo: RunningDemo
 let browser: Browser
 let page: Page
 let baseUrl: string
+/** Every response the page received with a status of 400 or more, and every console error: none is expected. */
+const failures: string[] = []
 
 /** Set when Chromium is missing: every test then fails with it (a failed test, not a skipped one). */
 let missingBrowser: Error | undefined
@@ -51,6 +53,14 @@ beforeAll(async () => {
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
   browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] })
   page = await browser.newPage({ viewport: { width: 1400, height: 720 } })
+  page.on('response', (response) => {
+    if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`)
+  })
+  page.on('requestfailed', (request) => failures.push(`failed ${request.url()}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error') failures.push(`console: ${message.text()}`)
+  })
+  page.on('pageerror', (error) => failures.push(`page error: ${error.message}`))
 }, 60_000)
 
 beforeEach(() => {
@@ -79,9 +89,122 @@ const chartData = (id: string, dataset: number) =>
 
 const kpi = async (id: string) => Number((await page.textContent(`#${id}`))!.replace(/[^0-9.]/g, ''))
 
+/** A toggle's state as a visitor without colour sees it: aria-pressed, its icon and its words. */
+const toggle = async (id: string) => ({
+  pressed: await page.getAttribute(`#${id}`, 'aria-pressed'),
+  icon: await page.textContent(`#${id} .icon`),
+  state: await page.textContent(`#${id} .state`),
+})
+/** The text of the elements an element's aria-describedby names. */
+const description = async (selector: string) => {
+  const ids = ((await page.getAttribute(selector, 'aria-describedby')) ?? '').split(' ').filter(Boolean)
+  const texts = await Promise.all(ids.map(async (id) => (await page.textContent(`#${id}`))?.trim() ?? ''))
+  return texts.join(' ')
+}
+const isOn = { pressed: 'true', icon: '●', state: 'ON' }
+const isOff = { pressed: 'false', icon: '○', state: 'off' }
+const status = () => page.textContent('#status')
+
+/** The last `n` samples the dashboard was fed, from the page's own fetch of /api/stats. */
+const fedSamples = async (n: number) => {
+  const response = await fetch(`${baseUrl}/api/stats`)
+  const body = (await response.json()) as {
+    samples: { bypassed: number; reads: { l1: number; l2: number; miss: number }; hitRatio: object | null }[]
+  }
+  return body.samples.slice(-n)
+}
+
 describe('the dashboard in a real browser', () => {
-  it('shows live charts with non-zero numbers once a load is started from its button', async () => {
+  // A drill left on by a failed test would fail the next ones for its reason: switch every drill off.
+  afterEach(async () => {
+    if (missingBrowser) return
+    const off = (path: string, body: object) =>
+      fetch(`${baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    await Promise.all([
+      off('/api/admin/slowdown', { ms: 0 }),
+      off('/api/admin/bypass', { on: false }),
+      off('/api/admin/outage', { on: false }),
+    ])
+  })
+
+  it('explains every chart and button in plain words, on the page and as a tooltip', async () => {
     await page.goto(`${baseUrl}/dashboard`)
+    const figures = page.locator('figure')
+    const charts = []
+    for (let i = 0; i < (await figures.count()); i++) {
+      const figure = figures.nth(i)
+      const canvas = (await figure.locator('canvas').getAttribute('id'))!
+      charts.push({
+        canvas,
+        tooltip: (await figure.locator('figcaption').getAttribute('title')) ?? '',
+        onPage: await description(`#${canvas}`),
+        visible: await figure.locator('.explain').isVisible(),
+      })
+    }
+    const buttonIds = await page
+      .locator('.controls button')
+      .evaluateAll((buttons) => buttons.map((b) => b.id))
+    const buttons = []
+    for (const id of buttonIds) {
+      buttons.push({
+        id,
+        tooltip: (await page.getAttribute(`#${id}`, 'title')) ?? '',
+        onPage: await description(`#${id}`),
+      })
+    }
+    const explained = { charts, buttons }
+    expect(explained.charts.map((c) => c.canvas)).toEqual([
+      'chart-hits',
+      'chart-latency',
+      'chart-source',
+      'chart-stale',
+      'chart-sizes',
+      'chart-hot',
+    ])
+    for (const chart of explained.charts) {
+      expect(chart.tooltip.length, chart.canvas).toBeGreaterThan(15)
+      expect(chart.onPage.length, chart.canvas).toBeGreaterThan(80)
+      expect(chart.visible, chart.canvas).toBe(true)
+    }
+    expect(explained.buttons.map((b) => b.id)).toEqual([
+      'btn-load',
+      'btn-slow',
+      'btn-outage',
+      'btn-bypass',
+      'btn-purge',
+    ])
+    for (const button of explained.buttons) {
+      expect(button.tooltip.length, button.id).toBeGreaterThan(40)
+      expect(button.onPage.length, button.id).toBeGreaterThan(30)
+    }
+    // Toggles start off, and say so without colour.
+    for (const id of ['btn-slow', 'btn-outage', 'btn-bypass']) expect(await toggle(id)).toEqual(isOff)
+    expect(await status()).toContain('Drills on: none.')
+    // The latency axis stays readable after a spike: logarithmic, with the loader's hard timeout drawn on it.
+    const latency = await page.evaluate(() => {
+      const chart = (
+        globalThis as unknown as {
+          Chart: {
+            getChart(id: string): {
+              options: { scales: { y: { type: string } } }
+              data: { datasets: { label: string }[] }
+            }
+          }
+        }
+      ).Chart.getChart('chart-latency')
+      return { scale: chart.options.scales.y.type, labels: chart.data.datasets.map((d) => d.label) }
+    })
+    expect(latency).toEqual({
+      scale: 'logarithmic',
+      labels: ['p50', 'p99', 'loader hard timeout (3 s)'],
+    })
+  })
+
+  it('shows live charts with non-zero numbers once a load is started from its button', async () => {
     await expect.poll(() => page.textContent('#badge-l2'), { timeout: 10_000 }).toContain('ready')
     expect(await page.isHidden('#banner-l1only')).toBe(true)
 
@@ -117,9 +240,61 @@ describe('the dashboard in a real browser', () => {
     await expect.poll(() => page.textContent('#badge-load'), { timeout: 10_000 }).toContain('done')
   })
 
+  it('drills Slow source and Bypass from their buttons: state in words, feedback, and no tier share while bypassed', async () => {
+    await page.click('#btn-load')
+    await expect.poll(() => page.textContent('#badge-load'), { timeout: 5_000 }).toContain('s left')
+
+    await page.click('#btn-slow')
+    await expect.poll(() => toggle('btn-slow'), { timeout: 5_000 }).toEqual(isOn)
+    expect(await status()).toContain('Drills on: Slow source (+300 ms).')
+    expect(await status()).toContain('Slow source ON: every database query now waits 300 ms.')
+    await page.click('#btn-slow')
+    await expect.poll(() => toggle('btn-slow'), { timeout: 5_000 }).toEqual(isOff)
+    expect(await status()).toContain('Slow source off')
+    expect(await status()).toContain('Drills on: none.')
+
+    await page.click('#btn-bypass')
+    await expect.poll(() => toggle('btn-bypass'), { timeout: 5_000 }).toEqual(isOn)
+    expect(await status()).toContain('Drills on: Bypass cache.')
+    expect(await status()).toContain('Bypass ON: every read now goes straight to the database.')
+    // A whole bypassed second reaches the page: requests counted as bypassed, no cache reads, no hit ratio.
+    await expect
+      .poll(async () => (await chartData('chart-hits', 3)).some((v) => v === 100), { timeout: 10_000 })
+      .toBe(true)
+    const [l1, l2, miss, bypassed] = await Promise.all([0, 1, 2, 3].map((i) => chartData('chart-hits', i)))
+    bypassed!.forEach((value, i) => {
+      if (value !== 100) return
+      // The grey band stands alone: no tier, and above all not L2, gets a share of a bypassed second.
+      expect([l1![i], l2![i], miss![i]]).toEqual([null, null, null])
+    })
+    await expect.poll(() => page.textContent('#kpi-hit'), { timeout: 5_000 }).toBe('–')
+    // What the page is fed: a second with more bypassed requests than cache reads has no hit ratio. (Its few cache
+    // reads are lookups begun before the switch and counted after it; as a share they made the false L2 spike.)
+    await expect
+      .poll(
+        async () => {
+          const [last] = await fedSamples(1)
+          return last!.bypassed > 0 && last!.hitRatio === null
+        },
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBe(true)
+    for (const sample of await fedSamples(60)) {
+      const reads = sample.reads.l1 + sample.reads.l2 + sample.reads.miss
+      if (sample.bypassed > reads) expect(sample.hitRatio).toBeNull()
+    }
+
+    await page.click('#btn-bypass')
+    await expect.poll(() => toggle('btn-bypass'), { timeout: 5_000 }).toEqual(isOff)
+    expect(await status()).toContain('Bypass off: reads use the cache again.')
+    await page.click('#btn-load')
+    await expect.poll(() => page.textContent('#badge-load'), { timeout: 10_000 }).toContain('done')
+  })
+
   it('drills a Redis outage from its button: the circuit opens, the page keeps answering, then recovers', async () => {
     await page.click('#btn-outage')
-    await expect.poll(() => page.getAttribute('#btn-outage', 'aria-pressed'), { timeout: 5_000 }).toBe('true')
+    await expect.poll(() => toggle('btn-outage'), { timeout: 5_000 }).toEqual(isOn)
+    expect(await status()).toContain('Redis outage ON')
     // Reads of keys missing from L1 go to the frozen L2; the timeouts open the circuit.
     for (let id = 500; id < 520; id++) {
       const response = await fetch(`${baseUrl}/api/tenants/initech/products/${id}`)
@@ -136,6 +311,13 @@ describe('the dashboard in a real browser', () => {
         { timeout: 15_000, interval: 500 },
       )
       .toContain('closed')
+    expect(await toggle('btn-outage')).toEqual(isOff)
+    expect(await status()).toContain('Redis outage off')
+  })
+
+  it('got no 404 (the icon included), no failed request and no console error on the page', async () => {
+    expect(await page.getAttribute('link[rel="icon"]', 'href')).toBe('/favicon.svg')
+    expect(failures).toEqual([])
   })
 })
 

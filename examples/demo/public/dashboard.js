@@ -1,5 +1,5 @@
 // The demo dashboard: polls /api/stats every second and redraws Chart.js charts; the buttons call /api/admin/*.
-/* global Chart, document, fetch, setInterval, setTimeout */
+/* global Chart, document, fetch, setInterval */
 'use strict'
 
 const $ = (id) => document.getElementById(id)
@@ -15,7 +15,14 @@ const colors = {
   failSafe: '#db2777',
   softTimeout: '#9333ea',
   l2Errors: '#475569',
+  bypassed: '#94a3b8',
+  limit: '#64748b',
 }
+
+/** The loader's hard timeout of the demo's namespaces (examples/demo/catalog-cache.ts), drawn on the latency chart. */
+const HARD_TIMEOUT_MS = 3000
+/** The latency axis starts here: a log scale has no zero, and faster answers are drawn on this line. */
+const LATENCY_FLOOR_MS = 0.1
 
 Chart.defaults.animation = false
 Chart.defaults.maintainAspectRatio = false
@@ -32,7 +39,7 @@ const series = (label, color, extra = {}) => ({
   ...extra,
 })
 
-const lineChart = (id, datasets, yOptions = {}) =>
+const lineChart = (id, datasets, yOptions = {}, tooltip = {}) =>
   new Chart($(id), {
     type: 'line',
     data: { labels: [], datasets },
@@ -42,9 +49,14 @@ const lineChart = (id, datasets, yOptions = {}) =>
         x: { ticks: { maxTicksLimit: 7 } },
         y: { beginAtZero: true, ...yOptions },
       },
-      plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+      plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } }, tooltip },
     },
   })
+
+/** The samples the charts show, for the tooltips' extra lines. */
+let shown = []
+
+const msLabel = (ms) => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`)
 
 const charts = {
   hits: lineChart(
@@ -53,10 +65,63 @@ const charts = {
       series('L1', colors.l1, { fill: 'origin' }),
       series('L2', colors.l2, { fill: '-1' }),
       series('miss (source)', colors.miss, { fill: '-1' }),
+      // Its own stack: drawn only in seconds without cache reads, never added to a tier's share.
+      series('cache bypassed (no cache reads)', colors.bypassed, {
+        fill: 'origin',
+        stack: 'bypass',
+        backgroundColor: colors.bypassed + '55',
+      }),
     ],
     { max: 100, stacked: true },
+    {
+      callbacks: {
+        footer: (items) => {
+          const sample = shown[items[0]?.dataIndex]
+          if (!sample) return ''
+          const reads = sample.reads.l1 + sample.reads.l2 + sample.reads.miss
+          const lines = [`over ${reads.toLocaleString('en-US')} cache reads`]
+          if (sample.bypassed > 0)
+            lines.push(`${sample.bypassed.toLocaleString('en-US')} requests bypassed the cache`)
+          return lines
+        },
+      },
+    },
   ),
-  latency: lineChart('chart-latency', [series('p50', colors.p50), series('p99', colors.p99)]),
+  // Log scale: cache hits take a fraction of a millisecond and a slow source seconds; on a linear axis one spike
+  // flattens everything else for the next minute.
+  latency: lineChart(
+    'chart-latency',
+    [
+      series('p50', colors.p50),
+      series('p99', colors.p99),
+      series(`loader hard timeout (${msLabel(HARD_TIMEOUT_MS)})`, colors.limit, {
+        borderDash: [6, 4],
+        borderWidth: 1,
+        tension: 0,
+      }),
+    ],
+    {
+      type: 'logarithmic',
+      beginAtZero: false,
+      min: LATENCY_FLOOR_MS,
+      suggestedMax: 10 * HARD_TIMEOUT_MS,
+      ticks: {
+        // One label per power of ten: 0.1 ms, 1 ms, 10 ms, 100 ms, 1 s, 10 s.
+        callback: (value) => (Number.isInteger(Math.log10(value)) ? msLabel(value) : ''),
+      },
+    },
+    {
+      callbacks: {
+        // The real value, not the one clamped to the axis's floor.
+        label: (item) => {
+          if (item.datasetIndex === 2) return `${item.dataset.label}`
+          const sample = shown[item.dataIndex]
+          const value = sample?.[item.datasetIndex === 0 ? 'p50' : 'p99']
+          return `${item.dataset.label}: ${value === null || value === undefined ? '–' : value + ' ms'}`
+        },
+      },
+    },
+  ),
   source: lineChart('chart-source', [
     series('source queries/s', colors.source),
     series('requests/s', colors.requests),
@@ -95,16 +160,26 @@ function setSeries(chart, labels, columns) {
 
 let state = { mode: null, load: null }
 
+const floored = (ms) => (ms === null || ms === undefined ? null : Math.max(ms, LATENCY_FLOOR_MS))
+
 function render(stats) {
   state = stats
   const samples = stats.samples
+  shown = samples
   const labels = samples.map((s) => time(s.t))
   setSeries(charts.hits, labels, [
     samples.map((s) => s.hitRatio?.l1 ?? null),
     samples.map((s) => s.hitRatio?.l2 ?? null),
     samples.map((s) => s.hitRatio?.miss ?? null),
+    // A second bypassed for all or most of it has no hit ratio (live-stats.ts says why): no tier gets a share of
+    // it, and the grey band says why.
+    samples.map((s) => (s.hitRatio === null && s.bypassed > 0 ? 100 : null)),
   ])
-  setSeries(charts.latency, labels, [samples.map((s) => s.p50), samples.map((s) => s.p99)])
+  setSeries(charts.latency, labels, [
+    samples.map((s) => floored(s.p50)),
+    samples.map((s) => floored(s.p99)),
+    samples.map(() => HARD_TIMEOUT_MS),
+  ])
   setSeries(charts.source, labels, [samples.map((s) => s.sourceQueries), samples.map((s) => s.requests)])
   setSeries(charts.stale, labels, [
     samples.map((s) => s.stale.swr),
@@ -161,8 +236,18 @@ function render(stats) {
   pressed('btn-slow', mode.slowdownMs > 0)
   pressed('btn-outage', mode.outage)
   pressed('btn-bypass', mode.bypass)
-  $('btn-outage').disabled = mode.l2 === null
-  $('btn-outage').title = mode.l2 === null ? 'No Redis: nothing to take down' : ''
+  if (mode.l2 === null) {
+    $('btn-outage').disabled = true
+    $('btn-outage').title = 'No Redis: nothing to take down (the demo runs L1-only)'
+  }
+  const on = [
+    mode.slowdownMs > 0 ? `Slow source (+${mode.slowdownMs} ms)` : null,
+    mode.outage ? 'Redis outage' : null,
+    mode.bypass ? 'Bypass cache' : null,
+  ].filter(Boolean)
+  // Inside the live region: written only when it changes, so a screen reader is not told the same thing every second.
+  const active = `Drills on: ${on.length > 0 ? on.join(', ') : 'none'}.`
+  if ($('active').textContent !== active) $('active').textContent = active
 }
 
 /** `tenant:acme:product:1:currency=EUR:locale=en` → `acme #1 en EUR` */
@@ -177,8 +262,12 @@ function badge(id, text, kind) {
   el.className = 'badge' + (kind ? ' ' + kind : '')
 }
 
+/** A toggle's state in three ways besides its colour: aria-pressed, an icon, and the words on or off. */
 function pressed(id, on) {
-  $(id).setAttribute('aria-pressed', on ? 'true' : 'false')
+  const button = $(id)
+  button.setAttribute('aria-pressed', on ? 'true' : 'false')
+  button.querySelector('.icon').textContent = on ? '●' : '○'
+  button.querySelector('.state').textContent = on ? 'ON' : 'off'
 }
 
 async function post(path, body) {
@@ -192,12 +281,14 @@ async function post(path, body) {
   return json
 }
 
+/** The status line: what the last button changed and what to look for; it stays until the next button. */
 function say(text) {
-  $('message').textContent = text
-  setTimeout(() => {
-    if ($('message').textContent === text) $('message').textContent = ''
-  }, 6000)
+  $('message').textContent = `${time(Date.now())}: ${text}`
 }
+
+/** Said after a drill's button when no load runs: without traffic the charts have nothing to show. */
+const noLoad = () =>
+  state.load?.running ? '' : ' No load is running: press Start load to see it in the charts.'
 
 function action(id, run) {
   $(id).addEventListener('click', async () => {
@@ -213,31 +304,55 @@ function action(id, run) {
 action('btn-load', async () => {
   if (state.load?.running) {
     await post('/api/admin/load/stop', {})
-    return 'load stopped'
+    return 'Load stopped.'
   }
   await post('/api/admin/load', { seconds: 15, rate: 500 })
-  return 'load started: 500 reads/s for 15 s, skewed towards a few hot products'
+  return 'Load started: 500 reads/s for 15 s (climbing over the first 3 s), skewed towards a few hot products.'
 })
+// What to expect, as measured with examples/demo/drill.ts (docs/demo.md has the numbers and how to rerun them).
 action('btn-slow', async () => {
   const on = !(state.mode?.slowdownMs > 0)
   await post('/api/admin/slowdown', { ms: on ? 300 : 0 })
-  return on ? 'every database query now takes 300 ms longer' : 'the database is fast again'
+  return on
+    ? 'Slow source ON: every database query now waits 300 ms. Expect p50 to stay under 1 ms (hits never wait), ' +
+        'p99 to reach the dashed 3 s timeout line within about 5 s, stale serves to climb to 120-260/s, source ' +
+        'queries to fall to about 100-140/s, and from about the 5th second 1 request in 4 to 6 to fail with a ' +
+        '503: a read of a key with nothing cached waits for one of 16 database slots until the 3 s timeout.' +
+        noLoad()
+    : 'Slow source off: the database answers at full speed again. Expect p99 back under 500 ms within 3-8 s, a ' +
+        'burst of source queries for 2 s as the queue drains, and stale serves to fall back.' +
+        noLoad()
 })
 action('btn-outage', async () => {
   const on = !state.mode?.outage
   await post('/api/admin/outage', { on })
   return on
-    ? 'Redis frozen: every L2 call hangs; watch the timeouts open the circuit'
-    : 'Redis is back: the circuit closes on its next probe'
+    ? 'Redis outage ON: every Redis call now hangs. Expect L2 errors, the circuit badge to turn open, L2 to ' +
+        'vanish from the hit ratio and source queries to rise, while every request still answers.' +
+        noLoad()
+    : 'Redis outage off: Redis answers again. Expect the circuit to close on its next probe (within 2 s) and ' +
+        'L2 hits to come back.' +
+        noLoad()
 })
 action('btn-bypass', async () => {
   const on = !state.mode?.bypass
   await post('/api/admin/bypass', { on })
-  return on ? 'cache bypassed: every read goes to the database' : 'cache on'
+  return on
+    ? 'Bypass ON: every read now goes straight to the database. Expect source queries/s to match requests/s, ' +
+        'latency to rise, and the hit-ratio chart to turn grey: there are no cache reads to share out.' +
+        noLoad()
+    : 'Bypass off: reads use the cache again. Expect L2 to answer a third to two thirds of the first ' +
+        "second's reads (the memory copies expired during the bypass and refresh in the background), then L1 " +
+        'to take over and source queries to fall.' +
+        noLoad()
 })
 action('btn-purge', async () => {
   const result = await post('/api/admin/purge', { namespace: 'all', reason: 'dashboard purge button' })
-  return `purged every namespace: ${result.deletedFromL2} L2 entries deleted`
+  return (
+    `Purged: ${result.deletedFromL2} entries deleted from Redis and memory emptied. Expect misses and source ` +
+    'queries to jump, then fall as the cache refills.' +
+    noLoad()
+  )
 })
 
 async function poll() {
