@@ -88,6 +88,14 @@ describe('stratacache (the executable)', () => {
     expect(r.stdout).toMatch(/^ {2}simulate {2}\S/m)
     expect(r.stdout).toMatch(/^ {2}inspect {3}\S/m)
     expect(r.stdout).toMatch(/^ {2}purge {5}\S/m)
+    // A URL, not a path: an installed package has no docs/ folder. It is the repository package.json names.
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { homepage: string }
+    const docs = `${pkg.homepage.replace(/#readme$/, '')}/blob/main/docs/cli.md`
+    expect(r.stdout).toContain(`Documentation: ${docs}\n`)
+    expect(existsSync(join(root, 'docs/cli.md'))).toBe(true)
+    expect(r.stdout).not.toContain('in the repository')
+    const simulate = await run(['simulate', '--help'])
+    expect(simulate.stdout).toContain(`${docs}#access-log-format`)
   })
 
   it('prints its help on stderr and exits 2 without a command', async () => {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
-import { defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
+import { CLI_DOCS_URL, defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
 import { parseAccessLog } from '../simulate/access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
@@ -22,7 +22,7 @@ A policy file: { "ttl": "5m", "staleFor": "1m", "l1": { "maxEntries": 10000, "po
 replays only that namespace's reads.
 
 Flags:
-      --log FILE          the access log (format: docs/cli.md, "Access log format")
+      --log FILE          the access log (format: ${CLI_DOCS_URL}#access-log-format)
       --policy FILE       the current policy (JSON)
       --vs FILE           the proposed policy (JSON)
       --sample-rate R     share of keys the log holds, (0, 1] (default 1): scales L1 and per-second figures
