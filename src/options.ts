@@ -677,7 +677,13 @@ export interface ResolvedNamespaceOptions {
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
+  /**
+   * What `ns.write()` does once the namespace has a `write` (or `writeMany`); without one (`writer: false`) there is
+   * no write path at all, whatever this says: `write()` throws ERR_STRATA_NO_WRITER.
+   */
   readonly writeStrategy: 'write-through' | 'cache-aside' | 'write-behind'
+  /** Whether the namespace declares `write` or `writeMany`, so that `ns.write()` can write to the source. */
+  readonly writer: boolean
   /** Set with write-behind. */
   readonly writeBehind: ResolvedWriteBehind | undefined
   readonly staleForMs: number
@@ -970,6 +976,7 @@ export function resolveNamespaceOptions<P, V>(
     consistency,
     maxStalenessMs,
     writeStrategy,
+    writer: typeof options.write === 'function' || typeof options.writeMany === 'function',
     writeBehind,
     source: Object.freeze({
       maxConcurrent: source.maxConcurrent ?? Infinity,
