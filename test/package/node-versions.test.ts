@@ -25,7 +25,8 @@ describe('supported Node.js versions', () => {
   it('have what sets the minimum: tracing channels that report their subscribers (20.13)', () => {
     const channel = diagnosticsChannel.tracingChannel('stratacache:test:engines')
     expect(channel.hasSubscribers).toBe(false)
-    const handlers = { start: () => {} }
+    const none = () => {}
+    const handlers = { start: none, end: none, asyncStart: none, asyncEnd: none, error: none }
     channel.subscribe(handlers)
     expect(channel.hasSubscribers).toBe(true)
     channel.unsubscribe(handlers)
