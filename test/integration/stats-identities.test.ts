@@ -11,7 +11,8 @@ import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
 
-function newCache(service: string, options: Partial<CacheOptions> = {}): Cache {
+/** A cache on the suite's Redis, connected (so that what it measures at connect, such as clocks, is known). */
+async function newCache(service: string, options: Partial<CacheOptions> = {}): Promise<Cache> {
   const cache = createCache({
     service,
     l2: redisStore({ url: suite.redis.url }),
@@ -19,6 +20,7 @@ function newCache(service: string, options: Partial<CacheOptions> = {}): Cache {
     ...options,
   })
   suite.closers.push(() => cache.close())
+  await cache.connect()
   return cache
 }
 
@@ -56,7 +58,12 @@ describe('stats() counts add up', () => {
           return id === 'none' ? null : { id }
         },
       })
-    const a = item(newCache('stats', { clock }))
+    // Every cache is made before the fake clock moves: one that connects later would take the clock's jumps for skew
+    // against Redis's clock (a cache measures that offset when it connects).
+    const a = item(await newCache('stats', { clock }))
+    const b = item(await newCache('stats', { clock }))
+    const c = item(await newCache('stats', { clock }))
+    const strictCache = await newCache('stats-strict', { clock })
     let reads = 0
     const get = async (id: string) => {
       reads++
@@ -81,7 +88,6 @@ describe('stats() counts add up', () => {
     expect([s.l1Hits, s.l2Hits, s.misses]).toEqual([3, 0, 12])
 
     // Another process: the same keys are L2 hits there, by get and by getMany.
-    const b = item(newCache('stats', { clock }))
     await b.get({ id: '1' })
     await b.getMany([{ id: '2' }, { id: '3' }, { id: '3' }])
     await Promise.all([b.get({ id: '4' }), b.get({ id: '4' })])
@@ -100,7 +106,6 @@ describe('stats() counts add up', () => {
 
     // A third process reads stale entries from L2 (stale-while-revalidate from L2), by get and by getMany.
     clock.advance(2 * 60_000)
-    const c = item(newCache('stats', { clock }))
     await c.get({ id: '5' })
     await c.getMany([{ id: '6' }, { id: '6' }])
     await settle()
@@ -108,7 +113,7 @@ describe('stats() counts add up', () => {
     expect([c.stats().l2Hits, c.stats().staleServed.swr]).toEqual([3, 2])
 
     // The source fails: stale values answer (fail-safe), each read counted as a miss.
-    const strict = newCache('stats-strict', { clock }).namespace('strict', {
+    const strict = strictCache.namespace('strict', {
       key: 'strict:{id}',
       ttl: '1m',
       staleFor: '1h',
@@ -144,8 +149,8 @@ describe('stats() counts add up', () => {
           return { id }
         },
       })
-    const a = declare(newCache('stats-lock'))
-    const b = declare(newCache('stats-lock'))
+    const a = declare(await newCache('stats-lock'))
+    const b = declare(await newCache('stats-lock'))
     await Promise.all([a.peek({ id: 'x' }), b.peek({ id: 'x' })]) // both know the generation
     const first = a.get({ id: 'x' })
     await expect.poll(() => loads).toBe(1) // a holds the lock
@@ -168,9 +173,9 @@ describe('stats() counts add up', () => {
         consistency: 'strong',
         load: ({ id }) => ({ id }),
       })
-    const writer = declare(newCache('stats-strong'))
+    const writer = declare(await newCache('stats-strong'))
     await writer.set({ id: '7' }, { id: '7' })
-    const reader = declare(newCache('stats-strong'))
+    const reader = declare(await newCache('stats-strong'))
     await reader.peek({ id: '0' }) // the generation is known: both gets below go straight to L2
     // The second get finds the first one's flight reading L2: a strong read does not join it, it reads L2 itself.
     const results = await Promise.all([reader.get({ id: '7' }), reader.get({ id: '7' })])
