@@ -6,7 +6,7 @@ import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
 import { rejectUnknown } from './core/known-options.js'
 import type { CacheRuntime } from './core/runtime.js'
-import type { KeyParams } from './core/keys.js'
+import type { KeyParams, ParamTypes, TypedKeyParams } from './core/keys.js'
 import {
   AuditSinkRequiredError,
   AuditWriteError,
@@ -267,17 +267,21 @@ export class Cache {
   }
 
   /**
-   * Declares a key family. Key parameters are inferred from the template's placeholders plus `dimensions`, and the
-   * value type from `load`. Annotate `load`'s parameter to narrow parameter types (e.g. `productId: number`).
+   * Declares a key family. Key parameters are inferred from the template's placeholders plus `dimensions`, each a
+   * `Scalar` (`string | number | bigint | boolean`) unless `params` declares its type (`params: { productId:
+   * 'number' }`, checked at run time too) or `load`'s parameter is annotated; the value type is inferred from `load`.
+   * A `Scalar` parameter passed where a `string` is expected is the usual first type error: declare it in `params`,
+   * or convert it (`String(tenantId)`). See the README, "Key parameter types".
    * @throws InvalidOptionError for a bad template, TTL or option (UnknownOptionError for an unknown key, naming the
    * closest valid one); DuplicateNamespaceError for a reused name.
    */
   namespace<
     const K extends string,
     const D extends readonly string[] = readonly [],
-    P extends KeyParams<K, D> = KeyParams<K, D>,
+    const T extends ParamTypes<K, D> = Record<never, never>,
+    P extends KeyParams<K, D> = TypedKeyParams<K, D, T>,
     V = unknown,
-  >(name: string, options: NamespaceOptions<K, D, P, V>): Namespace<P, V> {
+  >(name: string, options: NamespaceOptions<K, D, P, V, T>): Namespace<P, V> {
     if (this.#runtime.closed) throw new CacheClosedError('declare a namespace')
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)

@@ -80,7 +80,8 @@ export class DuplicateNamespaceError extends StrataError {
 }
 
 /** Why a key parameter was refused. */
-export type KeyParamProblem = 'missing' | 'extra' | 'empty' | 'not-scalar' | 'not-finite' | 'lone-surrogate'
+export type KeyParamProblem =
+  'missing' | 'extra' | 'empty' | 'not-scalar' | 'not-finite' | 'lone-surrogate' | 'wrong-type'
 
 const problemText: Record<KeyParamProblem, string> = {
   missing: 'is missing',
@@ -89,6 +90,7 @@ const problemText: Record<KeyParamProblem, string> = {
   'not-scalar': 'must be a string, number, bigint or boolean',
   'not-finite': 'must be a finite number',
   'lone-surrogate': 'contains a lone UTF-16 surrogate, which has no stable byte encoding',
+  'wrong-type': 'is not of the type the namespace declares in `params`',
 }
 
 /** A parameter passed to build a key is missing, undeclared, empty or of the wrong type. */
@@ -100,9 +102,14 @@ export class InvalidKeyParamError extends StrataError {
     readonly problem: KeyParamProblem,
     readonly value: unknown,
     readonly expectedParams: readonly string[],
+    /** With `wrong-type`: the type `params` declares for it. */
+    readonly declaredType?: string,
   ) {
     super(
-      `Key parameter \`${param}\` of namespace "${namespace}" ${problemText[problem]}` +
+      `Key parameter \`${param}\` of namespace "${namespace}" ` +
+        (problem === 'wrong-type'
+          ? `must be a ${declaredType} (\`params\` declares it so)`
+          : problemText[problem]) +
         (problem === 'missing' || problem === 'extra' || problem === 'empty'
           ? ''
           : ` (got ${describe(value)})`) +

@@ -50,7 +50,15 @@ export type {
   PendingQueueEntry,
 } from './tiers/l2-store.js'
 export type { Clock } from './core/clock.js'
-export type { Scalar, KeyParams, KeyParamNames, Placeholders } from './core/keys.js'
+export type {
+  Scalar,
+  ScalarTypeName,
+  KeyParams,
+  KeyParamNames,
+  ParamTypes,
+  Placeholders,
+  TypedKeyParams,
+} from './core/keys.js'
 export { jsonSerializer, type Serializer } from './codecs/serializer.js'
 export type { Entry } from './codecs/envelope.js'
 export type { CircuitState } from './policies/circuit-breaker.js'

@@ -37,6 +37,9 @@ export { isEntryKey } from './storage/entry-store.js'
 /**
  * Checks a parameters object at compile time: every key must be declared (extra ones become `never`) and no
  * string literal may be empty. Missing and non-scalar parameters already fail `Q extends P`.
+ *
+ * What TypeScript then says: an extra (undeclared) parameter, or an empty string literal, reads "Type 'string' is
+ * not assignable to type 'never'" on that property: remove it, or declare it in the key template or `dimensions`.
  */
 export type CheckedParams<Q, P> = {
   [K in keyof Q]: K extends keyof P ? (Q[K] extends '' ? never : Q[K]) : never
@@ -163,6 +166,9 @@ export class Namespace<P, V> {
   /**
    * The value for `params`: from L1, else L2, else the loader (once per key however many callers wait), after
    * which it is written to L2 and L1. Rejects only when no tier and no loader can answer.
+   *
+   * `params` holds exactly the key's parameters. A property TypeScript marks "not assignable to type 'never'" is
+   * one the namespace does not declare (or an empty string literal): see `CheckedParams`.
    */
   get<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V> {
     if (traces.get.hasSubscribers) {

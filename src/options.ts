@@ -3,7 +3,7 @@ import type { Clock } from './core/clock.js'
 import { systemClock } from './core/clock.js'
 import { parseDuration, type Duration } from './core/duration.js'
 import { formatDuration } from './core/format-duration.js'
-import { NAME_PATTERN } from './core/keys.js'
+import { NAME_PATTERN, type KeyParamNames, type ParamTypes, type ScalarTypeName } from './core/keys.js'
 import { jsonSerializer, type Serializer } from './codecs/serializer.js'
 import {
   COMPRESSION_OPTION_KEYS,
@@ -396,9 +396,16 @@ function resolveL2Budget(
 
 /**
  * A namespace: one key family with its key schema, freshness and loader.
- * `K` is the key template, `D` the dimensions, `P` the key parameters, `V` the cached value.
+ * `K` is the key template, `D` the dimensions, `P` the key parameters, `V` the cached value, `T` the declared
+ * parameter types (`params`).
  */
-export interface NamespaceOptions<K extends string, D extends readonly string[], P, V> {
+export interface NamespaceOptions<
+  K extends string,
+  D extends readonly string[],
+  P,
+  V,
+  T extends ParamTypes<K, D> = ParamTypes<K, D>,
+> {
   /**
    * Key template: `:`-separated segments, each literal text or one `{placeholder}`. The library prefixes
    * `service:namespace:v{schemaVersion}:`.
@@ -411,6 +418,15 @@ export interface NamespaceOptions<K extends string, D extends readonly string[],
    * @default []
    */
   dimensions?: D
+  /**
+   * The type of key parameters, for those that are not any `Scalar` (`string | number | bigint | boolean`): the
+   * loader, `tags`, `write` and every read then see them with that type (so `productId` can be passed where a
+   * `number` is expected without a conversion), and a key built from a value of another type is refused with
+   * ERR_STRATA_INVALID_KEY_PARAM (`wrong-type`) before any loader is called. Parameters left out stay `Scalar`.
+   * @default {} (every parameter a `Scalar`)
+   * @example { tenantId: 'string', productId: 'number' }
+   */
+  params?: T & { readonly [X in Exclude<keyof T, KeyParamNames<K, D>>]: never }
   /** Version of the cached value's shape; bump it when the value's structure changes. @default 1 */
   schemaVersion?: number
   /** How long a value stays fresh in L2 (and at most in L1). @example '5m' */
@@ -676,6 +692,8 @@ export interface ResolvedNamespaceOptions {
   readonly name: string
   readonly key: string
   readonly dimensions: readonly string[]
+  /** Declared parameter types (`params`), frozen; undefined when none are declared. */
+  readonly params: Readonly<Record<string, ScalarTypeName>> | undefined
   readonly schemaVersion: number
   readonly ttlMs: number
   readonly jitterMs: number
@@ -693,7 +711,13 @@ export interface ResolvedNamespaceOptions {
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
+  /**
+   * What `ns.write()` does once the namespace has a `write` (or `writeMany`); without one (`writer: false`) there is
+   * no write path at all, whatever this says: `write()` throws ERR_STRATA_NO_WRITER.
+   */
   readonly writeStrategy: 'write-through' | 'cache-aside' | 'write-behind'
+  /** Whether the namespace declares `write` or `writeMany`, so that `ns.write()` can write to the source. */
+  readonly writer: boolean
   /** Set with write-behind. */
   readonly writeBehind: ResolvedWriteBehind | undefined
   readonly staleForMs: number
@@ -736,6 +760,7 @@ type AnyNamespaceOptions = NamespaceOptions<string, readonly string[], unknown, 
 export const NAMESPACE_OPTION_KEYS = {
   key: true,
   dimensions: true,
+  params: true,
   schemaVersion: true,
   ttl: true,
   jitter: true,
@@ -986,6 +1011,7 @@ export function resolveNamespaceOptions<P, V>(
     consistency,
     maxStalenessMs,
     writeStrategy,
+    writer: typeof options.write === 'function' || typeof options.writeMany === 'function',
     writeBehind,
     source: Object.freeze({
       maxConcurrent: source.maxConcurrent ?? Infinity,
@@ -1018,6 +1044,13 @@ export function resolveNamespaceOptions<P, V>(
     name,
     key: options.key,
     dimensions: Object.freeze([...(options.dimensions ?? [])]),
+    // Its names and type names are checked with the key template (core/keys.ts), which knows the parameters.
+    params:
+      options.params === undefined
+        ? undefined
+        : options.params === null || typeof options.params !== 'object' || Array.isArray(options.params)
+          ? (options.params as never) // refused by the key schema, with the namespace's name
+          : Object.freeze({ ...(options.params as Record<string, ScalarTypeName>) }),
     schemaVersion: options.schemaVersion ?? 1,
     ttlMs,
     jitterMs,

@@ -2,6 +2,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { CliUsageError } from '../errors.js'
 
+/** Where the command line is documented: a URL, since an installed package has no docs/ folder. */
+export const CLI_DOCS_URL = 'https://github.com/stratacache/stratacache/blob/main/docs/cli.md'
+
 /** Exit codes shared by every command (docs/cli.md lists them). */
 export const ExitCode = Object.freeze({
   /** Done; for a check, everything passed. */

@@ -40,7 +40,8 @@ export async function loadConfigModule(
     if (['.ts', '.mts', '.cts'].includes(extname(absolute)) && code === 'ERR_UNKNOWN_FILE_EXTENSION') {
       throw new ConfigModuleError(
         file,
-        "a TypeScript module needs a loader: run with NODE_OPTIONS='--import tsx' (or compile it to .js)",
+        "a TypeScript module needs a loader: run with NODE_OPTIONS='--import tsx' (or on Node.js 22.18 or newer, " +
+          'which strips types by itself; or compile it to .js)',
         { cause: error },
       )
     }

@@ -1,7 +1,7 @@
 // The command line's dispatcher: picks the command, parses its flags, and turns errors into one line and an exit code.
 import { readFileSync } from 'node:fs'
 import { CliUsageError, StrataError } from '../errors.js'
-import { ExitCode, parseFlags, type CliIo } from './command.js'
+import { CLI_DOCS_URL, ExitCode, parseFlags, type CliIo } from './command.js'
 import { comingCommands, commands } from './commands/index.js'
 
 function globalHelp(): string {
@@ -12,7 +12,7 @@ Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 ${comingCommands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 
-Run \`stratacache <command> --help\` for a command's flags. Documentation: docs/cli.md in the repository.
+Run \`stratacache <command> --help\` for a command's flags. Documentation: ${CLI_DOCS_URL}
 Exit codes: 0 ok; 1 a check failed; 2 bad command line; 3 an input could not be used.
 
 Flags:

@@ -5,6 +5,17 @@ import { InvalidArgumentError, InvalidKeyParamError, InvalidOptionError } from '
 /** A value allowed in a key parameter. Its key text is `String(value)`, so `42` and `'42'` name the same entry. */
 export type Scalar = string | number | bigint | boolean
 
+/** What a key parameter may be declared as in a namespace's `params`: the `typeof` of its values. */
+export type ScalarTypeName = 'string' | 'number' | 'bigint' | 'boolean'
+
+/** The type a `ScalarTypeName` names: `'number'` → `number`. */
+export type ScalarOf<T extends ScalarTypeName> = {
+  string: string
+  number: number
+  bigint: bigint
+  boolean: boolean
+}[T]
+
 /** The placeholder names of a key template: `'tenant:{tenantId}:product:{productId}'` → `'tenantId' | 'productId'`. */
 export type Placeholders<T extends string> = T extends `${string}{${infer Name}}${infer Rest}`
   ? Name | Placeholders<Rest>
@@ -13,10 +24,33 @@ export type Placeholders<T extends string> = T extends `${string}{${infer Name}}
 /** Every parameter name of a namespace: the template's placeholders plus the declared dimensions. */
 export type KeyParamNames<K extends string, D extends readonly string[]> = Placeholders<K> | D[number]
 
-/** The parameters that identify one entry. A namespace without parameters takes `{}`. */
+/**
+ * The parameters that identify one entry, each a `Scalar` (`string | number | bigint | boolean`) unless declared
+ * otherwise. A namespace without parameters takes `{}`.
+ */
 export type KeyParams<K extends string, D extends readonly string[]> = [KeyParamNames<K, D>] extends [never]
   ? { readonly [name: string]: never }
   : { readonly [N in KeyParamNames<K, D>]: Scalar }
+
+/** A namespace's `params` declaration: a type name for any of its key parameters. */
+export type ParamTypes<K extends string, D extends readonly string[]> = {
+  readonly [N in KeyParamNames<K, D>]?: ScalarTypeName
+}
+
+/** The key parameters with the types `params` (`T`) declares; the others stay `Scalar`. */
+export type TypedKeyParams<K extends string, D extends readonly string[], T> = [KeyParamNames<K, D>] extends [
+  never,
+]
+  ? { readonly [name: string]: never }
+  : {
+      readonly [N in KeyParamNames<K, D>]: N extends keyof T
+        ? T[N] extends ScalarTypeName
+          ? ScalarOf<T[N]>
+          : Scalar
+        : Scalar
+    }
+
+const SCALAR_TYPE_NAMES: readonly string[] = ['string', 'number', 'bigint', 'boolean']
 
 /** Names in the key prefix (service, namespace) and literal template segments: no separators, no patterns. */
 export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
@@ -69,6 +103,8 @@ export interface KeySchemaOptions {
   readonly dimensions: readonly string[]
   /** Keys longer than this (characters, all ASCII after escaping) keep their prefix and hash the rest. */
   readonly maxKeyLength: number
+  /** Declared parameter types (`params`): each named parameter must have that `typeof` when a key is built. */
+  readonly types?: Readonly<Record<string, ScalarTypeName>> | undefined
 }
 
 /**
@@ -88,6 +124,8 @@ export class KeySchema {
   /** `literals[0]` without the prefix, to rebuild it when the generation changes. */
   readonly #firstLiteral: string
   readonly #maxKeyLength: number
+  /** Declared types by parameter name, as pairs; undefined when `params` declares none. */
+  readonly #types: readonly (readonly [string, ScalarTypeName])[] | undefined
   /** The prefix keys are built with: `prefix`, then `g{generation}:` from generation 1 on. */
   #keyPrefix: string
   #generation = 0
@@ -177,6 +215,32 @@ export class KeySchema {
     this.#firstLiteral = literals[0]!.slice(this.prefix.length)
     this.params = [...placeholders, ...sortedDimensions]
     this.levels = [...sortedDimensions, ...placeholders]
+    this.#types = this.#checkTypes(options.types)
+  }
+
+  /** The `params` declaration as pairs, once checked: declared names only, each a scalar type name. */
+  #checkTypes(
+    types: Readonly<Record<string, ScalarTypeName>> | undefined,
+  ): readonly (readonly [string, ScalarTypeName])[] | undefined {
+    if (types === undefined) return undefined
+    const where = `${this.#namespace}.params`
+    if (types === null || typeof types !== 'object' || Array.isArray(types)) {
+      throw new InvalidOptionError(where, types, "an object such as { productId: 'number' }")
+    }
+    const pairs = Object.entries(types)
+    for (const [name, type] of pairs) {
+      if (!this.params.includes(name)) {
+        throw new InvalidOptionError(
+          `${where}.${name}`,
+          type,
+          `a parameter of the key template or \`dimensions\` (${this.params.map((p) => `\`${p}\``).join(', ') || 'none'})`,
+        )
+      }
+      if (typeof type !== 'string' || !SCALAR_TYPE_NAMES.includes(type)) {
+        throw new InvalidOptionError(`${where}.${name}`, type, "'string', 'number', 'bigint' or 'boolean'")
+      }
+    }
+    return pairs.length === 0 ? undefined : pairs
   }
 
   /**
@@ -211,6 +275,12 @@ export class KeySchema {
       key += escaped + literals[i + 1]!
     }
     this.checkCount(record)
+    if (this.#types !== undefined) {
+      // After the general checks, so a missing or non-scalar value is reported as such.
+      for (const [name, type] of this.#types) {
+        if (typeof record[name] !== type) throw this.#error(name, 'wrong-type', record[name], type)
+      }
+    }
     return key.length > this.#maxKeyLength ? this.#hashed(key) : key
   }
 
@@ -268,7 +338,12 @@ export class KeySchema {
     // properties (getters). Every declared value was already read and validated, so the key is sound.
   }
 
-  #error(name: string, problem: ConstructorParameters<typeof InvalidKeyParamError>[2], value: unknown) {
-    return new InvalidKeyParamError(this.#namespace, name, problem, value, this.params)
+  #error(
+    name: string,
+    problem: ConstructorParameters<typeof InvalidKeyParamError>[2],
+    value: unknown,
+    declared?: ScalarTypeName,
+  ) {
+    return new InvalidKeyParamError(this.#namespace, name, problem, value, this.params, declared)
   }
 }

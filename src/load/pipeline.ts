@@ -106,9 +106,11 @@ export class LoadPipeline<P, V> {
     return this.loadAndStore(key, params, flight, stale, holder)
   }
 
-  /** A value another process loaded: counted as an L2 hit, kept in L1 unless fenced. */
+  /**
+   * A value another process loaded (or wrote), kept in L1 unless fenced. Not counted as an L2 hit: the read that
+   * waited for it was already counted as a miss (its wait is in the miss latency), and a refresh is not a read.
+   */
   #adopt(params: P, key: string, token: number, stored: Stored): V {
-    this.#ctx.recorder.hitL2(key)
     this.#store.fillFromL2(params, key, stored, token)
     return stored.entry.value as V
   }

@@ -116,6 +116,7 @@ export class NamespaceContext<P, V> {
       template: options.key,
       dimensions: options.dimensions,
       maxKeyLength: runtime.maxKeyLength,
+      types: options.params,
     })
     this.prefix = this.keys.prefix
     const base = this.prefix.slice(0, -1)

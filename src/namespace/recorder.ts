@@ -14,11 +14,20 @@ import { SloTracker, type SloReport } from '../observability/slo.js'
 import type { Flight } from '../read/flights.js'
 import type { NamespaceContext } from './context.js'
 
-/** Counters of one namespace since the cache was created. */
+/**
+ * Counters of one namespace since the cache was created. A read is one `get`, or one item of a `getMany` (`peek` is
+ * not counted), and each is exactly one of `l1Hits`, `l2Hits`, `misses`; `latencyMs.read` counts each once too
+ * (docs/observability.md, "How the counts add up").
+ */
 export interface NamespaceStats {
+  /** Reads answered from this process's memory, fresh or stale (negative entries included). */
   readonly l1Hits: number
+  /** Reads answered from L2, fresh or stale, including those that joined another read's L2 lookup of the key. */
   readonly l2Hits: number
-  /** Reads that found no usable value in any tier (each one loads, or returns undefined for `peek`). */
+  /**
+   * Reads that found no usable value in any tier: each went to the loader, joined a load under way, or waited for
+   * another process's load. Fail-safe and soft-timeout stale answers are misses too.
+   */
   readonly misses: number
   /** (l1Hits + l2Hits) / all reads; 0 before the first read. */
   readonly hitRatio: number
@@ -38,7 +47,11 @@ export interface NamespaceStats {
    * that encrypts), each read as a miss and published on `stratacache:security`.
    */
   readonly untrustedValues: number
-  /** Stale values served, by reason. Each is also counted as a hit of its tier. */
+  /**
+   * Stale values served, by reason, once per lookup that produced one (readers that joined it are not counted
+   * again). `swr` and `busOutage` answers are also counted as hits of their tier; `failSafe` and `softTimeout`
+   * answers as misses (the read went to the loader first).
+   */
   readonly staleServed: {
     /** Stale-while-revalidate: answered at once, refreshed in the background. */
     readonly swr: number
@@ -87,13 +100,17 @@ export interface NamespaceStats {
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
     readonly load: HistogramSnapshot
-    /** `get`s answered from L2 (L1 missed). */
+    /** Reads answered from L2 (L1 missed): one entry per read, so its count is `l2Hits`. */
     readonly l2Hit: HistogramSnapshot
-    /** `get`s no tier could answer: the loader's time plus the tiers' (and any wait for another process). */
+    /**
+     * Reads no tier could answer: the loader's time plus the tiers' (and any wait for another process). One entry
+     * per read, so its count is `misses`.
+     */
     readonly miss: HistogramSnapshot
     /**
-     * Every `get`: the above, plus L1 hits counted in the first bucket without being timed (`getMany` is not
-     * timed). The read latency objective (`slo.readP99`) is checked on it.
+     * Every read (each `get`, each `getMany` item): the above, plus L1 hits counted in the first bucket without
+     * being timed. Its count is `l1Hits + l2Hits + misses`. The read latency objective (`slo.readP99`) is checked on
+     * it.
      */
     readonly read: HistogramSnapshot
   }
@@ -182,9 +199,29 @@ export class Recorder<P, V> {
     if (channels.miss.hasSubscribers) channels.miss.publish({ namespace: this.#ctx.name, key })
   }
 
-  /** What every caller of a settled flight waited (those who joined late waited less: counted as the whole). */
+  /**
+   * An L2 hit outside any flight (a strong read that read L2 itself rather than join another reader's L2 read):
+   * counted and timed like a flight's, so the read histogram still counts every read.
+   */
+  hitL2Alone(key: string, params: P, started: number): void {
+    const ctx = this.#ctx
+    this.hitL2(key)
+    ctx.latency.l2Hit.observe(performance.now() - started, 1)
+    ctx.labeled?.count(params, 'l2Hits', 1)
+    ctx.accessLog?.record(key, 'l2', ctx.l1?.byKey(key)?.size ?? 0, 1)
+  }
+
+  /**
+   * What every caller of a settled flight waited (those who joined late waited less: counted as the whole). The
+   * reader that started it was counted as an L2 hit or a miss when that was known; those who joined it are counted
+   * here, with the same outcome, so that each read is one hit or miss and one entry of the read histogram.
+   */
   flightSettled(flight: Flight<V>, params: P, key: string): void {
     const ctx = this.#ctx
+    if (flight.callers > 1) {
+      if (flight.missed) ctx.counters.misses += flight.callers - 1
+      else ctx.counters.l2Hits += flight.callers - 1
+    }
     ;(flight.missed ? ctx.latency.miss : ctx.latency.l2Hit).observe(
       performance.now() - flight.started,
       flight.callers,

@@ -62,9 +62,10 @@ export class Reader<P, V> {
 
   /** A strong read that found another reader's L2 read under way: reads L2 itself, then joins or starts the load. */
   async #readStrong(key: string, params: P, trace: GetTraceContext | undefined, tries = 3): Promise<V> {
+    const started = performance.now()
     const stored = await this.#store.readL2Fresh(key)
     if (stored !== undefined) {
-      this.#ctx.recorder.hitL2(key)
+      this.#ctx.recorder.hitL2Alone(key, params, started)
       if (trace !== undefined) trace.tier = 'l2'
       return stored.entry.value as V
     }
@@ -160,17 +161,16 @@ export class Reader<P, V> {
       for (const [key, { item, indices }] of wanted) {
         const flight = ctx.flights.joinable(key, now)
         if (flight !== undefined) {
-          waits.push(
-            this.join(key, item.params, undefined).then((value) =>
-              indices.forEach((i) => (results[i] = value)),
-            ),
-          )
+          // Each position is a read of its own (a key listed twice is two reads), so each joins.
+          for (const i of indices) {
+            waits.push(this.join(key, item.params, undefined).then((value) => (results[i] = value)))
+          }
         } else {
           batch.push(item)
         }
       }
       if (batch.length > 0) {
-        for (const [key, promise] of this.#fetchBatch(batch)) {
+        for (const [key, promise] of this.#fetchBatch(batch, (key) => wanted.get(key)!.indices.length)) {
           const indices = wanted.get(key)!.indices
           waits.push(promise.then((value) => indices.forEach((i) => (results[i] = value))))
         }
@@ -241,9 +241,9 @@ export class Reader<P, V> {
    * The L1 misses of a `getMany`: one flight per key (joinable by `get`) and one MGET. Then, with a `loadMany`,
    * keys another process is loading wait for it through the single-key pipeline, and the rest are loaded with one
    * `loadMany` call under the same source limit, fence, hard timeout and fail-safe as `get`'s loads; without one,
-   * every missing key takes the single-key pipeline.
+   * every missing key takes the single-key pipeline. `readers(key)` is how many positions of the list ask for it.
    */
-  #fetchBatch(items: BatchItem<P>[]): Map<string, Promise<V>> {
+  #fetchBatch(items: BatchItem<P>[], readers: (key: string) => number): Map<string, Promise<V>> {
     const ctx = this.#ctx
     const token = ctx.fence.open()
     const settle: Settle<V> = new Map()
@@ -259,6 +259,8 @@ export class Reader<P, V> {
           }),
         (f) => ctx.recorder.flightSettled(f, item.params, item.key),
       )
+      // A key listed more than once in the getMany: each listing is a reader of this flight.
+      flight.callers = readers(item.key)
       flights.set(item.key, flight)
       promises.set(item.key, flight.promise)
     }

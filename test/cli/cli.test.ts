@@ -88,6 +88,14 @@ describe('stratacache (the executable)', () => {
     expect(r.stdout).toMatch(/^ {2}simulate {2}\S/m)
     expect(r.stdout).toMatch(/^ {2}inspect {3}\S/m)
     expect(r.stdout).toMatch(/^ {2}purge {5}\S/m)
+    // A URL, not a path: an installed package has no docs/ folder. It is the repository package.json names.
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { homepage: string }
+    const docs = `${pkg.homepage.replace(/#readme$/, '')}/blob/main/docs/cli.md`
+    expect(r.stdout).toContain(`Documentation: ${docs}\n`)
+    expect(existsSync(join(root, 'docs/cli.md'))).toBe(true)
+    expect(r.stdout).not.toContain('in the repository')
+    const simulate = await run(['simulate', '--help'])
+    expect(simulate.stdout).toContain(`${docs}#access-log-format`)
   })
 
   it('prints its help on stderr and exits 2 without a command', async () => {
@@ -204,11 +212,17 @@ describe('stratacache contract', () => {
     const typed = await run(['contract', '--config', ts], { env: { NODE_OPTIONS: '--import tsx' } })
     expect(typed.code).toBe(0)
     expect(typed.stdout).toContain('## Namespace `user`')
-    expectOneLineError(
-      await run(['contract', '--config', ts], { env: { NODE_OPTIONS: '' } }),
-      3,
-      /^stratacache contract: Config module .*contract-config\.ts: a TypeScript module needs a loader: run with NODE_OPTIONS='--import tsx'.* \[ERR_STRATA_CONFIG_MODULE\]$/,
-    )
+    const untyped = await run(['contract', '--config', ts], { env: { NODE_OPTIONS: '' } })
+    // Node.js 22.18+ and 24 strip types by themselves (`process.features.typescript`): no loader needed there.
+    if ((process.features as { typescript?: unknown }).typescript) {
+      expect([untyped.code, untyped.stdout]).toEqual([0, typed.stdout])
+    } else {
+      expectOneLineError(
+        untyped,
+        3,
+        /^stratacache contract: Config module .*contract-config\.ts: a TypeScript module needs a loader: run with NODE_OPTIONS='--import tsx'.* \[ERR_STRATA_CONFIG_MODULE\]$/,
+      )
+    }
   })
 
   it.each([
@@ -350,7 +364,10 @@ describe('stratacache simulate', () => {
     expect(r.stdout).toMatch(/^L1 hit ratio +0% +62\.5% +37\.5%$/m)
     expect(r.stdout).toMatch(/^L2 hit ratio \(of L1 misses\) +25% +33\.3% +40%$/m)
     expect(r.stdout).toMatch(/^overall hit ratio +25% +75% +62\.5%$/m)
-    expect(r.stdout).toMatch(/^source calls \/ s +0\.1 +0\.05 +0\.05$/m)
+    // Like with like: misses per second are predicted and observed; source calls (misses plus background refreshes)
+    // only predicted, as the log records reads and a refresh is not one.
+    expect(r.stdout).toMatch(/^misses \/ s +0\.1 +0\.0333 +0\.05$/m)
+    expect(r.stdout).toMatch(/^source calls \/ s +0\.1 +0\.05 +n\/a$/m)
     expect(r.stdout).toMatch(/^stale reads +0% +12\.5% +n\/a$/m)
     expect(r.stdout).toContain('stale reads (proposed: +12.5 points, worse)\n')
     expect(r.stdout).toContain(`  proposed  ${'█'.repeat(23)}${'░'.repeat(7)}  75%\n`)
@@ -381,7 +398,15 @@ describe('stratacache simulate', () => {
       staleShare: 0.125,
       sourceCallsPerSecond: 0.05,
     })
-    expect(report.observed).toMatchObject({ l1Hits: 3, l2Hits: 2, misses: 3, staleShare: null })
+    expect(report.observed).toMatchObject({
+      l1Hits: 3,
+      l2Hits: 2,
+      misses: 3,
+      missesPerSecond: 0.05,
+      sourceCalls: null,
+      sourceCallsPerSecond: null,
+      staleShare: null,
+    })
     const page = readFileSync(html, 'utf8')
     expect(page).toMatch(/^<!doctype html>/)
     expect(page).toContain('<td>62.5%</td>') // the observed hit ratio
@@ -404,6 +429,27 @@ describe('stratacache simulate', () => {
       3,
       /Access log .*bad\.jsonl, line 2: `o` must be "l1", "l2" or "miss"\. .*\[ERR_STRATA_ACCESS_LOG\]$/,
     )
+  })
+
+  it('warns when a policy names a namespace the log never reads, or the two policies replay different ones', async () => {
+    const typo = join(tmp, 'typo.json')
+    writeFileSync(typo, '{ "ttl": "30s", "namespace": "products" }\n')
+    const r = await run(['simulate', '--log', args[2]!, '--policy', args[4]!, '--vs', typo])
+    expect(r.code).toBe(0)
+    const warnings = r.stderr.trimEnd().split('\n')
+    expect(warnings).toEqual([
+      'warning: the proposed policy (typo.json) names namespace "products", which test/fixtures/cli/access.jsonl ' +
+        'never reads, so its column replays nothing; the log has "price", "product"',
+      'warning: the policies replay different reads (current: "product", proposed: "products"), and the observed ' +
+        'column follows the current one: give both the same "namespace" to compare like with like',
+    ])
+    expect(r.stdout).toMatch(/^reads replayed +8 +0 +8$/m)
+    // Policies that agree, on a namespace the log has: no warning (the first test's stderr is empty too).
+    const everything = join(tmp, 'everything.json')
+    writeFileSync(everything, '{ "ttl": "30s" }\n')
+    const both = await run(['simulate', '--log', args[2]!, '--policy', everything, '--vs', everything])
+    expect([both.code, both.stderr]).toEqual([0, ''])
+    expect(both.stdout).toMatch(/^reads replayed +9 +9 +9$/m)
   })
 
   it('exits 3 with one line for a missing log, a policy that is not JSON, or a bad policy field', async () => {

@@ -4,6 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
@@ -26,6 +27,37 @@ function readmeExample(): string {
 }
 
 describe('the README', () => {
+  it('type-checks its fifteen-line example against a db whose functions take typed parameters', () => {
+    // The first thing a newcomer copies: under the project's strict settings, with a `db` typed as an application's
+    // would be (no `Scalar` in sight), it must compile as written.
+    const file = join(root, 'examples', `.readme-typecheck-${process.pid}.ts`)
+    writeFileSync(
+      file,
+      `declare const db: {
+  product(tenantId: string, productId: number, locale: string, currency: string): Promise<{ name: string }>
+}
+${readmeExample()}
+export {}
+`,
+    )
+    try {
+      const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), undefined, {
+        ...ts.sys,
+        onUnRecoverableConfigFileDiagnostic: (d) => {
+          throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+        },
+      })!
+      const program = ts.createProgram([file], { ...config.options, noEmit: true })
+      const errors = ts
+        .getPreEmitDiagnostics(program)
+        .filter((d) => d.file?.fileName === file)
+        .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+      expect(errors).toEqual([])
+    } finally {
+      rmSync(file, { force: true })
+    }
+  }, 60_000)
+
   it('runs its fifteen-line example: one query, the key it names, and a tag invalidation that forces a reload', async () => {
     const example = readmeExample()
     expect(example.split('\n').filter((line) => line.trim() !== '').length).toBeLessThanOrEqual(16)
@@ -87,6 +119,7 @@ await cache.close()
 // Stand-ins for what the examples take from the application.
 const db = {
   product: async (tenantId: string, productId: number, locale: string, currency: string) => ({ tenantId, productId, locale, currency }),
+  order: async (tenantId: string, orderId: number) => ({ tenantId, orderId }),
   account: async (id: number) => ({ id, ownerId: 42 }),
   saveAccount: async () => {},
 }

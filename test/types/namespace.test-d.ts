@@ -150,3 +150,72 @@ describe('policy exceptions', () => {
     expectTypeOf(cache.namespaces()).toEqualTypeOf<readonly Namespace<never, unknown>[]>()
   })
 })
+
+declare function productFromDb(tenantId: string, productId: number, locale: string): Promise<Product>
+
+describe('declared parameter types (params)', () => {
+  it('types the loader’s parameters as declared, so an unannotated loader passes them on as they are', () => {
+    const typed = cache.namespace('declared', {
+      key: 'tenant:{tenantId}:product:{productId}',
+      dimensions: ['locale'],
+      params: { tenantId: 'string', productId: 'number', locale: 'string' },
+      ttl: '5m',
+      load: ({ tenantId, productId, locale }) => {
+        expectTypeOf(tenantId).toEqualTypeOf<string>()
+        expectTypeOf(productId).toEqualTypeOf<number>()
+        return productFromDb(tenantId, productId, locale) // no String()/Number(): the types are the declared ones
+      },
+      tags: ({ productId }) => [`product:${productId.toFixed(0)}`],
+    })
+    expectTypeOf(typed).toEqualTypeOf<
+      Namespace<{ readonly tenantId: string; readonly productId: number; readonly locale: string }, Product>
+    >()
+    void typed.get({ tenantId: 't1', productId: 42, locale: 'en' })
+    // @ts-expect-error productId is declared a number
+    void typed.get({ tenantId: 't1', productId: '42', locale: 'en' })
+    // @ts-expect-error extra parameter: still refused
+    void typed.get({ tenantId: 't1', productId: 42, locale: 'en', region: 'eu' })
+    // @ts-expect-error the declared types hold in getMany items too
+    void typed.getMany([{ tenantId: 't1', productId: true, locale: 'en' }])
+  })
+
+  it('leaves undeclared parameters Scalar', () => {
+    const partly = cache.namespace('partly', {
+      key: 'tenant:{tenantId}:product:{productId}',
+      params: { productId: 'bigint' },
+      ttl: '5m',
+      load: ({ tenantId, productId }) => ({ tenantId, productId }),
+    })
+    expectTypeOf(partly).toEqualTypeOf<
+      Namespace<
+        { readonly tenantId: Scalar; readonly productId: bigint },
+        { tenantId: Scalar; productId: bigint }
+      >
+    >()
+  })
+
+  it('refuses a type name that is not a scalar’s, and a name that is not a key parameter', () => {
+    cache.namespace('bad-type', {
+      key: 'product:{productId}',
+      // @ts-expect-error 'object' is not a scalar type name
+      params: { productId: 'object' },
+      ttl: '5m',
+    })
+    cache.namespace('bad-name', {
+      key: 'product:{productId}',
+      // @ts-expect-error prodId is not a parameter of the key
+      params: { productId: 'number', prodId: 'number' },
+      ttl: '5m',
+    })
+  })
+
+  it('keeps the Scalar error where nothing is declared: the loader must convert', () => {
+    cache.namespace('scalar', {
+      key: 'tenant:{tenantId}:product:{productId}',
+      dimensions: ['locale'],
+      ttl: '5m',
+      // @ts-expect-error Scalar is not assignable to string: declare `params`, or convert with String()
+      load: ({ tenantId, productId, locale }) => productFromDb(tenantId, productId, locale),
+    })
+  })
+})

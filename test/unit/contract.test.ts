@@ -113,12 +113,46 @@ describe('contract model and Markdown', () => {
     expect(markdown).toContain('- **Redacted fields**: `ssn`, `cards[].number`\n')
     expect(markdown).toContain('- **L1 copy**: none (the cache has no L1)\n')
     expect(markdown).toMatch(
-      /^\| `user` +\| not declared \| eventual +\| write-through +\| 1m +\| none +\| personal +\| yes +\|$/m,
+      /^\| `user` +\| not declared \| eventual +\| none +\| 1m +\| none +\| personal +\| yes +\|$/m,
     )
 
     const odd = { ...ns!.options, classification: 7, critical: 'yes', redact: [1], codec: null }
     const data = describeCache({ ...source, namespaces: () => [withOptions(ns!, odd)] }).namespaces[0]!.data
     expect(data).toEqual({ classification: null, critical: null, redactedFields: null, encrypted: null })
+  })
+
+  it('claims a write path only for a namespace with a `write` function', () => {
+    const cache = createCache({ service: 'svc' })
+    // The default writeStrategy is write-through, but without `write` there is no write path: ns.write() throws.
+    cache.namespace('readonly', { key: 'r:{id}', ttl: '1m', load })
+    cache.namespace('through', { key: 't:{id}', ttl: '1m', load, write: () => {} })
+    cache.namespace('aside', {
+      key: 'a:{id}',
+      ttl: '1m',
+      load,
+      write: () => {},
+      writeStrategy: 'cache-aside',
+    })
+    cache.namespace('aside-no-write', { key: 'n:{id}', ttl: '1m', load, writeStrategy: 'cache-aside' })
+    const model = describeCache(cache)
+    const strategy = Object.fromEntries(model.namespaces.map((ns) => [ns.name, ns.consistency.writeStrategy]))
+    expect(strategy).toEqual({
+      aside: 'cache-aside',
+      'aside-no-write': 'none',
+      readonly: 'none',
+      through: 'write-through',
+    })
+    expect(cache.namespaces().map((ns) => [ns.name, ns.options.writer])).toEqual([
+      ['readonly', false],
+      ['through', true],
+      ['aside', true],
+      ['aside-no-write', false],
+    ])
+    const markdown = renderContract(model)
+    expect(markdown).toMatch(/^\| `readonly` +\| not declared \| eventual +\| none +\|/m)
+    expect(markdown).toMatch(/^\| `through` +\| not declared \| eventual +\| write-through +\|/m)
+    expect(markdown.match(/- \*\*Write strategy\*\*: none: no `write` function/g)).toHaveLength(2)
+    expect(markdown.match(/- \*\*Write strategy\*\*: write-through:/g)).toHaveLength(1)
   })
 
   it('is deterministic: namespaces sorted by name whatever the declaration order', () => {

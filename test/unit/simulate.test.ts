@@ -49,6 +49,7 @@ describe('simulate', () => {
       l2HitRatio: 0.5,
       hitRatio: 0.5,
       staleShare: 1 / 6,
+      missesPerSecond: 0.075,
       sourceCallsPerSecond: 0.1,
       sourceBytesPerSecond: 10,
     })
@@ -186,12 +187,14 @@ describe('simulate', () => {
       read(4_000, 'c', 'price', 'miss'),
     ]
     const o = observe(log, 'product')
-    expect(o).toMatchObject({ reads: 4, l1Hits: 1, l2Hits: 1, misses: 2, sourceCalls: 2, durationMs: 4_000 })
-    expect([o.l2HitRatio, o.staleShare, o.sourceCallsPerSecond, o.sourceBytesPerSecond]).toEqual([
-      1 / 3,
+    expect(o).toMatchObject({ reads: 4, l1Hits: 1, l2Hits: 1, misses: 2, durationMs: 4_000 })
+    // Misses per second are what the log shows; source calls (refreshes are not reads) and staleness it cannot.
+    expect([o.l2HitRatio, o.missesPerSecond]).toEqual([1 / 3, 0.5])
+    expect([o.sourceCalls, o.sourceCallsPerSecond, o.sourceBytesPerSecond, o.staleShare]).toEqual([
       null,
-      0.5,
-      100,
+      null,
+      null,
+      null,
     ])
   })
 })
@@ -398,7 +401,8 @@ describe('report', () => {
     expect(text).toContain('Shadow evaluation of access.jsonl: 5 reads over 4s')
     expect(text).toContain('proposed: ttl 10s, no stale, L1 10 w-tinylfu')
     expect(text).toMatch(/^overall hit ratio +0% +60% +0%$/m)
-    expect(text).toMatch(/^source calls \/ s +1\.25 +0\.5 +1\.25$/m)
+    expect(text).toMatch(/^misses \/ s +1\.25 +0\.5 +1\.25$/m)
+    expect(text).toMatch(/^source calls \/ s +1\.25 +0\.5 +n\/a$/m)
     expect(text).toContain('overall hit ratio (proposed: +60 points, better)')
     expect(text).toContain(`  proposed  ${'█'.repeat(18)}${'░'.repeat(12)}  60%`)
     expect(text).toContain(`  current   ${'█'.repeat(30)}  1.25`)
@@ -408,7 +412,11 @@ describe('report', () => {
     const html = renderHtml({ ...comparison, log: '<log>.jsonl' })
     expect(html).toContain('&lt;log&gt;.jsonl')
     expect(html).not.toContain('<log>')
-    expect(html).not.toMatch(/<script|https?:\/\//)
+    // Self-contained: no script, nothing loaded from elsewhere; its one URL is a link to the documentation.
+    expect(html).not.toMatch(/<script|\bsrc=|<link|url\(/)
+    expect([...html.matchAll(/https?:\/\/[^"\s<]+/g)].map((m) => m[0])).toEqual([
+      'https://github.com/stratacache/stratacache/blob/main/docs/cli.md#simulate',
+    ])
     expect(html).toContain('style="width:60.0%"')
   })
 })

@@ -2,8 +2,8 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
-import { defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
-import { parseAccessLog } from '../simulate/access-log.js'
+import { CLI_DOCS_URL, defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
+import { parseAccessLog, type AccessRecord } from '../simulate/access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
 import { observe, simulate } from '../simulate/simulate.js'
@@ -22,7 +22,7 @@ A policy file: { "ttl": "5m", "staleFor": "1m", "l1": { "maxEntries": 10000, "po
 replays only that namespace's reads.
 
 Flags:
-      --log FILE          the access log (format: docs/cli.md, "Access log format")
+      --log FILE          the access log (format: ${CLI_DOCS_URL}#access-log-format)
       --policy FILE       the current policy (JSON)
       --vs FILE           the proposed policy (JSON)
       --sample-rate R     share of keys the log holds, (0, 1] (default 1): scales L1 and per-second figures
@@ -73,9 +73,7 @@ Example:
       observed: observe(records, current.namespace, { sampleRate }),
     }
     progress.done()
-    if (comparison.current.result.reads === 0 && comparison.proposed.result.reads === 0) {
-      io.err(`warning: no read of ${log} matches the policies' namespace; nothing was replayed\n`)
-    }
+    for (const warning of namespaceWarnings(records, log, current, proposed)) io.err(`warning: ${warning}\n`)
     io.out(flags.json === true ? renderJson(comparison) : renderText(comparison))
     if (flags.html !== undefined) {
       writeFileSync(resolve(io.cwd, flags.html), renderHtml(comparison))
@@ -84,6 +82,44 @@ Example:
     return Promise.resolve(ExitCode.ok)
   },
 })
+
+/**
+ * What makes the comparison misleading: a policy naming a namespace the log never read (its column replays
+ * nothing), two policies replaying different namespaces (not the same reads), or an empty log.
+ */
+export function namespaceWarnings(
+  records: readonly AccessRecord[],
+  log: string,
+  current: SimulationPolicy,
+  proposed: SimulationPolicy,
+): string[] {
+  if (records.length === 0) return [`${log} holds no read; nothing was replayed`]
+  const inLog = new Set(records.map((r) => r.ns))
+  const seen = [...inLog]
+    .sort()
+    .slice(0, 10)
+    .map((ns) => `"${ns}"`)
+  const warnings: string[] = []
+  for (const [role, policy] of [
+    ['current', current],
+    ['proposed', proposed],
+  ] as const) {
+    if (policy.namespace !== undefined && !inLog.has(policy.namespace)) {
+      warnings.push(
+        `the ${role} policy (${policy.label}) names namespace "${policy.namespace}", which ${log} never reads, so ` +
+          `its column replays nothing; the log has ${seen.join(', ')}${inLog.size > 10 ? ', …' : ''}`,
+      )
+    }
+  }
+  if (current.namespace !== proposed.namespace) {
+    const name = (p: SimulationPolicy) => (p.namespace === undefined ? 'every namespace' : `"${p.namespace}"`)
+    warnings.push(
+      `the policies replay different reads (current: ${name(current)}, proposed: ${name(proposed)}), and ` +
+        'the observed column follows the current one: give both the same "namespace" to compare like with like',
+    )
+  }
+  return warnings
+}
 
 function readPolicy(file: string, io: CliIo): SimulationPolicy {
   const text = readText(file, io, 'policy file')

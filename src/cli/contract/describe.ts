@@ -50,6 +50,7 @@ export interface NamespaceContract {
   readonly consistency: {
     readonly class: 'strong' | 'bounded' | 'eventual'
     readonly maxStalenessMs: Ms
+    /** `'none'` when the namespace has no `write` function: `ns.write()` throws, there is no write path to claim. */
     readonly writeStrategy: string
     readonly writeBehind: {
       readonly batchSize: number
@@ -130,7 +131,9 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
     consistency: {
       class: o.consistency,
       maxStalenessMs: finite(o.maxStalenessMs),
-      writeStrategy: o.writeStrategy,
+      // No `write`: `ns.write()` throws ERR_STRATA_NO_WRITER, so the default 'write-through' would claim a write path
+      // the namespace does not have. Options from a library without `writer` are taken at their word.
+      writeStrategy: (o as { writer?: boolean }).writer === false ? 'none' : o.writeStrategy,
       writeBehind:
         o.writeBehind === undefined
           ? null

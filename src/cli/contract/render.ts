@@ -214,6 +214,11 @@ function writeText(ns: NamespaceContract): string {
       return 'write-through: the source, then L2 and L1, then the other processes drop their copy'
     case 'cache-aside':
       return 'cache-aside: the source, then the entry is deleted (the next read loads it)'
+    case 'none':
+      return (
+        'none: no `write` function, so the cache never writes the source (`write()` throws ERR_STRATA_NO_WRITER); ' +
+        'the application writes it, then calls `set`, `delete` or `invalidateTag`'
+      )
     case 'write-behind': {
       const wb = c.writeBehind
       return (

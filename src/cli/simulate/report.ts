@@ -1,4 +1,5 @@
 // The shadow evaluation's report: a side-by-side table with text bars for the terminal, JSON, or one HTML page.
+import { CLI_DOCS_URL } from '../command.js'
 import { formatCount, formatDuration, formatShare } from '../format.js'
 import type { SimulationPolicy } from './policy.js'
 import type { SimulationResult } from './simulate.js'
@@ -39,6 +40,13 @@ const METRICS: readonly Metric[] = [
     higherIsBetter: true,
   },
   { label: 'overall hit ratio', value: (r) => r.hitRatio, text: share, share: true, higherIsBetter: true },
+  {
+    label: 'misses / s',
+    value: (r) => r.missesPerSecond,
+    text: rate,
+    share: false,
+    higherIsBetter: false,
+  },
   {
     label: 'source calls / s',
     value: (r) => r.sourceCallsPerSecond,
@@ -170,8 +178,10 @@ code { background: #f2f4f7; padding: 0 .2rem; }
 ${rows.join('\n')}
 </tbody>
 </table>
-<p>Predictions replay the log against a model of the tiers (docs/cli.md, "simulate"). Bars of hit ratios and stale
-reads run to 100%; bars of source calls to the larger of the two policies.</p>
+<p>Predictions replay the log against a model of the tiers (<a href="${escape(CLI_DOCS_URL)}#simulate">docs/cli.md,
+"simulate"</a>). Bars of hit ratios and stale reads run to 100%; bars of rates to the larger of the two policies.
+The log records reads only, so the observed column has no source calls (refreshes are not reads) and no stale
+reads: compare misses with misses.</p>
 </body>
 </html>
 `

@@ -15,8 +15,11 @@ export interface SimulationResult {
   readonly staleReads: number
   /** Reads neither tier could answer. */
   readonly misses: number
-  /** Loads from the source: misses plus the refreshes started by stale reads. */
-  readonly sourceCalls: number
+  /**
+   * Loads from the source: misses plus the refreshes started by stale reads. Null for `observe`: the log records
+   * reads, not the background refreshes, and its misses include reads that joined another read's load.
+   */
+  readonly sourceCalls: number | null
   /** From the first replayed read to the last. */
   readonly durationMs: number
   /** Share of all reads answered by L1. */
@@ -27,9 +30,17 @@ export interface SimulationResult {
   readonly hitRatio: number
   /** Share of all reads answered stale; null when the log cannot tell (observed). */
   readonly staleShare: number | null
-  /** Source calls per second of the full traffic (scaled up by the sample rate); null for a log of one instant. */
+  /**
+   * Misses per second of the full traffic (scaled up by the sample rate): the one source-load figure a log can
+   * also observe, so the one to compare with production. Null for a log of one instant.
+   */
+  readonly missesPerSecond: number | null
+  /** Source calls per second of the full traffic (scaled up by the sample rate); null as above, and for `observe`. */
   readonly sourceCallsPerSecond: number | null
-  /** Bytes loaded from the source per second of full traffic (sum of the loaded values' `s`); null as above. */
+  /**
+   * Bytes loaded from the source per second of full traffic (sum of the loaded values' `s`); null as above, and
+   * for `observe` (which cannot see refreshes).
+   */
   readonly sourceBytesPerSecond: number | null
 }
 
@@ -133,7 +144,10 @@ export function simulate(
   })
 }
 
-/** What production did, from the outcomes the log recorded (`o`), for the reads `namespace` selects. */
+/**
+ * What production did, from the outcomes the log recorded (`o`), for the reads `namespace` selects: the quantities
+ * a log of reads can show (hits by tier, misses); source calls and staleness are null, as the log cannot tell them.
+ */
 export function observe(
   records: readonly AccessRecord[],
   namespace: string | undefined,
@@ -143,7 +157,6 @@ export function observe(
   let l1Hits = 0
   let l2Hits = 0
   let misses = 0
-  let sourceBytes = 0
   let first: number | undefined
   let last = 0
   for (const record of records) {
@@ -153,10 +166,7 @@ export function observe(
     reads++
     if (record.o === 'l1') l1Hits++
     else if (record.o === 'l2') l2Hits++
-    else {
-      misses++
-      sourceBytes += record.s
-    }
+    else misses++
   }
   return summarize({
     reads,
@@ -164,8 +174,9 @@ export function observe(
     l2Hits,
     staleReads: 0,
     misses,
-    sourceCalls: misses,
-    sourceBytes,
+    // Unknown: background refreshes are not reads, so not in the log (and a recorded miss may have joined a load).
+    sourceCalls: null,
+    sourceBytes: null,
     durationMs: first === undefined ? 0 : last - first,
     sampleRate: options.sampleRate ?? 1,
     staleKnown: false,
@@ -178,13 +189,14 @@ function summarize(c: {
   l2Hits: number
   staleReads: number
   misses: number
-  sourceCalls: number
-  sourceBytes: number
+  sourceCalls: number | null
+  sourceBytes: number | null
   durationMs: number
   sampleRate: number
   staleKnown: boolean
 }): SimulationResult {
-  const perSecond = (n: number) => (c.durationMs > 0 ? n / (c.durationMs / 1000) / c.sampleRate : null)
+  const perSecond = (n: number | null) =>
+    n !== null && c.durationMs > 0 ? n / (c.durationMs / 1000) / c.sampleRate : null
   const ratio = (n: number, d: number) => (d > 0 ? n / d : 0)
   return {
     reads: c.reads,
@@ -198,6 +210,7 @@ function summarize(c: {
     l2HitRatio: ratio(c.l2Hits, c.reads - c.l1Hits),
     hitRatio: ratio(c.l1Hits + c.l2Hits, c.reads),
     staleShare: c.staleKnown ? ratio(c.staleReads, c.reads) : null,
+    missesPerSecond: perSecond(c.misses),
     sourceCallsPerSecond: perSecond(c.sourceCalls),
     sourceBytesPerSecond: perSecond(c.sourceBytes),
   }
