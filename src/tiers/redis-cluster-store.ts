@@ -57,8 +57,8 @@ export interface RedisClusterLike {
     node: never,
   ): Promise<{ sendCommand(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown> }>
   sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>
-  on(event: string, listener: (...args: never[]) => void): unknown
-  off(event: string, listener: (...args: never[]) => void): unknown
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+  off(event: string, listener: (...args: unknown[]) => void): unknown
 }
 
 export interface RedisClusterStoreOptions {
@@ -114,6 +114,9 @@ const CLUSTER_STORE_PLACE: OptionPlace = {
 export function redisClusterStore(options: RedisClusterStoreOptions): RedisClusterStore {
   return new RedisClusterStore(options)
 }
+
+/** Attempts at a sharded subscription while its connection is being made (50, 100, … ms apart). */
+const SUBSCRIBE_ATTEMPTS = 6
 
 /** Node events that say a node's connection is down, and up again. */
 const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
@@ -196,8 +199,18 @@ export class RedisClusterStore extends RedisStore {
 
   /** A sharded subscription (SSUBSCRIBE), on the connection node-redis keeps to the channel's master. */
   override async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
-    if (this.status === 'closed') throw new Error('redis store is closed')
-    await this.#cluster.sSubscribe(channel, listener)
+    for (let attempt = 1; ; attempt++) {
+      if (this.status === 'closed') throw new Error('redis store is closed')
+      try {
+        await this.#cluster.sSubscribe(channel, listener)
+        break
+      } catch (error) {
+        // node-redis makes the connection to the channel's master on first use, and a subscription sent while it
+        // is not ready yet fails at once (no offline queue): try again a few times, within about a second.
+        if (isErrorReply(error) || attempt >= SUBSCRIBE_ATTEMPTS) throw error
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt).unref())
+      }
+    }
     if (!this.#subscribed) {
       this.#subscribed = true
       this.emit({ type: 'subscriber-status', status: 'ready' })
@@ -259,14 +272,15 @@ export class RedisClusterStore extends RedisStore {
     return values
   }
 
-  readonly #onNodeError = (error: unknown, node?: { host?: string; port?: number }): void => {
-    const address = node === undefined ? undefined : `${node.host}:${node.port}`
+  readonly #onNodeError = (error: unknown, node: unknown): void => {
+    const address = nodeAddress(node)
     this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) })
   }
 
-  readonly #onNodeDown = (node?: { host?: string; port?: number }): void => {
-    if (node === undefined) return
-    this.#nodesDown.add(`${node.host}:${node.port}`)
+  readonly #onNodeDown = (node: unknown): void => {
+    const address = nodeAddress(node)
+    if (address === undefined) return
+    this.#nodesDown.add(address)
     // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
     if (this.#subscribed && !this.#deaf && this.status !== 'closed') {
       this.#deaf = true
@@ -274,15 +288,23 @@ export class RedisClusterStore extends RedisStore {
     }
   }
 
-  readonly #onNodeReady = (node?: { host?: string; port?: number }): void => {
-    if (node === undefined) return
-    this.#nodesDown.delete(`${node.host}:${node.port}`)
+  readonly #onNodeReady = (node: unknown): void => {
+    const address = nodeAddress(node)
+    if (address === undefined) return
+    this.#nodesDown.delete(address)
     // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
     if (this.#deaf && this.#nodesDown.size === 0) {
       this.#deaf = false
       this.emit({ type: 'subscriber-status', status: 'ready' })
     }
   }
+}
+
+/** `host:port` of the node node-redis names in its node events (`{ host, port }`). */
+function nodeAddress(node: unknown): string | undefined {
+  if (node === null || typeof node !== 'object') return undefined
+  const { host, port } = node as { host?: unknown; port?: unknown }
+  return `${String(host)}:${String(port)}`
 }
 
 /** Indexes of `keys` grouped by cluster slot. */
@@ -450,7 +472,7 @@ function clusterSetup(options: RedisClusterStoreOptions): RedisSetup & { cluster
             Math.min(maxReconnectDelay, 50 * 2 ** Math.min(retries, 10)) * (0.8 + Math.random() * 0.2),
         },
       },
-    }) as unknown as RedisClusterLike)
+    }))
   return {
     address,
     target,
@@ -501,7 +523,7 @@ class ClusterLink implements RedisLink {
     if (this.#closed) return Promise.reject(new Error('redis store is closed'))
     if (this.#cluster.isReady) return Promise.resolve()
     if (!this.#owned && this.#cluster.isOpen) return this.#whenConnected()
-    this.#attempt ??= this.#cluster.connect().then(
+    this.#attempt ??= this.#connectAll().then(
       () => {
         this.#attempt = undefined
         this.#failedAttempts = 0
@@ -518,10 +540,23 @@ class ClusterLink implements RedisLink {
     return this.#attempt
   }
 
+  /**
+   * Discovers the slots, then waits for the connection to every master: node-redis's `connect()` resolves once the
+   * slots are known, and a command to a node whose connection is still being made would fail at once (no offline
+   * queue), so a cache used right after `connect()` would miss a third of its L2.
+   */
+  async #connectAll(): Promise<void> {
+    if (!this.#cluster.isOpen) await this.#cluster.connect()
+    await Promise.all(this.#cluster.masters.map((master) => this.#cluster.nodeClient(master as never)))
+  }
+
   /** As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. */
   send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
     const cluster = this.#cluster
-    if (cluster.isReady) return cluster.sendCommand(routingKey(args), false, args, options)
+    // The cluster is ready once its slots are known; an attempt may still be connecting to the masters.
+    if (cluster.isReady && this.#attempt === undefined) {
+      return cluster.sendCommand(routingKey(args), false, args, options)
+    }
     if (this.#attempt !== undefined) {
       return this.#attempt.then(
         () => {
