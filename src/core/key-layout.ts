@@ -11,7 +11,7 @@
 // On one node (`shards` 1) there is no hash tag and the keys are byte for byte those of earlier versions.
 //
 //   one node:  catalog:product:v2:tenant:t1:product:42           catalog:product:v2#seq
-//   cluster:   catalog:product:v2:{1x9k2f.7}:tenant:t1:product:42 catalog:product:v2#seq{1x9k2f.7}
+//   cluster:   catalog:product:v2:{6e4lmd.13}:tenant:t1:product:42 catalog:product:v2#seq{6e4lmd.13}
 
 /** Fence shards per namespace on a Redis Cluster: how many slots (at most nodes) one namespace spreads over. */
 export const CLUSTER_FENCE_SHARDS = 16

@@ -68,6 +68,28 @@ describe('the one-node layout', () => {
 describe('the Redis Cluster layout', () => {
   const keys = schema(CLUSTER_FENCE_SHARDS)
 
+  it('builds the keys docs/architecture.md shows', () => {
+    const documented = new KeySchema({
+      service: 'catalog',
+      namespace: 'product',
+      schemaVersion: 2,
+      template: 'tenant:{tenantId}:product:{productId}',
+      dimensions: [],
+      maxKeyLength: 256,
+      fenceShards: CLUSTER_FENCE_SHARDS,
+    })
+    const key = documented.build({ tenantId: 't1', productId: 42 })
+    expect(key).toBe('catalog:product:v2:{6e4lmd.13}:tenant:t1:product:42')
+    const shard = documented.layout.shardOf(key)
+    expect([shard.seq, shard.cleared, shard.anyTag, shard.negativeSet, shard.tagSet('tenant%3At1')]).toEqual([
+      'catalog:product:v2#seq{6e4lmd.13}',
+      'catalog:product:v2#cleared{6e4lmd.13}',
+      'catalog:product:v2#anytag{6e4lmd.13}',
+      'catalog:product:v2:{6e4lmd.13}#neg',
+      'catalog:product:v2:{6e4lmd.13}#tag{tenant%3At1}',
+    ])
+  })
+
   it("puts an entry's value, version, lock, pruning marker and its shard's marks and tag sets in one slot", () => {
     fc.assert(
       fc.property(params, fc.nat(5), fc.array(tag, { maxLength: 3 }), (p, generation, tags) => {
