@@ -453,7 +453,7 @@ function clusterSetup(options: RedisClusterStoreOptions): RedisSetup & { cluster
   }
   const client: RedisClusterLike =
     cluster ??
-    (createCluster({
+    createCluster({
       ...clusterOptions,
       rootNodes: urls.map((url) => ({ url })),
       defaults: {
@@ -472,7 +472,7 @@ function clusterSetup(options: RedisClusterStoreOptions): RedisSetup & { cluster
             Math.min(maxReconnectDelay, 50 * 2 ** Math.min(retries, 10)) * (0.8 + Math.random() * 0.2),
         },
       },
-    }))
+    })
   return {
     address,
     target,
