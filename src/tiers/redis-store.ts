@@ -1,5 +1,6 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
-import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
+import { createRequire } from 'node:module'
+import type { createClient as CreateClient, RedisClientOptions } from 'redis'
 import type { Duration } from '../core/duration.js'
 import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
@@ -116,12 +117,24 @@ export interface RedisTlsOptions {
   servername?: string
 }
 
+/** node-redis's `RESP_TYPES.BLOB_STRING` (`$`), pinned by test/unit/redis-store-module.test.ts. */
+export const BLOB_STRING = 36
+
+/**
+ * node-redis's `createClient`, loaded when a store makes its own client: this module is shared with the ioredis
+ * store (stratacache/ioredis), whose users need not have the `redis` package.
+ */
+function createClient(options: RedisClientOptions): RedisClientLike {
+  const redis = createRequire(import.meta.url)('redis') as { createClient: typeof CreateClient }
+  return redis.createClient(options)
+}
+
 /**
  * Options for every command: Buffer replies for values, and node-redis's own per-command timeout off, because the
  * cache bounds every call itself (node-redis 6 arms an `AbortSignal.timeout` per command by default, which cost
  * about half of an L2 hit's CPU time in the benchmark).
  */
-export const bufferReplies = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: 0 }
+export const bufferReplies = { typeMapping: { [BLOB_STRING]: Buffer }, timeout: 0 }
 export const plainReplies = { timeout: 0 }
 
 /**
@@ -487,10 +500,11 @@ export async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>>
 
 /** Whether Redis answered with an error (it is up), as opposed to a lost connection or a client-side failure. */
 export function isErrorReply(error: unknown): error is Error {
-  if (error instanceof ErrorReply) return true
-  // A client passed in may come from another copy of node-redis, with its own ErrorReply class.
+  // A client passed in may come from another copy of node-redis, with its own ErrorReply class; ioredis answers
+  // error replies with a ReplyError.
   for (let proto: unknown = error; proto !== null && typeof proto === 'object';) {
-    if ((proto as { constructor?: { name?: string } }).constructor?.name === 'ErrorReply') return true
+    const name = (proto as { constructor?: { name?: string } }).constructor?.name
+    if (name === 'ErrorReply' || name === 'ReplyError') return true
     proto = Object.getPrototypeOf(proto)
   }
   return false

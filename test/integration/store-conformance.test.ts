@@ -1,8 +1,9 @@
-// One L2Store contract, run against every Redis store on real servers: node-redis on one node, node-redis on a
-// 3-master Redis Cluster. Keys are built as the cache builds them (the store's fence shards), spread over slots.
+// One L2Store contract, run against every Redis store on real servers: node-redis on one node, ioredis on one
+// node, node-redis on a 3-master Redis Cluster. Keys are built as the cache builds them (the store's fence shards).
 import { randomBytes } from 'node:crypto'
 import { createCache, type Cache } from 'stratacache'
 import { redisClusterStore, redisStore } from 'stratacache/redis'
+import { ioredisStore } from 'stratacache/ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { KeySchema } from '../../src/core/keys.js'
 import { clusterSlot } from '../../src/tiers/cluster-slot.js'
@@ -19,6 +20,7 @@ interface Target {
 }
 
 let single: RedisServer | undefined
+let ioredisServer: RedisServer | undefined
 let cluster: RedisCluster | undefined
 const targets: Target[] = [
   {
@@ -29,6 +31,15 @@ const targets: Target[] = [
     store: () => redisStore({ url: single!.url }),
     flush: () => single!.command('FLUSHALL'),
     stop: async () => single?.stop(),
+  },
+  {
+    name: 'ioredis, one node',
+    async start() {
+      ioredisServer = await startRedis()
+    },
+    store: () => ioredisStore({ url: ioredisServer!.url }),
+    flush: () => ioredisServer!.command('FLUSHALL'),
+    stop: async () => ioredisServer?.stop(),
   },
   {
     name: 'node-redis, Redis Cluster (3 masters)',
