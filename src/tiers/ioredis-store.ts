@@ -10,6 +10,7 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import type { L2Call, L2Status } from './l2-store.js'
+import { RedisClusterStore, type ClusterDriver, type ClusterSetup } from './redis-cluster-store.js'
 import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
   bufferReplies,
@@ -20,20 +21,26 @@ import {
   type RedisTlsOptions,
 } from './redis-store.js'
 
-/** The slice of an ioredis `Redis` client the store uses. */
+/** The slice of an ioredis `Redis` client (or `Cluster`) the store uses. */
 export interface IoredisClientLike {
   readonly status: string
-  readonly options?: { readonly host?: string; readonly port?: number }
+  /** Its options: a `Redis` client's carry `host` and `port`. */
+  readonly options?: object
   readonly isCluster?: boolean
   connect(): Promise<unknown>
   quit(): Promise<unknown>
   disconnect(): void
-  duplicate(override?: Partial<RedisOptions>): IoredisClientLike
+  /** A new connection with the same options (`Redis`: overrides first; `Cluster`: startup nodes first). */
+  duplicate(...args: never[]): IoredisClientLike
   call(command: string, ...args: (string | Buffer)[]): Promise<unknown>
   callBuffer(command: string, ...args: (string | Buffer)[]): Promise<unknown>
   subscribe(...channels: string[]): Promise<unknown>
   on(event: string, listener: (...args: unknown[]) => void): unknown
   off(event: string, listener: (...args: unknown[]) => void): unknown
+  /** A Cluster's nodes (ioredis `Cluster` only). */
+  nodes?(role: 'master'): IoredisClientLike[]
+  /** A sharded subscription (ioredis `Cluster` only). */
+  ssubscribe?(...channels: string[]): Promise<unknown>
 }
 
 export interface IoredisStoreOptions {
@@ -43,7 +50,9 @@ export interface IoredisStoreOptions {
    * An ioredis `Redis` client to use instead of `url`: connected if it is not yet, never closed by the cache. Make
    * it with `enableOfflineQueue: false` and `maxRetriesPerRequest: 0`, or commands sent while it is disconnected
    * wait in its queue and are sent when it reconnects (the cache stops waiting at its L2 timeout, but ioredis has
-   * no way to take a queued command back). An ioredis `Cluster` is not supported yet.
+   * no way to take a queued command back). An ioredis `Cluster` works too (made with `shardedSubscribers: true`
+   * for the bus, and the same two options in `redisOptions`): the store is then a cluster store (fence shards,
+   * per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`.
    */
   client?: IoredisClientLike
   /** Extra ioredis options for a client made from `url`. */
@@ -79,8 +88,90 @@ const IOREDIS_STORE_PLACE: OptionPlace = { where: 'ioredisStore()', at: (path) =
  * import { ioredisStore } from 'stratacache/ioredis'
  * const cache = createCache({ service: 'catalog', l2: ioredisStore({ url: 'redis://127.0.0.1:6379' }) })
  */
-export function ioredisStore(options: IoredisStoreOptions): IoredisStore {
-  return new IoredisStore(options)
+export function ioredisStore(options: IoredisStoreOptions): IoredisStore | IoredisClusterStore {
+  return options?.client?.isCluster === true ? new IoredisClusterStore(options) : new IoredisStore(options)
+}
+
+/** The cluster store (redis-cluster-store.ts) on an ioredis `Cluster` passed as `client`. */
+export class IoredisClusterStore extends RedisClusterStore {
+  override readonly name: string = 'ioredis-cluster'
+
+  constructor(options: IoredisStoreOptions) {
+    super({}, ioredisClusterSetup(options))
+  }
+}
+
+function ioredisClusterSetup(options: IoredisStoreOptions): ClusterSetup {
+  rejectUnknown(options, IOREDIS_STORE_OPTION_KEYS, IOREDIS_STORE_PLACE)
+  const cluster = options.client!
+  for (const name of ['url', 'redisOptions', 'tls', 'username', 'password'] as const) {
+    if (options[name] !== undefined) {
+      throw new InvalidOptionError(
+        `ioredisStore.${name}`,
+        '(given)',
+        'nothing with a Cluster `client`: configure it',
+      )
+    }
+  }
+  const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'ioredisStore.connectTimeout')
+  const delays = {
+    maxReconnectDelay: timerDuration(options.maxReconnectDelay ?? 2000, 'ioredisStore.maxReconnectDelay'),
+    closeTimeout: connectTimeout,
+  }
+  const address = cluster.nodes?.('master')[0] === undefined ? '' : nodeAddress(cluster.nodes('master')[0]!)
+  return {
+    address,
+    target: { address, tls: undefined, connectTimeoutMs: undefined, retryMs: undefined },
+    delays,
+    client: undefined,
+    driver: ioredisDriver(cluster),
+    open: (onStatus, onError) => new IoredisLink(cluster, false, delays, onStatus, onError),
+  }
+}
+
+/** `host:port` of an ioredis `Redis` client, from its options. */
+function nodeAddress(node: IoredisClientLike): string {
+  const options = node.options as { host?: unknown; port?: unknown } | undefined
+  const host = typeof options?.host === 'string' ? options.host : 'localhost'
+  const port = typeof options?.port === 'number' ? options.port : 6379
+  return `${host}:${port}`
+}
+
+/** An ioredis `Cluster` as the cluster store's driver. */
+function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
+  const masters = () => cluster.nodes!('master')
+  const listeners = new Map<string, Set<(message: string) => void>>()
+  let hooked = false
+  return {
+    masters: () => masters().map(nodeAddress).sort(),
+    sendToMaster(address, args, options) {
+      const node = masters().find((n) => nodeAddress(n) === address)
+      if (node === undefined)
+        return Promise.reject(new Error(`${address} is no longer a master of the cluster`))
+      const [name, ...rest] = args
+      return options === bufferReplies
+        ? node.callBuffer(String(name), ...rest)
+        : node.call(String(name), ...rest)
+    },
+    async sSubscribe(channel, listener) {
+      if (!hooked) {
+        hooked = true
+        cluster.on('smessage', (ch, message) => {
+          for (const l of listeners.get(String(ch)) ?? []) l(String(message))
+        })
+      }
+      let set = listeners.get(channel)
+      if (set === undefined) listeners.set(channel, (set = new Set()))
+      set.add(listener)
+      await cluster.ssubscribe!(channel)
+    },
+    watchNodes(events) {
+      const error = (e: unknown, address: unknown) =>
+        events.error(e, typeof address === 'string' ? address : undefined)
+      cluster.on('node error', error)
+      return () => cluster.off('node error', error)
+    },
+  }
 }
 
 export class IoredisStore extends RedisStore {
@@ -121,7 +212,11 @@ export class IoredisStore extends RedisStore {
   }
 
   async #openSubscriber(): Promise<IoredisClientLike> {
-    const subscriber = this.#client.duplicate({ lazyConnect: true, enableOfflineQueue: false })
+    // A `Redis` client (a Cluster gets the cluster store): its duplicate takes option overrides.
+    const duplicate = this.#client.duplicate.bind(this.#client) as (
+      override: Partial<RedisOptions>,
+    ) => IoredisClientLike
+    const subscriber = duplicate({ lazyConnect: true, enableOfflineQueue: false })
     subscriber.on('message', (channel, message) => {
       for (const listener of this.#listeners.get(String(channel)) ?? []) listener(String(message))
     })
@@ -178,13 +273,6 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
   if (client !== undefined && typeof client?.callBuffer !== 'function') {
     throw new InvalidOptionError('ioredisStore.client', client, 'an ioredis client made by new Redis()')
   }
-  if (client?.isCluster === true) {
-    throw new InvalidOptionError(
-      'ioredisStore.client',
-      'an ioredis Cluster',
-      'an ioredis Redis client (a Cluster is not supported yet: use redisClusterStore from stratacache/redis)',
-    )
-  }
   if (tls !== undefined) {
     if (tls === null || typeof tls !== 'object') {
       throw new InvalidOptionError('ioredisStore.tls', tls, 'an object such as { ca, cert, key }')
@@ -222,10 +310,7 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
   const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'ioredisStore.maxReconnectDelay')
   const delays = { maxReconnectDelay, closeTimeout: connectTimeout }
   const owned = url !== undefined
-  const address =
-    url !== undefined
-      ? addressOfUrl(url)
-      : `${client!.options?.host ?? 'localhost'}:${client!.options?.port ?? 6379}`
+  const address = url !== undefined ? addressOfUrl(url) : nodeAddress(client!)
   const target: RedisTarget = {
     address,
     tls: url === undefined ? undefined : url.startsWith('rediss://'),
@@ -234,7 +319,7 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
   }
   const redis: IoredisClientLike =
     client ??
-    (new Redis(url!, {
+    new Redis(url!, {
       ...redisOptions,
       ...(username === undefined ? {} : { username }),
       ...(password === undefined ? {} : { password }),
@@ -246,7 +331,7 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
       maxRetriesPerRequest: 0,
       retryStrategy: (times: number) =>
         Math.min(maxReconnectDelay, 50 * 2 ** Math.min(times, 10)) * (0.8 + Math.random() * 0.2),
-    }) as unknown as IoredisClientLike)
+    })
   return {
     address,
     target,

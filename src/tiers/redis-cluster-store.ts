@@ -9,7 +9,8 @@
 // - `scan` walks every master in turn, its cursor naming the master;
 // - pub/sub is sharded (SPUBLISH / SSUBSCRIBE): a channel lives on the master of its slot;
 // - the version check asks every master.
-import { createCluster, type RedisClusterOptions } from 'redis'
+import { createRequire } from 'node:module'
+import type { createCluster as CreateCluster, RedisClusterOptions } from 'redis'
 import type { Duration } from '../core/duration.js'
 import { CLUSTER_FENCE_SHARDS } from '../core/key-layout.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
@@ -59,6 +60,33 @@ export interface RedisClusterLike {
   sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>
   on(event: string, listener: (...args: unknown[]) => void): unknown
   off(event: string, listener: (...args: unknown[]) => void): unknown
+}
+
+/** How a node's connection changed, as a cluster client reports it (`host:port`). */
+export interface ClusterNodeEvents {
+  error(error: unknown, address: string | undefined): void
+  down(address: string): void
+  ready(address: string): void
+}
+
+/**
+ * What the cluster store needs of a cluster client besides sending commands routed by key (its link): node-redis's
+ * (here) or ioredis's (ioredis-store.ts).
+ */
+export interface ClusterDriver {
+  /** Addresses (`host:port`) of the masters now, in a stable order. */
+  masters(): string[]
+  /** Sends one command to one master (SCAN, INFO). */
+  sendToMaster(address: string, args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown>
+  /** A sharded subscription (SSUBSCRIBE) to `channel`. */
+  sSubscribe(channel: string, listener: (message: string) => void): Promise<void>
+  /** Listens to the nodes' connection events; returns what stops listening. */
+  watchNodes(events: ClusterNodeEvents): () => void
+}
+
+/** How a `RedisClusterStore` reaches the cluster. */
+export interface ClusterSetup extends RedisSetup {
+  readonly driver: ClusterDriver
 }
 
 export interface RedisClusterStoreOptions {
@@ -125,19 +153,40 @@ export class RedisClusterStore extends RedisStore {
   override readonly name: string = 'redis-cluster'
   /** Keys spread over fence shards, so that every script is single-slot. */
   readonly fenceShards = CLUSTER_FENCE_SHARDS
-  readonly #cluster: RedisClusterLike
+  readonly #driver: ClusterDriver
+  readonly #unwatch: () => void
   /** Nodes whose connection is down now (by address): the sharded subscriptions on them hear nothing. */
   readonly #nodesDown = new Set<string>()
   #subscribed = false
   #deaf = false
 
-  constructor(options: RedisClusterStoreOptions) {
-    const setup = clusterSetup(options)
+  /**
+   * @param setup how to reach the cluster; made from `options` unless given (the ioredis cluster store gives its
+   *   own, and `options` is then unused).
+   */
+  constructor(options: RedisClusterStoreOptions, setup: ClusterSetup = clusterSetup(options)) {
     super({}, setup)
-    this.#cluster = setup.cluster
-    this.#cluster.on('node-error', this.#onNodeError)
-    this.#cluster.on('node-ready', this.#onNodeReady)
-    for (const event of NODE_DOWN) this.#cluster.on(event, this.#onNodeDown)
+    this.#driver = setup.driver
+    this.#unwatch = setup.driver.watchNodes({
+      error: (error, address) =>
+        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) }),
+      down: (address) => {
+        this.#nodesDown.add(address)
+        // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
+        if (this.#subscribed && !this.#deaf && this.status !== 'closed') {
+          this.#deaf = true
+          this.emit({ type: 'subscriber-status', status: 'reconnecting' })
+        }
+      },
+      ready: (address) => {
+        this.#nodesDown.delete(address)
+        // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
+        if (this.#deaf && this.#nodesDown.size === 0) {
+          this.#deaf = false
+          this.emit({ type: 'subscriber-status', status: 'ready' })
+        }
+      },
+    })
   }
 
   override async getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]> {
@@ -175,14 +224,14 @@ export class RedisClusterStore extends RedisStore {
     count: number,
     call?: L2Call,
   ): Promise<{ cursor: string; keys: string[] }> {
-    const masters = [...this.#cluster.masters].sort((a, b) => (a.address < b.address ? -1 : 1))
+    const masters = this.#driver.masters()
     const colon = cursor.indexOf(':')
     const index = cursor === '0' ? 0 : Number(cursor.slice(0, colon))
     const master = masters[index]
     if (master === undefined) return { cursor: '0', keys: [] }
     if (call?.signal.aborted) throw new Error('stratacache gave up on this command before it could be sent')
-    const client = await this.#cluster.nodeClient(master as never)
-    const reply = (await client.sendCommand(
+    const reply = (await this.#driver.sendToMaster(
+      master,
       ['SCAN', cursor === '0' ? '0' : cursor.slice(colon + 1), 'MATCH', pattern, 'COUNT', String(count)],
       plainReplies,
     )) as [string | Buffer, (string | Buffer)[]]
@@ -197,15 +246,15 @@ export class RedisClusterStore extends RedisStore {
     await this.send(['SPUBLISH', channel, message], plainReplies, call)
   }
 
-  /** A sharded subscription (SSUBSCRIBE), on the connection node-redis keeps to the channel's master. */
+  /** A sharded subscription (SSUBSCRIBE), on the connection the client keeps to the channel's master. */
   override async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       if (this.status === 'closed') throw new Error('redis store is closed')
       try {
-        await this.#cluster.sSubscribe(channel, listener)
+        await this.#driver.sSubscribe(channel, listener)
         break
       } catch (error) {
-        // node-redis makes the connection to the channel's master on first use, and a subscription sent while it
+        // The client makes the connection to the channel's master on first use, and a subscription sent while it
         // is not ready yet fails at once (no offline queue): try again a few times, within about a second.
         if (isErrorReply(error) || attempt >= SUBSCRIBE_ATTEMPTS) throw error
         await new Promise((resolve) => setTimeout(resolve, 50 * attempt).unref())
@@ -218,18 +267,14 @@ export class RedisClusterStore extends RedisStore {
   }
 
   override async close(): Promise<void> {
-    this.#cluster.off('node-error', this.#onNodeError)
-    this.#cluster.off('node-ready', this.#onNodeReady)
-    for (const event of NODE_DOWN) this.#cluster.off(event, this.#onNodeDown)
+    this.#unwatch()
     await super.close()
   }
 
   /** Every master's version (INFO server, or HELLO when INFO is refused); the first one too old, if any. */
   protected override async readServerVersion(): Promise<L2UnsupportedError | undefined> {
     const answers = await Promise.all(
-      this.#cluster.masters.map(async (master) => {
-        const client = await this.#cluster.nodeClient(master as never).catch(() => undefined)
-        if (client === undefined) return undefined
+      this.#driver.masters().map(async (master) => {
         for (const [args, parse] of [
           [['INFO', 'server'], parseInfo],
           [['HELLO'], parsePairs],
@@ -237,7 +282,7 @@ export class RedisClusterStore extends RedisStore {
           let timer: ReturnType<typeof setTimeout> | undefined
           try {
             const reply = await Promise.race([
-              client.sendCommand(args, plainReplies),
+              this.#driver.sendToMaster(master, args, plainReplies),
               new Promise<never>((_, reject) => {
                 timer = setTimeout(() => reject(new Error('no answer')), this.delays.closeTimeout).unref()
               }),
@@ -271,32 +316,40 @@ export class RedisClusterStore extends RedisStore {
     groups.forEach((group, g) => group.forEach((i, j) => (values[i] = replies[g]![j] ?? null)))
     return values
   }
+}
 
-  readonly #onNodeError = (error: unknown, node: unknown): void => {
-    const address = nodeAddress(node)
-    this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) })
+/** node-redis's cluster client as a ClusterDriver. */
+function nodeRedisDriver(cluster: RedisClusterLike): ClusterDriver {
+  const byAddress = (address: string) => {
+    const master = cluster.masters.find((m) => m.address === address)
+    if (master === undefined) throw new Error(`${address} is no longer a master of the cluster`)
+    return cluster.nodeClient(master as never)
   }
-
-  readonly #onNodeDown = (node: unknown): void => {
-    const address = nodeAddress(node)
-    if (address === undefined) return
-    this.#nodesDown.add(address)
-    // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
-    if (this.#subscribed && !this.#deaf && this.status !== 'closed') {
-      this.#deaf = true
-      this.emit({ type: 'subscriber-status', status: 'reconnecting' })
-    }
-  }
-
-  readonly #onNodeReady = (node: unknown): void => {
-    const address = nodeAddress(node)
-    if (address === undefined) return
-    this.#nodesDown.delete(address)
-    // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
-    if (this.#deaf && this.#nodesDown.size === 0) {
-      this.#deaf = false
-      this.emit({ type: 'subscriber-status', status: 'ready' })
-    }
+  return {
+    masters: () => cluster.masters.map((m) => m.address).sort(),
+    sendToMaster: async (address, args, options) => (await byAddress(address)).sendCommand(args, options),
+    sSubscribe: async (channel, listener) => {
+      await cluster.sSubscribe(channel, listener)
+    },
+    watchNodes(events) {
+      const error = (e: unknown, node: unknown) => events.error(e, nodeAddress(node))
+      const down = (node: unknown) => {
+        const address = nodeAddress(node)
+        if (address !== undefined) events.down(address)
+      }
+      const ready = (node: unknown) => {
+        const address = nodeAddress(node)
+        if (address !== undefined) events.ready(address)
+      }
+      cluster.on('node-error', error)
+      cluster.on('node-ready', ready)
+      for (const event of NODE_DOWN) cluster.on(event, down)
+      return () => {
+        cluster.off('node-error', error)
+        cluster.off('node-ready', ready)
+        for (const event of NODE_DOWN) cluster.off(event, down)
+      }
+    },
   }
 }
 
@@ -305,6 +358,15 @@ function nodeAddress(node: unknown): string | undefined {
   if (node === null || typeof node !== 'object') return undefined
   const { host, port } = node as { host?: unknown; port?: unknown }
   return `${String(host)}:${String(port)}`
+}
+
+/**
+ * node-redis's `createCluster`, loaded when the store makes its own cluster client: the ioredis store shares this
+ * module, and its users need not have the `redis` package.
+ */
+function createCluster(options: RedisClusterOptions): RedisClusterLike {
+  const redis = createRequire(import.meta.url)('redis') as { createCluster: typeof CreateCluster }
+  return redis.createCluster(options)
 }
 
 /** Indexes of `keys` grouped by cluster slot. */
@@ -348,7 +410,7 @@ export function routingKey(args: ReadonlyArray<string | Buffer>): string | Buffe
 }
 
 /** `redisClusterStore()`'s options, checked, as the cluster link the store runs on. */
-function clusterSetup(options: RedisClusterStoreOptions): RedisSetup & { cluster: RedisClusterLike } {
+function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError(
       'redisClusterStore options',
@@ -478,7 +540,7 @@ function clusterSetup(options: RedisClusterStoreOptions): RedisSetup & { cluster
     target,
     delays,
     client: undefined,
-    cluster: client,
+    driver: nodeRedisDriver(client),
     open: (onStatus, onError) => new ClusterLink(client, owned, delays, onStatus, onError),
   }
 }
