@@ -1,6 +1,6 @@
 // What only a Redis Cluster asks of the store: slots, every master, sharded pub/sub, a failover, its options.
 import { createCache, type Cache } from 'stratacache'
-import { redisClusterStore } from 'stratacache/redis'
+import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
 import { createCluster } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CLUSTER_FENCE_SHARDS } from '../../src/core/key-layout.js'
@@ -121,6 +121,62 @@ describe('redisClusterStore', () => {
     await cache.close()
     expect(client.isReady).toBe(true)
     await client.close()
+  })
+
+  it('queues write-behind writes in a stream on the cluster and flushes them to the source, in order', async () => {
+    const written: number[] = []
+    const cache = createCache({
+      service: 'wb',
+      l2: redisClusterStore({ rootNodes: rootNodes() }),
+      timeouts: { l2: 2_000 },
+    })
+    caches.push(cache)
+    const accounts = cache.namespace('account', {
+      key: 'account:{id}',
+      ttl: '1m',
+      load: ({ id }: { id: number }) => ({ id, balance: 0 }),
+      writeStrategy: 'write-behind',
+      write: (_params, value) => {
+        written.push(value.balance)
+      },
+      writeBehind: { flush: true, batchSize: 5, flushInterval: '20ms' },
+    })
+    await cache.connect()
+    for (let balance = 1; balance <= 20; balance++) await accounts.write({ id: 1 }, { id: 1, balance })
+    await expect.poll(() => written.length, { timeout: 10_000 }).toBe(20)
+    expect(written).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    expect(await accounts.get({ id: 1 })).toEqual({ id: 1, balance: 20 })
+    expect(accounts.stats().l2Errors).toBe(0)
+  })
+
+  it('appends audit records of a purge to a stream on the cluster', async () => {
+    const client = createCluster({ rootNodes: rootNodes(), defaults: { disableOfflineQueue: true } })
+    await client.connect()
+    try {
+      const cache = createCache({
+        service: 'audited',
+        l2: redisClusterStore({ cluster: client }),
+        audit: redisStreamAuditSink({ client, stream: 'audited:audit' }),
+      })
+      caches.push(cache)
+      const items = cache.namespace('item', { key: 'item:{id}', ttl: '1h', load: ({ id }) => ({ id }) })
+      await cache.connect()
+      await items.getMany(Array.from({ length: 20 }, (_, id) => ({ id })))
+      await cache.purge({ namespace: 'item', actor: 'alice', reason: 'test' })
+      const entries = await client.sendCommand<[string, string[]][]>('audited:audit', true, [
+        'XRANGE',
+        'audited:audit',
+        '-',
+        '+',
+      ])
+      expect(entries.map(([, fields]) => fields[fields.indexOf('phase') + 1])).toEqual([
+        'requested',
+        'completed',
+      ])
+      await cache.close()
+    } finally {
+      await client.close()
+    }
   })
 
   it('refuses options it cannot honour, naming them', () => {
