@@ -6,6 +6,7 @@ export default defineConfig({
     // Tests import the package by name, as users do; it resolves to the sources.
     alias: {
       'stratacache/redis': fileURLToPath(new URL('./src/redis.ts', import.meta.url)),
+      'stratacache/ioredis': fileURLToPath(new URL('./src/ioredis.ts', import.meta.url)),
       'stratacache/prometheus': fileURLToPath(new URL('./src/prometheus.ts', import.meta.url)),
       'stratacache/opentelemetry': fileURLToPath(new URL('./src/opentelemetry.ts', import.meta.url)),
       stratacache: fileURLToPath(new URL('./src/index.ts', import.meta.url)),

@@ -1,11 +1,15 @@
 // An audit sink appending each record to a Redis stream (XADD), readable with XRANGE / XREAD by other tools.
 import { InvalidOptionError } from '../errors.js'
 import type { RedisClientLike } from '../tiers/redis-store.js'
+import type { RedisClusterLike } from '../tiers/redis-cluster-store.js'
 import type { AuditRecord, AuditSink } from './audit-sink.js'
 
 export interface RedisStreamAuditSinkOptions {
-  /** A connected node-redis client (its owner connects and closes it). It may be the one the cache's store uses. */
-  client: Pick<RedisClientLike, 'sendCommand'>
+  /**
+   * A connected node-redis client, or cluster client (`createCluster()`), whose owner connects and closes it. It may
+   * be the one the cache's store uses.
+   */
+  client: Pick<RedisClientLike, 'sendCommand'> | Pick<RedisClusterLike, 'sendCommand' | 'masters'>
   /** The stream's key. @default 'stratacache:audit' */
   stream?: string
   /** Trim the stream to about this many entries on each append (`MAXLEN ~`). @default no trimming */
@@ -38,6 +42,11 @@ export function redisStreamAuditSink(options: RedisStreamAuditSinkOptions): Audi
     )
   }
   const client = options.client
+  // A cluster client routes by the key it is given: the stream's (one key, so any slot will do).
+  const send =
+    'masters' in client
+      ? (args: string[]) => client.sendCommand(stream, false, args)
+      : (args: string[]) => client.sendCommand(args)
   return {
     async append(record: AuditRecord): Promise<void> {
       const fields: string[] = [
@@ -62,7 +71,7 @@ export function redisStreamAuditSink(options: RedisStreamAuditSinkOptions): Audi
       if (record.durationMs !== undefined) fields.push('durationMs', String(record.durationMs))
       if (record.error !== undefined) fields.push('error', record.error)
       const trim = maxLength === undefined ? [] : ['MAXLEN', '~', String(maxLength)]
-      await client.sendCommand(['XADD', stream, ...trim, '*', ...fields])
+      await send(['XADD', stream, ...trim, '*', ...fields])
     },
   }
 }

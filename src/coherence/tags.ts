@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { InvalidArgumentError, SerializationError } from '../errors.js'
 import { escapeKeyText } from '../core/keys.js'
+import type { FenceShard } from '../core/key-layout.js'
 import { channels } from '../observability/channels.js'
 import { isArray, NO_TAGS, type NamespaceContext } from '../namespace/context.js'
 import { fenceTtl } from '../storage/entry-store.js'
@@ -34,16 +35,26 @@ export class Tags<P, V> {
     if (ctx.rt.l2 === undefined) return 0
     let deleted = 0
     try {
-      // First the marks: a load that started before this (in any process) can no longer store a value carrying
-      // one of these tags, nor a negative entry (whose tags are unknown). Then the entries already stored.
-      await ctx.rt.l2.markInvalidated(
-        ctx.marks.seq,
-        [...tags.map((tag) => this.tagMark(tag)), ctx.marks.negative[1]!],
-        fenceTtl(ctx.options),
+      // Per fence shard (one on one Redis node; each a slot of its own on a cluster), concurrently: first the marks,
+      // so a load that started before this (in any process) can no longer store an entry of that shard carrying one
+      // of these tags, nor a negative entry (whose tags are unknown); then the shard's entries already stored.
+      const l2 = ctx.rt.l2
+      const ttl = fenceTtl(ctx.options)
+      const counts = await Promise.all(
+        ctx.marks.shards.map(async (shard) => {
+          await l2.markInvalidated(
+            shard.seq,
+            [...tags.map((tag) => this.tagMark(tag, shard)), shard.anyTag],
+            ttl,
+          )
+          let count = 0
+          for (const key of [...tags.map((tag) => this.tagKey(tag, shard)), shard.negativeSet]) {
+            count += await l2.deleteSetMembers(key, `${key}#${randomBytes(6).toString('base64url')}`)
+          }
+          return count
+        }),
       )
-      for (const key of [...tags.map((tag) => this.tagKey(tag)), ctx.marks.negativeSet]) {
-        deleted += await ctx.rt.l2.deleteSetMembers(key, `${key}#${randomBytes(6).toString('base64url')}`)
-      }
+      for (const count of counts) deleted += count
     } catch (error) {
       ctx.counters.l2Errors++
       throw error
@@ -68,22 +79,27 @@ export class Tags<P, V> {
     this.#ctx.l1?.removeTagged([...tags, NEGATIVE_TAG], (node) => this.#ctx.throttle.delete(node.key))
   }
 
-  /** The invalidation mark of `tag` (a tag set's key plus `#inv`), checked by the store of every load. */
-  tagMark(tag: string): string {
-    return `${this.tagKey(tag)}#inv`
+  /** The invalidation mark of `tag` in `shard` (its tag set's key plus `#inv`), checked by the store of every load. */
+  tagMark(tag: string, shard: FenceShard): string {
+    return `${this.tagKey(tag, shard)}#inv`
   }
 
-  /** The L2 set of a tag of an entry: negative entries share one set, emptied by every tag invalidation. */
-  setKeyOf(tag: string): string {
-    return tag === NEGATIVE_TAG ? this.#ctx.marks.negativeSet : this.tagKey(tag)
+  /** The L2 set of a tag of the entry at `key`, in its fence shard: negative entries share one set per shard. */
+  setKeyOf(tag: string, key: string): string {
+    const shard = this.#ctx.marks.shardOf(key)
+    return tag === NEGATIVE_TAG ? shard.negativeSet : this.tagKey(tag, shard)
   }
 
-  /** The Redis set holding the keys of this namespace's entries tagged `tag`; braces keep its snapshot in its slot. */
-  tagKey(tag: string): string {
+  /**
+   * The Redis set holding the keys of this namespace's entries tagged `tag` in `shard` (the only one on one node);
+   * the set, its snapshot and its members share a slot. @throws InvalidArgumentError for a tag that is not a
+   * non-empty string.
+   */
+  tagKey(tag: string, shard: FenceShard = this.#ctx.marks.shards[0]!): string {
     const escaped = typeof tag === 'string' && tag.length > 0 ? escapeKeyText(tag) : undefined
     if (escaped === undefined)
       throw new InvalidArgumentError('tag', tag, 'a non-empty string such as "tenant:t1"')
-    return `${this.#ctx.prefix}#tag{${escaped}}`
+    return shard.tagSet(escaped)
   }
 
   /** The entry's tags, or undefined when the tags function failed: such a value is served but cached nowhere. */

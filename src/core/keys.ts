@@ -1,6 +1,7 @@
 // Key building: a namespace's template and dimensions, validated once, turned into deterministic escaped Redis keys.
 import { createHash } from 'node:crypto'
 import { InvalidArgumentError, InvalidKeyParamError, InvalidOptionError } from '../errors.js'
+import { KeyLayout } from './key-layout.js'
 
 /** A value allowed in a key parameter. Its key text is `String(value)`, so `42` and `'42'` name the same entry. */
 export type Scalar = string | number | bigint | boolean
@@ -105,6 +106,12 @@ export interface KeySchemaOptions {
   readonly maxKeyLength: number
   /** Declared parameter types (`params`): each named parameter must have that `typeof` when a key is built. */
   readonly types?: Readonly<Record<string, ScalarTypeName>> | undefined
+  /**
+   * Fence shards of the L2 the keys are for (`L2Store.fenceShards`): 1 (one Redis node) builds keys without hash
+   * tags; more (a Redis Cluster) puts the entry's shard's hash tag right after the prefix (core/key-layout.ts).
+   * @default 1
+   */
+  readonly fenceShards?: number
 }
 
 /**
@@ -114,6 +121,8 @@ export interface KeySchemaOptions {
 export class KeySchema {
   /** `service:namespace:v{schemaVersion}:` — every key of the namespace starts with it. */
   readonly prefix: string
+  /** Where the namespace's keys and bookkeeping keys live: one node, or fence shards on a Redis Cluster. */
+  readonly layout: KeyLayout
   /** Parameter names in key order: placeholders as in the template, then dimensions sorted. */
   readonly params: readonly string[]
   /** Parameter names in L1 index order: dimensions sorted (usually few values), then placeholders in order. */
@@ -155,6 +164,7 @@ export class KeySchema {
     this.#namespace = namespace
     this.#maxKeyLength = options.maxKeyLength
     this.prefix = `${service}:${namespace}:v${schemaVersion}:`
+    this.layout = new KeyLayout(this.prefix, options.fenceShards ?? 1)
 
     const placeholders: string[] = []
     const literals: string[] = []
@@ -281,7 +291,21 @@ export class KeySchema {
         if (typeof record[name] !== type) throw this.#error(name, 'wrong-type', record[name], type)
       }
     }
+    if (this.layout.sharded) return this.#placed(key)
     return key.length > this.#maxKeyLength ? this.#hashed(key) : key
+  }
+
+  /**
+   * On a Redis Cluster: the key with its fence shard's hash tag after the prefix, `prefix{h.k}:[gN:]rest`. The
+   * shard comes from the text after the generation, so an entry keeps its shard across generations.
+   */
+  #placed(key: string): string {
+    const rest = key.slice(this.#keyPrefix.length)
+    const head =
+      this.prefix + this.layout.shardOfRest(rest).tag + ':' + this.#keyPrefix.slice(this.prefix.length)
+    const placed = head + rest
+    if (placed.length <= this.#maxKeyLength) return placed
+    return head + HASH_MARK + createHash('sha256').update(rest).digest('base64url')
   }
 
   /** `params` as a record, or an InvalidArgumentError when it is not an object. */

@@ -23,6 +23,7 @@
 import { ValueCodec } from '../codecs/value-codec.js'
 import type { Clock } from '../core/clock.js'
 import { KeySchema } from '../core/keys.js'
+import type { KeyLayout } from '../core/key-layout.js'
 import { NamespaceL1 } from '../core/namespace-l1.js'
 import type { CacheRuntime } from '../core/runtime.js'
 import { LocalFence } from '../coherence/fence.js'
@@ -43,17 +44,6 @@ export type NamespaceFunctions<P, V> = Pick<
   NamespaceOptions<string, readonly string[], P, V>,
   'load' | 'loadMany' | 'tags' | 'write' | 'writeMany' | 'labels'
 >
-
-/**
- * The L2 keys of the namespace's invalidation marks, outside its key prefix so `clear()` leaves them: the
- * sequence, the mark of the last `clear()`, and the mark every tag invalidation sets (for negative entries).
- */
-export interface Marks {
-  readonly seq: string
-  readonly cleared: string
-  readonly negative: readonly string[]
-  readonly negativeSet: string
-}
 
 export class NamespaceContext<P, V> {
   readonly name: string
@@ -82,7 +72,12 @@ export class NamespaceContext<P, V> {
   readonly latency: Latency = newLatency()
   /** The namespace's generation (`invalidateAll()`), as this process knows it. */
   readonly generation: GenerationTracker
-  readonly marks: Marks
+  /**
+   * The L2 keys of the namespace's invalidation marks and tag sets, per fence shard (one on one Redis node): the
+   * sequence, the mark of the last `clear()` and the mark every tag invalidation sets (for negative entries), outside
+   * the key prefix so `clear()` leaves them; the sets of negative entries and of each tag.
+   */
+  readonly marks: KeyLayout
   readonly lock: CrossProcessLock | undefined
   readonly source: SourceLimiter
   /** Fail-safe throttle: keys whose loader failed, and until when it is not called again. */
@@ -117,6 +112,7 @@ export class NamespaceContext<P, V> {
       dimensions: options.dimensions,
       maxKeyLength: runtime.maxKeyLength,
       types: options.params,
+      fenceShards: runtime.l2?.store.fenceShards ?? 1,
     })
     this.prefix = this.keys.prefix
     const base = this.prefix.slice(0, -1)
@@ -133,13 +129,7 @@ export class NamespaceContext<P, V> {
       failed: () => this.counters.l2Errors++,
       background: (work) => runtime.background(work),
     })
-    const cleared = `${base}#cleared`
-    this.marks = {
-      seq: `${base}#seq`,
-      cleared,
-      negative: [cleared, `${base}#anytag`],
-      negativeSet: `${this.prefix}#neg`,
-    }
+    this.marks = this.keys.layout
     this.l1 =
       options.l1TtlMs > 0 && runtime.l1 !== undefined ? new NamespaceL1(runtime.l1, this.keys) : undefined
     this.codec = new ValueCodec(runtime.serializer, options.schemaVersion, options.codec)

@@ -170,15 +170,32 @@ export class EntryStore<P, V> {
     const l2 = this.#l2
     if (l2 === undefined) return Promise.resolve(undefined)
     const versionKeys = keys.map((key) => versionKey(key))
-    return l2.readFence(versionKeys, this.#ctx.marks.seq).then(
-      ({ versions, seq }) =>
-        keys.map((_, i) => ({
-          versionKey: versionKeys[i]!,
-          version: versions[i]!,
-          seq,
-          marks: NO_TAGS,
-          sets: NO_TAGS,
-        })),
+    // One read per fence shard (a single one on one Redis node): each reads one slot of a cluster.
+    const groups = this.#ctx.marks.group(keys)
+    return Promise.all(
+      groups.map(({ shard, indexes }) =>
+        l2.readFence(
+          indexes.map((i) => versionKeys[i]!),
+          shard.seq,
+        ),
+      ),
+    ).then(
+      (reads) => {
+        const fences: L2Fence[] = new Array<L2Fence>(keys.length)
+        groups.forEach(({ indexes }, g) => {
+          const { versions, seq } = reads[g]!
+          indexes.forEach((i, j) => {
+            fences[i] = {
+              versionKey: versionKeys[i]!,
+              version: versions[j]!,
+              seq,
+              marks: NO_TAGS,
+              sets: NO_TAGS,
+            }
+          })
+        })
+        return fences
+      },
       () => {
         this.#ctx.counters.l2Errors++
         return undefined
@@ -242,14 +259,16 @@ export class EntryStore<P, V> {
     const l2 = this.#l2
     if (bytes === undefined || l2 === undefined || fence === undefined) return SKIPPED
     const ttlMs = entry.staleUntil - entry.createdAt
-    const marks = ctx.marks
+    const shard = ctx.marks.shardOf(key)
     const work = l2
       .storeFenced(
         { key, value: bytes, ttlMs },
         {
           ...fence,
-          marks: negative ? marks.negative : [marks.cleared, ...tags.map((t) => this.#tags.tagMark(t))],
-          sets: negative ? [marks.negativeSet] : tags.map((t) => this.#tags.tagKey(t)),
+          marks: negative
+            ? shard.negative
+            : [shard.cleared, ...tags.map((t) => this.#tags.tagMark(t, shard))],
+          sets: negative ? [shard.negativeSet] : tags.map((t) => this.#tags.tagKey(t, shard)),
         },
       )
       .then(
@@ -359,12 +378,20 @@ export function fenceTtl(options: ResolvedNamespaceOptions): number {
 
 /** Whether an L2 key is an entry, not one of its bookkeeping keys (`#v` version, `#lock`, `#tag{…}` set). */
 export function isEntryKey(key: string, prefix: string): boolean {
-  const mark = key.indexOf('#', prefix.length)
+  let start = prefix.length
+  // On a Redis Cluster, a fence shard's hash tag follows the prefix: `{h.k}:` before an entry's text, `{h.k}#` before
+  // a shard's bookkeeping key (core/key-layout.ts).
+  if (key.charCodeAt(start) === 0x7b) {
+    const close = key.indexOf('}', start)
+    if (close === -1 || key.charCodeAt(close + 1) !== 0x3a) return false
+    start = close + 2
+  }
+  const mark = key.indexOf('#', start)
   // A plain key has no '#'; a hashed one has one, right after the prefix (and its generation, if any), followed by
   // a SHA-256 digest in base64url. Tag sets (`#tag{…}`), versions (`#v`) and locks (`#lock`) are bookkeeping.
   if (mark === -1) return true
   if (!DIGEST.test(key.slice(mark + 1))) return false
-  return mark === prefix.length || GENERATION_SEGMENT.test(key.slice(prefix.length, mark))
+  return mark === start || GENERATION_SEGMENT.test(key.slice(start, mark))
 }
 
 /** A SHA-256 digest in base64url, as a hashed key ends. */

@@ -50,6 +50,12 @@ export type L2Status = 'connecting' | 'ready' | 'reconnecting' | 'closed'
 export interface L2Store {
   /** Short name for events and errors, e.g. `redis`. */
   readonly name: string
+  /**
+   * How many fence shards a namespace's keys are spread over (core/key-layout.ts). 1, or absent: one Redis node,
+   * keys without hash tags. More: a Redis Cluster, where every key one script touches must share a slot, so each
+   * entry's keys carry its shard's hash tag. Every process sharing the L2 must use stores that say the same.
+   */
+  readonly fenceShards?: number
   readonly status: L2Status
   get(key: string, call?: L2Call): Promise<Uint8Array | null>
   /** One round trip for all keys; the result is in the order of `keys`. */

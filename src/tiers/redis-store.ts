@@ -1,5 +1,6 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
-import { createClient, ErrorReply, RESP_TYPES, type RedisClientOptions } from 'redis'
+import { createRequire } from 'node:module'
+import type { createClient as CreateClient, RedisClientOptions } from 'redis'
 import type { Duration } from '../core/duration.js'
 import { InvalidOptionError, L2UnsupportedError } from '../errors.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
@@ -116,13 +117,25 @@ export interface RedisTlsOptions {
   servername?: string
 }
 
+/** node-redis's `RESP_TYPES.BLOB_STRING` (`$`), pinned by test/unit/redis-store-module.test.ts. */
+export const BLOB_STRING = 36
+
+/**
+ * node-redis's `createClient`, loaded when a store makes its own client: this module is shared with the ioredis
+ * store (stratacache/ioredis), whose users need not have the `redis` package.
+ */
+function createClient(options: RedisClientOptions): RedisClientLike {
+  const redis = createRequire(import.meta.url)('redis') as { createClient: typeof CreateClient }
+  return redis.createClient(options)
+}
+
 /**
  * Options for every command: Buffer replies for values, and node-redis's own per-command timeout off, because the
  * cache bounds every call itself (node-redis 6 arms an `AbortSignal.timeout` per command by default, which cost
  * about half of an L2 hit's CPU time in the benchmark).
  */
-const bufferReplies = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer }, timeout: 0 }
-const plainReplies = { timeout: 0 }
+export const bufferReplies = { typeMapping: { [BLOB_STRING]: Buffer }, timeout: 0 }
+export const plainReplies = { timeout: 0 }
 
 /**
  * Creates the Redis L2 store for `createCache({ l2 })`.
@@ -262,11 +275,35 @@ export function checkServerVersion(fields: Readonly<Record<string, string>>): L2
 }
 
 /**
+ * What `RedisStore` sends its commands through: one connection (`Connection`), or a Redis Cluster client
+ * (`redis-cluster-store.ts`), which routes each command by its first key.
+ */
+export interface RedisLink {
+  readonly status: L2Status
+  /** Resolves when connected; rejects when this attempt fails (a link the store made then retries by itself). */
+  connect(): Promise<void>
+  /** Sends one command; see `Connection.send` for the rules every link keeps (no replay of abandoned commands). */
+  send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown>
+  /** Closes what the store opened (bounded by the close timeout); a client passed in is only let go. */
+  close(): Promise<void>
+}
+
+/** How a `RedisStore` reaches Redis: made from `redisStore()`'s options, or by `redisClusterStore()`. */
+export interface RedisSetup {
+  readonly address: string
+  readonly target: RedisTarget
+  readonly delays: { maxReconnectDelay: number; closeTimeout: number }
+  /** The single-node client (for its pub/sub duplicate); undefined for a cluster. */
+  readonly client: RedisClientLike | undefined
+  open(onStatus: (status: L2Status) => void, onError: (error: unknown, lost: boolean) => void): RedisLink
+}
+
+/**
  * One node-redis connection and its lifecycle. For a client the store created, node-redis's reconnect loop is off
  * (its sleep cannot be cancelled, so `close()` could not end it) and this class reconnects with capped backoff on
  * an unref'd timer that `close()` clears. A client passed in by the user keeps its own settings and is not closed.
  */
-class Connection {
+class Connection implements RedisLink {
   readonly client: RedisClientLike
   readonly #owned: boolean
   readonly #maxReconnectDelay: number
@@ -452,7 +489,7 @@ class Connection {
 }
 
 /** Runs an administrative command: a server's error reply (NOPERM, unknown command) becomes a refusal. */
-async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>> {
+export async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>> {
   try {
     return { ok: true, value: await call() }
   } catch (error) {
@@ -462,18 +499,19 @@ async function refusable<T>(call: () => Promise<T>): Promise<L2Answer<T>> {
 }
 
 /** Whether Redis answered with an error (it is up), as opposed to a lost connection or a client-side failure. */
-function isErrorReply(error: unknown): error is Error {
-  if (error instanceof ErrorReply) return true
-  // A client passed in may come from another copy of node-redis, with its own ErrorReply class.
+export function isErrorReply(error: unknown): error is Error {
+  // A client passed in may come from another copy of node-redis, with its own ErrorReply class; ioredis answers
+  // error replies with a ReplyError.
   for (let proto: unknown = error; proto !== null && typeof proto === 'object';) {
-    if ((proto as { constructor?: { name?: string } }).constructor?.name === 'ErrorReply') return true
+    const name = (proto as { constructor?: { name?: string } }).constructor?.name
+    if (name === 'ErrorReply' || name === 'ReplyError') return true
     proto = Object.getPrototypeOf(proto)
   }
   return false
 }
 
 /** INFO's text, `# Section` headers and `field:value` lines, as a record of fields. */
-function parseInfo(reply: unknown): Record<string, string> {
+export function parseInfo(reply: unknown): Record<string, string> {
   const fields: Record<string, string> = {}
   for (const line of String(reply).split(/\r?\n/)) {
     const colon = line.indexOf(':')
@@ -483,7 +521,7 @@ function parseInfo(reply: unknown): Record<string, string> {
 }
 
 /** CONFIG GET's reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record. */
-function parsePairs(reply: unknown): Record<string, string> {
+export function parsePairs(reply: unknown): Record<string, string> {
   const pairs: Record<string, string> = {}
   if (Array.isArray(reply)) {
     for (let i = 0; i + 1 < reply.length; i += 2) pairs[String(reply[i])] = String(reply[i + 1])
@@ -495,13 +533,123 @@ function parsePairs(reply: unknown): Record<string, string> {
   return pairs
 }
 
+/** `redisStore()`'s options, checked, as the connection a `RedisStore` runs on. */
+function singleNodeSetup(options: RedisStoreOptions): RedisSetup {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      'redisStore options',
+      options,
+      "an object such as { url: 'redis://127.0.0.1:6379' }",
+    )
+  }
+  rejectUnknown(options, REDIS_STORE_OPTION_KEYS, REDIS_STORE_PLACE)
+  const { url, client, clientOptions } = options
+  if ((url === undefined) === (client === undefined)) {
+    throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
+  }
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+    throw new InvalidOptionError(
+      'redisStore.url',
+      typeof url === 'string' ? redactUrl(url) : url,
+      "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
+    )
+  }
+  if (client !== undefined && typeof client?.sendCommand !== 'function') {
+    throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
+  }
+  const { tls, username, password } = options
+  if (tls !== undefined) {
+    if (tls === null || typeof tls !== 'object') {
+      throw new InvalidOptionError('redisStore.tls', tls, 'an object such as { ca, cert, key }')
+    }
+    if (url === undefined || !url.startsWith('rediss://')) {
+      throw new InvalidOptionError(
+        'redisStore.url',
+        url,
+        "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
+      )
+    }
+    rejectUnknown(
+      tls,
+      REDIS_TLS_OPTION_KEYS,
+      REDIS_STORE_PLACE,
+      'tls',
+      'Pass other `tls.connect` options in `clientOptions.socket`.',
+    )
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      throw new InvalidOptionError(
+        'redisStore.tls',
+        tls,
+        'both `cert` and `key` for a client certificate, or neither',
+      )
+    }
+  }
+  for (const [name, value] of Object.entries({ username, password })) {
+    if (value === undefined) continue
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new InvalidOptionError(`redisStore.${name}`, value, 'a non-empty string')
+    }
+    if (url === undefined) {
+      throw new InvalidOptionError(
+        `redisStore.${name}`,
+        '(hidden)',
+        'nothing with `client`: configure that client',
+      )
+    }
+    // node-redis lets credentials in the URL win silently; two sources of one secret is a mistake either way.
+    if (/^rediss?:\/\/[^/]*@/.test(url)) {
+      throw new InvalidOptionError(
+        `redisStore.${name}`,
+        '(hidden)',
+        'nothing when the URL carries credentials: put them in one place',
+      )
+    }
+  }
+  // Both arm timers: a value past 2^31−1 ms would fire after 1 ms (every connection attempt timed out at once).
+  const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
+  const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
+  const delays = { maxReconnectDelay, closeTimeout: connectTimeout }
+  const owned = url !== undefined
+  const address = url === undefined ? (addressOfClient(client) ?? '') : addressOfUrl(url)
+  const target: RedisTarget = {
+    address,
+    tls: url === undefined ? undefined : url.startsWith('rediss://'),
+    connectTimeoutMs: url === undefined ? undefined : connectTimeout,
+    retryMs: url === undefined ? undefined : maxReconnectDelay,
+  }
+  const redis: RedisClientLike =
+    url === undefined
+      ? (client as RedisClientLike)
+      : createClient({
+          ...clientOptions,
+          ...(username === undefined ? {} : { username }),
+          ...(password === undefined ? {} : { password }),
+          url,
+          disableOfflineQueue: true,
+          socket: {
+            ...clientOptions?.socket,
+            ...(tls === undefined ? {} : { ...tls, tls: true }),
+            connectTimeout,
+            reconnectStrategy: false,
+          } as NonNullable<RedisClientOptions['socket']>,
+        })
+  return {
+    address,
+    target,
+    delays,
+    client: redis,
+    open: (onStatus, onError) => new Connection(redis, owned, delays, onStatus, onError),
+  }
+}
+
 export class RedisStore implements L2Store {
-  readonly name = 'redis'
+  readonly name: string = 'redis'
   /** `host:port` the store connects to, never with credentials ('' when a client passed in does not say). */
   readonly address: string
   readonly #target: RedisTarget
-  readonly #main: Connection
-  readonly #ownsClient: boolean
+  readonly #main: RedisLink
+  /** The single-node client, duplicated for pub/sub; undefined on a cluster. */
+  readonly #client: RedisClientLike | undefined
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
   #subscriber: Promise<Connection> | undefined
   #listener: (event: L2StoreEvent) => void = () => {}
@@ -511,109 +659,16 @@ export class RedisStore implements L2Store {
   #server: Promise<L2UnsupportedError | undefined> | undefined
   #closed = false
 
-  constructor(options: RedisStoreOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidOptionError(
-        'redisStore options',
-        options,
-        "an object such as { url: 'redis://127.0.0.1:6379' }",
-      )
-    }
-    rejectUnknown(options, REDIS_STORE_OPTION_KEYS, REDIS_STORE_PLACE)
-    const { url, client, clientOptions } = options
-    if ((url === undefined) === (client === undefined)) {
-      throw new InvalidOptionError('redisStore', options, 'exactly one of `url` or `client`')
-    }
-    if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
-      throw new InvalidOptionError(
-        'redisStore.url',
-        typeof url === 'string' ? redactUrl(url) : url,
-        "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
-      )
-    }
-    if (client !== undefined && typeof client?.sendCommand !== 'function') {
-      throw new InvalidOptionError('redisStore.client', client, 'a node-redis client made by createClient()')
-    }
-    const { tls, username, password } = options
-    if (tls !== undefined) {
-      if (tls === null || typeof tls !== 'object') {
-        throw new InvalidOptionError('redisStore.tls', tls, 'an object such as { ca, cert, key }')
-      }
-      if (url === undefined || !url.startsWith('rediss://')) {
-        throw new InvalidOptionError(
-          'redisStore.url',
-          url,
-          "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
-        )
-      }
-      rejectUnknown(
-        tls,
-        REDIS_TLS_OPTION_KEYS,
-        REDIS_STORE_PLACE,
-        'tls',
-        'Pass other `tls.connect` options in `clientOptions.socket`.',
-      )
-      if ((tls.cert === undefined) !== (tls.key === undefined)) {
-        throw new InvalidOptionError(
-          'redisStore.tls',
-          tls,
-          'both `cert` and `key` for a client certificate, or neither',
-        )
-      }
-    }
-    for (const [name, value] of Object.entries({ username, password })) {
-      if (value === undefined) continue
-      if (typeof value !== 'string' || value.length === 0) {
-        throw new InvalidOptionError(`redisStore.${name}`, value, 'a non-empty string')
-      }
-      if (url === undefined) {
-        throw new InvalidOptionError(
-          `redisStore.${name}`,
-          '(hidden)',
-          'nothing with `client`: configure that client',
-        )
-      }
-      // node-redis lets credentials in the URL win silently; two sources of one secret is a mistake either way.
-      if (/^rediss?:\/\/[^/]*@/.test(url)) {
-        throw new InvalidOptionError(
-          `redisStore.${name}`,
-          '(hidden)',
-          'nothing when the URL carries credentials: put them in one place',
-        )
-      }
-    }
-    // Both arm timers: a value past 2^31−1 ms would fire after 1 ms (every connection attempt timed out at once).
-    const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'redisStore.connectTimeout')
-    const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'redisStore.maxReconnectDelay')
-    this.#delays = { maxReconnectDelay, closeTimeout: connectTimeout }
-    this.#ownsClient = url !== undefined
-    this.address = url === undefined ? (addressOfClient(client) ?? '') : addressOfUrl(url)
-    this.#target = {
-      address: this.address,
-      tls: url === undefined ? undefined : url.startsWith('rediss://'),
-      connectTimeoutMs: url === undefined ? undefined : connectTimeout,
-      retryMs: url === undefined ? undefined : maxReconnectDelay,
-    }
-    const redis: RedisClientLike =
-      url === undefined
-        ? (client as RedisClientLike)
-        : createClient({
-            ...clientOptions,
-            ...(username === undefined ? {} : { username }),
-            ...(password === undefined ? {} : { password }),
-            url,
-            disableOfflineQueue: true,
-            socket: {
-              ...clientOptions?.socket,
-              ...(tls === undefined ? {} : { ...tls, tls: true }),
-              connectTimeout,
-              reconnectStrategy: false,
-            } as NonNullable<RedisClientOptions['socket']>,
-          })
-    this.#main = new Connection(
-      redis,
-      this.#ownsClient,
-      this.#delays,
+  /**
+   * @param setup how to reach Redis; made from `options` unless given (`redisClusterStore()` gives its own, and
+   *   `options` is then unused).
+   */
+  constructor(options: RedisStoreOptions, setup: RedisSetup = singleNodeSetup(options)) {
+    this.address = setup.address
+    this.#target = setup.target
+    this.#delays = setup.delays
+    this.#client = setup.client
+    this.#main = setup.open(
       (status) => {
         // Each connection may reach another server (a failover): check its version again once it is ready.
         this.#server = undefined
@@ -621,9 +676,9 @@ export class RedisStore implements L2Store {
           this.#tagPruning = true
           void this.#checkServer()
         }
-        this.#emit({ type: 'status', status })
+        this.emit({ type: 'status', status })
       },
-      (error, lost) => this.#emit({ type: 'error', error, lost }),
+      (error, lost) => this.emit({ type: 'error', error, lost }),
     )
   }
 
@@ -729,7 +784,7 @@ export class RedisStore implements L2Store {
   #pruningRefused(reply: unknown): void {
     if (this.#tagPruning) {
       this.#tagPruning = false
-      this.#emit({
+      this.emit({
         type: 'warning',
         message:
           `tag sets are not pruned of expired entries, so long-lived tags grow: Redis refused (${String(reply)}). ` +
@@ -1017,8 +1072,18 @@ export class RedisStore implements L2Store {
     ])
   }
 
+  /** Sends one command through the store's link, with the same rules as every other command of the store. */
+  protected send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    return this.#main.send(args, options, call)
+  }
+
+  /** The connect timeout (which bounds each version question) and the longest wait between reconnections. */
+  protected get delays(): { readonly maxReconnectDelay: number; readonly closeTimeout: number } {
+    return this.#delays
+  }
+
   /** Tells the cache; a listener that throws (the user's logger) must not break the connection's event handling. */
-  #emit(event: L2StoreEvent): void {
+  protected emit(event: L2StoreEvent): void {
     try {
       this.#listener(event)
     } catch {
@@ -1028,8 +1093,8 @@ export class RedisStore implements L2Store {
 
   /** Checks the connected server's version once per connection, and reports one too old (once). */
   #checkServer(): Promise<L2UnsupportedError | undefined> {
-    this.#server ??= this.#readServerVersion().then((problem) => {
-      if (problem !== undefined) this.#emit({ type: 'unsupported', error: problem })
+    this.#server ??= this.readServerVersion().then((problem) => {
+      if (problem !== undefined) this.emit({ type: 'unsupported', error: problem })
       return problem
     })
     return this.#server
@@ -1039,7 +1104,7 @@ export class RedisStore implements L2Store {
    * `INFO server`, or `HELLO` (which no ACL refuses) when INFO is refused or says nothing of the version; each bounded
    * by `connectTimeout`. A server that cannot be asked is given the benefit of the doubt.
    */
-  async #readServerVersion(): Promise<L2UnsupportedError | undefined> {
+  protected async readServerVersion(): Promise<L2UnsupportedError | undefined> {
     const questions = [
       [['INFO', 'server'], parseInfo],
       [['HELLO'], parsePairs],
@@ -1069,11 +1134,11 @@ export class RedisStore implements L2Store {
   /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
   async #openSubscriber(): Promise<Connection> {
     const connection = new Connection(
-      this.#main.client.duplicate(),
+      this.#client!.duplicate(),
       true,
       this.#delays,
-      (status) => this.#emit({ type: 'subscriber-status', status }),
-      (error, lost) => this.#emit({ type: 'error', error, lost }),
+      (status) => this.emit({ type: 'subscriber-status', status }),
+      (error, lost) => this.emit({ type: 'error', error, lost }),
     )
     try {
       await connection.connect()
@@ -1106,6 +1171,6 @@ function parseEntries(reply: unknown): QueueEntry[] {
   return entries
 }
 
-function toBuffer(value: Uint8Array): Buffer {
+export function toBuffer(value: Uint8Array): Buffer {
   return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
 }

@@ -118,7 +118,7 @@ export class Writes<P, V> {
         await ctx.rt.l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
         await Promise.all([
           ctx.rt.l2.set(key, bytes, ttl),
-          ...tags.map((tag) => ctx.rt.l2!.addToSet(this.#tags.setKeyOf(tag), key, ttl)),
+          ...tags.map((tag) => ctx.rt.l2!.addToSet(this.#tags.setKeyOf(tag, key), key, ttl)),
         ])
       } catch (error) {
         ctx.counters.l2Errors++
@@ -234,7 +234,13 @@ export class Writes<P, V> {
     let deleted: number
     try {
       // Loads in any process that started before this can no longer store (the mark is checked by the store).
-      await ctx.rt.l2.markInvalidated(ctx.marks.seq, [ctx.marks.cleared], fenceTtl(ctx.options))
+      // Every fence shard's mark (one on one Redis node), all before the first entry is deleted.
+      const l2 = ctx.rt.l2
+      await Promise.all(
+        ctx.marks.shards.map((shard) =>
+          l2.markInvalidated(shard.seq, [shard.cleared], fenceTtl(ctx.options)),
+        ),
+      )
       // Versions, locks and tag sets of the namespace go too, but the count is of entries.
       deleted = await ctx.rt.l2.deletePrefix(ctx.prefix, (key) => isEntryKey(key, ctx.prefix))
     } catch (error) {

@@ -17,8 +17,9 @@ describe('published package', () => {
   it('resolves both entry points from dist/ with the names the docs use', () => {
     const script = `
       const main = await import('stratacache'); const redis = await import('stratacache/redis');
-      const prometheus = await import('stratacache/prometheus');
+      const prometheus = await import('stratacache/prometheus'); const ioredis = await import('stratacache/ioredis');
       console.log(JSON.stringify({ main: Object.keys(main).sort(), redis: Object.keys(redis).sort(),
+        ioredis: Object.keys(ioredis).sort(),
         prometheus: Object.keys(prometheus), resolved: import.meta.resolve('stratacache') }))`
     const out = JSON.parse(
       execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' }),
@@ -27,12 +28,15 @@ describe('published package', () => {
     expect(out.main).toEqual(
       expect.arrayContaining(['createCache', 'MemoryStore', 'channelNames', 'StrataError']),
     )
-    expect(out.redis).toEqual(expect.arrayContaining(['redisStore', 'RedisStore']))
+    expect(out.redis).toEqual(
+      expect.arrayContaining(['redisStore', 'RedisStore', 'redisClusterStore', 'RedisClusterStore']),
+    )
+    expect(out.ioredis).toEqual(['IoredisStore', 'ioredisStore'])
     expect(out.prometheus).toEqual(['prometheusMetrics'])
   })
 
   it('ships type declarations for every export and passes publint', async () => {
-    for (const file of ['index.d.ts', 'redis.d.ts', 'prometheus.d.ts'])
+    for (const file of ['index.d.ts', 'redis.d.ts', 'ioredis.d.ts', 'prometheus.d.ts'])
       expect(existsSync(`${root}/dist/${file}`)).toBe(true)
     const { messages } = await publint({ pkgDir: root, level: 'warning' })
     expect(messages).toEqual([])

@@ -1,0 +1,491 @@
+// L2 on Redis through ioredis: RedisStore's commands, sent over an ioredis `Redis` connection.
+//
+// The same store as `redisStore` (one implementation: timeouts and breaker are the cache's, no offline queue and no
+// replay of commands the cache gave up on, TLS and ACL users, error replies told from outages); only the link
+// differs. A client the store makes has ioredis's offline queue off and `maxRetriesPerRequest: 0`, so a command
+// whose connection dropped is failed, never resent on reconnect.
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Duration } from '../core/duration.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
+import { InvalidOptionError } from '../errors.js'
+import { timerDuration } from '../options.js'
+import type { L2Call, L2Status } from './l2-store.js'
+import { RedisClusterStore, type ClusterDriver, type ClusterSetup } from './redis-cluster-store.js'
+import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
+import {
+  bufferReplies,
+  REDIS_TLS_OPTION_KEYS,
+  RedisStore,
+  type RedisLink,
+  type RedisSetup,
+  type RedisTlsOptions,
+} from './redis-store.js'
+
+/** The slice of an ioredis `Redis` client (or `Cluster`) the store uses. */
+export interface IoredisClientLike {
+  readonly status: string
+  /** Its options: a `Redis` client's carry `host` and `port`. */
+  readonly options?: object
+  readonly isCluster?: boolean
+  connect(): Promise<unknown>
+  quit(): Promise<unknown>
+  disconnect(): void
+  /** A new connection with the same options (`Redis`: overrides first; `Cluster`: startup nodes first). */
+  duplicate(...args: never[]): IoredisClientLike
+  call(command: string, ...args: (string | Buffer)[]): Promise<unknown>
+  callBuffer(command: string, ...args: (string | Buffer)[]): Promise<unknown>
+  subscribe(...channels: string[]): Promise<unknown>
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+  off(event: string, listener: (...args: unknown[]) => void): unknown
+  /** A Cluster's nodes (ioredis `Cluster` only). */
+  nodes?(role: 'master'): IoredisClientLike[]
+  /** A sharded subscription (ioredis `Cluster` only). */
+  ssubscribe?(...channels: string[]): Promise<unknown>
+}
+
+export interface IoredisStoreOptions {
+  /** Redis URL, `redis[s]://[[user][:password]@]host[:port][/db]`; the store creates, owns and closes the client. */
+  url?: string
+  /**
+   * An ioredis `Redis` client to use instead of `url`: connected if it is not yet, never closed by the cache. Make
+   * it with `enableOfflineQueue: false` and `maxRetriesPerRequest: 0`, or commands sent while it is disconnected
+   * wait in its queue and are sent when it reconnects (the cache stops waiting at its L2 timeout, but ioredis has
+   * no way to take a queued command back). An ioredis `Cluster` works too (made with `shardedSubscribers: true`
+   * for the bus, and the same two options in `redisOptions`): the store is then a cluster store (fence shards,
+   * per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`.
+   */
+  client?: IoredisClientLike
+  /** Extra ioredis options for a client made from `url`. */
+  redisOptions?: RedisOptions
+  /** TLS for a `rediss://` URL, as `redisStore`'s `tls`. */
+  tls?: RedisTlsOptions
+  /** Redis ACL user (docs/security.md lists what it needs). */
+  username?: string
+  /** Password of `username`. */
+  password?: string
+  /** How long one connection attempt may take, and the longest `close()` waits. @default '1s' */
+  connectTimeout?: Duration
+  /** Longest wait between reconnection attempts. @default '2s' */
+  maxReconnectDelay?: Duration
+}
+
+const IOREDIS_STORE_OPTION_KEYS = {
+  url: true,
+  client: true,
+  redisOptions: true,
+  tls: true,
+  username: true,
+  password: true,
+  connectTimeout: true,
+  maxReconnectDelay: true,
+} as const satisfies OptionKeys<IoredisStoreOptions>
+const IOREDIS_STORE_PLACE: OptionPlace = { where: 'ioredisStore()', at: (path) => `ioredisStore.${path}` }
+
+/**
+ * Creates the Redis L2 store on ioredis for `createCache({ l2 })`.
+ *
+ * @example
+ * import { ioredisStore } from 'stratacache/ioredis'
+ * const cache = createCache({ service: 'catalog', l2: ioredisStore({ url: 'redis://127.0.0.1:6379' }) })
+ */
+export function ioredisStore(options: IoredisStoreOptions): IoredisStore | IoredisClusterStore {
+  return options?.client?.isCluster === true ? new IoredisClusterStore(options) : new IoredisStore(options)
+}
+
+/** The cluster store (redis-cluster-store.ts) on an ioredis `Cluster` passed as `client`. */
+export class IoredisClusterStore extends RedisClusterStore {
+  override readonly name: string = 'ioredis-cluster'
+
+  constructor(options: IoredisStoreOptions) {
+    super({}, ioredisClusterSetup(options))
+  }
+}
+
+function ioredisClusterSetup(options: IoredisStoreOptions): ClusterSetup {
+  rejectUnknown(options, IOREDIS_STORE_OPTION_KEYS, IOREDIS_STORE_PLACE)
+  const cluster = options.client!
+  for (const name of ['url', 'redisOptions', 'tls', 'username', 'password'] as const) {
+    if (options[name] !== undefined) {
+      throw new InvalidOptionError(
+        `ioredisStore.${name}`,
+        '(given)',
+        'nothing with a Cluster `client`: configure it',
+      )
+    }
+  }
+  const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'ioredisStore.connectTimeout')
+  const delays = {
+    maxReconnectDelay: timerDuration(options.maxReconnectDelay ?? 2000, 'ioredisStore.maxReconnectDelay'),
+    closeTimeout: connectTimeout,
+  }
+  const address = cluster.nodes?.('master')[0] === undefined ? '' : nodeAddress(cluster.nodes('master')[0]!)
+  return {
+    address,
+    target: { address, tls: undefined, connectTimeoutMs: undefined, retryMs: undefined },
+    delays,
+    client: undefined,
+    driver: ioredisDriver(cluster),
+    open: (onStatus, onError) => new IoredisLink(cluster, false, delays, onStatus, onError),
+  }
+}
+
+/** `host:port` of an ioredis `Redis` client, from its options. */
+function nodeAddress(node: IoredisClientLike): string {
+  const options = node.options as { host?: unknown; port?: unknown } | undefined
+  const host = typeof options?.host === 'string' ? options.host : 'localhost'
+  const port = typeof options?.port === 'number' ? options.port : 6379
+  return `${host}:${port}`
+}
+
+/** An ioredis `Cluster` as the cluster store's driver. */
+function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
+  const masters = () => cluster.nodes!('master')
+  const listeners = new Map<string, Set<(message: string) => void>>()
+  let hooked = false
+  return {
+    masters: () => masters().map(nodeAddress).sort(),
+    sendToMaster(address, args, options) {
+      const node = masters().find((n) => nodeAddress(n) === address)
+      if (node === undefined)
+        return Promise.reject(new Error(`${address} is no longer a master of the cluster`))
+      const [name, ...rest] = args
+      return options === bufferReplies
+        ? node.callBuffer(String(name), ...rest)
+        : node.call(String(name), ...rest)
+    },
+    async sSubscribe(channel, listener) {
+      if (!hooked) {
+        hooked = true
+        cluster.on('smessage', (ch, message) => {
+          for (const l of listeners.get(String(ch)) ?? []) l(String(message))
+        })
+      }
+      let set = listeners.get(channel)
+      if (set === undefined) listeners.set(channel, (set = new Set()))
+      set.add(listener)
+      await cluster.ssubscribe!(channel)
+    },
+    watchNodes(events) {
+      const error = (e: unknown, address: unknown) =>
+        events.error(e, typeof address === 'string' ? address : undefined)
+      cluster.on('node error', error)
+      return () => cluster.off('node error', error)
+    },
+  }
+}
+
+export class IoredisStore extends RedisStore {
+  override readonly name: string = 'ioredis'
+  readonly #client: IoredisClientLike
+  readonly #connectTimeout: number
+  #subscriber: Promise<IoredisClientLike> | undefined
+  readonly #listeners = new Map<string, Set<(message: string) => void>>()
+
+  constructor(options: IoredisStoreOptions) {
+    const setup = ioredisSetup(options)
+    super({}, setup)
+    this.#client = setup.ioredis
+    this.#connectTimeout = setup.delays.closeTimeout
+  }
+
+  /** On a duplicate of the client (a subscribed connection runs nothing else), resubscribed by ioredis. */
+  override async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    if (this.status === 'closed') throw new Error('redis store is closed')
+    this.#subscriber ??= this.#openSubscriber()
+    const subscriber = await this.#subscriber
+    let listeners = this.#listeners.get(channel)
+    if (listeners === undefined) this.#listeners.set(channel, (listeners = new Set()))
+    listeners.add(listener)
+    await subscriber.subscribe(channel)
+  }
+
+  override async close(): Promise<void> {
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    await Promise.all([
+      super.close(),
+      subscriber?.then(
+        (client) => client.disconnect(),
+        () => undefined,
+      ),
+    ])
+  }
+
+  async #openSubscriber(): Promise<IoredisClientLike> {
+    // A `Redis` client (a Cluster gets the cluster store): its duplicate takes option overrides.
+    const duplicate = this.#client.duplicate.bind(this.#client) as (
+      override: Partial<RedisOptions>,
+    ) => IoredisClientLike
+    const subscriber = duplicate({ lazyConnect: true, enableOfflineQueue: false })
+    subscriber.on('message', (channel, message) => {
+      for (const listener of this.#listeners.get(String(channel)) ?? []) listener(String(message))
+    })
+    subscriber.on('ready', () => this.emit({ type: 'subscriber-status', status: 'ready' }))
+    subscriber.on('close', () => this.emit({ type: 'subscriber-status', status: 'reconnecting' }))
+    subscriber.on('error', (error) => this.emit({ type: 'error', error, lost: false }))
+    try {
+      await withTimeout(subscriber.connect(), this.#connectTimeout)
+    } catch (error) {
+      this.#subscriber = undefined
+      subscriber.disconnect()
+      throw error
+    }
+    return subscriber
+  }
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** `ioredisStore()`'s options, checked, as the link the store runs on. */
+function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: IoredisClientLike } {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      'ioredisStore options',
+      options,
+      "an object such as { url: 'redis://127.0.0.1:6379' }",
+    )
+  }
+  rejectUnknown(options, IOREDIS_STORE_OPTION_KEYS, IOREDIS_STORE_PLACE)
+  const { url, client, redisOptions, tls, username, password } = options
+  if ((url === undefined) === (client === undefined)) {
+    throw new InvalidOptionError('ioredisStore', options, 'exactly one of `url` or `client`')
+  }
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+    throw new InvalidOptionError(
+      'ioredisStore.url',
+      typeof url === 'string' ? redactUrl(url) : url,
+      "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
+    )
+  }
+  if (client !== undefined && typeof client?.callBuffer !== 'function') {
+    throw new InvalidOptionError('ioredisStore.client', client, 'an ioredis client made by new Redis()')
+  }
+  if (tls !== undefined) {
+    if (tls === null || typeof tls !== 'object') {
+      throw new InvalidOptionError('ioredisStore.tls', tls, 'an object such as { ca, cert, key }')
+    }
+    if (url === undefined || !url.startsWith('rediss://')) {
+      throw new InvalidOptionError(
+        'ioredisStore.url',
+        url,
+        "a 'rediss://' URL with `tls` (or configure TLS on the client you pass as `client`)",
+      )
+    }
+    rejectUnknown(tls, REDIS_TLS_OPTION_KEYS, IOREDIS_STORE_PLACE, 'tls')
+  }
+  for (const [name, value] of Object.entries({ username, password })) {
+    if (value === undefined) continue
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new InvalidOptionError(`ioredisStore.${name}`, value, 'a non-empty string')
+    }
+    if (url === undefined) {
+      throw new InvalidOptionError(
+        `ioredisStore.${name}`,
+        '(hidden)',
+        'nothing with `client`: configure that client',
+      )
+    }
+    if (/^rediss?:\/\/[^/]*@/.test(url)) {
+      throw new InvalidOptionError(
+        `ioredisStore.${name}`,
+        '(hidden)',
+        'nothing when the URL carries credentials: put them in one place',
+      )
+    }
+  }
+  const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'ioredisStore.connectTimeout')
+  const maxReconnectDelay = timerDuration(options.maxReconnectDelay ?? 2000, 'ioredisStore.maxReconnectDelay')
+  const delays = { maxReconnectDelay, closeTimeout: connectTimeout }
+  const owned = url !== undefined
+  const address = url !== undefined ? addressOfUrl(url) : nodeAddress(client!)
+  const target: RedisTarget = {
+    address,
+    tls: url === undefined ? undefined : url.startsWith('rediss://'),
+    connectTimeoutMs: owned ? connectTimeout : undefined,
+    retryMs: owned ? maxReconnectDelay : undefined,
+  }
+  const redis: IoredisClientLike =
+    client ??
+    new Redis(url!, {
+      ...redisOptions,
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      ...(tls === undefined ? {} : { tls: { ...redisOptions?.tls, ...tls } }),
+      lazyConnect: true,
+      connectTimeout,
+      // Fail fast while disconnected, and never resend a command whose connection dropped.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times: number) =>
+        Math.min(maxReconnectDelay, 50 * 2 ** Math.min(times, 10)) * (0.8 + Math.random() * 0.2),
+    })
+  return {
+    address,
+    target,
+    delays,
+    client: undefined,
+    ioredis: redis,
+    open: (onStatus, onError) => new IoredisLink(redis, owned, delays, onStatus, onError),
+  }
+}
+
+/** An ioredis connection as a RedisLink. */
+class IoredisLink implements RedisLink {
+  readonly #client: IoredisClientLike
+  readonly #owned: boolean
+  readonly #closeTimeout: number
+  readonly #onStatus: (status: L2Status) => void
+  readonly #onError: (error: unknown, lost: boolean) => void
+  #status: L2Status
+  #attempt: Promise<void> | undefined
+  #lastError: unknown
+  #closed = false
+
+  constructor(
+    client: IoredisClientLike,
+    owned: boolean,
+    delays: { closeTimeout: number },
+    onStatus: (status: L2Status) => void,
+    onError: (error: unknown, lost: boolean) => void,
+  ) {
+    this.#client = client
+    this.#owned = owned
+    this.#closeTimeout = delays.closeTimeout
+    this.#onStatus = onStatus
+    this.#onError = onError
+    this.#status = client.status === 'ready' ? 'ready' : 'connecting'
+    client.on('ready', this.#handleReady)
+    client.on('error', this.#handleError)
+    client.on('close', this.#handleClose)
+    client.on('reconnecting', this.#handleClose)
+    client.on('end', this.#handleClose)
+  }
+
+  get status(): L2Status {
+    return this.#status
+  }
+
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('redis store is closed'))
+    if (this.#client.status === 'ready') return Promise.resolve()
+    this.#attempt ??= (
+      this.#client.status === 'wait'
+        ? this.#client.connect().then(() => undefined)
+        : this.#whenReadyOrFailed()
+    ).then(
+      () => {
+        this.#attempt = undefined
+      },
+      (error: unknown) => {
+        this.#attempt = undefined
+        throw error
+      },
+    )
+    return this.#attempt
+  }
+
+  /** As `Connection.send`: waits for the attempt under way, never sends a command the cache gave up on. */
+  send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    if (this.#client.status === 'ready') return this.#call(args, options)
+    if (this.#attempt !== undefined) {
+      return this.#attempt.then(
+        () => {
+          if (call?.signal.aborted)
+            throw new Error('stratacache gave up on this command before it could be sent')
+          return this.#call(args, options)
+        },
+        (error: unknown) => {
+          throw this.#notConnected(error)
+        },
+      )
+    }
+    if (this.#owned) return Promise.reject(this.#notConnected())
+    return this.#call(args, options)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#client.off('ready', this.#handleReady)
+    this.#client.off('error', this.#handleError)
+    this.#client.off('close', this.#handleClose)
+    this.#client.off('reconnecting', this.#handleClose)
+    this.#client.off('end', this.#handleClose)
+    this.#status = 'closed'
+    if (!this.#owned) return
+    if (this.#client.status === 'ready') {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const outcome = await Promise.race([
+        this.#client.quit().then(
+          () => 'closed' as const,
+          () => 'failed' as const,
+        ),
+        new Promise<'timeout'>(
+          (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#closeTimeout)),
+        ),
+      ])
+      clearTimeout(timer)
+      if (outcome === 'closed') return
+    }
+    // Also ends ioredis's reconnection timer, so a closed cache leaves nothing behind.
+    this.#client.disconnect()
+  }
+
+  #call(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
+    const [name, ...rest] = args
+    return options === bufferReplies
+      ? this.#client.callBuffer(String(name), ...rest)
+      : this.#client.call(String(name), ...rest)
+  }
+
+  #whenReadyOrFailed(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: unknown) => {
+        this.#client.off('ready', ready)
+        this.#client.off('error', failed)
+        if (error === undefined) resolve()
+        else reject(error instanceof Error ? error : new Error('redis client error', { cause: error }))
+      }
+      const ready = () => done()
+      const failed = (error: unknown) => done(error ?? new Error('redis client error'))
+      this.#client.on('ready', ready)
+      this.#client.on('error', failed)
+    })
+  }
+
+  #notConnected(last: unknown = this.#lastError): Error {
+    const why = last instanceof Error ? `: ${last.message.replace(/\.+$/, '')}` : ''
+    return new Error(
+      `not connected to Redis${why}${this.#closed ? '' : '; the store reconnects in the background'}`,
+      last === undefined ? undefined : { cause: last },
+    )
+  }
+
+  readonly #handleReady = (): void => this.#setStatus('ready')
+  readonly #handleError = (error: unknown): void => {
+    this.#lastError = error
+    this.#onError(error, this.#status === 'ready')
+  }
+  readonly #handleClose = (): void => {
+    if (!this.#closed && this.#status !== 'connecting') this.#setStatus('reconnecting')
+  }
+
+  #setStatus(status: L2Status): void {
+    if (this.#status === status) return
+    this.#status = status
+    this.#onStatus(status)
+  }
+}

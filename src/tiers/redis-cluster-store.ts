@@ -1,0 +1,719 @@
+// L2 on a Redis Cluster through node-redis's cluster client: RedisStore's commands, routed by slot.
+//
+// Everything `redisStore` promises holds (the cache's timeouts and breaker, no replay of commands it gave up on,
+// TLS and ACL users, error replies told apart from outages), because this is a RedisStore whose link is a cluster
+// client. What a cluster needs besides, and only this file does:
+// - keys in fence shards (`fenceShards`), so every script reads and writes one slot (core/key-layout.ts);
+// - multi-key commands split by slot: `getMany` and fence reads send one MGET per slot, concurrently (node-redis
+//   pipelines the commands bound for one node), `delete` one UNLINK per slot;
+// - `scan` walks every master in turn, its cursor naming the master;
+// - pub/sub is sharded (SPUBLISH / SSUBSCRIBE): a channel lives on the master of its slot;
+// - the version check asks every master.
+import { createRequire } from 'node:module'
+import type { createCluster as CreateCluster, RedisClusterOptions } from 'redis'
+import type { Duration } from '../core/duration.js'
+import { CLUSTER_FENCE_SHARDS } from '../core/key-layout.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
+import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
+import { timerDuration } from '../options.js'
+import { clusterSlot } from './cluster-slot.js'
+import type { L2Call, L2Status } from './l2-store.js'
+import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
+import {
+  bufferReplies,
+  checkServerVersion,
+  isErrorReply,
+  parseInfo,
+  parsePairs,
+  plainReplies,
+  REDIS_TLS_OPTION_KEYS,
+  RedisStore,
+  type RedisLink,
+  type RedisSetup,
+  type RedisTlsOptions,
+} from './redis-store.js'
+
+/** One master as node-redis's cluster client lists it. */
+export interface RedisClusterNodeLike {
+  readonly address: string
+}
+
+/**
+ * The slice of a node-redis 6 cluster client (`createCluster()`) the store uses.
+ */
+export interface RedisClusterLike {
+  readonly isOpen: boolean
+  readonly isReady: boolean
+  readonly masters: readonly RedisClusterNodeLike[]
+  connect(): Promise<unknown>
+  close(): Promise<unknown>
+  destroy(): unknown
+  sendCommand(
+    firstKey: string | Buffer | undefined,
+    isReadonly: boolean | undefined,
+    args: ReadonlyArray<string | Buffer>,
+    options?: object,
+  ): Promise<unknown>
+  nodeClient(
+    node: never,
+  ): Promise<{ sendCommand(args: ReadonlyArray<string | Buffer>, options?: object): Promise<unknown> }>
+  sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+  off(event: string, listener: (...args: unknown[]) => void): unknown
+}
+
+/** How a node's connection changed, as a cluster client reports it (`host:port`). */
+export interface ClusterNodeEvents {
+  error(error: unknown, address: string | undefined): void
+  down(address: string): void
+  ready(address: string): void
+}
+
+/**
+ * What the cluster store needs of a cluster client besides sending commands routed by key (its link): node-redis's
+ * (here) or ioredis's (ioredis-store.ts).
+ */
+export interface ClusterDriver {
+  /** Addresses (`host:port`) of the masters now, in a stable order. */
+  masters(): string[]
+  /** Sends one command to one master (SCAN, INFO). */
+  sendToMaster(address: string, args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown>
+  /** A sharded subscription (SSUBSCRIBE) to `channel`. */
+  sSubscribe(channel: string, listener: (message: string) => void): Promise<void>
+  /** Listens to the nodes' connection events; returns what stops listening. */
+  watchNodes(events: ClusterNodeEvents): () => void
+}
+
+/** How a `RedisClusterStore` reaches the cluster. */
+export interface ClusterSetup extends RedisSetup {
+  readonly driver: ClusterDriver
+}
+
+export interface RedisClusterStoreOptions {
+  /**
+   * Some nodes of the cluster, to discover the rest from (three is a good number). The store creates, owns and
+   * closes the cluster client. All URLs use one scheme: `redis://` or `rediss://` (TLS, with `tls`).
+   * @example [{ url: 'redis://10.0.0.1:7000' }, { url: 'redis://10.0.0.2:7000' }]
+   */
+  rootNodes?: readonly { readonly url: string }[]
+  /**
+   * A node-redis cluster client (`createCluster()`) to use instead of `rootNodes`. The store connects it if it is
+   * not open yet and never closes it. Create it with `defaults: { disableOfflineQueue: true }`, or commands sent
+   * while a node is down wait in its queue (the cache stops waiting at its L2 timeout, and drops them).
+   */
+  cluster?: RedisClusterLike
+  /** Extra `createCluster` options for a client made from `rootNodes` (`nodeAddressMap`, `defaults`…). */
+  clusterOptions?: Partial<RedisClusterOptions>
+  /** TLS for `rediss://` root nodes, for every node's connection; as `redisStore`'s `tls`. */
+  tls?: RedisTlsOptions
+  /** Redis ACL user of every node (docs/security.md lists what it needs). */
+  username?: string
+  /** Password of `username`. */
+  password?: string
+  /** How long one connection attempt may take, and the longest `close()` waits. @default '1s' */
+  connectTimeout?: Duration
+  /** Longest wait between reconnection attempts (of the cluster, and of each node). @default '2s' */
+  maxReconnectDelay?: Duration
+}
+
+const CLUSTER_STORE_OPTION_KEYS = {
+  rootNodes: true,
+  cluster: true,
+  clusterOptions: true,
+  tls: true,
+  username: true,
+  password: true,
+  connectTimeout: true,
+  maxReconnectDelay: true,
+} as const satisfies OptionKeys<RedisClusterStoreOptions>
+const CLUSTER_STORE_PLACE: OptionPlace = {
+  where: 'redisClusterStore()',
+  at: (path) => `redisClusterStore.${path}`,
+}
+
+/**
+ * Creates the Redis Cluster L2 store for `createCache({ l2 })`.
+ *
+ * @example
+ * import { redisClusterStore } from 'stratacache/redis'
+ * const l2 = redisClusterStore({ rootNodes: [{ url: 'redis://10.0.0.1:7000' }, { url: 'redis://10.0.0.2:7000' }] })
+ * const cache = createCache({ service: 'catalog', l2 })
+ */
+export function redisClusterStore(options: RedisClusterStoreOptions): RedisClusterStore {
+  return new RedisClusterStore(options)
+}
+
+/** Attempts at a sharded subscription while its connection is being made (50, 100, … ms apart). */
+const SUBSCRIBE_ATTEMPTS = 6
+
+/** Node events that say a node's connection is down, and up again. */
+const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
+
+export class RedisClusterStore extends RedisStore {
+  override readonly name: string = 'redis-cluster'
+  /** Keys spread over fence shards, so that every script is single-slot. */
+  readonly fenceShards = CLUSTER_FENCE_SHARDS
+  readonly #driver: ClusterDriver
+  readonly #unwatch: () => void
+  /** Nodes whose connection is down now (by address): the sharded subscriptions on them hear nothing. */
+  readonly #nodesDown = new Set<string>()
+  #subscribed = false
+  #deaf = false
+
+  /**
+   * @param setup how to reach the cluster; made from `options` unless given (the ioredis cluster store gives its
+   *   own, and `options` is then unused).
+   */
+  constructor(options: RedisClusterStoreOptions, setup: ClusterSetup = clusterSetup(options)) {
+    super({}, setup)
+    this.#driver = setup.driver
+    this.#unwatch = setup.driver.watchNodes({
+      error: (error, address) =>
+        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) }),
+      down: (address) => {
+        this.#nodesDown.add(address)
+        // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
+        if (this.#subscribed && !this.#deaf && this.status !== 'closed') {
+          this.#deaf = true
+          this.emit({ type: 'subscriber-status', status: 'reconnecting' })
+        }
+      },
+      ready: (address) => {
+        this.#nodesDown.delete(address)
+        // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
+        if (this.#deaf && this.#nodesDown.size === 0) {
+          this.#deaf = false
+          this.emit({ type: 'subscriber-status', status: 'ready' })
+        }
+      },
+    })
+  }
+
+  override async getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]> {
+    return (await this.#mgetBySlot(keys, bufferReplies, call)) as (Buffer | null)[]
+  }
+
+  override async delete(keys: readonly string[], call?: L2Call): Promise<number> {
+    if (keys.length === 0) return 0
+    const counts = await Promise.all(
+      groupBySlot(keys).map((group) =>
+        this.send(['UNLINK', ...group.map((i) => keys[i]!)], plainReplies, call),
+      ),
+    )
+    return counts.reduce<number>((sum, count) => sum + Number(count), 0)
+  }
+
+  override async readFence(
+    versionKeys: readonly string[],
+    seqKey: string,
+    call?: L2Call,
+  ): Promise<{ versions: number[]; seq: number }> {
+    const reply = await this.#mgetBySlot([...versionKeys, seqKey], plainReplies, call)
+    const numbers = reply.map((value) => (value === null ? 0 : Number(value)))
+    return { versions: numbers.slice(0, -1), seq: numbers.at(-1)! }
+  }
+
+  /**
+   * One SCAN step on one master. The cursor is `'0'` to start and when every master was walked; in between it is
+   * `<master>:<that master's cursor>`, masters taken in address order. A master added by a reshard during a walk
+   * may be missed, and one removed ends its part early: clear() and inspect() walk again on their next call.
+   */
+  override async scan(
+    pattern: string,
+    cursor: string,
+    count: number,
+    call?: L2Call,
+  ): Promise<{ cursor: string; keys: string[] }> {
+    const masters = this.#driver.masters()
+    const colon = cursor.indexOf(':')
+    const index = cursor === '0' ? 0 : Number(cursor.slice(0, colon))
+    const master = masters[index]
+    if (master === undefined) return { cursor: '0', keys: [] }
+    if (call?.signal.aborted) throw new Error('stratacache gave up on this command before it could be sent')
+    const reply = (await this.#driver.sendToMaster(
+      master,
+      ['SCAN', cursor === '0' ? '0' : cursor.slice(colon + 1), 'MATCH', pattern, 'COUNT', String(count)],
+      plainReplies,
+    )) as [string | Buffer, (string | Buffer)[]]
+    const next = String(reply[0])
+    const keys = reply[1].map(String)
+    if (next !== '0') return { cursor: `${index}:${next}`, keys }
+    return { cursor: index + 1 < masters.length ? `${index + 1}:0` : '0', keys }
+  }
+
+  /** Sharded pub/sub: the message goes to the master of the channel's slot and its subscribers. */
+  override async publish(channel: string, message: string, call?: L2Call): Promise<void> {
+    await this.send(['SPUBLISH', channel, message], plainReplies, call)
+  }
+
+  /** A sharded subscription (SSUBSCRIBE), on the connection the client keeps to the channel's master. */
+  override async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.status === 'closed') throw new Error('redis store is closed')
+      try {
+        await this.#driver.sSubscribe(channel, listener)
+        break
+      } catch (error) {
+        // The client makes the connection to the channel's master on first use, and a subscription sent while it
+        // is not ready yet fails at once (no offline queue): try again a few times, within about a second.
+        if (isErrorReply(error) || attempt >= SUBSCRIBE_ATTEMPTS) throw error
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt).unref())
+      }
+    }
+    if (!this.#subscribed) {
+      this.#subscribed = true
+      this.emit({ type: 'subscriber-status', status: 'ready' })
+    }
+  }
+
+  override async close(): Promise<void> {
+    this.#unwatch()
+    await super.close()
+  }
+
+  /** Every master's version (INFO server, or HELLO when INFO is refused); the first one too old, if any. */
+  protected override async readServerVersion(): Promise<L2UnsupportedError | undefined> {
+    const answers = await Promise.all(
+      this.#driver.masters().map(async (master) => {
+        for (const [args, parse] of [
+          [['INFO', 'server'], parseInfo],
+          [['HELLO'], parsePairs],
+        ] as const) {
+          let timer: ReturnType<typeof setTimeout> | undefined
+          try {
+            const reply = await Promise.race([
+              this.#driver.sendToMaster(master, args, plainReplies),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(() => reject(new Error('no answer')), this.delays.closeTimeout).unref()
+              }),
+            ])
+            const fields = parse(reply)
+            if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
+              return checkServerVersion(fields)
+            }
+          } catch (error) {
+            if (!isErrorReply(error)) return undefined
+          } finally {
+            clearTimeout(timer)
+          }
+        }
+        return undefined
+      }),
+    )
+    return answers.find((problem) => problem !== undefined)
+  }
+
+  /** MGET per slot, concurrently, the replies put back in the order of `keys`. */
+  async #mgetBySlot(keys: readonly string[], options: object, call?: L2Call): Promise<unknown[]> {
+    if (keys.length === 0) return []
+    const groups = groupBySlot(keys)
+    const replies = await Promise.all(
+      groups.map(
+        (group) => this.send(['MGET', ...group.map((i) => keys[i]!)], options, call) as Promise<unknown[]>,
+      ),
+    )
+    const values = new Array<unknown>(keys.length)
+    groups.forEach((group, g) => group.forEach((i, j) => (values[i] = replies[g]![j] ?? null)))
+    return values
+  }
+}
+
+/** node-redis's cluster client as a ClusterDriver. */
+function nodeRedisDriver(cluster: RedisClusterLike): ClusterDriver {
+  const byAddress = (address: string) => {
+    const master = cluster.masters.find((m) => m.address === address)
+    if (master === undefined) throw new Error(`${address} is no longer a master of the cluster`)
+    return cluster.nodeClient(master as never)
+  }
+  return {
+    masters: () => cluster.masters.map((m) => m.address).sort(),
+    sendToMaster: async (address, args, options) => (await byAddress(address)).sendCommand(args, options),
+    sSubscribe: async (channel, listener) => {
+      await cluster.sSubscribe(channel, listener)
+    },
+    watchNodes(events) {
+      const error = (e: unknown, node: unknown) => events.error(e, nodeAddress(node))
+      const down = (node: unknown) => {
+        const address = nodeAddress(node)
+        if (address !== undefined) events.down(address)
+      }
+      const ready = (node: unknown) => {
+        const address = nodeAddress(node)
+        if (address !== undefined) events.ready(address)
+      }
+      cluster.on('node-error', error)
+      cluster.on('node-ready', ready)
+      for (const event of NODE_DOWN) cluster.on(event, down)
+      return () => {
+        cluster.off('node-error', error)
+        cluster.off('node-ready', ready)
+        for (const event of NODE_DOWN) cluster.off(event, down)
+      }
+    },
+  }
+}
+
+/** `host:port` of the node node-redis names in its node events (`{ host, port }`). */
+function nodeAddress(node: unknown): string | undefined {
+  if (node === null || typeof node !== 'object') return undefined
+  const { host, port } = node as { host?: unknown; port?: unknown }
+  return `${String(host)}:${String(port)}`
+}
+
+/**
+ * node-redis's `createCluster`, loaded when the store makes its own cluster client: the ioredis store shares this
+ * module, and its users need not have the `redis` package.
+ */
+function createCluster(options: RedisClusterOptions): RedisClusterLike {
+  const redis = createRequire(import.meta.url)('redis') as { createCluster: typeof CreateCluster }
+  return redis.createCluster(options)
+}
+
+/** Indexes of `keys` grouped by cluster slot. */
+function groupBySlot(keys: readonly string[]): number[][] {
+  const groups = new Map<number, number[]>()
+  keys.forEach((key, i) => {
+    const slot = clusterSlot(key)
+    const group = groups.get(slot)
+    if (group === undefined) groups.set(slot, [i])
+    else group.push(i)
+  })
+  return [...groups.values()]
+}
+
+/**
+ * The key node-redis routes a command by: the first key it names (EVAL's first KEYS entry, XREADGROUP's stream,
+ * XGROUP's and MEMORY USAGE's key), or none for commands about the server (any node answers).
+ */
+export function routingKey(args: ReadonlyArray<string | Buffer>): string | Buffer | undefined {
+  const name = String(args[0]).toUpperCase()
+  switch (name) {
+    case 'EVAL':
+    case 'EVALSHA':
+      return Number(args[2]) > 0 ? args[3] : undefined
+    case 'XGROUP':
+    case 'MEMORY':
+      return args[2]
+    case 'XREADGROUP': {
+      const streams = args.findIndex((arg) => String(arg).toUpperCase() === 'STREAMS')
+      return streams === -1 ? undefined : args[streams + 1]
+    }
+    case 'INFO':
+    case 'CONFIG':
+    case 'HELLO':
+    case 'PING':
+    case 'SCAN':
+      return undefined
+    default:
+      return args[1]
+  }
+}
+
+/** `redisClusterStore()`'s options, checked, as the cluster link the store runs on. */
+function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(
+      'redisClusterStore options',
+      options,
+      "an object such as { rootNodes: [{ url: 'redis://10.0.0.1:7000' }] }",
+    )
+  }
+  rejectUnknown(options, CLUSTER_STORE_OPTION_KEYS, CLUSTER_STORE_PLACE)
+  const { rootNodes, cluster, clusterOptions, tls, username, password } = options
+  if ((rootNodes === undefined) === (cluster === undefined)) {
+    throw new InvalidOptionError('redisClusterStore', options, 'exactly one of `rootNodes` or `cluster`')
+  }
+  const urls: string[] = []
+  if (rootNodes !== undefined) {
+    if (!Array.isArray(rootNodes) || rootNodes.length === 0) {
+      throw new InvalidOptionError(
+        'redisClusterStore.rootNodes',
+        rootNodes,
+        "a non-empty array such as [{ url: 'redis://10.0.0.1:7000' }]",
+      )
+    }
+    for (const node of rootNodes as readonly unknown[]) {
+      const url = (node as { url?: unknown } | null)?.url
+      if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
+        throw new InvalidOptionError(
+          'redisClusterStore.rootNodes',
+          typeof url === 'string' ? redactUrl(url) : node,
+          "entries such as { url: 'redis://10.0.0.1:7000' }",
+        )
+      }
+      urls.push(url)
+    }
+    if (new Set(urls.map((url) => url.startsWith('rediss://'))).size > 1) {
+      throw new InvalidOptionError(
+        'redisClusterStore.rootNodes',
+        urls.map(redactUrl),
+        'URLs of one scheme: all `redis://` or all `rediss://`',
+      )
+    }
+  }
+  if (cluster !== undefined && typeof cluster?.sendCommand !== 'function') {
+    throw new InvalidOptionError(
+      'redisClusterStore.cluster',
+      cluster,
+      'a node-redis cluster made by createCluster()',
+    )
+  }
+  const secure = urls[0]?.startsWith('rediss://') === true
+  if (tls !== undefined) {
+    if (tls === null || typeof tls !== 'object') {
+      throw new InvalidOptionError('redisClusterStore.tls', tls, 'an object such as { ca, cert, key }')
+    }
+    if (!secure) {
+      throw new InvalidOptionError(
+        'redisClusterStore.rootNodes',
+        urls.map(redactUrl),
+        "'rediss://' URLs with `tls` (or configure TLS on the cluster you pass as `cluster`)",
+      )
+    }
+    rejectUnknown(tls, REDIS_TLS_OPTION_KEYS, CLUSTER_STORE_PLACE, 'tls')
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      throw new InvalidOptionError(
+        'redisClusterStore.tls',
+        tls,
+        'both `cert` and `key` for a client certificate, or neither',
+      )
+    }
+  }
+  for (const [name, value] of Object.entries({ username, password })) {
+    if (value === undefined) continue
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new InvalidOptionError(`redisClusterStore.${name}`, value, 'a non-empty string')
+    }
+    if (cluster !== undefined) {
+      throw new InvalidOptionError(
+        `redisClusterStore.${name}`,
+        '(hidden)',
+        'nothing with `cluster`: configure that client',
+      )
+    }
+    if (urls.some((url) => /^rediss?:\/\/[^/]*@/.test(url))) {
+      throw new InvalidOptionError(
+        `redisClusterStore.${name}`,
+        '(hidden)',
+        'nothing when the URLs carry credentials: put them in one place',
+      )
+    }
+  }
+  const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'redisClusterStore.connectTimeout')
+  const maxReconnectDelay = timerDuration(
+    options.maxReconnectDelay ?? 2000,
+    'redisClusterStore.maxReconnectDelay',
+  )
+  const delays = { maxReconnectDelay, closeTimeout: connectTimeout }
+  const owned = cluster === undefined
+  const address = owned ? addressOfUrl(urls[0]!) : (cluster.masters[0]?.address ?? '')
+  const target: RedisTarget = {
+    address,
+    tls: owned ? secure : undefined,
+    connectTimeoutMs: owned ? connectTimeout : undefined,
+    retryMs: owned ? maxReconnectDelay : undefined,
+  }
+  const client: RedisClusterLike =
+    cluster ??
+    createCluster({
+      ...clusterOptions,
+      rootNodes: urls.map((url) => ({ url })),
+      defaults: {
+        ...clusterOptions?.defaults,
+        ...(username === undefined ? {} : { username }),
+        ...(password === undefined ? {} : { password }),
+        // While a node is down its commands fail at once: none waits in a queue to be replayed later.
+        disableOfflineQueue: true,
+        socket: {
+          ...clusterOptions?.defaults?.socket,
+          ...(tls === undefined ? {} : { ...tls, tls: true }),
+          connectTimeout,
+          // Node connections are the cluster client's: it reconnects them (capped, jittered) and rediscovers the
+          // slots when a node moves. A closed store destroys them, ending their retries.
+          reconnectStrategy: (retries: number) =>
+            Math.min(maxReconnectDelay, 50 * 2 ** Math.min(retries, 10)) * (0.8 + Math.random() * 0.2),
+        },
+      },
+    })
+  return {
+    address,
+    target,
+    delays,
+    client: undefined,
+    driver: nodeRedisDriver(client),
+    open: (onStatus, onError) => new ClusterLink(client, owned, delays, onStatus, onError),
+  }
+}
+
+/** A cluster client as a RedisLink: commands routed by their first key, the cluster's connection lifecycle. */
+class ClusterLink implements RedisLink {
+  readonly #cluster: RedisClusterLike
+  readonly #owned: boolean
+  readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
+  readonly #onStatus: (status: L2Status) => void
+  readonly #onError: (error: unknown, lost: boolean) => void
+  #status: L2Status
+  #attempt: Promise<void> | undefined
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #failedAttempts = 0
+  #lastError: unknown
+  #closed = false
+
+  constructor(
+    cluster: RedisClusterLike,
+    owned: boolean,
+    delays: { maxReconnectDelay: number; closeTimeout: number },
+    onStatus: (status: L2Status) => void,
+    onError: (error: unknown, lost: boolean) => void,
+  ) {
+    this.#cluster = cluster
+    this.#owned = owned
+    this.#delays = delays
+    this.#onStatus = onStatus
+    this.#onError = onError
+    this.#status = cluster.isReady ? 'ready' : 'connecting'
+    cluster.on('connect', this.#handleConnect)
+    cluster.on('disconnect', this.#handleDisconnect)
+    cluster.on('error', this.#handleError)
+  }
+
+  get status(): L2Status {
+    return this.#status
+  }
+
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('redis store is closed'))
+    if (this.#cluster.isReady) return Promise.resolve()
+    if (!this.#owned && this.#cluster.isOpen) return this.#whenConnected()
+    this.#attempt ??= this.#connectAll().then(
+      () => {
+        this.#attempt = undefined
+        this.#failedAttempts = 0
+        this.#setStatus('ready')
+      },
+      (error: unknown) => {
+        this.#attempt = undefined
+        this.#lastError = error
+        this.#onError(error, false)
+        this.#scheduleReconnect()
+        throw error
+      },
+    )
+    return this.#attempt
+  }
+
+  /**
+   * Discovers the slots, then waits for the connection to every master: node-redis's `connect()` resolves once the
+   * slots are known, and a command to a node whose connection is still being made would fail at once (no offline
+   * queue), so a cache used right after `connect()` would miss a third of its L2.
+   */
+  async #connectAll(): Promise<void> {
+    if (!this.#cluster.isOpen) await this.#cluster.connect()
+    await Promise.all(this.#cluster.masters.map((master) => this.#cluster.nodeClient(master as never)))
+  }
+
+  /** As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. */
+  send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    const cluster = this.#cluster
+    // The cluster is ready once its slots are known; an attempt may still be connecting to the masters.
+    if (cluster.isReady && this.#attempt === undefined) {
+      return cluster.sendCommand(routingKey(args), false, args, options)
+    }
+    if (this.#attempt !== undefined) {
+      return this.#attempt.then(
+        () => {
+          if (call?.signal.aborted)
+            throw new Error('stratacache gave up on this command before it could be sent')
+          return cluster.sendCommand(routingKey(args), false, args, options)
+        },
+        (error: unknown) => {
+          throw this.#notConnected(error)
+        },
+      )
+    }
+    if (this.#owned || !cluster.isOpen) return Promise.reject(this.#notConnected())
+    return cluster.sendCommand(
+      routingKey(args),
+      false,
+      args,
+      call === undefined ? options : { ...options, abortSignal: call.signal },
+    )
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#retryTimer)
+    this.#cluster.off('connect', this.#handleConnect)
+    this.#cluster.off('disconnect', this.#handleDisconnect)
+    this.#cluster.off('error', this.#handleError)
+    this.#status = 'closed'
+    if (!this.#owned) return
+    if (this.#cluster.isReady) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const outcome = await Promise.race([
+        this.#cluster.close().then(
+          () => 'closed' as const,
+          () => 'failed' as const,
+        ),
+        new Promise<'timeout'>(
+          (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#delays.closeTimeout)),
+        ),
+      ])
+      clearTimeout(timer)
+      if (outcome === 'closed') return
+    }
+    if (this.#cluster.isOpen) this.#cluster.destroy()
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || !this.#owned || this.#retryTimer !== undefined || this.#attempt !== undefined) return
+    this.#setStatus('reconnecting')
+    const delay =
+      Math.min(this.#delays.maxReconnectDelay, 50 * 2 ** Math.min(this.#failedAttempts++, 10)) *
+      (0.8 + Math.random() * 0.2)
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.connect().catch(() => {})
+    }, delay).unref()
+  }
+
+  #whenConnected(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: unknown) => {
+        this.#cluster.off('connect', connected)
+        this.#cluster.off('error', failed)
+        if (error === undefined) resolve()
+        else reject(error instanceof Error ? error : new Error('redis cluster error', { cause: error }))
+      }
+      const connected = () => done()
+      const failed = (error: unknown) => done(error ?? new Error('redis cluster error'))
+      this.#cluster.on('connect', connected)
+      this.#cluster.on('error', failed)
+    })
+  }
+
+  #notConnected(last: unknown = this.#lastError): Error {
+    const why = last instanceof Error ? `: ${last.message.replace(/\.+$/, '')}` : ''
+    return new Error(
+      `not connected to the Redis Cluster${why}${this.#closed ? '' : '; the store reconnects in the background'}`,
+      last === undefined ? undefined : { cause: last },
+    )
+  }
+
+  readonly #handleConnect = (): void => this.#setStatus('ready')
+  readonly #handleDisconnect = (): void => {
+    this.#setStatus(this.#closed ? 'closed' : 'reconnecting')
+    if (this.#owned) this.#scheduleReconnect()
+  }
+  readonly #handleError = (error: unknown): void => {
+    this.#lastError = error
+    this.#onError(error, this.#status === 'ready')
+  }
+
+  #setStatus(status: L2Status): void {
+    if (this.#status === status) return
+    this.#status = status
+    this.#onStatus(status)
+  }
+}

@@ -1,0 +1,229 @@
+// What only a Redis Cluster asks of the store: slots, every master, sharded pub/sub, a failover, its options.
+import { createCache, type Cache } from 'stratacache'
+import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
+import { createCluster } from 'redis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { CLUSTER_FENCE_SHARDS } from '../../src/core/key-layout.js'
+import { KeySchema } from '../../src/core/keys.js'
+import { clusterSlot } from '../../src/tiers/cluster-slot.js'
+import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+
+let cluster: RedisCluster
+const caches: Cache[] = []
+beforeAll(async () => {
+  cluster = await startRedisCluster({ masters: 3, replicas: 1 })
+}, 40_000)
+afterAll(async () => {
+  await cluster?.stop()
+})
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((cache) => cache.close()))
+  await cluster.waitReady()
+  await cluster.onMasters('FLUSHALL')
+})
+
+/** The key the cache builds for `item:{id}` of `service` on a cluster. */
+const keyOf = (service: string, id: number) =>
+  new KeySchema({
+    service,
+    namespace: 'item',
+    schemaVersion: 1,
+    template: 'item:{id}',
+    dimensions: [],
+    maxKeyLength: 1024,
+    fenceShards: CLUSTER_FENCE_SHARDS,
+  }).build({ id })
+
+const rootNodes = () => cluster.urls.slice(0, 3).map((url) => ({ url }))
+
+/** Calls of one command on every master (INFO commandstats), summed. */
+async function calls(command: string): Promise<number> {
+  const replies = await cluster.onMasters('INFO', 'commandstats')
+  return replies
+    .map((reply) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(reply)?.[1] ?? 0))
+    .reduce((a, b) => a + b, 0)
+}
+
+async function make(service: string, options: { l2Timeout?: number } = {}) {
+  let loads = 0
+  const cache = createCache({
+    service,
+    l2: redisClusterStore({ rootNodes: rootNodes() }),
+    ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
+  })
+  caches.push(cache)
+  const items = cache.namespace('item', {
+    key: 'item:{id}',
+    ttl: '1h',
+    l1: { ttl: '1s' },
+    tags: ({ id }) => [`group:${Number(id) % 4}`],
+    load: ({ id }) => {
+      loads++
+      return { id: Number(id) }
+    },
+  })
+  await cache.connect()
+  await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+  return { cache, items, loads: () => loads }
+}
+
+describe('redisClusterStore', () => {
+  it("spreads a namespace's entries over the masters and reads 100 of them with one MGET per slot", async () => {
+    // A loaded 2-core machine can take more than the default 100 ms: a timeout would be a miss, not what is tested.
+    const a = await make('spread', { l2Timeout: 2_000 })
+    const params = Array.from({ length: 100 }, (_, id) => ({ id }))
+    await a.items.getMany(params)
+    // The values land in L2 in the background.
+    await expect
+      .poll(async () => (await cluster.onMasters('DBSIZE')).every((n) => /:[1-9]/.test(n)))
+      .toBe(true)
+    const b = await make('spread', { l2Timeout: 2_000 })
+    const keys = params.map((p) => keyOf('spread', p.id))
+    const slots = new Set(keys.map((key) => clusterSlot(key)))
+    // 16 fence shards: the namespace's entries are on up to 16 slots, hence on every master here.
+    expect(slots.size).toBeGreaterThan(8)
+    expect(slots.size).toBeLessThanOrEqual(16)
+    const before = await calls('mget')
+    expect((await b.items.getMany(params)).map((item) => item?.id)).toEqual(params.map((p) => p.id))
+    expect(b.loads()).toBe(0)
+    // One MGET per slot for the values, one per shard for the fences of any miss (none here).
+    expect((await calls('mget')) - before).toBe(slots.size)
+    expect(b.items.stats().l2Errors).toBe(0)
+    expect(a.items.stats().l2Errors).toBe(0)
+  })
+
+  it('runs every script in one slot: tags, writes, deletes and clear give no CROSSSLOT error', async () => {
+    const a = await make('scripts', { l2Timeout: 2_000 })
+    const b = await make('scripts', { l2Timeout: 2_000 })
+    const params = Array.from({ length: 50 }, (_, id) => ({ id }))
+    await a.items.getMany(params)
+    await a.items.set({ id: 1 }, { id: -1 })
+    await a.items.delete({ id: 2 })
+    expect(await b.items.invalidateTag('group:3')).toBeGreaterThan(0)
+    await b.items.getMany(params)
+    expect(await a.items.clear()).toBeGreaterThan(0)
+    expect(await a.cache.invalidateTag('group:1')).toBeGreaterThanOrEqual(0)
+    expect(a.items.stats().l2Errors + b.items.stats().l2Errors).toBe(0)
+    expect(a.cache.stats().l2!.errorReplies + b.cache.stats().l2!.errorReplies).toBe(0)
+  })
+
+  it('works on a cluster client the app passes in, and leaves it open on close', async () => {
+    const client = createCluster({
+      rootNodes: rootNodes(),
+      defaults: { disableOfflineQueue: true },
+    })
+    await client.connect()
+    const cache = createCache({ service: 'given', l2: redisClusterStore({ cluster: client }) })
+    const items = cache.namespace('item', { key: 'item:{id}', ttl: '1h', load: ({ id }) => ({ id }) })
+    await cache.connect()
+    await items.get({ id: 5 })
+    await expect.poll(() => client.get(keyOf('given', 5))).not.toBeNull()
+    await cache.close()
+    expect(client.isReady).toBe(true)
+    await client.close()
+  })
+
+  it('queues write-behind writes in a stream on the cluster and flushes them to the source, in order', async () => {
+    const written: number[] = []
+    const cache = createCache({
+      service: 'wb',
+      l2: redisClusterStore({ rootNodes: rootNodes() }),
+      timeouts: { l2: 2_000 },
+    })
+    caches.push(cache)
+    const accounts = cache.namespace('account', {
+      key: 'account:{id}',
+      ttl: '1m',
+      load: ({ id }: { id: number }) => ({ id, balance: 0 }),
+      writeStrategy: 'write-behind',
+      write: (_params, value) => {
+        written.push(value.balance)
+      },
+      writeBehind: { flush: true, batchSize: 5, flushInterval: '20ms' },
+    })
+    await cache.connect()
+    for (let balance = 1; balance <= 20; balance++) await accounts.write({ id: 1 }, { id: 1, balance })
+    await expect.poll(() => written.length, { timeout: 10_000 }).toBe(20)
+    expect(written).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    expect(await accounts.get({ id: 1 })).toEqual({ id: 1, balance: 20 })
+    expect(accounts.stats().l2Errors).toBe(0)
+  })
+
+  it('appends audit records of a purge to a stream on the cluster', async () => {
+    const client = createCluster({ rootNodes: rootNodes(), defaults: { disableOfflineQueue: true } })
+    await client.connect()
+    try {
+      const cache = createCache({
+        service: 'audited',
+        l2: redisClusterStore({ cluster: client }),
+        audit: redisStreamAuditSink({ client, stream: 'audited:audit' }),
+      })
+      caches.push(cache)
+      const items = cache.namespace('item', { key: 'item:{id}', ttl: '1h', load: ({ id }) => ({ id }) })
+      await cache.connect()
+      await items.getMany(Array.from({ length: 20 }, (_, id) => ({ id })))
+      await cache.purge({ namespace: 'item', actor: 'alice', reason: 'test' })
+      const entries = await client.sendCommand<[string, string[]][]>('audited:audit', true, [
+        'XRANGE',
+        'audited:audit',
+        '-',
+        '+',
+      ])
+      expect(entries.map(([, fields]) => fields[fields.indexOf('phase') + 1])).toEqual([
+        'requested',
+        'completed',
+      ])
+      await cache.close()
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('refuses options it cannot honour, naming them', () => {
+    expect(() => redisClusterStore({ rootNodes: rootNodes(), url: 'x' } as never)).toThrow(/url/)
+    expect(() => redisClusterStore({})).toThrow(/exactly one of `rootNodes` or `cluster`/)
+    expect(() => redisClusterStore({ rootNodes: [] })).toThrow(/non-empty array/)
+    expect(() =>
+      redisClusterStore({ rootNodes: [{ url: 'redis://127.0.0.1:1' }, { url: 'rediss://127.0.0.1:2' }] }),
+    ).toThrow(/one scheme/)
+    expect(() => redisClusterStore({ rootNodes: rootNodes(), tls: {} })).toThrow(/rediss/)
+    expect(() =>
+      redisClusterStore({ rootNodes: [{ url: 'redis://u:p@127.0.0.1:1' }], password: 'p' }),
+    ).toThrow(/one place/)
+  })
+
+  it('keeps answering while a master dies, within the L2 timeout, and uses its promoted replica afterwards', async () => {
+    const a = await make('failover', { l2Timeout: 100 })
+    const params = Array.from({ length: 40 }, (_, id) => ({ id }))
+    await a.items.getMany(params)
+    const victim = await cluster.masterOf(clusterSlot(keyOf('failover', 0)))
+    await victim.kill()
+    const deadline = Date.now() + 20_000
+    let slowest = 0
+    let reads = 0
+    // Reads during the failover: from L1 (1 s), then L2 or the loader; never an error, never a long wait.
+    for (; Date.now() < deadline; reads++) {
+      const started = performance.now()
+      const got = await a.items.get({ id: reads % 40 })
+      slowest = Math.max(slowest, performance.now() - started)
+      expect(got.id).toBe(reads % 40)
+      const roles = await Promise.all(cluster.nodes.map((node) => cluster.role(node)))
+      if (roles.filter((role) => role === 'master').length === 3 && reads > 20) break
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    await cluster.waitReady()
+    // Two L2 timeouts (the read, the fence) and the loader: well under a second.
+    expect(slowest).toBeLessThan(1_000)
+    // The promoted replica serves the slot: writes and reads of it work again, without restarting anything.
+    await expect
+      .poll(
+        async () => {
+          await a.items.set({ id: 0 }, { id: 100 })
+          return (await a.items.get({ id: 0 })).id
+        },
+        { timeout: 15_000, interval: 200 },
+      )
+      .toBe(100)
+    await victim.restart()
+  }, 60_000)
+})

@@ -1,0 +1,389 @@
+// One L2Store contract, run against every Redis store on real servers: node-redis and ioredis, each on one node and
+// on a 3-master Redis Cluster. Keys are built as the cache builds them (the store's fence shards).
+import { randomBytes } from 'node:crypto'
+import { createCache, type Cache } from 'stratacache'
+import { redisClusterStore, redisStore } from 'stratacache/redis'
+import { ioredisStore } from 'stratacache/ioredis'
+import { Cluster } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { KeySchema } from '../../src/core/keys.js'
+import { clusterSlot } from '../../src/tiers/cluster-slot.js'
+import type { L2Store } from '../../src/tiers/l2-store.js'
+import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+
+interface Target {
+  readonly name: string
+  start(): Promise<void>
+  store(): L2Store
+  flush(): Promise<unknown>
+  stop(): Promise<void>
+}
+
+let single: RedisServer | undefined
+let ioredisServer: RedisServer | undefined
+let ioredisCluster: RedisCluster | undefined
+/** ioredis Clusters the tests made (a client passed in: the store leaves it open), disconnected after each test. */
+const ioClusters: Cluster[] = []
+let cluster: RedisCluster | undefined
+const targets: Target[] = [
+  {
+    name: 'node-redis, one node',
+    async start() {
+      single = await startRedis()
+    },
+    store: () => redisStore({ url: single!.url }),
+    flush: () => single!.command('FLUSHALL'),
+    stop: async () => single?.stop(),
+  },
+  {
+    name: 'ioredis, one node',
+    async start() {
+      ioredisServer = await startRedis()
+    },
+    store: () => ioredisStore({ url: ioredisServer!.url }),
+    flush: () => ioredisServer!.command('FLUSHALL'),
+    stop: async () => ioredisServer?.stop(),
+  },
+  {
+    name: 'node-redis, Redis Cluster (3 masters)',
+    async start() {
+      cluster = await startRedisCluster({ masters: 3 })
+    },
+    store: () => redisClusterStore({ rootNodes: cluster!.urls.slice(0, 2).map((url) => ({ url })) }),
+    flush: () => cluster!.onMasters('FLUSHALL'),
+    stop: async () => cluster?.stop(),
+  },
+  {
+    name: 'ioredis, Redis Cluster (3 masters)',
+    async start() {
+      ioredisCluster = await startRedisCluster({ masters: 3 })
+    },
+    store: () => {
+      const client = new Cluster(
+        ioredisCluster!.nodes.slice(0, 2).map((node) => ({ host: '127.0.0.1', port: node.port })),
+        {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          shardedSubscribers: true,
+          redisOptions: { maxRetriesPerRequest: 0 },
+        },
+      )
+      ioClusters.push(client)
+      return ioredisStore({ client })
+    },
+    flush: async () => {
+      for (const client of ioClusters.splice(0)) client.disconnect()
+      await ioredisCluster!.onMasters('FLUSHALL')
+    },
+    stop: async () => ioredisCluster?.stop(),
+  },
+]
+
+const bytes = (text: string) => Buffer.from(text)
+const text = (value: Uint8Array | null) => (value === null ? null : Buffer.from(value).toString())
+const token = () => randomBytes(16).toString('base64url')
+
+describe.each(targets)('L2Store contract: $name', (target) => {
+  const stores: L2Store[] = []
+  const caches: Cache[] = []
+  const open = async () => {
+    const store = target.store()
+    stores.push(store)
+    await store.connect()
+    return store
+  }
+  /** Keys as the cache builds them for this store: its fence shards, hash tags included. */
+  const schemaFor = (store: L2Store) =>
+    new KeySchema({
+      service: 'conf',
+      namespace: 'item',
+      schemaVersion: 1,
+      template: 'item:{id}',
+      dimensions: [],
+      maxKeyLength: 256,
+      fenceShards: store.fenceShards ?? 1,
+    })
+
+  beforeAll(() => target.start(), 30_000)
+  afterAll(() => target.stop())
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((cache) => cache.close()))
+    await Promise.all(stores.splice(0).map((store) => store.close()))
+    await target.flush()
+  })
+
+  it('connects to a server it supports, and stores bytes with a TTL', async () => {
+    const store = await open()
+    expect(store.status).toBe('ready')
+    await store.set('conf:a', bytes('one'), 60_000)
+    expect(text(await store.get('conf:a'))).toBe('one')
+    expect(await store.get('conf:missing')).toBeNull()
+    const [ttl, none] = await store.ttlMany(['conf:a', 'conf:missing'])
+    expect(ttl).toBeGreaterThan(59_000)
+    expect(none).toBe(-2)
+    await store.set('conf:short', bytes('x'), 30)
+    await expect.poll(() => store.get('conf:short'), { timeout: 2_000 }).toBeNull()
+  })
+
+  it('reads and writes keys of many slots in one getMany and one setMany, in order', async () => {
+    const store = await open()
+    const keys = Array.from({ length: 60 }, (_, i) => `conf:many:${i}`)
+    expect(new Set(keys.map((key) => clusterSlot(key))).size).toBeGreaterThan(30)
+    await store.setMany(
+      keys.filter((_, i) => i % 3 !== 0).map((key) => ({ key, value: bytes(key), ttlMs: 60_000 })),
+    )
+    const values = await store.getMany(keys)
+    expect(values.map(text)).toEqual(keys.map((key, i) => (i % 3 === 0 ? null : key)))
+    expect(await store.getMany([])).toEqual([])
+    expect(await store.delete(keys)).toBe(40)
+    expect((await store.getMany(keys)).every((value) => value === null)).toBe(true)
+  })
+
+  it('walks every key of a prefix with scan, whichever node holds it', async () => {
+    const store = await open()
+    const keys = Array.from({ length: 120 }, (_, i) => `conf:scan:${i}`)
+    await store.setMany(keys.map((key) => ({ key, value: bytes('v'), ttlMs: 60_000 })))
+    await store.set('other:1', bytes('v'), 60_000)
+    const seen = new Set<string>()
+    let cursor = '0'
+    for (let step = 0; step < 1_000; step++) {
+      const reply = await store.scan('conf:scan:*', cursor, 50)
+      for (const key of reply.keys) seen.add(key)
+      cursor = reply.cursor
+      if (cursor === '0') break
+    }
+    expect(cursor).toBe('0')
+    expect([...seen].sort()).toEqual([...keys].sort())
+  })
+
+  it('counts versions and increments', async () => {
+    const store = await open()
+    const key = schemaFor(store).build({ id: 1 })
+    expect(await store.getVersion(`${key}#v`)).toBe(0)
+    expect(await store.bumpVersion(`${key}#v`, 60_000)).toBe(1)
+    expect(await store.bumpVersion(`${key}#v`, 60_000)).toBe(2)
+    expect(await store.getVersion(`${key}#v`)).toBe(2)
+    expect(await store.increment('conf:counter')).toBe(1)
+    expect(await store.increment('conf:counter')).toBe(2)
+  })
+
+  it('stores a loaded value under its fence, and refuses it after a version bump or an invalidation mark', async () => {
+    const store = await open()
+    const schema = schemaFor(store)
+    const keys = Array.from({ length: 40 }, (_, id) => schema.build({ id }))
+    const layout = schema.layout
+    for (const { shard, indexes } of layout.group(keys)) {
+      const versionKeys = indexes.map((i) => `${keys[i]!}#v`)
+      const fence = await store.readFence(versionKeys, shard.seq)
+      expect(fence).toEqual({ versions: indexes.map(() => 0), seq: 0 })
+      const [first, second, third] = indexes.map((i) => keys[i]!)
+      const tagSet = shard.tagSet('t1')
+      const fenceOf = (key: string) => ({
+        versionKey: `${key}#v`,
+        version: 0,
+        seq: 0,
+        marks: [shard.cleared, `${tagSet}#inv`],
+        sets: [tagSet],
+      })
+      expect(
+        await store.storeFenced({ key: first!, value: bytes('loaded'), ttlMs: 60_000 }, fenceOf(first!)),
+      ).toBe(true)
+      expect(text(await store.get(first!))).toBe('loaded')
+      if (second !== undefined) {
+        await store.bumpVersion(`${second}#v`, 60_000)
+        expect(
+          await store.storeFenced({ key: second, value: bytes('old'), ttlMs: 60_000 }, fenceOf(second)),
+        ).toBe(false)
+      }
+      if (third !== undefined) {
+        expect(await store.markInvalidated(shard.seq, [`${tagSet}#inv`, shard.anyTag], 60_000)).toBe(1)
+        expect(
+          await store.storeFenced({ key: third, value: bytes('old'), ttlMs: 60_000 }, fenceOf(third)),
+        ).toBe(false)
+        expect((await store.readFence([`${third}#v`], shard.seq)).seq).toBe(1)
+      }
+      const members: string[] = []
+      let cursor = '0'
+      for (let step = 0; step < 100; step++) {
+        const reply = await store.scanSet(tagSet, cursor, 100)
+        members.push(...reply.members)
+        cursor = reply.cursor
+        if (cursor === '0') break
+      }
+      expect(members).toEqual([first])
+    }
+  })
+
+  it('takes, extends and releases locks, and breaks a lock key that cannot be a live lock', async () => {
+    const store = await open()
+    const lock = `${schemaFor(store).build({ id: 'locked' })}#lock`
+    const mine = token()
+    expect(await store.acquireLock(lock, mine, 10_000)).toEqual({ won: true, broke: false })
+    const theirs = await store.acquireLock(lock, token(), 10_000)
+    expect(theirs.won).toBe(false)
+    expect(theirs.won ? 0 : theirs.remainingMs).toBeGreaterThan(9_000)
+    expect(await store.extendLock(lock, mine, 20_000)).toBe(true)
+    expect(await store.extendLock(lock, token(), 20_000)).toBe(false)
+    expect(await store.unlock(lock, token())).toBe(false)
+    expect(await store.unlock(lock, mine)).toBe(true)
+    expect(await store.tryLock(lock, mine, 10_000)).toBe(true)
+    expect(await store.tryLock(lock, token(), 10_000)).toBe(false)
+    await store.delete([lock])
+    // Left without an expiry (by hand, by a crashed tool): broken by the next taker.
+    await store.set(lock, bytes('junk'), 60_000)
+    await store.delete([lock])
+    await store.increment(lock)
+    expect(await store.acquireLock(lock, mine, 10_000)).toEqual({ won: true, broke: true })
+  })
+
+  it('adds to tag sets, renames them atomically to a snapshot in their slot, and scans them', async () => {
+    const store = await open()
+    const schema = schemaFor(store)
+    const key = schema.build({ id: 7 })
+    const set = schema.layout.shardOf(key).tagSet('t7')
+    await store.set(key, bytes('v'), 60_000)
+    await store.addToSet(set, key, 60_000)
+    expect(await store.renameIfExists(set, `${set}#snapshot`)).toBe(true)
+    expect(await store.renameIfExists(set, `${set}#snapshot2`)).toBe(false)
+    expect((await store.scanSet(`${set}#snapshot`, '0', 100)).members).toEqual([key])
+  })
+
+  it('queues writes durably in a stream with a consumer group (write-behind)', async () => {
+    const store = await open()
+    const queue = 'conf:item#wb'
+    await store.queueCreateGroup(queue, 'flushers')
+    await store.queueCreateGroup(queue, 'flushers')
+    const first = await store.queueAppend(queue, { key: 'k1', value: bytes('v1') })
+    await store.queueAppend(queue, { key: 'k2', value: 'v2' }, 1_000)
+    const read = await store.queueRead(queue, 'flushers', 'a', 10)
+    expect(read.map((entry) => Buffer.from(entry.fields['key']!).toString())).toEqual(['k1', 'k2'])
+    expect(await store.queueSize(queue, 'flushers')).toEqual({ length: 2, pending: 2 })
+    const pending = await store.queuePending(queue, 'flushers', 0, 10)
+    expect(pending.map((entry) => entry.consumer)).toEqual(['a', 'a'])
+    const claimed = await store.queueClaim(queue, 'flushers', 'b', 0, [first])
+    expect(claimed.map((entry) => entry.id)).toEqual([first])
+    await store.queueAck(queue, 'flushers', [first])
+    expect(await store.queueHas(queue, first)).toBe(false)
+    expect(await store.queueSize(queue, 'flushers')).toEqual({ length: 1, pending: 1 })
+    await store.queueDeleteConsumer(queue, 'flushers', 'b')
+  })
+
+  it('delivers a published message to a subscriber in another store', async () => {
+    const listener = await open()
+    const publisher = await open()
+    const received: string[] = []
+    await listener.subscribe('conf#bus', (message) => received.push(message))
+    await publisher.publish('conf#bus', 'hello')
+    await expect.poll(() => received, { timeout: 5_000 }).toEqual(['hello'])
+  })
+
+  it('answers INFO and CONFIG GET, and tells error replies from outages', async () => {
+    const store = await open()
+    const info = await store.info('server')
+    expect(info.ok && Number(info.value['redis_version']?.split('.')[0])).toBeGreaterThanOrEqual(7)
+    const config = await store.configGet('maxmemory-policy')
+    expect(config.ok && config.value['maxmemory-policy']).toBeTypeOf('string')
+    await store.set('conf:string', bytes('v'), 60_000)
+    const error = await store.scanSet('conf:string', '0', 10).catch((e: unknown) => e)
+    expect(store.errorReplyKind?.(error)).toBe('WRONGTYPE')
+    expect(store.errorReplyKind?.(new Error('socket closed'))).toBeUndefined()
+  })
+
+  it('runs a namespace end to end: get, write, invalidateTag, invalidateAll, clear, across two caches', async () => {
+    let loads = 0
+    const make = async () => {
+      // A generous L2 timeout: on a loaded machine a timeout is a miss, which is not what this test is about.
+      const cache = createCache({ service: 'conf', l2: target.store(), timeouts: { l2: '2s' } })
+      caches.push(cache)
+      const items = cache.namespace('item', {
+        key: 'tenant:{tenantId}:item:{id}',
+        ttl: '1h',
+        tags: ({ tenantId }) => [`tenant:${tenantId}`],
+        load: ({ tenantId, id }) => {
+          loads++
+          return { tenantId: String(tenantId), id: Number(id), version: 'loaded' }
+        },
+      })
+      await cache.connect()
+      await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      return { cache, items }
+    }
+    const a = await make()
+    const b = await make()
+    const params = Array.from({ length: 40 }, (_, id) => ({ tenantId: id % 2 === 0 ? 't1' : 't2', id }))
+    // getMany across slots: loaded once, then read from L2 by the other cache.
+    expect((await a.items.getMany(params)).map((item) => item?.id)).toEqual(params.map((p) => p.id))
+    expect(loads).toBe(40)
+    // The loaded values reach L2 in the background: wait for all 40 before the other cache reads them.
+    const raw = await open()
+    const keys = new KeySchema({
+      service: 'conf',
+      namespace: 'item',
+      schemaVersion: 1,
+      template: 'tenant:{tenantId}:item:{id}',
+      dimensions: [],
+      maxKeyLength: 1024,
+      fenceShards: raw.fenceShards ?? 1,
+    })
+    await expect
+      .poll(async () =>
+        (await raw.getMany(params.map((p) => keys.build(p)))).every((value) => value !== null),
+      )
+      .toBe(true)
+    await expect
+      .poll(async () => (await b.items.getMany(params)).every((item) => item?.version === 'loaded'))
+      .toBe(true)
+    expect(loads).toBe(40)
+    // A write in one cache reaches the other's L1 through the (sharded) bus.
+    await a.items.set({ tenantId: 't1', id: 0 }, { tenantId: 't1', id: 0, version: 'written' })
+    await expect.poll(() => b.items.get({ tenantId: 't1', id: 0 })).toMatchObject({ version: 'written' })
+    // invalidateTag: every t1 entry, on every shard, in L2 and in the other cache's L1.
+    expect(await a.items.invalidateTag('tenant:t1')).toBe(20)
+    await expect
+      .poll(async () => {
+        await b.items.getMany(params)
+        return loads
+      })
+      .toBe(60)
+    // invalidateAll: a new generation everywhere.
+    await b.items.invalidateAll()
+    await expect
+      .poll(async () => {
+        await a.items.get({ tenantId: 't2', id: 1 })
+        return loads
+      })
+      .toBe(61)
+    // clear(): every entry of the namespace, whichever master holds it.
+    await a.items.getMany(params)
+    // Loaded values reach L2 in the background.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await a.items.clear()).toBeGreaterThanOrEqual(39)
+  })
+
+  it('calls the loader once for 200 concurrent gets of one cold key across 4 caches', async () => {
+    let loads = 0
+    const make = async () => {
+      const cache = createCache({ service: 'conf-stampede', l2: target.store() })
+      caches.push(cache)
+      const items = cache.namespace('item', {
+        key: 'item:{id}',
+        ttl: '1h',
+        load: async ({ id }) => {
+          loads++
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          return { id: Number(id) }
+        },
+      })
+      await cache.connect()
+      await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      return items
+    }
+    const namespaces = await Promise.all([make(), make(), make(), make()])
+    const answers = await Promise.all(
+      namespaces.flatMap((items) => Array.from({ length: 50 }, () => items.get({ id: 9 }))),
+    )
+    expect(answers.every((answer) => answer.id === 9)).toBe(true)
+    expect(loads).toBe(1)
+  })
+})
