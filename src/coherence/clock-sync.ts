@@ -50,11 +50,6 @@ export class L2ClockSync {
     return this.#offsetMs
   }
 
-  /** Whether a measurement has succeeded since the cache started. */
-  get measured(): boolean {
-    return this.#measured
-  }
-
   /**
    * Measures now (a new connection is ready), unless an injected clock was measured already. Resolves when done,
    * failed or not; concurrent calls share one measurement.

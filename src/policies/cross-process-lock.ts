@@ -110,7 +110,8 @@ export class CrossProcessLock {
 
   /**
    * Registers interest in `key` landing; `wait()` then resolves on the announcement or after `timeoutMs`, whichever
-   * comes first. Register before re-reading L2, so an announcement between the read and the wait is not missed.
+   * comes first. Register before trying the lock (and before re-reading L2), so that a release announced after the
+   * attempt, or a value announced after the read, is not missed.
    */
   async watch(key: string): Promise<{ wait(timeoutMs: number): Promise<void>; cancel(): void } | undefined> {
     try {

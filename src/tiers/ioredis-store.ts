@@ -14,6 +14,9 @@ import { RedisClusterStore, type ClusterDriver, type ClusterSetup } from './redi
 import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
   bufferReplies,
+  closeWithin,
+  reconnectDelay,
+  refuseAbandoned,
   REDIS_TLS_OPTION_KEYS,
   RedisStore,
   type RedisLink,
@@ -329,8 +332,7 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
       // Fail fast while disconnected, and never resend a command whose connection dropped.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: (times: number) =>
-        Math.min(maxReconnectDelay, 50 * 2 ** Math.min(times, 10)) * (0.8 + Math.random() * 0.2),
+      retryStrategy: (times: number) => reconnectDelay(times, maxReconnectDelay),
     })
   return {
     address,
@@ -403,8 +405,7 @@ class IoredisLink implements RedisLink {
     if (this.#attempt !== undefined) {
       return this.#attempt.then(
         () => {
-          if (call?.signal.aborted)
-            throw new Error('stratacache gave up on this command before it could be sent')
+          refuseAbandoned(call)
           return this.#call(args, options)
         },
         (error: unknown) => {
@@ -427,18 +428,7 @@ class IoredisLink implements RedisLink {
     this.#status = 'closed'
     if (!this.#owned) return
     if (this.#client.status === 'ready') {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const outcome = await Promise.race([
-        this.#client.quit().then(
-          () => 'closed' as const,
-          () => 'failed' as const,
-        ),
-        new Promise<'timeout'>(
-          (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#closeTimeout)),
-        ),
-      ])
-      clearTimeout(timer)
-      if (outcome === 'closed') return
+      if ((await closeWithin(() => this.#client.quit(), this.#closeTimeout)) === 'closed') return
     }
     // Also ends ioredis's reconnection timer, so a closed cache leaves nothing behind.
     this.#client.disconnect()

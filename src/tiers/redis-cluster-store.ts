@@ -20,12 +20,13 @@ import { clusterSlot } from './cluster-slot.js'
 import type { L2Call, L2Status } from './l2-store.js'
 import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
+  askServerVersion,
   bufferReplies,
-  checkServerVersion,
+  closeWithin,
   isErrorReply,
-  parseInfo,
-  parsePairs,
   plainReplies,
+  reconnectDelay,
+  refuseAbandoned,
   REDIS_TLS_OPTION_KEYS,
   RedisStore,
   type RedisLink,
@@ -229,7 +230,7 @@ export class RedisClusterStore extends RedisStore {
     const index = cursor === '0' ? 0 : Number(cursor.slice(0, colon))
     const master = masters[index]
     if (master === undefined) return { cursor: '0', keys: [] }
-    if (call?.signal.aborted) throw new Error('stratacache gave up on this command before it could be sent')
+    refuseAbandoned(call)
     const reply = (await this.#driver.sendToMaster(
       master,
       ['SCAN', cursor === '0' ? '0' : cursor.slice(colon + 1), 'MATCH', pattern, 'COUNT', String(count)],
@@ -274,31 +275,14 @@ export class RedisClusterStore extends RedisStore {
   /** Every master's version (INFO server, or HELLO when INFO is refused); the first one too old, if any. */
   protected override async readServerVersion(): Promise<L2UnsupportedError | undefined> {
     const answers = await Promise.all(
-      this.#driver.masters().map(async (master) => {
-        for (const [args, parse] of [
-          [['INFO', 'server'], parseInfo],
-          [['HELLO'], parsePairs],
-        ] as const) {
-          let timer: ReturnType<typeof setTimeout> | undefined
-          try {
-            const reply = await Promise.race([
-              this.#driver.sendToMaster(master, args, plainReplies),
-              new Promise<never>((_, reject) => {
-                timer = setTimeout(() => reject(new Error('no answer')), this.delays.closeTimeout).unref()
-              }),
-            ])
-            const fields = parse(reply)
-            if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
-              return checkServerVersion(fields)
-            }
-          } catch (error) {
-            if (!isErrorReply(error)) return undefined
-          } finally {
-            clearTimeout(timer)
-          }
-        }
-        return undefined
-      }),
+      this.#driver
+        .masters()
+        .map((master) =>
+          askServerVersion(
+            (args) => this.#driver.sendToMaster(master, args, plainReplies),
+            this.delays.closeTimeout,
+          ),
+        ),
     )
     return answers.find((problem) => problem !== undefined)
   }
@@ -530,8 +514,7 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
           connectTimeout,
           // Node connections are the cluster client's: it reconnects them (capped, jittered) and rediscovers the
           // slots when a node moves. A closed store destroys them, ending their retries.
-          reconnectStrategy: (retries: number) =>
-            Math.min(maxReconnectDelay, 50 * 2 ** Math.min(retries, 10)) * (0.8 + Math.random() * 0.2),
+          reconnectStrategy: (retries: number) => reconnectDelay(retries, maxReconnectDelay),
         },
       },
     })
@@ -622,8 +605,7 @@ class ClusterLink implements RedisLink {
     if (this.#attempt !== undefined) {
       return this.#attempt.then(
         () => {
-          if (call?.signal.aborted)
-            throw new Error('stratacache gave up on this command before it could be sent')
+          refuseAbandoned(call)
           return cluster.sendCommand(routingKey(args), false, args, options)
         },
         (error: unknown) => {
@@ -650,18 +632,7 @@ class ClusterLink implements RedisLink {
     this.#status = 'closed'
     if (!this.#owned) return
     if (this.#cluster.isReady) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const outcome = await Promise.race([
-        this.#cluster.close().then(
-          () => 'closed' as const,
-          () => 'failed' as const,
-        ),
-        new Promise<'timeout'>(
-          (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#delays.closeTimeout)),
-        ),
-      ])
-      clearTimeout(timer)
-      if (outcome === 'closed') return
+      if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
     }
     if (this.#cluster.isOpen) this.#cluster.destroy()
   }
@@ -669,9 +640,7 @@ class ClusterLink implements RedisLink {
   #scheduleReconnect(): void {
     if (this.#closed || !this.#owned || this.#retryTimer !== undefined || this.#attempt !== undefined) return
     this.#setStatus('reconnecting')
-    const delay =
-      Math.min(this.#delays.maxReconnectDelay, 50 * 2 ** Math.min(this.#failedAttempts++, 10)) *
-      (0.8 + Math.random() * 0.2)
+    const delay = reconnectDelay(this.#failedAttempts++, this.#delays.maxReconnectDelay)
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       this.connect().catch(() => {})

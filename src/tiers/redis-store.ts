@@ -275,6 +275,74 @@ export function checkServerVersion(fields: Readonly<Record<string, string>>): L2
 }
 
 /**
+ * The wait before reconnection attempt `attempt` (0 for the first): capped exponential backoff from 50 ms, with
+ * jitter so a fleet does not reconnect in step. The one rule for every client the stores make.
+ */
+export function reconnectDelay(attempt: number, maxDelayMs: number): number {
+  return Math.min(maxDelayMs, 50 * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.2)
+}
+
+/** Closes gracefully with `close`, unless that takes longer than `timeoutMs` (a frozen server): what happened. */
+export async function closeWithin(
+  close: () => Promise<unknown>,
+  timeoutMs: number,
+): Promise<'closed' | 'failed' | 'timeout'> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const outcome = await Promise.race([
+    close().then(
+      () => 'closed' as const,
+      () => 'failed' as const,
+    ),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
+  ])
+  clearTimeout(timer)
+  return outcome
+}
+
+/**
+ * Throws when the cache gave up on `call` (its timeout fired) while the command waited for a connection: sent late,
+ * it would run after its caller moved on.
+ */
+export function refuseAbandoned(call: L2Call | undefined): void {
+  if (call?.signal.aborted) throw new Error('stratacache gave up on this command before it could be sent')
+}
+
+/**
+ * The server's version problem, asked through `send`: `INFO server`, or `HELLO` (which no ACL refuses) when INFO is
+ * refused or says nothing of the version; each bounded by `timeoutMs`. A server that cannot be asked is given the
+ * benefit of the doubt (undefined).
+ */
+export async function askServerVersion(
+  send: (args: readonly string[]) => Promise<unknown>,
+  timeoutMs: number,
+): Promise<L2UnsupportedError | undefined> {
+  const questions = [
+    [['INFO', 'server'], parseInfo],
+    [['HELLO'], parsePairs],
+  ] as const
+  for (const [args, parse] of questions) {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const reply = await Promise.race([
+        send(args),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), timeoutMs).unref()
+        }),
+      ])
+      const fields = parse(reply)
+      if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
+        return checkServerVersion(fields)
+      }
+    } catch (error) {
+      if (!isErrorReply(error)) return undefined
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  return undefined
+}
+
+/**
  * What `RedisStore` sends its commands through: one connection (`Connection`), or a Redis Cluster client
  * (`redis-cluster-store.ts`), which routes each command by its first key.
  */
@@ -378,8 +446,7 @@ class Connection implements RedisLink {
     if (this.#attempt !== undefined) {
       return this.#attempt.then(
         () => {
-          if (call?.signal.aborted)
-            throw new Error('stratacache gave up on this command before it could be sent')
+          refuseAbandoned(call)
           return client.sendCommand(args, options)
         },
         // The attempt's failure is not this command's answer: a WRONGPASS from the handshake is an outage for the
@@ -408,19 +475,7 @@ class Connection implements RedisLink {
     if (!this.#owned) return
     if (this.client.isReady) {
       // A graceful close waits for every queued reply; a frozen Redis would make it wait forever. Bound it.
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const timeout = new Promise<'timeout'>(
-        (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#closeTimeout)),
-      )
-      const outcome = await Promise.race([
-        this.client.close().then(
-          () => 'closed' as const,
-          () => 'failed' as const,
-        ),
-        timeout,
-      ])
-      clearTimeout(timer)
-      if (outcome === 'closed') return
+      if ((await closeWithin(() => this.client.close(), this.#closeTimeout)) === 'closed') return
     }
     // Not connected, connecting, or not answering: destroy drops the socket at once so the process can exit.
     if (this.client.isOpen) this.client.destroy()
@@ -430,9 +485,7 @@ class Connection implements RedisLink {
   #scheduleReconnect(): void {
     if (this.#closed || !this.#owned || this.#retryTimer !== undefined || this.#attempt !== undefined) return
     this.#setStatus('reconnecting')
-    const delay =
-      Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(this.#failedAttempts++, 10)) *
-      (0.8 + Math.random() * 0.2)
+    const delay = reconnectDelay(this.#failedAttempts++, this.#maxReconnectDelay)
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       // A failed attempt schedules the next one itself; nobody else awaits this promise.
@@ -1100,35 +1153,9 @@ export class RedisStore implements L2Store {
     return this.#server
   }
 
-  /**
-   * `INFO server`, or `HELLO` (which no ACL refuses) when INFO is refused or says nothing of the version; each bounded
-   * by `connectTimeout`. A server that cannot be asked is given the benefit of the doubt.
-   */
-  protected async readServerVersion(): Promise<L2UnsupportedError | undefined> {
-    const questions = [
-      [['INFO', 'server'], parseInfo],
-      [['HELLO'], parsePairs],
-    ] as const
-    for (const [args, parse] of questions) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      try {
-        const reply = await Promise.race([
-          this.#main.send(args, plainReplies),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('no answer')), this.#delays.closeTimeout).unref()
-          }),
-        ])
-        const fields = parse(reply)
-        if (fields['redis_version'] !== undefined || fields['version'] !== undefined) {
-          return checkServerVersion(fields)
-        }
-      } catch (error) {
-        if (!isErrorReply(error)) return undefined
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-    return undefined
+  /** The connected server's version problem, if any (`askServerVersion`). */
+  protected readServerVersion(): Promise<L2UnsupportedError | undefined> {
+    return askServerVersion((args) => this.#main.send(args, plainReplies), this.#delays.closeTimeout)
   }
 
   /** A duplicate of the main client for pub/sub (a subscribed connection can run nothing else); always ours. */
