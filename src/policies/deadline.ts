@@ -1,11 +1,16 @@
 // Bounds calls by one fixed timeout with a single sweeping timer, instead of a timer (or AbortSignal) per call.
 import { clearInterval, setInterval } from 'node:timers'
 
-/** A call being timed. Whoever settles it first sets `done`; the other side then does nothing. */
-export interface Pending {
-  readonly deadline: number
+/**
+ * A call being timed. `track` sets `deadline`; whoever settles the call first sets `done`, and the other side then
+ * does nothing. The queue holds the object until the sweep passes its deadline, so a settled call should drop what
+ * it no longer needs (its promise's resolvers): the queue then keeps only a small record alive, not the call's
+ * whole promise chain (which would otherwise outlive the young generation and cost a full GC to free).
+ */
+export interface Timed {
+  deadline: number
   done: boolean
-  readonly onTimeout: () => void
+  onTimeout(): void
 }
 
 /**
@@ -17,7 +22,7 @@ export class Deadlines {
   readonly timeoutMs: number
   readonly #resolution: number
   readonly #now: () => number
-  #queue: Pending[] = []
+  #queue: Timed[] = []
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
 
@@ -27,12 +32,11 @@ export class Deadlines {
     this.#now = now
   }
 
-  /** Starts timing a call: `onTimeout` runs once the deadline passes, unless the caller set `done` first. */
-  track(onTimeout: () => void): Pending {
-    const pending: Pending = { deadline: this.#now() + this.timeoutMs, done: false, onTimeout }
-    this.#queue.push(pending)
+  /** Starts timing `call`: its `onTimeout()` runs once the deadline passes, unless it was `done` first. */
+  track(call: Timed): void {
+    call.deadline = this.#now() + this.timeoutMs
+    this.#queue.push(call)
     this.#timer ??= setInterval(this.#sweep, this.#resolution).unref()
-    return pending
   }
 
   /** Stops the timer; pending calls are left to settle by themselves. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseDuration } from '../../src/core/duration.js'
 import { CircuitBreaker, type CircuitState } from '../../src/policies/circuit-breaker.js'
-import { Deadlines } from '../../src/policies/deadline.js'
+import { Deadlines, type Timed } from '../../src/policies/deadline.js'
 import { InvalidOptionError } from 'stratacache'
 
 describe('circuit breaker', () => {
@@ -62,7 +62,8 @@ describe('circuit breaker', () => {
 /** Settles like `promise`, or rejects with `makeError()` once the deadline passes first: how L2Guard uses `track`. */
 function race<T>(deadlines: Deadlines, promise: Promise<T>, makeError: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const pending = deadlines.track(() => reject(makeError()))
+    const pending: Timed = { deadline: 0, done: false, onTimeout: () => reject(makeError()) }
+    deadlines.track(pending)
     promise.then(
       (value) => {
         if (pending.done) return
