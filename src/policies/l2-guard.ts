@@ -45,6 +45,7 @@ const MAX_REPLY_KINDS = 16
 class Call<T = unknown> implements L2Call, Timed {
   deadline = 0
   done = false
+  slot: Set<Timed> | undefined = undefined
   resolve: ((value: T) => void) | undefined
   reject: ((error: Error) => void) | undefined
   readonly operation: string
@@ -412,6 +413,7 @@ export class L2Guard {
   #answered<T>(call: Call<T>, result: T): void {
     if (call.done) return
     call.done = true
+    this.#deadlines.untrack(call)
     const resolve = call.resolve!
     call.resolve = call.reject = undefined
     this.#latency.observe(performance.now() - call.started)
@@ -422,6 +424,7 @@ export class L2Guard {
   #failed<T>(call: Call<T>, error: unknown): void {
     if (call.done) return
     call.done = true
+    this.#deadlines.untrack(call)
     const reject = call.reject!
     call.resolve = call.reject = undefined
     this.#outcomes.failures++

@@ -24,7 +24,7 @@ describe('a throwing state-change callback', () => {
 })
 
 /** A call to time whose timeout runs `onTimeout`. */
-const timed = (onTimeout: () => void): Timed => ({ deadline: 0, done: false, onTimeout })
+const timed = (onTimeout: () => void): Timed => ({ deadline: 0, done: false, slot: undefined, onTimeout })
 
 describe('a throwing timeout handler', () => {
   it('neither escapes the sweep (a timer callback) nor keeps the calls behind it from timing out', async () => {
