@@ -63,7 +63,12 @@ export interface RedisClusterLike {
   off(event: string, listener: (...args: unknown[]) => void): unknown
 }
 
-/** How a node's connection changed, as a cluster client reports it (`host:port`). */
+/**
+ * What happened to the cluster's nodes, as a driver reports it (`host:port`). `down` and `ready` are about the
+ * sharded subscriptions: `down` when a node that may hold some is lost (its connection dropped, or a slot of a
+ * subscribed channel moved away from it), `ready` once what it held is subscribed again (the node came back, or
+ * its channels were resubscribed on the nodes that serve them now). Each `down` is followed by one `ready`.
+ */
 export interface ClusterNodeEvents {
   error(error: unknown, address: string | undefined): void
   down(address: string): void
@@ -146,6 +151,15 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
 
 /** Attempts at a sharded subscription while its connection is being made (50, 100, … ms apart). */
 const SUBSCRIBE_ATTEMPTS = 6
+
+/** Times a command answered `TRYAGAIN` (a slot being migrated) is sent again, 10, 20, … ms apart (about 0.5 s). */
+const TRYAGAIN_ATTEMPTS = 9
+const TRYAGAIN_PAUSE_MS = 10
+
+/** A `TRYAGAIN` error reply: the command's keys are split between the two sides of a slot migration. */
+function isTryAgain(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('TRYAGAIN')
+}
 
 /** Node events that say a node's connection is down, and up again. */
 const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
@@ -316,14 +330,26 @@ function nodeRedisDriver(cluster: RedisClusterLike): ClusterDriver {
       await cluster.sSubscribe(channel, listener)
     },
     watchNodes(events) {
+      const lost = new Set<string>()
+      const isMaster = (address: string) => cluster.masters.some((m) => m.address === address)
       const error = (e: unknown, node: unknown) => events.error(e, nodeAddress(node))
       const down = (node: unknown) => {
         const address = nodeAddress(node)
-        if (address !== undefined) events.down(address)
+        // A node no longer in the slot map (failed over, resharded away, then dropped) holds no subscription.
+        if (address === undefined || lost.has(address) || !isMaster(address)) return
+        lost.add(address)
+        events.down(address)
       }
       const ready = (node: unknown) => {
         const address = nodeAddress(node)
-        if (address !== undefined) events.ready(address)
+        // node-redis moves the sharded listeners of a master that is gone to the node serving their slot now, on
+        // the connections it then opens: a lost node that is no longer a master is done with.
+        for (const gone of [...lost]) {
+          if (gone === address || !isMaster(gone)) {
+            lost.delete(gone)
+            events.ready(gone)
+          }
+        }
       }
       cluster.on('node-error', error)
       cluster.on('node-ready', ready)
@@ -595,8 +621,34 @@ class ClusterLink implements RedisLink {
     await Promise.all(this.#cluster.masters.map((master) => this.#cluster.nodeClient(master as never)))
   }
 
-  /** As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. */
+  /**
+   * As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. node-redis
+   * follows `MOVED` and `ASK` itself; a `TRYAGAIN` (a multi-key command or script whose keys are on both sides of
+   * a slot being migrated) is sent again here, a few times with a growing pause, until the migration of that slot
+   * ends (ioredis does the same with `retryDelayOnTryAgain`). The cache's L2 timeout still bounds the whole call.
+   */
   send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    return this.#sendOnce(args, options, call).catch((error: unknown) =>
+      this.#tryAgain(error, args, options, call, 1),
+    )
+  }
+
+  async #tryAgain(
+    error: unknown,
+    args: ReadonlyArray<string | Buffer>,
+    options: object,
+    call: L2Call | undefined,
+    attempt: number,
+  ): Promise<unknown> {
+    if (!isTryAgain(error) || attempt > TRYAGAIN_ATTEMPTS || this.#closed) throw error
+    await new Promise((resolve) => setTimeout(resolve, TRYAGAIN_PAUSE_MS * attempt).unref())
+    refuseAbandoned(call)
+    return this.#sendOnce(args, options, call).catch((next: unknown) =>
+      this.#tryAgain(next, args, options, call, attempt + 1),
+    )
+  }
+
+  #sendOnce(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
     const cluster = this.#cluster
     // The cluster is ready once its slots are known; an attempt may still be connecting to the masters.
     if (cluster.isReady && this.#attempt === undefined) {
