@@ -1,6 +1,6 @@
-// Chaos on a real Redis Cluster (3 masters + 3 replicas, one for the whole file), for both cluster stores
-// (node-redis's cluster client, an ioredis Cluster): slots resharded while reads and writes run, and a master
-// killed with the bus subscribed. Tests run in file order: the reshards first, the failovers (which move masters to
+// Chaos on a real Redis Cluster (3 masters + 3 replicas, one for the whole file): one cold key read by 4 processes,
+// then, for both cluster stores (node-redis's cluster client, an ioredis Cluster), slots resharded while reads and
+// writes run, and a master killed with the bus subscribed. Tests run in file order: the reshards first, the failovers (which move masters to
 // other ports for good) last.
 import { createCache, type Cache } from 'stratacache'
 import { redisClusterStore } from 'stratacache/redis'
@@ -12,7 +12,10 @@ import { clusterSlot } from '../../src/tiers/cluster-slot.js'
 import type { L2Store } from '../../src/tiers/l2-store.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import type { RedisServer } from '../helpers/redis-server.js'
-import { sleep } from './support.js'
+import { fileURLToPath } from 'node:url'
+import { startChild, type Child } from './fixtures/start-child.js'
+import type { StampedeReport } from './fixtures/stampede-child.js'
+import { sleep, within } from './support.js'
 
 let cluster: RedisCluster
 const caches: Cache[] = []
@@ -73,6 +76,40 @@ function shardSlots(service: string): number[] {
   const layout = new KeyLayout(`${service}:item:v1:`, CLUSTER_FENCE_SHARDS)
   return [...new Set(layout.shards.map((shard) => clusterSlot(shard.tag)))]
 }
+
+describe('a cold key read by 4 processes on the cluster', () => {
+  const childScript = fileURLToPath(new URL('./fixtures/stampede-child.ts', import.meta.url))
+  const children: Child[] = []
+  afterEach(async () => {
+    for (const child of children) child.kill()
+    await Promise.all(children.splice(0).map((child) => child.exited))
+  })
+
+  it('calls the loader once in total for 4 processes x 250 concurrent gets', async () => {
+    const counter = 'test:loader-calls:cluster'
+    const args = ['--cluster', cluster.urls.slice(0, 3).join(','), '--id', 'cold', '--counter', counter]
+    args.push('--loader-ms', '300', '--gets', '250')
+    children.push(...Array.from({ length: 4 }, () => startChild(childScript, args, 30_000)))
+    await within(
+      Promise.all(children.map((c) => c.waitForLine((l) => l === 'READY'))),
+      20_000,
+      'children ready',
+    )
+    for (const child of children) child.send('go')
+    const exits = await within(Promise.all(children.map((c) => c.exited)), 20_000, 'children exit')
+    const reports = exits.map((exit) => {
+      expect(exit.code, exit.stderr).toBe(0)
+      return JSON.parse(exit.stdout.split('\n').find((l) => l.startsWith('{'))!) as StampedeReport
+    })
+    const owner = await cluster.masterOf(clusterSlot(counter))
+    expect(await owner.command('GET', counter)).toBe('$1\r\n1\r\n')
+    for (const report of reports) expect(report).toMatchObject({ gets: 250, rejected: 0, errors: [] })
+    // One value everywhere: the one the single loader call returned, in the process that holds the lock.
+    expect(new Set(reports.flatMap((r) => r.values)).size).toBe(1)
+    expect(reports.filter((r) => r.stats.loads === 1)).toHaveLength(1)
+    expect(reports.filter((r) => r.stats.loads === 0 && r.stats.lockWaits >= 1)).toHaveLength(3)
+  }, 60_000)
+})
 
 describe.each(kinds)('$name', (kind) => {
   /** Two caches of one service sharing a source (a Map), the namespace `bounded` with `maxStaleness`. */
