@@ -17,14 +17,18 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import { clusterSlot } from './cluster-slot.js'
-import type { L2Call, L2Status } from './l2-store.js'
+import type { L2Answer, L2Call, L2Status } from './l2-store.js'
 import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
   askServerVersion,
   bufferReplies,
   closeWithin,
   isErrorReply,
+  parseInfo,
+  parsePairs,
   plainReplies,
+  refusable,
+  scanCoverage,
   reconnectDelay,
   refuseAbandoned,
   REDIS_TLS_OPTION_KEYS,
@@ -161,6 +165,44 @@ function isTryAgain(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('TRYAGAIN')
 }
 
+/** INFO sections whose integer fields are counters or byte counts: a cluster's is the sum over its masters. */
+const SUMMED_INFO_SECTIONS = new Set(['memory', 'stats', 'keyspace'])
+
+/**
+ * The masters' answers to one INFO section or CONFIG GET, as one: with `sum`, a field that is an integer on every
+ * master is their total (`used_memory`, `evicted_keys`); `maxmemory` is always the total, or 0 (no limit) when a
+ * master has none; any other field keeps its value when the masters agree, else the first master's (address order)
+ * and, beside it, every master's as `<field>@<host:port>`. `cluster_masters` says how many answered.
+ */
+export function combineMasters(
+  answers: readonly Readonly<Record<string, string>>[],
+  sum: boolean,
+  addresses: readonly string[] = [],
+): Record<string, string> {
+  const combined: Record<string, string> = {}
+  const fields = new Set(answers.flatMap((answer) => Object.keys(answer)))
+  for (const field of fields) {
+    const values = answers.map((answer) => answer[field])
+    const integers = values.every((value) => value !== undefined && /^-?\d+$/.test(value))
+    if (field === 'maxmemory' && integers) {
+      combined[field] = values.some((value) => value === '0')
+        ? '0'
+        : String(values.reduce((total, value) => total + Number(value), 0))
+    } else if (sum && integers) {
+      combined[field] = String(values.reduce((total, value) => total + Number(value), 0))
+    } else {
+      combined[field] = values.find((value) => value !== undefined) ?? ''
+      if (new Set(values).size > 1) {
+        values.forEach((value, i) => {
+          if (value !== undefined) combined[`${field}@${addresses[i] ?? i}`] = value
+        })
+      }
+    }
+  }
+  combined['cluster_masters'] = String(answers.length)
+  return combined
+}
+
 /** Node events that say a node's connection is down, and up again. */
 const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
 
@@ -254,6 +296,55 @@ export class RedisClusterStore extends RedisStore {
     const keys = reply[1].map(String)
     if (next !== '0') return { cursor: `${index}:${next}`, keys }
     return { cursor: index + 1 < masters.length ? `${index + 1}:0` : '0', keys }
+  }
+
+  /**
+   * The share of the keyspace walked at `cursor`: the masters done, plus the walked part of the current one (its
+   * SCAN cursor read as on one node), over the number of masters (each taken to hold an equal share).
+   */
+  scanCoverage(cursor: string): number {
+    if (cursor === '0') return 1
+    const colon = cursor.indexOf(':')
+    const count = this.#driver.masters().length
+    const index = Number(cursor.slice(0, colon))
+    if (count === 0 || !Number.isSafeInteger(index)) return 0
+    // `<next master>:0`: the masters before it are done, it is not started.
+    const inner = cursor.slice(colon + 1)
+    return Math.min(1, (index + (inner === '0' ? 0 : scanCoverage(inner))) / count)
+  }
+
+  /**
+   * One INFO section of the whole cluster: every master asked, their answers combined (`combineMasters`): memory
+   * and stats counters are the masters' totals. A master's refusal is the answer's.
+   */
+  override info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#askEveryMaster(
+      ['INFO', section],
+      parseInfo,
+      SUMMED_INFO_SECTIONS.has(section.toLowerCase()),
+      call,
+    )
+  }
+
+  /** CONFIG GET on every master, combined: `maxmemory` is the cluster's total (0, no limit, if any master has 0). */
+  override configGet(pattern: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#askEveryMaster(['CONFIG', 'GET', pattern], parsePairs, false, call)
+  }
+
+  async #askEveryMaster(
+    args: readonly string[],
+    parse: (reply: unknown) => Record<string, string>,
+    sum: boolean,
+    call: L2Call | undefined,
+  ): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => {
+      refuseAbandoned(call)
+      const masters = this.#driver.masters()
+      const answers = await Promise.all(
+        masters.map(async (master) => parse(await this.#driver.sendToMaster(master, args, plainReplies))),
+      )
+      return combineMasters(answers, sum, masters)
+    })
   }
 
   /** Sharded pub/sub: the message goes to the master of the channel's slot and its subscribers. */

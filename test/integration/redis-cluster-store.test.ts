@@ -179,6 +179,56 @@ describe('redisClusterStore', () => {
     }
   })
 
+  it("inspects the whole cluster: every master's memory and limit added up, every master's keys sampled", async () => {
+    const a = await make('inspected', { l2Timeout: 2_000 })
+    const live = await Promise.all(
+      cluster.nodes.map(async (node) => ((await cluster.role(node)) === 'master' ? node : undefined)),
+    )
+    const masters = live.filter((node) => node !== undefined)
+    expect(masters).toHaveLength(3)
+    const mb = 1024 * 1024
+    await Promise.all(
+      masters.map((node, i) => node.command('CONFIG', 'SET', 'maxmemory', String((i + 1) * 100 * mb))),
+    )
+    try {
+      const params = Array.from({ length: 60 }, (_, id) => ({ id }))
+      await a.items.getMany(params)
+      const keys = params.map((p) => keyOf('inspected', p.id))
+      const raw = createCluster({ rootNodes: rootNodes(), defaults: { disableOfflineQueue: true } })
+      await raw.connect()
+      try {
+        await expect
+          .poll(async () => (await Promise.all(keys.map((key) => raw.exists(key)))).every((n) => n === 1))
+          .toBe(true)
+      } finally {
+        await raw.close()
+      }
+      const used = async () =>
+        (await cluster.onMasters('INFO', 'memory'))
+          .map((reply) => Number(/used_memory:(\d+)/.exec(reply)?.[1]))
+          .reduce((total, n) => total + n, 0)
+      const before = await used()
+      const report = await a.cache.inspect({ sampleKeys: 1_000 })
+      const after = await used()
+      expect(report.memory.maxmemory).toMatchObject({ known: true, value: 600 * mb })
+      expect(report.memory.used.known && report.memory.used.value).toBeGreaterThanOrEqual(
+        Math.min(before, after) * 0.9,
+      )
+      expect(report.memory.used.known && report.memory.used.value).toBeLessThanOrEqual(
+        Math.max(before, after) * 1.1,
+      )
+      expect(report.namespaces['item']).toMatchObject({ stoppedBy: 'complete', coverage: 1, entries: 60 })
+      // A scan stopped early on the second master or later: its share is read off the cluster cursor.
+      const partial = await a.cache.inspect({ sampleKeys: 30, scanCount: 5 })
+      const item = partial.namespaces['item']!
+      expect(item.stoppedBy).toBe('sample-size')
+      expect(item.coverage).toBeGreaterThan(0)
+      expect(item.coverage).toBeLessThan(1)
+    } finally {
+      await cluster.onMasters('CONFIG', 'SET', 'maxmemory', '0')
+    }
+  })
+
   it('refuses options it cannot honour, naming them', () => {
     expect(() => redisClusterStore({ rootNodes: rootNodes(), url: 'x' } as never)).toThrow(/url/)
     expect(() => redisClusterStore({})).toThrow(/exactly one of `rootNodes` or `cluster`/)
