@@ -116,7 +116,10 @@ export interface RedisClusterStoreOptions {
   clusterOptions?: Partial<RedisClusterOptions>
   /** TLS for `rediss://` root nodes, for every node's connection; as `redisStore`'s `tls`. */
   tls?: RedisTlsOptions
-  /** Redis ACL user of every node (docs/security.md lists what it needs). */
+  /**
+   * Redis ACL user of every node. It needs what `redisStore`'s user needs plus `+spublish +ssubscribe
+   * +cluster|slots` (docs/security.md).
+   */
   username?: string
   /** Password of `username`. */
   password?: string

@@ -2,6 +2,8 @@
 import { createCache, type Cache } from 'stratacache'
 import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
 import { createCluster } from 'redis'
+import { ioredisStore } from 'stratacache/ioredis'
+import { Cluster } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CLUSTER_FENCE_SHARDS } from '../../src/core/key-layout.js'
 import { KeySchema } from '../../src/core/keys.js'
@@ -33,6 +35,11 @@ const keyOf = (service: string, id: number) =>
     maxKeyLength: 1024,
     fenceShards: CLUSTER_FENCE_SHARDS,
   }).build({ id })
+
+/** The commands docs/security.md lists for a cache's ACL user on a Redis Cluster. */
+const CLUSTER_ACL_COMMANDS =
+  '+get +mget +set +unlink +scan +incr +pexpire +pttl +sadd +sscan +rename +eval +publish +subscribe +ping +time ' +
+  '+hello +spublish +ssubscribe +cluster|slots +cluster|info +exists'
 
 const rootNodes = () => cluster.urls.slice(0, 3).map((url) => ({ url }))
 
@@ -227,6 +234,121 @@ describe('redisClusterStore', () => {
     } finally {
       await cluster.onMasters('CONFIG', 'SET', 'maxmemory', '0')
     }
+  })
+
+  it.each(['node-redis', 'ioredis'])(
+    'runs every cache feature as an ACL user limited to its service, with +spublish +ssubscribe (%s)',
+    async (client) => {
+      const service = `acl-${client}`
+      // The ACL of docs/security.md, on every node (ACLs are per node).
+      const acl = [
+        ...[
+          'ACL',
+          'SETUSER',
+          'cache-app',
+          'on',
+          '>s3cret-pass',
+          'resetkeys',
+          `~${service}:*`,
+          `~${service}#*`,
+        ],
+        ...['resetchannels', `&${service}#*`, '-@all', ...CLUSTER_ACL_COMMANDS.split(' ')],
+      ]
+      for (const node of cluster.nodes) expect(await node.command(...acl)).toBe('+OK\r\n')
+      const ioClient =
+        client === 'ioredis'
+          ? new Cluster(
+              cluster.nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
+              {
+                lazyConnect: true,
+                enableOfflineQueue: false,
+                shardedSubscribers: true,
+                redisOptions: {
+                  maxRetriesPerRequest: 0,
+                  username: 'cache-app',
+                  password: 's3cret-pass',
+                  // Each node connection's ready check is an INFO, which the ACL refuses (ioredis says so, noisily).
+                  enableReadyCheck: false,
+                },
+              },
+            )
+          : undefined
+      try {
+        const make = async () => {
+          const cache = createCache({
+            service,
+            timeouts: { l2: '2s' },
+            l2:
+              ioClient === undefined
+                ? redisClusterStore({
+                    rootNodes: rootNodes(),
+                    username: 'cache-app',
+                    password: 's3cret-pass',
+                  })
+                : ioredisStore({ client: ioClient }),
+          })
+          caches.push(cache)
+          await cache.connect()
+          await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+          return cache.namespace('item', {
+            key: 'item:{id}',
+            ttl: '1m',
+            tags: ({ id }: { id: number }) => [`group:${id % 2}`],
+            load: ({ id }: { id: number }) => ({ id, by: 'loader' }),
+          })
+        }
+        const a = await make()
+        const b = await make()
+        const params = Array.from({ length: 20 }, (_, id) => ({ id }))
+        await a.getMany(params) // fences, locks, MGET per slot, loads, fenced stores
+        await expect.poll(async () => (await b.getMany(params)).length).toBe(20)
+        await a.set({ id: 2 }, { id: 2, by: 'set' }) // version bump, SET, SPUBLISH
+        await expect.poll(() => b.get({ id: 2 })).toEqual({ id: 2, by: 'set' })
+        expect(await a.invalidateTag('group:0')).toBeGreaterThanOrEqual(1)
+        expect(await a.clear()).toBeGreaterThanOrEqual(1) // SCAN on every master
+        expect(a.stats().l2Errors + b.stats().l2Errors).toBe(0)
+      } finally {
+        for (const node of cluster.nodes)
+          await node.command('ACL', 'DELUSER', 'cache-app').catch(() => undefined)
+      }
+      ioClient?.disconnect()
+    },
+  )
+
+  it("measures its clock against the cluster's (TIME): entries written by a process an hour behind stay fresh for the others", async () => {
+    const HOUR = 3_600_000
+    const make = async (skewMs: number, loads: { n: number }) => {
+      const cache = createCache({
+        service: 'skewed',
+        clock: { now: () => Date.now() + skewMs },
+        timeouts: { l2: '2s' },
+        l2: redisClusterStore({ rootNodes: rootNodes() }),
+      })
+      caches.push(cache)
+      await cache.connect()
+      const items = cache.namespace('item', {
+        key: 'item:{id}',
+        ttl: '2s',
+        jitter: 0,
+        load: ({ id }: { id: number }) => {
+          loads.n++
+          return `loaded ${id}`
+        },
+      })
+      return { cache, items }
+    }
+    const writer = await make(-HOUR, { n: 0 })
+    const readerLoads = { n: 0 }
+    const reader = await make(0, readerLoads)
+    // The offset is the cluster's clock minus the process's: an hour for the one behind, none for the other.
+    await expect.poll(() => writer.cache.stats().l2!.clockOffsetMs).toBeGreaterThan(HOUR - 5_000)
+    expect(writer.cache.stats().l2!.clockOffsetMs).toBeLessThan(HOUR + 5_000)
+    expect(reader.cache.stats().l2!.clockOffsetMs).toBe(0)
+    await writer.items.set({ id: 1 }, 'written')
+    expect(await reader.items.get({ id: 1 })).toBe('written')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(await reader.items.get({ id: 1 })).toBe('written')
+    expect(readerLoads.n).toBe(0)
   })
 
   it('refuses options it cannot honour, naming them', () => {
