@@ -17,8 +17,14 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import { clusterSlot } from './cluster-slot.js'
-import type { L2Answer, L2Call, L2Status } from './l2-store.js'
-import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
+import type { L2Answer, L2Call, L2Failure, L2Status } from './l2-store.js'
+import {
+  addressOfError,
+  addressOfUrl,
+  describeRedisFailure,
+  redactUrl,
+  type RedisTarget,
+} from './redis-failure.js'
 import {
   askServerVersion,
   bufferReplies,
@@ -219,6 +225,11 @@ export class RedisClusterStore extends RedisStore {
   readonly #nodesDown = new Set<string>()
   #subscribed = false
   #deaf = false
+  readonly #target: RedisTarget
+  /** Nodes whose failure was reported (a warning naming the node), until they are back or leave the slot map. */
+  readonly #nodesReported = new Set<string>()
+  /** The node each connection error came from, as the client said, for `describeFailure`. */
+  readonly #errorNodes = new WeakMap<object, string>()
 
   /**
    * @param setup how to reach the cluster; made from `options` unless given (the ioredis cluster store gives its
@@ -227,9 +238,14 @@ export class RedisClusterStore extends RedisStore {
   constructor(options: RedisClusterStoreOptions, setup: ClusterSetup = clusterSetup(options)) {
     super({}, setup)
     this.#driver = setup.driver
+    this.#target = setup.target
     this.#unwatch = setup.driver.watchNodes({
-      error: (error, address) =>
-        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) }),
+      error: (error, address) => {
+        if (address !== undefined && error !== null && typeof error === 'object')
+          this.#errorNodes.set(error, address)
+        this.#reportNode(error, address)
+        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) })
+      },
       down: (address) => {
         this.#nodesDown.add(address)
         // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
@@ -240,12 +256,48 @@ export class RedisClusterStore extends RedisStore {
       },
       ready: (address) => {
         this.#nodesDown.delete(address)
+        this.#nodesReported.delete(address)
         // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
         if (this.#deaf && this.#nodesDown.size === 0) {
           this.#deaf = false
           this.emit({ type: 'subscriber-status', status: 'ready' })
         }
       },
+    })
+  }
+
+  /**
+   * A connection failure in an operator's words, naming the node it came from (the client's node event, or the
+   * network error's own address) rather than the first root node.
+   */
+  override describeFailure(error: unknown): L2Failure {
+    const node =
+      (error !== null && typeof error === 'object' ? this.#errorNodes.get(error) : undefined) ??
+      addressOfError(error)
+    return describeRedisFailure(
+      error,
+      node === undefined ? this.#target : { ...this.#target, address: node },
+      isErrorReply(error),
+    )
+  }
+
+  /**
+   * One warning per node outage when a node cannot be reached while the cluster as a whole still answers (the
+   * cache's outage log covers a cluster that is down altogether): which node, why, and what follows.
+   */
+  #reportNode(error: unknown, address: string | undefined): void {
+    if (address === undefined || this.status !== 'ready' || isErrorReply(error)) return
+    const masters = new Set(this.#driver.masters())
+    for (const reported of this.#nodesReported)
+      if (!masters.has(reported)) this.#nodesReported.delete(reported)
+    if (this.#nodesReported.has(address)) return
+    this.#nodesReported.add(address)
+    const failure = describeRedisFailure(error, { ...this.#target, address }, false)
+    this.emit({
+      type: 'warning',
+      message:
+        `a node of the Redis Cluster failed: ${failure.summary}. Commands for the slots it serves fail (reads fall ` +
+        `through to your loaders) until it is back or a replica takes its place. ${failure.advice}.`,
     })
   }
 

@@ -1,5 +1,5 @@
 // What only a Redis Cluster asks of the store: slots, every master, sharded pub/sub, a failover, its options.
-import { createCache, type Cache } from 'stratacache'
+import { createCache, type Cache, type Logger } from 'stratacache'
 import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
 import { createCluster } from 'redis'
 import { ioredisStore } from 'stratacache/ioredis'
@@ -51,10 +51,11 @@ async function calls(command: string): Promise<number> {
     .reduce((a, b) => a + b, 0)
 }
 
-async function make(service: string, options: { l2Timeout?: number } = {}) {
+async function make(service: string, options: { l2Timeout?: number; logger?: Logger } = {}) {
   let loads = 0
   const cache = createCache({
     service,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     l2: redisClusterStore({ rootNodes: rootNodes() }),
     ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
   })
@@ -365,7 +366,13 @@ describe('redisClusterStore', () => {
   })
 
   it('keeps answering while a master dies, within the L2 timeout, and uses its promoted replica afterwards', async () => {
-    const a = await make('failover', { l2Timeout: 100 })
+    const warnings: string[] = []
+    const logger: Logger = {
+      info: () => {},
+      error: () => {},
+      warn: (_fields, message) => warnings.push(message),
+    }
+    const a = await make('failover', { l2Timeout: 100, logger })
     const params = Array.from({ length: 40 }, (_, id) => ({ id }))
     await a.items.getMany(params)
     const victim = await cluster.masterOf(clusterSlot(keyOf('failover', 0)))
@@ -384,6 +391,11 @@ describe('redisClusterStore', () => {
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
     await cluster.waitReady()
+    // The log says which node could not be reached, once.
+    const named = warnings.filter((w) =>
+      w.includes(`node of the Redis Cluster failed: cannot reach Redis at 127.0.0.1:${victim.port}`),
+    )
+    expect(named, warnings.join('\n')).toHaveLength(1)
     // Two L2 timeouts (the read, the fence) and the loader: well under a second.
     expect(slowest).toBeLessThan(1_000)
     // The promoted replica serves the slot: writes and reads of it work again, without restarting anything.
