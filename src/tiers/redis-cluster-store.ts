@@ -131,7 +131,10 @@ export interface RedisClusterStoreOptions {
   password?: string
   /** How long one connection attempt may take, and the longest `close()` waits. @default '1s' */
   connectTimeout?: Duration
-  /** Longest wait between reconnection attempts (of the cluster, and of each node). @default '2s' */
+  /**
+   * Longest wait between attempts to reconnect to the cluster. Each node's own connection retries at most 0.5 s
+   * apart (under this bound), so that a closed store leaves no retry timer alive for long. @default '2s'
+   */
   maxReconnectDelay?: Duration
 }
 
@@ -164,6 +167,9 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
 
 /** Attempts at a sharded subscription while its connection is being made (50, 100, … ms apart). */
 const SUBSCRIBE_ATTEMPTS = 6
+
+/** The longest wait between two connection attempts to one node of a cluster the store made (see clusterSetup). */
+const NODE_RETRY_MAX_MS = 500
 
 /** Times a command answered `TRYAGAIN` (a slot being migrated) is sent again, 10, 20, … ms apart (about 0.5 s). */
 const TRYAGAIN_ATTEMPTS = 9
@@ -669,6 +675,7 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     connectTimeoutMs: owned ? connectTimeout : undefined,
     retryMs: owned ? maxReconnectDelay : undefined,
   }
+  let closed = false
   const client: RedisClusterLike =
     cluster ??
     createCluster({
@@ -685,8 +692,12 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
           ...(tls === undefined ? {} : { ...tls, tls: true }),
           connectTimeout,
           // Node connections are the cluster client's: it reconnects them (capped, jittered) and rediscovers the
-          // slots when a node moves. A closed store destroys them, ending their retries.
-          reconnectStrategy: (retries: number) => reconnectDelay(retries, maxReconnectDelay),
+          // slots when a node moves. A closed store destroys them, ending their retries; but node-redis sleeps
+          // between attempts on a timer nobody can cancel, which would keep a closed process alive for up to
+          // `maxReconnectDelay`. So each node waits at most NODE_RETRY_MAX_MS between attempts (a refused
+          // connection to a dead node costs nothing), and none starts once the store is closed.
+          reconnectStrategy: (retries: number) =>
+            closed ? false : reconnectDelay(retries, Math.min(maxReconnectDelay, NODE_RETRY_MAX_MS)),
         },
       },
     })
@@ -696,7 +707,10 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     delays,
     client: undefined,
     driver: nodeRedisDriver(client),
-    open: (onStatus, onError) => new ClusterLink(client, owned, delays, onStatus, onError),
+    open: (onStatus, onError) =>
+      new ClusterLink(client, owned, delays, onStatus, onError, () => {
+        closed = true
+      }),
   }
 }
 
@@ -713,6 +727,7 @@ class ClusterLink implements RedisLink {
   #failedAttempts = 0
   #lastError: unknown
   #closed = false
+  readonly #onClose: () => void
 
   constructor(
     cluster: RedisClusterLike,
@@ -720,8 +735,10 @@ class ClusterLink implements RedisLink {
     delays: { maxReconnectDelay: number; closeTimeout: number },
     onStatus: (status: L2Status) => void,
     onError: (error: unknown, lost: boolean) => void,
+    onClose: () => void = () => {},
   ) {
     this.#cluster = cluster
+    this.#onClose = onClose
     this.#owned = owned
     this.#delays = delays
     this.#onStatus = onStatus
@@ -823,6 +840,7 @@ class ClusterLink implements RedisLink {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#onClose()
     clearTimeout(this.#retryTimer)
     this.#cluster.off('connect', this.#handleConnect)
     this.#cluster.off('disconnect', this.#handleDisconnect)

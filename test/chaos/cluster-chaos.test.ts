@@ -288,3 +288,38 @@ describe.each(kinds)('$name', (kind) => {
     await cluster.waitReady(30_000)
   }, 90_000)
 })
+
+describe('closing a cluster store while a node is down', () => {
+  it('leaves no reconnection timer behind: the process ends soon after close(), however long maxReconnectDelay is', async () => {
+    const child = startChild(
+      fileURLToPath(new URL('./fixtures/cluster-close-child.ts', import.meta.url)),
+      ['--cluster', cluster.urls.slice(0, 3).join(',')],
+      30_000,
+    )
+    try {
+      await within(
+        child.waitForLine((line) => line === 'READY'),
+        20_000,
+        'child ready',
+      )
+      const victim = (await masters())[0]!
+      await victim.kill()
+      // Long enough for the node's connection to be several attempts into its backoff.
+      await sleep(3_000)
+      child.send('go')
+      await within(
+        child.waitForLine((line) => line === 'CLOSED'),
+        10_000,
+        'child closed',
+      )
+      const closedAt = performance.now()
+      const exit = await within(child.exited, 15_000, 'child exit')
+      expect(exit.code, exit.stderr).toBe(0)
+      expect(performance.now() - closedAt).toBeLessThan(1_500)
+      await victim.restart()
+      await cluster.waitReady(30_000)
+    } finally {
+      child.kill()
+    }
+  }, 60_000)
+})
