@@ -322,6 +322,8 @@ describe('redisClusterStore', () => {
       const cache = createCache({
         service: 'skewed',
         clock: { now: () => Date.now() + skewMs },
+        // An injected clock is measured against the server's only when asked to.
+        clockSync: true,
         timeouts: { l2: '2s' },
         l2: redisClusterStore({ rootNodes: rootNodes() }),
       })
