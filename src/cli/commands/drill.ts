@@ -38,6 +38,9 @@ Flags:
       --concurrency N      concurrent read loops per reader (default 4)
       --keys N             keys read per namespace (default 200)
       --source-latency D   the synthetic source's time per load (default 2ms)
+      --l2 URL             use this Redis as L2 instead of starting one (not with redis-restart)
+      --source URL         use this Redis as the synthetic source instead of starting one
+                           (the drill's keys there start with its run's service name, and stay)
       --json               print the report as JSON
   -h, --help               this help
 
@@ -56,6 +59,8 @@ Example:
     concurrency: { type: 'string' },
     keys: { type: 'string' },
     'source-latency': { type: 'string' },
+    l2: { type: 'string' },
+    source: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(flags, io, positionals) {
@@ -81,6 +86,16 @@ Example:
     const concurrency = whole(flags.concurrency, '--concurrency', 4, 1, 64)
     const keys = whole(flags.keys, '--keys', 200, 1, 100_000)
 
+    for (const flag of ['l2', 'source'] as const) {
+      const url = flags[flag]
+      if (url !== undefined && !/^rediss?:\/\//.test(url)) {
+        throw new CliUsageError('drill', `--${flag} must be a redis:// or rediss:// URL, got "${url}"`)
+      }
+    }
+    if (flags.l2 !== undefined && drill === 'redis-restart') {
+      throw new CliUsageError('drill', 'redis-restart kills and restarts its own L2: leave out --l2')
+    }
+
     // Loaded only here: the drill needs the Redis client (an optional peer dependency) and child processes.
     const { runDrill } = await import('../drill/drill.js')
     const { renderJson, renderText } = await import('../drill/report.js')
@@ -97,6 +112,8 @@ Example:
       readers,
       concurrency,
       keys,
+      l2Url: flags.l2,
+      sourceUrl: flags.source,
       progress: (what, done) => progress(what, done, 1),
     }).finally(() => progress.done())
     io.out(flags.json === true ? renderJson(report) : renderText(report))

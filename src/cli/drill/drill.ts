@@ -11,6 +11,7 @@ import { loadConfigModule } from '../config-module.js'
 import type { ParentMessage, WorkerMessage, WorkerReport, WorkerSetup } from './protocol.js'
 import { startRedis, type RedisServer } from './redis-server.js'
 import type { DrillName } from './drills.js'
+import { sourceLoadsKey } from './workload.js'
 import { judge, type DrillReport, type DrilledNamespace } from './report.js'
 
 export interface DrillOptions {
@@ -28,6 +29,12 @@ export interface DrillOptions {
   /** delayed-invalidation: how late each bus message arrives while the fault lasts. */
   readonly busDelayMs: number
   readonly sourceLatencyMs: number
+  /**
+   * A Redis to use as L2 instead of starting one (not with redis-restart, which kills its own), and one to use as the
+   * synthetic source. The drill's keys there are under its run's service name; it leaves them for inspection.
+   */
+  readonly l2Url?: string | undefined
+  readonly sourceUrl?: string | undefined
   /** Called with what the drill is doing and the share of its run done (for a progress line). */
   readonly progress?: (what: string, done: number) => void
 }
@@ -69,10 +76,13 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const workers: ChildProcess[] = []
   try {
     progress('starting Redis', 0)
-    const l2 = await startRedis()
-    servers.push(l2)
-    const source = await startRedis()
-    servers.push(source)
+    const own = async () => {
+      const server = await startRedis()
+      servers.push(server)
+      return server
+    }
+    const l2 = options.l2Url === undefined ? await own() : external(options.l2Url)
+    const source = options.sourceUrl === undefined ? await own() : external(options.sourceUrl)
     const service = `drill-${randomBytes(4).toString('hex')}`
     const setup = (role: WorkerSetup['role']): WorkerSetup => ({
       role,
@@ -128,6 +138,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const workerReports = await reports
     const sourceLoads = await countSourceLoads(
       source.url,
+      service,
       chosen.map((ns) => ns.name),
     )
 
@@ -135,6 +146,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     return judge({
       drill: options.drill,
       config: options.config,
+      service,
       setup: {
         durationMs: options.durationMs,
         readers: options.readers,
@@ -224,7 +236,7 @@ function extensionOf(url: string): string {
 async function inject(
   options: DrillOptions,
   at: {
-    l2: RedisServer
+    l2: Pick<RedisServer, 'url'> & Partial<RedisServer>
     workers: readonly StartedWorker[]
     service: string
     prefixes: readonly string[]
@@ -233,10 +245,13 @@ async function inject(
   const startMs = Date.now()
   switch (options.drill) {
     case 'redis-restart': {
-      options.progress?.('Redis killed', 1 / 3)
-      await at.l2.kill()
+      const l2 = at.l2
+      if (l2.kill === undefined || l2.restart === undefined) {
+        throw new DrillSetupError('redis-restart kills and restarts the L2 process: it must start its own')
+      }
+      await l2.kill()
       await sleepUntil(startMs + options.faultForMs)
-      await at.l2.restart()
+      await l2.restart()
       return { kind: 'redis-restart', startMs, endMs: Date.now(), detail: { downMs: Date.now() - startMs } }
     }
     case 'delayed-invalidation': {
@@ -279,17 +294,21 @@ async function expireEntries(url: string, service: string, prefixes: readonly st
 }
 
 /** The source's own load counters (an independent count of what the workers say they loaded). */
-async function countSourceLoads(url: string, names: readonly string[]): Promise<number[]> {
+async function countSourceLoads(url: string, service: string, names: readonly string[]): Promise<number[]> {
   const client = createClient({ url })
   client.on('error', () => {})
   await client.connect()
   try {
-    const { sourceLoadsKey } = await import('./workload.js')
-    const values = await Promise.all(names.map((name) => client.get(sourceLoadsKey(name))))
+    const values = await Promise.all(names.map((name) => client.get(sourceLoadsKey(service, name))))
     return values.map((v) => Number(v ?? 0))
   } finally {
     client.destroy()
   }
+}
+
+/** A Redis the caller runs: only its URL is used (a drill needing to kill it refuses it before this). */
+function external(url: string): Pick<RedisServer, 'url'> & Partial<RedisServer> {
+  return { url }
 }
 
 function sleepUntil(at: number): Promise<void> {

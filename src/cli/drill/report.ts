@@ -57,6 +57,8 @@ export interface NamespaceResult {
 export interface DrillReport {
   readonly drill: string
   readonly config: string
+  /** The service name the drill's caches ran under (its keys in L2 and in the source start with it). */
+  readonly service: string
   readonly pass: boolean
   readonly setup: {
     readonly durationMs: number
@@ -85,6 +87,7 @@ const SETTLED_TAIL_MS = 250
 export function judge(input: {
   drill: string
   config: string
+  service: string
   setup: DrillReport['setup']
   goAt: number
   endAt: number
@@ -227,6 +230,7 @@ export function judge(input: {
   return {
     drill: input.drill,
     config: input.config,
+    service: input.service,
     pass: namespaces.every((ns) => ns.pass),
     setup: input.setup,
     fault: input.fault,

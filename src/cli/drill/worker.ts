@@ -110,7 +110,11 @@ async function drill(setup: WorkerSetup): Promise<void> {
       count.peakPerSecond = Math.max(count.peakPerSecond, ++count.inSecond)
       try {
         const key = namespaces[i]!.key(params as never)
-        const [, version] = await source.multi().incr(sourceLoadsKey(name)).get(sourceKey(key)).exec()
+        const [, version] = await source
+          .multi()
+          .incr(sourceLoadsKey(setup.service, name))
+          .get(sourceKey(key))
+          .exec()
         // The query's time, after the snapshot it read: a load that started before a write returns the old version.
         if (setup.sourceLatencyMs > 0) await sleep(setup.sourceLatencyMs)
         return { drillVersion: Number(version ?? 0) }

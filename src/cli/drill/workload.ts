@@ -3,12 +3,13 @@ import type { Namespace } from '../../namespace.js'
 
 /** The source's value of one cache key: the version the writer last wrote (absent: 0). */
 export const sourceKey = (cacheKey: string) => `drill:source:${cacheKey}`
-/** The source's load counter of a namespace: every load the drill's workers made, counted by the source itself. */
-export const sourceLoadsKey = (namespace: string) => `drill:loads:${namespace}`
+/** The source's load counter of a namespace in one run: every load the workers made, counted by the source itself. */
+export const sourceLoadsKey = (service: string, namespace: string) => `drill:loads:${service}:${namespace}`
 
 /**
  * The parameters of key number `n`: every parameter (placeholders and dimensions) gets `n`, as its declared type
- * (`params: { productId: 'number' }`), or `'k<n>'` when undeclared. Distinct n, distinct keys.
+ * (`params: { productId: 'number' }`), or `'k<n>'` when undeclared. Distinct n, distinct keys (unless a
+ * parameter is declared boolean: it has two values).
  */
 export function paramsFor(namespace: Pick<Namespace<never, unknown>, 'params' | 'options'>, n: number) {
   const types = namespace.options.params ?? {}
