@@ -194,7 +194,10 @@ describe('stratacache drill', () => {
     // 2 namespaces × 100 keys, most of them read (and stored) in the first second.
     expect(expired).toBeGreaterThan(100)
     expect(expired).toBeLessThanOrEqual(200)
-    expect((await info(l2, 'expired_keys')) - expiredBefore).toBeGreaterThanOrEqual(expired)
+    // Redis counts a key as expired only if nothing touched it in the millisecond before: the writer deleting one of
+    // its keys (5 per namespace) in that instant removes it first.
+    const expiredByRedis = (await info(l2, 'expired_keys')) - expiredBefore
+    expect(expiredByRedis).toBeGreaterThanOrEqual(expired - 2 * report.setup.writeKeys)
     for (const ns of report.namespaces) {
       expect(ns.failedGets).toBe(0)
       expect(ns.source.peakConcurrent).toBeLessThanOrEqual(ns.source.maxConcurrent ?? Infinity)

@@ -190,10 +190,10 @@ async function drill(setup: WorkerSetup): Promise<void> {
       }),
     )
   } else {
-    for (let round = 0; round < setup.maxOps && performance.now() < end; round++) {
+    for (let turn = 0; turn < setup.maxOps && performance.now() < end; turn++) {
       await Promise.all(
         namespaces.map(async (namespace, ns) => {
-          const key = round % setup.writeKeys
+          const key = turn % setup.writeKeys
           const params = paramsFor(namespace, key)
           // Cache-aside, as an app's write path: the source first, then the cache entry is dropped everywhere.
           const version = await source.incr(sourceKey(namespace.key(params as never)))
