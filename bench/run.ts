@@ -19,6 +19,7 @@ import { commandLine, machine, machineLine, writeResults, type Scenario } from '
 import { inspect } from './inspect.js'
 import { l1Hit } from './l1-hit.js'
 import { l2Hit } from './l2-hit.js'
+import { l2Overhead } from './l2-overhead.js'
 import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
@@ -26,6 +27,7 @@ import { stampede } from './stampede.js'
 const scenarios: readonly Scenario[] = [
   l1Hit,
   l2Hit,
+  l2Overhead,
   coldKey,
   stampede,
   redisKill,
