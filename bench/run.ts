@@ -23,6 +23,7 @@ import { l2Overhead } from './l2-overhead.js'
 import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
+import { warmStart } from './warm-start.js'
 
 const scenarios: readonly Scenario[] = [
   l1Hit,
@@ -35,6 +36,7 @@ const scenarios: readonly Scenario[] = [
   metricsOverhead,
   inspect,
   cluster,
+  warmStart,
 ]
 
 /** The whole run stops by itself even if a peer library hangs: past this, the process exits with an error. */
