@@ -1,5 +1,6 @@
 // The Cache facade users hold: owns the tiers, the namespaces and the lifecycle (connect, close).
 import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import type { AuditRecord } from './audit/audit-sink.js'
 import { KEY_RING_OPTION_KEYS, type KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
@@ -136,6 +137,8 @@ export class Cache {
   #sloTimer: ReturnType<typeof setInterval> | undefined
 
   constructor(options: CacheOptions) {
+    // One listener per loader call in flight (its hard timeout's controller): hundreds at once are normal.
+    setMaxListeners(0, this.#abort.signal)
     this.options = resolveCacheOptions(options)
     const o = this.options
     this.service = o.service

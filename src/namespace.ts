@@ -300,7 +300,8 @@ export class Namespace<P, V> {
 
   /**
    * Copies into L1 the entries, still fresh in L2, of the hot keys the last process saved (`saveHotKeys`), so this
-   * one starts warm; the loader is not called. `cache.warmStart()` does it for every namespace.
+   * one starts warm; the loader is not called. `cache.warmStart()` does it for every namespace. Takes every saved
+   * key, as many as L1 holds, or the first `max` of them (the hottest first).
    */
   warmStart(max?: number): Promise<WarmStartResult> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('warmStart'))

@@ -21,6 +21,13 @@ import { isHeld } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
 import type { EntryStore, Stored } from '../storage/entry-store.js'
 import type { Flight } from './flights.js'
+import { forEachLimited } from '../core/limited.js'
+
+/**
+ * Keys of one `getMany` whose L2 work (lock attempt, fence read, and without `loadMany` the whole single-key load)
+ * runs at once; the rest wait for a slot. The MGET and the `loadMany` call stay one command and one call.
+ */
+export const GET_MANY_CONCURRENCY = 64
 
 export class Reader<P, V> {
   readonly #ctx: NamespaceContext<P, V>
@@ -314,30 +321,42 @@ export class Reader<P, V> {
       })
       if (missing.length === 0) return
       if (ctx.loadMany === undefined) {
-        // No batch loader: each key takes the single-key pipeline (lock, fence, timeouts, fail-safe) concurrently.
-        for (const item of missing) {
-          this.#pipeline
-            .loadCoordinated(item.key, item.params, flights.get(item.key)!, item.stale)
-            .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
-        }
+        // No batch loader: each key takes the single-key pipeline (lock, fence, timeouts, fail-safe), at most
+        // GET_MANY_CONCURRENCY at once: a batch of thousands sent at once queued its own commands past the L2
+        // timeout, opened the circuit breaker and called the source thousands of times at once.
+        await forEachLimited(missing, GET_MANY_CONCURRENCY, async (item) => {
+          const { resolve, reject } = settle.get(item.key)!
+          try {
+            resolve(
+              await this.#pipeline.loadCoordinated(item.key, item.params, flights.get(item.key)!, item.stale),
+            )
+          } catch (error) {
+            reject(error)
+          }
+        })
         return
       }
-      // Keys another process holds the lock of: wait for its value through the single-key pipeline.
+      // Keys another process holds the lock of: wait for its value through the single-key pipeline. The lock
+      // attempts are bounded as above.
       const mine: LoadItem<P>[] = []
       const lock = ctx.generation.known ? ctx.lock : undefined
-      await Promise.all(
-        missing.map(async (item) => {
-          const flight = flights.get(item.key)!
-          const acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
-          if (isHeld(acquired)) {
-            this.#pipeline
-              .loadCoordinated(item.key, item.params, flight, item.stale)
-              .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
-            return
-          }
-          mine.push({ ...item, flight, holder: acquired === 'unavailable' ? undefined : acquired })
-        }),
-      )
+      await forEachLimited(missing, GET_MANY_CONCURRENCY, async (item) => {
+        const flight = flights.get(item.key)!
+        let acquired: Awaited<ReturnType<NonNullable<typeof lock>['acquire']>> | 'unavailable'
+        try {
+          acquired = lock === undefined ? 'unavailable' : await lock.acquire(item.key)
+        } catch (error) {
+          settle.get(item.key)!.reject(error)
+          return
+        }
+        if (isHeld(acquired)) {
+          this.#pipeline
+            .loadCoordinated(item.key, item.params, flight, item.stale)
+            .then(settle.get(item.key)!.resolve, settle.get(item.key)!.reject)
+          return
+        }
+        mine.push({ ...item, flight, holder: acquired === 'unavailable' ? undefined : acquired })
+      })
       if (mine.length > 0) await this.#pipeline.loadBatch(mine, settle)
     }
     run().catch((error: unknown) => {

@@ -190,8 +190,10 @@ export class Warmer<P, V> {
    * Copies the entries of the hot-key list a previous process saved from L2 into L1, when still fresh there; never
    * calls the loader. A list that is not ours (foreign or corrupt bytes) is a miss counted in `decodeErrors`.
    */
-  async warmStart(max = HOT_KEYS_DEFAULT): Promise<WarmStartResult> {
+  async warmStart(max?: number): Promise<WarmStartResult> {
     const ctx = this.#ctx
+    // By default every saved key, as many as L1 can hold: the closing process chose how many to save.
+    const limit = max ?? ctx.rt.l1?.maxEntries ?? HOT_KEYS_DEFAULT
     const l2 = ctx.rt.l2
     if (l2 === undefined || ctx.l1 === undefined) return { saved: 0, warmed: 0 }
     if (!ctx.generation.known) await ctx.generation.read()
@@ -209,7 +211,7 @@ export class Warmer<P, V> {
       return { saved: 0, warmed: 0 }
     }
     const items: { params: P; key: string }[] = []
-    for (const params of list.slice(0, max)) {
+    for (const params of list.slice(0, limit)) {
       try {
         items.push({ params: params as P, key: ctx.keys.build(params) })
       } catch {

@@ -240,3 +240,40 @@ describe('getMany refreshes what it serves stale', () => {
     expect(ns.stats().refreshes).toBeGreaterThanOrEqual(1)
   })
 })
+
+describe('a large getMany stays inside the L2 timeout', () => {
+  // 1,500 missing keys without loadMany used to start 1,500 single-key loads at once: ~7,500 commands queued on the
+  // connection past the 100 ms L2 timeout, the circuit breaker opened, and the source saw 1,500 calls at once.
+  it.each([
+    ['without loadMany', false],
+    ['with loadMany', true],
+  ] as const)(
+    '%s: 3,000 missing keys load with no L2 error, the circuit closed, and bounded load concurrency',
+    async (_, batched) => {
+      const cache = await newCache({ timeouts: { l2: '100ms' }, logger: false })
+      const source = { calls: 0, active: 0, maxActive: 0 }
+      const loadOne = async (id: number) => {
+        source.calls++
+        source.maxActive = Math.max(source.maxActive, ++source.active)
+        await Promise.resolve()
+        source.active--
+        return { id }
+      }
+      const ns = cache.namespace('big', {
+        key: 'b:{id}',
+        ttl: '1m',
+        load: ({ id }: { id: number }) => loadOne(id),
+        ...(batched
+          ? { loadMany: (list: readonly { id: number }[]) => Promise.all(list.map(({ id }) => loadOne(id))) }
+          : {}),
+      })
+      const list = Array.from({ length: 3_000 }, (_, i) => ({ id: i }))
+      const values = await ns.getMany(list)
+      expect(values.map((v) => v.id)).toEqual(list.map((p) => p.id))
+      expect(ns.stats().l2Errors).toBe(0)
+      expect(cache.stats().l2!.circuit).toBe('closed')
+      if (!batched) expect(source.maxActive).toBeLessThanOrEqual(64)
+      await expect.poll(() => suite.redis.command('EXISTS', ns.key({ id: 2_999 }))).toBe(':1\r\n')
+    },
+  )
+})

@@ -193,6 +193,20 @@ describe('warm start', () => {
     expect(next.source.calls).toBe(0)
   })
 
+  it('takes every key the closing process saved (not a default count), up to what L1 holds', async () => {
+    const old = await newCache()
+    const before = products(old)
+    await before.ns.getMany(ids(1_500))
+    await expect.poll(() => suite.redis.command('EXISTS', before.ns.key({ id: 1_500 }))).toBe(':1\r\n')
+    await old.close({ saveHotKeys: 1_500 })
+
+    const next = products(await newCache())
+    expect(await next.ns.warmStart()).toEqual({ saved: 1_500, warmed: 1_500 })
+    const small = products(await newCache({ l1: { maxEntries: 500 } }))
+    expect(await small.ns.warmStart()).toEqual({ saved: 1_500, warmed: 500 })
+    expect(next.source.calls + small.source.calls).toBe(0)
+  })
+
   it('a saved list of foreign bytes is a miss counted in decodeErrors, never a throw', async () => {
     const cache = await newCache()
     const { ns } = products(cache)
