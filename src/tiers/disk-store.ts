@@ -721,13 +721,25 @@ export class DiskStore implements L2Store {
         const seq = (this.#queues.get(['bus-seq', channel]) as number | undefined) ?? 0
         if (seq <= subscription.last) continue
         const messages: string[] = []
-        for (const { value } of this.#queues.getRange({
+        let expected = subscription.last + 1
+        let missed = false
+        for (const { key, value } of this.#queues.getRange({
           start: ['bus', channel, subscription.last + 1],
           end: ['bus', channel, seq + 1],
         })) {
+          if ((key as [string, string, number])[2] !== expected) missed = true
+          expected = (key as [string, string, number])[2] + 1
           messages.push((value as { message: string }).message)
         }
+        if (expected !== seq + 1) missed = true
         subscription.last = seq
+        if (missed) {
+          // This process slept past the retention (a long pause): messages were pruned before it read them. Told
+          // as a subscription that dropped and came back, so the cache treats its L1 as it does after a
+          // reconnection (entries suspect).
+          this.#listener?.({ type: 'subscriber-status', status: 'reconnecting' })
+          this.#listener?.({ type: 'subscriber-status', status: 'ready' })
+        }
         for (const message of messages) for (const listener of subscription.listeners) listener(message)
       }
     } catch (error) {

@@ -102,6 +102,23 @@ describe('disk store', () => {
     await foreign.close()
   })
 
+  it('tells a subscriber that slept past the retention that it missed messages, as a dropped subscription', async () => {
+    const path = freshDir()
+    const listener = await opened({ path, maxBytes: 1024 * 1024, pollEvery: 300 })
+    let now = Date.now()
+    const publisher = await opened({ path, maxBytes: 1024 * 1024, clock: { now: () => now } })
+    const statuses: string[] = []
+    listener.onEvent((event) => event.type === 'subscriber-status' && statuses.push(event.status))
+    const received: string[] = []
+    await listener.subscribe('gap#bus', (message) => received.push(message))
+    // Both published before the listener's next poll; the second, a minute later, prunes the first.
+    await publisher.publish('gap#bus', 'one')
+    now += 61_000
+    await publisher.publish('gap#bus', 'two')
+    await expect.poll(() => received, { timeout: 3_000 }).toEqual(['two'])
+    expect(statuses).toEqual(['reconnecting', 'ready'])
+  })
+
   it('shares entries and locks with another process of the host', async () => {
     const path = freshDir()
     const store = await opened({ path, maxBytes: 1024 * 1024 })
