@@ -53,6 +53,8 @@ export interface DiskStoreOptions {
 
 /** Counters of one process's view of the store (`DiskStore.stats()`). */
 export interface DiskStoreStats {
+  /** Records held (entries, versions, marks, locks, tag sets), by all processes, expired ones until swept. */
+  readonly entries: number
   /** Bytes held by all processes, as accounted against `maxBytes`. */
   readonly bytes: number
   readonly maxBytes: number
@@ -249,6 +251,7 @@ export class DiskStore implements L2Store {
   stats(): DiskStoreStats {
     const root = this.#root
     return {
+      entries: root === undefined ? 0 : (this.#entries.getStats() as { entryCount: number }).entryCount,
       bytes: root === undefined ? 0 : this.#metaNumber('bytes'),
       maxBytes: this.maxBytes,
       evictions: root === undefined ? 0 : this.#metaNumber('evictions'),
@@ -751,6 +754,9 @@ export class DiskStore implements L2Store {
 
   /** Runs `body` in one write transaction; rejects when the store is not open. */
   #write<T>(body: (now: number) => T): Promise<T> {
+    if (this.#root === undefined && this.#opening !== undefined && this.#status === 'connecting') {
+      return this.#opening.then(() => this.#write(body))
+    }
     try {
       this.#ready()
     } catch (error) {
@@ -762,8 +768,14 @@ export class DiskStore implements L2Store {
     return done
   }
 
-  /** Runs `body` on this process's read snapshot; rejects (never throws) when the store is not open. */
+  /**
+   * Runs `body` on this process's read snapshot; rejects (never throws) when the store is closed. A call made
+   * while the files are opening waits for them, as a Redis client queues commands until it is connected.
+   */
   #read<T>(body: () => T): Promise<T> {
+    if (this.#root === undefined && this.#opening !== undefined && this.#status === 'connecting') {
+      return this.#opening.then(() => this.#read(body))
+    }
     try {
       this.#ready()
       return Promise.resolve(body())
