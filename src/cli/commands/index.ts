@@ -4,12 +4,14 @@ import { contractCommand } from './contract.js'
 import { inspectCommand } from './inspect.js'
 import { purgeCommand } from './purge.js'
 import { simulateCommand } from './simulate.js'
+import { warmCommand } from './warm.js'
 
 export const commands: readonly Command<Flags>[] = [
   contractCommand,
   inspectCommand,
   purgeCommand,
   simulateCommand,
+  warmCommand,
 ]
 
 /** Commands announced in `--help` that are not in this build yet. */
