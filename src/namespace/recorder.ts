@@ -96,6 +96,20 @@ export interface NamespaceStats {
   readonly writeTimeouts: number
   /** Write-behind: `write()`s refused because the queue held `writeBehind.maxQueued` writes (nothing queued). */
   readonly writesRefused: number
+  /** Warm-up jobs (`ns.warm()`, `stratacache warm`) this process finished, aborted ones included. */
+  readonly warmUps: number
+  /** Keys those warm-ups loaded from the source (not reads: they count in `loads`, not in hits or misses). */
+  readonly warmUpKeysLoaded: number
+  /** Keys those warm-ups found fresh already (in L1, or in L2 and copied to L1). */
+  readonly warmUpKeysFresh: number
+  /** Keys those warm-ups could not warm (bad parameters, a failed load). */
+  readonly warmUpKeysFailed: number
+  /** Time spent in those warm-ups, summed, in ms. */
+  readonly warmUpMs: number
+  /** Warm starts (`cache.warmStart()`, `ns.warmStart()`) this process ran. */
+  readonly warmStarts: number
+  /** Keys warm starts copied from L2 into L1 (a saved hot key still fresh in L2). */
+  readonly warmStartKeys: number
   /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
@@ -169,6 +183,13 @@ export function newCounters(): Counters {
     writesClaimed: 0,
     writeTimeouts: 0,
     writesRefused: 0,
+    warmUps: 0,
+    warmUpKeysLoaded: 0,
+    warmUpKeysFresh: 0,
+    warmUpKeysFailed: 0,
+    warmUpMs: 0,
+    warmStarts: 0,
+    warmStartKeys: 0,
   }
 }
 
