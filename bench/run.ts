@@ -21,10 +21,12 @@ import { l2Hit } from './l2-hit.js'
 import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
+import { tierHit } from './tier-hit.js'
 
 const scenarios: readonly Scenario[] = [
   l1Hit,
   l2Hit,
+  tierHit,
   coldKey,
   stampede,
   redisKill,
