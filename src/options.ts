@@ -644,6 +644,15 @@ export interface NamespaceOptions<
    * @default false
    */
   critical?: boolean
+  /**
+   * The warm-up jobs that fill this namespace before traffic needs it (a deploy step, a schedule), declared so that
+   * the cache contract says who owns each and when it runs. The cache runs none of them by itself: your pipeline or
+   * scheduler runs `stratacache warm` (or calls `ns.warm()`) with the same budget.
+   * @default []
+   * @example [{ name: 'top-products', owner: 'team-catalog', schedule: 'every deploy, before traffic',
+   *   from: 'top-products.jsonl', maxPerSecond: 200, timeLimit: '10m' }]
+   */
+  warmUps?: readonly WarmUpJob[]
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
@@ -678,6 +687,32 @@ export interface NamespaceOptions<
   maxValueBytes?: number
 }
 
+/** One warm-up job of a namespace (see `NamespaceOptions.warmUps`). */
+export interface WarmUpJob {
+  /** Its name, unique in the namespace, e.g. `'top-products'`. */
+  readonly name: string
+  /** Team or person who answers for it (and is paged when it fails). */
+  readonly owner: string
+  /** When it runs, in your scheduler's words: `'every deploy, before traffic'`, `'daily 05:00 UTC'`. */
+  readonly schedule: string
+  /** Where its keys come from: the `--from` file or module, a query. */
+  readonly from?: string
+  /** Its budget for the source: keys started per second at most (`--max-per-second`). */
+  readonly maxPerSecond?: number
+  /** Its time budget (`--time-limit`), e.g. `'10m'`. */
+  readonly timeLimit?: Duration
+}
+
+/** A warm-up job after validation. */
+export interface ResolvedWarmUpJob {
+  readonly name: string
+  readonly owner: string
+  readonly schedule: string
+  readonly from: string | undefined
+  readonly maxPerSecond: number | undefined
+  readonly timeLimitMs: number | undefined
+}
+
 /** One policy exception of a namespace (see `NamespaceOptions.exceptions`). */
 export interface PolicyException {
   /** The rule excepted, in your policy's words, e.g. `'personal-ttl-cap'`. */
@@ -704,6 +739,8 @@ export interface ResolvedNamespaceOptions {
   readonly description: string | undefined
   /** Sorted by `until`, then `rule`. */
   readonly exceptions: readonly PolicyException[]
+  /** Sorted by name. */
+  readonly warmUps: readonly ResolvedWarmUpJob[]
   readonly slo: ResolvedSlo | undefined
   readonly maxLabelSets: number
   readonly accessLog: ResolvedAccessLog | undefined
@@ -788,6 +825,7 @@ export const NAMESPACE_OPTION_KEYS = {
   loadMany: true,
   slo: true,
   exceptions: true,
+  warmUps: true,
   critical: true,
   owner: true,
   description: true,
@@ -828,6 +866,15 @@ export const NAMESPACE_GROUP_KEYS = {
   redact: { paths: true, mask: true } satisfies OptionKeys<Exclude<RedactOption, readonly string[]>>,
   /** Each item of `exceptions`. */
   exceptions: { rule: true, reason: true, until: true } satisfies OptionKeys<PolicyException>,
+  /** Each item of `warmUps`. */
+  warmUps: {
+    name: true,
+    owner: true,
+    schedule: true,
+    from: true,
+    maxPerSecond: true,
+    timeLimit: true,
+  } satisfies OptionKeys<WarmUpJob>,
 } as const
 
 export function resolveNamespaceOptions<P, V>(
@@ -1060,6 +1107,7 @@ export function resolveNamespaceOptions<P, V>(
     owner: options.owner,
     description: options.description,
     exceptions: resolveExceptions(options.exceptions, at),
+    warmUps: resolveWarmUps(options.warmUps, at),
     slo: resolveSlo(options.slo, at),
     maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
     accessLog: resolveAccessLog(options.accessLog, at),
@@ -1073,10 +1121,10 @@ function rejectNamespaceUnknown(options: object, place: OptionPlace): void {
   const o = options as Record<string, unknown>
   for (const [group, keys] of Object.entries(NAMESPACE_GROUP_KEYS)) {
     const value = o[group]
-    if (group === 'exceptions') {
+    if (group === 'exceptions' || group === 'warmUps') {
       if (!Array.isArray(value)) continue
       value.forEach((item: unknown, i) => {
-        if (isObject(item)) rejectUnknown(item, keys, place, `exceptions[${i}]`)
+        if (isObject(item)) rejectUnknown(item, keys, place, `${group}[${i}]`)
       })
     } else if (group === 'redact') {
       if (isObject(value) && !Array.isArray(value)) rejectUnknown(value, keys, place, group)
@@ -1156,6 +1204,56 @@ export function isIsoDate(text: unknown): text is string {
   if (match === null) return false
   const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
   return date.toISOString().slice(0, 10) === text
+}
+
+function resolveWarmUps(
+  jobs: readonly WarmUpJob[] | undefined,
+  at: (option: string) => string,
+): readonly ResolvedWarmUpJob[] {
+  if (jobs === undefined) return Object.freeze([])
+  if (!Array.isArray(jobs)) {
+    throw new InvalidOptionError(
+      at('warmUps'),
+      jobs,
+      "an array such as [{ name: 'top-products', owner: 'team-catalog', schedule: 'every deploy' }]",
+    )
+  }
+  const seen = new Set<string>()
+  const resolved = jobs.map((job: unknown, i): ResolvedWarmUpJob => {
+    const where = at(`warmUps[${i}]`)
+    if (job === null || typeof job !== 'object') {
+      throw new InvalidOptionError(where, job, 'an object with `name`, `owner` and `schedule`')
+    }
+    const { name, owner, schedule, from, maxPerSecond, timeLimit } = job as Record<string, unknown>
+    const text = (value: unknown, field: string, expected: string): string => {
+      if (typeof value !== 'string' || value.trim() === '') {
+        throw new InvalidOptionError(`${where}.${field}`, value, expected)
+      }
+      return value
+    }
+    text(name, 'name', "the job's name, e.g. 'top-products'")
+    if (seen.has(name as string)) {
+      throw new InvalidOptionError(`${where}.name`, name, 'each job name at most once per namespace')
+    }
+    seen.add(name as string)
+    if (maxPerSecond !== undefined && !(typeof maxPerSecond === 'number' && maxPerSecond > 0)) {
+      throw new InvalidOptionError(
+        `${where}.maxPerSecond`,
+        maxPerSecond,
+        'a positive number of keys a second',
+      )
+    }
+    return Object.freeze({
+      name: name as string,
+      owner: text(owner, 'owner', 'who answers for the job: a team or a person'),
+      schedule: text(schedule, 'schedule', "when it runs, e.g. 'every deploy, before traffic'"),
+      from: from === undefined ? undefined : text(from, 'from', 'where its keys come from (a file, a query)'),
+      maxPerSecond,
+      timeLimitMs: timeLimit === undefined ? undefined : positiveDuration(timeLimit, `${where}.timeLimit`),
+    })
+  })
+  resolved.sort((a, b) => compareText(a.name, b.name))
+  return Object.freeze(resolved)
 }
 
 function resolveExceptions(
