@@ -90,6 +90,15 @@ export interface CacheOptions {
    */
   l2?: L2Store
   /**
+   * A tier between L1 and `l2`, shared by the processes of one host: after an L1 miss a read asks it before L2,
+   * and what L2 answers (or a load stores) is copied there, so another process of the host finds it at the cost of
+   * a local read. Copies live no longer than L1 copies may (`l1.ttl`, a bounded namespace's staleness bound; none
+   * in strong namespaces), and every invalidation drops them. Needs `l2`; without Redis, pass the disk store as
+   * `l2` itself.
+   * @example diskStore({ path: '/var/cache/catalog', maxBytes: 256 * 1024 * 1024 }) // from 'stratacache/disk'
+   */
+  host?: L2Store
+  /**
    * A memory budget for L2, checked by `cache.inspect()`: the report shows Redis `used_memory` against `maxBytes`
    * (bytes), adds a warning, and publishes `stratacache:l2:budget` when usage is over it. Nothing is enforced on
    * writes; Redis's own `maxmemory` is the hard limit. Needs `l2`.
@@ -184,6 +193,7 @@ export interface ResolvedCacheOptions {
   readonly service: string
   readonly l1: false | { readonly maxEntries: number; readonly maxBytes: number | undefined }
   readonly l2: L2Store | undefined
+  readonly host: L2Store | undefined
   readonly l2Budget: { readonly maxBytes: number } | undefined
   readonly l2TimeoutMs: number
   readonly connectTimeoutMs: number
@@ -212,6 +222,7 @@ export const CACHE_OPTION_KEYS = {
   service: true,
   l1: true,
   l2: true,
+  host: true,
   l2Budget: true,
   timeouts: true,
   circuitBreaker: true,
@@ -272,6 +283,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
     )
   }
+  const host = resolveHost(options.host, l2)
   const l2Budget = resolveL2Budget(options.l2Budget, l2, place)
   const failureThreshold = circuitBreaker.failureThreshold ?? 5
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
@@ -351,6 +363,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     service: options.service,
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1MaxEntries, maxBytes: l1.maxBytes }),
     l2,
+    host,
     l2Budget,
     l2TimeoutMs,
     connectTimeoutMs: timerDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
@@ -369,6 +382,29 @@ const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
 /** An object (not null), whose keys are worth checking; other values get their own, more specific, message. */
 function isObject(value: unknown): value is object {
   return value !== null && typeof value === 'object'
+}
+
+function resolveHost(host: unknown, l2: L2Store | undefined): L2Store | undefined {
+  if (host === undefined) return undefined
+  if (host === null || typeof host !== 'object' || typeof (host as L2Store).getMany !== 'function') {
+    throw new InvalidOptionError(
+      'host',
+      host,
+      "a store shared by the host's processes, such as diskStore({ path, maxBytes }) from 'stratacache/disk'",
+    )
+  }
+  if (l2 === undefined) {
+    throw new InvalidOptionError(
+      'host',
+      host,
+      'an `l2` to sit in front of: the host tier holds copies of L2 entries. Without Redis, pass the disk store ' +
+        'as `l2` itself',
+    )
+  }
+  if (host === l2) {
+    throw new InvalidOptionError('host', host, 'a store other than `l2` (it holds copies of what `l2` holds)')
+  }
+  return host as L2Store
 }
 
 function resolveL2Budget(

@@ -25,6 +25,11 @@ export interface NamespaceStats {
   /** Reads answered from L2, fresh or stale, including those that joined another read's L2 lookup of the key. */
   readonly l2Hits: number
   /**
+   * L2 lookups the host tier answered (`host`) instead of L2: counted in `l2Hits` too (once per lookup: readers
+   * that joined it count in `l2Hits` only).
+   */
+  readonly hostHits: number
+  /**
    * Reads that found no usable value in any tier: each went to the loader, joined a load under way, or waited for
    * another process's load. Fail-safe and soft-timeout stale answers are misses too.
    */
@@ -158,6 +163,7 @@ export function newCounters(): Counters {
   return {
     l1Hits: 0,
     l2Hits: 0,
+    hostHits: 0,
     misses: 0,
     loads: 0,
     loadErrors: 0,
