@@ -194,7 +194,8 @@ export class Cache {
           // host tier's copies may have missed invalidations too: dropped, they are copies of L2.
           const host = this.#host
           if (!first && host !== undefined) {
-            for (const ns of this.#namespaces.values()) this.#runtime.background(host.drop(ns.prefix, 'missed'))
+            for (const ns of this.#namespaces.values())
+              this.#runtime.background(host.drop(ns.prefix, 'missed'))
           }
         },
       })
