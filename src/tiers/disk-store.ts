@@ -81,6 +81,8 @@ const SWEEP_BATCH = 500
 /** Tag-set members checked for a gone entry on each add (the set stays bounded), as the Redis store does. */
 const PRUNE_SAMPLE = 3
 const MAX_ID = Number.MAX_SAFE_INTEGER
+/** The longest key (or set name and member together) stored: LMDB's 1,978 bytes less room for index prefixes. */
+const MAX_KEY_BYTES = 1_900
 /** Above every member in a set's range (numbers sort before strings): two U+10FFFF, a noncharacter. */
 const LAST_MEMBER = '\u{10FFFF}\u{10FFFF}'
 const TOKEN_CHARACTERS = /^[A-Za-z0-9_-]*$/
@@ -242,7 +244,8 @@ export class DiskStore implements L2Store {
   }
 
   errorReplyKind(error: unknown): string | undefined {
-    return error instanceof DiskStoreError && (error.kind === 'WRONGTYPE' || error.kind === 'NOGROUP')
+    // The store answered (as Redis does with an error reply): not an outage, so not counted by the circuit breaker.
+    return error instanceof DiskStoreError && error.kind !== 'OPEN_FAILED' && error.kind !== 'CLOSED'
       ? error.kind
       : undefined
   }
@@ -521,6 +524,14 @@ export class DiskStore implements L2Store {
     return this.#write((now) => {
       if (this.#integer(fence.versionKey, now) !== fence.version) return false
       for (const mark of fence.marks) if (this.#integer(mark, now) > fence.seq) return false
+      // Everything that could refuse the store is checked before the first write: a transaction body that throws
+      // half-way would still commit what it wrote (lmdb batches async transactions).
+      checkKey(this.address, write.key)
+      for (const set of fence.sets) {
+        checkKey(this.address, set, write.key)
+        const held = this.#live(set, now)
+        if (held !== undefined && held.type !== SET) throw wrongType(this.address, set)
+      }
       if (!this.#putString(write.key, write.value, expiry(now, write.ttlMs), now)) return false
       for (const set of fence.sets) this.#addMember(set, write.key, write.ttlMs, now)
       return true
@@ -847,6 +858,7 @@ export class DiskStore implements L2Store {
   }
 
   #putRecord(key: string, type: number, payload: Uint8Array, expiresAt: number, now: number): boolean {
+    checkKey(this.address, key)
     const record = Buffer.allocUnsafe(HEADER + payload.length)
     record[0] = MAGIC
     record[1] = type
@@ -925,6 +937,7 @@ export class DiskStore implements L2Store {
   }
 
   #putMember(key: string, member: string, goneSince: number): void {
+    checkKey(this.address, key, member)
     const existed = this.#members.get([key, member]) !== undefined
     this.#members.putSync([key, member], goneSince)
     if (!existed) {
@@ -1000,6 +1013,22 @@ function entrySize(key: string, recordLength: number): number {
 
 function memberSize(member: string): number {
   return Buffer.byteLength(member) + MEMBER_OVERHEAD
+}
+
+/**
+ * Refuses a key (or a set and member) LMDB cannot hold, before anything is written. Its keys are at most 1,978
+ * bytes; the expiry index adds the expiry (9 bytes) and a separator, a member key the set's name.
+ */
+function checkKey(path: string, key: string, member?: string): void {
+  const bytes = Buffer.byteLength(key) + (member === undefined ? 0 : Buffer.byteLength(member))
+  if (bytes > MAX_KEY_BYTES) {
+    throw new DiskStoreError(
+      'KEY_TOO_LONG',
+      path,
+      `"${key.slice(0, 60)}…" is ${bytes} bytes (with its member) and the disk store holds at most ` +
+        `${MAX_KEY_BYTES}: lower the cache's maxKeyLength, over which keys are hashed`,
+    )
+  }
 }
 
 function wrongType(path: string, key: string): DiskStoreError {

@@ -85,6 +85,25 @@ describe('disk store', () => {
     expect(store.stats().tooLarge).toBe(1)
   })
 
+  it('refuses a fenced store whole (nothing written) when a tag set is a string or a key is too long', async () => {
+    const store = await opened({ path: freshDir(), maxBytes: 1024 * 1024 })
+    await store.set('fenced:string', Buffer.from('not a set'), 60_000)
+    const bytes = store.stats().bytes
+    const fence = { versionKey: 'fenced:k#v', version: 0, seq: 0, marks: [], sets: ['fenced:string'] }
+    const write = { key: 'fenced:k', value: Buffer.from('v'), ttlMs: 60_000 }
+    const wrong = await store.storeFenced(write, fence).catch((e: unknown) => e)
+    expect(wrong).toMatchObject({ code: 'ERR_STRATA_DISK_STORE', kind: 'WRONGTYPE' })
+    expect(store.errorReplyKind(wrong)).toBe('WRONGTYPE')
+    expect(await store.get('fenced:k')).toBeNull()
+    expect(store.stats().bytes).toBe(bytes)
+    const long = await store
+      .storeFenced({ ...write, key: `fenced:${'x'.repeat(2_000)}` }, { ...fence, sets: [] })
+      .catch((e: unknown) => e)
+    expect(long).toMatchObject({ kind: 'KEY_TOO_LONG' })
+    expect((long as Error).message).toMatch(/lower the cache's maxKeyLength/)
+    expect(store.stats().bytes).toBe(bytes)
+  })
+
   it('serves a record it cannot parse as a miss, counts it, and warns once', async () => {
     const path = freshDir()
     const store = await opened({ path, maxBytes: 1024 * 1024 })
