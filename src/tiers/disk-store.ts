@@ -459,7 +459,7 @@ export class DiskStore implements L2Store {
     return this.#write((now) => {
       const record = this.#live(from, now)
       if (record === undefined) return false
-      this.#remove(to, now)
+      checkKey(this.address, to)
       const members =
         record.type === SET
           ? [...this.#members.getRange({ start: [from], end: [from, LAST_MEMBER] })].map((entry) => ({
@@ -467,6 +467,9 @@ export class DiskStore implements L2Store {
               gone: entry.value,
             }))
           : []
+      // Before the first write (see storeFenced).
+      for (const { member } of members) checkKey(this.address, to, member)
+      this.#remove(to, now)
       this.#remove(from, now)
       this.#putRecord(to, record.type, record.payload, record.expiresAt, now)
       for (const { member, gone } of members) this.#putMember(to, member, gone)
@@ -540,6 +543,7 @@ export class DiskStore implements L2Store {
 
   markInvalidated(seqKey: string, marks: readonly string[], ttlMs: number): Promise<number> {
     return this.#write((now) => {
+      for (const key of [seqKey, ...marks]) checkKey(this.address, key)
       const seq = this.#integer(seqKey, now) + 1
       this.#putString(seqKey, digits(seq), this.#live(seqKey, now)?.expiresAt ?? 0, now)
       for (const mark of marks) this.#putString(mark, digits(seq), expiry(now, ttlMs), now)
