@@ -12,6 +12,7 @@
 // Add `--cpu-prof-interval 100` (µs) for a finer profile of the short L1 calls.
 import { parseArgs } from 'node:util'
 import { startRedis, type RedisServer } from '../test/helpers/redis-server.js'
+import { cluster } from './cluster.js'
 import { codecs } from './codecs.js'
 import { coldKey } from './cold-key.js'
 import { commandLine, machine, machineLine, writeResults, type Scenario } from './harness.js'
@@ -33,6 +34,7 @@ const scenarios: readonly Scenario[] = [
   codecs,
   metricsOverhead,
   inspect,
+  cluster,
 ]
 
 /** The whole run stops by itself even if a peer library hangs: past this, the process exits with an error. */

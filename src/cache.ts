@@ -239,7 +239,7 @@ export class Cache {
           }
         }
       })
-      this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service)
+      if (o.clockSync) this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service)
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()

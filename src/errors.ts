@@ -667,6 +667,31 @@ export class ConfigModuleError extends StrataError {
   }
 }
 
+/** `stratacache drill` was asked for a drill that needs a feature this version of stratacache does not have. */
+export class DrillUnsupportedError extends StrataError {
+  readonly code = 'ERR_STRATA_DRILL_UNSUPPORTED'
+  constructor(
+    readonly drill: string,
+    readonly needs: string,
+  ) {
+    super(
+      `The ${drill} drill needs ${needs}, which this version of stratacache does not have yet (issue #17). ` +
+        'Run one of the other drills; `stratacache drill --help` lists them.',
+    )
+  }
+}
+
+/** A drill could not run: no redis-server to start, a worker process that failed, nothing to drill. */
+export class DrillSetupError extends StrataError {
+  readonly code = 'ERR_STRATA_DRILL_SETUP'
+  constructor(
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(`The drill could not run: ${problem}.`, options)
+  }
+}
+
 /** A line of an access log given to `stratacache simulate` is not a valid record (see docs/cli.md). */
 export class AccessLogError extends StrataError {
   readonly code = 'ERR_STRATA_ACCESS_LOG'

@@ -51,6 +51,13 @@ export type CheckedParams<Q, P> = {
  * @example
  * const product = await products.get({ tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' })
  */
+/**
+ * The back door to a namespace's declaration (its options as written, functions included), for `stratacache drill`,
+ * which declares the same namespaces again on a cache of its own. A registered symbol: a cache made by another copy
+ * of the library answers it too.
+ */
+export const DECLARATION = Symbol.for('stratacache.declaration')
+
 export class Namespace<P, V> {
   readonly name: string
   /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
@@ -124,6 +131,11 @@ export class Namespace<P, V> {
       const timer = setInterval(() => this.#refresher.sweepHotKeys(), options.hotKeys.intervalMs).unref()
       runtime.onClose(() => clearInterval(timer))
     }
+  }
+
+  /** @internal See `DECLARATION`. */
+  get [DECLARATION](): NamespaceOptions<string, readonly string[], P, V> {
+    return this.#policy.declared
   }
 
   /** The namespace's options, resolved: the declaration, or the policy `updatePolicy()` set since. */

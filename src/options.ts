@@ -122,6 +122,14 @@ export interface CacheOptions {
   serializer?: Serializer
   /** Time source for entry timestamps and TTLs. Inject a fake in tests. @default Date.now */
   clock?: Clock
+  /**
+   * Measure this process's clock against Redis's (`TIME`) and write entry times on Redis's clock, so that hosts whose
+   * clocks disagree still expire entries together (docs/consistency.md, "Clock skew"). On by default with the system
+   * clock; off by default with an injected `clock`, which is then the caches' only time: a test's fake clock is
+   * not corrected by the real time that passes while it stands still. Pass `true` to simulate a skewed host.
+   * @default true without `clock`, false with one
+   */
+  clockSync?: boolean
   /** Keys longer than this keep their `service:namespace:vN:` prefix and hash the rest (SHA-256). @default 256 */
   maxKeyLength?: number
   /** Random numbers in [0, 1) for TTL jitter. Inject a fixed one in tests. @default Math.random */
@@ -201,6 +209,7 @@ export interface ResolvedCacheOptions {
   readonly breakMs: number
   readonly serializer: Serializer
   readonly clock: Clock
+  readonly clockSync: boolean
   readonly maxKeyLength: number
   readonly random: () => number
   readonly logger: Logger
@@ -228,6 +237,7 @@ export const CACHE_OPTION_KEYS = {
   circuitBreaker: true,
   serializer: true,
   clock: true,
+  clockSync: true,
   maxKeyLength: true,
   random: true,
   logger: true,
@@ -312,6 +322,8 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (typeof clock?.now !== 'function') {
     throw new InvalidOptionError('clock', clock, 'an object with a now() method returning epoch milliseconds')
   }
+  const clockSync = options.clockSync ?? clock === systemClock
+  if (typeof clockSync !== 'boolean') throw new InvalidOptionError('clockSync', clockSync, 'true or false')
   const random = options.random ?? Math.random
   if (typeof random !== 'function')
     throw new InvalidOptionError('random', random, 'a function returning [0, 1)')
@@ -371,6 +383,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     breakMs: positiveDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
     serializer,
     clock,
+    clockSync,
     maxKeyLength,
     random,
     logger,

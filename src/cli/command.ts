@@ -37,7 +37,9 @@ export interface Command<F extends Flags = Flags> {
   readonly help: string
   /** The flags, as `util.parseArgs` options; `--help` is added to every command. */
   readonly flags: F
-  run(values: FlagValues<F>, io: CliIo): Promise<number>
+  /** How many positional arguments the command takes (`stratacache drill mass-expiry`). @default 0 */
+  readonly positionals?: number
+  run(values: FlagValues<F>, io: CliIo, positionals: readonly string[]): Promise<number>
 }
 
 /** The parsed values of a command's flags. */
@@ -58,15 +60,16 @@ export function parseFlags<F extends Flags>(
   command: Command<F>,
   args: readonly string[],
   io: CliIo,
-): FlagValues<F> | undefined {
+): { values: FlagValues<F>; positionals: readonly string[] } | undefined {
   let values: Record<string, unknown>
+  let positionals: string[]
   try {
-    values = parseArgs({
+    ;({ values, positionals } = parseArgs({
       args: [...args],
       options: { ...command.flags, help: { type: 'boolean', short: 'h' } },
       strict: true,
-      allowPositionals: false,
-    }).values
+      allowPositionals: (command.positionals ?? 0) > 0,
+    }))
   } catch (error) {
     throw usageError(command.name, error)
   }
@@ -74,7 +77,10 @@ export function parseFlags<F extends Flags>(
     io.out(command.help.endsWith('\n') ? command.help : `${command.help}\n`)
     return undefined
   }
-  return values as FlagValues<F>
+  if (positionals.length > (command.positionals ?? 0)) {
+    throw new CliUsageError(command.name, `Unexpected argument "${positionals.at(-1)}"`)
+  }
+  return { values: values as FlagValues<F>, positionals }
 }
 
 /** util.parseArgs' messages, shortened to one line that names the flag. */

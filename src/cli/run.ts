@@ -59,9 +59,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       )
     }
     command = found.name
-    const flags = parseFlags(found, rest, io)
-    if (flags === undefined) return ExitCode.ok
-    return await found.run(flags, io)
+    const parsed = parseFlags(found, rest, io)
+    if (parsed === undefined) return ExitCode.ok
+    return await found.run(parsed.values, io, parsed.positionals)
   } catch (error) {
     const prefix = command === '' ? 'stratacache' : `stratacache ${command}`
     if (error instanceof StrataError) {

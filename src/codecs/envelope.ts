@@ -27,7 +27,7 @@
 // written as version 1, byte for byte as before version 2 existed, so older readers keep reading it.
 import { COMPRESSION_IDS, compress, decompress, type CompressionAlgorithm } from './compression.js'
 import { IV_BYTES, KEY_ID_PATTERN, newIv, open, seal, TAG_BYTES, type ResolvedKeyRing } from './encryption.js'
-import type { Serializer } from './serializer.js'
+import { jsonSerializer, parseJsonFrom, type Serializer } from './serializer.js'
 import { ValueTooLargeError } from '../errors.js'
 
 export const ENVELOPE_MAGIC_0 = 0x53
@@ -215,16 +215,16 @@ export function decodeEnvelope<V>(
     return { ok: false, reason: 'not encrypted, in a namespace that encrypts', security: 'unencrypted' }
   }
 
-  let inner: Buffer
+  // The payload: undefined while it is the plain rest of `buf`, read in place (no view made on the hit path).
+  let inner: Buffer | undefined
   if (encrypted) {
     const opened = openPayload(buf, transforms)
     if (!opened.ok) return opened
     inner = opened.inner
-  } else {
-    inner = buf.subarray(ENVELOPE_HEADER_BYTES)
   }
   if (negative) {
-    if (inner.byteLength !== 0) return { ok: false, reason: 'negative entry with a payload' }
+    const length = inner === undefined ? buf.byteLength - ENVELOPE_HEADER_BYTES : inner.byteLength
+    if (length !== 0) return { ok: false, reason: 'negative entry with a payload' }
     return {
       ok: true,
       entry: {
@@ -236,6 +236,7 @@ export function decodeEnvelope<V>(
     }
   }
   if (compressed) {
+    inner ??= buf.subarray(ENVELOPE_HEADER_BYTES)
     if (inner.byteLength < COMPRESSION_HEADER_BYTES)
       return { ok: false, reason: 'truncated compression header' }
     const length = inner.readUInt32BE(1)
@@ -255,7 +256,10 @@ export function decodeEnvelope<V>(
   }
   let value: unknown
   try {
-    value = serializer.deserialize(inner)
+    // The built-in JSON reads a plain payload in place; any other serializer gets a view of its bytes.
+    if (inner !== undefined) value = serializer.deserialize(inner)
+    else if (serializer === jsonSerializer) value = parseJsonFrom(buf, ENVELOPE_HEADER_BYTES)
+    else value = serializer.deserialize(buf.subarray(ENVELOPE_HEADER_BYTES))
   } catch (cause) {
     return { ok: false, reason: 'payload does not deserialize', cause }
   }

@@ -12,7 +12,9 @@
 // - `offsetMs` is 0 until a measurement succeeds, and 0 while the measured skew is within SKEW_TOLERANCE_MS (hosts
 //   kept in sync by NTP are within milliseconds; not shifting then costs nothing on the read and write paths).
 // - The system clock is measured again on every new L2 connection (a failover may reach another server) and every
-//   MEASURE_EVERY_MS. An injected clock (tests, simulations) is measured once: its jumps are the test's, not skew.
+//   MEASURE_EVERY_MS. An injected clock is measured only when the cache asks (`clockSync: true`, to simulate a
+//   skewed host), and then once: its jumps are the test's, not skew. By default an injected clock is not synced at
+//   all: a fake clock stands still while real time passes, so caches sharing it would measure different offsets.
 // - A failed measurement keeps the last offset; it never throws, and a store without a clock leaves it at 0.
 import type { Clock } from '../core/clock.js'
 import { systemClock } from '../core/clock.js'

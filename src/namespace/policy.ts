@@ -53,6 +53,11 @@ export class Policy<P, V> {
   readonly #rt: CacheRuntime
   readonly #name: string
 
+  /** The options as declared (or as the last `updatePolicy()` patched them), functions included. */
+  get declared(): Declared<P, V> {
+    return this.#current
+  }
+
   constructor(
     runtime: CacheRuntime,
     options: ResolvedNamespaceOptions,

@@ -5,6 +5,9 @@ import { InvalidOptionError } from '../errors.js'
 import { isEntryKey } from '../namespace.js'
 import { L2Guard } from '../policies/l2-guard.js'
 import type { L2Answer, L2Store } from '../tiers/l2-store.js'
+import { scanCoverage } from '../tiers/redis-store.js'
+
+export { scanCoverage }
 import { channels } from './channels.js'
 
 /** What `cache.inspect()` lets you tune. Every bound holds whatever the size of the keyspace. */
@@ -327,7 +330,8 @@ async function sampleNamespace(
     if (seen.size >= settings.sampleKeys) stoppedBy = 'sample-size'
     else if (performance.now() >= deadline) stoppedBy = 'time'
   } while (stoppedBy === 'complete')
-  const coverage = stoppedBy === 'complete' ? 1 : scanCoverage(cursor)
+  // A cluster store's cursor names the master it is on: the store reads it.
+  const coverage = stoppedBy === 'complete' ? 1 : (l2.store.scanCoverage?.(cursor) ?? scanCoverage(cursor))
   const keys = [...seen]
   const entriesSeen = keys.filter((key) => isEntryKey(key, target.prefix)).length
   const sample = keys.slice(0, settings.sampleKeys)
@@ -390,23 +394,6 @@ async function measure(
   if (source === 'MEMORY USAGE') return l2.memoryUsage(keys)
   // STRLEN answers 0 for a missing key; PTTL (-2) tells those apart. Non-strings (tag sets) count as 0 bytes.
   return { ok: true, value: (await l2.strlen(keys)).map((length) => length ?? 0) }
-}
-
-/**
- * The fraction of the keyspace a SCAN has walked when it returns `cursor`. Redis visits hash buckets in
- * reverse-binary order: the cursor is the next bucket, and the buckets visited are exactly those whose reversed
- * index is below the cursor's reversed index. Reversing over 64 bits makes this independent of the table's size.
- * (A Redis Cluster node puts its slot in the cursor's low bits; this store talks to one node.)
- */
-export function scanCoverage(cursor: string): number {
-  if (cursor === '0') return 1
-  let value = BigInt(cursor)
-  let reversed = 0n
-  for (let bit = 0; bit < 64; bit++) {
-    reversed = (reversed << 1n) | (value & 1n)
-    value >>= 1n
-  }
-  return Number(reversed) / 2 ** 64
 }
 
 function bucketOf(ttlMs: number, bounds: readonly number[]): number {

@@ -10,6 +10,7 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import type { L2Call, L2Status } from './l2-store.js'
+import { clusterSlot } from './cluster-slot.js'
 import { RedisClusterStore, type ClusterDriver, type ClusterSetup } from './redis-cluster-store.js'
 import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
@@ -140,11 +141,35 @@ function nodeAddress(node: IoredisClientLike): string {
   return `${host}:${port}`
 }
 
-/** An ioredis `Cluster` as the cluster store's driver. */
+/** How often the ioredis cluster store checks that the slots of its subscribed channels have not moved. */
+const SLOT_PROBE_MS = 1_000
+
+/**
+ * An ioredis `Cluster` as the cluster store's driver.
+ *
+ * ioredis keeps its sharded subscriptions on one connection per master and resubscribes them whenever its slot map
+ * changes, but two events pass it by, and this driver covers them: (1) when the slot of a subscribed channel is
+ * migrated, the old master ends the subscription (a server-sent SUNSUBSCRIBE, which ioredis drops silently), and
+ * ioredis learns of the move only from a MOVED on a later command; so the driver sends one cheap command routed by
+ * each subscribed channel (`EXISTS <channel>`) every second, whose MOVED makes ioredis refresh its map and
+ * resubscribe. (2) ioredis says nothing of a subscription being lost: the driver reports a node `down` when one
+ * holding a subscription drops (`-node`) or when a subscribed channel's slot moves away from it (`refresh`), and
+ * `ready` once ioredis has resubscribed (`subscribersReady`), so the bus treats its L1 as suspect meanwhile.
+ */
 function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
   const masters = () => cluster.nodes!('master')
   const listeners = new Map<string, Set<(message: string) => void>>()
+  /** The slot of each subscribed channel, and the node that served it when last looked at. */
+  const owners = new Map<number, string | undefined>()
+  const ownerOf = (slot: number) => (cluster as { slots?: (string[] | undefined)[] }).slots?.[slot]?.[0]
   let hooked = false
+  let probe: ReturnType<typeof setInterval> | undefined
+  const startProbe = () => {
+    probe ??= setInterval(() => {
+      if (cluster.status !== 'ready') return
+      for (const channel of listeners.keys()) cluster.call('EXISTS', channel).catch(() => undefined)
+    }, SLOT_PROBE_MS).unref()
+  }
   return {
     masters: () => masters().map(nodeAddress).sort(),
     sendToMaster(address, args, options) {
@@ -167,12 +192,54 @@ function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
       if (set === undefined) listeners.set(channel, (set = new Set()))
       set.add(listener)
       await cluster.ssubscribe!(channel)
+      const slot = clusterSlot(channel)
+      owners.set(slot, ownerOf(slot))
+      startProbe()
     },
     watchNodes(events) {
+      const lost = new Set<string>()
+      const lose = (address: string | undefined) => {
+        if (address === undefined || lost.has(address)) return
+        lost.add(address)
+        events.down(address)
+      }
       const error = (e: unknown, address: unknown) =>
         events.error(e, typeof address === 'string' ? address : undefined)
+      // From the connection pool (`redis`) or from a sharded subscriber (`redis, "host:port"`).
+      const nodeGone = (redis: unknown, key: unknown) => {
+        const address =
+          typeof key === 'string'
+            ? key
+            : redis === null || typeof redis !== 'object'
+              ? undefined
+              : nodeAddress(redis as IoredisClientLike)
+        if (address !== undefined && [...owners.values()].includes(address)) lose(address)
+      }
+      const refreshed = () => {
+        for (const [slot, owner] of owners) {
+          const now = ownerOf(slot)
+          if (now === owner) continue
+          owners.set(slot, now)
+          lose(owner)
+        }
+      }
+      const resubscribed = () => {
+        for (const address of [...lost]) {
+          lost.delete(address)
+          events.ready(address)
+        }
+      }
       cluster.on('node error', error)
-      return () => cluster.off('node error', error)
+      cluster.on('-node', nodeGone)
+      cluster.on('refresh', refreshed)
+      cluster.on('subscribersReady', resubscribed)
+      return () => {
+        clearInterval(probe)
+        cluster.off('node error', error)
+        cluster.off('-node', nodeGone)
+        cluster.off('refresh', refreshed)
+        cluster.off('subscribersReady', resubscribed)
+      }
     },
   }
 }

@@ -75,6 +75,11 @@ export interface L2Store {
     count: number,
     call?: L2Call,
   ): Promise<{ cursor: string; keys: string[] }>
+  /**
+   * The fraction of the keyspace (0 to 1) a scan stopped at `cursor` has walked, for estimates. Absent: `cursor` is
+   * one Redis node's SCAN cursor (`scanCoverage` in observability/inspect.ts reads it).
+   */
+  scanCoverage?(cursor: string): number
   /** The integer at `versionKey` (0 when absent): the version a load starts under. */
   getVersion(versionKey: string, call?: L2Call): Promise<number>
   /** Increments the integer at `key` (from 0), with no expiry: resolves to the new value. */

@@ -17,14 +17,24 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import { clusterSlot } from './cluster-slot.js'
-import type { L2Call, L2Status } from './l2-store.js'
-import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
+import type { L2Answer, L2Call, L2Failure, L2Status } from './l2-store.js'
+import {
+  addressOfError,
+  addressOfUrl,
+  describeRedisFailure,
+  redactUrl,
+  type RedisTarget,
+} from './redis-failure.js'
 import {
   askServerVersion,
   bufferReplies,
   closeWithin,
   isErrorReply,
+  parseInfo,
+  parsePairs,
   plainReplies,
+  refusable,
+  scanCoverage,
   reconnectDelay,
   refuseAbandoned,
   REDIS_TLS_OPTION_KEYS,
@@ -63,7 +73,12 @@ export interface RedisClusterLike {
   off(event: string, listener: (...args: unknown[]) => void): unknown
 }
 
-/** How a node's connection changed, as a cluster client reports it (`host:port`). */
+/**
+ * What happened to the cluster's nodes, as a driver reports it (`host:port`). `down` and `ready` are about the
+ * sharded subscriptions: `down` when a node that may hold some is lost (its connection dropped, or a slot of a
+ * subscribed channel moved away from it), `ready` once what it held is subscribed again (the node came back, or
+ * its channels were resubscribed on the nodes that serve them now). Each `down` is followed by one `ready`.
+ */
 export interface ClusterNodeEvents {
   error(error: unknown, address: string | undefined): void
   down(address: string): void
@@ -107,13 +122,19 @@ export interface RedisClusterStoreOptions {
   clusterOptions?: Partial<RedisClusterOptions>
   /** TLS for `rediss://` root nodes, for every node's connection; as `redisStore`'s `tls`. */
   tls?: RedisTlsOptions
-  /** Redis ACL user of every node (docs/security.md lists what it needs). */
+  /**
+   * Redis ACL user of every node. It needs what `redisStore`'s user needs plus `+spublish +ssubscribe
+   * +cluster|slots` (docs/security.md).
+   */
   username?: string
   /** Password of `username`. */
   password?: string
   /** How long one connection attempt may take, and the longest `close()` waits. @default '1s' */
   connectTimeout?: Duration
-  /** Longest wait between reconnection attempts (of the cluster, and of each node). @default '2s' */
+  /**
+   * Longest wait between attempts to reconnect to the cluster. Each node's own connection retries at most 0.5 s
+   * apart (under this bound), so that a closed store leaves no retry timer alive for long. @default '2s'
+   */
   maxReconnectDelay?: Duration
 }
 
@@ -147,6 +168,56 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
 /** Attempts at a sharded subscription while its connection is being made (50, 100, … ms apart). */
 const SUBSCRIBE_ATTEMPTS = 6
 
+/** The longest wait between two connection attempts to one node of a cluster the store made (see clusterSetup). */
+const NODE_RETRY_MAX_MS = 500
+
+/** Times a command answered `TRYAGAIN` (a slot being migrated) is sent again, 10, 20, … ms apart (about 0.5 s). */
+const TRYAGAIN_ATTEMPTS = 9
+const TRYAGAIN_PAUSE_MS = 10
+
+/** A `TRYAGAIN` error reply: the command's keys are split between the two sides of a slot migration. */
+function isTryAgain(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('TRYAGAIN')
+}
+
+/** INFO sections whose integer fields are counters or byte counts: a cluster's is the sum over its masters. */
+const SUMMED_INFO_SECTIONS = new Set(['memory', 'stats', 'keyspace'])
+
+/**
+ * The masters' answers to one INFO section or CONFIG GET, as one: with `sum`, a field that is an integer on every
+ * master is their total (`used_memory`, `evicted_keys`); `maxmemory` is always the total, or 0 (no limit) when a
+ * master has none; any other field keeps its value when the masters agree, else the first master's (address order)
+ * and, beside it, every master's as `<field>@<host:port>`. `cluster_masters` says how many answered.
+ */
+export function combineMasters(
+  answers: readonly Readonly<Record<string, string>>[],
+  sum: boolean,
+  addresses: readonly string[] = [],
+): Record<string, string> {
+  const combined: Record<string, string> = {}
+  const fields = new Set(answers.flatMap((answer) => Object.keys(answer)))
+  for (const field of fields) {
+    const values = answers.map((answer) => answer[field])
+    const integers = values.every((value) => value !== undefined && /^-?\d+$/.test(value))
+    if (field === 'maxmemory' && integers) {
+      combined[field] = values.some((value) => value === '0')
+        ? '0'
+        : String(values.reduce((total, value) => total + Number(value), 0))
+    } else if (sum && integers) {
+      combined[field] = String(values.reduce((total, value) => total + Number(value), 0))
+    } else {
+      combined[field] = values.find((value) => value !== undefined) ?? ''
+      if (new Set(values).size > 1) {
+        values.forEach((value, i) => {
+          if (value !== undefined) combined[`${field}@${addresses[i] ?? i}`] = value
+        })
+      }
+    }
+  }
+  combined['cluster_masters'] = String(answers.length)
+  return combined
+}
+
 /** Node events that say a node's connection is down, and up again. */
 const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
 
@@ -160,6 +231,11 @@ export class RedisClusterStore extends RedisStore {
   readonly #nodesDown = new Set<string>()
   #subscribed = false
   #deaf = false
+  readonly #target: RedisTarget
+  /** Nodes whose failure was reported (a warning naming the node), until they are back or leave the slot map. */
+  readonly #nodesReported = new Set<string>()
+  /** The node each connection error came from, as the client said, for `describeFailure`. */
+  readonly #errorNodes = new WeakMap<object, string>()
 
   /**
    * @param setup how to reach the cluster; made from `options` unless given (the ioredis cluster store gives its
@@ -168,9 +244,14 @@ export class RedisClusterStore extends RedisStore {
   constructor(options: RedisClusterStoreOptions, setup: ClusterSetup = clusterSetup(options)) {
     super({}, setup)
     this.#driver = setup.driver
+    this.#target = setup.target
     this.#unwatch = setup.driver.watchNodes({
-      error: (error, address) =>
-        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) }),
+      error: (error, address) => {
+        if (address !== undefined && error !== null && typeof error === 'object')
+          this.#errorNodes.set(error, address)
+        this.#reportNode(error, address)
+        this.emit({ type: 'error', error, lost: address !== undefined && !this.#nodesDown.has(address) })
+      },
       down: (address) => {
         this.#nodesDown.add(address)
         // A sharded subscription on that node hears nothing until it is back: the bus is deaf meanwhile.
@@ -181,12 +262,48 @@ export class RedisClusterStore extends RedisStore {
       },
       ready: (address) => {
         this.#nodesDown.delete(address)
+        this.#nodesReported.delete(address)
         // Every node back: messages may have been missed meanwhile, so the bus's 'ready' makes L1 entries suspect.
         if (this.#deaf && this.#nodesDown.size === 0) {
           this.#deaf = false
           this.emit({ type: 'subscriber-status', status: 'ready' })
         }
       },
+    })
+  }
+
+  /**
+   * A connection failure in an operator's words, naming the node it came from (the client's node event, or the
+   * network error's own address) rather than the first root node.
+   */
+  override describeFailure(error: unknown): L2Failure {
+    const node =
+      (error !== null && typeof error === 'object' ? this.#errorNodes.get(error) : undefined) ??
+      addressOfError(error)
+    return describeRedisFailure(
+      error,
+      node === undefined ? this.#target : { ...this.#target, address: node },
+      isErrorReply(error),
+    )
+  }
+
+  /**
+   * One warning per node outage when a node cannot be reached while the cluster as a whole still answers (the
+   * cache's outage log covers a cluster that is down altogether): which node, why, and what follows.
+   */
+  #reportNode(error: unknown, address: string | undefined): void {
+    if (address === undefined || this.status !== 'ready' || isErrorReply(error)) return
+    const masters = new Set(this.#driver.masters())
+    for (const reported of this.#nodesReported)
+      if (!masters.has(reported)) this.#nodesReported.delete(reported)
+    if (this.#nodesReported.has(address)) return
+    this.#nodesReported.add(address)
+    const failure = describeRedisFailure(error, { ...this.#target, address }, false)
+    this.emit({
+      type: 'warning',
+      message:
+        `a node of the Redis Cluster failed: ${failure.summary}. Commands for the slots it serves fail (reads fall ` +
+        `through to your loaders) until it is back or a replica takes its place. ${failure.advice}.`,
     })
   }
 
@@ -240,6 +357,55 @@ export class RedisClusterStore extends RedisStore {
     const keys = reply[1].map(String)
     if (next !== '0') return { cursor: `${index}:${next}`, keys }
     return { cursor: index + 1 < masters.length ? `${index + 1}:0` : '0', keys }
+  }
+
+  /**
+   * The share of the keyspace walked at `cursor`: the masters done, plus the walked part of the current one (its
+   * SCAN cursor read as on one node), over the number of masters (each taken to hold an equal share).
+   */
+  scanCoverage(cursor: string): number {
+    if (cursor === '0') return 1
+    const colon = cursor.indexOf(':')
+    const count = this.#driver.masters().length
+    const index = Number(cursor.slice(0, colon))
+    if (count === 0 || !Number.isSafeInteger(index)) return 0
+    // `<next master>:0`: the masters before it are done, it is not started.
+    const inner = cursor.slice(colon + 1)
+    return Math.min(1, (index + (inner === '0' ? 0 : scanCoverage(inner))) / count)
+  }
+
+  /**
+   * One INFO section of the whole cluster: every master asked, their answers combined (`combineMasters`): memory
+   * and stats counters are the masters' totals. A master's refusal is the answer's.
+   */
+  override info(section: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#askEveryMaster(
+      ['INFO', section],
+      parseInfo,
+      SUMMED_INFO_SECTIONS.has(section.toLowerCase()),
+      call,
+    )
+  }
+
+  /** CONFIG GET on every master, combined: `maxmemory` is the cluster's total (0, no limit, if any master has 0). */
+  override configGet(pattern: string, call?: L2Call): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return this.#askEveryMaster(['CONFIG', 'GET', pattern], parsePairs, false, call)
+  }
+
+  async #askEveryMaster(
+    args: readonly string[],
+    parse: (reply: unknown) => Record<string, string>,
+    sum: boolean,
+    call: L2Call | undefined,
+  ): Promise<L2Answer<Readonly<Record<string, string>>>> {
+    return refusable(async () => {
+      refuseAbandoned(call)
+      const masters = this.#driver.masters()
+      const answers = await Promise.all(
+        masters.map(async (master) => parse(await this.#driver.sendToMaster(master, args, plainReplies))),
+      )
+      return combineMasters(answers, sum, masters)
+    })
   }
 
   /** Sharded pub/sub: the message goes to the master of the channel's slot and its subscribers. */
@@ -316,14 +482,26 @@ function nodeRedisDriver(cluster: RedisClusterLike): ClusterDriver {
       await cluster.sSubscribe(channel, listener)
     },
     watchNodes(events) {
+      const lost = new Set<string>()
+      const isMaster = (address: string) => cluster.masters.some((m) => m.address === address)
       const error = (e: unknown, node: unknown) => events.error(e, nodeAddress(node))
       const down = (node: unknown) => {
         const address = nodeAddress(node)
-        if (address !== undefined) events.down(address)
+        // A node no longer in the slot map (failed over, resharded away, then dropped) holds no subscription.
+        if (address === undefined || lost.has(address) || !isMaster(address)) return
+        lost.add(address)
+        events.down(address)
       }
       const ready = (node: unknown) => {
         const address = nodeAddress(node)
-        if (address !== undefined) events.ready(address)
+        // node-redis moves the sharded listeners of a master that is gone to the node serving their slot now, on
+        // the connections it then opens: a lost node that is no longer a master is done with.
+        for (const gone of [...lost]) {
+          if (gone === address || !isMaster(gone)) {
+            lost.delete(gone)
+            events.ready(gone)
+          }
+        }
       }
       cluster.on('node-error', error)
       cluster.on('node-ready', ready)
@@ -497,6 +675,7 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     connectTimeoutMs: owned ? connectTimeout : undefined,
     retryMs: owned ? maxReconnectDelay : undefined,
   }
+  let closed = false
   const client: RedisClusterLike =
     cluster ??
     createCluster({
@@ -513,8 +692,12 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
           ...(tls === undefined ? {} : { ...tls, tls: true }),
           connectTimeout,
           // Node connections are the cluster client's: it reconnects them (capped, jittered) and rediscovers the
-          // slots when a node moves. A closed store destroys them, ending their retries.
-          reconnectStrategy: (retries: number) => reconnectDelay(retries, maxReconnectDelay),
+          // slots when a node moves. A closed store destroys them, ending their retries; but node-redis sleeps
+          // between attempts on a timer nobody can cancel, which would keep a closed process alive for up to
+          // `maxReconnectDelay`. So each node waits at most NODE_RETRY_MAX_MS between attempts (a refused
+          // connection to a dead node costs nothing), and none starts once the store is closed.
+          reconnectStrategy: (retries: number) =>
+            closed ? false : reconnectDelay(retries, Math.min(maxReconnectDelay, NODE_RETRY_MAX_MS)),
         },
       },
     })
@@ -524,7 +707,10 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     delays,
     client: undefined,
     driver: nodeRedisDriver(client),
-    open: (onStatus, onError) => new ClusterLink(client, owned, delays, onStatus, onError),
+    open: (onStatus, onError) =>
+      new ClusterLink(client, owned, delays, onStatus, onError, () => {
+        closed = true
+      }),
   }
 }
 
@@ -541,6 +727,7 @@ class ClusterLink implements RedisLink {
   #failedAttempts = 0
   #lastError: unknown
   #closed = false
+  readonly #onClose: () => void
 
   constructor(
     cluster: RedisClusterLike,
@@ -548,8 +735,10 @@ class ClusterLink implements RedisLink {
     delays: { maxReconnectDelay: number; closeTimeout: number },
     onStatus: (status: L2Status) => void,
     onError: (error: unknown, lost: boolean) => void,
+    onClose: () => void = () => {},
   ) {
     this.#cluster = cluster
+    this.#onClose = onClose
     this.#owned = owned
     this.#delays = delays
     this.#onStatus = onStatus
@@ -595,8 +784,34 @@ class ClusterLink implements RedisLink {
     await Promise.all(this.#cluster.masters.map((master) => this.#cluster.nodeClient(master as never)))
   }
 
-  /** As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. */
+  /**
+   * As `Connection.send`: waits for an attempt under way, never sends a command the cache gave up on. node-redis
+   * follows `MOVED` and `ASK` itself; a `TRYAGAIN` (a multi-key command or script whose keys are on both sides of
+   * a slot being migrated) is sent again here, a few times with a growing pause, until the migration of that slot
+   * ends (ioredis does the same with `retryDelayOnTryAgain`). The cache's L2 timeout still bounds the whole call.
+   */
   send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
+    return this.#sendOnce(args, options, call).catch((error: unknown) =>
+      this.#tryAgain(error, args, options, call, 1),
+    )
+  }
+
+  async #tryAgain(
+    error: unknown,
+    args: ReadonlyArray<string | Buffer>,
+    options: object,
+    call: L2Call | undefined,
+    attempt: number,
+  ): Promise<unknown> {
+    if (!isTryAgain(error) || attempt > TRYAGAIN_ATTEMPTS || this.#closed) throw error
+    await new Promise((resolve) => setTimeout(resolve, TRYAGAIN_PAUSE_MS * attempt).unref())
+    refuseAbandoned(call)
+    return this.#sendOnce(args, options, call).catch((next: unknown) =>
+      this.#tryAgain(next, args, options, call, attempt + 1),
+    )
+  }
+
+  #sendOnce(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
     const cluster = this.#cluster
     // The cluster is ready once its slots are known; an attempt may still be connecting to the masters.
     if (cluster.isReady && this.#attempt === undefined) {
@@ -625,6 +840,7 @@ class ClusterLink implements RedisLink {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#onClose()
     clearTimeout(this.#retryTimer)
     this.#cluster.off('connect', this.#handleConnect)
     this.#cluster.off('disconnect', this.#handleDisconnect)

@@ -194,7 +194,7 @@ function facts(error: unknown): { code: string | undefined; name: string; messag
 }
 
 /** `address:port` of a Node network error (ECONNREFUSED carries them), or undefined. */
-function addressOfError(error: unknown): string | undefined {
+export function addressOfError(error: unknown): string | undefined {
   const { address, port } = (error ?? {}) as { address?: unknown; port?: unknown }
   return typeof address === 'string' && typeof port === 'number' ? `${address}:${port}` : undefined
 }

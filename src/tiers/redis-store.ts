@@ -563,6 +563,23 @@ export function isErrorReply(error: unknown): error is Error {
   return false
 }
 
+/**
+ * The fraction of the keyspace a SCAN has walked when it returns `cursor`. Redis visits hash buckets in
+ * reverse-binary order: the cursor is the next bucket, and the buckets visited are exactly those whose reversed
+ * index is below the cursor's reversed index. Reversing over 64 bits makes this independent of the table's size.
+ * On a Redis Cluster the store walks one master after the other and reads its own cursor (`L2Store.scanCoverage`).
+ */
+export function scanCoverage(cursor: string): number {
+  if (cursor === '0') return 1
+  let value = BigInt(cursor)
+  let reversed = 0n
+  for (let bit = 0; bit < 64; bit++) {
+    reversed = (reversed << 1n) | (value & 1n)
+    value >>= 1n
+  }
+  return Number(reversed) / 2 ** 64
+}
+
 /** INFO's text, `# Section` headers and `field:value` lines, as a record of fields. */
 export function parseInfo(reply: unknown): Record<string, string> {
   const fields: Record<string, string> = {}

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { createClient } from 'redis'
 import { startRedis, type RedisServer } from './redis-server.js'
 
 const run = promisify(execFile)
@@ -31,6 +32,14 @@ export interface RedisCluster {
   waitReady(timeoutMs?: number): Promise<void>
   /** Runs a command on every live master (FLUSHALL between tests). */
   onMasters(...args: string[]): Promise<string[]>
+  /**
+   * Moves `slot` to `to` as `redis-cli --cluster reshard` does, slowly enough for clients to meet both redirections:
+   * the slot is marked IMPORTING on `to` and MIGRATING on its master, its keys are moved `batch` at a time with
+   * MIGRATE, `pauseMs` apart (meanwhile a command for a key already moved gets `ASK`, a multi-key one with keys on
+   * both sides `TRYAGAIN`), then every master is told the new owner (a client with the old map then gets `MOVED`).
+   * Resolves to the number of keys moved.
+   */
+  migrateSlot(slot: number, to: RedisServer, options?: { batch?: number; pauseMs?: number }): Promise<number>
   /** Stops every node and removes their files. */
   stop(): Promise<void>
 }
@@ -132,6 +141,63 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       return Promise.all(
         liveNodes.filter((_, i) => roles[i] === 'master').map((node) => node.command(...args)),
       )
+    },
+    async migrateSlot(slot, to, { batch = 5, pauseMs = 20 } = {}) {
+      const from = await cluster.masterOf(slot)
+      if (from === to) return 0
+      const clients = new Map<RedisServer, ReturnType<typeof createClient>>()
+      const client = async (node: RedisServer) => {
+        let made = clients.get(node)
+        if (made === undefined) {
+          made = createClient({ url: node.url, socket: { reconnectStrategy: false } })
+          made.on('error', () => {})
+          clients.set(node, made)
+          await made.connect()
+        }
+        return made
+      }
+      try {
+        const [source, target] = await Promise.all([client(from), client(to)])
+        const [fromId, toId] = await Promise.all([source.clusterMyId(), target.clusterMyId()])
+        await target.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId])
+        await source.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId])
+        let moved = 0
+        for (;;) {
+          const keys = await source.sendCommand<string[]>([
+            'CLUSTER',
+            'GETKEYSINSLOT',
+            String(slot),
+            String(batch),
+          ])
+          if (keys.length === 0) break
+          await source.sendCommand([
+            'MIGRATE',
+            '127.0.0.1',
+            String(to.port),
+            '',
+            '0',
+            '5000',
+            'REPLACE',
+            'KEYS',
+            ...keys,
+          ])
+          moved += keys.length
+          await new Promise((resolve) => setTimeout(resolve, pauseMs))
+        }
+        // The new owner first (it bumps its epoch), then the old one, then every other master, as redis-cli does.
+        await target.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', toId])
+        await source.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', toId])
+        const live = await Promise.all(
+          nodes.map(async (node) => ((await cluster.role(node)) === 'master' ? node : undefined)),
+        )
+        for (const node of live) {
+          if (node === undefined || node === from || node === to) continue
+          await (await client(node)).sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', toId])
+        }
+        return moved
+      } finally {
+        await Promise.all([...clients.values()].map((c) => c.close().catch(() => undefined)))
+      }
     },
     stop,
   }

@@ -11,6 +11,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A clock `skewMs` away from the host's: what a process on a badly synced host reads. */
 const skewed = (skewMs: number): Clock => ({ now: () => Date.now() + skewMs })
+/** A host whose clock is `skewMs` off: an injected clock is measured against Redis's only when asked. */
+const onHost = (skewMs: number): Partial<CacheOptions> => ({ clock: skewed(skewMs), clockSync: true })
 
 async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
   const cache = createCache({
@@ -40,7 +42,7 @@ function declare(cache: Cache, source: { value: string; loads: number }) {
 
 describe('clock skew between processes that share Redis', () => {
   it('entries written by a process whose clock runs an hour behind are fresh for every other process until Redis expires them', async () => {
-    const writer = declare(await newCache({ clock: skewed(-HOUR) }), { value: 'unused', loads: 0 })
+    const writer = declare(await newCache(onHost(-HOUR)), { value: 'unused', loads: 0 })
     const source = { value: 'loaded', loads: 0 }
     const reader = declare(await newCache(), source)
 
@@ -54,7 +56,7 @@ describe('clock skew between processes that share Redis', () => {
   })
 
   it("a reader's L1 copy of an entry written by a process an hour ahead does not outlive the Redis key", async () => {
-    const writer = declare(await newCache({ clock: skewed(HOUR) }), { value: 'unused', loads: 0 })
+    const writer = declare(await newCache(onHost(HOUR)), { value: 'unused', loads: 0 })
     const source = { value: 'loaded', loads: 0 }
     const reader = declare(await newCache(), source)
 
@@ -77,7 +79,7 @@ describe('clock skew between processes that share Redis', () => {
       warn: (_: object, message: string) => warnings.push(message),
       error() {},
     }
-    const ahead = await newCache({ clock: skewed(HOUR), logger })
+    const ahead = await newCache({ ...onHost(HOUR), logger })
     const offset = ahead.stats().l2!.clockOffsetMs
     expect(Math.abs(offset + HOUR)).toBeLessThan(1000)
     expect(warnings.filter((w) => w.includes('clock'))).toEqual([
@@ -86,5 +88,38 @@ describe('clock skew between processes that share Redis', () => {
     // On the host's own clock there is nothing to correct (skew under the tolerance reads as 0).
     const synced = await newCache()
     expect(synced.stats().l2!.clockOffsetMs).toBe(0)
+  })
+
+  it('leaves an injected clock alone: caches sharing a fake clock that stands still agree to the millisecond', async () => {
+    // A fake clock far from Redis's that does not advance while real time passes: measured, it would read as a skew
+    // that grows between one cache's connect and the next, and the two caches would disagree about when an entry
+    // written by one ends for the other.
+    let now = 1_700_000_000_000
+    const clock = { now: () => now }
+    let loads = 0
+    const declareOn = (cache: Cache) =>
+      cache.namespace('frozen', {
+        key: 'f:{id}',
+        ttl: '10s',
+        jitter: 0,
+        load: (_: { id: number }) => `load #${++loads}`,
+      })
+    const a = declareOn(await newCache({ clock }))
+    await sleep(300) // more than the skew tolerance of real time passes between the two connects
+    const bCache = await newCache({ clock })
+    const b = declareOn(bCache)
+    expect(bCache.stats().l2!.clockOffsetMs).toBe(0)
+    expect(await a.get({ id: 1 })).toBe('load #1')
+    await expect.poll(() => b.peek({ id: 1 })).toBe('load #1')
+    now += 6_000
+    expect(await b.get({ id: 1 })).toBe('load #1') // from L2: 4 s of the entry's life left
+    now += 3_999
+    expect(await b.get({ id: 1 })).toBe('load #1') // b's L1 copy, 1 ms before the entry ends on the shared clock
+    now += 2
+    expect(await b.get({ id: 1 })).toBe('load #2')
+  })
+
+  it('refuses a clockSync that is not a boolean, naming the option', () => {
+    expect(() => createCache({ service: 'it-skew', clockSync: 'yes' as unknown as boolean })).toThrow(/clockSync/)
   })
 })

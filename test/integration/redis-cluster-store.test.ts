@@ -1,7 +1,9 @@
 // What only a Redis Cluster asks of the store: slots, every master, sharded pub/sub, a failover, its options.
-import { createCache, type Cache } from 'stratacache'
+import { createCache, type Cache, type Logger } from 'stratacache'
 import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
 import { createCluster } from 'redis'
+import { ioredisStore } from 'stratacache/ioredis'
+import { Cluster } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CLUSTER_FENCE_SHARDS } from '../../src/core/key-layout.js'
 import { KeySchema } from '../../src/core/keys.js'
@@ -34,6 +36,11 @@ const keyOf = (service: string, id: number) =>
     fenceShards: CLUSTER_FENCE_SHARDS,
   }).build({ id })
 
+/** The commands docs/security.md lists for a cache's ACL user on a Redis Cluster. */
+const CLUSTER_ACL_COMMANDS =
+  '+get +mget +set +unlink +scan +incr +pexpire +pttl +sadd +sscan +rename +eval +publish +subscribe +ping +time ' +
+  '+hello +spublish +ssubscribe +cluster|slots +cluster|info +exists'
+
 const rootNodes = () => cluster.urls.slice(0, 3).map((url) => ({ url }))
 
 /** Calls of one command on every master (INFO commandstats), summed. */
@@ -44,10 +51,11 @@ async function calls(command: string): Promise<number> {
     .reduce((a, b) => a + b, 0)
 }
 
-async function make(service: string, options: { l2Timeout?: number } = {}) {
+async function make(service: string, options: { l2Timeout?: number; logger?: Logger } = {}) {
   let loads = 0
   const cache = createCache({
     service,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     l2: redisClusterStore({ rootNodes: rootNodes() }),
     ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
   })
@@ -179,6 +187,173 @@ describe('redisClusterStore', () => {
     }
   })
 
+  it("inspects the whole cluster: every master's memory and limit added up, every master's keys sampled", async () => {
+    const a = await make('inspected', { l2Timeout: 2_000 })
+    const live = await Promise.all(
+      cluster.nodes.map(async (node) => ((await cluster.role(node)) === 'master' ? node : undefined)),
+    )
+    const masters = live.filter((node) => node !== undefined)
+    expect(masters).toHaveLength(3)
+    const mb = 1024 * 1024
+    await Promise.all(
+      masters.map((node, i) => node.command('CONFIG', 'SET', 'maxmemory', String((i + 1) * 100 * mb))),
+    )
+    try {
+      const params = Array.from({ length: 60 }, (_, id) => ({ id }))
+      await a.items.getMany(params)
+      const keys = params.map((p) => keyOf('inspected', p.id))
+      const raw = createCluster({ rootNodes: rootNodes(), defaults: { disableOfflineQueue: true } })
+      await raw.connect()
+      try {
+        await expect
+          .poll(async () => (await Promise.all(keys.map((key) => raw.exists(key)))).every((n) => n === 1))
+          .toBe(true)
+      } finally {
+        await raw.close()
+      }
+      const used = async () =>
+        (await cluster.onMasters('INFO', 'memory'))
+          .map((reply) => Number(/used_memory:(\d+)/.exec(reply)?.[1]))
+          .reduce((total, n) => total + n, 0)
+      const before = await used()
+      const report = await a.cache.inspect({ sampleKeys: 1_000 })
+      const after = await used()
+      expect(report.memory.maxmemory).toMatchObject({ known: true, value: 600 * mb })
+      expect(report.memory.used.known && report.memory.used.value).toBeGreaterThanOrEqual(
+        Math.min(before, after) * 0.9,
+      )
+      expect(report.memory.used.known && report.memory.used.value).toBeLessThanOrEqual(
+        Math.max(before, after) * 1.1,
+      )
+      expect(report.namespaces['item']).toMatchObject({ stoppedBy: 'complete', coverage: 1, entries: 60 })
+      // A scan stopped early on the second master or later: its share is read off the cluster cursor.
+      const partial = await a.cache.inspect({ sampleKeys: 30, scanCount: 5 })
+      const item = partial.namespaces['item']!
+      expect(item.stoppedBy).toBe('sample-size')
+      expect(item.coverage).toBeGreaterThan(0)
+      expect(item.coverage).toBeLessThan(1)
+    } finally {
+      await cluster.onMasters('CONFIG', 'SET', 'maxmemory', '0')
+    }
+  })
+
+  it.each(['node-redis', 'ioredis'])(
+    'runs every cache feature as an ACL user limited to its service, with +spublish +ssubscribe (%s)',
+    async (client) => {
+      const service = `acl-${client}`
+      // The ACL of docs/security.md, on every node (ACLs are per node).
+      const acl = [
+        ...[
+          'ACL',
+          'SETUSER',
+          'cache-app',
+          'on',
+          '>s3cret-pass',
+          'resetkeys',
+          `~${service}:*`,
+          `~${service}#*`,
+        ],
+        ...['resetchannels', `&${service}#*`, '-@all', ...CLUSTER_ACL_COMMANDS.split(' ')],
+      ]
+      for (const node of cluster.nodes) expect(await node.command(...acl)).toBe('+OK\r\n')
+      const ioClient =
+        client === 'ioredis'
+          ? new Cluster(
+              cluster.nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
+              {
+                lazyConnect: true,
+                enableOfflineQueue: false,
+                shardedSubscribers: true,
+                redisOptions: {
+                  maxRetriesPerRequest: 0,
+                  username: 'cache-app',
+                  password: 's3cret-pass',
+                  // Each node connection's ready check is an INFO, which the ACL refuses (ioredis says so, noisily).
+                  enableReadyCheck: false,
+                },
+              },
+            )
+          : undefined
+      try {
+        const make = async () => {
+          const cache = createCache({
+            service,
+            timeouts: { l2: '2s' },
+            l2:
+              ioClient === undefined
+                ? redisClusterStore({
+                    rootNodes: rootNodes(),
+                    username: 'cache-app',
+                    password: 's3cret-pass',
+                  })
+                : ioredisStore({ client: ioClient }),
+          })
+          caches.push(cache)
+          await cache.connect()
+          await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+          return cache.namespace('item', {
+            key: 'item:{id}',
+            ttl: '1m',
+            tags: ({ id }: { id: number }) => [`group:${id % 2}`],
+            load: ({ id }: { id: number }) => ({ id, by: 'loader' }),
+          })
+        }
+        const a = await make()
+        const b = await make()
+        const params = Array.from({ length: 20 }, (_, id) => ({ id }))
+        await a.getMany(params) // fences, locks, MGET per slot, loads, fenced stores
+        await expect.poll(async () => (await b.getMany(params)).length).toBe(20)
+        await a.set({ id: 2 }, { id: 2, by: 'set' }) // version bump, SET, SPUBLISH
+        await expect.poll(() => b.get({ id: 2 })).toEqual({ id: 2, by: 'set' })
+        expect(await a.invalidateTag('group:0')).toBeGreaterThanOrEqual(1)
+        expect(await a.clear()).toBeGreaterThanOrEqual(1) // SCAN on every master
+        expect(a.stats().l2Errors + b.stats().l2Errors).toBe(0)
+      } finally {
+        for (const node of cluster.nodes)
+          await node.command('ACL', 'DELUSER', 'cache-app').catch(() => undefined)
+      }
+      ioClient?.disconnect()
+    },
+  )
+
+  it("measures its clock against the cluster's (TIME): entries written by a process an hour behind stay fresh for the others", async () => {
+    const HOUR = 3_600_000
+    const make = async (skewMs: number, loads: { n: number }) => {
+      const cache = createCache({
+        service: 'skewed',
+        clock: { now: () => Date.now() + skewMs },
+        // An injected clock is measured against the server's only when asked to.
+        clockSync: true,
+        timeouts: { l2: '2s' },
+        l2: redisClusterStore({ rootNodes: rootNodes() }),
+      })
+      caches.push(cache)
+      await cache.connect()
+      const items = cache.namespace('item', {
+        key: 'item:{id}',
+        ttl: '2s',
+        jitter: 0,
+        load: ({ id }: { id: number }) => {
+          loads.n++
+          return `loaded ${id}`
+        },
+      })
+      return { cache, items }
+    }
+    const writer = await make(-HOUR, { n: 0 })
+    const readerLoads = { n: 0 }
+    const reader = await make(0, readerLoads)
+    // The offset is the cluster's clock minus the process's: an hour for the one behind, none for the other.
+    await expect.poll(() => writer.cache.stats().l2!.clockOffsetMs).toBeGreaterThan(HOUR - 5_000)
+    expect(writer.cache.stats().l2!.clockOffsetMs).toBeLessThan(HOUR + 5_000)
+    expect(reader.cache.stats().l2!.clockOffsetMs).toBe(0)
+    await writer.items.set({ id: 1 }, 'written')
+    expect(await reader.items.get({ id: 1 })).toBe('written')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(await reader.items.get({ id: 1 })).toBe('written')
+    expect(readerLoads.n).toBe(0)
+  })
+
   it('refuses options it cannot honour, naming them', () => {
     expect(() => redisClusterStore({ rootNodes: rootNodes(), url: 'x' } as never)).toThrow(/url/)
     expect(() => redisClusterStore({})).toThrow(/exactly one of `rootNodes` or `cluster`/)
@@ -193,7 +368,13 @@ describe('redisClusterStore', () => {
   })
 
   it('keeps answering while a master dies, within the L2 timeout, and uses its promoted replica afterwards', async () => {
-    const a = await make('failover', { l2Timeout: 100 })
+    const warnings: string[] = []
+    const logger: Logger = {
+      info: () => {},
+      error: () => {},
+      warn: (_fields, message) => warnings.push(message),
+    }
+    const a = await make('failover', { l2Timeout: 100, logger })
     const params = Array.from({ length: 40 }, (_, id) => ({ id }))
     await a.items.getMany(params)
     const victim = await cluster.masterOf(clusterSlot(keyOf('failover', 0)))
@@ -212,6 +393,11 @@ describe('redisClusterStore', () => {
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
     await cluster.waitReady()
+    // The log says which node could not be reached, once.
+    const named = warnings.filter((w) =>
+      w.includes(`node of the Redis Cluster failed: cannot reach Redis at 127.0.0.1:${victim.port}`),
+    )
+    expect(named, warnings.join('\n')).toHaveLength(1)
     // Two L2 timeouts (the read, the fence) and the loader: well under a second.
     expect(slowest).toBeLessThan(1_000)
     // The promoted replica serves the slot: writes and reads of it work again, without restarting anything.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseDuration } from '../../src/core/duration.js'
 import { CircuitBreaker, type CircuitState } from '../../src/policies/circuit-breaker.js'
-import { Deadlines } from '../../src/policies/deadline.js'
+import { Deadlines, type Timed } from '../../src/policies/deadline.js'
 import { InvalidOptionError } from 'stratacache'
 
 describe('circuit breaker', () => {
@@ -62,16 +62,19 @@ describe('circuit breaker', () => {
 /** Settles like `promise`, or rejects with `makeError()` once the deadline passes first: how L2Guard uses `track`. */
 function race<T>(deadlines: Deadlines, promise: Promise<T>, makeError: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const pending = deadlines.track(() => reject(makeError()))
+    const pending: Timed = { deadline: 0, done: false, slot: undefined, onTimeout: () => reject(makeError()) }
+    deadlines.track(pending)
     promise.then(
       (value) => {
         if (pending.done) return
         pending.done = true
+        deadlines.untrack(pending)
         resolve(value)
       },
       (error: unknown) => {
         if (pending.done) return
         pending.done = true
+        deadlines.untrack(pending)
         reject(error instanceof Error ? error : new Error(String(error)))
       },
     )
@@ -96,6 +99,28 @@ describe('deadlines', () => {
     await expect(raced).rejects.toThrow('timed out')
     settle('late')
     await expect(race(d, Promise.resolve('next'), timedOut)).resolves.toBe('next')
+    d.stop()
+  })
+
+  it('holds a call only until it settles: an untracked call leaves its slot and is never timed out', async () => {
+    const d = new Deadlines(10)
+    let timedOut = 0
+    const calls: Timed[] = Array.from({ length: 100 }, () => ({
+      deadline: 0,
+      done: false,
+      slot: undefined,
+      onTimeout: () => void timedOut++,
+    }))
+    for (const call of calls) d.track(call)
+    const slot = calls[0]!.slot!
+    expect(slot.size).toBeGreaterThan(0)
+    for (const call of calls.slice(0, 99)) {
+      call.done = true
+      d.untrack(call)
+    }
+    expect(calls.slice(0, 99).every((call) => call.slot === undefined && !slot.has(call))).toBe(true)
+    await expect.poll(() => timedOut).toBe(1) // the one still waiting
+    expect(calls[99]!.slot).toBeUndefined()
     d.stop()
   })
 

@@ -1,6 +1,7 @@
 // The command table: one module per command. A new command is one import and one entry here.
 import type { Command, Flags } from '../command.js'
 import { contractCommand } from './contract.js'
+import { drillCommand } from './drill.js'
 import { inspectCommand } from './inspect.js'
 import { purgeCommand } from './purge.js'
 import { simulateCommand } from './simulate.js'
@@ -8,6 +9,7 @@ import { warmCommand } from './warm.js'
 
 export const commands: readonly Command<Flags>[] = [
   contractCommand,
+  drillCommand,
   inspectCommand,
   purgeCommand,
   simulateCommand,

@@ -1,0 +1,151 @@
+// `stratacache drill`: runs a chaos drill against the config module's namespaces on loopback and judges it by their
+// own declarations (staleness bounds, objectives, source limits).
+import { parseDuration } from '../../core/duration.js'
+import { CliUsageError } from '../../errors.js'
+import { defineCommand, ExitCode, progressLine, required } from '../command.js'
+import { DRILLS, drillNamed } from '../drill/drills.js'
+
+const names = DRILLS.map((d) => d.name).join(', ')
+
+export const drillCommand = defineCommand({
+  name: 'drill',
+  summary:
+    'run a chaos drill (Redis restart, delayed invalidation, mass expiry) and judge it by the namespaces',
+  positionals: 1,
+  help: `Usage: stratacache drill <drill> --config FILE [--namespace NAME ...] [--duration 6s] [--json]
+
+Drills:
+${DRILLS.map((d) => `  ${d.name.padEnd(23)}${d.summary}`).join('\n')}
+
+Starts its own redis-server processes on loopback (the L2, and a source that never fails), a writer process and
+--readers reader processes that declare the config module's namespaces on a cache of their own, with the drill's
+Redis as L2 and a synthetic source instead of the loaders (your database is never called): each value is the
+version the writer last wrote, so the staleness of every read is measured exactly. The readers run a bounded read
+workload, the writer changes the first 5 keys of each namespace in turn and invalidates them (source, then delete), the fault comes after a
+third of --duration; then, per namespace: failed gets, reads staler than the consistency bound, p99 latency against
+slo.readP99, reads served stale against slo.staleReadsMax, source loads against source.maxConcurrent and
+maxPerSecond, and the time to converge after the fault. A namespace passes when it keeps its own declarations.
+
+Needs redis-server on PATH. A TypeScript config module needs NODE_OPTIONS='--import tsx' (the workers inherit it).
+
+Flags:
+  -c, --config FILE        the module that creates your cache
+  -n, --namespace NAME     drill only this namespace (repeat for several; default: all)
+      --duration D         how long the workload runs, e.g. 6s (default 6s; at most 5m)
+      --fault-for D        how long Redis stays down, or the bus delayed (default: a fifth of --duration)
+      --delay D            delayed-invalidation: how late each bus message arrives (default 1s)
+      --readers N          reader processes (default 3)
+      --concurrency N      concurrent read loops per reader (default 4)
+      --keys N             keys read per namespace (default 200)
+      --source-latency D   the synthetic source's time per load (default 2ms)
+      --l2 URL             use this Redis as L2 instead of starting one (not with redis-restart)
+      --source URL         use this Redis as the synthetic source instead of starting one
+                           (the drill's keys there start with its run's service name, and stay)
+      --json               print the report as JSON
+  -h, --help               this help
+
+Exit codes: 0 every namespace passed; 1 a namespace failed the drill; 2 bad command line; 3 the drill could not run
+(no redis-server, a config module that cannot be loaded, a drill this version does not have).
+
+Example:
+  npx stratacache drill redis-restart --config stratacache.config.mjs --json`,
+  flags: {
+    config: { type: 'string', short: 'c' },
+    namespace: { type: 'string', short: 'n', multiple: true },
+    duration: { type: 'string' },
+    'fault-for': { type: 'string' },
+    delay: { type: 'string' },
+    readers: { type: 'string' },
+    concurrency: { type: 'string' },
+    keys: { type: 'string' },
+    'source-latency': { type: 'string' },
+    l2: { type: 'string' },
+    source: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(flags, io, positionals) {
+    if (positionals[0] === undefined) {
+      throw new CliUsageError('drill', `Missing the drill to run: one of ${names}`)
+    }
+    // A drill this version lists but cannot run is refused here, before anything starts.
+    const drill = drillNamed(positionals[0])
+    if (drill === undefined)
+      throw new CliUsageError('drill', `Unknown drill "${positionals[0]}"; drills: ${names}`)
+    const config = required('drill', flags, 'config', 'FILE (the module that creates your cache)')
+    const durationMs = duration(flags.duration, '--duration', 6_000, 1_000, 300_000)
+    const faultForMs = duration(
+      flags['fault-for'],
+      '--fault-for',
+      Math.round(durationMs / 5),
+      1,
+      durationMs / 3,
+    )
+    const busDelayMs = duration(flags.delay, '--delay', 1_000, 1, 60_000)
+    const sourceLatencyMs = duration(flags['source-latency'], '--source-latency', 2, 0, 10_000)
+    const readers = whole(flags.readers, '--readers', 3, 1, 16)
+    const concurrency = whole(flags.concurrency, '--concurrency', 4, 1, 64)
+    const keys = whole(flags.keys, '--keys', 200, 1, 100_000)
+
+    for (const flag of ['l2', 'source'] as const) {
+      const url = flags[flag]
+      if (url !== undefined && !/^rediss?:\/\//.test(url)) {
+        throw new CliUsageError('drill', `--${flag} must be a redis:// or rediss:// URL, got "${url}"`)
+      }
+    }
+    if (flags.l2 !== undefined && drill === 'redis-restart') {
+      throw new CliUsageError('drill', 'redis-restart kills and restarts its own L2: leave out --l2')
+    }
+
+    // Loaded only here: the drill needs the Redis client (an optional peer dependency) and child processes.
+    const { runDrill } = await import('../drill/drill.js')
+    const { renderJson, renderText } = await import('../drill/report.js')
+    const progress = progressLine(io)
+    const report = await runDrill({
+      drill,
+      config,
+      cwd: io.cwd,
+      namespaces: (flags.namespace as unknown as string[] | undefined) ?? [],
+      durationMs,
+      faultForMs,
+      busDelayMs,
+      sourceLatencyMs,
+      readers,
+      concurrency,
+      keys,
+      l2Url: flags.l2,
+      sourceUrl: flags.source,
+      progress: (what, done) => progress(what, done, 1),
+    }).finally(() => progress.done())
+    io.out(flags.json === true ? renderJson(report) : renderText(report))
+    return report.pass ? ExitCode.ok : ExitCode.checkFailed
+  },
+})
+
+function duration(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback
+  let ms: number
+  try {
+    ms = parseDuration(/^\d+$/.test(value) ? Number(value) : value, flag)
+  } catch {
+    throw new CliUsageError('drill', `${flag} must be a duration such as 500ms or 6s, got "${value}"`)
+  }
+  if (!(ms >= min && ms <= max)) {
+    throw new CliUsageError('drill', `${flag} must be from ${min} ms to ${max} ms, got "${value}"`)
+  }
+  return ms
+}
+
+function whole(value: string | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CliUsageError('drill', `${flag} must be a whole number from ${min} to ${max}, got "${value}"`)
+  }
+  return n
+}

@@ -1,0 +1,70 @@
+// What the drill's parent process and its worker processes say to each other (over the fork IPC channel).
+
+/** How a worker is set up: sent as its first message. */
+export interface WorkerSetup {
+  readonly role: 'reader' | 'writer'
+  /** Absolute path of the config module; the worker imports it as the CLI does. */
+  readonly config: string
+  readonly cwd: string
+  /** The drill's L2 and source Redis (loopback). */
+  readonly l2Url: string
+  readonly sourceUrl: string
+  /** The service name the drill's caches use: fresh per run, so keys of an earlier run are never read. */
+  readonly service: string
+  /** The namespaces to drill, by name. */
+  readonly namespaces: readonly string[]
+  /** Keys read per namespace (readers), or written (writer: the first `writeKeys` of them). */
+  readonly keys: number
+  readonly writeKeys: number
+  /** Concurrent read loops in a reader. */
+  readonly concurrency: number
+  /** How long the workload runs after "go", and the most reads (or writes) a worker makes, whatever the clock. */
+  readonly durationMs: number
+  readonly maxOps: number
+  /** The synthetic source's latency per load. */
+  readonly sourceLatencyMs: number
+  /** The writer's pause between rounds (one write per namespace per round). */
+  readonly writeIntervalMs: number
+}
+
+export type ParentMessage =
+  | { readonly type: 'setup'; readonly setup: WorkerSetup }
+  | { readonly type: 'go' }
+  /** Delay every invalidation-bus message by this much from now on (0: deliver at once). */
+  | { readonly type: 'bus-delay'; readonly ms: number }
+
+export type WorkerMessage =
+  | { readonly type: 'ready'; readonly skipped: readonly { name: string; reason: string }[] }
+  | { readonly type: 'report'; readonly report: WorkerReport }
+  | { readonly type: 'failed'; readonly message: string }
+
+/** One read: namespace index, key index, start (epoch ms), duration (ms), version got (-1: the get failed). */
+export type ReadRecord = [ns: number, key: number, startAt: number, ms: number, version: number]
+/** One acknowledged write: namespace index, key index, the version written, when `delete` resolved (epoch ms). */
+export type WriteRecord = [ns: number, key: number, version: number, ackedAt: number]
+
+export interface NamespaceCounts {
+  /** Loads the synthetic source served for this namespace in this process. */
+  readonly loads: number
+  /** Writes whose `delete` rejected (the source changed, the cache said it may still hold the old value). */
+  readonly failedWrites: number
+  /** Most loads in flight at once, and most started within one second, in this process. */
+  readonly peakConcurrent: number
+  readonly peakPerSecond: number
+  /** Reads the library served stale (stale-while-revalidate, fail-safe, soft timeout, bus outage). */
+  readonly staleServed: number
+  readonly reads: number
+}
+
+export interface WorkerReport {
+  readonly role: 'reader' | 'writer'
+  readonly pid: number
+  readonly reads: ReadRecord[]
+  readonly writes: WriteRecord[]
+  /** The first few failures, as `code: message`. */
+  readonly errors: string[]
+  /** Per drilled namespace (same order as the setup's). */
+  readonly namespaces: NamespaceCounts[]
+  /** Instants (epoch ms) at which L2 was not healthy here (circuit not closed, or the bus not subscribed), sampled. */
+  readonly unhealthyAt: number[]
+}

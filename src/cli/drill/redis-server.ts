@@ -1,0 +1,212 @@
+// Starts real redis-server processes on free loopback ports, and kills, pauses and restarts them: for
+// `stratacache drill` and for the test suite (test/helpers/redis-server.ts re-exports it).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createConnection, createServer, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DrillSetupError } from '../../errors.js'
+
+/** PEM files for a TLS-only server: its certificate and key, the CA it trusts for clients, and a client's pair. */
+export interface RedisTlsFiles {
+  readonly cert: string
+  readonly key: string
+  readonly ca: string
+  /** The certificate and key `command()` presents (the server requires a client certificate by default). */
+  readonly clientCert: string
+  readonly clientKey: string
+}
+
+export interface RedisServerOptions {
+  /** Serve TLS only (`--port 0 --tls-port N`): `url` is then `rediss://127.0.0.1:N`. */
+  readonly tls?: RedisTlsFiles
+}
+
+export interface RedisServer {
+  readonly port: number
+  /** `redis://127.0.0.1:port`, or `rediss://…` for a TLS server. */
+  readonly url: string
+  /** Stops the server for good (SIGKILL if it does not exit on SIGTERM). */
+  stop(): Promise<void>
+  /** Kills the process abruptly (SIGKILL), as a crash would. */
+  kill(): Promise<void>
+  /** Freezes the process (SIGSTOP): connections stay open but nothing answers. */
+  pause(): void
+  /** Thaws a paused process (SIGCONT). */
+  resume(): void
+  /** Starts the server again on the same port (after kill or stop), empty. */
+  restart(): Promise<void>
+  /** Sends one command over a fresh connection and returns the raw reply text (for INFO, CONFIG, DEBUG…). */
+  command(...args: string[]): Promise<string>
+}
+
+/** A free TCP port on 127.0.0.1, found by binding port 0. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
+    })
+  })
+}
+
+/** Starts a redis-server that keeps nothing on disk, on a free loopback port (TLS only with `options.tls`). */
+export async function startRedis(
+  extraArgs: string[] = [],
+  options: RedisServerOptions = {},
+): Promise<RedisServer> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'strata-redis-'))
+  let child: ChildProcess | undefined
+  const { tls } = options
+  const portArgs =
+    tls === undefined
+      ? ['--port', String(port)]
+      : [
+          ['--port', '0'],
+          ['--tls-port', String(port)],
+          ['--tls-cert-file', tls.cert],
+          ['--tls-key-file', tls.key],
+          ['--tls-ca-cert-file', tls.ca],
+        ].flat()
+  const open: () => Socket =
+    tls === undefined
+      ? () => createConnection({ host: '127.0.0.1', port })
+      : () =>
+          tlsConnect({
+            host: '127.0.0.1',
+            port,
+            ca: readFileSync(tls.ca),
+            cert: readFileSync(tls.clientCert),
+            key: readFileSync(tls.clientKey),
+          })
+
+  const launch = async () => {
+    const proc = spawn(
+      'redis-server',
+      [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    // spawn reports a missing executable as an 'error' event, not a throw: race it against the first PING.
+    const failed = new Promise<never>((_, reject) => {
+      proc.once('error', (error: NodeJS.ErrnoException) => {
+        reject(
+          new DrillSetupError(
+            error.code === 'ENOENT'
+              ? 'redis-server is not on PATH; install it (apt-get install redis-server, brew install redis) or ' +
+                  'add its directory to PATH'
+              : `redis-server could not start (${error.message})`,
+            { cause: error },
+          ),
+        )
+      })
+    })
+    child = proc
+    await Promise.race([
+      failed,
+      waitForPing(port, open, 5_000, () => proc.pid === undefined || proc.exitCode !== null),
+    ])
+  }
+
+  const exited = (proc: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve()
+      else proc.once('exit', () => resolve())
+    })
+
+  await launch()
+  const server: RedisServer = {
+    port,
+    url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
+    async stop() {
+      const proc = child
+      if (!proc) return
+      child = undefined
+      proc.kill('SIGCONT')
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 2_000)
+      await exited(proc)
+      clearTimeout(timer)
+      rmSync(dir, { recursive: true, force: true })
+    },
+    async kill() {
+      const proc = child
+      if (!proc) return
+      child = undefined
+      proc.kill('SIGKILL')
+      await exited(proc)
+    },
+    pause() {
+      child?.kill('SIGSTOP')
+    },
+    resume() {
+      child?.kill('SIGCONT')
+    },
+    async restart() {
+      await server.kill()
+      await launch()
+    },
+    command: (...args) => rawCommand(port, open, args),
+  }
+  return server
+}
+
+/** Sends one RESP command on a fresh socket and resolves with the raw reply once it looks complete. */
+function rawCommand(port: number, open: () => Socket, args: string[], timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = open()
+    let reply = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`redis on ${port} did not answer ${args[0]} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    socket.on('data', (data) => {
+      reply += data.toString('utf8')
+      if (isComplete(reply)) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(reply)
+      }
+    })
+    socket.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''))
+  })
+}
+
+function isComplete(reply: string): boolean {
+  if (!reply.endsWith('\r\n')) return false
+  if (reply[0] !== '$') return true
+  const header = reply.indexOf('\r\n')
+  const length = Number(reply.slice(1, header))
+  return length < 0 || Buffer.byteLength(reply) >= header + 2 + length + 2
+}
+
+async function waitForPing(
+  port: number,
+  open: () => Socket,
+  timeoutMs: number,
+  exited: () => boolean = () => false,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      // -NOAUTH: a server started with --requirepass is up too.
+      if (/^(\+PONG|-NOAUTH)/.test(await rawCommand(port, open, ['PING'], 500))) return
+    } catch {
+      // not listening yet
+    }
+    if (exited()) throw new DrillSetupError(`redis-server on port ${port} exited before answering PING`)
+    if (Date.now() > deadline)
+      throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

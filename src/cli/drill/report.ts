@@ -1,0 +1,292 @@
+// A drill's numbers, per namespace, judged against the namespace's own declarations; and the report as text or JSON.
+import type { ResolvedNamespaceOptions } from '../../options.js'
+import { formatCount, formatShare } from '../format.js'
+import type { WorkerReport } from './protocol.js'
+
+/**
+ * Allowed on top of a staleness bound: what lies between the instants the drill can see (the writer's ack and a
+ * reader's start, read from one clock by busy processes, in whole ms).
+ */
+export const STALENESS_SLACK_MS = 50
+
+export interface DrilledNamespace {
+  readonly name: string
+  readonly options: ResolvedNamespaceOptions
+}
+
+export interface NamespaceResult {
+  readonly name: string
+  readonly consistency: ResolvedNamespaceOptions['consistency']
+  readonly pass: boolean
+  /** Why it failed, one sentence per broken promise; empty when it passed. */
+  readonly failures: string[]
+  readonly reads: number
+  readonly failedGets: number
+  /** Writes acknowledged, and writes whose cache delete rejected (not counted for staleness: never acknowledged). */
+  readonly writes: number
+  readonly failedWrites: number
+  readonly staleness: {
+    /** The class bound (0 for strong, maxStaleness for bounded); null for eventual (no bound promised). */
+    readonly boundMs: number | null
+    /** Reads that got a value older than the newest write acknowledged before they started. */
+    readonly staleReads: number
+    /** Of them, staler than the bound plus STALENESS_SLACK_MS. */
+    readonly beyondBound: number
+    readonly maxMs: number
+  }
+  readonly latency: { readonly p50Ms: number; readonly p99Ms: number; readonly objectiveMs: number | null }
+  /** Reads the library answered with a stale value (SWR, fail-safe…), against `slo.staleReadsMax`. */
+  readonly staleServed: { readonly share: number; readonly objective: number | null }
+  readonly source: {
+    /** Loads counted by the source itself, and by the workers (they agree unless a worker lost count). */
+    readonly loads: number
+    readonly loadsCountedByWorkers: number
+    /** Peaks in one process: the source limit applies per process. */
+    readonly peakConcurrent: number
+    readonly maxConcurrent: number | null
+    readonly peakPerSecond: number
+    readonly maxPerSecond: number | null
+  }
+  /**
+   * From the end of the fault to the last read that failed or was staler than the bound, or the last instant a
+   * process's L2 circuit was open or its bus unsubscribed; null when that still held at the end of the run.
+   */
+  readonly convergedAfterMs: number | null
+}
+
+export interface DrillReport {
+  readonly drill: string
+  readonly config: string
+  /** The service name the drill's caches ran under (its keys in L2 and in the source start with it). */
+  readonly service: string
+  readonly pass: boolean
+  readonly setup: {
+    readonly durationMs: number
+    readonly readers: number
+    readonly concurrency: number
+    readonly keys: number
+    readonly writeKeys: number
+    readonly writeIntervalMs: number
+    readonly sourceLatencyMs: number
+  }
+  /** When the fault began and ended, ms from the start of the workload. */
+  readonly fault: {
+    readonly kind: string
+    readonly startMs: number
+    readonly endMs: number
+    readonly detail: Readonly<Record<string, number>>
+  }
+  readonly namespaces: NamespaceResult[]
+  /** The first few failures the workers saw, as `code: message`. */
+  readonly errors: string[]
+}
+
+/** The last part of the run in which anything unsettled means the drill ended before the namespace converged. */
+const SETTLED_TAIL_MS = 250
+
+export function judge(input: {
+  drill: string
+  config: string
+  service: string
+  setup: DrillReport['setup']
+  goAt: number
+  endAt: number
+  fault: DrillReport['fault']
+  namespaces: readonly DrilledNamespace[]
+  workers: readonly WorkerReport[]
+  sourceLoads: readonly number[]
+}): DrillReport {
+  const { goAt, workers } = input
+  const faultEnd = goAt + input.fault.endMs
+  const faultStart = goAt + input.fault.startMs
+  const lastUnhealthy = Math.max(
+    0,
+    ...workers.map((w) => w.unhealthyAt.filter((t) => t >= faultStart).at(-1) ?? 0),
+  )
+  const runEnd = Math.min(
+    input.endAt,
+    Math.max(...workers.flatMap((w) => w.reads.map((r) => r[2] + r[3])), goAt),
+  )
+
+  const namespaces = input.namespaces.map((ns, i): NamespaceResult => {
+    const o = ns.options
+    const bound = o.consistency === 'strong' ? 0 : o.consistency === 'bounded' ? o.maxStalenessMs : Infinity
+    // Per key, the acknowledged writes: the version written and when.
+    const acks = new Map<number, [version: number, at: number][]>()
+    let writes = 0
+    for (const w of workers) {
+      for (const [n, key, version, at] of w.writes) {
+        if (n !== i) continue
+        writes++
+        const list = acks.get(key) ?? []
+        list.push([version, at])
+        acks.set(key, list)
+      }
+    }
+    let reads = 0
+    let failed = 0
+    let staleReads = 0
+    let beyond = 0
+    let maxStaleness = 0
+    let lastUnsettled = 0
+    const durations: number[] = []
+    for (const w of workers) {
+      for (const [n, key, startAt, ms, version] of w.reads) {
+        if (n !== i) continue
+        reads++
+        durations.push(ms)
+        if (version < 0) {
+          failed++
+          if (startAt >= faultStart) lastUnsettled = Math.max(lastUnsettled, startAt + ms)
+          continue
+        }
+        // Stale by how long before this read started the first newer write had been acknowledged.
+        let newerAckedAt = Infinity
+        for (const [v, at] of acks.get(key) ?? [])
+          if (v > version && at < startAt) newerAckedAt = Math.min(newerAckedAt, at)
+        if (newerAckedAt === Infinity) continue
+        const staleness = startAt - newerAckedAt
+        staleReads++
+        maxStaleness = Math.max(maxStaleness, staleness)
+        if (staleness > bound + STALENESS_SLACK_MS) {
+          beyond++
+          if (startAt >= faultStart) lastUnsettled = Math.max(lastUnsettled, startAt + ms)
+        }
+      }
+    }
+    durations.sort((a, b) => a - b)
+    const quantile = (q: number) =>
+      durations.length === 0 ? 0 : durations[Math.ceil(durations.length * q) - 1]!
+    const p99 = quantile(0.99)
+    const staleServed = sum(workers.map((w) => w.namespaces[i]?.staleServed ?? 0))
+    const libraryReads = sum(workers.map((w) => w.namespaces[i]?.reads ?? 0))
+    const staleShare = libraryReads === 0 ? 0 : staleServed / libraryReads
+    const peakConcurrent = Math.max(0, ...workers.map((w) => w.namespaces[i]?.peakConcurrent ?? 0))
+    const peakPerSecond = Math.max(0, ...workers.map((w) => w.namespaces[i]?.peakPerSecond ?? 0))
+    const limit = (n: number) => (Number.isFinite(n) ? n : null)
+    const unsettled = Math.max(lastUnsettled, lastUnhealthy)
+    const convergedAfterMs =
+      unsettled >= runEnd - SETTLED_TAIL_MS ? null : Math.max(0, Math.round(unsettled - faultEnd))
+
+    const failures: string[] = []
+    if (reads === 0) failures.push('no read completed')
+    if (failed > 0) failures.push(`${failed} gets failed while the source could answer`)
+    if (beyond > 0) {
+      failures.push(
+        `${beyond} reads were staler than the ${o.consistency} bound of ${bound} ms (worst ${maxStaleness} ms)`,
+      )
+    }
+    const objective = o.slo?.readP99Ms
+    if (objective !== undefined && p99 > objective) {
+      failures.push(`p99 latency ${p99} ms is over the objective of ${objective} ms`)
+    }
+    const staleObjective = o.slo?.staleReadsMax
+    if (staleObjective !== undefined && staleShare > staleObjective) {
+      failures.push(
+        `${formatShare(staleShare)} of reads were served stale, over the objective of ${formatShare(staleObjective)}`,
+      )
+    }
+    if (peakConcurrent > o.source.maxConcurrent) {
+      failures.push(
+        `${peakConcurrent} loads ran at once in one process, over source.maxConcurrent ${o.source.maxConcurrent}`,
+      )
+    }
+    if (peakPerSecond > o.source.maxPerSecond) {
+      failures.push(
+        `${peakPerSecond} loads started within a second, over source.maxPerSecond ${o.source.maxPerSecond}`,
+      )
+    }
+    if (convergedAfterMs === null)
+      failures.push('still unsettled at the end of the run (lengthen --duration)')
+
+    return {
+      name: ns.name,
+      consistency: o.consistency,
+      pass: failures.length === 0,
+      failures,
+      reads,
+      failedGets: failed,
+      writes,
+      failedWrites: sum(workers.map((w) => w.namespaces[i]?.failedWrites ?? 0)),
+      staleness: {
+        boundMs: Number.isFinite(bound) ? bound : null,
+        staleReads,
+        beyondBound: beyond,
+        maxMs: maxStaleness,
+      },
+      latency: { p50Ms: quantile(0.5), p99Ms: p99, objectiveMs: objective ?? null },
+      staleServed: { share: staleShare, objective: staleObjective ?? null },
+      source: {
+        loads: input.sourceLoads[i] ?? 0,
+        loadsCountedByWorkers: sum(workers.map((w) => w.namespaces[i]?.loads ?? 0)),
+        peakConcurrent,
+        maxConcurrent: limit(o.source.maxConcurrent),
+        peakPerSecond,
+        maxPerSecond: limit(o.source.maxPerSecond),
+      },
+      convergedAfterMs,
+    }
+  })
+  return {
+    drill: input.drill,
+    config: input.config,
+    service: input.service,
+    pass: namespaces.every((ns) => ns.pass),
+    setup: input.setup,
+    fault: input.fault,
+    namespaces,
+    errors: workers.flatMap((w) => w.errors).slice(0, 10),
+  }
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0)
+}
+
+export function renderJson(report: DrillReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`
+}
+
+export function renderText(report: DrillReport): string {
+  const { fault, setup } = report
+  const lines = [
+    `drill ${report.drill} (${report.config}): ${report.pass ? 'PASS' : 'FAIL'}`,
+    `  ${setup.readers} reader processes × ${setup.concurrency} loops over ${formatCount(setup.keys)} keys per ` +
+      `namespace, 1 writer (${setup.writeKeys} keys, every ${setup.writeIntervalMs} ms), ${setup.durationMs} ms; ` +
+      `source latency ${setup.sourceLatencyMs} ms`,
+    `  fault: ${fault.kind} from ${fault.startMs} ms to ${fault.endMs} ms` +
+      (Object.keys(fault.detail).length === 0
+        ? ''
+        : ` (${Object.entries(fault.detail)
+            .map(([k, v]) => `${k} ${formatCount(v)}`)
+            .join(', ')})`),
+    '',
+  ]
+  for (const ns of report.namespaces) {
+    const s = ns.staleness
+    const src = ns.source
+    const limit = (n: number | null) => (n === null ? 'no limit' : `limit ${formatCount(n)}`)
+    lines.push(
+      `${ns.pass ? 'PASS' : 'FAIL'} ${ns.name} (${ns.consistency})`,
+      `  reads ${formatCount(ns.reads)}, failed gets ${formatCount(ns.failedGets)}, writes ${formatCount(ns.writes)} ` +
+        `(${formatCount(ns.failedWrites)} more rejected)`,
+      `  stale reads ${formatCount(s.staleReads)}, beyond the bound ${
+        s.boundMs === null ? '(none declared: eventual)' : `of ${s.boundMs} ms ${formatCount(s.beyondBound)}`
+      }, worst ${s.maxMs} ms`,
+      `  p99 latency ${ns.latency.p99Ms} ms (${
+        ns.latency.objectiveMs === null ? 'no objective' : `objective ${ns.latency.objectiveMs} ms`
+      }), p50 ${ns.latency.p50Ms} ms; served stale ${formatShare(ns.staleServed.share)}${
+        ns.staleServed.objective === null ? '' : ` (objective ${formatShare(ns.staleServed.objective)})`
+      }`,
+      `  source loads ${formatCount(src.loads)}; peak ${src.peakConcurrent} at once (${limit(src.maxConcurrent)}), ` +
+        `${src.peakPerSecond} in a second (${limit(src.maxPerSecond)})`,
+      `  converged ${ns.convergedAfterMs === null ? 'not within the run' : `${ns.convergedAfterMs} ms after the fault ended`}`,
+    )
+    for (const failure of ns.failures) lines.push(`  ✗ ${failure}`)
+    lines.push('')
+  }
+  if (report.errors.length > 0) {
+    lines.push('first errors:', ...report.errors.map((e) => `  ${e}`), '')
+  }
+  return lines.join('\n')
+}
