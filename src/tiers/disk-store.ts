@@ -2,6 +2,8 @@
 // eviction. Every operation that reads and then writes runs in one LMDB write transaction, so what the Redis stores
 // do with Lua scripts (fences, locks, versions) holds across the processes of the host in the same way.
 //
+// Reads take a fresh snapshot per call (`#read`), so they see every commit acknowledged before them.
+//
 // Records (`entries`): key → [magic 0x53, type, expiresAt float64 LE (0: none), payload…]. A record that does not
 // parse (foreign bytes, a future format) is a miss plus `stats().corruptReads`, never an exception: LMDB commits are
 // atomic (copy-on-write pages, a robust write mutex), so a process killed mid-write leaves the last committed state.
@@ -735,6 +737,7 @@ export class DiskStore implements L2Store {
   #poll(): void {
     if (this.#status !== 'ready') return
     try {
+      this.#root!.resetReadTxn()
       for (const [channel, subscription] of this.#channels) {
         const seq = (this.#queues.get(['bus-seq', channel]) as number | undefined) ?? 0
         if (seq <= subscription.last) continue
@@ -793,6 +796,10 @@ export class DiskStore implements L2Store {
     }
     try {
       this.#ready()
+      // A fresh snapshot for every call (about a microsecond): without it, a read in the same event-loop turn as
+      // another store's commit (another cache of this process, or a write just acknowledged to another process)
+      // could miss it. With it, a read issued after a write was acknowledged sees it, as with Redis.
+      this.#root!.resetReadTxn()
       return Promise.resolve(body())
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)))

@@ -104,6 +104,18 @@ describe('disk store', () => {
     expect(store.stats().bytes).toBe(bytes)
   })
 
+  it('sees a write another store acknowledged, from the very next read (a fresh snapshot per read)', async () => {
+    const path = freshDir()
+    const writer = await opened({ path, maxBytes: 1024 * 1024 })
+    const reader = await opened({ path, maxBytes: 1024 * 1024 })
+    let missed = 0
+    for (let i = 0; i < 200; i++) {
+      await writer.set(`seen:${i}`, Buffer.from('v'), 60_000)
+      if ((await reader.get(`seen:${i}`)) === null) missed++
+    }
+    expect(missed).toBe(0)
+  })
+
   it('serves a record it cannot parse as a miss, counts it, and warns once', async () => {
     const path = freshDir()
     const store = await opened({ path, maxBytes: 1024 * 1024 })
