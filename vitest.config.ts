@@ -7,6 +7,7 @@ export default defineConfig({
     alias: {
       'stratacache/redis': fileURLToPath(new URL('./src/redis.ts', import.meta.url)),
       'stratacache/ioredis': fileURLToPath(new URL('./src/ioredis.ts', import.meta.url)),
+      'stratacache/disk': fileURLToPath(new URL('./src/disk.ts', import.meta.url)),
       'stratacache/prometheus': fileURLToPath(new URL('./src/prometheus.ts', import.meta.url)),
       'stratacache/opentelemetry': fileURLToPath(new URL('./src/opentelemetry.ts', import.meta.url)),
       stratacache: fileURLToPath(new URL('./src/index.ts', import.meta.url)),

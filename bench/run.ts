@@ -23,12 +23,14 @@ import { l2Overhead } from './l2-overhead.js'
 import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
+import { tierHit } from './tier-hit.js'
 import { warmStart } from './warm-start.js'
 
 const scenarios: readonly Scenario[] = [
   l1Hit,
   l2Hit,
   l2Overhead,
+  tierHit,
   coldKey,
   stampede,
   redisKill,

@@ -24,6 +24,7 @@ import { Namespace, type NamespaceStats, type WarmStartResult } from './namespac
 import { channels } from './observability/channels.js'
 import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
 import { L2OutageLog } from './observability/l2-outage-log.js'
+import { HostTier } from './storage/host-tier.js'
 import {
   resolveCacheOptions,
   resolveNamespaceOptions,
@@ -72,6 +73,8 @@ export interface CacheStats {
     | undefined
   /** The invalidation bus (present with L2). */
   readonly bus: BusStats | undefined
+  /** The host tier (`host`): its store's status, and its calls that failed (each a host miss). */
+  readonly host: { readonly status: L2Status; readonly errors: number } | undefined
 }
 
 /** How `cache.close()` ends. */
@@ -119,6 +122,7 @@ export class Cache {
   readonly options: ResolvedCacheOptions
   readonly #l1: WTinyLfu<Entry> | undefined
   readonly #l2: L2Guard | undefined
+  readonly #host: HostTier | undefined
   readonly #outages: L2OutageLog | undefined
   readonly #namespaces = new Map<string, Namespace<never, unknown>>()
   readonly #abort = new AbortController()
@@ -189,6 +193,13 @@ export class Cache {
             )
           }
           for (const handler of this.#handlers.values()) handler('missed')
+          // After an outage (not the first subscription: the host's other processes kept the copies in step), the
+          // host tier's copies may have missed invalidations too: dropped, they are copies of L2.
+          const host = this.#host
+          if (!first && host !== undefined) {
+            for (const ns of this.#namespaces.values())
+              this.#runtime.background(host.drop(ns.prefix, 'missed'))
+          }
         },
       })
       l2.onEvent((event) => {
@@ -236,11 +247,17 @@ export class Cache {
       o.l2.connect().catch(() => {})
       this.#bus.start()
     }
+    if (o.host !== undefined) {
+      this.#host = new HostTier(o.host)
+      // Like L2, in the background: until it is open, host reads miss and go to L2.
+      o.host.connect().catch(() => {})
+    }
     const clockSync = this.#clockSync
     this.#runtime = {
       service: o.service,
       l1: this.#l1,
       l2: this.#l2,
+      host: this.#host,
       get l2ClockOffsetMs() {
         return clockSync?.offsetMs ?? 0
       },
@@ -487,6 +504,10 @@ export class Cache {
               clockOffsetMs: this.#clockSync?.offsetMs ?? 0,
             }),
       bus: this.#bus?.stats(),
+      host:
+        this.#host === undefined
+          ? undefined
+          : Object.freeze({ status: this.#host.store.status, errors: this.#host.errors }),
     })
   }
 
@@ -593,6 +614,7 @@ export class Cache {
     // is pending; stopping it here would leave a call to a frozen Redis without its timeout.
     await Promise.allSettled([...this.#background])
     await this.options.l2?.close()
+    await this.options.host?.close()
     for (const release of this.#onClose.splice(0)) release()
   }
 }

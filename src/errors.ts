@@ -712,3 +712,30 @@ function errorMessage(cause: unknown): string {
   const text = cause instanceof Error ? cause.message : String(cause)
   return text.replace(/\.+$/, '')
 }
+
+/** What went wrong in the disk store (`stratacache/disk`), by `kind`. */
+export type DiskStoreErrorKind = 'OPEN_FAILED' | 'CLOSED' | 'WRONGTYPE' | 'NOGROUP' | 'KEY_TOO_LONG'
+
+/**
+ * The disk store could not open its files (`OPEN_FAILED`), was used before `connect()` or after `close()`
+ * (`CLOSED`), or was asked for a set where a string is, or the reverse (`WRONGTYPE`), for a queue's group that
+ * does not exist (`NOGROUP`), or to store a key longer than it holds (`KEY_TOO_LONG`). The cache treats it as any
+ * L2 failure: a miss, counted.
+ */
+export class DiskStoreError extends StrataError {
+  readonly code = 'ERR_STRATA_DISK_STORE'
+  constructor(
+    readonly kind: DiskStoreErrorKind,
+    readonly path: string,
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Disk store at ${path}: ${problem}.` +
+        (kind === 'OPEN_FAILED'
+          ? ' Check that `path` names a writable directory on a local disk and that `lmdb` is installed.'
+          : ''),
+      options,
+    )
+  }
+}

@@ -25,6 +25,7 @@ export type {
   Duration,
   Logger,
   PolicyException,
+  WarmUpJob,
   CompressionOptions,
 } from './options.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'

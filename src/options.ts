@@ -90,6 +90,15 @@ export interface CacheOptions {
    */
   l2?: L2Store
   /**
+   * A tier between L1 and `l2`, shared by the processes of one host: after an L1 miss a read asks it before L2,
+   * and what L2 answers (or a load stores) is copied there, so another process of the host finds it at the cost of
+   * a local read. Copies live no longer than L1 copies may (`l1.ttl`, a bounded namespace's staleness bound; none
+   * in strong namespaces), and every invalidation drops them. Needs `l2`; without Redis, pass the disk store as
+   * `l2` itself.
+   * @example diskStore({ path: '/var/cache/catalog', maxBytes: 256 * 1024 * 1024 }) // from 'stratacache/disk'
+   */
+  host?: L2Store
+  /**
    * A memory budget for L2, checked by `cache.inspect()`: the report shows Redis `used_memory` against `maxBytes`
    * (bytes), adds a warning, and publishes `stratacache:l2:budget` when usage is over it. Nothing is enforced on
    * writes; Redis's own `maxmemory` is the hard limit. Needs `l2`.
@@ -192,6 +201,7 @@ export interface ResolvedCacheOptions {
   readonly service: string
   readonly l1: false | { readonly maxEntries: number; readonly maxBytes: number | undefined }
   readonly l2: L2Store | undefined
+  readonly host: L2Store | undefined
   readonly l2Budget: { readonly maxBytes: number } | undefined
   readonly l2TimeoutMs: number
   readonly connectTimeoutMs: number
@@ -221,6 +231,7 @@ export const CACHE_OPTION_KEYS = {
   service: true,
   l1: true,
   l2: true,
+  host: true,
   l2Budget: true,
   timeouts: true,
   circuitBreaker: true,
@@ -282,6 +293,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
       "an L2 store such as redisStore({ url: 'redis://127.0.0.1:6379' })",
     )
   }
+  const host = resolveHost(options.host, l2)
   const l2Budget = resolveL2Budget(options.l2Budget, l2, place)
   const failureThreshold = circuitBreaker.failureThreshold ?? 5
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
@@ -363,6 +375,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     service: options.service,
     l1: l1 === false ? false : Object.freeze({ maxEntries: l1MaxEntries, maxBytes: l1.maxBytes }),
     l2,
+    host,
     l2Budget,
     l2TimeoutMs,
     connectTimeoutMs: timerDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
@@ -382,6 +395,29 @@ const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
 /** An object (not null), whose keys are worth checking; other values get their own, more specific, message. */
 function isObject(value: unknown): value is object {
   return value !== null && typeof value === 'object'
+}
+
+function resolveHost(host: unknown, l2: L2Store | undefined): L2Store | undefined {
+  if (host === undefined) return undefined
+  if (host === null || typeof host !== 'object' || typeof (host as L2Store).getMany !== 'function') {
+    throw new InvalidOptionError(
+      'host',
+      host,
+      "a store shared by the host's processes, such as diskStore({ path, maxBytes }) from 'stratacache/disk'",
+    )
+  }
+  if (l2 === undefined) {
+    throw new InvalidOptionError(
+      'host',
+      host,
+      'an `l2` to sit in front of: the host tier holds copies of L2 entries. Without Redis, pass the disk store ' +
+        'as `l2` itself',
+    )
+  }
+  if (host === l2) {
+    throw new InvalidOptionError('host', host, 'a store other than `l2` (it holds copies of what `l2` holds)')
+  }
+  return host as L2Store
 }
 
 function resolveL2Budget(
@@ -657,6 +693,15 @@ export interface NamespaceOptions<
    * @default false
    */
   critical?: boolean
+  /**
+   * The warm-up jobs that fill this namespace before traffic needs it (a deploy step, a schedule), declared so that
+   * the cache contract says who owns each and when it runs. The cache runs none of them by itself: your pipeline or
+   * scheduler runs `stratacache warm` (or calls `ns.warm()`) with the same budget.
+   * @default []
+   * @example [{ name: 'top-products', owner: 'team-catalog', schedule: 'every deploy, before traffic',
+   *   from: 'top-products.jsonl', maxPerSecond: 200, timeLimit: '10m' }]
+   */
+  warmUps?: readonly WarmUpJob[]
   /** Team or person who owns this key family (printed in the cache contract). */
   owner?: string
   /** What the namespace holds (printed in the cache contract). */
@@ -691,6 +736,32 @@ export interface NamespaceOptions<
   maxValueBytes?: number
 }
 
+/** One warm-up job of a namespace (see `NamespaceOptions.warmUps`). */
+export interface WarmUpJob {
+  /** Its name, unique in the namespace, e.g. `'top-products'`. */
+  readonly name: string
+  /** Team or person who answers for it (and is paged when it fails). */
+  readonly owner: string
+  /** When it runs, in your scheduler's words: `'every deploy, before traffic'`, `'daily 05:00 UTC'`. */
+  readonly schedule: string
+  /** Where its keys come from: the `--from` file or module, a query. */
+  readonly from?: string
+  /** Its budget for the source: keys started per second at most (`--max-per-second`). */
+  readonly maxPerSecond?: number
+  /** Its time budget (`--time-limit`), e.g. `'10m'`. */
+  readonly timeLimit?: Duration
+}
+
+/** A warm-up job after validation. */
+export interface ResolvedWarmUpJob {
+  readonly name: string
+  readonly owner: string
+  readonly schedule: string
+  readonly from: string | undefined
+  readonly maxPerSecond: number | undefined
+  readonly timeLimitMs: number | undefined
+}
+
 /** One policy exception of a namespace (see `NamespaceOptions.exceptions`). */
 export interface PolicyException {
   /** The rule excepted, in your policy's words, e.g. `'personal-ttl-cap'`. */
@@ -717,6 +788,8 @@ export interface ResolvedNamespaceOptions {
   readonly description: string | undefined
   /** Sorted by `until`, then `rule`. */
   readonly exceptions: readonly PolicyException[]
+  /** Sorted by name. */
+  readonly warmUps: readonly ResolvedWarmUpJob[]
   readonly slo: ResolvedSlo | undefined
   readonly maxLabelSets: number
   readonly accessLog: ResolvedAccessLog | undefined
@@ -801,6 +874,7 @@ export const NAMESPACE_OPTION_KEYS = {
   loadMany: true,
   slo: true,
   exceptions: true,
+  warmUps: true,
   critical: true,
   owner: true,
   description: true,
@@ -841,6 +915,15 @@ export const NAMESPACE_GROUP_KEYS = {
   redact: { paths: true, mask: true } satisfies OptionKeys<Exclude<RedactOption, readonly string[]>>,
   /** Each item of `exceptions`. */
   exceptions: { rule: true, reason: true, until: true } satisfies OptionKeys<PolicyException>,
+  /** Each item of `warmUps`. */
+  warmUps: {
+    name: true,
+    owner: true,
+    schedule: true,
+    from: true,
+    maxPerSecond: true,
+    timeLimit: true,
+  } satisfies OptionKeys<WarmUpJob>,
 } as const
 
 export function resolveNamespaceOptions<P, V>(
@@ -1073,6 +1156,7 @@ export function resolveNamespaceOptions<P, V>(
     owner: options.owner,
     description: options.description,
     exceptions: resolveExceptions(options.exceptions, at),
+    warmUps: resolveWarmUps(options.warmUps, at),
     slo: resolveSlo(options.slo, at),
     maxLabelSets: resolveMaxLabelSets(options.maxLabelSets, at),
     accessLog: resolveAccessLog(options.accessLog, at),
@@ -1086,10 +1170,10 @@ function rejectNamespaceUnknown(options: object, place: OptionPlace): void {
   const o = options as Record<string, unknown>
   for (const [group, keys] of Object.entries(NAMESPACE_GROUP_KEYS)) {
     const value = o[group]
-    if (group === 'exceptions') {
+    if (group === 'exceptions' || group === 'warmUps') {
       if (!Array.isArray(value)) continue
       value.forEach((item: unknown, i) => {
-        if (isObject(item)) rejectUnknown(item, keys, place, `exceptions[${i}]`)
+        if (isObject(item)) rejectUnknown(item, keys, place, `${group}[${i}]`)
       })
     } else if (group === 'redact') {
       if (isObject(value) && !Array.isArray(value)) rejectUnknown(value, keys, place, group)
@@ -1169,6 +1253,56 @@ export function isIsoDate(text: unknown): text is string {
   if (match === null) return false
   const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
   return date.toISOString().slice(0, 10) === text
+}
+
+function resolveWarmUps(
+  jobs: readonly WarmUpJob[] | undefined,
+  at: (option: string) => string,
+): readonly ResolvedWarmUpJob[] {
+  if (jobs === undefined) return Object.freeze([])
+  if (!Array.isArray(jobs)) {
+    throw new InvalidOptionError(
+      at('warmUps'),
+      jobs,
+      "an array such as [{ name: 'top-products', owner: 'team-catalog', schedule: 'every deploy' }]",
+    )
+  }
+  const seen = new Set<string>()
+  const resolved = jobs.map((job: unknown, i): ResolvedWarmUpJob => {
+    const where = at(`warmUps[${i}]`)
+    if (job === null || typeof job !== 'object') {
+      throw new InvalidOptionError(where, job, 'an object with `name`, `owner` and `schedule`')
+    }
+    const { name, owner, schedule, from, maxPerSecond, timeLimit } = job as Record<string, unknown>
+    const text = (value: unknown, field: string, expected: string): string => {
+      if (typeof value !== 'string' || value.trim() === '') {
+        throw new InvalidOptionError(`${where}.${field}`, value, expected)
+      }
+      return value
+    }
+    text(name, 'name', "the job's name, e.g. 'top-products'")
+    if (seen.has(name as string)) {
+      throw new InvalidOptionError(`${where}.name`, name, 'each job name at most once per namespace')
+    }
+    seen.add(name as string)
+    if (maxPerSecond !== undefined && !(typeof maxPerSecond === 'number' && maxPerSecond > 0)) {
+      throw new InvalidOptionError(
+        `${where}.maxPerSecond`,
+        maxPerSecond,
+        'a positive number of keys a second',
+      )
+    }
+    return Object.freeze({
+      name: name as string,
+      owner: text(owner, 'owner', 'who answers for the job: a team or a person'),
+      schedule: text(schedule, 'schedule', "when it runs, e.g. 'every deploy, before traffic'"),
+      from: from === undefined ? undefined : text(from, 'from', 'where its keys come from (a file, a query)'),
+      maxPerSecond,
+      timeLimitMs: timeLimit === undefined ? undefined : positiveDuration(timeLimit, `${where}.timeLimit`),
+    })
+  })
+  resolved.sort((a, b) => compareText(a.name, b.name))
+  return Object.freeze(resolved)
 }
 
 function resolveExceptions(

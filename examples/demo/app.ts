@@ -1,4 +1,4 @@
-// The demo catalog API: Fastify routes over a stratacache cache (L1, optional Redis L2) in front of the catalog
+// The demo catalog API: Fastify routes over a stratacache cache (L1, Redis or disk L2) in front of the catalog
 // database, plus the controls and numbers the dashboard uses.
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { Registry } from 'prom-client'
 import { createClient } from 'redis'
 import { createCache, type Cache } from 'stratacache'
+import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { declareCatalog, productTag, type PageParams, type ProductParams } from './catalog-cache.js'
@@ -19,8 +20,10 @@ import { LOAD_LIMITS, LoadGenerator } from './load-generator.js'
 export interface DemoOptions {
   /** The source of truth, opened by the caller (who also closes it). */
   db: CatalogDb
-  /** Redis for L2; without one the cache is L1-only. */
+  /** Redis for L2. */
   redisUrl?: string | undefined
+  /** Without `redisUrl`: a directory for the disk L2 (shared by the host's processes). Without both: L1 only. */
+  diskPath?: string | undefined
   /** The cache's service name: the first segment of every Redis key. @default 'catalog-demo' */
   service?: string
   /** Start with the cache bypassed (every read goes to the database). @default false */
@@ -56,7 +59,15 @@ const localeAndCurrency = {
 export async function createDemo(options: DemoOptions): Promise<Demo> {
   const { db } = options
   const log = options.log ?? console.log
-  const l2 = options.redisUrl ? faultyL2Store(redisStore({ url: options.redisUrl })) : undefined
+  const disk =
+    options.redisUrl || !options.diskPath
+      ? undefined
+      : diskStore({ path: options.diskPath, maxBytes: 256 * 1024 * 1024 })
+  const l2 = options.redisUrl
+    ? faultyL2Store(redisStore({ url: options.redisUrl }))
+    : disk
+      ? faultyL2Store(disk)
+      : undefined
   const cache = createCache({
     service: options.service ?? 'catalog-demo',
     // Smaller than the working set (3 tenants × 1,000 products × 9 locale/currency pairs), so L2 answers too.
@@ -77,7 +88,8 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
   sizeClient?.on('error', () => {})
   sizeClient?.connect().catch(() => {})
   const l2Keys = async (): Promise<number | null> => {
-    // During a simulated outage the cache cannot see Redis, and neither does the dashboard.
+    // During a simulated outage the cache cannot see L2, and neither does the dashboard.
+    if (disk !== undefined) return l2?.outage || disk.status !== 'ready' ? null : disk.stats().entries
     if (sizeClient === undefined || !sizeClient.isReady || l2?.outage) return null
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 250)))
@@ -324,7 +336,8 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     return {
       mode: {
         db: db.kind,
-        l2: options.redisUrl ? redactUrl(options.redisUrl) : null,
+        l2: options.redisUrl ? redactUrl(options.redisUrl) : disk ? `disk ${disk.address}` : null,
+        l2Kind: options.redisUrl ? 'redis' : disk ? 'disk' : null,
         l2Status: s.l2?.status ?? null,
         circuit: s.l2?.circuit ?? null,
         outage: l2?.outage ?? false,

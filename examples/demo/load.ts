@@ -1,5 +1,5 @@
 // `npm run load`: drives the demo with autocannon, cache on then cache off, and prints latency and source queries
-// per second for each. Starts its own demo (PGlite; Redis when REDIS_URL is set or one answers on 6379) unless
+// per second for each. Starts its own demo (PGlite; Redis when REDIS_URL is set or one answers on 6379, else the disk store) unless
 // --url names a running one. Bounded: each phase lasts --duration seconds.
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -106,7 +106,7 @@ let base = args.url
 if (base === undefined) {
   const redisUrl =
     process.env.REDIS_URL || ((await redisAnswers('127.0.0.1', 6379)) ? 'redis://127.0.0.1:6379' : 'off')
-  console.error(`starting the demo (L2: ${redisUrl === 'off' ? 'none, L1 only' : redisUrl})…`)
+  console.error(`starting the demo (L2: ${redisUrl === 'off' ? 'the disk store' : redisUrl})…`)
   demo = await spawnDemo({ PORT: '0', REDIS_URL: redisUrl })
   base = demo.url
 }

@@ -1,5 +1,10 @@
 // `npm start`: the demo catalog API and its live dashboard. PostgreSQL when DATABASE_URL is set, else PGlite
-// (Postgres in WebAssembly, in memory); Redis as L2 when REDIS_URL is set or one answers on 127.0.0.1:6379.
+// (Postgres in WebAssembly, in memory); Redis as L2 when REDIS_URL is set or one answers on 127.0.0.1:6379, else
+// the disk store in DEMO_DISK_PATH (default: stratacache-demo in the system's temp directory); DEMO_DISK_PATH=off
+// for L1 only.
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createDemo } from './app.js'
 import { CatalogDb } from './catalog-db.js'
 import { redisAnswers } from './redis-probe.js'
@@ -16,7 +21,13 @@ async function redisUrl(): Promise<string | undefined> {
 
 const started = performance.now()
 const [db, l2Url] = await Promise.all([CatalogDb.open({ databaseUrl: env.DATABASE_URL }), redisUrl()])
-const demo = await createDemo({ db, redisUrl: l2Url, bypassCache: env.DEMO_CACHE === 'off' })
+const diskPath =
+  l2Url || env.DEMO_DISK_PATH === 'off'
+    ? undefined
+    : (env.DEMO_DISK_PATH ?? join(tmpdir(), 'stratacache-demo'))
+// PGlite starts from its seed on every run: so does the disk tier, or it would serve the last run's edits.
+if (diskPath !== undefined && db.kind === 'pglite') rmSync(diskPath, { recursive: true, force: true })
+const demo = await createDemo({ db, redisUrl: l2Url, diskPath, bypassCache: env.DEMO_CACHE === 'off' })
 const address = await demo.app.listen({ port, host })
 
 console.log(
@@ -24,7 +35,13 @@ console.log(
 )
 console.log(`  source: ${db.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : 'PGlite, in memory, seeded'}`)
 console.log(
-  `  L2:     ${l2Url ? `Redis at ${l2Url.replace(/\/\/[^@]*@/, '//***@')}` : 'none: L1 only (set REDIS_URL or start a redis-server on 127.0.0.1:6379)'}`,
+  `  L2:     ${
+    l2Url
+      ? `Redis at ${l2Url.replace(/\/\/[^@]*@/, '//***@')}`
+      : diskPath
+        ? `disk store in ${diskPath}, shared by this host's processes (set REDIS_URL for Redis)`
+        : 'none: L1 only (set REDIS_URL or start a redis-server on 127.0.0.1:6379)'
+  }`,
 )
 console.log(`  try:    curl '${address}/api/tenants/acme/products/42?locale=de&currency=EUR'`)
 

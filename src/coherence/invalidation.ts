@@ -16,6 +16,15 @@ import { InvalidationNotSentError } from '../errors.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { Tags } from './tags.js'
 
+/**
+ * Drops the host tier's copies an invalidation names (in the background: the bus handler is synchronous; close()
+ * waits for it).
+ */
+function dropHostCopies<P, V>(ctx: NamespaceContext<P, V>, invalidation: Invalidation | 'missed'): void {
+  const host = ctx.rt.host
+  if (host !== undefined) ctx.rt.background(host.drop(ctx.prefix, invalidation))
+}
+
 /** Writes retry a failed invalidation announcement once before reporting it. */
 const PUBLISH_ATTEMPTS = 2
 
@@ -55,6 +64,7 @@ export class Invalidator<P, V> {
 
   /** Another process wrote: drop what it names from L1, and stop any load of it here from caching an older value. */
   apply(invalidation: Invalidation): void {
+    dropHostCopies(this.#ctx, invalidation)
     if (invalidation.kind === 'namespace') {
       this.forgetEverything()
       if (invalidation.generation !== undefined) this.#ctx.generation.announce(invalidation.generation)
@@ -138,6 +148,9 @@ export async function broadcast<P, V>(
   invalidation: Invalidation,
   what: string,
 ): Promise<void> {
+  // This process's own copies in the host tier first, awaited: a read after the write must not find the old one
+  // there. The host's other processes drop them again when the message reaches them.
+  await ctx.rt.host?.drop(ctx.prefix, invalidation)
   const bus = ctx.rt.bus
   if (bus === undefined) return
   let error: unknown

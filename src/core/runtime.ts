@@ -2,6 +2,7 @@
 import type { Entry } from '../codecs/envelope.js'
 import type { Serializer } from '../codecs/serializer.js'
 import type { L2Guard } from '../policies/l2-guard.js'
+import type { HostTier } from '../storage/host-tier.js'
 import type { WTinyLfu } from '../tiers/w-tiny-lfu.js'
 import type { InvalidationBus } from '../bus/invalidation-bus.js'
 import type { Invalidation } from '../bus/wire.js'
@@ -14,6 +15,8 @@ export interface CacheRuntime {
   /** The L1 eviction policy and budget that every namespace's L1 index shares; undefined when L1 is off. */
   readonly l1: WTinyLfu<Entry> | undefined
   readonly l2: L2Guard | undefined
+  /** The tier between L1 and L2 shared by the host's processes (`host`); undefined without one. */
+  readonly host: HostTier | undefined
   /**
    * L2's clock minus this process's clock, in ms (0 without L2, or while they agree within the tolerance): entry
    * times are shifted by it when written to L2 and back when read (`coherence/clock-sync.ts`).

@@ -25,6 +25,11 @@ export interface NamespaceStats {
   /** Reads answered from L2, fresh or stale, including those that joined another read's L2 lookup of the key. */
   readonly l2Hits: number
   /**
+   * L2 lookups the host tier answered (`host`) instead of L2: counted in `l2Hits` too (once per lookup: readers
+   * that joined it count in `l2Hits` only).
+   */
+  readonly hostHits: number
+  /**
    * Reads that found no usable value in any tier: each went to the loader, joined a load under way, or waited for
    * another process's load. Fail-safe and soft-timeout stale answers are misses too.
    */
@@ -96,6 +101,20 @@ export interface NamespaceStats {
   readonly writeTimeouts: number
   /** Write-behind: `write()`s refused because the queue held `writeBehind.maxQueued` writes (nothing queued). */
   readonly writesRefused: number
+  /** Warm-up jobs (`ns.warm()`, `stratacache warm`) this process finished, aborted ones included. */
+  readonly warmUps: number
+  /** Keys those warm-ups loaded from the source (not reads: they count in `loads`, not in hits or misses). */
+  readonly warmUpKeysLoaded: number
+  /** Keys those warm-ups found fresh already (in L1, or in L2 and copied to L1). */
+  readonly warmUpKeysFresh: number
+  /** Keys those warm-ups could not warm (bad parameters, a failed load). */
+  readonly warmUpKeysFailed: number
+  /** Time spent in those warm-ups, summed, in ms. */
+  readonly warmUpMs: number
+  /** Warm starts (`cache.warmStart()`, `ns.warmStart()`) this process ran. */
+  readonly warmStarts: number
+  /** Keys warm starts copied from L2 into L1 (a saved hot key still fresh in L2). */
+  readonly warmStartKeys: number
   /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
@@ -144,6 +163,7 @@ export function newCounters(): Counters {
   return {
     l1Hits: 0,
     l2Hits: 0,
+    hostHits: 0,
     misses: 0,
     loads: 0,
     loadErrors: 0,
@@ -169,6 +189,13 @@ export function newCounters(): Counters {
     writesClaimed: 0,
     writeTimeouts: 0,
     writesRefused: 0,
+    warmUps: 0,
+    warmUpKeysLoaded: 0,
+    warmUpKeysFresh: 0,
+    warmUpKeysFailed: 0,
+    warmUpMs: 0,
+    warmStarts: 0,
+    warmStartKeys: 0,
   }
 }
 

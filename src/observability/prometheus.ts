@@ -193,6 +193,42 @@ const DEFINITIONS: readonly Definition[] = [
             ],
       ),
   ),
+  counter(
+    'warm_ups_total',
+    'Warm-ups this process ran, by kind: warm (ns.warm(), stratacache warm) or warm_start (hot keys from L2).',
+    ['cache_namespace', 'kind'],
+    (s) =>
+      perNamespace(s, (n) =>
+        n.warmUps + n.warmStarts === 0
+          ? []
+          : [
+              [{ kind: 'warm' }, n.warmUps],
+              [{ kind: 'warm_start' }, n.warmStarts],
+            ],
+      ),
+  ),
+  counter(
+    'warm_up_keys_total',
+    'Keys of warm-ups by outcome: loaded, fresh (already), failed (ns.warm()); warm_start (copied from L2 to L1).',
+    ['cache_namespace', 'outcome'],
+    (s) =>
+      perNamespace(s, (n) =>
+        n.warmUps + n.warmStarts === 0
+          ? []
+          : [
+              [{ outcome: 'loaded' }, n.warmUpKeysLoaded],
+              [{ outcome: 'fresh' }, n.warmUpKeysFresh],
+              [{ outcome: 'failed' }, n.warmUpKeysFailed],
+              [{ outcome: 'warm_start' }, n.warmStartKeys],
+            ],
+      ),
+  ),
+  counter(
+    'warm_up_duration_seconds_total',
+    'Time spent in ns.warm() jobs, summed.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n): number | Sample<number>[] => (n.warmUps === 0 ? [] : ms(n.warmUpMs))),
+  ),
   histogram(
     'load_duration_seconds',
     'Loader calls (load, or one loadMany batch), by duration.',

@@ -144,12 +144,14 @@ export class Warmer<P, V> {
       void work.finally(() => running.delete(work))
     }
     await Promise.all(running)
-    return Object.freeze({
-      ...counts,
-      durationMs: performance.now() - started,
-      aborted,
-      errors: Object.freeze(errors),
-    })
+    const durationMs = performance.now() - started
+    const counters = this.#ctx.counters
+    counters.warmUps++
+    counters.warmUpKeysLoaded += counts.loaded
+    counters.warmUpKeysFresh += counts.fresh
+    counters.warmUpKeysFailed += counts.failed
+    counters.warmUpMs += durationMs
+    return Object.freeze({ ...counts, durationMs, aborted, errors: Object.freeze(errors) })
   }
 
   /**
@@ -196,6 +198,7 @@ export class Warmer<P, V> {
     const limit = max ?? ctx.rt.l1?.maxEntries ?? HOT_KEYS_DEFAULT
     const l2 = ctx.rt.l2
     if (l2 === undefined || ctx.l1 === undefined) return { saved: 0, warmed: 0 }
+    ctx.counters.warmStarts++
     if (!ctx.generation.known) await ctx.generation.read()
     let bytes: Uint8Array | null
     try {
@@ -228,6 +231,7 @@ export class Warmer<P, V> {
       this.#store.fillFromL2(item.params, item.key, stored, token)
       warmed++
     })
+    ctx.counters.warmStartKeys += warmed
     return { saved: list.length, warmed }
   }
 

@@ -9,6 +9,9 @@
 // - A loaded value fills L1 only if the local fence allows it, and is written to L2 only through the fenced store
 //   with a fence read before its load; without that fence it is not written to L2 at all.
 // - Before the generation is known, L2 is not used (its keys depend on the generation).
+// - With a host tier (`storage/host-tier.ts`), an L2 read asks it first; a fresh copy there answers (decoded as an
+//   L2 entry, counted in `hostHits` and `l2Hits`). Entries read from L2 or stored through the fence are copied there
+//   under the same local fence as an L1 fill; negative entries are not.
 import type { Entry } from '../codecs/envelope.js'
 import type { LoadLifetime } from '../load/invoke.js'
 import { DecodeError, SerializationError, UntrustedValueError, ValueTooLargeError } from '../errors.js'
@@ -19,11 +22,16 @@ import type { L2Fence } from '../tiers/l2-store.js'
 import type { Tags } from '../coherence/tags.js'
 import { NO_TAGS, type NamespaceContext } from '../namespace/context.js'
 import { refreshAt } from '../refresh/refresher.js'
+import { hostTagSet, type HostTier } from './host-tier.js'
 
 /** An entry read from L2, with its size in bytes (what it weighs in L1). */
 export interface Stored {
   readonly entry: Entry
   readonly size: number
+  /** The encoded bytes, as L2 holds them. */
+  readonly bytes: Uint8Array
+  /** Read from the host tier rather than from L2 (so not copied back there). */
+  readonly fromHost: boolean
 }
 
 /** What became of a loaded value: in L2, refused by a fence (a write or invalidation won), or not written there. */
@@ -46,6 +54,11 @@ export class EntryStore<P, V> {
     return this.#ctx.generation.known ? this.#ctx.rt.l2 : undefined
   }
 
+  /** The host tier, for a namespace whose entries may have copies outside L2 (not a strong one). */
+  get #host(): HostTier | undefined {
+    return this.#ctx.options.l1TtlMs > 0 ? this.#ctx.rt.host : undefined
+  }
+
   readL2(key: string): Promise<Stored | undefined> | undefined {
     return this.readL2Then(key, identity)
   }
@@ -60,6 +73,14 @@ export class EntryStore<P, V> {
   ): Promise<R> | undefined {
     const l2 = this.#l2
     if (l2 === undefined) return undefined
+    const host = this.#host
+    if (host !== undefined) {
+      return host.getMany([key]).then(([bytes]) => this.#fromHost(key, bytes) ?? this.#readL2Only(l2, key))
+    }
+    return this.#readL2Only(l2, key)
+  }
+
+  #readL2Only(l2: L2Guard, key: string): Promise<Stored | undefined> {
     return l2.get(key).then(
       (bytes) => next(bytes === null ? undefined : this.#decode(key, bytes)),
       () => {
@@ -77,13 +98,47 @@ export class EntryStore<P, V> {
   async readL2Many(keys: string[]): Promise<(Stored | undefined)[]> {
     const l2 = this.#l2
     if (l2 === undefined) return keys.map(() => undefined)
+    const host = this.#host
+    const found: (Stored | undefined)[] =
+      host === undefined
+        ? keys.map(() => undefined)
+        : (await host.getMany(keys)).map((bytes, i) => this.#fromHost(keys[i]!, bytes))
+    const missing = keys.filter((_, i) => found[i] === undefined)
+    if (missing.length === 0) return found
     try {
-      const values = await l2.getMany(keys)
-      return values.map((bytes, i) => (bytes === null ? undefined : this.#decode(keys[i]!, bytes)))
+      const values = await l2.getMany(missing)
+      let next = 0
+      return found.map((stored, i) => {
+        if (stored !== undefined) return stored
+        const bytes = values[next++]
+        return bytes === null || bytes === undefined ? undefined : this.#decode(keys[i]!, bytes)
+      })
     } catch {
       this.#ctx.counters.l2Errors++
-      return keys.map(() => undefined)
+      return found
     }
+  }
+
+  /** A host copy that decodes and is fresh, counted; undefined otherwise (then L2 is asked). */
+  #fromHost(key: string, bytes: Uint8Array | null | undefined): Stored | undefined {
+    if (bytes === null || bytes === undefined) return undefined
+    const stored = this.#decode(key, bytes)
+    if (stored === undefined || stored.entry.freshUntil <= this.#ctx.clock.now()) return undefined
+    this.#ctx.counters.hostHits++
+    return { ...stored, fromHost: true }
+  }
+
+  /**
+   * Copies an entry into the host tier, for as long as an L1 copy of it may live and it is fresh, with its tags'
+   * host sets; in the background (close() waits for it). Negative entries stay out.
+   */
+  #putHost(host: HostTier, key: string, bytes: Uint8Array, entry: Entry, tags: readonly string[]): void {
+    if (entry.value === null || entry.value === undefined) return
+    const ctx = this.#ctx
+    const ttlMs = Math.min(entry.freshUntil - ctx.clock.now(), ctx.options.l1TtlMs)
+    if (ttlMs < 1) return
+    const sets = tags.map((tag) => hostTagSet(ctx.prefix, tag))
+    ctx.rt.background(host.put(key, bytes, ttlMs, sets))
   }
 
   /**
@@ -118,7 +173,9 @@ export class EntryStore<P, V> {
       return undefined
     }
     const entry = this.#clampTimes(result.entry, this.#ctx.rt.l2ClockOffsetMs)
-    return entry.staleUntil > this.#ctx.clock.now() ? { entry, size: bytes.byteLength } : undefined
+    return entry.staleUntil > this.#ctx.clock.now()
+      ? { entry, size: bytes.byteLength, bytes, fromHost: false }
+      : undefined
   }
 
   /**
@@ -284,7 +341,14 @@ export class EntryStore<P, V> {
       )
       .then(
         (stored): StoreOutcome => {
-          if (stored) return 'stored'
+          if (stored) {
+            // Copied for the host's other processes, unless an invalidation this process saw came meanwhile.
+            const host = this.#host
+            if (host !== undefined && ctx.fence.mayFill(token, key, tags, negative)) {
+              this.#putHost(host, key, bytes, entry, tags)
+            }
+            return 'stored'
+          }
           // A write or invalidation won the race: this value is older than what it left; drop it here too.
           ctx.counters.staleLoadsDropped++
           const node = ctx.l1?.byKey(key)
@@ -320,11 +384,13 @@ export class EntryStore<P, V> {
 
   /** An entry read from L2, into L1 at its size, unless the fence says an invalidation came after `token`. */
   fillFromL2(params: unknown, key: string, stored: Stored, token: number): void {
-    if (this.#ctx.l1 === undefined) return
+    const host = stored.fromHost ? undefined : this.#host
+    if (this.#ctx.l1 === undefined && host === undefined) return
     const { entry } = stored
     const negative = entry.value === null || entry.value === undefined
     const tags = this.#tags.tagsFor(params, key, entry.value)
     if (tags === undefined || !this.#ctx.fence.mayFill(token, key, tags, negative)) return
+    if (host !== undefined) this.#putHost(host, key, stored.bytes, entry, tags)
     this.fillL1(params, key, entry, stored.size, tags)
   }
 

@@ -13,14 +13,16 @@ const run = (env: Record<string, string>) =>
   })
 
 describe('the npm run tour script', () => {
-  it('runs on embedded defaults: one db query for 1,000 concurrent gets, negative caching, a typed error', async () => {
+  it('runs on embedded defaults (L1 and the disk store): one db query for 1,000 concurrent gets, negative caching, a typed error, L2 hits after a restart', async () => {
     const { stdout } = await run({ REDIS_URL: '' })
-    expect(stdout).toContain('L1 only')
+    expect(stdout).toContain('L1 + disk store in ')
     expect(stdout).toMatch(/second get: L1 hit .* db queries: 1\n/)
     expect(stdout).toMatch(/1,000 concurrent gets of a cold key: one db query .* db queries: 3\n/)
     expect(stdout).toMatch(/getMany of 20 products \(4 cached\): loads 16 .* db queries: 19\n/)
     expect(stdout).toMatch(/asking again: negative entry, no db query .* db queries: 20\n/)
     expect(stdout).toContain('ERR_STRATA_INVALID_KEY_PARAM')
+    expect(stdout).toMatch(/a new cache \(a restart\): L2 hit, no db query .* db queries: 20\n/)
+    expect(stdout).toMatch(/"l2Errors":0/)
   })
 
   it('runs with Redis as L2 when REDIS_URL is set', async () => {

@@ -1,6 +1,7 @@
 // The README's fifteen-line example, run as written (with a stand-in `db` and its own Redis), so it cannot rot.
 import { execFile } from 'node:child_process'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -115,6 +116,8 @@ await cache.close()
       // Closing the cache mid-way would stop the later examples: the program closes it at the end.
       return block.replace(/^import .*$/gm, '').replace(/^await cache\.close\(\).*$/gm, '')
     })
+    // The disk store's example opens a directory of the test's own.
+    const diskPath = mkdtempSync(join(tmpdir(), 'stratacache-readme-'))
     const script = `${[...imports].join('\n')}
 // Stand-ins for what the examples take from the application.
 const db = {
@@ -130,7 +133,7 @@ const value = { tenantId: 't1', productId: 42, locale: 'en', currency: 'EUR' }
 const next = { id: 7, ownerId: 42 }
 const routes = new Map<string, (request: unknown, reply: unknown) => Promise<unknown>>()
 const app = { get: (path: string, handler: (request: unknown, reply: unknown) => Promise<unknown>) => void routes.set(path, handler) }
-${bodies.join('\n').replaceAll('redis://127.0.0.1:6379', redis.url)}
+${bodies.join('\n').replaceAll('redis://127.0.0.1:6379', redis.url).replaceAll('/var/cache/catalog', diskPath)}
 let scraped = ''
 const reply = { type: () => reply, send: (body: string) => { scraped = body; return reply } }
 await routes.get('/metrics')!({}, reply)
@@ -152,6 +155,7 @@ await cache.close()
       })
     } finally {
       rmSync(file, { force: true })
+      rmSync(diskPath, { recursive: true, force: true })
     }
   })
 })

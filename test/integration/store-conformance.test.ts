@@ -1,9 +1,14 @@
-// One L2Store contract, run against every Redis store on real servers: node-redis and ioredis, each on one node and
-// on a 3-master Redis Cluster. Keys are built as the cache builds them (the store's fence shards).
+// One L2Store contract, run against every store: node-redis and ioredis, each on one node and on a 3-master Redis
+// Cluster (real servers), and the disk store (LMDB files in a fresh directory). Keys are built as the cache builds
+// them (the store's fence shards).
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createCache, type Cache } from 'stratacache'
 import { redisClusterStore, redisStore } from 'stratacache/redis'
 import { ioredisStore } from 'stratacache/ioredis'
+import { diskStore } from 'stratacache/disk'
 import { Cluster } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { KeySchema } from '../../src/core/keys.js'
@@ -14,6 +19,8 @@ import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 interface Target {
   readonly name: string
+  /** What the store answers to INFO server: Redis its version, the disk store its engine. */
+  checkServer(fields: Readonly<Record<string, string>>): void
   start(): Promise<void>
   store(): L2Store
   flush(): Promise<unknown>
@@ -26,12 +33,16 @@ let ioredisCluster: RedisCluster | undefined
 /** ioredis Clusters the tests made (a client passed in: the store leaves it open), disconnected after each test. */
 const ioClusters: Cluster[] = []
 let cluster: RedisCluster | undefined
+let diskPath: string | undefined
+const redisVersion = (fields: Readonly<Record<string, string>>) =>
+  expect(Number(fields['redis_version']?.split('.')[0])).toBeGreaterThanOrEqual(7)
 const targets: Target[] = [
   {
     name: 'node-redis, one node',
     async start() {
       single = await startRedis()
     },
+    checkServer: redisVersion,
     store: () => redisStore({ url: single!.url }),
     flush: () => single!.command('FLUSHALL'),
     stop: async () => single?.stop(),
@@ -41,6 +52,7 @@ const targets: Target[] = [
     async start() {
       ioredisServer = await startRedis()
     },
+    checkServer: redisVersion,
     store: () => ioredisStore({ url: ioredisServer!.url }),
     flush: () => ioredisServer!.command('FLUSHALL'),
     stop: async () => ioredisServer?.stop(),
@@ -50,6 +62,7 @@ const targets: Target[] = [
     async start() {
       cluster = await startRedisCluster({ masters: 3 })
     },
+    checkServer: redisVersion,
     store: () => redisClusterStore({ rootNodes: cluster!.urls.slice(0, 2).map((url) => ({ url })) }),
     flush: () => cluster!.onMasters('FLUSHALL'),
     stop: async () => cluster?.stop(),
@@ -59,6 +72,7 @@ const targets: Target[] = [
     async start() {
       ioredisCluster = await startRedisCluster({ masters: 3 })
     },
+    checkServer: redisVersion,
     store: () => {
       const client = new Cluster(
         ioredisCluster!.nodes.slice(0, 2).map((node) => ({ host: '127.0.0.1', port: node.port })),
@@ -77,6 +91,23 @@ const targets: Target[] = [
       await ioredisCluster!.onMasters('FLUSHALL')
     },
     stop: async () => ioredisCluster?.stop(),
+  },
+  {
+    // No server: every store of a test opens the same directory, as the processes of one host do.
+    name: 'disk (LMDB, one host)',
+    checkServer: (fields) => expect(fields['engine']).toBe('lmdb'),
+    async start() {
+      diskPath = mkdtempSync(join(tmpdir(), 'strata-conformance-'))
+    },
+    store: () => diskStore({ path: diskPath!, maxBytes: 64 * 1024 * 1024 }),
+    async flush() {
+      // Every store of the test is closed by now: the next test starts on empty files.
+      rmSync(diskPath!, { recursive: true, force: true })
+      diskPath = mkdtempSync(join(tmpdir(), 'strata-conformance-'))
+    },
+    stop: async () => {
+      if (diskPath !== undefined) rmSync(diskPath, { recursive: true, force: true })
+    },
   },
 ]
 
@@ -281,7 +312,8 @@ describe.each(targets)('L2Store contract: $name', (target) => {
   it('answers INFO and CONFIG GET, and tells error replies from outages', async () => {
     const store = await open()
     const info = await store.info('server')
-    expect(info.ok && Number(info.value['redis_version']?.split('.')[0])).toBeGreaterThanOrEqual(7)
+    expect(info.ok).toBe(true)
+    if (info.ok) target.checkServer(info.value)
     const config = await store.configGet('maxmemory-policy')
     expect(config.ok && config.value['maxmemory-policy']).toBeTypeOf('string')
     await store.set('conf:string', bytes('v'), 60_000)

@@ -1,6 +1,8 @@
 // ns.warm(): a set of keys loaded before traffic needs them, under the namespace's lock and source limit, with a
 // budget of its own (concurrency, keys per second, a signal), counting what it loaded, found fresh and failed.
+import { Registry } from 'prom-client'
 import { createCache, type Cache, type CacheOptions } from 'stratacache'
+import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { deferred } from '../helpers/deferred.js'
@@ -173,6 +175,50 @@ describe('ns.warm()', () => {
       code: 'ERR_STRATA_UNKNOWN_OPTION',
       message: expect.stringContaining('concurrency'),
     })
+  })
+})
+
+describe('warm-up metrics', () => {
+  it('counts warm-ups, their keys by outcome and their time in stats() and the Prometheus exporter', async () => {
+    const cache = await newCache()
+    const { ns } = products(cache, { failIds: [4] })
+    const registry = new Registry()
+    prometheusMetrics(cache, { registry })
+    // No warm-up yet: the warm-up series are absent, not zeros.
+    expect(await registry.metrics()).not.toMatch(/^stratacache_warm_up\S*\{/m)
+    await ns.get({ id: 1 })
+    const first = await ns.warm(ids(5))
+    await ns.warm(ids(2))
+    const stats = ns.stats()
+    expect(stats).toMatchObject({
+      warmUps: 2,
+      warmUpKeysLoaded: 3,
+      warmUpKeysFresh: 1 + 2,
+      warmUpKeysFailed: 1,
+      warmStarts: 0,
+      warmStartKeys: 0,
+    })
+    expect(stats.warmUpMs).toBeGreaterThanOrEqual(first.durationMs)
+    // Warm-up loads are loads, not reads.
+    expect(stats.l1Hits + stats.l2Hits + stats.misses).toBe(1)
+    await cache.warmStart()
+    expect(ns.stats().warmStarts).toBe(1)
+    const text = await registry.metrics()
+    expect(text).toContain(
+      'stratacache_warm_ups_total{cache="it-warm",cache_namespace="product",kind="warm"} 2',
+    )
+    expect(text).toContain(
+      'stratacache_warm_ups_total{cache="it-warm",cache_namespace="product",kind="warm_start"} 1',
+    )
+    expect(text).toContain(
+      'stratacache_warm_up_keys_total{cache="it-warm",cache_namespace="product",outcome="loaded"} 3',
+    )
+    expect(text).toContain(
+      'stratacache_warm_up_keys_total{cache="it-warm",cache_namespace="product",outcome="failed"} 1',
+    )
+    expect(text).toMatch(
+      /stratacache_warm_up_duration_seconds_total\{cache="it-warm",cache_namespace="product"\} 0\.\d+/,
+    )
   })
 })
 

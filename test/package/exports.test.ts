@@ -18,8 +18,9 @@ describe('published package', () => {
     const script = `
       const main = await import('stratacache'); const redis = await import('stratacache/redis');
       const prometheus = await import('stratacache/prometheus'); const ioredis = await import('stratacache/ioredis');
+      const disk = await import('stratacache/disk');
       console.log(JSON.stringify({ main: Object.keys(main).sort(), redis: Object.keys(redis).sort(),
-        ioredis: Object.keys(ioredis).sort(),
+        ioredis: Object.keys(ioredis).sort(), disk: Object.keys(disk).sort(),
         prometheus: Object.keys(prometheus), resolved: import.meta.resolve('stratacache') }))`
     const out = JSON.parse(
       execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' }),
@@ -32,11 +33,12 @@ describe('published package', () => {
       expect.arrayContaining(['redisStore', 'RedisStore', 'redisClusterStore', 'RedisClusterStore']),
     )
     expect(out.ioredis).toEqual(['IoredisStore', 'ioredisStore'])
+    expect(out.disk).toEqual(['DiskStore', 'diskStore'])
     expect(out.prometheus).toEqual(['prometheusMetrics'])
   })
 
   it('ships type declarations for every export and passes publint', async () => {
-    for (const file of ['index.d.ts', 'redis.d.ts', 'ioredis.d.ts', 'prometheus.d.ts'])
+    for (const file of ['index.d.ts', 'redis.d.ts', 'ioredis.d.ts', 'disk.d.ts', 'prometheus.d.ts'])
       expect(existsSync(`${root}/dist/${file}`)).toBe(true)
     const { messages } = await publint({ pkgDir: root, level: 'warning' })
     expect(messages).toEqual([])

@@ -69,6 +69,90 @@ describe('namespace option `exceptions`', () => {
   })
 })
 
+describe('namespace option `warmUps`', () => {
+  it('is printed in the contract with each job’s owner, schedule, key source and budget, sorted by name', () => {
+    const cache = createCache({ service: 'svc' })
+    cache.namespace('product', {
+      key: 'p:{id}',
+      ttl: '1m',
+      load,
+      owner: 'team-catalog',
+      warmUps: [
+        {
+          name: 'top-products',
+          owner: 'team-catalog',
+          schedule: 'every deploy, before traffic',
+          from: 'top.jsonl',
+          maxPerSecond: 200,
+          timeLimit: '10m',
+        },
+        { name: 'all-prices', owner: 'team-pricing', schedule: 'daily 05:00 UTC' },
+      ],
+    })
+    cache.namespace('plain', { key: 'q:{id}', ttl: '1m', load })
+    const model = describeCache(cache)
+    const product = model.namespaces.find((ns) => ns.name === 'product')!
+    expect(product.warmUps).toEqual([
+      {
+        name: 'all-prices',
+        owner: 'team-pricing',
+        schedule: 'daily 05:00 UTC',
+        from: null,
+        maxPerSecond: null,
+        timeLimitMs: null,
+      },
+      {
+        name: 'top-products',
+        owner: 'team-catalog',
+        schedule: 'every deploy, before traffic',
+        from: 'top.jsonl',
+        maxPerSecond: 200,
+        timeLimitMs: 600_000,
+      },
+    ])
+    const text = renderContract(model)
+    expect(text).toContain(
+      '- **Warm-up jobs** (run by your pipeline or scheduler with `stratacache warm`; the cache runs none by itself):\n' +
+        '  - `all-prices`: owner team-pricing; runs daily 05:00 UTC; budget: none declared\n' +
+        '  - `top-products`: owner team-catalog; runs every deploy, before traffic; keys from top.jsonl; budget: 200 keys/s at most, stops after 10m\n',
+    )
+    // A namespace without jobs prints no line: contracts of caches that declare none do not change.
+    expect(text.match(/Warm-up jobs/g)).toHaveLength(1)
+    expect(model.namespaces.find((ns) => ns.name === 'plain')!.warmUps).toEqual([])
+  })
+
+  it.each([
+    [{ owner: 'o', schedule: 's' }, 'a.warmUps[0].name', /the job's name/],
+    [{ name: 'n', schedule: 's' }, 'a.warmUps[0].owner', /who answers for the job/],
+    [{ name: 'n', owner: 'o', schedule: ' ' }, 'a.warmUps[0].schedule', /when it runs/],
+    [{ name: 'n', owner: 'o', schedule: 's', maxPerSecond: 0 }, 'a.warmUps[0].maxPerSecond', /positive/],
+    [
+      { name: 'n', owner: 'o', schedule: 's', timeLimit: 'soon' },
+      'a.warmUps[0].timeLimit',
+      /such as '250ms'/,
+    ],
+    [
+      { name: 'n', owner: 'o', schedule: 's', when: 'x' },
+      '`warmUps[0].when` in namespace "a"',
+      /Unknown option/,
+    ],
+  ])('refuses the job %j, naming %s', (job, option, expected) => {
+    const cache = createCache({ service: 'svc' })
+    const declare = () => cache.namespace('a', { key: 'k:{id}', ttl: '1m', load, warmUps: [job as never] })
+    expect(declare).toThrow(InvalidOptionError)
+    expect(declare).toThrow(option)
+    expect(declare).toThrow(expected)
+  })
+
+  it('refuses a job name declared twice', () => {
+    const cache = createCache({ service: 'svc' })
+    const job = { name: 'n', owner: 'o', schedule: 's' }
+    expect(() => cache.namespace('a', { key: 'k', ttl: '1m', load, warmUps: [job, job] })).toThrow(
+      /`a\.warmUps\[1\]\.name`: expected each job name at most once/,
+    )
+  })
+})
+
 describe('cache.namespaces()', () => {
   it('lists the declared namespaces in declaration order, as a frozen array', async () => {
     const cache = createCache({ service: 'svc' })

@@ -215,7 +215,7 @@ function render(stats) {
   } else {
     badge(
       'badge-l2',
-      `L2: Redis ${mode.l2Status}`,
+      `L2: ${mode.l2Kind === 'disk' ? 'disk' : 'Redis'} ${mode.l2Status}`,
       mode.l2Status === 'ready' && !mode.outage ? 'good' : 'bad',
     )
     badge('badge-circuit', `circuit: ${mode.circuit}`, mode.circuit === 'closed' ? 'good' : 'bad')

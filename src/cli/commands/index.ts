@@ -5,6 +5,7 @@ import { drillCommand } from './drill.js'
 import { inspectCommand } from './inspect.js'
 import { purgeCommand } from './purge.js'
 import { simulateCommand } from './simulate.js'
+import { warmCommand } from './warm.js'
 
 export const commands: readonly Command<Flags>[] = [
   contractCommand,
@@ -12,6 +13,7 @@ export const commands: readonly Command<Flags>[] = [
   inspectCommand,
   purgeCommand,
   simulateCommand,
+  warmCommand,
 ]
 
 /** Commands announced in `--help` that are not in this build yet. */

@@ -1,7 +1,7 @@
 // The cache contract as data: read from a cache's resolved namespace declarations, JSON-safe and sorted.
 import type { Cache } from '../../cache.js'
 import type { Namespace } from '../../namespace.js'
-import type { PolicyException, ResolvedNamespaceOptions } from '../../options.js'
+import type { PolicyException, ResolvedNamespaceOptions, ResolvedWarmUpJob } from '../../options.js'
 
 /** Milliseconds, or null for "none" / "unbounded". */
 type Ms = number | null
@@ -79,6 +79,15 @@ export interface NamespaceContract {
   }
   readonly hotKeys: { readonly track: number; readonly refresh: boolean } | null
   readonly exceptions: readonly PolicyException[]
+  /** Declared warm-up jobs, sorted by name; empty when none (or the cache's library has no such option). */
+  readonly warmUps: readonly {
+    readonly name: string
+    readonly owner: string
+    readonly schedule: string
+    readonly from: string | null
+    readonly maxPerSecond: number | null
+    readonly timeLimitMs: Ms
+  }[]
 }
 
 /** What the contract needs of a cache: its service, options and declared namespaces. */
@@ -162,6 +171,15 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
     hotKeys: o.hotKeys === false ? null : { track: o.hotKeys.track, refresh: o.hotKeys.refresh },
     // Older resolved options (or a foreign object) may lack the list: read it defensively too.
     exceptions: Array.isArray(o.exceptions) ? o.exceptions.map((e: PolicyException) => ({ ...e })) : [],
+    // Options from a library without `warmUps` have none.
+    warmUps: ((o as { warmUps?: readonly ResolvedWarmUpJob[] }).warmUps ?? []).map((job) => ({
+      name: job.name,
+      owner: job.owner,
+      schedule: job.schedule,
+      from: job.from ?? null,
+      maxPerSecond: job.maxPerSecond ?? null,
+      timeLimitMs: job.timeLimitMs ?? null,
+    })),
   }
 }
 

@@ -77,6 +77,25 @@ function cacheLines(model: ContractModel): string[] {
   ]
 }
 
+/** The declared warm-up jobs, one line each; nothing when none is declared. */
+function warmUpLines(ns: NamespaceContract): string[] {
+  if (ns.warmUps.length === 0) return []
+  return [
+    '- **Warm-up jobs** (run by your pipeline or scheduler with `stratacache warm`; the cache runs none by itself):',
+    ...ns.warmUps.map((job) => {
+      const budget = [
+        job.maxPerSecond === null ? undefined : `${formatCount(job.maxPerSecond)} keys/s at most`,
+        job.timeLimitMs === null ? undefined : `stops after ${formatDuration(job.timeLimitMs)}`,
+      ].filter((part) => part !== undefined)
+      return (
+        `  - \`${job.name}\`: owner ${job.owner}; runs ${job.schedule}` +
+        (job.from === null ? '' : `; keys from ${job.from}`) +
+        `; budget: ${budget.length === 0 ? 'none declared' : budget.join(', ')}`
+      )
+    }),
+  ]
+}
+
 function namespaceSection(model: ContractModel, ns: NamespaceContract): string[] {
   const f = ns.freshness
   const c = ns.consistency
@@ -86,6 +105,7 @@ function namespaceSection(model: ContractModel, ns: NamespaceContract): string[]
     oneParagraph(ns.description) ?? '_No description declared._',
     '',
     `- **Owner**: ${ns.owner ?? NOT_DECLARED}`,
+    ...warmUpLines(ns),
     '',
     '### Key schema',
     '',
