@@ -44,10 +44,11 @@ export class GhostSet {
     this.#stamps[slot] = this.#clock
   }
 
-  /** Whether `hash` is among the last `span` additions; if so, forgets it. */
-  take(hash: number): boolean {
+  /** Whether `hash` is among the last `within` additions (`span` at most); if so, forgets it. */
+  take(hash: number, within = this.span): boolean {
     const slot = this.#slot(hash)
-    if (this.#hashes[slot] !== hash || ((this.#clock - this.#stamps[slot]!) >>> 0) >= this.span) return false
+    const age = (this.#clock - this.#stamps[slot]!) >>> 0
+    if (this.#hashes[slot] !== hash || age >= Math.min(within, this.span)) return false
     this.#hashes[slot] = EMPTY
     return true
   }

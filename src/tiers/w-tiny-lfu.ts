@@ -56,6 +56,14 @@ const GHOST_SHARE = 0.5
  */
 const GHOST_STEP = 5
 /**
+ * A refused candidate's return asks for a larger window only if fewer than this many times the window's size of
+ * other candidates were refused since (or `REFUSED_MIN_REACH` x `maxEntries`, for a window still tiny): a window a
+ * few steps larger could have held it that long. A loop longer than the cache brings every refused key back, but
+ * too late for any window; counting those returns grew the window in a loop and cost it 10 points.
+ */
+const REFUSED_REACH = 8
+const REFUSED_MIN_REACH = 1 / 16
+/**
  * From this estimated count up, a candidate must beat the victim by 2, not 1: halving all counters at once leaves
  * keys requested at the same rate one apart, depending on whether their last request came before or after the
  * halving. Below it, one more request is a real difference (seen once against never).
@@ -125,7 +133,8 @@ class Queue<V> {
  * - The window's share adapts to the workload by **ghost feedback**, the idea of ARC's adaptation (Megiddo and
  *   Modha, FAST 2003) applied to W-TinyLFU's two regions. Two ghost sets remember the hashes (only) of recent drops:
  *   candidates that admission refused, and main-region victims. A miss on a refused candidate's key is a hit a
- *   larger window would have had: the window grows by `GHOST_STEP` entries. A miss on a victim's key is a hit a
+ *   larger window would have had (if it comes back soon enough: see `REFUSED_REACH`): the window grows by
+ *   `GHOST_STEP` entries. A miss on a victim's key is a hit a
  *   larger main region would have had: the window shrinks. Both are measured over the same requests, so a workload
  *   that changes by itself does not read as the effect of a move; hit-rate hill climbing (Caffeine's way) compares
  *   samples taken at different times, and on OLTP the sample-to-sample swing (44-68 %) drowned the window's effect
@@ -208,7 +217,8 @@ export class WTinyLfu<V> {
     // Before the node joins the window: a shrinking window hands its oldest nodes to probation, and that must not
     // include a candidate that has not yet faced admission.
     if (this.#full) {
-      if (this.#refused.take(node.hash)) this.#resizeWindow(GHOST_STEP)
+      const reach = Math.max(this.maxEntries * REFUSED_MIN_REACH, this.#windowMaxEntries * REFUSED_REACH)
+      if (this.#refused.take(node.hash, reach)) this.#resizeWindow(GHOST_STEP)
       else if (this.#evicted.take(node.hash)) this.#resizeWindow(-GHOST_STEP)
     }
     node.region = WINDOW

@@ -47,6 +47,18 @@ describe('GhostSet', () => {
     expect(ghosts.take(hashes[11]!)).toBe(true)
   })
 
+  it('reports a hash only within the reach asked for, never past its span', () => {
+    const ghosts = new GhostSet(10)
+    ghosts.add(1)
+    for (let i = 2; i <= 5; i++) ghosts.add(i * 1_000_003)
+    // 4 hashes were added after 1: it is among the last 5 additions, not among the last 4.
+    expect(ghosts.take(1, 4)).toBe(false)
+    expect(ghosts.take(1, 5)).toBe(true)
+    ghosts.add(1)
+    for (let i = 0; i < 10; i++) ghosts.add(i * 7_000_003 + 11)
+    expect(ghosts.take(1, 1_000)).toBe(false)
+  })
+
   it('forgets everything on clear and keeps a table of a power-of-two size, capped', () => {
     const ghosts = new GhostSet(100)
     ghosts.add(7)
