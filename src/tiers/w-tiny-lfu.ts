@@ -134,15 +134,15 @@ class Queue<V> {
  *   Modha, FAST 2003) applied to W-TinyLFU's two regions. Two ghost sets remember the hashes (only) of recent drops:
  *   candidates that admission refused, and main-region victims. A miss on a refused candidate's key is a hit a
  *   larger window would have had (if it comes back soon enough: see `REFUSED_REACH`): the window grows by
- *   `GHOST_STEP` entries. A miss on a victim's key is a hit a
- *   larger main region would have had: the window shrinks. Both are measured over the same requests, so a workload
- *   that changes by itself does not read as the effect of a move; hit-rate hill climbing (Caffeine's way) compares
- *   samples taken at different times, and on OLTP the sample-to-sample swing (44-68 %) drowned the window's effect
- *   (1-3 points), so it wandered.
+ *   `GHOST_STEP` entries. A miss on a victim's key is a hit a larger main region would have had: the window
+ *   shrinks. Both are counted over the same requests, so a workload that changes by itself does not read as the
+ *   effect of a move. Hit-rate hill climbing (Caffeine's way) compares samples taken at different times; on OLTP
+ *   the swing between samples (44-68%) drowned the window's effect (1-3 points), and the climber wandered.
  *
  * Several indexes share one policy (the cache's namespaces share the L1 budget); each node names its owner so the
- * policy can tell the right index to forget an evicted or rejected node. Every operation is O(1) (a window move is
- * at most `GHOST_STEP` relinks, done on a miss) and allocates nothing: a hit is a sketch increment and a relink.
+ * policy can tell the right index to forget an evicted or rejected node. Every operation is O(1) (a window move, on
+ * a miss only, relinks the few nodes past the new share) and allocates nothing: a hit is a sketch increment and a
+ * relink.
  */
 export class WTinyLfu<V> {
   readonly maxEntries: number

@@ -192,5 +192,4 @@ describe('WTinyLfu', () => {
     expect(policy.regions().windowMaxEntries).toBeLessThan(100)
     expect(hits / 20_000).toBeGreaterThan(0.6)
   })
-
 })
