@@ -1,5 +1,6 @@
 // The L1 eviction policy behind every L1 index: an adaptive W-TinyLFU, bounded by entry count and by bytes.
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
+import { GhostSet } from './ghost-set.js'
 
 /** Whatever index points at nodes: told to forget a node when the policy evicts it. */
 export interface L1Owner<V> {
@@ -39,21 +40,29 @@ export interface L1Regions {
   readonly window: number
   readonly probation: number
   readonly protected: number
-  /** The window's current share in entries (the hill climber moves it). */
+  /** The window's current share in entries (ghost hits move it). */
   readonly windowMaxEntries: number
 }
 
-/** The window's share of the entries at start, as in Caffeine: 1%. The climber moves it. */
+/** The window's share of the entries at start, as in Caffeine: 1%. Ghost hits move it. */
 const INITIAL_WINDOW_SHARE = 0.01
 /** The protected segment's share of the main region. */
 const PROTECTED_SHARE = 0.8
-/** Requests per hill-climbing sample, per entry of `maxEntries` (as Caffeine's sketch sample). */
-const SAMPLE_PER_ENTRY = 10
-/** The climber's full step, as a share of `maxEntries`; each step after is 0.98 of the one before. */
-const STEP_SHARE = 0.1
-const STEP_DECAY = 0.98
-/** A hit-rate change this large (5 points) that our own last step does not explain: steps restart at full size. */
-const RESTART_THRESHOLD = 0.05
+/** Each ghost set remembers the hashes of this many of its latest drops, per entry of `maxEntries`. */
+const GHOST_SHARE = 0.5
+/**
+ * Entries the window's share moves by per ghost hit. Chosen on the traces and synthetic workloads of
+ * docs/benchmarks.md among 1, 3, 5, 6, 8 and 10: 1 adapts too slowly for the recency shapes, 8 and more overshoot.
+ */
+const GHOST_STEP = 5
+/**
+ * A refused candidate's return asks for a larger window only if fewer than this many times the window's size of
+ * other candidates were refused since (or `REFUSED_MIN_REACH` x `maxEntries`, for a window still tiny): a window a
+ * few steps larger could have held it that long. A loop longer than the cache brings every refused key back, but
+ * too late for any window; counting those returns grew the window in a loop and cost it 10 points.
+ */
+const REFUSED_REACH = 8
+const REFUSED_MIN_REACH = 1 / 16
 /**
  * From this estimated count up, a candidate must beat the victim by 2, not 1: halving all counters at once leaves
  * keys requested at the same rate one apart, depending on whether their last request came before or after the
@@ -109,7 +118,7 @@ class Queue<V> {
 
 /**
  * Decides which L1 entries stay: W-TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
- * Admission Policy", 2017) with the window adapted by hill climbing, as in Caffeine.
+ * Admission Policy", 2017), its window's share adapted to the workload as ARC adapts its two lists.
  *
  * - New nodes always enter the **window**, a small LRU: a just-written entry is readable at once, and bursts of
  *   new keys are served by recency.
@@ -119,13 +128,21 @@ class Queue<V> {
  *   cannot wash out the entries that earn hits.
  * - The main region is a segmented LRU: a hit in **probation** promotes to **protected** (80% of main); protected
  *   overflow is demoted back to probation.
- * - Every hit and every added node counts in the sketch and in the current sample. After each sample of
- *   10 x `maxEntries` requests, the window's share moves one step in the direction that raised the hit rate, and
- *   turns back when the hit rate fell (hill climbing; steps decay, and restart after a 5-point change).
+ * - Every hit and every added node counts in the sketch. The sketch halves its counters every 10 x `maxEntries`
+ *   counts (aging), so a key that was hot long ago does not block newcomers forever.
+ * - The window's share adapts to the workload by **ghost feedback**, the idea of ARC's adaptation (Megiddo and
+ *   Modha, FAST 2003) applied to W-TinyLFU's two regions. Two ghost sets remember the hashes (only) of recent drops:
+ *   candidates that admission refused, and main-region victims. A miss on a refused candidate's key is a hit a
+ *   larger window would have had (if it comes back soon enough: see `REFUSED_REACH`): the window grows by
+ *   `GHOST_STEP` entries. A miss on a victim's key is a hit a larger main region would have had: the window
+ *   shrinks. Both are counted over the same requests, so a workload that changes by itself does not read as the
+ *   effect of a move. Hit-rate hill climbing (Caffeine's way) compares samples taken at different times; on OLTP
+ *   the swing between samples (44-68%) drowned the window's effect (1-3 points), and the climber wandered.
  *
  * Several indexes share one policy (the cache's namespaces share the L1 budget); each node names its owner so the
- * policy can tell the right index to forget an evicted or rejected node. Every operation is O(1) (the climber's
- * moves are bounded by one step per sample) and allocates nothing: a hit is a sketch increment and a relink.
+ * policy can tell the right index to forget an evicted or rejected node. Every operation is O(1) (a window move, on
+ * a miss only, relinks the few nodes past the new share) and allocates nothing: a hit is a sketch increment and a
+ * relink.
  */
 export class WTinyLfu<V> {
   readonly maxEntries: number
@@ -141,19 +158,13 @@ export class WTinyLfu<V> {
   #windowMaxBytes = Infinity
   #protectedMaxEntries = 0
   #protectedMaxBytes = Infinity
-  // Hill climbing.
-  /** The window's wanted size in entries, fractional: steps shrink below one entry. */
+  /** The window's wanted size in entries. */
   #windowTarget: number
-  /** Signed: the direction of the next move, and its size in entries. */
-  #step: number
-  readonly #fullStep: number
-  /** How far the last step actually moved the window (bounds may have cut it short). */
-  #lastMove = 0
-  #previousHitRate = -1
-  #sampleHits = 0
-  #sampleRequests = 0
-  readonly #samplePeriod: number
-  /** Whether the bounds were ever reached: the climber waits for it (a filling cache's hit rate says nothing). */
+  /** Candidates that admission refused, lately: a miss on one of them asks for a larger window. */
+  readonly #refused: GhostSet
+  /** Main-region victims, lately: a miss on one of them asks for a larger main region. */
+  readonly #evicted: GhostSet
+  /** Whether the bounds were ever reached: the window stays put until then (nothing was dropped yet). */
   #full = false
   /** xorshift32 state for the rare admission by chance; seeded, so runs are reproducible. */
   #random = 0x9e3779b9
@@ -162,11 +173,10 @@ export class WTinyLfu<V> {
     this.maxEntries = maxEntries
     this.maxBytes = maxBytes
     this.#sketch = new FrequencySketch(maxEntries)
-    this.#samplePeriod = Math.max(64, SAMPLE_PER_ENTRY * maxEntries)
-    this.#windowTarget = maxEntries * INITIAL_WINDOW_SHARE
-    this.#fullStep = Math.max(1, maxEntries * STEP_SHARE)
-    this.#step = this.#fullStep
+    this.#windowTarget = Math.max(1, Math.round(maxEntries * INITIAL_WINDOW_SHARE))
     this.#setWindow(this.#windowTarget)
+    this.#refused = new GhostSet(maxEntries * GHOST_SHARE)
+    this.#evicted = new GhostSet(maxEntries * GHOST_SHARE)
   }
 
   get size(): number {
@@ -200,24 +210,28 @@ export class WTinyLfu<V> {
   /**
    * Adds a new node to the window, counts its key, then evicts past the bounds. The new node itself is never
    * evicted by this call, so it is readable right away; older nodes evicted or refused are unindexed through their
-   * owners.
+   * owners. A new node is a miss: when its key was dropped lately, the window's share moves (see the class).
    */
   add(node: L1Node<V>): void {
     node.hash = hashKey(node.key)
+    // Before the node joins the window: a shrinking window hands its oldest nodes to probation, and that must not
+    // include a candidate that has not yet faced admission.
+    if (this.#full) {
+      const reach = Math.max(this.maxEntries * REFUSED_MIN_REACH, this.#windowMaxEntries * REFUSED_REACH)
+      if (this.#refused.take(node.hash, reach)) this.#resizeWindow(GHOST_STEP)
+      else if (this.#evicted.take(node.hash)) this.#resizeWindow(-GHOST_STEP)
+    }
     node.region = WINDOW
     this.#window.push(node)
     this.#size++
     this.#bytes += node.size
     this.#sketch.increment(node.hash)
     this.#evict(node)
-    if (++this.#sampleRequests >= this.#samplePeriod) this.#climb()
   }
 
   /** Records a hit on `node`: counts its key and marks it most recently used in its region. */
   touch(node: L1Node<V>): void {
     this.#sketch.increment(node.hash)
-    this.#sampleHits++
-    if (++this.#sampleRequests >= this.#samplePeriod) this.#climb()
     switch (node.region) {
       case WINDOW:
         this.#window.toNewest(node)
@@ -285,6 +299,7 @@ export class WTinyLfu<V> {
       window.unlink(candidate)
       if (this.#overBounds() && !this.#makeRoom(candidate, keep)) {
         candidate.region = NONE
+        this.#refused.add(candidate.hash)
         this.#drop(candidate)
         continue
       }
@@ -296,6 +311,7 @@ export class WTinyLfu<V> {
       const victim = this.#victim(keep) ?? (window.oldest === keep ? keep.newer : window.oldest)
       if (victim === undefined) return
       this.remove(victim)
+      this.#evicted.add(victim.hash)
       this.#drop(victim)
     }
   }
@@ -313,6 +329,7 @@ export class WTinyLfu<V> {
         return false
       }
       this.remove(victim)
+      this.#evicted.add(victim.hash)
       this.#drop(victim)
     }
     return true
@@ -363,39 +380,7 @@ export class WTinyLfu<V> {
     }
   }
 
-  /**
-   * End of a sample: move the window's share one step towards a higher hit rate (hill climbing, as in Caffeine).
-   * One change of ours: a large hit-rate change right after a large move of our own is that move's effect, not a
-   * new workload, so it does not restart the steps at full size (without this, a window pinned at its smallest
-   * share by a loop-like workload kept being thrown back out by a full step on every bit of noise).
-   */
-  #climb(): void {
-    const hitRate = this.#sampleHits / this.#sampleRequests
-    this.#sampleHits = 0
-    this.#sampleRequests = 0
-    // A filling cache's hit rate says nothing about the window; nor does a sample without a hit (a scan of new
-    // keys): moving on would grow the window and evict the main region's entries for nothing.
-    if (!this.#full || hitRate === 0) return
-    let amount = this.#step
-    if (this.#previousHitRate >= 0) {
-      const change = hitRate - this.#previousHitRate
-      // Same direction while the hit rate does not fall; turn back when it does.
-      if (change < 0) amount = -amount
-      const ownDoing = Math.abs(this.#lastMove) >= this.#fullStep / 2
-      this.#step =
-        Math.abs(change) >= RESTART_THRESHOLD && !ownDoing
-          ? Math.sign(amount) * this.#fullStep
-          : amount * STEP_DECAY
-    }
-    const first = this.#previousHitRate < 0
-    this.#previousHitRate = hitRate
-    const before = this.#windowTarget
-    // The first full sample only grows the window (it starts at its smallest useful share). That first probe is
-    // not taken as explaining the next change: the cache has only just filled, and its hit rate is still moving.
-    this.#resizeWindow(amount)
-    this.#lastMove = first ? 0 : this.#windowTarget - before
-  }
-
+  /** Moves the window's share by `amount` entries (signed), within 1 and `maxEntries`. */
   #resizeWindow(amount: number): void {
     this.#windowTarget = Math.min(this.maxEntries, Math.max(1, this.#windowTarget + amount))
     this.#setWindow(this.#windowTarget)

@@ -85,6 +85,10 @@ describe('WTinyLfu', () => {
             expect(policy.bytes).toBe(listed.reduce((sum, n) => sum + n.size, 0))
             const regions = policy.regions()
             expect(regions.window + regions.probation + regions.protected).toBe(policy.size)
+            // The adaptive window moves, but never out of its bounds, and holds no more than its share.
+            expect(regions.windowMaxEntries).toBeGreaterThanOrEqual(1)
+            expect(regions.windowMaxEntries).toBeLessThanOrEqual(maxEntries)
+            expect(regions.window).toBeLessThanOrEqual(Math.max(1, regions.windowMaxEntries))
             expect(new Set(index.unindexed).size).toBe(index.unindexed.length)
             expect(index.unindexed).toHaveLength(policy.evictions)
             for (const node of index.unindexed) expect(node.region).toBe(0)
@@ -155,5 +159,37 @@ describe('WTinyLfu', () => {
       else loop.add(loopIndex.node(key))
     }
     expect(loop.regions().windowMaxEntries).toBeLessThan(100)
+  })
+
+  it('moves its window both ways as the workload changes: grows it for recency, shrinks it back for a loop', () => {
+    const policy = new WTinyLfu<number>(1_000, Infinity)
+    const index = new Index()
+    let hits = 0
+    const request = (key: string) => {
+      const node = index.nodes.get(key)
+      if (node === undefined) return policy.add(index.node(key))
+      hits++
+      policy.touch(node)
+    }
+    // A loop a little longer than the cache: the frequency filter keeps a fixed part of it; the window stays small.
+    for (let i = 0; i < 100_000; i++) request(`loop${i % 1_200}`)
+    expect(policy.regions().windowMaxEntries).toBeLessThan(100)
+    // Recency only: each new key is read again within the next 400 new keys. Refused candidates come back, the
+    // window grows (from 10 to a few hundred entries), and the hit ratio reaches LRU's (2 requests in 3).
+    let newest = 0
+    for (let i = 0; i < 100_000; i++) {
+      if (i === 80_000) hits = 0
+      if (i % 3 === 0) request(`new${++newest}`)
+      else request(`new${Math.max(1, newest - ((i * 7919) % 400))}`)
+    }
+    expect(policy.regions().windowMaxEntries).toBeGreaterThan(200)
+    expect(hits / 20_000).toBeGreaterThan(0.66)
+    // The loop again: entries evicted from the main region come back, the window shrinks, the loop hits again.
+    for (let i = 0; i < 200_000; i++) {
+      if (i === 180_000) hits = 0
+      request(`loop${i % 1_200}`)
+    }
+    expect(policy.regions().windowMaxEntries).toBeLessThan(100)
+    expect(hits / 20_000).toBeGreaterThan(0.6)
   })
 })
