@@ -65,7 +65,8 @@ export class EntryStore<P, V> {
 
   /**
    * `readL2(key).then(next)` in one step: the L2 hit path carries every read past L1, so it takes one promise
-   * less. A failed read (the guard already published the error) is counted and reads as a miss.
+   * less. With a host tier, its copy is asked first (then L2 on a miss). A failed read (the guard already
+   * published the error) is counted and reads as a miss.
    */
   readL2Then<R>(
     key: string,
@@ -75,15 +76,23 @@ export class EntryStore<P, V> {
     if (l2 === undefined) return undefined
     const host = this.#host
     if (host !== undefined) {
-      return host.getMany([key]).then(([bytes]) => this.#fromHost(key, bytes) ?? this.#readL2Only(l2, key))
+      return host.getMany([key]).then(([bytes]) => {
+        const copy = this.#fromHost(key, bytes)
+        return copy !== undefined ? next(copy) : this.#readL2Only(l2, key, next)
+      })
     }
-    return this.#readL2Only(l2, key)
+    return this.#readL2Only(l2, key, next)
   }
 
-  #readL2Only(l2: L2Guard, key: string): Promise<Stored | undefined> {
+  #readL2Only<R>(
+    l2: L2Guard,
+    key: string,
+    next: (stored: Stored | undefined) => R | PromiseLike<R>,
+  ): Promise<R> {
     return l2.get(key).then(
       (bytes) => next(bytes === null ? undefined : this.#decode(key, bytes)),
       () => {
+        // The guard already published the error; the read falls through to the loader.
         this.#ctx.counters.l2Errors++
         return next(undefined)
       },
