@@ -19,7 +19,8 @@ import {
   L2UnsupportedError,
   NoL2Error,
 } from './errors.js'
-import { Namespace, type NamespaceStats, type WarmStartResult } from './namespace.js'
+import { Namespace, RELAYED, type NamespaceStats, type WarmStartResult } from './namespace.js'
+import { RegionRelay, type RegionStats } from './regions/region-relay.js'
 import { channels } from './observability/channels.js'
 import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
 import { L2OutageLog } from './observability/l2-outage-log.js'
@@ -71,6 +72,8 @@ export interface CacheStats {
     | undefined
   /** The invalidation bus (present with L2). */
   readonly bus: BusStats | undefined
+  /** With `regions`: the relay, and each peer region's split state and relay lag as this process sees them. */
+  readonly regions: RegionStats | undefined
 }
 
 /** How `cache.close()` ends. */
@@ -126,6 +129,8 @@ export class Cache {
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   readonly #clockSync: L2ClockSync | undefined
+  /** With `regions`: the outbox and relay, and the stores on the peer regions' L2s (connected and closed here). */
+  readonly #relay: RegionRelay | undefined
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<
     string,
@@ -232,6 +237,7 @@ export class Cache {
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()
+      if (o.regions !== undefined) this.#relay = this.#startRelay(o.regions, this.#l2, log)
     }
     const clockSync = this.#clockSync
     this.#runtime = {
@@ -250,6 +256,7 @@ export class Cache {
       signal: this.#abort.signal,
       closed: false,
       bus: this.#bus,
+      regions: this.#relay,
       onInvalidation: (namespace, handler) => {
         this.#handlers.set(namespace, handler)
       },
@@ -264,6 +271,51 @@ export class Cache {
         void work.finally(() => this.#background.delete(work))
       },
     }
+  }
+
+  /**
+   * The region relay: each peer's store guarded like L2 (timeouts, circuit breaker), connected in the background;
+   * the relay applies their entries through the namespaces this process declares.
+   */
+  #startRelay(
+    regions: NonNullable<ResolvedCacheOptions['regions']>,
+    local: L2Guard,
+    log: Logger,
+  ): RegionRelay {
+    const o = this.options
+    const peers = regions.peers.map((peer) => {
+      const guard = new L2Guard(peer.l2, o.l2TimeoutMs, {
+        failureThreshold: o.failureThreshold,
+        breakMs: o.breakMs,
+      })
+      // The peer's connection trouble shows as the relay's errors and the peer's split; logged at debug only.
+      peer.l2.onEvent((event) => {
+        if (event.type === 'status') {
+          if (event.status === 'ready') guard.connectionRestored()
+          log.debug?.(
+            { service: o.service, peer: peer.region, status: event.status },
+            'stratacache: peer region L2',
+          )
+        }
+      })
+      // A process that never relays never reads a peer's outbox: it does not connect to it.
+      if (regions.relay) peer.l2.connect().catch(() => {})
+      return { region: peer.region, l2: guard, close: () => guard.close() }
+    })
+    const relay = new RegionRelay(regions, o.service, local, peers, o.clock, log, async (relayed) => {
+      const ns = this.#namespaces.get(relayed.namespace)
+      if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
+      if (ns === undefined) return 'unknown'
+      await ns[RELAYED](relayed)
+      return 'applied'
+    })
+    relay.start()
+    this.#beforeClose.push(async () => {
+      await relay.stop()
+      for (const peer of peers) peer.close()
+      await Promise.allSettled(regions.peers.map((peer) => peer.l2.close()))
+    })
+    return relay
   }
 
   /**
@@ -484,6 +536,7 @@ export class Cache {
               clockOffsetMs: this.#clockSync?.offsetMs ?? 0,
             }),
       bus: this.#bus?.stats(),
+      regions: this.#relay?.stats(),
     })
   }
 

@@ -96,6 +96,16 @@ export interface NamespaceStats {
   readonly writeTimeouts: number
   /** Write-behind: `write()`s refused because the queue held `writeBehind.maxQueued` writes (nothing queued). */
   readonly writesRefused: number
+  /**
+   * Regions: cached values (L1 or L2) a `strong` or `bounded` namespace refused to serve because a peer region was
+   * not heard from for longer than its bound allows (docs/consistency.md, "Regions"); each read went to the source.
+   */
+  readonly regionRefused: number
+  /**
+   * Regions: cached values an `eventual` namespace served while a peer region was split from this one (they may
+   * miss the peer's invalidations since).
+   */
+  readonly regionSplitServes: number
   /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
@@ -169,6 +179,8 @@ export function newCounters(): Counters {
     writesClaimed: 0,
     writeTimeouts: 0,
     writesRefused: 0,
+    regionRefused: 0,
+    regionSplitServes: 0,
   }
 }
 

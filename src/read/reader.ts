@@ -21,6 +21,7 @@ import { isHeld } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
 import type { EntryStore } from '../storage/entry-store.js'
 import type { Flight } from './flights.js'
+import { regionAllows } from '../regions/read-gate.js'
 
 export class Reader<P, V> {
   readonly #ctx: NamespaceContext<P, V>
@@ -64,7 +65,7 @@ export class Reader<P, V> {
   async #readStrong(key: string, params: P, trace: GetTraceContext | undefined, tries = 3): Promise<V> {
     const started = performance.now()
     const stored = await this.#store.readL2Fresh(key)
-    if (stored !== undefined) {
+    if (stored !== undefined && regionAllows(this.#ctx, stored.entry.createdAt, this.#ctx.clock.now())) {
       this.#ctx.recorder.hitL2Alone(key, params, started)
       if (trace !== undefined) trace.tier = 'l2'
       return stored.entry.value as V
@@ -113,7 +114,15 @@ export class Reader<P, V> {
     const l1 = this.#ctx.l1
     if (l1 === undefined || this.#ctx.options.staleForMs === 0) return undefined
     const node = l1.find(params)
-    return node !== undefined && node.expiresAt > this.#ctx.clock.now() ? node.value : undefined
+    const now = this.#ctx.clock.now()
+    return node !== undefined && node.expiresAt > now && regionAllows(this.#ctx, node.value.createdAt, now)
+      ? node.value
+      : undefined
+  }
+
+  /** Whether a cached entry may be served with regions (regions/read-gate.ts); true without. */
+  regionAllows(createdAt: number, now: number): boolean {
+    return regionAllows(this.#ctx, createdAt, now)
   }
 
   /** `ns.getMany(list)`, once the cache is known open and `list` an array. */
@@ -130,7 +139,7 @@ export class Reader<P, V> {
       const node = ctx.l1?.find(params)
       if (node !== undefined) {
         const now = ctx.clock.now()
-        if (node.expiresAt <= now) {
+        if (node.expiresAt <= now || !regionAllows(ctx, node.value.createdAt, now)) {
           ctx.l1!.remove(node)
         } else if (node.refreshAt > now) {
           ctx.l1!.touch(node)
@@ -211,7 +220,8 @@ export class Reader<P, V> {
   async #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
     const ctx = this.#ctx
     const fromL2 = await this.#store.readL2(key)
-    if (fromL2 !== undefined) {
+    // With regions: an entry a peer region may have changed beyond the namespace's bound is no answer, nor a fallback.
+    if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, ctx.clock.now())) {
       const { entry } = fromL2
       const now = ctx.clock.now()
       if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
@@ -272,7 +282,7 @@ export class Reader<P, V> {
         const stored = found[i]
         const flight = flights.get(item.key)!
         let stale = item.stale
-        if (stored !== undefined) {
+        if (stored !== undefined && regionAllows(ctx, stored.entry.createdAt, now)) {
           const { entry } = stored
           if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
             ctx.recorder.hitL2(item.key)
