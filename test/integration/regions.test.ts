@@ -3,6 +3,8 @@
 import { createCache, type Cache, type CacheOptions } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { createClient } from 'redis'
+import { Registry } from 'prom-client'
+import { prometheusMetrics } from 'stratacache/prometheus'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
@@ -282,6 +284,37 @@ describe('regions: the relay', () => {
     await servers.us.command('SET', us.item.key({ id: 'p1' }), 'stale')
     await until(async () => (await servers.eu.command('XPENDING', outbox, 'relay')).startsWith('*4\r\n:0'))
     expect(await rawGet('us', us.item.key({ id: 'p1' }))).toBe(':0\r\n')
+  })
+
+  it('exports relay lag and split state per region pair in stats() and Prometheus, labelled with the region', async () => {
+    const db = source()
+    const eu = proc('eu', db)
+    const us = proc('us', db)
+    await Promise.all([eu.cache.connect(), us.cache.connect()])
+    await eu.item.delete({ id: 'm' })
+    await until(() => us.cache.stats().regions!.peers.eu!.relayed >= 2)
+    const peer = us.cache.stats().regions!.peers.eu!
+    expect(peer).toMatchObject({ region: 'eu', split: false, splits: 0, backlog: 0 })
+    expect(peer.lagMs.max).toBeGreaterThanOrEqual(peer.lagMs.last)
+    expect(peer.heardAgoMs).toBeLessThan(400)
+    const registry = new Registry()
+    const metrics = prometheusMetrics(us.cache, { registry })
+    try {
+      const text = await registry.metrics()
+      expect(text).toMatch(
+        /stratacache_region_relay_lag_seconds\{cache="geo",region="us",peer_region="eu"\} [0-9.e-]+/,
+      )
+      expect(text).toContain('stratacache_region_split{cache="geo",region="us",peer_region="eu"} 0')
+      expect(text).toContain('stratacache_region_backlog_entries{cache="geo",region="us",peer_region="eu"} 0')
+      expect(text).toMatch(
+        /stratacache_region_relayed_total\{cache="geo",region="us",peer_region="eu"\} [1-9]/,
+      )
+      expect(text).toContain(
+        'stratacache_region_split_reads_total{cache="geo",cache_namespace="item",region="us",outcome="refused"} 0',
+      )
+    } finally {
+      metrics.unregister()
+    }
   })
 
   it('refuses region options that cannot work, naming the option', () => {
