@@ -75,7 +75,7 @@ describe('region outbox entries', () => {
       { ...good, x: '[""]' },
       { v: '1', r: 'eu', t: '1', k: 'keys' },
     ]) {
-      const decoded = decodeOutboxEntry(bytes(fields as Record<string, string>))
+      const decoded = decodeOutboxEntry(bytes(fields))
       expect(decoded.ok).toBe(false)
     }
   })
