@@ -338,6 +338,25 @@ export class Cache {
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
     const resolved = resolveNamespaceOptions(name, options, this.options)
+    const regions = this.options.regions
+    if (
+      regions !== undefined &&
+      resolved.consistency === 'bounded' &&
+      3 * regions.heartbeatMs > resolved.maxStalenessMs
+    ) {
+      // Not an error: the bound still holds, but news from the peers is often older than it, so reads revalidate.
+      this.#runtime.logger.warn(
+        {
+          service: this.service,
+          namespace: name,
+          heartbeatMs: regions.heartbeatMs,
+          maxStalenessMs: resolved.maxStalenessMs,
+        },
+        `stratacache: namespace "${name}" has maxStaleness ${resolved.maxStalenessMs} ms, under three regions.heartbeat ` +
+          `(${regions.heartbeatMs} ms): reads will often go to the source because news from the other regions is ` +
+          'older than the bound. Lower regions.heartbeat or raise maxStaleness.',
+      )
+    }
     const namespace = new Namespace<P, V>(this.#runtime, resolved, options, (raw) =>
       resolveNamespaceOptions(name, raw, this.options),
     )

@@ -317,6 +317,36 @@ describe('regions: the relay', () => {
     }
   })
 
+  it("warns when a bounded namespace's bound is under three heartbeats", async () => {
+    const warnings: string[] = []
+    const cache = createCache({
+      service: 'warn',
+      logger: { info: () => {}, warn: (_fields, message) => warnings.push(message), error: () => {} },
+      l2: redisStore({ url: servers.eu.url }),
+      region: 'eu',
+      regions: { peers: [{ region: 'us', l2: redisStore({ url: servers.us.url }) }], heartbeat: '1s' },
+    })
+    caches.push(cache)
+    cache.namespace('wide', {
+      key: 'w:{id}',
+      ttl: '1m',
+      consistency: 'bounded',
+      maxStaleness: '10s',
+      load: () => 1,
+    })
+    expect(warnings).toEqual([])
+    cache.namespace('tight', {
+      key: 't:{id}',
+      ttl: '1m',
+      consistency: 'bounded',
+      maxStaleness: '2s',
+      load: () => 1,
+    })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/"tight".*regions\.heartbeat/)
+    await cache.connect()
+  })
+
   it('refuses region options that cannot work, naming the option', () => {
     const l2 = redisStore({ url: servers.eu.url })
     expect(() => createCache({ service: 's', l2, region: 'eu' })).toThrow(/regions/)
