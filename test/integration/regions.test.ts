@@ -294,7 +294,9 @@ describe('regions: the relay', () => {
     await eu.item.delete({ id: 'm' })
     await until(() => us.cache.stats().regions!.peers.eu!.relayed >= 2)
     const peer = us.cache.stats().regions!.peers.eu!
-    expect(peer).toMatchObject({ region: 'eu', split: false, splits: 0, backlog: 0 })
+    expect(peer).toMatchObject({ region: 'eu', split: false, splits: 0 })
+    // A snapshot: at most the heartbeat appended since the relay's last read.
+    expect(peer.backlog).toBeLessThanOrEqual(1)
     expect(peer.lagMs.max).toBeGreaterThanOrEqual(peer.lagMs.last)
     expect(peer.heardAgoMs).toBeLessThan(400)
     const registry = new Registry()
@@ -305,7 +307,9 @@ describe('regions: the relay', () => {
         /stratacache_region_relay_lag_seconds\{cache="geo",region="us",peer_region="eu"\} [0-9.e-]+/,
       )
       expect(text).toContain('stratacache_region_split{cache="geo",region="us",peer_region="eu"} 0')
-      expect(text).toContain('stratacache_region_backlog_entries{cache="geo",region="us",peer_region="eu"} 0')
+      expect(text).toMatch(
+        /stratacache_region_backlog_entries\{cache="geo",region="us",peer_region="eu"\} [01]\n/,
+      )
       expect(text).toMatch(
         /stratacache_region_relayed_total\{cache="geo",region="us",peer_region="eu"\} [1-9]/,
       )
