@@ -306,7 +306,14 @@ export class Cache {
       const ns = this.#namespaces.get(relayed.namespace)
       if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
       if (ns === undefined) return 'unknown'
-      await ns[RELAYED](relayed)
+      try {
+        await ns[RELAYED](relayed)
+      } catch (error) {
+        // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
+        // Anything else (Redis unreachable, closing) is retried, in order.
+        if (error instanceof InvalidArgumentError) return 'unknown'
+        throw error
+      }
       return 'applied'
     })
     relay.start()
@@ -397,6 +404,9 @@ export class Cache {
       // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
       // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
       if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])
+      // And, with regions, the first relay step: until then this process has not read how old its news from the
+      // other regions is, and could serve a value they changed during a split that began before it started.
+      if (this.#relay !== undefined) await Promise.race([this.#relay.settled, timeout.catch(() => undefined)])
       // And the clock: entries written before it is measured carry this process's own times.
       if (this.#clockSync !== undefined) {
         await Promise.race([this.#clockSync.measure(), timeout.catch(() => undefined)])

@@ -126,6 +126,10 @@ export class RegionRelay implements RegionView {
   readonly #token = randomBytes(16).toString('base64url')
   readonly #leaseMs: number
   #leader = false
+  #started = false
+  #settle!: () => void
+  /** Resolves after this process's first relay step (it then knows how old its news from every peer is). */
+  readonly settled: Promise<void> = new Promise((resolve) => (this.#settle = resolve))
   #timer: ReturnType<typeof setTimeout> | undefined
   #running: Promise<void> | undefined
   #stopped = false
@@ -250,6 +254,12 @@ export class RegionRelay implements RegionView {
   async #step(): Promise<boolean> {
     let more = false
     try {
+      // First, whoever relays: start from the coverage the region's relay recorded, not from this process's start
+      // (a process starting during a split must not take its start for news from the peers).
+      if (!this.#started) {
+        await this.#readHeard(true)
+        this.#started = true
+      }
       if (this.#options.relay) await this.#holdLease()
       if (this.#leader) {
         await Promise.all(this.#peers.map((peer) => this.#heartbeat(peer)))
@@ -263,6 +273,7 @@ export class RegionRelay implements RegionView {
     }
     const now = this.#clock.now()
     for (const peer of this.#peers) this.#observe(peer, now, false)
+    this.#settle()
     return more && !this.#stopped
   }
 
@@ -379,8 +390,11 @@ export class RegionRelay implements RegionView {
     })
   }
 
-  /** A process that does not relay: reads the coverage the relay recorded. */
-  async #readHeard(): Promise<void> {
+  /**
+   * A process that does not relay (or any, at its first step: `initial`): reads the coverage the relay recorded. At
+   * the first step it replaces the provisional coverage (the start time), lower or not; afterwards it only advances.
+   */
+  async #readHeard(initial = false): Promise<void> {
     const values = await this.#local.getMany(this.#peers.map((peer) => this.#keys.heard(peer.region)))
     this.#peers.forEach((peer, i) => {
       const bytes = values[i]
@@ -388,7 +402,7 @@ export class RegionRelay implements RegionView {
       try {
         const heard = JSON.parse(Buffer.from(bytes).toString('utf8')) as { c?: unknown; l?: unknown }
         if (typeof heard.c !== 'number' || typeof heard.l !== 'number') return
-        if (heard.c > peer.coveredAt) {
+        if (initial || heard.c > peer.coveredAt) {
           peer.coveredAt = heard.c
           peer.lastLag = heard.l
           if (heard.l > peer.maxLag) peer.maxLag = heard.l

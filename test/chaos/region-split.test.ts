@@ -229,6 +229,27 @@ describe('a region split', () => {
     )
   })
 
+  it('a process that starts during a split knows it once connected, relaying or not', async () => {
+    const db = source()
+    const eu = proc('eu', db)
+    const first = proc('us', db)
+    await Promise.all([eu.cache.connect(), first.cache.connect()])
+    db.rows.set('n', 1)
+    expect(await first.strong.get({ id: 'n' })).toEqual({ v: 1 })
+    await links.eu.cut()
+    await until(() => first.cache.stats().regions!.peers.eu!.split)
+    await first.cache.close()
+    // The region's next relay, and a process that does not relay: both start from the recorded coverage.
+    const relay = proc('us', db)
+    const reader = proc('us', db, false)
+    await Promise.all([relay.cache.connect(), reader.cache.connect()])
+    expect(relay.cache.stats().regions!.peers.eu!.split).toBe(true)
+    expect(reader.cache.stats().regions!.peers.eu!.split).toBe(true)
+    const loads = db.loads.strong
+    expect(await reader.strong.get({ id: 'n' })).toEqual({ v: 1 })
+    expect(db.loads.strong).toBe(loads + 1)
+  })
+
   it('a write in the split-off region reaches the other once healed, and a relay restarted meanwhile resumes', async () => {
     const db = source()
     const eu = proc('eu', db)
