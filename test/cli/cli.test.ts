@@ -118,7 +118,7 @@ describe('stratacache (the executable)', () => {
   it.each([
     [
       ['frobnicate'],
-      /^stratacache: Unknown command "frobnicate"; commands: contract, drill, inspect, purge, simulate\. /,
+      /^stratacache: Unknown command "frobnicate"; commands: contract, drill, inspect, purge, relay, simulate\. /,
     ],
     [['--frob'], /^stratacache: Unknown flag --frob before the command\./],
     [['inspect'], /^stratacache inspect: Give exactly one of --config FILE or --redis URL\./],

@@ -4,6 +4,7 @@ import { contractCommand } from './contract.js'
 import { drillCommand } from './drill.js'
 import { inspectCommand } from './inspect.js'
 import { purgeCommand } from './purge.js'
+import { relayCommand } from './relay.js'
 import { simulateCommand } from './simulate.js'
 
 export const commands: readonly Command<Flags>[] = [
@@ -11,6 +12,7 @@ export const commands: readonly Command<Flags>[] = [
   drillCommand,
   inspectCommand,
   purgeCommand,
+  relayCommand,
   simulateCommand,
 ]
 
