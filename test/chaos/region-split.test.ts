@@ -42,7 +42,7 @@ const SPLIT_AFTER_MS = 400
 function source() {
   const rows = new Map<string, number>()
   const loads = { strong: 0, bounded: 0, bypass: 0, eventual: 0 }
-  return { rows, loads }
+  return { rows, loads, slowMs: 0 }
 }
 
 /** A process of `region`, with one namespace per consistency class (every process declares them all). */
@@ -76,9 +76,11 @@ function proc(region: Region, db: ReturnType<typeof source>, relay = true) {
               maxStaleness: `${MAX_STALENESS_MS}ms` as const,
               onRegionSplit: name === 'bypass' ? ('bypass' as const) : ('revalidate' as const),
             }),
-      load: ({ id }) => {
+      load: async ({ id }) => {
         db.loads[name]++
-        return { v: db.rows.get(id) ?? 0 }
+        const v = db.rows.get(id) ?? 0
+        if (db.slowMs > 0) await sleep(db.slowMs)
+        return { v }
       },
       write: ({ id }, value: { v: number }) => void db.rows.set(id, value.v),
       writeStrategy: 'write-through' as const,
@@ -115,6 +117,8 @@ describe('a region split', () => {
     diagnosticsChannel.subscribe(channelNames.regionSplit, listen)
     try {
       db.rows.set('r', 1)
+      db.rows.set('w', 1)
+      expect(await us.strong.get({ id: 'w' })).toEqual({ v: 1 })
       for (const ns of [us.strong, us.bounded, us.bypass, us.eventual])
         expect(await ns.get({ id: 'r' })).toEqual({ v: 1 })
       // Connected: the bounded and eventual copies answer from the cache.
@@ -148,6 +152,16 @@ describe('a region split', () => {
       expect(await us.bypass.get({ id: 'r' })).toEqual({ v: 2 })
       expect(await us.bypass.get({ id: 'r' })).toEqual({ v: 2 })
       expect(db.loads.bypass - loads.bypass).toBe(2)
+
+      // Strong, two processes at once: one loads under the lock; the other, waiting, does not take the old copy
+      // still in L2 for the value that landed.
+      await eu.strong.write({ id: 'w' }, { v: 2 })
+      db.slowMs = 150
+      expect(await Promise.all([us.strong.get({ id: 'w' }), usRelay.strong.get({ id: 'w' })])).toEqual([
+        { v: 2 },
+        { v: 2 },
+      ])
+      db.slowMs = 0
 
       // Eventual: the old value, counted.
       expect(await us.eventual.get({ id: 'r' })).toEqual({ v: 1 })
