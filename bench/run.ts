@@ -19,13 +19,16 @@ import { commandLine, machine, machineLine, writeResults, type Scenario } from '
 import { inspect } from './inspect.js'
 import { l1Hit } from './l1-hit.js'
 import { l2Hit } from './l2-hit.js'
+import { l2Overhead } from './l2-overhead.js'
 import { metricsOverhead } from './metrics-overhead.js'
 import { redisKill } from './redis-kill.js'
 import { stampede } from './stampede.js'
+import { warmStart } from './warm-start.js'
 
 const scenarios: readonly Scenario[] = [
   l1Hit,
   l2Hit,
+  l2Overhead,
   coldKey,
   stampede,
   redisKill,
@@ -33,6 +36,7 @@ const scenarios: readonly Scenario[] = [
   metricsOverhead,
   inspect,
   cluster,
+  warmStart,
 ]
 
 /** The whole run stops by itself even if a peer library hangs: past this, the process exits with an error. */

@@ -19,7 +19,7 @@ import type { GetTraceContext } from '../observability/channels.js'
 import { channels } from '../observability/channels.js'
 import { isHeld } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
-import type { EntryStore } from '../storage/entry-store.js'
+import type { EntryStore, Stored } from '../storage/entry-store.js'
 import type { Flight } from './flights.js'
 import { regionAllows } from '../regions/read-gate.js'
 
@@ -217,9 +217,25 @@ export class Reader<P, V> {
    * timeouts and cross-process lock. `stale` is an L1 entry still inside its stale window, the fallback if the
    * loader fails.
    */
-  async #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
+  #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
+    try {
+      const read = this.#store.readL2Then(key, (fromL2) => this.#afterL2(key, params, flight, stale, fromL2))
+      return read ?? Promise.resolve(this.#afterL2(key, params, flight, stale, undefined))
+    } catch (error) {
+      // Never a throw out of a flight's start: the flight is registered, so it must settle.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  /** What L2 held for a flight (`fromL2`: undefined on a miss or failure): answer it, or go to the loader. */
+  #afterL2(
+    key: string,
+    params: P,
+    flight: Flight<V>,
+    stale: Entry | undefined,
+    fromL2: Stored | undefined,
+  ): V | Promise<V> {
     const ctx = this.#ctx
-    const fromL2 = await this.#store.readL2(key)
     // With regions: an entry a peer region may have changed beyond the namespace's bound is no answer, nor a fallback.
     if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, ctx.clock.now())) {
       const { entry } = fromL2

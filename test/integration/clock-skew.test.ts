@@ -120,6 +120,8 @@ describe('clock skew between processes that share Redis', () => {
   })
 
   it('refuses a clockSync that is not a boolean, naming the option', () => {
-    expect(() => createCache({ service: 'it-skew', clockSync: 'yes' as unknown as boolean })).toThrow(/clockSync/)
+    expect(() => createCache({ service: 'it-skew', clockSync: 'yes' as unknown as boolean })).toThrow(
+      /clockSync/,
+    )
   })
 })

@@ -201,7 +201,9 @@ describe('L2 envelope, format version 2 (compressed and/or encrypted payloads)',
         encrypted,
         { ...encrypted, compression: { algorithm: 'brotli', level: 4, threshold: 0 } },
         // zstd where this Node's zlib has it (22.15+, 23.8+); elsewhere the cache refuses it (data-protection test).
-        ...(hasZstd ? [{ ...encrypted, compression: { algorithm: 'zstd' as const, level: 3, threshold: 0 } }] : []),
+        ...(hasZstd
+          ? [{ ...encrypted, compression: { algorithm: 'zstd' as const, level: 3, threshold: 0 } }]
+          : []),
       ]
       fc.assert(
         fc.property(fc.jsonValue(), fc.constantFrom(...transforms), (value, t) => {
