@@ -183,7 +183,10 @@ function observeStats(cache: Cache, meter: Meter): void {
   const stale = counter('stratacache.stale_served', 'Stale values served, by reason.')
   const l2Calls = counter('stratacache.l2.calls', 'L2 calls, by outcome.')
   const l1Entries = gauge('stratacache.l1.entries', 'Entries in L1.')
-  const relayLag = gauge('stratacache.region.relay_lag', 'Relay lag of the last entry from a peer region, in ms.')
+  const relayLag = gauge(
+    'stratacache.region.relay_lag',
+    'Relay lag of the last entry from a peer region, in ms.',
+  )
   const regionSplit = gauge('stratacache.region.split', '1 while a peer region is split from this one.')
   const splitReads = counter('stratacache.region.split_reads', 'Reads during a region split, by outcome.')
   const service = { 'stratacache.service': cache.service }
