@@ -20,7 +20,8 @@ import {
   L2UnsupportedError,
   NoL2Error,
 } from './errors.js'
-import { Namespace, type NamespaceStats, type WarmStartResult } from './namespace.js'
+import { Namespace, RELAYED, type NamespaceStats, type WarmStartResult } from './namespace.js'
+import { RegionRelay, type RegionStats } from './regions/region-relay.js'
 import { channels } from './observability/channels.js'
 import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
 import { L2OutageLog } from './observability/l2-outage-log.js'
@@ -75,6 +76,8 @@ export interface CacheStats {
   readonly bus: BusStats | undefined
   /** The host tier (`host`): its store's status, and its calls that failed (each a host miss). */
   readonly host: { readonly status: L2Status; readonly errors: number } | undefined
+  /** With `regions`: the relay, and each peer region's split state and relay lag as this process sees them. */
+  readonly regions: RegionStats | undefined
 }
 
 /** How `cache.close()` ends. */
@@ -131,6 +134,8 @@ export class Cache {
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   readonly #clockSync: L2ClockSync | undefined
+  /** With `regions`: the outbox and relay, and the stores on the peer regions' L2s (connected and closed here). */
+  readonly #relay: RegionRelay | undefined
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<
     string,
@@ -246,6 +251,7 @@ export class Cache {
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()
+      if (o.regions !== undefined) this.#relay = this.#startRelay(o.regions, this.#l2, log)
     }
     if (o.host !== undefined) {
       this.#host = new HostTier(o.host)
@@ -270,6 +276,7 @@ export class Cache {
       signal: this.#abort.signal,
       closed: false,
       bus: this.#bus,
+      regions: this.#relay,
       onInvalidation: (namespace, handler) => {
         this.#handlers.set(namespace, handler)
       },
@@ -284,6 +291,58 @@ export class Cache {
         void work.finally(() => this.#background.delete(work))
       },
     }
+  }
+
+  /**
+   * The region relay: each peer's store guarded like L2 (timeouts, circuit breaker), connected in the background;
+   * the relay applies their entries through the namespaces this process declares.
+   */
+  #startRelay(
+    regions: NonNullable<ResolvedCacheOptions['regions']>,
+    local: L2Guard,
+    log: Logger,
+  ): RegionRelay {
+    const o = this.options
+    const peers = regions.peers.map((peer) => {
+      const guard = new L2Guard(peer.l2, o.l2TimeoutMs, {
+        failureThreshold: o.failureThreshold,
+        breakMs: o.breakMs,
+      })
+      // The peer's connection trouble shows as the relay's errors and the peer's split; logged at debug only.
+      peer.l2.onEvent((event) => {
+        if (event.type === 'status') {
+          if (event.status === 'ready') guard.connectionRestored()
+          log.debug?.(
+            { service: o.service, peer: peer.region, status: event.status },
+            'stratacache: peer region L2',
+          )
+        }
+      })
+      // A process that never relays never reads a peer's outbox: it does not connect to it.
+      if (regions.relay) peer.l2.connect().catch(() => {})
+      return { region: peer.region, l2: guard, close: () => guard.close() }
+    })
+    const relay = new RegionRelay(regions, o.service, local, peers, o.clock, log, async (relayed) => {
+      const ns = this.#namespaces.get(relayed.namespace)
+      if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
+      if (ns === undefined) return 'unknown'
+      try {
+        await ns[RELAYED](relayed)
+      } catch (error) {
+        // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
+        // Anything else (Redis unreachable, closing) is retried, in order.
+        if (error instanceof InvalidArgumentError) return 'unknown'
+        throw error
+      }
+      return 'applied'
+    })
+    relay.start()
+    this.#beforeClose.push(async () => {
+      await relay.stop()
+      for (const peer of peers) peer.close()
+      await Promise.allSettled(regions.peers.map((peer) => peer.l2.close()))
+    })
+    return relay
   }
 
   /**
@@ -306,6 +365,25 @@ export class Cache {
     if (typeof name !== 'string') throw new InvalidOptionError('namespace name', name, 'a string')
     if (this.#namespaces.has(name)) throw new DuplicateNamespaceError(name)
     const resolved = resolveNamespaceOptions(name, options, this.options)
+    const regions = this.options.regions
+    if (
+      regions !== undefined &&
+      resolved.consistency === 'bounded' &&
+      3 * regions.heartbeatMs > resolved.maxStalenessMs
+    ) {
+      // Not an error: the bound still holds, but news from the peers is often older than it, so reads revalidate.
+      this.#runtime.logger.warn(
+        {
+          service: this.service,
+          namespace: name,
+          heartbeatMs: regions.heartbeatMs,
+          maxStalenessMs: resolved.maxStalenessMs,
+        },
+        `stratacache: namespace "${name}" has maxStaleness ${resolved.maxStalenessMs} ms, under three regions.heartbeat ` +
+          `(${regions.heartbeatMs} ms): reads will often go to the source because news from the other regions is ` +
+          'older than the bound. Lower regions.heartbeat or raise maxStaleness.',
+      )
+    }
     const namespace = new Namespace<P, V>(this.#runtime, resolved, options, (raw) =>
       resolveNamespaceOptions(name, raw, this.options),
     )
@@ -346,6 +424,9 @@ export class Cache {
       // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
       // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
       if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])
+      // And, with regions, the first relay step: until then this process has not read how old its news from the
+      // other regions is, and could serve a value they changed during a split that began before it started.
+      if (this.#relay !== undefined) await Promise.race([this.#relay.settled, timeout.catch(() => undefined)])
       // And the clock: entries written before it is measured carry this process's own times.
       if (this.#clockSync !== undefined) {
         await Promise.race([this.#clockSync.measure(), timeout.catch(() => undefined)])
@@ -508,6 +589,7 @@ export class Cache {
         this.#host === undefined
           ? undefined
           : Object.freeze({ status: this.#host.store.status, errors: this.#host.errors }),
+      regions: this.#relay?.stats(),
     })
   }
 

@@ -257,6 +257,27 @@ export class InvalidationNotSentError extends StrataError {
 }
 
 /**
+ * Regions: a write or invalidation changed this region (its L2, and the processes through the bus), but could not be
+ * appended to the region's outbox, so the other regions will not hear of it.
+ */
+export class RegionOutboxError extends StrataError {
+  readonly code = 'ERR_STRATA_REGION_OUTBOX'
+  constructor(
+    readonly namespace: string,
+    readonly what: string,
+    readonly region: string,
+    options: ErrorOptions,
+  ) {
+    super(
+      `Namespace "${namespace}": ${what} was applied in region ${region}, but could not be appended to its outbox ` +
+        `(${errorMessage(options.cause)}): the other regions may serve the old value until it expires. Check this ` +
+        "region's Redis; repeating the operation is safe.",
+      options,
+    )
+  }
+}
+
+/**
  * Write-behind: a flush's source call (`write`, or `writeMany` for a batch) did not settle within
  * `writeBehind.writeTimeout` (or before the flusher's lease ran out); its signal was aborted and the attempt counts
  * as failed. Carries no key: it ends up in logs and dead letters, and keys may carry personal data.

@@ -27,7 +27,10 @@ export type {
   PolicyException,
   WarmUpJob,
   CompressionOptions,
+  RegionsOptions,
+  RegionPeer,
 } from './options.js'
+export type { RegionStats, RegionPeerStats, RegionSplitReport } from './regions/region-relay.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
 export type { KeyRing } from './codecs/encryption.js'
 export type { CompressionAlgorithm } from './codecs/compression.js'
@@ -87,6 +90,7 @@ export {
   type WriteBehindDeadLetterMessage,
   type SloMessage,
   type SecurityMessage,
+  type RegionSplitMessage,
 } from './observability/channels.js'
 export {
   inspectRedis,

@@ -30,6 +30,7 @@ import {
 } from './refresh/warm.js'
 import { EntryStore } from './storage/entry-store.js'
 import { Writes } from './write/writes.js'
+import type { RelayedInvalidation } from './regions/outbox-wire.js'
 
 export type { NamespaceStats, HotKey, PolicyPatch, WarmOptions, WarmProgress, WarmResult, WarmStartResult }
 export { isEntryKey } from './storage/entry-store.js'
@@ -57,6 +58,9 @@ export type CheckedParams<Q, P> = {
  * of the library answers it too.
  */
 export const DECLARATION = Symbol.for('stratacache.declaration')
+
+/** The back door through which the cache's region relay applies another region's invalidation to a namespace. */
+export const RELAYED = Symbol('stratacache.relayed')
 
 export class Namespace<P, V> {
   readonly name: string
@@ -133,6 +137,11 @@ export class Namespace<P, V> {
     }
   }
 
+  /** @internal The relay's way in (regions/region-relay.ts): another region's invalidation, applied here. */
+  [RELAYED](relayed: RelayedInvalidation): Promise<void> {
+    return this.#writes.applyRelayed(relayed)
+  }
+
   /** @internal See `DECLARATION`. */
   get [DECLARATION](): NamespaceOptions<string, readonly string[], P, V> {
     return this.#policy.declared
@@ -200,7 +209,11 @@ export class Namespace<P, V> {
         const node = this.#l1.find(params)
         if (node !== undefined) {
           const now = this.#hitClock.now()
-          if (node.expiresAt > now) {
+          // With regions, the read gate (regions/read-gate.ts) may refuse an entry a peer region could have changed.
+          if (
+            node.expiresAt > now &&
+            (this.#rt.regions === undefined || this.#reader.regionAllows(node.value.createdAt, now))
+          ) {
             if (node.refreshAt > now) {
               this.#l1.touch(node)
               this.#counters.l1Hits++

@@ -25,6 +25,7 @@ import { validateBounds } from './tiers/memory-store.js'
 import type { QueuedWrite, ResolvedWriteBehind, WriteContext } from './write/write-behind.js'
 import type { ResolvedSlo } from './observability/slo.js'
 import type { ReadLabels } from './observability/labels.js'
+import { resolveRegions, type RegionsOptions, type ResolvedRegions } from './regions/region-options.js'
 import {
   ACCESS_LOG_OPTION_KEYS,
   resolveAccessLog,
@@ -180,7 +181,20 @@ export interface CacheOptions {
    * @example jsonLinesAuditSink('/var/log/catalog/cache-audit.jsonl')
    */
   audit?: AuditSink
+  /**
+   * This process's region, with `regions`: every region has its own L2, and writes and invalidations are relayed
+   * between them (docs/consistency.md, "Regions").
+   * @example 'eu-west'
+   */
+  region?: string
+  /**
+   * The other regions and the relay's timing, with `region`. See `RegionsOptions`.
+   * @example { peers: [{ region: 'us-east', l2: redisStore({ url: usEastUrl }) }] }
+   */
+  regions?: RegionsOptions
 }
+
+export type { RegionsOptions, RegionPeer } from './regions/region-options.js'
 
 /** Compression of L2 values; see `CacheOptions.compression`. */
 export type { CompressionOptions }
@@ -218,6 +232,7 @@ export interface ResolvedCacheOptions {
   readonly maxValueBytes: number
   readonly ttlCaps: { readonly personalMs: number; readonly secretMs: number }
   readonly audit: AuditSink | undefined
+  readonly regions: ResolvedRegions | undefined
 }
 
 /** The part of an option that is an object: `l1` without `false`, `timeouts` without `undefined`. */
@@ -246,6 +261,8 @@ export const CACHE_OPTION_KEYS = {
   maxValueBytes: true,
   ttlCaps: true,
   audit: true,
+  region: true,
+  regions: true,
 } as const satisfies OptionKeys<CacheOptions>
 
 export const CACHE_GROUP_KEYS = {
@@ -362,7 +379,9 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   ) {
     throw new InvalidOptionError('audit', audit, "an audit sink such as jsonLinesAuditSink('audit.jsonl')")
   }
+  const regions = resolveRegions(options.region, options.regions, l2 !== undefined, place, timerDuration)
   return Object.freeze({
+    regions,
     compression: resolveCompression(options.compression, 'compression'),
     keyRing:
       options.encryption === undefined ? undefined : new ResolvedKeyRing(options.encryption, 'encryption'),
@@ -572,6 +591,14 @@ export interface NamespaceOptions<
   consistency?: 'strong' | 'bounded' | 'eventual'
   /** With `consistency: 'bounded'` (required there): the longest a process may serve a value after a write. */
   maxStaleness?: Duration
+  /**
+   * With `consistency: 'bounded'` and `regions`: what a read does with a cached value older than `maxStaleness` once
+   * this region has not heard from a peer region for longer than `maxStaleness` (a value the peer may have changed
+   * meanwhile). `'revalidate'`: load it from the source, cache it and serve it (values loaded since are served
+   * while younger than the bound); `'bypass'`: every read goes to the source until the peer is heard from again.
+   * @default 'revalidate'
+   */
+  onRegionSplit?: 'revalidate' | 'bypass'
   /**
    * How `write()` reaches the source and the cache:
    * - `'write-through'`: writes the source, then stores the new value in L2 and L1 and tells the other processes
@@ -797,6 +824,7 @@ export interface ResolvedNamespaceOptions {
   readonly consistency: 'strong' | 'bounded' | 'eventual'
   /** Infinity unless bounded. */
   readonly maxStalenessMs: number
+  readonly onRegionSplit: 'revalidate' | 'bypass'
   /**
    * What `ns.write()` does once the namespace has a `write` (or `writeMany`); without one (`writer: false`) there is
    * no write path at all, whatever this says: `write()` throws ERR_STRATA_NO_WRITER.
@@ -862,6 +890,7 @@ export const NAMESPACE_OPTION_KEYS = {
   source: true,
   consistency: true,
   maxStaleness: true,
+  onRegionSplit: true,
   writeStrategy: true,
   write: true,
   writeMany: true,
@@ -1106,6 +1135,7 @@ export function resolveNamespaceOptions<P, V>(
     codec,
     consistency,
     maxStalenessMs,
+    onRegionSplit: resolveOnRegionSplit(options.onRegionSplit, consistency, at('onRegionSplit')),
     writeStrategy,
     writer: typeof options.write === 'function' || typeof options.writeMany === 'function',
     writeBehind,
@@ -1395,6 +1425,22 @@ function resolveMaxValueBytes(value: unknown, option: string, fallback: number):
 }
 
 /** A duration of at least 1 ms. */
+/** `onRegionSplit`: a choice of bounded namespaces only. */
+function resolveOnRegionSplit(value: unknown, consistency: string, option: string): 'revalidate' | 'bypass' {
+  if (value === undefined) return 'revalidate'
+  if (consistency !== 'bounded') {
+    throw new InvalidOptionError(
+      option,
+      value,
+      `no value with consistency '${consistency}' (strong namespaces read through during a region split, ` +
+        'eventual ones keep serving)',
+    )
+  }
+  if (value !== 'revalidate' && value !== 'bypass')
+    throw new InvalidOptionError(option, value, "'revalidate' or 'bypass'")
+  return value
+}
+
 export function positiveDuration(value: unknown, option: string): number {
   const ms = parseDuration(value, option)
   if (ms < 1) throw new InvalidOptionError(option, value, 'a duration of at least 1 ms')

@@ -10,7 +10,7 @@ export const DEFAULT_CONFIG_FILES = ['stratacache.config.mjs', 'stratacache.conf
 
 /** What the CLI uses of a cache; checked by shape, so a cache made by another copy of the library still fits. */
 export type LoadedCache = Pick<Cache, 'service' | 'options' | 'namespaces' | 'close'> &
-  Partial<Pick<Cache, 'inspect' | 'purge' | 'connect'>>
+  Partial<Pick<Cache, 'inspect' | 'purge' | 'connect' | 'stats'>>
 
 /**
  * Imports the config module and returns its cache. The caller closes it.

@@ -12,7 +12,9 @@
 // - Forgetting everything fences every load under way: a clear, a generation change or close leaves nothing from
 //   before it in L1.
 import type { Invalidation } from '../bus/wire.js'
-import { InvalidationNotSentError } from '../errors.js'
+import { InvalidationNotSentError, RegionOutboxError } from '../errors.js'
+import { relayedOf } from '../regions/outbox-wire.js'
+import type { RegionView } from '../regions/region-relay.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { Tags } from './tags.js'
 
@@ -83,8 +85,11 @@ export class Invalidator<P, V> {
     }
   }
 
-  /** `ns.invalidateAll()`, once the cache is known open: a new generation, announced to every process. */
-  async invalidateAll(): Promise<void> {
+  /**
+   * `ns.invalidateAll()`, once the cache is known open: a new generation, announced to every process (and, unless
+   * `relay` is false because another region's invalidateAll brought it here, to the other regions).
+   */
+  async invalidateAll(relay = true): Promise<void> {
     const ctx = this.#ctx
     this.forgetEverything()
     const l2 = ctx.rt.l2
@@ -101,6 +106,7 @@ export class Invalidator<P, V> {
       ctx,
       { kind: 'namespace', namespace: ctx.name, generation },
       'the invalidation of every entry',
+      relay,
     )
   }
 
@@ -142,25 +148,63 @@ export class Invalidator<P, V> {
 /**
  * Tells the other processes to drop L1 entries. Awaited by writes, so peers were told when a write resolves; a
  * failed announcement is retried once, then logged and thrown (InvalidationNotSentError), never swallowed.
+ * With regions, the same invalidation is appended to the region's outbox for the other regions (unless it came
+ * from one: `relay` false), at the same time; a failed append rejects with RegionOutboxError.
  */
 export async function broadcast<P, V>(
   ctx: NamespaceContext<P, V>,
   invalidation: Invalidation,
   what: string,
+  relay = true,
 ): Promise<void> {
   // This process's own copies in the host tier first, awaited: a read after the write must not find the old one
   // there. The host's other processes drop them again when the message reaches them.
   await ctx.rt.host?.drop(ctx.prefix, invalidation)
   const bus = ctx.rt.bus
   if (bus === undefined) return
+  const regions = relay ? ctx.rt.regions : undefined
+  const appended = regions === undefined ? undefined : appendToOutbox(ctx, regions, invalidation)
   let error: unknown
   for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
     error = await bus.publish(invalidation)
-    if (error === undefined) return
+    if (error === undefined) break
   }
-  ctx.rt.logger.warn(
-    { service: ctx.rt.service, namespace: ctx.name, kind: invalidation.kind },
-    'stratacache: an invalidation could not be announced; other processes may serve their old L1 copies until they expire',
-  )
-  throw new InvalidationNotSentError(ctx.name, what, { cause: error })
+  const outboxError = await appended
+  if (error !== undefined) {
+    ctx.rt.logger.warn(
+      { service: ctx.rt.service, namespace: ctx.name, kind: invalidation.kind },
+      'stratacache: an invalidation could not be announced; other processes may serve their old L1 copies until they expire',
+    )
+    throw new InvalidationNotSentError(ctx.name, what, { cause: error })
+  }
+  if (outboxError !== undefined) {
+    ctx.rt.logger.warn(
+      { service: ctx.rt.service, namespace: ctx.name, kind: invalidation.kind },
+      "stratacache: an invalidation could not be appended to the region's outbox; other regions may serve the old value until it expires",
+    )
+    throw new RegionOutboxError(ctx.name, what, regions!.region, { cause: outboxError })
+  }
+}
+
+/** Appends `invalidation` to the region's outbox, its keys made relative. Resolves to the error, never rejects. */
+async function appendToOutbox<P, V>(
+  ctx: NamespaceContext<P, V>,
+  regions: RegionView,
+  invalidation: Invalidation,
+): Promise<unknown> {
+  const relative: string[] = []
+  if (invalidation.kind === 'keys') {
+    for (const key of invalidation.keys) {
+      // A key of another generation than the current one: invalidateAll() ran meanwhile and was relayed itself.
+      const text = ctx.keys.relativeKey(key)
+      if (text !== undefined) relative.push(text)
+    }
+    if (relative.length === 0) return undefined
+  }
+  try {
+    await regions.append(relayedOf(invalidation, relative))
+    return undefined
+  } catch (error) {
+    return error ?? new Error('append failed')
+  }
 }

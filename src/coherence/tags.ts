@@ -27,8 +27,8 @@ export class Tags<P, V> {
     this.#ctx = ctx
   }
 
-  /** `ns.invalidateTag(...tags)`, once the cache is known open. */
-  async invalidate(tags: string[]): Promise<number> {
+  /** `ns.invalidateTag(...tags)`, once the cache is known open; `relay` false when another region sent it. */
+  async invalidate(tags: string[], relay = true): Promise<number> {
     const ctx = this.#ctx
     for (const tag of tags) this.tagKey(tag)
     this.dropTagged(tags)
@@ -66,6 +66,7 @@ export class Tags<P, V> {
       ctx,
       { kind: 'tags', namespace: ctx.name, tags },
       `the invalidation of ${tags.join(', ')}`,
+      relay,
     )
     return deleted
   }

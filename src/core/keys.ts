@@ -308,6 +308,38 @@ export class KeySchema {
     return head + HASH_MARK + createHash('sha256').update(rest).digest('base64url')
   }
 
+  /**
+   * The part of a built key that names the entry in every region: the text after the prefix, the fence shard's
+   * hash tag and the generation (each region has its own generation and may have another layout). Undefined for a
+   * key not built with this process's current generation.
+   */
+  relativeKey(key: string): string | undefined {
+    const generation = this.#keyPrefix.slice(this.prefix.length)
+    if (!this.layout.sharded) {
+      return key.startsWith(this.#keyPrefix) ? key.slice(this.#keyPrefix.length) : undefined
+    }
+    if (!key.startsWith(this.prefix) || key.charCodeAt(this.prefix.length) !== 0x7b) return undefined
+    const after = key.indexOf('}', this.prefix.length) + 2
+    if (after < 2 || !key.startsWith(generation, after)) return undefined
+    return key.slice(after + generation.length)
+  }
+
+  /**
+   * The keys a relative key (`relativeKey`, maybe from another region) names here, with this process's generation
+   * and layout. One key, except for a hashed key on a cluster: the shard came from the unhashed text, so every
+   * shard's candidate is named.
+   */
+  keysForRelative(relative: string): string[] {
+    if (!relative.startsWith(HASH_MARK)) {
+      const key = this.#keyPrefix + relative
+      if (this.layout.sharded) return [this.#placed(key)]
+      return [key.length > this.#maxKeyLength ? this.#hashed(key) : key]
+    }
+    if (!this.layout.sharded) return [this.#keyPrefix + relative]
+    const generation = this.#keyPrefix.slice(this.prefix.length)
+    return this.layout.shards.map((shard) => this.prefix + shard.tag + ':' + generation + relative)
+  }
+
   /** `params` as a record, or an InvalidArgumentError when it is not an object. */
   record(params: unknown): Record<string, unknown> {
     if (params === null || typeof params !== 'object') {

@@ -8,6 +8,7 @@ import type { InvalidationBus } from '../bus/invalidation-bus.js'
 import type { Invalidation } from '../bus/wire.js'
 import type { Clock } from './clock.js'
 import type { Logger } from '../options.js'
+import type { RegionView } from '../regions/region-relay.js'
 
 /** Internal: the cache-wide state every namespace reads. Not exported from the package. */
 export interface CacheRuntime {
@@ -35,6 +36,8 @@ export interface CacheRuntime {
   readonly closed: boolean
   /** The invalidation bus, present with L2: namespaces publish their writes on it. */
   readonly bus: InvalidationBus | undefined
+  /** With `regions`: the outbox writes append to, and how far the peer regions have been heard from. */
+  readonly regions: RegionView | undefined
   /**
    * Registers the namespace's handler for invalidations from other processes, for 'missed' (the bus was down, so
    * invalidations may have been lost), 'l2-ready' (the L2 connection is ready again) and 'deaf' (the pub/sub

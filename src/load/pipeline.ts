@@ -19,6 +19,7 @@ import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import type { Flight } from '../read/flights.js'
 import type { EntryStore, Stored, StoreOutcome } from '../storage/entry-store.js'
 import type { L2Fence } from '../tiers/l2-store.js'
+import { regionAllows } from '../regions/read-gate.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { LoadInvoker, LoadLifetime } from './invoke.js'
 
@@ -62,6 +63,14 @@ export class LoadPipeline<P, V> {
   async loadCoordinated(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
     const lock = this.#ctx.generation.known ? this.#ctx.lock : undefined
     let holder: LockHolder | undefined
+    // With regions during a split, a value found in L2 while waiting is adopted only if it landed after this read
+    // began (another process loaded it meanwhile) or the read gate allows it: else it is the copy the gate refused.
+    const since = this.#ctx.clock.now()
+    const usable = (stored: Stored | undefined): stored is Stored =>
+      stored !== undefined &&
+      (this.#ctx.rt.regions === undefined ||
+        stored.entry.createdAt >= since ||
+        regionAllows(this.#ctx, stored.entry.createdAt, this.#ctx.clock.now()))
     if (lock !== undefined) {
       // Monotonic: a wall-clock step must not stretch or cut the wait.
       const deadline = performance.now() + lock.options.waitMs
@@ -85,7 +94,7 @@ export class LoadPipeline<P, V> {
         waited = true
         // The value may have landed before the attempt (then the lock is free or held by a newer load).
         const landed = await this.#store.readL2Fresh(key)
-        if (landed !== undefined) {
+        if (usable(landed)) {
           watch?.cancel()
           return this.#adopt(params, key, flight.token, landed)
         }
@@ -100,7 +109,7 @@ export class LoadPipeline<P, V> {
         // while we can hear.
         await watch.wait(lock.sleepFor(acquired.heldMs, remaining))
         const after = await this.#store.readL2Fresh(key)
-        if (after !== undefined) return this.#adopt(params, key, flight.token, after)
+        if (usable(after)) return this.#adopt(params, key, flight.token, after)
       }
     }
     return this.loadAndStore(key, params, flight, stale, holder)

@@ -115,6 +115,16 @@ export interface NamespaceStats {
   readonly warmStarts: number
   /** Keys warm starts copied from L2 into L1 (a saved hot key still fresh in L2). */
   readonly warmStartKeys: number
+  /**
+   * Regions: cached values (L1 or L2) a `strong` or `bounded` namespace refused to serve because a peer region was
+   * not heard from for longer than its bound allows (docs/consistency.md, "Regions"); each read went to the source.
+   */
+  readonly regionRefused: number
+  /**
+   * Regions: cached values an `eventual` namespace served while a peer region was split from this one (they may
+   * miss the peer's invalidations since).
+   */
+  readonly regionSplitServes: number
   /** Latency histograms in ms (buckets in `bucketsMs`, counts per bucket, not cumulative). */
   readonly latencyMs: {
     /** Loader calls (`load`, or one `loadMany` batch), failed ones included. */
@@ -196,6 +206,8 @@ export function newCounters(): Counters {
     warmUpMs: 0,
     warmStarts: 0,
     warmStartKeys: 0,
+    regionRefused: 0,
+    regionSplitServes: 0,
   }
 }
 

@@ -41,7 +41,21 @@ export const channelNames = {
   writeBehindDeadLetter: 'stratacache:write-behind:dead-letter',
   /** A namespace's objectives went from met to breached, or back. {@link SloMessage} */
   slo: 'stratacache:slo',
+  /** A peer region counts as split from this one, or was heard from again. {@link RegionSplitMessage} */
+  regionSplit: 'stratacache:region:split',
 } as const
+
+export interface RegionSplitMessage {
+  /** This process's region. */
+  readonly region: string
+  readonly peer: string
+  /** true: the split started; false: it ended (with the split's report). */
+  readonly split: boolean
+  readonly heardAgoMs: number
+  readonly durationMs?: number
+  readonly replayed?: number
+  readonly convergeMs?: number
+}
 
 export interface HitMessage {
   readonly namespace: string
@@ -228,4 +242,5 @@ export const channels = {
   writeBehindDeadLetter: channel<WriteBehindDeadLetterMessage>(channelNames.writeBehindDeadLetter),
   slo: channel<SloMessage>(channelNames.slo),
   security: channel<SecurityMessage>(channelNames.security),
+  regionSplit: channel<RegionSplitMessage>(channelNames.regionSplit),
 }

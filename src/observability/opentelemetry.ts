@@ -183,6 +183,12 @@ function observeStats(cache: Cache, meter: Meter): void {
   const stale = counter('stratacache.stale_served', 'Stale values served, by reason.')
   const l2Calls = counter('stratacache.l2.calls', 'L2 calls, by outcome.')
   const l1Entries = gauge('stratacache.l1.entries', 'Entries in L1.')
+  const relayLag = gauge(
+    'stratacache.region.relay_lag',
+    'Relay lag of the last entry from a peer region, in ms.',
+  )
+  const regionSplit = gauge('stratacache.region.split', '1 while a peer region is split from this one.')
+  const splitReads = counter('stratacache.region.split_reads', 'Reads during a region split, by outcome.')
   const service = { 'stratacache.service': cache.service }
   meter.addBatchObservableCallback(
     (result) => {
@@ -203,6 +209,16 @@ function observeStats(cache: Cache, meter: Meter): void {
         observe(stale, n.staleServed.failSafe, { ...ns, 'stratacache.reason': 'fail_safe' })
         observe(stale, n.staleServed.softTimeout, { ...ns, 'stratacache.reason': 'soft_timeout' })
         observe(stale, n.staleServed.busOutage, { ...ns, 'stratacache.reason': 'bus_outage' })
+        if (s.regions !== undefined) {
+          const region = { ...ns, 'stratacache.region': s.regions.region }
+          observe(splitReads, n.regionRefused, { ...region, 'stratacache.outcome': 'refused' })
+          observe(splitReads, n.regionSplitServes, { ...region, 'stratacache.outcome': 'served' })
+        }
+      }
+      for (const peer of Object.values(s.regions?.peers ?? {})) {
+        const pair = { 'stratacache.region': s.regions!.region, 'stratacache.peer_region': peer.region }
+        observe(relayLag, peer.lagMs.last, pair)
+        observe(regionSplit, peer.split ? 1 : 0, pair)
       }
       if (s.l1 !== undefined) observe(l1Entries, s.l1.entries, {})
       if (s.l2 !== undefined) {
@@ -214,7 +230,7 @@ function observeStats(cache: Cache, meter: Meter): void {
         observe(l2Calls, s.l2.refused, { 'stratacache.outcome': 'circuit_open' })
       }
     },
-    [reads, misses, loads, loadErrors, stale, l2Calls, l1Entries],
+    [reads, misses, loads, loadErrors, stale, l2Calls, l1Entries, relayLag, regionSplit, splitReads],
   )
 }
 

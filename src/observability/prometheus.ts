@@ -6,6 +6,7 @@ import type { Cache, CacheStats } from '../cache.js'
 import { InvalidArgumentError, InvalidOptionError } from '../errors.js'
 import type { NamespaceStats } from '../namespace.js'
 import type { SloReport } from './slo.js'
+import type { RegionPeerStats } from '../regions/region-relay.js'
 
 export interface PrometheusOptions {
   /** Where the metrics are registered. @default prom-client's default registry (`register`) */
@@ -322,7 +323,72 @@ const DEFINITIONS: readonly Definition[] = [
       return perCache(bus && ms(bus.lagMs.max))
     },
   ),
+  gauge(
+    'region_relay_lag_seconds',
+    'Relay lag of the last entry applied from a peer region: appended there to applied here, in seconds.',
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => ms(p.lagMs.last)),
+  ),
+  gauge(
+    'region_heard_ago_seconds',
+    'Age of the last news from a peer region (its last entry applied here was sent this long ago), in seconds.',
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => ms(p.heardAgoMs)),
+  ),
+  gauge(
+    'region_split',
+    '1 while a peer region is not heard from for longer than regions.splitAfter.',
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => (p.split ? 1 : 0)),
+  ),
+  gauge(
+    'region_backlog_entries',
+    "Entries waiting in a peer region's outbox for this region, as last counted by this process's relay.",
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.backlog),
+  ),
+  counter(
+    'region_relayed_total',
+    "Entries of a peer region's outbox this process relayed (heartbeats included).",
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.relayed),
+  ),
+  counter(
+    'region_splits_total',
+    'Splits from a peer region seen since start.',
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.splits),
+  ),
+  gauge(
+    'region_last_converge_seconds',
+    'After the last split, from the first replayed entry to the replay caught up (this process relayed it), in seconds.',
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.lastSplit && ms(p.lastSplit.convergeMs)),
+  ),
+  counter(
+    'region_split_reads_total',
+    'Reads during a region split, by outcome: refused (a strong or bounded namespace went to the source instead of a cached value) or served (an eventual namespace served a possibly stale value).',
+    ['cache_namespace', 'region', 'outcome'],
+    (s) => {
+      const region = s.stats().regions?.region
+      if (region === undefined) return []
+      return perNamespace(s, (n) => [
+        [{ region, outcome: 'refused' }, n.regionRefused],
+        [{ region, outcome: 'served' }, n.regionSplitServes],
+      ])
+    },
+  ),
 ]
+
+/** One sample per peer region (none without `regions`), labelled `region` (this one) and `peer_region`. */
+function perPeer(source: Source, pick: (peer: RegionPeerStats) => number | undefined): Sample<number>[] {
+  const regions = source.stats().regions
+  if (regions === undefined) return []
+  return Object.values(regions.peers).flatMap((peer): Sample<number>[] => {
+    const value = pick(peer)
+    return value === undefined ? [] : [[{ region: regions.region, peer_region: peer.region }, value]]
+  })
+}
 
 /** The metrics of one registry and prefix, and the caches they read. */
 class Exporter {

@@ -28,6 +28,7 @@ import { forEachLimited } from '../core/limited.js'
  * runs at once; the rest wait for a slot. The MGET and the `loadMany` call stay one command and one call.
  */
 export const GET_MANY_CONCURRENCY = 64
+import { regionAllows } from '../regions/read-gate.js'
 
 export class Reader<P, V> {
   readonly #ctx: NamespaceContext<P, V>
@@ -71,7 +72,7 @@ export class Reader<P, V> {
   async #readStrong(key: string, params: P, trace: GetTraceContext | undefined, tries = 3): Promise<V> {
     const started = performance.now()
     const stored = await this.#store.readL2Fresh(key)
-    if (stored !== undefined) {
+    if (stored !== undefined && regionAllows(this.#ctx, stored.entry.createdAt, this.#ctx.clock.now())) {
       this.#ctx.recorder.hitL2Alone(key, params, started)
       if (trace !== undefined) trace.tier = 'l2'
       return stored.entry.value as V
@@ -120,7 +121,15 @@ export class Reader<P, V> {
     const l1 = this.#ctx.l1
     if (l1 === undefined || this.#ctx.options.staleForMs === 0) return undefined
     const node = l1.find(params)
-    return node !== undefined && node.expiresAt > this.#ctx.clock.now() ? node.value : undefined
+    const now = this.#ctx.clock.now()
+    return node !== undefined && node.expiresAt > now && regionAllows(this.#ctx, node.value.createdAt, now)
+      ? node.value
+      : undefined
+  }
+
+  /** Whether a cached entry may be served with regions (regions/read-gate.ts); true without. */
+  regionAllows(createdAt: number, now: number): boolean {
+    return regionAllows(this.#ctx, createdAt, now)
   }
 
   /** `ns.getMany(list)`, once the cache is known open and `list` an array. */
@@ -137,7 +146,7 @@ export class Reader<P, V> {
       const node = ctx.l1?.find(params)
       if (node !== undefined) {
         const now = ctx.clock.now()
-        if (node.expiresAt <= now) {
+        if (node.expiresAt <= now || !regionAllows(ctx, node.value.createdAt, now)) {
           ctx.l1!.remove(node)
         } else if (node.refreshAt > now) {
           ctx.l1!.touch(node)
@@ -234,7 +243,8 @@ export class Reader<P, V> {
     fromL2: Stored | undefined,
   ): V | Promise<V> {
     const ctx = this.#ctx
-    if (fromL2 !== undefined) {
+    // With regions: an entry a peer region may have changed beyond the namespace's bound is no answer, nor a fallback.
+    if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, ctx.clock.now())) {
       const { entry } = fromL2
       const now = ctx.clock.now()
       if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
@@ -295,7 +305,7 @@ export class Reader<P, V> {
         const stored = found[i]
         const flight = flights.get(item.key)!
         let stale = item.stale
-        if (stored !== undefined) {
+        if (stored !== undefined && regionAllows(ctx, stored.entry.createdAt, now)) {
           const { entry } = stored
           if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
             ctx.recorder.hitL2(item.key)

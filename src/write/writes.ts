@@ -15,6 +15,7 @@ import { broadcast, type Invalidator } from '../coherence/invalidation.js'
 import type { Tags } from '../coherence/tags.js'
 import type { NamespaceContext, NamespaceFunctions } from '../namespace/context.js'
 import { fenceTtl, isEntryKey, versionKey, versionTtl, type EntryStore } from '../storage/entry-store.js'
+import type { RelayedInvalidation } from '../regions/outbox-wire.js'
 import { WriteBehindQueue } from './write-behind.js'
 
 export class Writes<P, V> {
@@ -226,8 +227,8 @@ export class Writes<P, V> {
     }
   }
 
-  /** `ns.clear()`, once the cache is known open. */
-  async clear(): Promise<number> {
+  /** `ns.clear()`, once the cache is known open; `relay` false when another region's clear brought it here. */
+  async clear(relay = true): Promise<number> {
     const ctx = this.#ctx
     this.#invalidator.forgetEverything()
     if (ctx.rt.l2 === undefined) return 0
@@ -251,8 +252,55 @@ export class Writes<P, V> {
       // forget again, so nothing from before the clear survives it in this process.
       this.#invalidator.forgetEverything()
     }
-    await broadcast(ctx, { kind: 'namespace', namespace: ctx.name }, 'the clear')
+    await broadcast(ctx, { kind: 'namespace', namespace: ctx.name }, 'the clear', relay)
     return deleted
+  }
+
+  /**
+   * Another region's write or invalidation, relayed here (regions/region-relay.ts): applied to this region's L2,
+   * this process's L1 and, through the bus, the other processes' L1, and never appended to the outbox again. Each
+   * step is idempotent, so a delivery twice is harmless. Resolves once applied; rejects when L2 could not take it
+   * (the relay tries again).
+   */
+  async applyRelayed(relayed: RelayedInvalidation): Promise<void> {
+    if (relayed.kind === 'tags') {
+      await this.#tags.invalidate([...relayed.tags], false)
+      return
+    }
+    if (relayed.kind === 'clear') {
+      await this.clear(false)
+      return
+    }
+    if (relayed.kind === 'all') {
+      await this.#invalidator.invalidateAll(false)
+      return
+    }
+    const ctx = this.#ctx
+    const l2 = ctx.rt.l2!
+    await this.#requireGeneration()
+    // Keys of this region's generation and layout; as `delete` does for each: fenced until the delete is done.
+    const keys = relayed.keys.flatMap((relative) => ctx.keys.keysForRelative(relative))
+    for (const key of keys) ctx.fence.beginWrite(key)
+    this.#invalidator.apply({ kind: 'keys', namespace: ctx.name, keys })
+    try {
+      try {
+        await Promise.all(
+          keys.map(async (key) => {
+            await l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
+            await l2.delete([key])
+          }),
+        )
+      } catch (error) {
+        ctx.counters.l2Errors++
+        throw error
+      }
+      await broadcast(ctx, { kind: 'keys', namespace: ctx.name, keys }, 'a relayed invalidation', false)
+    } finally {
+      for (const key of keys) {
+        ctx.fence.endWrite(key)
+        this.#invalidator.cancelFlight(key)
+      }
+    }
   }
 
   /** For writes to L2: the generation, read now if need be. @throws the L2 error when it cannot be read. */

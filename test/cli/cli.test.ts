@@ -118,7 +118,7 @@ describe('stratacache (the executable)', () => {
   it.each([
     [
       ['frobnicate'],
-      /^stratacache: Unknown command "frobnicate"; commands: contract, drill, inspect, purge, simulate, warm\. /,
+      /^stratacache: Unknown command "frobnicate"; commands: contract, drill, inspect, purge, relay, simulate, warm\. /,
     ],
     [['--frob'], /^stratacache: Unknown flag --frob before the command\./],
     [['inspect'], /^stratacache inspect: Give exactly one of --config FILE or --redis URL\./],

@@ -83,7 +83,7 @@ async function info(server: RedisServer, field: string): Promise<number> {
 }
 
 describe('stratacache drill', () => {
-  it('lists the four drills in --help and refuses region-split with a typed error saying it needs region support', async () => {
+  it('lists the four drills in --help and refuses region-split with a typed error saying what it lacks', async () => {
     const help = await run(['drill', '--help'])
     expect(help.code).toBe(0)
     for (const name of ['redis-restart', 'delayed-invalidation', 'mass-expiry', 'region-split']) {
@@ -94,7 +94,7 @@ describe('stratacache drill', () => {
     expect(refused.stdout).toBe('')
     expect(refused.stderr.trimEnd().split('\n')).toHaveLength(1)
     expect(refused.stderr).toMatch(
-      /region-split drill needs region support.*\[ERR_STRATA_DRILL_UNSUPPORTED\]/,
+      /region-split drill needs its own workers, fault and report for regions.*\[ERR_STRATA_DRILL_UNSUPPORTED\]/,
     )
   })
 

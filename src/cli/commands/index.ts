@@ -4,6 +4,7 @@ import { contractCommand } from './contract.js'
 import { drillCommand } from './drill.js'
 import { inspectCommand } from './inspect.js'
 import { purgeCommand } from './purge.js'
+import { relayCommand } from './relay.js'
 import { simulateCommand } from './simulate.js'
 import { warmCommand } from './warm.js'
 
@@ -12,6 +13,7 @@ export const commands: readonly Command<Flags>[] = [
   drillCommand,
   inspectCommand,
   purgeCommand,
+  relayCommand,
   simulateCommand,
   warmCommand,
 ]

@@ -10,8 +10,10 @@ export const DRILLS = [
   },
   {
     name: 'region-split',
-    summary: 'regions cut from each other, then healed: needs region support, not in this version (refused)',
-    needs: 'region support (`createCache({ region })`, invalidations relayed between regional L2s)',
+    summary: 'regions cut from each other, then healed: not in this version (refused)',
+    needs:
+      'its own workers, fault and report for regions (the regions themselves exist: `createCache({ region, regions })`, ' +
+      '`stratacache relay`)',
   },
 ] as const
 
