@@ -240,15 +240,18 @@ describe('warm start', () => {
   })
 
   it('takes every key the closing process saved (not a default count), up to what L1 holds', async () => {
-    const old = await newCache()
+    // A loaded suite machine: L2 calls get 2 s, so the 1,500 background writes and the MGET never time out.
+    const old = await newCache({ timeouts: { l2: '2s' } })
     const before = products(old)
     await before.ns.getMany(ids(1_500))
-    await expect.poll(() => suite.redis.command('EXISTS', before.ns.key({ id: 1_500 }))).toBe(':1\r\n')
+    await expect
+      .poll(() => suite.redis.command('EXISTS', before.ns.key({ id: 1_500 })), { timeout: 10_000 })
+      .toBe(':1\r\n')
     await old.close({ saveHotKeys: 1_500 })
 
-    const next = products(await newCache())
+    const next = products(await newCache({ timeouts: { l2: '2s' } }))
     expect(await next.ns.warmStart()).toEqual({ saved: 1_500, warmed: 1_500 })
-    const small = products(await newCache({ l1: { maxEntries: 500 } }))
+    const small = products(await newCache({ l1: { maxEntries: 500 }, timeouts: { l2: '2s' } }))
     expect(await small.ns.warmStart()).toEqual({ saved: 1_500, warmed: 500 })
     expect(next.source.calls + small.source.calls).toBe(0)
   })
