@@ -17,6 +17,7 @@ import {
   type ScenarioContext,
   type ScenarioReport,
 } from './harness.js'
+import { random, zipf } from './workloads.js'
 
 /** Distinct keys of the workload, and the L1 size (a tenth of them). */
 const KEYS = 20_000
@@ -39,33 +40,6 @@ export const warmStart: Scenario = {
   title: 'L1 hit ratio in the first minute after a restart, with and without warm start',
   needsRedis: true,
   run,
-}
-
-/** A seeded generator of Zipf-distributed key indices (inverse CDF over precomputed cumulative weights). */
-function zipf(seed: number): () => number {
-  const cumulative = new Float64Array(KEYS)
-  let total = 0
-  for (let i = 0; i < KEYS; i++) cumulative[i] = total += 1 / Math.pow(i + 1, SKEW)
-  let state = seed >>> 0
-  const random = () => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-  return () => {
-    const target = random() * total
-    let low = 0
-    let high = KEYS - 1
-    while (low < high) {
-      const mid = (low + high) >>> 1
-      if (cumulative[mid]! < target) low = mid + 1
-      else high = mid
-    }
-    return low
-  }
 }
 
 function newCache(url: string): { cache: Cache; ns: ReturnType<typeof declare>; loads: { count: number } } {
@@ -105,7 +79,7 @@ async function serve(ns: ReturnType<typeof declare>, ids: Int32Array): Promise<v
 async function run(context: ScenarioContext): Promise<ScenarioReport> {
   const url = context.redisUrl
   if (url === undefined) throw new Error('warm-start needs a redis-server')
-  const draw = zipf(42)
+  const draw = zipf(KEYS, SKEW, random(42))
   const before = Int32Array.from({ length: BEFORE }, draw)
   const minute = Int32Array.from({ length: FIRST_MINUTE }, draw)
 

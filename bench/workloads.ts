@@ -12,7 +12,7 @@ export interface Workload {
 }
 
 /** mulberry32: a small seeded generator of floats in [0, 1); the workloads must be the same on every run. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let s = seed >>> 0
   return () => {
     s = (s + 0x6d2b79f5) >>> 0
@@ -23,7 +23,7 @@ function random(seed: number): () => number {
 }
 
 /** Draws ranks 0..n-1 with probability proportional to 1 / (rank + 1)^skew (inverse of the cumulative weights). */
-function zipf(n: number, skew: number, next: () => number): () => number {
+export function zipf(n: number, skew: number, next: () => number): () => number {
   const cumulative = new Float64Array(n)
   let total = 0
   for (let i = 0; i < n; i++) cumulative[i] = total += 1 / (i + 1) ** skew
