@@ -149,14 +149,17 @@ const SLOT_PROBE_MS = 1_000
  *
  * ioredis keeps its sharded subscriptions on one connection per master and resubscribes them whenever its slot map
  * changes, but two events pass it by, and this driver covers them: (1) when the slot of a subscribed channel is
- * migrated, the old master ends the subscription (a server-sent SUNSUBSCRIBE, which ioredis drops silently), and
- * ioredis learns of the move only from a MOVED on a later command; so the driver sends one cheap command routed by
- * each subscribed channel (`EXISTS <channel>`) every second, whose MOVED makes ioredis refresh its map and
- * resubscribe. (2) ioredis says nothing of a subscription being lost: the driver reports a node `down` when one
- * holding a subscription drops (`-node`) or when a subscribed channel's slot moves away from it (`refresh`), and
- * `ready` once ioredis has resubscribed (`subscribersReady`), so the bus treats its L1 as suspect meanwhile.
+ * migrated, the old master ends the subscription (a server-sent SUNSUBSCRIBE), and ioredis learns of the move only
+ * from a MOVED on a later command. ioredis reports that SUNSUBSCRIBE only as a `nodeError` ("Command queue state
+ * error … Last reply: sunsubscribe,<channel>,0"); the driver takes it as the signal: the node is `down` at once, and
+ * the channel is subscribed again where its slot now lives (`resubscribe`). As a safety net for a signal missed, it
+ * also sends one cheap command routed by each subscribed channel (`EXISTS <channel>`) every second, whose MOVED
+ * makes ioredis refresh its map and resubscribe. (2) ioredis says nothing of a subscription being lost: the driver
+ * reports a node `down` when one holding a subscription drops (`-node`), when a subscribed channel's slot moves
+ * away from it (`refresh`) or when it ends a subscription (above), and `ready` once the channels are subscribed
+ * again (`subscribersReady`, or the driver's own SSUBSCRIBE answered), so the bus treats its L1 as suspect meanwhile.
  */
-function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
+export function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
   const masters = () => cluster.nodes!('master')
   const listeners = new Map<string, Set<(message: string) => void>>()
   /** The slot of each subscribed channel, and the node that served it when last looked at. */
@@ -164,10 +167,13 @@ function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
   const ownerOf = (slot: number) => (cluster as { slots?: (string[] | undefined)[] }).slots?.[slot]?.[0]
   let hooked = false
   let probe: ReturnType<typeof setInterval> | undefined
+  /** Subscribes again the channels a node ended and that are not subscribed yet (set by `watchNodes`). */
+  let retryDropped = (): void => undefined
   const startProbe = () => {
     probe ??= setInterval(() => {
       if (cluster.status !== 'ready') return
       for (const channel of listeners.keys()) cluster.call('EXISTS', channel).catch(() => undefined)
+      retryDropped()
     }, SLOT_PROBE_MS).unref()
   }
   return {
@@ -224,18 +230,64 @@ function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
         }
       }
       const resubscribed = () => {
+        dropped.clear()
         for (const address of [...lost]) {
           lost.delete(address)
           events.ready(address)
         }
       }
+      /** Channels a node ended (SUNSUBSCRIBE) or refused (MOVED), by that node, until subscribed again. */
+      const dropped = new Map<string, Set<string>>()
+      // Subscribes `channel` again where ioredis now routes its slot: first a command routed by the channel, whose
+      // MOVED (if ioredis had the old owner) refreshes ioredis's map, then SSUBSCRIBE. A failure (map still stale)
+      // is retried by the probe; when the node has no dropped channel left, it is `ready` again. (ioredis lists the
+      // channel once more for its own resubscriptions: one duplicate name per migration, harmless to Redis.)
+      const resubscribe = (channel: string, address: string) => {
+        cluster
+          .call('EXISTS', channel)
+          .then(() => cluster.ssubscribe!(channel))
+          .then(() => {
+            const channels = dropped.get(address)
+            if (channels === undefined || !channels.delete(channel) || channels.size > 0) return
+            dropped.delete(address)
+            if (lost.delete(address)) events.ready(address)
+          })
+          .catch(() => undefined)
+      }
+      const subscriptionEnded = (e: unknown, key: unknown) => {
+        if (typeof key !== 'string') return
+        const text = String((e as { message?: unknown } | null)?.message ?? e)
+        const ended = /Last reply: sunsubscribe,([^,]*),/.exec(text)
+        const moved = /Last error: MOVED (\d+) /.exec(text)
+        const channels = ended
+          ? [ended[1]!].filter((channel) => listeners.has(channel))
+          : moved
+            ? [...listeners.keys()].filter((channel) => clusterSlot(channel) === Number(moved[1]))
+            : []
+        if (channels.length === 0) return
+        let set = dropped.get(key)
+        if (set === undefined) dropped.set(key, (set = new Set()))
+        // A channel already being resubscribed is left to the probe: a node answering MOVED again must not start a
+        // loop of attempts while ioredis's map catches up.
+        const fresh = channels.filter((channel) => !set.has(channel))
+        for (const channel of fresh) set.add(channel)
+        lose(key)
+        for (const channel of fresh) resubscribe(channel, key)
+      }
+      retryDropped = () => {
+        for (const [address, channels] of dropped)
+          for (const channel of channels) resubscribe(channel, address)
+      }
       cluster.on('node error', error)
+      cluster.on('nodeError', subscriptionEnded)
       cluster.on('-node', nodeGone)
       cluster.on('refresh', refreshed)
       cluster.on('subscribersReady', resubscribed)
       return () => {
         clearInterval(probe)
+        retryDropped = () => undefined
         cluster.off('node error', error)
+        cluster.off('nodeError', subscriptionEnded)
         cluster.off('-node', nodeGone)
         cluster.off('refresh', refreshed)
         cluster.off('subscribersReady', resubscribed)
