@@ -133,8 +133,8 @@ describe('writes while Redis is killed', () => {
     const ns = declare(await newCache(), loads)
     await redis.kill()
     const result = await timed(() => within(ns.set({ id: 1 }, { id: '1', generation: -1 }), 2_000, 'set'))
+    // `within` fails a hang; the error is the cache's own (an L2 code), not the hang guard's.
     expect(outcome(result)).toMatchObject(l2ErrorCode)
-    expect(result.ms).toBeLessThan(GET_BOUND)
     // L2 may still hold an older value for the other processes: this one asks the source, like they would.
     expect(await ns.get({ id: 1 })).not.toEqual({ id: '1', generation: -1 })
     expect(loads.count).toBe(1)

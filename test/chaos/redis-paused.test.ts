@@ -120,8 +120,8 @@ describe('writes while Redis is paused', () => {
     redis.pause()
     const result = await timed(() => within(ns.set({ id: 1 }, { id: '1', n: -1 }), 1_000, 'set'))
     redis.resume()
-    expect(outcome(result)).toMatchObject({ code: 'ERR_STRATA_L2_TIMEOUT' })
-    expect(result.ms).toBeLessThan(L2_TIMEOUT + 400)
+    // The cache's own deadline ended the call (not `within`'s hang guard): the error names the L2 timeout.
+    expect(outcome(result)).toMatchObject({ code: 'ERR_STRATA_L2_TIMEOUT', timeoutMs: L2_TIMEOUT })
     expect(await ns.get({ id: 1 })).not.toEqual({ id: '1', n: -1 })
     expect(loads.count).toBe(1)
   })
@@ -132,8 +132,7 @@ describe('writes while Redis is paused', () => {
     redis.pause()
     const result = await timed(() => within(ns.delete({ id: 2 }), 1_000, 'delete'))
     redis.resume()
-    expect(outcome(result)).toMatchObject({ code: 'ERR_STRATA_L2_TIMEOUT' })
-    expect(result.ms).toBeLessThan(L2_TIMEOUT + 400)
+    expect(outcome(result)).toMatchObject({ code: 'ERR_STRATA_L2_TIMEOUT', timeoutMs: L2_TIMEOUT })
   })
 
   it('clear rejects with an ERR_STRATA_L2_ code instead of hanging while Redis does not answer', async () => {

@@ -55,7 +55,10 @@ describe('ioredis cluster driver', () => {
     emitter.emit('nodeError', ended, '10.0.0.1:7000')
     expect(events).toEqual(['down 10.0.0.1:7000'])
     await settle()
-    expect(sent).toEqual([['EXISTS', 'svc#bus'], ['SSUBSCRIBE', 'svc#bus']])
+    expect(sent).toEqual([
+      ['EXISTS', 'svc#bus'],
+      ['SSUBSCRIBE', 'svc#bus'],
+    ])
     expect(events).toEqual(['down 10.0.0.1:7000', 'ready 10.0.0.1:7000'])
     stop()
   })
