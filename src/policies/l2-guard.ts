@@ -50,13 +50,16 @@ class Call<T = unknown> implements L2Call, Timed {
   reject: ((error: Error) => void) | undefined
   readonly operation: string
   readonly started: number
+  /** The circuit breaker's epoch when the call was sent: its outcome counts only if the circuit is still in it. */
+  readonly epoch: number
   readonly #timedOut: (call: Call<never>) => void
   #controller: AbortController | undefined
   #abandoned = false
 
-  constructor(operation: string, started: number, timedOut: (call: Call<never>) => void) {
+  constructor(operation: string, started: number, epoch: number, timedOut: (call: Call<never>) => void) {
     this.operation = operation
     this.started = started
+    this.epoch = epoch
     this.#timedOut = timedOut
   }
 
@@ -124,7 +127,11 @@ export class L2Guard {
   readonly #hooks: L2GuardHooks
   /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
   readonly #latency = new Histogram()
-  readonly #outcomes = { calls: 0, failures: 0, timeouts: 0, refused: 0, errorReplies: 0 }
+  /**
+   * Each counted once its outcome is known, so each only grows: `succeeded` when the answer arrives (not
+   * `calls - failures - …`, which counts a call in flight as a success until it fails and then goes back down).
+   */
+  readonly #outcomes = { calls: 0, succeeded: 0, failures: 0, timeouts: 0, refused: 0, errorReplies: 0 }
   readonly #replyKinds = new Map<string, number>()
   readonly #closing = new AbortController()
 
@@ -156,11 +163,13 @@ export class L2Guard {
   }
 
   /**
-   * Calls, failures (error replies included), timeouts and calls the open circuit refused, with the latency of calls
-   * that settled; and the error replies among the failures, in all and by kind.
+   * Calls, successes, failures (error replies included), timeouts and calls the open circuit refused, with the latency
+   * of calls that settled; and the error replies among the failures, in all and by kind. Calls still in flight are
+   * in `calls` only.
    */
   stats(): {
     calls: number
+    succeeded: number
     failures: number
     timeouts: number
     refused: number
@@ -390,7 +399,8 @@ export class L2Guard {
         this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation)),
       )
     }
-    const call = new Call<T>(operation, performance.now(), this.#timedOut)
+    // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
+    const call = new Call<T>(operation, performance.now(), this.#breaker.epoch, this.#timedOut)
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve
       call.reject = reject
@@ -416,9 +426,10 @@ export class L2Guard {
     this.#deadlines.untrack(call)
     const resolve = call.resolve!
     call.resolve = call.reject = undefined
+    this.#outcomes.succeeded++
     this.#latency.observe(performance.now() - call.started)
     resolve(result)
-    this.#breaker.success()
+    this.#breaker.success(call.epoch)
   }
 
   #failed<T>(call: Call<T>, error: unknown): void {
@@ -433,11 +444,11 @@ export class L2Guard {
     const failure = new L2Error(call.operation, { cause: error }, kind)
     reject(this.#report(call.operation, failure))
     if (kind === undefined) {
-      this.#breaker.failure()
+      this.#breaker.failure(call.epoch)
       return
     }
     // Redis answered: it is up. The reply fails this call only, and says nothing against the next ones.
-    this.#breaker.success()
+    this.#breaker.success(call.epoch)
     this.#errorReply(kind, call.operation, failure)
   }
 
@@ -448,7 +459,7 @@ export class L2Guard {
     call.resolve = call.reject = undefined
     this.#outcomes.timeouts++
     reject(this.#report(call.operation, new L2TimeoutError(call.operation, this.#deadlines.timeoutMs)))
-    this.#breaker.failure()
+    this.#breaker.failure(call.epoch)
   }
 
   /** The error reply's kind, or undefined for a failure to reach Redis (or a store that cannot tell). */

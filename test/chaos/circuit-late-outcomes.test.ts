@@ -1,0 +1,87 @@
+// The L2 circuit breaker against a real Redis frozen (SIGSTOP) and thawed (SIGCONT): a call sent under one circuit
+// state that settles under another does not move the circuit.
+import { redisStore } from 'stratacache/redis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { CircuitState } from '../../src/policies/circuit-breaker.js'
+import { L2Guard } from '../../src/policies/l2-guard.js'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { codeOf, sleep, timed } from './support.js'
+
+// Long enough that the steps below fit inside one call's deadline on a loaded machine.
+const L2_TIMEOUT = 1_000
+
+let redis: RedisServer
+const closers: (() => Promise<void>)[] = []
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  await redis.stop()
+})
+afterEach(async () => {
+  redis.resume()
+  await Promise.all(closers.splice(0).map((close) => close()))
+})
+
+async function guarded(breakMs: number) {
+  const store = redisStore({ url: redis.url })
+  await store.connect()
+  const changes: CircuitState[] = []
+  const guard = new L2Guard(
+    store,
+    L2_TIMEOUT,
+    { failureThreshold: 3, breakMs },
+    { onCircuit: (state) => changes.push(state) },
+  )
+  closers.push(async () => {
+    guard.close()
+    await store.close()
+  })
+  await guard.set('circuit-late:k', new TextEncoder().encode('v'), 60_000)
+  return { guard, changes }
+}
+
+describe('circuit breaker with a paused Redis', () => {
+  it('stays open when a call sent before it opened is answered after', async () => {
+    const { guard, changes } = await guarded(60_000)
+    redis.pause()
+    const early = [1, 2, 3].map(() => timed(() => guard.get('circuit-late:k')))
+    await sleep(L2_TIMEOUT / 2)
+    const late = timed(() => guard.get('circuit-late:k')) // sent while closed, deadline half a timeout later
+    const failed = await Promise.all(early)
+    expect(failed.map((r) => !r.ok && codeOf(r.error))).toEqual(Array(3).fill('ERR_STRATA_L2_TIMEOUT'))
+    expect(guard.circuit).toBe('open')
+
+    redis.resume() // Redis answers the late call before its deadline
+    const answered = await late
+    expect(answered.ok && new TextDecoder().decode(answered.value)).toBe('v')
+    expect(guard.circuit).toBe('open')
+    expect(changes).toEqual(['open'])
+    const refused = await timed(() => guard.get('circuit-late:k'))
+    expect(!refused.ok && codeOf(refused.error)).toBe('ERR_STRATA_L2_CIRCUIT_OPEN')
+  })
+
+  it('does not reopen when a call sent before the half-open probe times out while the probe is in flight', async () => {
+    const breakMs = 100
+    const { guard, changes } = await guarded(breakMs)
+    redis.pause()
+    const early = [1, 2, 3].map(() => timed(() => guard.get('circuit-late:k')))
+    await sleep(L2_TIMEOUT / 2)
+    const late = timed(() => guard.get('circuit-late:k')) // sent while closed; times out after the probe is sent
+    await Promise.all(early)
+    expect(guard.circuit).toBe('open')
+    await sleep(breakMs + 50)
+
+    const probe = timed(() => guard.get('circuit-late:k'))
+    expect(guard.circuit).toBe('half-open')
+    const lateResult = await late
+    expect(!lateResult.ok && codeOf(lateResult.error)).toBe('ERR_STRATA_L2_TIMEOUT')
+    expect(guard.circuit).toBe('half-open') // the late timeout is not the probe's failure
+
+    redis.resume() // the probe is answered before its deadline
+    const probed = await probe
+    expect(probed.ok).toBe(true)
+    expect(guard.circuit).toBe('closed')
+    expect(changes).toEqual(['open', 'half-open', 'closed'])
+  })
+})
