@@ -52,8 +52,13 @@ export interface CacheStats {
     | {
         readonly status: L2Status
         readonly circuit: CircuitState
-        /** L2 calls made, and of them: failed, timed out, refused by the open circuit. */
+        /**
+         * L2 calls made, and of them: answered (`succeeded`), failed, timed out, refused by the open circuit. Each
+         * outcome is counted when the call settles, so every counter only grows; a call still in flight is in `calls`
+         * only (`calls` >= the sum of the four).
+         */
         readonly calls: number
+        readonly succeeded: number
         readonly failures: number
         readonly timeouts: number
         readonly refused: number

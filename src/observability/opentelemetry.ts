@@ -222,7 +222,7 @@ function observeStats(cache: Cache, meter: Meter): void {
       }
       if (s.l1 !== undefined) observe(l1Entries, s.l1.entries, {})
       if (s.l2 !== undefined) {
-        observe(l2Calls, s.l2.calls - s.l2.failures - s.l2.timeouts - s.l2.refused, {
+        observe(l2Calls, s.l2.succeeded, {
           'stratacache.outcome': 'ok',
         })
         observe(l2Calls, s.l2.failures, { 'stratacache.outcome': 'failed' })

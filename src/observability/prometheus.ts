@@ -249,17 +249,23 @@ const DEFINITIONS: readonly Definition[] = [
   histogram('l2_duration_seconds', 'L2 calls that settled (answered or failed), by duration.', [], (s) =>
     perCache(s.stats().l2?.latencyMs),
   ),
-  counter('l2_calls_total', 'L2 calls by outcome.', ['outcome'], (s) => {
-    const l2 = s.stats().l2
-    return l2 === undefined
-      ? []
-      : [
-          [{ outcome: 'ok' }, l2.calls - l2.failures - l2.timeouts - l2.refused],
-          [{ outcome: 'failed' }, l2.failures],
-          [{ outcome: 'timeout' }, l2.timeouts],
-          [{ outcome: 'circuit_open' }, l2.refused],
-        ]
-  }),
+  counter(
+    'l2_calls_total',
+    'L2 calls that settled, by outcome (ok, failed, timeout, circuit_open).',
+    ['outcome'],
+    (s) => {
+      const l2 = s.stats().l2
+      return l2 === undefined
+        ? []
+        : [
+            // Counted as each call settles: `calls` minus the others would count calls in flight as ok, then go down.
+            [{ outcome: 'ok' }, l2.succeeded],
+            [{ outcome: 'failed' }, l2.failures],
+            [{ outcome: 'timeout' }, l2.timeouts],
+            [{ outcome: 'circuit_open' }, l2.refused],
+          ]
+    },
+  ),
   // Objectives: the cache's own verdict over its window, and the numbers it compared (so an alert can show them).
   gauge(
     'slo_ok',
