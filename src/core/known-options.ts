@@ -36,7 +36,10 @@ export function rejectUnknown(
   const names = Object.keys(known)
   for (const key of Object.keys(object)) {
     if (Object.hasOwn(known, key)) continue
-    const closest = closestName(key, names)
+    // A name from another library first (`redis`, `store`, `stdTTL`…): edit distance cannot map it to ours.
+    const alias = aliasFor(key, known)
+    const closest = alias?.to ?? closestName(key, names)
+    const hints = [alias?.hint, hint].filter((h) => h !== undefined)
     throw new UnknownOptionError(
       place.where,
       path(key),
@@ -44,9 +47,96 @@ export function rejectUnknown(
       (object as Record<string, unknown>)[key],
       names,
       closest === undefined ? undefined : path(closest),
-      { group, hint },
+      { group, hint: hints.length === 0 ? undefined : hints.join(' ') },
     )
   }
+}
+
+/** How a store is given, for the hints of names that mean it. */
+const L2_HINT =
+  "It takes a store: `l2: redisStore({ url: 'redis://127.0.0.1:6379' })` from `stratacache/redis` (or " +
+  '`ioredisStore({ client })` from `stratacache/ioredis`).'
+const TTL_HINT =
+  "Entry lifetimes are set per namespace: `cache.namespace('products', { key: 'product:{id}', ttl: '5m', load })`."
+
+/**
+ * Names users of other caches and Redis clients (ioredis, node-redis, cache-manager, keyv, bentocache, lru-cache,
+ * node-cache) write for one of ours. Each maps to candidates tried in order: the first whose first segment this
+ * object takes is suggested (`redis` is `l2` in `createCache()`, `url` in `redisStore()`). `elsewhere` is said when
+ * none fits: the setting exists, but not in this object.
+ */
+const ALIASES: Readonly<Record<string, { readonly to: readonly string[]; readonly elsewhere?: string }>> = {
+  // The Redis connection: `l2` in createCache(), `url` in a store.
+  redis: { to: ['l2', 'url'] },
+  redisurl: { to: ['l2', 'url'] },
+  url: { to: ['l2'] },
+  uri: { to: ['url', 'l2'] },
+  connection: { to: ['l2', 'url'] },
+  connectionstring: { to: ['url', 'l2'] },
+  port: { to: ['url', 'l2'] },
+  db: { to: ['url', 'l2'] },
+  database: { to: ['url', 'l2'] },
+  client: { to: ['l2'] },
+  redisclient: { to: ['client', 'l2'] },
+  ioredis: { to: ['client', 'l2'] },
+  store: { to: ['l2'] },
+  stores: { to: ['l2'] },
+  driver: { to: ['l2'] },
+  l2driver: { to: ['l2'] },
+  remote: { to: ['l2'] },
+  secondary: { to: ['l2'] },
+  // The key prefix: the cache's `service`.
+  prefix: { to: ['service'], elsewhere: 'The key prefix is `createCache({ service })`.' },
+  keyprefix: { to: ['service'], elsewhere: 'The key prefix is `createCache({ service })`.' },
+  name: { to: ['service'] },
+  // The in-process tier.
+  memory: { to: ['l1'] },
+  l1driver: { to: ['l1'] },
+  lru: { to: ['l1'] },
+  max: { to: ['l1.maxEntries', 'maxEntries'] },
+  maxsize: { to: ['l1.maxBytes', 'maxBytes'] },
+  maxitems: { to: ['l1.maxEntries', 'maxEntries'] },
+  maxkeys: { to: ['l1.maxEntries', 'maxEntries'] },
+  // Lifetimes: namespace options.
+  ttl: { to: [], elsewhere: TTL_HINT },
+  defaultttl: { to: ['ttl'], elsewhere: TTL_HINT },
+  stdttl: { to: ['ttl'], elsewhere: TTL_HINT },
+  expire: { to: ['ttl'], elsewhere: TTL_HINT },
+  expires: { to: ['ttl'], elsewhere: TTL_HINT },
+  expiresin: { to: ['ttl'], elsewhere: TTL_HINT },
+  expiration: { to: ['ttl'], elsewhere: TTL_HINT },
+  maxage: { to: ['ttl'], elsewhere: TTL_HINT },
+  grace: { to: ['staleFor'], elsewhere: 'Serving stale values is `staleFor`, a namespace option.' },
+  graceperiod: { to: ['staleFor'], elsewhere: 'Serving stale values is `staleFor`, a namespace option.' },
+  stalettl: { to: ['staleFor'], elsewhere: 'Serving stale values is `staleFor`, a namespace option.' },
+  allowstale: { to: ['staleFor'], elsewhere: 'Serving stale values is `staleFor`, a namespace option.' },
+  // The loader.
+  factory: { to: ['load'] },
+  fetch: { to: ['load'] },
+  fetcher: { to: ['load'] },
+  fetchmethod: { to: ['load'] },
+  loader: { to: ['load'] },
+  getter: { to: ['load'] },
+  resolver: { to: ['load'] },
+  // Timeouts.
+  timeout: { to: ['timeouts'] },
+  commandtimeout: { to: ['timeouts.l2'] },
+  hardtimeout: { to: ['timeouts.hard'] },
+  softtimeout: { to: ['timeouts.soft'] },
+  locktimeout: { to: ['lock.wait'] },
+  breaker: { to: ['circuitBreaker'] },
+}
+
+/** The alias of `key` (case-insensitive) that fits `known`: the suggestion, and a sentence about it. */
+function aliasFor(
+  key: string,
+  known: Readonly<Record<string, true>>,
+): { to: string | undefined; hint: string | undefined } | undefined {
+  const alias = ALIASES[key.toLowerCase()]
+  if (alias === undefined || !Object.hasOwn(ALIASES, key.toLowerCase())) return undefined
+  const to = alias.to.find((name) => Object.hasOwn(known, name.split('.')[0]!))
+  if (to !== undefined) return { to, hint: to === 'l2' ? L2_HINT : undefined }
+  return alias.elsewhere === undefined ? undefined : { to: undefined, hint: alias.elsewhere }
 }
 
 /**

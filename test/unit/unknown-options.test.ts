@@ -81,20 +81,20 @@ describe('rejectUnknown', () => {
 })
 
 describe('createCache refuses unknown options', () => {
-  it('names the key and lists what it takes when nothing is close: createCache({ redis })', () => {
-    const error = unknownOption(() => createCache({ service: 's', redis: 'redis://127.0.0.1' } as never))
+  it('names the key and lists what it takes when nothing is close: createCache({ zzz })', () => {
+    const error = unknownOption(() => createCache({ service: 's', zzz: 'redis://127.0.0.1' } as never))
     expect(error).toMatchObject({
       code: 'ERR_STRATA_UNKNOWN_OPTION',
       where: 'createCache()',
-      path: 'redis',
-      option: 'redis',
+      path: 'zzz',
+      option: 'zzz',
       value: 'redis://127.0.0.1',
       suggestion: undefined,
     })
     expect(error).toBeInstanceOf(InvalidOptionError)
     expect(error.name).toBe('UnknownOptionError')
     expect(error.message).toMatch(
-      /^Unknown option `redis` in createCache\(\)\. It takes `service`, `l1`, `l2`, /,
+      /^Unknown option `zzz` in createCache\(\)\. It takes `service`, `l1`, `l2`, /,
     )
   })
 
