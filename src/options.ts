@@ -1053,6 +1053,21 @@ export function resolveNamespaceOptions<P, V>(
       "'write-through', 'cache-aside' or 'write-behind'",
     )
   }
+  // A strategy says how `write()` reaches the source; without `write` there is no `write()` for it to shape, and a
+  // reader of the options would believe writes go through the cache. (Write-behind's own check names `write`.)
+  if (
+    options.writeStrategy !== undefined &&
+    writeStrategy !== 'write-behind' &&
+    options.write === undefined &&
+    options.writeMany === undefined
+  ) {
+    throw new InvalidOptionError(
+      at('writeStrategy'),
+      writeStrategy,
+      'nothing in a namespace without `write`: it says how `write()` reaches the source, and this namespace has ' +
+        'no `write()`. Declare `write` (the function that writes the source), or drop `writeStrategy`',
+    )
+  }
   const writeBehind = resolveWriteBehind(options, writeStrategy, at)
   const swr = options.staleWhileRevalidate ?? true
   if (typeof swr !== 'boolean') throw new InvalidOptionError(at('staleWhileRevalidate'), swr, 'true or false')

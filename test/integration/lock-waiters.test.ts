@@ -157,14 +157,12 @@ describe('a lock waiter', () => {
     const nsA = a.namespace('item', {
       key: 'i:{id}',
       ttl: '1m',
-      writeStrategy: 'cache-aside',
       lock,
       load: () => gate.promise,
     })
     const nsB = b.namespace('item', {
       key: 'i:{id}',
       ttl: '1m',
-      writeStrategy: 'cache-aside',
       lock,
       load: () => {
         loadsB++

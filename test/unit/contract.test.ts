@@ -217,12 +217,10 @@ describe('contract model and Markdown', () => {
       write: () => {},
       writeStrategy: 'cache-aside',
     })
-    cache.namespace('aside-no-write', { key: 'n:{id}', ttl: '1m', load, writeStrategy: 'cache-aside' })
     const model = describeCache(cache)
     const strategy = Object.fromEntries(model.namespaces.map((ns) => [ns.name, ns.consistency.writeStrategy]))
     expect(strategy).toEqual({
       aside: 'cache-aside',
-      'aside-no-write': 'none',
       readonly: 'none',
       through: 'write-through',
     })
@@ -230,12 +228,11 @@ describe('contract model and Markdown', () => {
       ['readonly', false],
       ['through', true],
       ['aside', true],
-      ['aside-no-write', false],
     ])
     const markdown = renderContract(model)
     expect(markdown).toMatch(/^\| `readonly` +\| not declared \| eventual +\| none +\|/m)
     expect(markdown).toMatch(/^\| `through` +\| not declared \| eventual +\| write-through +\|/m)
-    expect(markdown.match(/- \*\*Write strategy\*\*: none: no `write` function/g)).toHaveLength(2)
+    expect(markdown.match(/- \*\*Write strategy\*\*: none: no `write` function/g)).toHaveLength(1)
     expect(markdown.match(/- \*\*Write strategy\*\*: write-through:/g)).toHaveLength(1)
   })
 
