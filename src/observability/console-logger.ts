@@ -17,13 +17,18 @@ export interface ConsoleLoggerOptions {
   stream?: { write(text: string): unknown }
   /**
    * A line identical to one written less than this long ago (in ms) is held back; the next one written says how
-   * many were. The cache itself logs state changes, not calls, so this only guards against a flood.
+   * many were. The cache itself logs state changes, not calls, so this only guards against a flood. An outage's
+   * lines are never held back as repeats of an earlier outage: the line saying Redis is back (field `outage: 'end'`)
+   * makes the logger forget the lines that began outages of that service, and the next outage's line the last end.
    * @default 60_000
    */
   repeatWindowMs?: number
 }
 
 const PREFIX = 'stratacache: '
+
+/** The `outage` field of the lines that begin and end an L2 outage (src/observability/l2-outage-log.ts). */
+type OutageEdge = 'begin' | 'end'
 
 /** Lines remembered for the repeat window; past this, the oldest is forgotten. */
 const MAX_REMEMBERED = 256
@@ -39,13 +44,22 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
   if (!LEVELS.includes(level)) throw new TypeError(`consoleLogger: level must be one of ${LEVELS.join(', ')}`)
   const lowest = LEVELS.indexOf(level)
   const windowMs = options.repeatWindowMs ?? 60_000
-  const recent = new Map<string, { at: number; held: number }>()
+  /** Lines written lately; `outage` marks a line that began (or ended) an outage of `service`. */
+  const recent = new Map<string, { at: number; held: number; outage?: OutageEdge; service?: unknown }>()
   const write = (at: LogLevel) => (fields: object, message: string) => {
     if (LEVELS.indexOf(at) < lowest) return
     const text = message.startsWith(PREFIX) ? message.slice(PREFIX.length) : message
     const line = `${PREFIX}${at === 'error' ? 'error: ' : ''}${text}${context(fields)}`
     const key = `${at} ${line}`
     const now = performance.now()
+    const { outage, service } = fields as { outage?: unknown; service?: unknown }
+    const edge = outage === 'begin' || outage === 'end' ? outage : undefined
+    if (edge !== undefined) {
+      // A recovery ends the outage its lines were about: the next outage, even for the same reason within the
+      // window, is news and must be printed (and so must the recovery after it).
+      for (const [k, r] of recent)
+        if (r.outage !== undefined && r.outage !== edge && r.service === service) recent.delete(k)
+    }
     const seen = recent.get(key)
     if (seen !== undefined && now - seen.at < windowMs) {
       seen.held++
@@ -53,7 +67,7 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
     }
     recent.delete(key)
     if (recent.size >= MAX_REMEMBERED) recent.delete(recent.keys().next().value!)
-    recent.set(key, { at: now, held: 0 })
+    recent.set(key, edge === undefined ? { at: now, held: 0 } : { at: now, held: 0, outage: edge, service })
     const held =
       seen !== undefined && seen.held > 0
         ? ` (${seen.held} more like it held back in the ${formatDuration(now - seen.at)} before)`

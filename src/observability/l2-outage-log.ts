@@ -31,6 +31,8 @@ interface Outage {
  * what to check) or stops answering (the circuit opened while connected), one when it is back with how long it was
  * down. Never a line per call: the circuit's re-openings, failed probes and each reconnection attempt stay silent.
  * The line that ends an outage is a warning too, so a log filtered to warnings never shows an outage without end.
+ * Lines that begin an outage carry the field `outage: 'begin'`, the line that ends it `outage: 'end'`: the console
+ * logger's repeat guard forgets one kind when it writes the other, so a second outage is never held back as a repeat.
  */
 export class L2OutageLog {
   readonly #o: L2OutageLogOptions
@@ -73,7 +75,7 @@ export class L2OutageLog {
         ? 'your client retries by itself'
         : `retrying, at most ${formatDuration(failure.retryMs)} apart`
     this.#o.logger.warn(
-      { service: this.#o.service, address: failure.address, reason: failure.reason },
+      { service: this.#o.service, address: failure.address, reason: failure.reason, outage: 'begin' },
       `stratacache: ${failure.summary}. Reads fall through to your loaders meanwhile; writes reject. ` +
         `${failure.advice}; ${retry}.`,
     )
@@ -100,7 +102,7 @@ export class L2OutageLog {
     this.#outage = { since: this.#now(), kind: 'unresponsive', reasons: new Set() }
     const { failureThreshold, l2TimeoutMs, breakMs } = this.#o
     this.#o.logger.warn(
-      { service: this.#o.service, address: this.#address(), circuit },
+      { service: this.#o.service, address: this.#address(), circuit, outage: 'begin' },
       `stratacache: Redis at ${this.#address()} does not answer: ${failureThreshold} ` +
         `${failureThreshold === 1 ? 'call' : 'calls in a row'} failed or took longer than timeouts.l2 ` +
         `(${formatDuration(l2TimeoutMs)}). Reads skip Redis and fall through to your loaders; writes reject; one ` +
@@ -116,7 +118,7 @@ export class L2OutageLog {
     this.#outage = undefined
     const downMs = Math.max(0, this.#now() - outage.since)
     this.#o.logger.warn(
-      { service: this.#o.service, address: this.#address(), downMs: Math.round(downMs) },
+      { service: this.#o.service, address: this.#address(), downMs: Math.round(downMs), outage: 'end' },
       `stratacache: Redis at ${this.#address()} is reachable again; it was ` +
         `${outage.kind === 'unreachable' ? 'unreachable' : 'not answering'} for ${formatDuration(downMs)}. ` +
         'Reads and writes use it again.',
