@@ -53,17 +53,27 @@ export class UnknownOptionError extends InvalidOptionError {
     readonly known: readonly string[],
     /** The closest known key's path, e.g. `timeouts.soft`; undefined when none is close. */
     readonly suggestion: string | undefined,
-    /** The object's own path (`timeouts`; '' for the top level), and a sentence to add (where the setting belongs). */
-    context: { readonly group: string; readonly hint?: string | undefined },
+    /**
+     * The object's own path (`timeouts`; '' for the top level), a sentence to add (where the setting belongs), and
+     * `elsewhere`: a sentence saying where the setting is taken instead, said in place of the list of known keys.
+     */
+    context: {
+      readonly group: string
+      readonly hint?: string | undefined
+      readonly elsewhere?: string | undefined
+    },
   ) {
-    const { group, hint } = context
+    const { group, hint, elsewhere } = context
     super(option, value, `one of ${known.join(', ')}`)
-    // The list of known keys only when nothing is close: next to a suggestion it is noise (37 namespace options).
+    // The list of known keys only when nothing is close and nothing says where the setting lives: next to a
+    // suggestion it is noise (37 namespace options).
     this.message =
       `Unknown option \`${path}\` in ${where}. ` +
-      (suggestion === undefined
-        ? `${group === '' ? 'It takes' : `\`${group}\` takes`} ${known.map((k) => `\`${k}\``).join(', ')}.`
-        : `Did you mean \`${suggestion}\`?`) +
+      (suggestion !== undefined
+        ? `Did you mean \`${suggestion}\`?`
+        : elsewhere !== undefined
+          ? elsewhere
+          : `${group === '' ? 'It takes' : `\`${group}\` takes`} ${known.map((k) => `\`${k}\``).join(', ')}.`) +
       (hint === undefined ? '' : ` ${hint}`)
   }
 }

@@ -1064,8 +1064,8 @@ export function resolveNamespaceOptions<P, V>(
     throw new InvalidOptionError(
       at('writeStrategy'),
       writeStrategy,
-      'nothing in a namespace without `write`: it says how `write()` reaches the source, and this namespace has ' +
-        'no `write()`. Declare `write` (the function that writes the source), or drop `writeStrategy`',
+      'no `writeStrategy` in a namespace without `write` (it says how `write()` reaches the source, and there is ' +
+        'no `write()` here: declare `write`, the function that writes the source, or drop `writeStrategy`)',
     )
   }
   const writeBehind = resolveWriteBehind(options, writeStrategy, at)

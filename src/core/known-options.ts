@@ -38,7 +38,7 @@ export function rejectUnknown(
     if (Object.hasOwn(known, key)) continue
     // A name from another library first (`redis`, `store`, `stdTTL`…): edit distance cannot map it to ours.
     const alias = aliasFor(key, known)
-    const closest = alias?.to ?? closestName(key, names)
+    const closest = alias === undefined ? closestName(key, names) : alias.to
     const hints = [alias?.hint, hint].filter((h) => h !== undefined)
     throw new UnknownOptionError(
       place.where,
@@ -47,7 +47,7 @@ export function rejectUnknown(
       (object as Record<string, unknown>)[key],
       names,
       closest === undefined ? undefined : path(closest),
-      { group, hint: hints.length === 0 ? undefined : hints.join(' ') },
+      { group, hint: hints.length === 0 ? undefined : hints.join(' '), elsewhere: alias?.elsewhere },
     )
   }
 }
@@ -131,12 +131,14 @@ const ALIASES: Readonly<Record<string, { readonly to: readonly string[]; readonl
 function aliasFor(
   key: string,
   known: Readonly<Record<string, true>>,
-): { to: string | undefined; hint: string | undefined } | undefined {
+): { to: string | undefined; hint: string | undefined; elsewhere: string | undefined } | undefined {
   const alias = ALIASES[key.toLowerCase()]
   if (alias === undefined || !Object.hasOwn(ALIASES, key.toLowerCase())) return undefined
   const to = alias.to.find((name) => Object.hasOwn(known, name.split('.')[0]!))
-  if (to !== undefined) return { to, hint: to === 'l2' ? L2_HINT : undefined }
-  return alias.elsewhere === undefined ? undefined : { to: undefined, hint: alias.elsewhere }
+  if (to !== undefined) return { to, hint: to === 'l2' ? L2_HINT : undefined, elsewhere: undefined }
+  return alias.elsewhere === undefined
+    ? undefined
+    : { to: undefined, hint: undefined, elsewhere: alias.elsewhere }
 }
 
 /**

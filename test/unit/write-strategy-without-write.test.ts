@@ -20,7 +20,9 @@ describe('writeStrategy without write', () => {
           value: writeStrategy,
         }) as Error,
       )
-      expect(attempt).toThrow(/Declare `write` .*, or drop `writeStrategy`/)
+      expect(attempt).toThrow(
+        /declare `write`, the function that writes the source, or drop `writeStrategy`\), got "/,
+      )
     },
   )
 
