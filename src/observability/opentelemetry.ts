@@ -181,7 +181,10 @@ function observeStats(cache: Cache, meter: Meter): void {
   const loads = counter('stratacache.loads', 'Loader calls.')
   const loadErrors = counter('stratacache.load.errors', 'Loader calls that failed.')
   const stale = counter('stratacache.stale_served', 'Stale values served, by reason.')
-  const l2Calls = counter('stratacache.l2.calls', 'L2 calls, by outcome.')
+  const l2Calls = counter(
+    'stratacache.l2.calls',
+    'L2 calls that settled, by outcome (counted as each settles).',
+  )
   const l1Entries = gauge('stratacache.l1.entries', 'Entries in L1.')
   const relayLag = gauge(
     'stratacache.region.relay_lag',
