@@ -1,5 +1,5 @@
 // Bounds calls by one fixed timeout with a single sweeping timer, instead of a timer (or AbortSignal) per call.
-import { clearInterval, setInterval } from 'node:timers'
+import { clearInterval, setImmediate, setInterval } from 'node:timers'
 
 /**
  * A call being timed. `track` sets `deadline` and `slot`; whoever settles the call first sets `done` (the sweep, or
@@ -34,6 +34,7 @@ export class Deadlines {
   #slots: Slot[] = []
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
+  #expiring = false
 
   constructor(timeoutMs: number, now: () => number = performance.now.bind(performance)) {
     this.timeoutMs = timeoutMs
@@ -70,7 +71,20 @@ export class Deadlines {
     this.#timer = undefined
   }
 
+  /**
+   * The timer's tick. Expiry runs in the check phase (setImmediate), after the event loop's poll phase has read
+   * what arrived meanwhile: after the loop was blocked (a long synchronous task, a GC pause), answers that came in
+   * time are waiting unread on their sockets, and timing their calls out first would report a healthy Redis as
+   * not answering. (A call whose command could not even be written before the loop blocked still times out.)
+   */
   readonly #sweep = (): void => {
+    if (this.#expiring) return
+    this.#expiring = true
+    setImmediate(this.#expire)
+  }
+
+  readonly #expire = (): void => {
+    this.#expiring = false
     const now = this.#now()
     const slots = this.#slots
     let head = this.#head

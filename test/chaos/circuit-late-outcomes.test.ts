@@ -1,5 +1,6 @@
 // The L2 circuit breaker against a real Redis frozen (SIGSTOP) and thawed (SIGCONT): a call sent under one circuit
-// state that settles under another does not move the circuit.
+// state that settles under another does not move the circuit. And late outcomes of another kind: answers that came
+// in time while the event loop was blocked are answers, not timeouts.
 import { redisStore } from 'stratacache/redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { CircuitState } from '../../src/policies/circuit-breaker.js'
@@ -83,5 +84,38 @@ describe('circuit breaker with a paused Redis', () => {
     expect(probed.ok).toBe(true)
     expect(guard.circuit).toBe('closed')
     expect(changes).toEqual(['open', 'half-open', 'closed'])
+  })
+})
+
+describe('L2 deadlines after a blocked event loop', () => {
+  it('settles a call Redis answered in time with its answer, not a timeout, when the loop was blocked past the deadline', async () => {
+    const store = redisStore({ url: redis.url })
+    await store.connect()
+    const guard = new L2Guard(store, 100, { failureThreshold: 3, breakMs: 1_000 })
+    closers.push(async () => {
+      guard.close()
+      await store.close()
+    })
+    await guard.set('stall:k', new TextEncoder().encode('v'), 60_000)
+    // The commands are written while Redis is frozen, so no answer can be read before the loop blocks.
+    redis.pause()
+    const calls = [1, 2, 3].map(() => timed(() => guard.get('stall:k')))
+    await sleep(20)
+    // Block in the check phase, as a task after I/O would: the timers run next, before the poll reads the answers.
+    await new Promise((resolve) => setImmediate(resolve))
+    redis.resume()
+    // A long synchronous task (a seed, a big JSON.parse): Redis answers at once, but nothing reads the socket.
+    const until = performance.now() + 300
+    while (performance.now() < until) {
+      // Blocking on purpose.
+    }
+    const results = await Promise.all(calls)
+    expect(results.map((r) => (r.ok ? 'answered' : codeOf(r.error)))).toEqual([
+      'answered',
+      'answered',
+      'answered',
+    ])
+    expect(guard.stats()).toMatchObject({ timeouts: 0, succeeded: 4 })
+    expect(guard.circuit).toBe('closed')
   })
 })
