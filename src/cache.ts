@@ -322,20 +322,37 @@ export class Cache {
       if (regions.relay) peer.l2.connect().catch(() => {})
       return { region: peer.region, l2: guard, close: () => guard.close() }
     })
-    const relay = new RegionRelay(regions, o.service, local, peers, o.clock, log, async (relayed) => {
-      const ns = this.#namespaces.get(relayed.namespace)
-      if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
-      if (ns === undefined) return 'unknown'
-      try {
-        await ns[RELAYED](relayed)
-      } catch (error) {
-        // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
-        // Anything else (Redis unreachable, closing) is retried, in order.
-        if (error instanceof InvalidArgumentError) return 'unknown'
-        throw error
-      }
-      return 'applied'
-    })
+    const relay = new RegionRelay(
+      regions,
+      o.service,
+      local,
+      peers,
+      o.clock,
+      log,
+      async (relayed) => {
+        const ns = this.#namespaces.get(relayed.namespace)
+        if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
+        if (ns === undefined) return 'unknown'
+        try {
+          await ns[RELAYED](relayed)
+        } catch (error) {
+          // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
+          // Anything else (Redis unreachable, closing) is retried, in order.
+          if (error instanceof InvalidArgumentError) return 'unknown'
+          throw error
+        }
+        return 'applied'
+      },
+      // Entries lost from a peer's outbox: whatever they invalidated, every namespace here starts a new generation.
+      async () => {
+        if (this.#runtime.closed) throw new CacheClosedError('invalidate after lost relayed invalidations')
+        const names = [...this.#namespaces.keys()]
+        await Promise.all(
+          names.map((namespace) => this.#namespaces.get(namespace)![RELAYED]({ kind: 'all', namespace })),
+        )
+        return names
+      },
+    )
     relay.start()
     this.#beforeClose.push(async () => {
       await relay.stop()

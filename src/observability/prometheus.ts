@@ -359,6 +359,12 @@ const DEFINITIONS: readonly Definition[] = [
     ['region', 'peer_region'],
     (s) => perPeer(s, (p) => p.splits),
   ),
+  counter(
+    'region_outbox_overflows_total',
+    "Times a peer region's outbox was found trimmed (regions.outboxMaxLength) past entries this region had not applied; each time every declared namespace was invalidated here.",
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.overflows),
+  ),
   gauge(
     'region_last_converge_seconds',
     'After the last split, from the first replayed entry to the replay caught up (this process relayed it), in seconds.',
