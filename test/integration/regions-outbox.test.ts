@@ -1,5 +1,5 @@
-// Regions on real redis-servers: the outbox bound (`outboxMaxLength`) and what a relay does when entries it never
-// read were trimmed.
+// Regions on real redis-servers, two things the relay test does not cover: the outbox bound (`outboxMaxLength`)
+// and what a relay does when entries it never read were trimmed; and `peek()` behind the same read gate as `get()`.
 import { createCache, type Cache, type Logger } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { Registry } from 'prom-client'
@@ -188,5 +188,31 @@ describe('regions: the outbox bound', () => {
     await until(() => (us.cache.stats().regions?.peers.eu?.relayed ?? 0) >= 50)
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(us.cache.stats().regions!.peers.eu!.overflows).toBe(0)
+  })
+})
+
+describe('regions: peek() behind the read gate', () => {
+  it('during a split, peek refuses what get would refuse (strong, bounded past its bound) and eventual still answers', async () => {
+    const rows = new Map<string, number>([['a', 1]])
+    // No process of eu runs: us stops hearing from it and splits.
+    const us = proc('us', rows)
+    await us.cache.connect()
+    await us.strong.get({ id: 'a' })
+    await us.bounded.get({ id: 'a' })
+    await us.eventual.get({ id: 'a' })
+    expect(await us.bounded.peek({ id: 'a' })).toEqual({ v: 1 })
+    await until(() => us.cache.stats().regions?.peers.eu?.split === true)
+
+    expect(await us.strong.peek({ id: 'a' })).toBeUndefined()
+    expect(await us.bounded.peek({ id: 'a' })).toBeUndefined()
+    expect(await us.eventual.peek({ id: 'a' })).toEqual({ v: 1 })
+    // peek never loads.
+    expect(us.loads).toEqual({ strong: 1, bounded: 1, eventual: 1 })
+    expect(us.cache.stats().namespaces.bounded!.regionRefused).toBeGreaterThan(0)
+
+    // get revalidates the bounded value; peek then answers with it while it is younger than the bound.
+    expect(await us.bounded.get({ id: 'a' })).toEqual({ v: 1 })
+    expect(us.loads.bounded).toBe(2)
+    expect(await us.bounded.peek({ id: 'a' })).toEqual({ v: 1 })
   })
 })
