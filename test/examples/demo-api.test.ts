@@ -261,6 +261,8 @@ describe('demo API: operations', () => {
     expect(stats.body.load.sent).toBeLessThanOrEqual(200)
     expect(stats.body.load.errors).toBe(0)
     expect(stats.body.samples.reduce((sum, s) => sum + s.requests, 0)).toBeGreaterThan(0)
+    // Not a region (no DEMO_REGION): no Regions panel.
+    expect((await get<{ regions: unknown }>(demo, '/api/stats')).body.regions).toBeNull()
   })
 
   it('feeds the dashboard no hit ratio while the cache is bypassed: bypassed reads are counted apart, never as a tier', async () => {
