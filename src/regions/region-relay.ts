@@ -131,6 +131,8 @@ interface Peer {
   replay: { startedAt: number; count: number } | undefined
   overflows: number
   dropped: number
+  /** Taken entries found gone at a claim, whose invalidation has not succeeded yet. */
+  lostPending: number
 }
 
 export class RegionRelay implements RegionView {
@@ -200,6 +202,7 @@ export class RegionRelay implements RegionView {
       replay: undefined,
       overflows: 0,
       dropped: 0,
+      lostPending: 0,
     }))
   }
 
@@ -344,33 +347,30 @@ export class RegionRelay implements RegionView {
         await peer.l2.queueCreateGroup(peer.stream, GROUP)
         peer.groupReady = true
       }
-      // Before anything is read: entries after a loss must not move the peer's coverage past the lost ones.
-      const dropped = await peer.l2.queueDropped(peer.stream, GROUP)
-      if (dropped !== undefined && dropped > 0) {
-        await this.#lost(peer, dropped, 'trimmed before this region read them')
-        await peer.l2.queueSettleDropped(peer.stream, GROUP, dropped)
-      }
+      // Before anything is applied: entries after a loss must not move the peer's coverage past the lost ones.
+      // Lost: entries never handed to this region's relay and trimmed (the group's count says so)...
+      const dropped = (await peer.l2.queueDropped(peer.stream, GROUP)) ?? 0
       const pending = await peer.l2.queuePending(peer.stream, GROUP, 0, batchSize)
+      let claimed
       if (pending.length > 0) {
-        entries = await peer.l2.queueClaim(
+        claimed = await peer.l2.queueClaim(
           peer.stream,
           GROUP,
           this.#consumer,
           0,
           pending.map((p) => p.id),
         )
-        // An entry taken and not acknowledged that is gone (trimmed meanwhile) is claimed no more: lost as well.
-        // Redis 7 drops it from the pending list as it answers, so it is reported once.
-        if (entries.length < pending.length) {
-          await this.#lost(
-            peer,
-            pending.length - entries.length,
-            'trimmed before this region acknowledged them',
-          )
-        }
-      } else {
-        entries = await peer.l2.queueRead(peer.stream, GROUP, this.#consumer, batchSize)
+        // ...and entries taken and not acknowledged that are gone, which a claim no longer finds. Redis 7 drops
+        // them from the pending list as it answers, so only this process knows of them from now on: kept until
+        // the invalidation succeeds.
+        peer.lostPending += pending.length - claimed.length
       }
+      if (dropped > 0 || peer.lostPending > 0) {
+        await this.#lost(peer, dropped + peer.lostPending)
+        peer.lostPending = 0
+        if (dropped > 0) await peer.l2.queueSettleDropped(peer.stream, GROUP, dropped)
+      }
+      entries = claimed ?? (await peer.l2.queueRead(peer.stream, GROUP, this.#consumer, batchSize))
     } catch {
       this.#errors++
       return false
@@ -426,16 +426,17 @@ export class RegionRelay implements RegionView {
    * every namespace this process declares is invalidated in this region. Rejects (and the step is retried, the loss
    * still reported) when that fails.
    */
-  async #lost(peer: Peer, count: number, how: string): Promise<void> {
+  async #lost(peer: Peer, count: number): Promise<void> {
     const namespaces = await this.#invalidateDeclared()
     peer.overflows++
     peer.dropped += count
     const region = this.#options.region
     this.#logger.warn(
       { service: this.#service, region, peer: peer.region, dropped: count, namespaces },
-      `stratacache: ${count} entries of region ${peer.region}'s outbox for ${region} were ${how} ` +
-        `(its regions.outboxMaxLength was passed): invalidated every declared namespace ` +
-        `(${namespaces.join(', ') || 'none'}) in ${region}. Raise regions.outboxMaxLength in ${peer.region} to ride out longer splits.`,
+      `stratacache: ${count} entries of region ${peer.region}'s outbox for ${region} were trimmed before this ` +
+        `region applied them (${peer.region}'s regions.outboxMaxLength was passed): invalidated every declared ` +
+        `namespace (${namespaces.join(', ') || 'none'}) in ${region}. Raise regions.outboxMaxLength in ` +
+        `${peer.region} to ride out longer splits.`,
     )
   }
 

@@ -149,7 +149,7 @@ describe('regions: the outbox bound', () => {
     expect(peer.dropped).toBeGreaterThanOrEqual(100)
     expect(logger.warnings.filter((message) => message.includes('outbox'))).toHaveLength(1)
     expect(logger.warnings.find((message) => message.includes('outbox'))).toMatch(
-      /region eu's outbox for us were trimmed before this region read them.*strong, bounded, eventual/,
+      /region eu's outbox for us were trimmed before this region applied them.*strong, bounded, eventual/,
     )
 
     // Every process of us drops its copy (a new generation, through us's bus): the reader loads v 2.
@@ -174,6 +174,44 @@ describe('regions: the outbox bound', () => {
     } finally {
       metrics.unregister()
     }
+  })
+
+  it('counts entries a relay took and never acknowledged, trimmed before it was back, as lost: the claim finds them gone', async () => {
+    const rows = new Map<string, number>([['a', 1]])
+    const eu = proc('eu', rows, { outboxMaxLength: 5 })
+    await eu.cache.connect()
+    // us cached the old value; a relay of us took eu's write of `a` and died before applying it.
+    const usFirst = proc('us', rows, { relay: false })
+    await usFirst.cache.connect()
+    expect(await usFirst.eventual.get({ id: 'a' })).toEqual({ v: 1 })
+    await usFirst.cache.close()
+    const outbox = `${SERVICE}#outbox{${SERVICE}.regions.eu}:us`
+    await servers.eu.command('XGROUP', 'CREATE', outbox, 'relay', '$', 'MKSTREAM')
+    await eu.eventual.write({ id: 'a' }, { v: 2 })
+    await servers.eu.command(
+      'XREADGROUP',
+      'GROUP',
+      'relay',
+      'dead-relay',
+      'COUNT',
+      '1000',
+      'STREAMS',
+      outbox,
+      '>',
+    )
+    // Then the entries it took are trimmed (what MAXLEN ~ does to the oldest stream node once eu writes past its
+    // bound; done by hand so that only taken entries are lost: every entry it did not take is still there).
+    await servers.eu.command('XTRIM', outbox, 'MAXLEN', '0')
+    const taken = Number(/^\*4\r\n:(\d+)/.exec(await servers.eu.command('XPENDING', outbox, 'relay'))?.[1])
+    expect(taken).toBeGreaterThan(0)
+
+    const logger = recorder()
+    const us = proc('us', rows, { logger })
+    await us.cache.connect()
+    await until(() => (us.cache.stats().regions?.peers.eu?.overflows ?? 0) >= 1)
+    expect(us.cache.stats().regions!.peers.eu!).toMatchObject({ overflows: 1, dropped: taken })
+    expect(logger.warnings.filter((message) => message.includes('outbox'))).toHaveLength(1)
+    expect(await us.eventual.get({ id: 'a' })).toEqual({ v: 2 })
   })
 
   it('a relay that keeps up reports no overflow however many entries pass through', async () => {
