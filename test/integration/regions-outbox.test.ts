@@ -118,6 +118,15 @@ describe('regions: the outbox bound', () => {
       }
       expect(error).toMatchObject({ code: 'ERR_STRATA_INVALID_OPTION', option: 'regions.outboxMaxLength' })
     }
+    // A misspelt key is refused too, naming the right one.
+    expect(() =>
+      createCache({
+        service: 's',
+        l2,
+        region: 'eu',
+        regions: { peers: [{ region: 'us', l2 }], outboxMaxLenght: 10 } as never,
+      }),
+    ).toThrow(/outboxMaxLength/)
   })
 
   it('a relay back after its outbox overflowed invalidates every namespace, counts it, warns once, and serves nothing stale', async () => {
