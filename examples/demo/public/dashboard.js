@@ -251,6 +251,9 @@ function render(stats) {
   if ($('active').textContent !== active) $('active').textContent = active
 }
 
+/** A duration for the Regions panel: whole ms under a second, else seconds to one decimal. */
+const span = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
+
 /** The Regions panel: hidden unless the demo runs as a region (`regions` is null otherwise). */
 function renderRegions(regions) {
   $('regions-panel').hidden = !regions
@@ -261,10 +264,10 @@ function renderRegions(regions) {
     return [
       [peer.region, ''],
       [peer.split ? 'split' : 'connected', peer.split ? 'split' : 'connected'],
-      [`${msLabel(peer.heardAgoMs)} ago`, ''],
-      [msLabel(peer.lagMs), ''],
+      [`${span(peer.heardAgoMs)} ago`, ''],
+      [span(peer.lagMs), ''],
       [peer.backlog === null ? '–' : fmt(peer.backlog), ''],
-      [last ? `${msLabel(last.durationMs)}, ${fmt(last.replayed)} replayed` : 'none', ''],
+      [last ? `${span(last.durationMs)}, ${fmt(last.replayed)} replayed` : 'none', ''],
       [fmt(peer.overflows), peer.overflows > 0 ? 'split' : ''],
     ]
   })
