@@ -72,10 +72,20 @@ describe('demo as a region', () => {
       },
       { timeout: 15_000, interval: 200 },
     )
-    const usStats = (await usDemo.app.inject({ method: 'GET', url: '/api/stats' })).json<{
-      regions: RegionsBlock
-    }>()
-    expect(usStats.regions).toMatchObject({ region: 'us-east', peers: [{ region: 'eu-west', split: false }] })
+    // us-east started before eu-west (whose start takes seconds): it may count as split from it until eu-west's
+    // first heartbeat is relayed.
+    await vi.waitFor(
+      async () => {
+        const usStats = (await usDemo.app.inject({ method: 'GET', url: '/api/stats' })).json<{
+          regions: RegionsBlock
+        }>()
+        expect(usStats.regions).toMatchObject({
+          region: 'us-east',
+          peers: [{ region: 'eu-west', split: false }],
+        })
+      },
+      { timeout: 15_000, interval: 200 },
+    )
   })
 
   it("relays an update made in us-east to eu-west's cache (each region has its own database copy here)", async () => {
