@@ -247,7 +247,9 @@ export class Cache {
           }
         }
       })
-      if (o.clockSync) this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service)
+      if (o.clockSync !== false) {
+        this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service, o.clockSync === 'auto')
+      }
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()
