@@ -1,7 +1,8 @@
 // `npm start`: the demo catalog API and its live dashboard. PostgreSQL when DATABASE_URL is set, else PGlite
 // (Postgres in WebAssembly, in memory); Redis as L2 when REDIS_URL is set or one answers on 127.0.0.1:6379, else
 // the disk store in DEMO_DISK_PATH (default: stratacache-demo in the system's temp directory); DEMO_DISK_PATH=off
-// for L1 only.
+// for L1 only. With an L2, Ctrl-C saves the hottest keys there and the next start copies them into L1 before it
+// takes traffic (warm start; DEMO_WARM_START=off for a cold start).
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,6 +29,8 @@ const diskPath =
 // PGlite starts from its seed on every run: so does the disk tier, or it would serve the last run's edits.
 if (diskPath !== undefined && db.kind === 'pglite') rmSync(diskPath, { recursive: true, force: true })
 const demo = await createDemo({ db, redisUrl: l2Url, diskPath, bypassCache: env.DEMO_CACHE === 'off' })
+// Before taking traffic: the hot keys the last demo process saved on its way out (Ctrl-C), copied from L2 into L1.
+const warm = env.DEMO_WARM_START === 'off' ? undefined : await demo.warmStart()
 const address = await demo.app.listen({ port, host })
 
 console.log(
@@ -43,6 +46,13 @@ console.log(
         : 'none: L1 only (set REDIS_URL or start a redis-server on 127.0.0.1:6379)'
   }`,
 )
+if (warm !== undefined) {
+  console.log(
+    warm.warmed > 0
+      ? `  warm:   ${warm.warmed} hot entries from the last run copied from L2 into L1 in ${Math.round(warm.durationMs)} ms`
+      : '  warm:   nothing saved by a previous run (Ctrl-C saves the hot keys for the next start)',
+  )
+}
 console.log(`  try:    curl '${address}/api/tenants/acme/products/42?locale=de&currency=EUR'`)
 
 let stopping = false
