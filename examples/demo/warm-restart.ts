@@ -154,6 +154,10 @@ async function round(redis: RedisServer, db: CatalogDb, start: 'cold' | 'warm'):
 }
 
 const redis = await startRedis()
+// Ctrl-C leaves no redis-server behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void redis.stop().finally(() => process.exit(130)))
+}
 const db = await CatalogDb.open()
 let rounds: Round[]
 try {
