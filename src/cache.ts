@@ -43,6 +43,7 @@ import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
 import { L2ClockSync } from './coherence/clock-sync.js'
+import { StartupWindow, type StartupStats } from './observability/startup.js'
 
 /** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
 export interface CacheStats {
@@ -83,6 +84,11 @@ export interface CacheStats {
   readonly host: { readonly status: L2Status; readonly errors: number } | undefined
   /** With `regions`: the relay, and each peer region's split state and relay lag as this process sees them. */
   readonly regions: RegionStats | undefined
+  /**
+   * The reads of this cache's first minute, and whether it started warm (`warmStart()`), to compare restarts with and
+   * without warm start (docs/observability.md).
+   */
+  readonly startup: StartupStats
 }
 
 /** How `cache.close()` ends. */
@@ -139,6 +145,8 @@ export class Cache {
   readonly #beforeClose: (() => Promise<void>)[] = []
   readonly #bus: InvalidationBus | undefined
   readonly #clockSync: L2ClockSync | undefined
+  /** The first minute's reads (`stats().startup`). */
+  readonly #startup: StartupWindow
   /** With `regions`: the outbox and relay, and the stores on the peer regions' L2s (connected and closed here). */
   readonly #relay: RegionRelay | undefined
   /** What each namespace does with an invalidation from another process. */
@@ -156,6 +164,16 @@ export class Cache {
     this.options = resolveCacheOptions(options)
     const o = this.options
     this.service = o.service
+    this.#startup = new StartupWindow(() => {
+      const totals = { l1Hits: 0, l2Hits: 0, misses: 0 }
+      for (const ns of this.#namespaces.values()) {
+        const n = ns.stats()
+        totals.l1Hits += n.l1Hits
+        totals.l2Hits += n.l2Hits
+        totals.misses += n.misses
+      }
+      return totals
+    })
     this.#l1 = o.l1 === false ? undefined : new WTinyLfu<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
     // The user's logger is called from timers and connection events: what it throws must not stop them.
     const log = isolatedLogger(o.logger)
@@ -252,7 +270,9 @@ export class Cache {
           }
         }
       })
-      if (o.clockSync) this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service)
+      if (o.clockSync !== false) {
+        this.#clockSync = new L2ClockSync(this.#l2, o.clock, log, o.service, o.clockSync === 'auto')
+      }
       // Connect in the background: reads work before (and without) Redis, falling through to the loader.
       o.l2.connect().catch(() => {})
       this.#bus.start()
@@ -327,20 +347,37 @@ export class Cache {
       if (regions.relay) peer.l2.connect().catch(() => {})
       return { region: peer.region, l2: guard, close: () => guard.close() }
     })
-    const relay = new RegionRelay(regions, o.service, local, peers, o.clock, log, async (relayed) => {
-      const ns = this.#namespaces.get(relayed.namespace)
-      if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
-      if (ns === undefined) return 'unknown'
-      try {
-        await ns[RELAYED](relayed)
-      } catch (error) {
-        // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
-        // Anything else (Redis unreachable, closing) is retried, in order.
-        if (error instanceof InvalidArgumentError) return 'unknown'
-        throw error
-      }
-      return 'applied'
-    })
+    const relay = new RegionRelay(
+      regions,
+      o.service,
+      local,
+      peers,
+      o.clock,
+      log,
+      async (relayed) => {
+        const ns = this.#namespaces.get(relayed.namespace)
+        if (this.#runtime.closed) throw new CacheClosedError('apply a relayed invalidation')
+        if (ns === undefined) return 'unknown'
+        try {
+          await ns[RELAYED](relayed)
+        } catch (error) {
+          // An entry this namespace can never apply (a tag it refuses): skipped, or it would block the stream for ever.
+          // Anything else (Redis unreachable, closing) is retried, in order.
+          if (error instanceof InvalidArgumentError) return 'unknown'
+          throw error
+        }
+        return 'applied'
+      },
+      // Entries lost from a peer's outbox: whatever they invalidated, every namespace here starts a new generation.
+      async () => {
+        if (this.#runtime.closed) throw new CacheClosedError('invalidate after lost relayed invalidations')
+        const names = [...this.#namespaces.keys()]
+        await Promise.all(
+          names.map((namespace) => this.#namespaces.get(namespace)![RELAYED]({ kind: 'all', namespace })),
+        )
+        return names
+      },
+    )
     relay.start()
     this.#beforeClose.push(async () => {
       await relay.stop()
@@ -595,6 +632,7 @@ export class Cache {
           ? undefined
           : Object.freeze({ status: this.#host.store.status, errors: this.#host.errors }),
       regions: this.#relay?.stats(),
+      startup: this.#startup.stats(),
     })
   }
 
@@ -679,7 +717,13 @@ export class Cache {
     if (this.#runtime.closed) throw new CacheClosedError('warmStart')
     const started = performance.now()
     const namespaces: Record<string, WarmStartResult> = {}
-    for (const ns of this.#namespaces.values()) namespaces[ns.name] = await ns.warmStart()
+    let warmed = 0
+    for (const ns of this.#namespaces.values()) {
+      const result = await ns.warmStart()
+      namespaces[ns.name] = result
+      warmed += result.warmed
+    }
+    this.#startup.warmed(warmed)
     return Object.freeze({ durationMs: performance.now() - started, namespaces: Object.freeze(namespaces) })
   }
 
@@ -690,6 +734,7 @@ export class Cache {
       for (const ns of this.#namespaces.values()) await ns.saveHotKeys(max).catch(() => 0)
     }
     this.#runtime.closed = true
+    this.#startup.stop()
     this.#abort.abort(new CacheClosedError('load'))
     // Lock keep-alives stop: a loader that never settles must not keep extending its lock after close.
     this.#l2?.close()

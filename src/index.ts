@@ -31,6 +31,7 @@ export type {
   RegionPeer,
 } from './options.js'
 export type { RegionStats, RegionPeerStats, RegionSplitReport } from './regions/region-relay.js'
+export type { StartupStats } from './observability/startup.js'
 export type { WriteContext, QueuedWrite } from './write/write-behind.js'
 export type { KeyRing } from './codecs/encryption.js'
 export type { CompressionAlgorithm } from './codecs/compression.js'

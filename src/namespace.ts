@@ -324,7 +324,11 @@ export class Namespace<P, V> {
     return this.#warmer.warmStart(max)
   }
 
-  /** The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one. */
+  /**
+   * The fresh cached value for `params` from L1 or L2 without loading; undefined when neither holds a fresh one, or
+   * when the region read gate refuses it as `get()` would (during a region split: strong namespaces, bounded ones
+   * past `maxStaleness`; docs/consistency.md, "Regions").
+   */
   peek<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<V | undefined> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('peek'))
     return this.#reader.peek(params)

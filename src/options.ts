@@ -126,11 +126,13 @@ export interface CacheOptions {
   /**
    * Measure this process's clock against Redis's (`TIME`) and write entry times on Redis's clock, so that hosts whose
    * clocks disagree still expire entries together (docs/consistency.md, "Clock skew"). On by default with the system
-   * clock; off by default with an injected `clock`, which is then the caches' only time: a test's fake clock is
-   * not corrected by the real time that passes while it stands still. Pass `true` to simulate a skewed host.
-   * @default true without `clock`, false with one
+   * clock. With an injected `clock` the default is `'auto'`: the clock is measured once, at the first connection,
+   * and corrected only if it runs with real time (a skewed host, such as `() => Date.now() + skew`); a test's fake
+   * clock that stands still or jumps is then the caches' only time, not corrected by the real time that passes.
+   * `true` always measures an injected clock (once), `false` never measures any clock.
+   * @default true without `clock`, 'auto' with one
    */
-  clockSync?: boolean
+  clockSync?: boolean | 'auto'
   /** Keys longer than this keep their `service:namespace:vN:` prefix and hash the rest (SHA-256). @default 256 */
   maxKeyLength?: number
   /** Random numbers in [0, 1) for TTL jitter. Inject a fixed one in tests. @default Math.random */
@@ -223,7 +225,7 @@ export interface ResolvedCacheOptions {
   readonly breakMs: number
   readonly serializer: Serializer
   readonly clock: Clock
-  readonly clockSync: boolean
+  readonly clockSync: boolean | 'auto'
   readonly maxKeyLength: number
   readonly random: () => number
   readonly logger: Logger
@@ -339,8 +341,10 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
   if (typeof clock?.now !== 'function') {
     throw new InvalidOptionError('clock', clock, 'an object with a now() method returning epoch milliseconds')
   }
-  const clockSync = options.clockSync ?? clock === systemClock
-  if (typeof clockSync !== 'boolean') throw new InvalidOptionError('clockSync', clockSync, 'true or false')
+  const clockSync = options.clockSync ?? (clock === systemClock ? true : 'auto')
+  if (typeof clockSync !== 'boolean' && clockSync !== 'auto') {
+    throw new InvalidOptionError('clockSync', clockSync, "true, false or 'auto'")
+  }
   const random = options.random ?? Math.random
   if (typeof random !== 'function')
     throw new InvalidOptionError('random', random, 'a function returning [0, 1)')

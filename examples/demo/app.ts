@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { Registry } from 'prom-client'
 import { createClient } from 'redis'
-import { createCache, type Cache } from 'stratacache'
+import { createCache, type Cache, type CacheStats } from 'stratacache'
 import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
@@ -32,6 +32,58 @@ export interface DemoOptions {
   productsPerTenant?: number
   /** Where purge records go until the audit log exists. @default console.log */
   log?: (line: string) => void
+  /** This process's region (`DEMO_REGION`), with `peers`: the demo runs as one region of several. Needs an L2. */
+  region?: string | undefined
+  /** The other regions and their Redis (`DEMO_PEERS`, see `parseDemoPeers`). */
+  peers?: readonly DemoPeer[] | undefined
+}
+
+/** Another region of the demo: its name and its Redis. */
+export interface DemoPeer {
+  readonly region: string
+  readonly url: string
+}
+
+/** One peer region as the dashboard's Regions panel shows it (from `cache.stats().regions`). */
+export interface DemoRegionPeer {
+  readonly region: string
+  /** Whether this region counts as split from the peer (not heard from for longer than `regions.splitAfter`). */
+  readonly split: boolean
+  readonly heardAgoMs: number
+  /** Relay lag of the last entry applied from the peer: appended there to applied here. */
+  readonly lagMs: number
+  /** Entries waiting in the peer's outbox for this region (known to the relaying process only). */
+  readonly backlog: number | null
+  readonly splits: number
+  readonly lastSplit: {
+    readonly durationMs: number
+    readonly replayed: number
+    readonly convergeMs: number
+  } | null
+  /** Times the peer's outbox overflowed before this region read it (every namespace was invalidated here). */
+  readonly overflows: number
+}
+
+/**
+ * `DEMO_PEERS`: comma-separated `region=redis-url` pairs, e.g. `us-east=redis://127.0.0.1:6380`.
+ * @throws Error naming the pair that is not `region=url`
+ */
+export function parseDemoPeers(text: string): DemoPeer[] {
+  return text
+    .split(',')
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== '')
+    .map((pair) => {
+      const at = pair.indexOf('=')
+      const region = pair.slice(0, at).trim()
+      const url = pair.slice(at + 1).trim()
+      if (at < 1 || !/^rediss?:\/\//.test(url)) {
+        throw new Error(
+          `DEMO_PEERS: expected region=redis://host:port pairs separated by commas, got "${pair}"`,
+        )
+      }
+      return { region, url }
+    })
 }
 
 export interface Demo {
@@ -42,8 +94,16 @@ export interface Demo {
   readonly l2: FaultyL2Store | undefined
   readonly stats: LiveStats
   readonly load: LoadGenerator
-  /** Stops the load, the sampler, the server and the cache (not the database). */
+  /**
+   * Stops the load, the sampler, the server and the cache (not the database). With an L2, the cache first saves each
+   * namespace's hottest keys there (`close({ saveHotKeys: true })`), so the next start can begin warm: see `warmStart`.
+   */
   close(): Promise<void>
+  /**
+   * Copies the entries of the hot keys the last demo process saved, still fresh in L2, into L1 (`cache.warmStart()`);
+   * undefined without an L2. Called by `npm start` before it takes traffic.
+   */
+  warmStart(): Promise<{ readonly warmed: number; readonly durationMs: number } | undefined>
 }
 
 const publicDir = join(dirname(fileURLToPath(import.meta.url)), 'public')
@@ -68,11 +128,24 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     : disk
       ? faultyL2Store(disk)
       : undefined
+  const peers = options.peers ?? []
+  if ((options.region !== undefined || peers.length > 0) && l2 === undefined) {
+    throw new Error(
+      'DEMO_REGION and DEMO_PEERS need an L2 (REDIS_URL): each region relays through its own Redis',
+    )
+  }
   const cache = createCache({
     service: options.service ?? 'catalog-demo',
     // Smaller than the working set (3 tenants × 1,000 products × 9 locale/currency pairs), so L2 answers too.
     l1: { maxEntries: 2_000 },
     ...(l2 ? { l2 } : {}),
+    // As one region of several: writes and purges go to the peers through this region's outbox, theirs come here.
+    ...(options.region !== undefined || peers.length > 0
+      ? {
+          ...(options.region === undefined ? {} : { region: options.region }),
+          regions: { peers: peers.map(({ region, url }) => ({ region, l2: redisStore({ url }) })) },
+        }
+      : {}),
   })
   const { products, pages } = declareCatalog(cache, db)
   let bypass = options.bypassCache ?? false
@@ -360,6 +433,7 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
         .hotKeys()
         .map(({ key, score }) => ({ key: key.slice(products.prefix.length), score })),
       samples: stats.history().slice(-60),
+      regions: regionsOf(s),
     }
   })
 
@@ -396,8 +470,14 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
       await load.stop()
       stats.stop()
       await app.close()
-      await cache.close()
+      await cache.close(l2 ? { saveHotKeys: true } : {})
       sizeClient?.destroy()
+    },
+    async warmStart() {
+      if (l2 === undefined) return undefined
+      const result = await cache.warmStart()
+      const warmed = Object.values(result.namespaces).reduce((sum, ns) => sum + ns.warmed, 0)
+      return { warmed, durationMs: result.durationMs }
     },
   }
 }
@@ -413,6 +493,22 @@ function notFound(reply: FastifyReply, params: ProductParams) {
     error: 'NOT_FOUND',
     message: `No product ${params.productId} for tenant "${params.tenantId}".`,
   })
+}
+
+/** The Regions panel's numbers; null when the demo runs as no region. */
+function regionsOf(s: CacheStats) {
+  if (s.regions === undefined) return null
+  const peers = Object.values(s.regions.peers).map((peer): DemoRegionPeer => ({
+    region: peer.region,
+    split: peer.split,
+    heardAgoMs: Math.round(peer.heardAgoMs),
+    lagMs: Math.round(peer.lagMs.last),
+    backlog: peer.backlog ?? null,
+    splits: peer.splits,
+    lastSplit: peer.lastSplit ?? null,
+    overflows: peer.overflows,
+  }))
+  return { region: s.regions.region, relaying: s.regions.relaying, peers }
 }
 
 /** The Redis URL without its password, for the page. */

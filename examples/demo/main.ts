@@ -1,11 +1,13 @@
 // `npm start`: the demo catalog API and its live dashboard. PostgreSQL when DATABASE_URL is set, else PGlite
 // (Postgres in WebAssembly, in memory); Redis as L2 when REDIS_URL is set or one answers on 127.0.0.1:6379, else
 // the disk store in DEMO_DISK_PATH (default: stratacache-demo in the system's temp directory); DEMO_DISK_PATH=off
-// for L1 only.
+// for L1 only. With an L2, Ctrl-C saves the hottest keys there and the next start copies them into L1 before it
+// takes traffic (warm start; DEMO_WARM_START=off for a cold start). DEMO_REGION and DEMO_PEERS
+// (`us-east=redis://127.0.0.1:6380,…`) run it as one region of several.
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDemo } from './app.js'
+import { createDemo, parseDemoPeers } from './app.js'
 import { CatalogDb } from './catalog-db.js'
 import { redisAnswers } from './redis-probe.js'
 
@@ -27,7 +29,17 @@ const diskPath =
     : (env.DEMO_DISK_PATH ?? join(tmpdir(), 'stratacache-demo'))
 // PGlite starts from its seed on every run: so does the disk tier, or it would serve the last run's edits.
 if (diskPath !== undefined && db.kind === 'pglite') rmSync(diskPath, { recursive: true, force: true })
-const demo = await createDemo({ db, redisUrl: l2Url, diskPath, bypassCache: env.DEMO_CACHE === 'off' })
+const demo = await createDemo({
+  db,
+  redisUrl: l2Url,
+  diskPath,
+  bypassCache: env.DEMO_CACHE === 'off',
+  // DEMO_REGION=eu-west DEMO_PEERS=us-east=redis://127.0.0.1:6380: this process is one region of several.
+  region: env.DEMO_REGION || undefined,
+  peers: env.DEMO_PEERS ? parseDemoPeers(env.DEMO_PEERS) : undefined,
+})
+// Before taking traffic: the hot keys the last demo process saved on its way out (Ctrl-C), copied from L2 into L1.
+const warm = env.DEMO_WARM_START === 'off' ? undefined : await demo.warmStart()
 const address = await demo.app.listen({ port, host })
 
 console.log(
@@ -43,6 +55,17 @@ console.log(
         : 'none: L1 only (set REDIS_URL or start a redis-server on 127.0.0.1:6379)'
   }`,
 )
+if (env.DEMO_REGION) {
+  const peers = env.DEMO_PEERS ? parseDemoPeers(env.DEMO_PEERS).map((peer) => peer.region) : []
+  console.log(`  region: ${env.DEMO_REGION}, peers: ${peers.join(', ') || 'none'}`)
+}
+if (warm !== undefined) {
+  console.log(
+    warm.warmed > 0
+      ? `  warm:   ${warm.warmed} hot entries from the last run copied from L2 into L1 in ${Math.round(warm.durationMs)} ms`
+      : '  warm:   nothing saved by a previous run (Ctrl-C saves the hot keys for the next start)',
+  )
+}
 console.log(`  try:    curl '${address}/api/tenants/acme/products/42?locale=de&currency=EUR'`)
 
 let stopping = false

@@ -12,9 +12,10 @@
 // - `offsetMs` is 0 until a measurement succeeds, and 0 while the measured skew is within SKEW_TOLERANCE_MS (hosts
 //   kept in sync by NTP are within milliseconds; not shifting then costs nothing on the read and write paths).
 // - The system clock is measured again on every new L2 connection (a failover may reach another server) and every
-//   MEASURE_EVERY_MS. An injected clock is measured only when the cache asks (`clockSync: true`, to simulate a
-//   skewed host), and then once: its jumps are the test's, not skew. By default an injected clock is not synced at
-//   all: a fake clock stands still while real time passes, so caches sharing it would measure different offsets.
+//   MEASURE_EVERY_MS. An injected clock is measured once (its later jumps are the test's, not skew). By default
+//   (`clockSync: 'auto'`) its offset is applied only if the clock ran with real time during the measurement (a
+//   simulated skewed host): a fake clock that stands still while real time passes would read as a skew that grows,
+//   different in each cache that shares it, so it keeps offset 0.
 // - A failed measurement keeps the last offset; it never throws, and a store without a clock leaves it at 0.
 import type { Clock } from '../core/clock.js'
 import { systemClock } from '../core/clock.js'
@@ -28,6 +29,13 @@ export const SKEW_TOLERANCE_MS = 250
 export const MEASURE_EVERY_MS = 60_000
 /** Round trips per measurement; the one with the shortest round trip gives the offset. */
 const SAMPLES = 3
+/**
+ * For an injected clock on `'auto'`: the round trips are this far apart, so the measurement spans at least
+ * 2 x this of real time, over which a clock that runs with real time moves as far as `performance.now()`.
+ */
+export const AUTO_SPACING_MS = 20
+/** How far an injected clock may drift from real time over the measurement and still count as running with it. */
+const AUTO_RATE_TOLERANCE_MS = 5
 
 export class L2ClockSync {
   readonly #l2: L2Guard
@@ -39,12 +47,15 @@ export class L2ClockSync {
   #measuring: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #stopped = false
+  /** An injected clock on `clockSync: 'auto'`: corrected only if it runs with real time. */
+  readonly #auto: boolean
 
-  constructor(l2: L2Guard, clock: Clock, logger: Logger, service: string) {
+  constructor(l2: L2Guard, clock: Clock, logger: Logger, service: string, auto = false) {
     this.#l2 = l2
     this.#clock = clock
     this.#logger = logger
     this.#service = service
+    this.#auto = auto && clock !== systemClock
   }
 
   /** L2's clock minus this process's, in whole ms: add it to a local time to get L2's; 0 within the tolerance. */
@@ -73,7 +84,9 @@ export class L2ClockSync {
 
   async #sample(): Promise<void> {
     let best: { rtt: number; offset: number } | undefined
+    const first = { real: performance.now(), clock: this.#clock.now() }
     for (let i = 0; i < SAMPLES && !this.#stopped; i++) {
+      if (this.#auto && i > 0) await new Promise((resolve) => setTimeout(resolve, AUTO_SPACING_MS))
       const started = performance.now()
       const before = this.#clock.now()
       let server: number
@@ -89,6 +102,12 @@ export class L2ClockSync {
     }
     if (best === undefined || this.#stopped) return
     this.#measured = true
+    if (this.#auto) {
+      // A fake clock that stood still (or jumped) meanwhile is a test's time, not a skewed host's: left alone.
+      const real = performance.now() - first.real
+      const moved = this.#clock.now() - first.clock
+      if (Math.abs(moved - real) > AUTO_RATE_TOLERANCE_MS) return
+    }
     const skewed = Math.abs(best.offset) >= SKEW_TOLERANCE_MS
     const next = skewed ? Math.round(best.offset) : 0
     if ((next === 0) !== (this.#offsetMs === 0)) this.#report(best.offset, skewed)

@@ -192,6 +192,10 @@ function observeStats(cache: Cache, meter: Meter): void {
   )
   const regionSplit = gauge('stratacache.region.split', '1 while a peer region is split from this one.')
   const splitReads = counter('stratacache.region.split_reads', 'Reads during a region split, by outcome.')
+  const outboxOverflows = counter(
+    'stratacache.region.outbox_overflows',
+    "Times a peer region's outbox was found trimmed past entries not yet applied here (all namespaces invalidated).",
+  )
   const service = { 'stratacache.service': cache.service }
   meter.addBatchObservableCallback(
     (result) => {
@@ -222,6 +226,7 @@ function observeStats(cache: Cache, meter: Meter): void {
         const pair = { 'stratacache.region': s.regions!.region, 'stratacache.peer_region': peer.region }
         observe(relayLag, peer.lagMs.last, pair)
         observe(regionSplit, peer.split ? 1 : 0, pair)
+        observe(outboxOverflows, peer.overflows, pair)
       }
       if (s.l1 !== undefined) observe(l1Entries, s.l1.entries, {})
       if (s.l2 !== undefined) {
@@ -233,7 +238,19 @@ function observeStats(cache: Cache, meter: Meter): void {
         observe(l2Calls, s.l2.refused, { 'stratacache.outcome': 'circuit_open' })
       }
     },
-    [reads, misses, loads, loadErrors, stale, l2Calls, l1Entries, relayLag, regionSplit, splitReads],
+    [
+      reads,
+      misses,
+      loads,
+      loadErrors,
+      stale,
+      l2Calls,
+      l1Entries,
+      relayLag,
+      regionSplit,
+      splitReads,
+      outboxOverflows,
+    ],
   )
 }
 

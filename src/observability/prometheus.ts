@@ -224,6 +224,29 @@ const DEFINITIONS: readonly Definition[] = [
             ],
       ),
   ),
+  // The first minute after the cache was created, labelled cold or warm (warmStart()): restarts compare by
+  // first_minute_l1_hits_total / first_minute_reads_total. They stop growing when the minute ends.
+  counter(
+    'first_minute_reads_total',
+    "Reads in the cache's first minute, by start: warm when warmStart() copied entries into L1, else cold.",
+    ['start'],
+    (s) => {
+      const startup = s.stats().startup
+      return [[{ start: startup.start }, startup.reads]]
+    },
+  ),
+  counter(
+    'first_minute_hits_total',
+    "Reads in the cache's first minute served from a tier, by tier and start (cold, or warm after warmStart()).",
+    ['start', 'tier'],
+    (s) => {
+      const startup = s.stats().startup
+      return [
+        [{ start: startup.start, tier: 'l1' }, startup.l1Hits],
+        [{ start: startup.start, tier: 'l2' }, startup.l2Hits],
+      ]
+    },
+  ),
   counter(
     'warm_up_duration_seconds_total',
     'Time spent in ns.warm() jobs, summed.',
@@ -364,6 +387,12 @@ const DEFINITIONS: readonly Definition[] = [
     'Splits from a peer region seen since start.',
     ['region', 'peer_region'],
     (s) => perPeer(s, (p) => p.splits),
+  ),
+  counter(
+    'region_outbox_overflows_total',
+    "Times a peer region's outbox was found trimmed (regions.outboxMaxLength) past entries this region had not applied; each time every declared namespace was invalidated here.",
+    ['region', 'peer_region'],
+    (s) => perPeer(s, (p) => p.overflows),
   ),
   gauge(
     'region_last_converge_seconds',

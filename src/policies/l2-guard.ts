@@ -348,6 +348,19 @@ export class L2Guard {
     return this.#run('queueSize', (call) => this.store.queueSize(queue, group, call))
   }
 
+  /** `L2Store.queueDropped`; undefined when the store has no such count. */
+  queueDropped(queue: string, group: string): Promise<number | undefined> {
+    const store = this.store
+    if (store.queueDropped === undefined) return Promise.resolve(undefined)
+    return this.#run('queueDropped', (call) => store.queueDropped!(queue, group, call))
+  }
+
+  queueSettleDropped(queue: string, group: string, count: number): Promise<void> {
+    const store = this.store
+    if (store.queueSettleDropped === undefined) return Promise.resolve()
+    return this.#run('queueSettleDropped', (call) => store.queueSettleDropped!(queue, group, count, call))
+  }
+
   queueDeleteConsumer(queue: string, group: string, consumer: string): Promise<void> {
     return this.#run('queueDeleteConsumer', (call) =>
       this.store.queueDeleteConsumer(queue, group, consumer, call),

@@ -203,10 +203,14 @@ export class Reader<P, V> {
     const key = ctx.keys.build(params)
     const now = ctx.clock.now()
     const local = this.#store.l1Peek(params)
-    if (local !== undefined && local.freshUntil > now) return local.value as V
-    // L1 holds nothing, or a stale copy: L2 may hold a fresher one.
+    // The region read gate as for `get`: during a split, a copy `get` would not serve is no answer here either.
+    if (local !== undefined && local.freshUntil > now && regionAllows(ctx, local.createdAt, now)) {
+      return local.value as V
+    }
+    // L1 holds nothing, a stale copy or one the gate refuses: L2 may hold a fresher one.
     const stored = await this.#store.readL2(key)
-    return stored !== undefined && stored.entry.freshUntil > now ? (stored.entry.value as V) : undefined
+    if (stored === undefined || stored.entry.freshUntil <= now) return undefined
+    return regionAllows(ctx, stored.entry.createdAt, ctx.clock.now()) ? (stored.entry.value as V) : undefined
   }
 
   /** Starts a foreground flight for `key`: L2, then the load pipeline. Its bookkeeping runs once it has left. */

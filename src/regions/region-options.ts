@@ -41,6 +41,14 @@ export interface RegionsOptions {
   relay?: boolean
   /** Outbox entries read and applied per batch. @default 100 */
   batchSize?: number
+  /**
+   * The most entries each outbox stream keeps (`XADD … MAXLEN ~`: Redis trims whole nodes, so a stream may hold a
+   * few more). A peer away long enough for its outbox to pass it loses the oldest entries it has not read; its relay
+   * notices when it is back and invalidates every namespace it declares (docs/consistency.md, "Outbox bound").
+   * @default 100_000
+   * @example { peers, outboxMaxLength: 1_000_000 } // about a day of writes at 10 a second, per peer
+   */
+  outboxMaxLength?: number
 }
 
 export interface ResolvedRegions {
@@ -50,6 +58,7 @@ export interface ResolvedRegions {
   readonly splitAfterMs: number
   readonly relay: boolean
   readonly batchSize: number
+  readonly outboxMaxLength: number
 }
 
 export const REGIONS_OPTION_KEYS = {
@@ -58,6 +67,7 @@ export const REGIONS_OPTION_KEYS = {
   splitAfter: true,
   relay: true,
   batchSize: true,
+  outboxMaxLength: true,
 } as const satisfies OptionKeys<RegionsOptions>
 
 const PEER_OPTION_KEYS = { region: true, l2: true } as const satisfies OptionKeys<RegionPeer>
@@ -147,6 +157,14 @@ export function resolveRegions(
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
     throw new InvalidOptionError('regions.batchSize', batchSize, 'a whole number from 1 to 10,000')
   }
+  const outboxMaxLength = regions.outboxMaxLength ?? 100_000
+  if (!Number.isSafeInteger(outboxMaxLength) || outboxMaxLength < 1 || outboxMaxLength > 1_000_000_000) {
+    throw new InvalidOptionError(
+      'regions.outboxMaxLength',
+      outboxMaxLength,
+      'a whole number of entries from 1 to 1,000,000,000 (the most each outbox stream keeps)',
+    )
+  }
   return Object.freeze({
     region,
     peers: Object.freeze(resolvedPeers),
@@ -154,5 +172,6 @@ export function resolveRegions(
     splitAfterMs,
     relay,
     batchSize,
+    outboxMaxLength,
   })
 }

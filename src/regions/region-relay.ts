@@ -4,7 +4,12 @@
 // Invariants:
 // - A write or invalidation made here is in this region's outbox (one Redis stream per peer, in this region's L2)
 //   before it resolves, or it rejects (RegionOutboxError): the relay of each peer finds it there, however long the
-//   link between the regions is down. The streams are never trimmed; an entry leaves once its peer acknowledged it.
+//   link between the regions is down, up to `regions.outboxMaxLength` entries per stream (XADD … MAXLEN ~): past it
+//   the oldest entries are trimmed. An entry leaves once its peer acknowledged it.
+// - A relay that finds entries of a peer's outbox trimmed before it read them (or taken by it and trimmed before it
+//   acknowledged them) cannot know what they invalidated: it invalidates every namespace this process declares (a
+//   new generation, as invalidateAll, in this region only) before it applies anything after them, counts an
+//   overflow and logs a warning. Detection needs Redis 7.0+ on the peer (its count of entries added).
 // - One relay per region at a time (a lease in the region's L2). It reads each peer's outbox through a consumer
 //   group, applies the entries in stream order (so per key in order), and acknowledges an entry only after it was
 //   applied to this region's L2 and announced on its bus: at least once. An entry a relay took and did not
@@ -49,6 +54,13 @@ export interface RegionPeerStats {
   /** Splits seen since the cache started. */
   readonly splits: number
   readonly lastSplit: RegionSplitReport | undefined
+  /**
+   * Times the peer's outbox was found trimmed past entries this region had not applied (`regions.outboxMaxLength`),
+   * each answered by invalidating every namespace this process declares; and how many entries were lost. Known to
+   * the relay only.
+   */
+  readonly overflows: number
+  readonly dropped: number
 }
 
 export interface RegionStats {
@@ -66,6 +78,12 @@ export interface RegionStats {
 
 /** How the relay applies a peer's entry to this region: its L2, its bus, this process's L1. */
 export type ApplyRelayed = (relayed: RelayedInvalidation) => Promise<'applied' | 'unknown'>
+
+/**
+ * What the relay does when entries of a peer's outbox were lost: invalidates every namespace this process declares
+ * in this region (L2, bus, L1), as the lost entries may have invalidated anything. Resolves to the namespaces.
+ */
+export type InvalidateDeclared = () => Promise<readonly string[]>
 
 /** What the read path and the write path of every namespace see of the regions (core/runtime.ts). */
 export interface RegionView {
@@ -111,6 +129,10 @@ interface Peer {
   lastSplit: RegionSplitReport | undefined
   /** While catching up after a split: when the first entry came back, and how many were replayed. */
   replay: { startedAt: number; count: number } | undefined
+  overflows: number
+  dropped: number
+  /** Taken entries found gone at a claim, whose invalidation has not succeeded yet. */
+  lostPending: number
 }
 
 export class RegionRelay implements RegionView {
@@ -120,6 +142,7 @@ export class RegionRelay implements RegionView {
   readonly #clock: Clock
   readonly #logger: Logger
   readonly #apply: ApplyRelayed
+  readonly #invalidateDeclared: InvalidateDeclared
   readonly #keys: ReturnType<typeof regionKeys>
   readonly #peers: Peer[]
   readonly #consumer: string
@@ -147,6 +170,7 @@ export class RegionRelay implements RegionView {
     clock: Clock,
     logger: Logger,
     apply: ApplyRelayed,
+    invalidateDeclared: InvalidateDeclared,
   ) {
     this.#options = options
     this.#service = service
@@ -154,6 +178,7 @@ export class RegionRelay implements RegionView {
     this.#clock = clock
     this.#logger = logger
     this.#apply = apply
+    this.#invalidateDeclared = invalidateDeclared
     this.#keys = regionKeys(service, options.region)
     this.#consumer = `${options.region}.${randomBytes(6).toString('base64url')}`
     this.#leaseMs = Math.max(options.splitAfterMs / 2, 2 * options.heartbeatMs)
@@ -175,6 +200,9 @@ export class RegionRelay implements RegionView {
       splits: 0,
       lastSplit: undefined,
       replay: undefined,
+      overflows: 0,
+      dropped: 0,
+      lostPending: 0,
     }))
   }
 
@@ -194,7 +222,9 @@ export class RegionRelay implements RegionView {
     const fields = encodeOutboxEntry({ region: this.#options.region, sentAt: this.#clock.now(), relayed })
     try {
       await Promise.all(
-        this.#peers.map((peer) => this.#local.queueAppend(this.#keys.outbox(peer.region), fields)),
+        this.#peers.map((peer) =>
+          this.#local.queueAppend(this.#keys.outbox(peer.region), fields, this.#options.outboxMaxLength),
+        ),
       )
       this.#appended++
     } catch (error) {
@@ -217,6 +247,8 @@ export class RegionRelay implements RegionView {
         backlog: peer.backlog,
         splits: peer.splits,
         lastSplit: peer.lastSplit,
+        overflows: peer.overflows,
+        dropped: peer.dropped,
       })
     }
     return Object.freeze({
@@ -296,9 +328,11 @@ export class RegionRelay implements RegionView {
       sentAt: this.#clock.now(),
       relayed: { kind: 'heartbeat' },
     })
-    await this.#local.queueAppend(this.#keys.outbox(peer.region), fields).catch(() => {
-      this.#errors++
-    })
+    await this.#local
+      .queueAppend(this.#keys.outbox(peer.region), fields, this.#options.outboxMaxLength)
+      .catch(() => {
+        this.#errors++
+      })
   }
 
   /**
@@ -313,17 +347,30 @@ export class RegionRelay implements RegionView {
         await peer.l2.queueCreateGroup(peer.stream, GROUP)
         peer.groupReady = true
       }
+      // Before anything is applied: entries after a loss must not move the peer's coverage past the lost ones.
+      // Lost: entries never handed to this region's relay and trimmed (the group's count says so)...
+      const dropped = (await peer.l2.queueDropped(peer.stream, GROUP)) ?? 0
       const pending = await peer.l2.queuePending(peer.stream, GROUP, 0, batchSize)
-      entries =
-        pending.length > 0
-          ? await peer.l2.queueClaim(
-              peer.stream,
-              GROUP,
-              this.#consumer,
-              0,
-              pending.map((p) => p.id),
-            )
-          : await peer.l2.queueRead(peer.stream, GROUP, this.#consumer, batchSize)
+      let claimed
+      if (pending.length > 0) {
+        claimed = await peer.l2.queueClaim(
+          peer.stream,
+          GROUP,
+          this.#consumer,
+          0,
+          pending.map((p) => p.id),
+        )
+        // ...and entries taken and not acknowledged that are gone, which a claim no longer finds. Redis 7 drops
+        // them from the pending list as it answers, so only this process knows of them from now on: kept until
+        // the invalidation succeeds.
+        peer.lostPending += pending.length - claimed.length
+      }
+      if (dropped > 0 || peer.lostPending > 0) {
+        await this.#lost(peer, dropped + peer.lostPending)
+        peer.lostPending = 0
+        if (dropped > 0) await peer.l2.queueSettleDropped(peer.stream, GROUP, dropped)
+      }
+      entries = claimed ?? (await peer.l2.queueRead(peer.stream, GROUP, this.#consumer, batchSize))
     } catch {
       this.#errors++
       return false
@@ -372,6 +419,25 @@ export class RegionRelay implements RegionView {
     const drained = !failed && entries.length < batchSize
     this.#observe(peer, this.#clock.now(), drained)
     return !failed && entries.length === batchSize
+  }
+
+  /**
+   * Entries of the peer's outbox were lost before this relay applied them: what they invalidated is unknown, so
+   * every namespace this process declares is invalidated in this region. Rejects (and the step is retried, the loss
+   * still reported) when that fails.
+   */
+  async #lost(peer: Peer, count: number): Promise<void> {
+    const namespaces = await this.#invalidateDeclared()
+    peer.overflows++
+    peer.dropped += count
+    const region = this.#options.region
+    this.#logger.warn(
+      { service: this.#service, region, peer: peer.region, dropped: count, namespaces },
+      `stratacache: ${count} entries of region ${peer.region}'s outbox for ${region} were trimmed before this ` +
+        `region applied them (${peer.region}'s regions.outboxMaxLength was passed): invalidated every declared ` +
+        `namespace (${namespaces.join(', ') || 'none'}) in ${region}. Raise regions.outboxMaxLength in ` +
+        `${peer.region} to ride out longer splits.`,
+    )
   }
 
   #covered(peer: Peer, sentAt: number): void {

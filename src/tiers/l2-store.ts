@@ -178,6 +178,15 @@ export interface L2Store {
   queueHas(queue: string, id: string, call?: L2Call): Promise<boolean>
   /** Entries in `queue` (delivered or not), and how many of them `group` has delivered and not acknowledged. */
   queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }>
+  /**
+   * Entries appended to `queue` after the last one `group` was handed that are gone without ever being handed to it
+   * (trimmed by `maxLength`, oldest first): 0 when none. Reported again at every call until `queueSettleDropped`
+   * accounts for them. Undefined when the store cannot tell (Redis before 7.0 counts no entries added). A store
+   * whose queues are never trimmed under a reader, or that cannot count, omits it (the embedded disk store does).
+   */
+  queueDropped?(queue: string, group: string, call?: L2Call): Promise<number | undefined>
+  /** Accounts for `count` entries `queueDropped` reported, so that they are not reported again. */
+  queueSettleDropped?(queue: string, group: string, count: number, call?: L2Call): Promise<void>
   /** Removes consumer `consumer` from `group` (after its pending entries were claimed). */
   queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void>
   /**

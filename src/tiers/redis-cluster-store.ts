@@ -545,7 +545,7 @@ function groupBySlot(keys: readonly string[]): number[][] {
 
 /**
  * The key node-redis routes a command by: the first key it names (EVAL's first KEYS entry, XREADGROUP's stream,
- * XGROUP's and MEMORY USAGE's key), or none for commands about the server (any node answers).
+ * XGROUP's, XINFO's and MEMORY USAGE's key), or none for commands about the server (any node answers).
  */
 export function routingKey(args: ReadonlyArray<string | Buffer>): string | Buffer | undefined {
   const name = String(args[0]).toUpperCase()
@@ -554,6 +554,7 @@ export function routingKey(args: ReadonlyArray<string | Buffer>): string | Buffe
     case 'EVALSHA':
       return Number(args[2]) > 0 ? args[3] : undefined
     case 'XGROUP':
+    case 'XINFO':
     case 'MEMORY':
       return args[2]
     case 'XREADGROUP': {

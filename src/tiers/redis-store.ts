@@ -1066,6 +1066,53 @@ export class RedisStore implements L2Store {
     return { length: Number(length), pending: Number((summary as unknown[])[0]) }
   }
 
+  async queueDropped(queue: string, group: string, call?: L2Call): Promise<number | undefined> {
+    let replies: [unknown, unknown]
+    try {
+      replies = await Promise.all([
+        this.#main.send(['XINFO', 'STREAM', queue], plainReplies, call),
+        this.#main.send(['XINFO', 'GROUPS', queue], plainReplies, call),
+      ])
+    } catch (error) {
+      // No stream: nothing was appended, so nothing was dropped.
+      if (isErrorReply(error) && /no such key/i.test(error.message)) return 0
+      throw error
+    }
+    const stream = fieldsOf(replies[0])
+    const mine = groupOf(replies[1], group)
+    const added = Number(stream['entries-added'])
+    if (mine === undefined || !Number.isFinite(added)) return undefined
+    const lastDelivered = String(mine['last-delivered-id'])
+    // Trimming takes the oldest entries first: if one at or before the last handed out is still here (handed and not
+    // yet acknowledged), nothing after it was trimmed. Otherwise every entry still here is one never handed out.
+    const first = stream['first-entry']
+    if (Array.isArray(first) && compareStreamIds(String(first[0]), lastDelivered) <= 0) return 0
+    const read = entriesRead(mine)
+    if (read === undefined) return undefined
+    return Math.max(0, added - read - Number(stream.length))
+  }
+
+  async queueSettleDropped(queue: string, group: string, count: number, call?: L2Call): Promise<void> {
+    const mine = groupOf(await this.#main.send(['XINFO', 'GROUPS', queue], plainReplies, call), group)
+    const read = mine === undefined ? undefined : entriesRead(mine)
+    if (mine === undefined || read === undefined) return
+    // The group's count of entries read (Redis 7.0+) counts the dropped ones as read: its lag (XINFO GROUPS) is
+    // right again, and the next queueDropped no longer reports them. Its last delivered id stays.
+    await this.#main.send(
+      [
+        'XGROUP',
+        'SETID',
+        queue,
+        group,
+        String(mine['last-delivered-id']),
+        'ENTRIESREAD',
+        String(read + count),
+      ],
+      plainReplies,
+      call,
+    )
+  }
+
   async queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void> {
     await this.#main.send(['XGROUP', 'DELCONSUMER', queue, group, consumer], plainReplies, call)
   }
@@ -1199,6 +1246,43 @@ export class RedisStore implements L2Store {
 }
 
 /** Stream entries as Redis sends them, `[[id, [field, value, ...]], ...]`; deleted entries come as `[id, null]`. */
+/** An XINFO reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record of the raw values. */
+function fieldsOf(reply: unknown): Record<string, unknown> {
+  const fields: Record<string, unknown> = {}
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
+  } else if (reply instanceof Map) {
+    for (const [name, value] of reply) fields[String(name)] = value
+  } else if (reply !== null && typeof reply === 'object') {
+    Object.assign(fields, reply)
+  }
+  return fields
+}
+
+/** Group `name`'s fields in an XINFO GROUPS reply. */
+function groupOf(reply: unknown, name: string): Record<string, unknown> | undefined {
+  if (!Array.isArray(reply)) return undefined
+  return reply.map(fieldsOf).find((fields) => String(fields.name) === name)
+}
+
+/**
+ * Entries a group has read (Redis 7.0+ `entries-read`). Null when Redis lost count; a group never handed anything
+ * (last delivered id `0-0`) has read none.
+ */
+function entriesRead(group: Record<string, unknown>): number | undefined {
+  const read = group['entries-read']
+  if (read !== null && read !== undefined) return Number(read)
+  return String(group['last-delivered-id']) === '0-0' ? 0 : undefined
+}
+
+/** Orders two stream ids (`<ms>-<seq>`). */
+export function compareStreamIds(a: string, b: string): number {
+  const [aMs = 0n, aSeq = 0n] = a.split('-').map((part) => BigInt(part))
+  const [bMs = 0n, bSeq = 0n] = b.split('-').map((part) => BigInt(part))
+  if (aMs !== bMs) return aMs < bMs ? -1 : 1
+  return aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1
+}
+
 function parseEntries(reply: unknown): QueueEntry[] {
   if (!Array.isArray(reply)) return []
   const entries: QueueEntry[] = []

@@ -261,6 +261,8 @@ describe('demo API: operations', () => {
     expect(stats.body.load.sent).toBeLessThanOrEqual(200)
     expect(stats.body.load.errors).toBe(0)
     expect(stats.body.samples.reduce((sum, s) => sum + s.requests, 0)).toBeGreaterThan(0)
+    // Not a region (no DEMO_REGION): no Regions panel.
+    expect((await get<{ regions: unknown }>(demo, '/api/stats')).body.regions).toBeNull()
   })
 
   it('feeds the dashboard no hit ratio while the cache is bypassed: bypassed reads are counted apart, never as a tier', async () => {
@@ -368,6 +370,43 @@ function parsePrometheus(text: string): PromSample[] {
   return samples
 }
 
+describe('demo API: restarts', () => {
+  it('starts warm after a restart: the hot keys its predecessor saved on close are L1 hits, without a query', async () => {
+    const options = {
+      db,
+      redisUrl: inject('redisUrl'),
+      service: `demo-warm-${randomBytes(4).toString('hex')}`,
+      productsPerTenant: 100,
+      log: () => {},
+    }
+    const hot = [1, 2, 3, 4, 5].map((id) => `/api/tenants/acme/products/${id}?locale=en&currency=EUR`)
+    const first = await createDemo(options)
+    await first.cache.connect()
+    for (let round = 0; round < 3; round++) for (const url of hot) await get(first, url)
+    await first.close() // as Ctrl-C in `npm start`: saves the hot keys in Redis
+
+    const next = await createDemo(options)
+    try {
+      await next.cache.connect()
+      const warm = await next.warmStart()
+      expect(warm?.warmed).toBeGreaterThanOrEqual(hot.length)
+      const [answers, queries] = await counted(() =>
+        Promise.all(hot.map((url) => get<ProductView>(next, url))),
+      )
+      expect(answers.map((a) => a.body.id)).toEqual([1, 2, 3, 4, 5])
+      expect(queries).toBe(0)
+      const product = next.cache.stats().namespaces.product!
+      expect({ l1Hits: product.l1Hits, l2Hits: product.l2Hits, misses: product.misses }).toEqual({
+        l1Hits: hot.length,
+        l2Hits: 0,
+        misses: 0,
+      })
+    } finally {
+      await next.close()
+    }
+  })
+})
+
 describe('demo API without Redis', () => {
   it('runs L1-only, says so in /api/stats, and refuses the outage drill', async () => {
     const alone = await createDemo({ db, productsPerTenant: 100, log: () => {} })
@@ -380,6 +419,8 @@ describe('demo API without Redis', () => {
       expect(stats.body.mode.l2).toBeNull()
       const outage = await post(alone, '/api/admin/outage', { on: true })
       expect(outage.statusCode).toBe(409)
+      // Nothing to start warm from, and nothing to save on close.
+      await expect(alone.warmStart()).resolves.toBeUndefined()
     } finally {
       await alone.close()
     }

@@ -207,6 +207,8 @@ describe('the dashboard in a real browser', () => {
   it('shows live charts with non-zero numbers once a load is started from its button', async () => {
     await expect.poll(() => page.textContent('#badge-l2'), { timeout: 10_000 }).toContain('ready')
     expect(await page.isHidden('#banner-l1only')).toBe(true)
+    // Not a region (no DEMO_REGION): no Regions panel.
+    expect(await page.isHidden('#regions-panel')).toBe(true)
 
     await page.click('#btn-load')
     await expect.poll(() => page.textContent('#badge-load'), { timeout: 5_000 }).toContain('sent')
@@ -313,6 +315,44 @@ describe('the dashboard in a real browser', () => {
       .toContain('closed')
     expect(await toggle('btn-outage')).toEqual(isOff)
     expect(await status()).toContain('Redis outage off')
+  })
+
+  it('shows a Regions panel, explained in plain words, when the demo runs as a region', async () => {
+    const own = await startRedis()
+    const peer = await startRedis()
+    const region = await spawnDemo({
+      PORT: String(await freePort()),
+      REDIS_URL: own.url,
+      DEMO_REGION: 'eu-west',
+      DEMO_PEERS: `us-east=${peer.url}`,
+    })
+    const regionPage = await browser.newPage({ viewport: { width: 1400, height: 720 } })
+    const errors: string[] = []
+    regionPage.on('pageerror', (error) => errors.push(error.message))
+    regionPage.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text())
+    })
+    try {
+      await regionPage.goto(`${region.url}/dashboard`)
+      await expect.poll(() => regionPage.isVisible('#regions-panel'), { timeout: 10_000 }).toBe(true)
+      expect(await regionPage.textContent('#regions-self')).toContain('eu-west')
+      expect(await regionPage.getAttribute('#regions-title', 'title')).toMatch(/one region of several/)
+      expect(await regionPage.textContent('#explain-regions')).toMatch(/Relay lag.*backlog.*split/s)
+      // One row per peer; no us-east process runs, so the state reads connected at first, then split.
+      await expect
+        .poll(() => regionPage.textContent('#regions-peers tr'), { timeout: 10_000 })
+        .toMatch(/^us-east(connected|split)/)
+      const headers = regionPage.locator('#regions-panel th')
+      for (let i = 0; i < (await headers.count()); i++) {
+        expect(await headers.nth(i).getAttribute('title')).toBeTruthy()
+      }
+      expect(errors).toEqual([])
+    } finally {
+      await regionPage.close()
+      await region.stop()
+      await own.stop()
+      await peer.stop()
+    }
   })
 
   it('got no 404 (the icon included), no failed request and no console error on the page', async () => {

@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A clock `skewMs` away from the host's: what a process on a badly synced host reads. */
 const skewed = (skewMs: number): Clock => ({ now: () => Date.now() + skewMs })
-/** A host whose clock is `skewMs` off: an injected clock is measured against Redis's only when asked. */
+/** A host whose clock is `skewMs` off, measured against Redis's in any case. */
 const onHost = (skewMs: number): Partial<CacheOptions> => ({ clock: skewed(skewMs), clockSync: true })
 
 async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
@@ -119,9 +119,28 @@ describe('clock skew between processes that share Redis', () => {
     expect(await b.get({ id: 1 })).toBe('load #2')
   })
 
-  it('refuses a clockSync that is not a boolean, naming the option', () => {
+  it('corrects an injected clock that runs with real time by default: a skewed host simulated without clockSync', async () => {
+    // The review's reproduction simulates a host an hour behind with an injected clock and no other option.
+    const writerCache = await newCache({ clock: skewed(-HOUR) })
+    expect(Math.abs(writerCache.stats().l2!.clockOffsetMs - HOUR)).toBeLessThan(1000)
+    const writer = declare(writerCache, { value: 'unused', loads: 0 })
+    const source = { value: 'loaded', loads: 0 }
+    const reader = declare(await newCache(), source)
+    await writer.set({ id: 1 }, 'written')
+    expect(await reader.get({ id: 1 })).toBe('written')
+    expect(source.loads).toBe(0)
+  })
+
+  it('leaves alone, by default, an injected clock that jumps while it is measured', async () => {
+    // A test's fake clock moved by hand: 5 s forward on every read, far more than the real time that passes.
+    let now = 1_700_000_000_000
+    const cache = await newCache({ clock: { now: () => (now += 5_000) } })
+    expect(cache.stats().l2!.clockOffsetMs).toBe(0)
+  })
+
+  it("refuses a clockSync other than true, false or 'auto', naming the option", () => {
     expect(() => createCache({ service: 'it-skew', clockSync: 'yes' as unknown as boolean })).toThrow(
-      /clockSync/,
+      /clockSync.*'auto'/,
     )
   })
 })

@@ -322,7 +322,7 @@ describe('redisClusterStore', () => {
       const cache = createCache({
         service: 'skewed',
         clock: { now: () => Date.now() + skewMs },
-        // An injected clock is measured against the server's only when asked to.
+        // Measured in any case (by default an injected clock is corrected only if it runs with real time, as this one does).
         clockSync: true,
         timeouts: { l2: '2s' },
         l2: redisClusterStore({ rootNodes: rootNodes() }),

@@ -26,7 +26,7 @@ afterEach(async () => {
 
 const clusterStore = () => redisClusterStore({ rootNodes: cluster.urls.map((url) => ({ url })) })
 
-function proc(region: 'eu' | 'us', rows: Map<string, number>) {
+function proc(region: 'eu' | 'us', rows: Map<string, number>, outboxMaxLength?: number) {
   const cache = createCache({
     service: 'geo',
     logger: false,
@@ -40,6 +40,7 @@ function proc(region: 'eu' | 'us', rows: Map<string, number>) {
       ],
       heartbeat: '50ms',
       splitAfter: '400ms',
+      ...(outboxMaxLength === undefined ? {} : { outboxMaxLength }),
     },
   })
   caches.push(cache)
@@ -101,5 +102,25 @@ describe('regions with a Redis Cluster on one side', () => {
     rows.set(id, 2)
     await us.item.delete({ id })
     await until(async () => (await eu.item.get({ id })).v === 2)
+  })
+
+  it("detects entries trimmed from the cluster region's outbox (XINFO on the stream's node) and drops what they covered", async () => {
+    const rows = new Map<string, number>([['a', 1]])
+    const eu = proc('eu', rows, 5)
+    const us = proc('us', rows)
+    await Promise.all([eu.cache.connect(), us.cache.connect()])
+    expect(await us.item.get({ id: 'a' })).toEqual({ v: 1 })
+    await until(async () => (us.cache.stats().regions?.peers.eu?.relayed ?? 0) >= 2)
+    // us's relay stops; eu deletes `a` (the source has changed) and then far more than its outbox keeps.
+    await us.cache.close()
+    rows.set('a', 2)
+    await eu.item.delete({ id: 'a' })
+    for (let i = 0; i < 300; i++) await eu.item.delete({ id: `k${i}` })
+    const back = proc('us', rows)
+    await back.cache.connect()
+    await until(async () => (back.cache.stats().regions?.peers.eu?.overflows ?? 0) >= 1)
+    expect(back.cache.stats().regions!.peers.eu!.dropped).toBeGreaterThanOrEqual(100)
+    // us's L2 still held v 1 under the old generation: a new one was started, so the read loads v 2.
+    expect(await back.item.get({ id: 'a' })).toEqual({ v: 2 })
   })
 })

@@ -300,6 +300,35 @@ describe.each(targets)('L2Store contract: $name', (target) => {
     await store.queueDeleteConsumer(queue, 'flushers', 'b')
   })
 
+  it('counts entries trimmed before a group read them (queueDropped) until they are settled (region outboxes)', async () => {
+    const store = await open()
+    if (store.queueDropped === undefined || store.queueSettleDropped === undefined) return
+    const queue = 'conf:{region}#outbox'
+    await store.queueCreateGroup(queue, 'relay')
+    await store.queueAppend(queue, { n: '0' }, 5)
+    const [read] = await store.queueRead(queue, 'relay', 'a', 10)
+    await store.queueAck(queue, 'relay', [read!.id])
+    expect(await store.queueDropped(queue, 'relay')).toBe(0)
+    for (let i = 1; i <= 300; i++) await store.queueAppend(queue, { n: String(i) }, 5)
+    const dropped = (await store.queueDropped(queue, 'relay'))!
+    const { length } = await store.queueSize(queue, 'relay')
+    // MAXLEN ~ trims whole stream nodes: at least 100 of the 300 appended after the last read are gone.
+    expect(dropped).toBeGreaterThanOrEqual(100)
+    expect(dropped + length).toBe(300)
+    expect(await store.queueDropped(queue, 'relay')).toBe(dropped)
+    await store.queueSettleDropped(queue, 'relay', dropped)
+    expect(await store.queueDropped(queue, 'relay')).toBe(0)
+    // Reading on past the gap finds nothing more lost.
+    const next = await store.queueRead(queue, 'relay', 'a', 10)
+    expect(Buffer.from(next[0]!.fields['n']!).toString()).toBe(String(dropped + 1))
+    await store.queueAck(
+      queue,
+      'relay',
+      next.map((entry) => entry.id),
+    )
+    expect(await store.queueDropped(queue, 'relay')).toBe(0)
+  })
+
   it('delivers a published message to a subscriber in another store', async () => {
     const listener = await open()
     const publisher = await open()

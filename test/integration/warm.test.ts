@@ -239,6 +239,45 @@ describe('warm start', () => {
     expect(next.source.calls).toBe(0)
   })
 
+  it("counts the first minute's reads as a warm start after warmStart(), and as a cold one without, in stats() and Prometheus", async () => {
+    const old = await newCache()
+    const before = products(old)
+    for (const id of [1, 2, 3]) for (let i = 0; i < 3; i++) await before.ns.get({ id })
+    await expect.poll(() => suite.redis.command('EXISTS', before.ns.key({ id: 3 }))).toBe(':1\r\n')
+    await old.close({ saveHotKeys: true })
+
+    const coldCache = await newCache()
+    const cold = products(coldCache)
+    const warmCache = await newCache()
+    const warm = products(warmCache)
+    await warmCache.warmStart()
+    // Each reads the 3 saved keys and one never read before.
+    await cold.ns.getMany(ids(4))
+    await warm.ns.getMany([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 5 }])
+    expect(warmCache.stats().startup).toEqual({
+      start: 'warm',
+      complete: false,
+      reads: 4,
+      l1Hits: 3,
+      l2Hits: 0,
+      misses: 1,
+    })
+    const registry = new Registry()
+    prometheusMetrics(warmCache, { registry })
+    const text = await registry.metrics()
+    expect(text).toContain('stratacache_first_minute_reads_total{cache="it-warm",start="warm"} 4')
+    expect(text).toContain('stratacache_first_minute_hits_total{cache="it-warm",start="warm",tier="l1"} 3')
+    // The cold process found the same three keys in L2 only.
+    expect(coldCache.stats().startup).toEqual({
+      start: 'cold',
+      complete: false,
+      reads: 4,
+      l1Hits: 0,
+      l2Hits: 3,
+      misses: 1,
+    })
+  })
+
   it('takes every key the closing process saved (not a default count), up to what L1 holds', async () => {
     // A loaded suite machine: L2 calls get 2 s, so the 1,500 background writes and the MGET never time out.
     const old = await newCache({ timeouts: { l2: '2s' } })

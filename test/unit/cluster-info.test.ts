@@ -1,6 +1,7 @@
-// How a cluster store combines its masters' INFO and CONFIG GET answers into one (combineMasters).
+// How a cluster store combines its masters' INFO and CONFIG GET answers into one (combineMasters), and which key
+// routes a command (routingKey).
 import { describe, expect, it } from 'vitest'
-import { combineMasters } from '../../src/tiers/redis-cluster-store.js'
+import { combineMasters, routingKey } from '../../src/tiers/redis-cluster-store.js'
 
 describe('combineMasters', () => {
   it('adds up integer fields of summed sections, and keeps agreeing text fields', () => {
@@ -35,5 +36,16 @@ describe('combineMasters', () => {
       'redis_version@b:2': '7.0.15',
       tcp_port: '7000',
     })
+  })
+})
+
+describe('routingKey', () => {
+  it("routes XINFO and XGROUP by their stream (the third word), so they reach the node owning the stream's slot", () => {
+    expect(routingKey(['XINFO', 'STREAM', 'svc#outbox{svc.regions.eu}:us'])).toBe(
+      'svc#outbox{svc.regions.eu}:us',
+    )
+    expect(routingKey(['XINFO', 'GROUPS', 's'])).toBe('s')
+    expect(routingKey(['XGROUP', 'SETID', 's', 'relay', '0-0', 'ENTRIESREAD', '3'])).toBe('s')
+    expect(routingKey(['XADD', 's', 'MAXLEN', '~', '5', '*', 'v', '1'])).toBe('s')
   })
 })

@@ -245,9 +245,45 @@ function render(stats) {
     mode.outage ? 'Redis outage' : null,
     mode.bypass ? 'Bypass cache' : null,
   ].filter(Boolean)
+  renderRegions(stats.regions)
   // Inside the live region: written only when it changes, so a screen reader is not told the same thing every second.
   const active = `Drills on: ${on.length > 0 ? on.join(', ') : 'none'}.`
   if ($('active').textContent !== active) $('active').textContent = active
+}
+
+/** A duration for the Regions panel: whole ms under a second, else seconds to one decimal. */
+const span = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
+
+/** The Regions panel: hidden unless the demo runs as a region (`regions` is null otherwise). */
+function renderRegions(regions) {
+  $('regions-panel').hidden = !regions
+  if (!regions) return
+  $('regions-self').textContent = regions.region + (regions.relaying ? ' (this process relays)' : '')
+  const rows = regions.peers.map((peer) => {
+    const last = peer.lastSplit
+    return [
+      [peer.region, ''],
+      [peer.split ? 'split' : 'connected', peer.split ? 'split' : 'connected'],
+      [`${span(peer.heardAgoMs)} ago`, ''],
+      [span(peer.lagMs), ''],
+      [peer.backlog === null ? '–' : fmt(peer.backlog), ''],
+      [last ? `${span(last.durationMs)}, ${fmt(last.replayed)} replayed` : 'none', ''],
+      [fmt(peer.overflows), peer.overflows > 0 ? 'split' : ''],
+    ]
+  })
+  const body = $('regions-peers')
+  body.replaceChildren(
+    ...rows.map((cells) => {
+      const tr = document.createElement('tr')
+      for (const [text, kind] of cells) {
+        const td = document.createElement('td')
+        td.textContent = text
+        if (kind) td.className = kind
+        tr.append(td)
+      }
+      return tr
+    }),
+  )
 }
 
 /** `tenant:acme:product:1:currency=EUR:locale=en` → `acme #1 en EUR` */

@@ -1,0 +1,123 @@
+// The demo as one region of two, on two real redis-servers: `npm start`'s program with DEMO_REGION and DEMO_PEERS
+// (eu-west), and the demo app in this process as the other region (us-east). /api/stats carries the Regions block
+// the dashboard's panel draws; an update in one region reaches the other's cache.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createDemo, parseDemoPeers, type Demo, type DemoRegionPeer } from '../../examples/demo/app.js'
+import { CatalogDb, type ProductView } from '../../examples/demo/catalog-db.js'
+import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
+import { freePort, startRedis, type RedisServer } from '../helpers/redis-server.js'
+
+interface RegionsBlock {
+  region: string
+  relaying: boolean
+  peers: DemoRegionPeer[]
+}
+
+let eu: RedisServer
+let us: RedisServer
+let euDemo: RunningDemo
+let usDb: CatalogDb
+let usDemo: Demo
+
+beforeAll(async () => {
+  eu = await startRedis()
+  us = await startRedis()
+  usDb = await CatalogDb.open({ productsPerTenant: 100 })
+  usDemo = await createDemo({
+    db: usDb,
+    redisUrl: us.url,
+    service: 'catalog-demo',
+    productsPerTenant: 100,
+    log: () => {},
+    region: 'us-east',
+    peers: [{ region: 'eu-west', url: eu.url }],
+  })
+  await usDemo.cache.connect()
+  euDemo = await spawnDemo({
+    PORT: String(await freePort()),
+    REDIS_URL: eu.url,
+    DEMO_REGION: 'eu-west',
+    DEMO_PEERS: `us-east=${us.url}`,
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await euDemo?.stop()
+  await usDemo?.close()
+  await usDb?.close()
+  await eu?.stop()
+  await us?.stop()
+})
+
+async function euStats(): Promise<{ regions: RegionsBlock | null }> {
+  const response = await fetch(`${euDemo.url}/api/stats`)
+  return (await response.json()) as { regions: RegionsBlock | null }
+}
+
+describe('demo as a region', () => {
+  it('says so at start and carries a Regions block in /api/stats: relay lag, split state, backlog, last split', async () => {
+    await vi.waitFor(
+      async () => {
+        expect(euDemo.output()).toContain('region: eu-west, peers: us-east')
+        const { regions } = await euStats()
+        expect(regions).toMatchObject({ region: 'eu-west', relaying: true })
+        expect(regions!.peers).toHaveLength(1)
+        const peer = regions!.peers[0]!
+        expect(peer).toMatchObject({ region: 'us-east', split: false, splits: 0, overflows: 0 })
+        // The relay has read us-east's outbox at least once: it counted the backlog.
+        expect(peer.backlog).toBeTypeOf('number')
+        expect(peer.lagMs).toBeTypeOf('number')
+        expect(peer.heardAgoMs).toBeLessThan(5_000)
+        expect(peer).toHaveProperty('lastSplit', null)
+      },
+      { timeout: 15_000, interval: 200 },
+    )
+    // us-east started before eu-west (whose start takes seconds): it may count as split from it until eu-west's
+    // first heartbeat is relayed.
+    await vi.waitFor(
+      async () => {
+        const usStats = (await usDemo.app.inject({ method: 'GET', url: '/api/stats' })).json<{
+          regions: RegionsBlock
+        }>()
+        expect(usStats.regions).toMatchObject({
+          region: 'us-east',
+          peers: [{ region: 'eu-west', split: false }],
+        })
+      },
+      { timeout: 15_000, interval: 200 },
+    )
+  })
+
+  it("relays an update made in us-east to eu-west's cache (each region has its own database copy here)", async () => {
+    const url = '/api/tenants/acme/products/5?locale=en&currency=EUR'
+    const before = (await (await fetch(`${euDemo.url}${url}`)).json()) as ProductView
+    // eu-west's copy is cached now; us-east changes the product (in its database, which eu-west's does not share:
+    // the name eu-west reloads is its own, so the test asserts the reload, not the new name).
+    const queries = async () =>
+      ((await (await fetch(`${euDemo.url}/api/stats`)).json()) as { totals: { sourceQueries: number } })
+        .totals.sourceQueries
+    const cached = await queries()
+    await fetch(`${euDemo.url}${url}`)
+    expect(await queries()).toBe(cached)
+    const patch = await usDemo.app.inject({ method: 'PATCH', url, payload: { name: 'Renamed in us-east' } })
+    expect(patch.statusCode).toBe(200)
+    // The relayed invalidation drops eu-west's copy: its next read goes to its database.
+    await vi.waitFor(
+      async () => {
+        await fetch(`${euDemo.url}${url}`)
+        expect(await queries()).toBeGreaterThan(cached)
+      },
+      { timeout: 10_000, interval: 100 },
+    )
+    expect(before.id).toBe(5)
+  })
+
+  it('parses DEMO_PEERS and refuses a pair that is not region=redis-url', () => {
+    expect(parseDemoPeers('us-east=redis://127.0.0.1:6380, ap=rediss://h:1')).toEqual([
+      { region: 'us-east', url: 'redis://127.0.0.1:6380' },
+      { region: 'ap', url: 'rediss://h:1' },
+    ])
+    expect(() => parseDemoPeers('us-east')).toThrow(/DEMO_PEERS.*"us-east"/)
+    expect(() => parseDemoPeers('=redis://x')).toThrow(/DEMO_PEERS/)
+  })
+})
