@@ -98,7 +98,19 @@ export interface RegionsResult {
   readonly splitAfterMs: number
   /** Per region: how long after the cut every one of its processes saw the peer split, and after the heal healed. */
   readonly detection: Readonly<
-    Record<string, { detectedAfterMs: number | null; healedAfterMs: number | null; processes: number }>
+    Record<
+      string,
+      {
+        detectedAfterMs: number | null
+        healedAfterMs: number | null
+        processes: number
+        /**
+         * Samples (one per 25 ms per process) that saw the peer split before the cut, while the link was up: a
+         * relay too busy to read its peer within splitAfter. Non-zero makes detectedAfterMs an underestimate.
+         */
+        splitSamplesBeforeCut: number
+      }
+    >
   >
   /** Invalidations waiting in the outboxes at the heal, counted raw; and the relays' own count of what they replayed. */
   readonly backlogAtHeal: number
@@ -371,7 +383,9 @@ function judgeRegions(
     const mine = workers.filter((w) => w.region?.name === name)
     let detected: number | null = 0
     let healed: number | null = 0
+    let before = 0
     for (const w of mine) {
+      before += w.region!.splitAt.filter((t) => t < cutAt).length
       const seen = w.region!.splitAt.filter((t) => t >= cutAt)
       const first = seen.find((t) => t < healAt)
       detected = first === undefined || detected === null ? null : Math.max(detected, first - cutAt)
@@ -380,7 +394,12 @@ function judgeRegions(
       healed =
         healed === null ? null : Math.max(healed, last === undefined || last < healAt ? 0 : last - healAt)
     }
-    detection[name] = { detectedAfterMs: detected, healedAfterMs: healed, processes: mine.length }
+    detection[name] = {
+      detectedAfterMs: detected,
+      healedAfterMs: healed,
+      processes: mine.length,
+      splitSamplesBeforeCut: before,
+    }
   }
   const byRelays = workers
     .filter((w) => w.region?.relaying === true && w.region.lastSplit !== null)
@@ -427,7 +446,10 @@ export function renderText(report: DrillReport): string {
           .map(
             ([name, d]) =>
               `${name} (${d.processes} processes) saw the split ${ms(d.detectedAfterMs, 'detected')} after the cut, ` +
-              `healed ${ms(d.healedAfterMs, 'healed')} after the heal`,
+              `healed ${ms(d.healedAfterMs, 'healed')} after the heal` +
+              (d.splitSamplesBeforeCut === 0
+                ? ''
+                : ` (split seen ${d.splitSamplesBeforeCut}× before the cut)`),
           )
           .join('; '),
       `  outboxes at the heal: ${formatCount(r.backlogAtHeal)} invalidations (the relays counted ` +
