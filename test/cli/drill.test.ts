@@ -324,5 +324,7 @@ describe('stratacache drill', () => {
     expect(r.stdout).toMatch(/✗ \d+ gets failed while the source could answer/)
     // The gate refused the cached copies in the cut-off region: that is what sent the reads to the source.
     expect(r.stdout).toMatch(/library: refused [1-9]/)
+    // The failures came with the split: strong reads in both regions went to the source while the link was cut.
+    expect(r.stdout).toMatch(/failed gets while cut \(both regions\) [1-9]/)
   }, 45_000)
 })

@@ -68,6 +68,8 @@ export interface NamespaceRegionResult {
   readonly readsDuringSplit: number
   readonly staleReadsDuringSplit: number
   readonly beyondBoundDuringSplit: number
+  /** Gets that rejected, in either region, while the link was cut (both regions are split from each other). */
+  readonly failedGetsDuringSplit: number
   /** The library's own counts, for comparison: copies its read gate refused, and copies eventual served split. */
   readonly libraryRefused: number
   readonly librarySplitServes: number
@@ -213,7 +215,7 @@ export function judge(input: {
         for (const [v, at] of list)
           if (at < faultEnd && v > (healVersions.get(key) ?? -1)) healVersions.set(key, v)
     }
-    const during = { reads: 0, stale: 0, beyond: 0 }
+    const during = { reads: 0, stale: 0, beyond: 0, failed: 0 }
     let lastBehind = 0
     for (const w of workers) {
       const remote = w.region !== undefined && w.region.name !== input.region?.names[0]
@@ -229,6 +231,7 @@ export function judge(input: {
         durations.push(ms)
         if (version < 0) {
           failed++
+          if (startAt >= faultStart && startAt < faultEnd) during.failed++
           if (startAt >= faultStart) lastUnsettled = Math.max(lastUnsettled, startAt + ms)
           continue
         }
@@ -268,6 +271,7 @@ export function judge(input: {
         readsDuringSplit: during.reads,
         staleReadsDuringSplit: during.stale,
         beyondBoundDuringSplit: during.beyond,
+        failedGetsDuringSplit: during.failed,
         libraryRefused: sum(workers.map((w) => w.namespaces[i]?.regionRefused ?? 0)),
         librarySplitServes: sum(workers.map((w) => w.namespaces[i]?.regionSplitServes ?? 0)),
         replayed: input.region.snapshot.backlog[i] ?? 0,
@@ -483,7 +487,8 @@ export function renderText(report: DrillReport): string {
       lines.push(
         `  in region b while cut: reads ${formatCount(r.readsDuringSplit)}, stale ${formatCount(r.staleReadsDuringSplit)}, ` +
           `beyond ${r.crossRegionBoundMs === null ? 'a bound (none: eventual)' : `the ${r.crossRegionBoundMs} ms bound`} ` +
-          `${formatCount(r.beyondBoundDuringSplit)}; library: refused ${formatCount(r.libraryRefused)}, ` +
+          `${formatCount(r.beyondBoundDuringSplit)}; failed gets while cut (both regions) ` +
+          `${formatCount(r.failedGetsDuringSplit)}; library: refused ${formatCount(r.libraryRefused)}, ` +
           `served split ${formatCount(r.librarySplitServes)}`,
         `  replayed ${formatCount(r.replayed)} invalidations; L2 entries behind the source at the heal ` +
           `${formatCount(r.staleL2EntriesAtHeal)} (of ${formatCount(r.l2EntriesChecked)} checked), both L2s agreed ` +
