@@ -57,7 +57,7 @@ Flags:
   -h, --help               this help
 
 Exit codes: 0 every namespace passed; 1 a namespace failed the drill; 2 bad command line; 3 the drill could not run
-(no redis-server, a config module that cannot be loaded, a drill this version does not have).
+(no redis-server, a config module that cannot be loaded, a worker that failed).
 
 Example:
   npx stratacache drill redis-restart --config stratacache.config.mjs --json`,
@@ -81,7 +81,6 @@ Example:
     if (positionals[0] === undefined) {
       throw new CliUsageError('drill', `Missing the drill to run: one of ${names}`)
     }
-    // A drill this version lists but cannot run is refused here, before anything starts.
     const drill = drillNamed(positionals[0])
     if (drill === undefined)
       throw new CliUsageError('drill', `Unknown drill "${positionals[0]}"; drills: ${names}`)
