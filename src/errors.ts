@@ -698,20 +698,6 @@ export class ConfigModuleError extends StrataError {
   }
 }
 
-/** `stratacache drill` was asked for a drill that needs a feature this version of stratacache does not have. */
-export class DrillUnsupportedError extends StrataError {
-  readonly code = 'ERR_STRATA_DRILL_UNSUPPORTED'
-  constructor(
-    readonly drill: string,
-    readonly needs: string,
-  ) {
-    super(
-      `The ${drill} drill needs ${needs}, which this version of stratacache does not have yet (issue #17). ` +
-        'Run one of the other drills; `stratacache drill --help` lists them.',
-    )
-  }
-}
-
 /** A drill could not run: no redis-server to start, a worker process that failed, nothing to drill. */
 export class DrillSetupError extends StrataError {
   readonly code = 'ERR_STRATA_DRILL_SETUP'

@@ -8,11 +8,19 @@ import { createClient } from 'redis'
 import { DrillSetupError } from '../../errors.js'
 import { isEntryKey } from '../../storage/entry-store.js'
 import { loadConfigModule } from '../config-module.js'
-import type { ParentMessage, WorkerMessage, WorkerReport, WorkerSetup } from './protocol.js'
+import type { ParentMessage, RegionSetup, WorkerMessage, WorkerReport, WorkerSetup } from './protocol.js'
 import { startRedis, type RedisServer } from './redis-server.js'
+import {
+  RawRegions,
+  REGION_NAMES,
+  startRegions,
+  type DrillRegions,
+  type HealSnapshot,
+  type RawConvergence,
+} from './region-split.js'
 import type { DrillName } from './drills.js'
 import { sourceLoadsKey } from './workload.js'
-import { judge, type DrillReport, type DrilledNamespace } from './report.js'
+import { judge, type DrillReport, type DrilledNamespace, type RegionSplitInput } from './report.js'
 
 export interface DrillOptions {
   readonly drill: DrillName
@@ -28,6 +36,9 @@ export interface DrillOptions {
   readonly faultForMs: number
   /** delayed-invalidation: how late each bus message arrives while the fault lasts. */
   readonly busDelayMs: number
+  /** region-split: the regions' heartbeat and split threshold (`regions.heartbeat`, `regions.splitAfter`). */
+  readonly heartbeatMs: number
+  readonly splitAfterMs: number
   readonly sourceLatencyMs: number
   /**
    * A Redis to use as L2 instead of starting one (not with redis-restart, which kills its own), and one to use as the
@@ -44,6 +55,8 @@ const WRITE_INTERVAL_MS = 50
 const WRITE_KEYS = 5
 /** Most reads a reader makes, whatever the clock: 1 ms pauses keep each loop far below this over a minute. */
 const MAX_OPS = 200_000
+/** region-split: how long after the run the drill keeps probing the regions for convergence. */
+const CONVERGE_GRACE_MS = 2_000
 /** Longest a worker may take to declare its namespaces, and to report after the run. */
 const READY_WITHIN_MS = 30_000
 const REPORT_WITHIN_MS = 30_000
@@ -74,6 +87,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
 
   const servers: RedisServer[] = []
   const workers: ChildProcess[] = []
+  const split = options.drill === 'region-split'
+  let regions: DrillRegions | undefined
+  let raw: RawRegions | undefined
   try {
     progress('starting Redis', 0)
     const own = async () => {
@@ -83,12 +99,28 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     }
     const l2 = options.l2Url === undefined ? await own() : external(options.l2Url)
     const source = options.sourceUrl === undefined ? await own() : external(options.sourceUrl)
+    // region-split: region a's L2 is the one just started, region b gets its own, and a link in front of each.
+    if (split) {
+      if (l2.port === undefined) throw new DrillSetupError('region-split starts its own Redis per region')
+      regions = await startRegions(l2 as RedisServer, own)
+    }
     const service = `drill-${randomBytes(4).toString('hex')}`
-    const setup = (role: WorkerSetup['role']): WorkerSetup => ({
+    const regionOf = (i: number): RegionSetup | undefined =>
+      regions === undefined
+        ? undefined
+        : {
+            name: REGION_NAMES[i]!,
+            peer: REGION_NAMES[1 - i]!,
+            peerL2Url: regions.peerUrls[i]!,
+            heartbeatMs: options.heartbeatMs,
+            splitAfterMs: options.splitAfterMs,
+          }
+    const setup = (role: WorkerSetup['role'], region = 0): WorkerSetup => ({
       role,
       config,
       cwd: options.cwd,
-      l2Url: l2.url,
+      l2Url: regions === undefined ? l2.url : regions.l2Urls[region]!,
+      ...(regions === undefined ? {} : { region: regionOf(region)! }),
       sourceUrl: source.url,
       service,
       namespaces: chosen.map((ns) => ns.name),
@@ -102,12 +134,29 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     })
 
     progress('starting the workers', 0)
-    const roles: WorkerSetup['role'][] = [
-      'writer',
-      ...Array.from({ length: options.readers }, () => 'reader' as const),
+    // The writer in region a; --readers readers in each region (region-split), or in the one L2's.
+    const roles: [WorkerSetup['role'], number][] = [
+      ['writer', 0],
+      ...Array.from({ length: options.readers }, () => ['reader', 0] as [WorkerSetup['role'], number]),
+      ...(split
+        ? Array.from({ length: options.readers }, () => ['reader', 1] as [WorkerSetup['role'], number])
+        : []),
     ]
-    const started = roles.map((role) => startWorker(setup(role), workers))
+    const started = roles.map(([role, region]) => startWorker(setup(role, region), workers))
     await Promise.all(started.map((w) => w.ready))
+    const prefixes = chosen.map((ns) => `${service}${ns.prefix.slice(app.service.length)}`)
+    if (regions !== undefined) {
+      raw = await RawRegions.open(
+        regions.l2Urls,
+        source.url,
+        service,
+        chosen.map((ns, i) => ({
+          name: ns.name,
+          prefix: prefixes[i]!,
+          schemaVersion: ns.options.schemaVersion,
+        })),
+      )
+    }
 
     // The fault starts after a third of the run (the workers have warmed their caches) and leaves at least a third
     // for the namespaces to converge.
@@ -120,15 +169,31 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       250,
     )
     let fault: DrillReport['fault']
+    let healed: Awaited<ReturnType<typeof splitRegions>> | undefined
     try {
       await sleepUntil(goAt + faultAtMs)
-      fault = await inject(options, {
-        l2,
-        workers: started,
-        service,
-        // The drill's caches run under a service name of their own: `service:namespace:v1:`.
-        prefixes: chosen.map((ns) => `${service}${ns.prefix.slice(app.service.length)}`),
-      })
+      if (regions !== undefined && raw !== undefined) {
+        healed = await splitRegions(options, regions, raw, goAt + options.durationMs + CONVERGE_GRACE_MS)
+        const { at } = healed.snapshot
+        fault = {
+          kind: 'region-split',
+          startMs: healed.cutAt,
+          endMs: at,
+          detail: {
+            cutForMs: at - healed.cutAt,
+            heartbeatMs: options.heartbeatMs,
+            splitAfterMs: options.splitAfterMs,
+          },
+        }
+      } else {
+        fault = await inject(options, {
+          l2,
+          workers: started,
+          service,
+          // The drill's caches run under a service name of their own: `service:namespace:v1:`.
+          prefixes,
+        })
+      }
     } finally {
       // Reports come when the workers are done, fault or not.
       await reports.catch(() => {})
@@ -143,6 +208,17 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     )
 
     const namespaces: DrilledNamespace[] = chosen.map((ns) => ({ name: ns.name, options: ns.options }))
+    let region: RegionSplitInput | undefined
+    if (healed !== undefined) {
+      const convergence = await healed.convergence
+      region = {
+        names: REGION_NAMES,
+        heartbeatMs: options.heartbeatMs,
+        splitAfterMs: options.splitAfterMs,
+        snapshot: healed.snapshot,
+        convergence,
+      }
+    }
     return judge({
       drill: options.drill,
       config: options.config,
@@ -162,9 +238,12 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       namespaces,
       workers: workerReports,
       sourceLoads,
+      ...(region === undefined ? {} : { region }),
     })
   } finally {
     for (const worker of workers) if (worker.exitCode === null) worker.kill('SIGKILL')
+    raw?.close()
+    await regions?.close()
     await Promise.all(servers.map((s) => s.stop()))
   }
 }
@@ -233,6 +312,28 @@ function extensionOf(url: string): string {
   return url.endsWith('.ts') ? '.ts' : '.js'
 }
 
+/**
+ * The region-split fault: both links cut (open connections reset, new ones refused) for --fault-for; just before the
+ * heal, the drill's own snapshot of the outboxes and the source; then the links healed and the convergence probed
+ * (in the background, until `deadline`).
+ */
+async function splitRegions(
+  options: DrillOptions,
+  regions: DrillRegions,
+  raw: RawRegions,
+  deadline: number,
+): Promise<{ cutAt: number; snapshot: HealSnapshot; convergence: Promise<RawConvergence> }> {
+  const startMs = Date.now()
+  await regions.cut()
+  await sleepUntil(startMs + options.faultForMs)
+  const snapshot = await raw.snapshot()
+  await regions.heal()
+  const convergence = raw.watch(snapshot, deadline)
+  // Awaited after the workers reported; a failed probe is the drill's failure, reported then.
+  convergence.catch(() => {})
+  return { cutAt: startMs, snapshot, convergence }
+}
+
 async function inject(
   options: DrillOptions,
   at: {
@@ -270,6 +371,8 @@ async function inject(
       const expired = await expireEntries(at.l2.url, at.service, at.prefixes)
       return { kind: 'mass-expiry', startMs, endMs: Date.now(), detail: { keysExpired: expired } }
     }
+    case 'region-split':
+      throw new DrillSetupError('region-split needs its regions started (splitRegions)')
   }
 }
 

@@ -25,6 +25,18 @@ export interface WorkerSetup {
   readonly sourceLatencyMs: number
   /** The writer's pause between rounds (one write per namespace per round). */
   readonly writeIntervalMs: number
+  /** region-split: the region this process is in (its L2 is `l2Url`) and its one peer, reached through the drill's link. */
+  readonly region?: RegionSetup
+}
+
+/** A process's region in the region-split drill: passed through to `createCache({ region, regions })`. */
+export interface RegionSetup {
+  readonly name: string
+  readonly peer: string
+  /** The peer region's L2 as this region's relay reaches it: through the link (TCP proxy) the drill cuts. */
+  readonly peerL2Url: string
+  readonly heartbeatMs: number
+  readonly splitAfterMs: number
 }
 
 export type ParentMessage =
@@ -54,6 +66,9 @@ export interface NamespaceCounts {
   /** Reads the library served stale (stale-while-revalidate, fail-safe, soft timeout, bus outage). */
   readonly staleServed: number
   readonly reads: number
+  /** With regions: cached copies the read gate refused (strong, bounded), and copies an eventual read served split. */
+  readonly regionRefused: number
+  readonly regionSplitServes: number
 }
 
 export interface WorkerReport {
@@ -67,4 +82,15 @@ export interface WorkerReport {
   readonly namespaces: NamespaceCounts[]
   /** Instants (epoch ms) at which L2 was not healthy here (circuit not closed, or the bus not subscribed), sampled. */
   readonly unhealthyAt: number[]
+  /** region-split: what this process saw of its peer region, sampled as `unhealthyAt` is. */
+  readonly region?: RegionWorkerReport
+}
+
+export interface RegionWorkerReport {
+  readonly name: string
+  /** Instants (epoch ms) at which this process saw its peer split (`stats().regions.peers[peer].split`), sampled. */
+  readonly splitAt: number[]
+  /** Whether this process held the region's relay lease at the end, and its report of the last split that ended. */
+  readonly relaying: boolean
+  readonly lastSplit: { durationMs: number; replayed: number; convergeMs: number } | null
 }

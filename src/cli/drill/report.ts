@@ -2,6 +2,7 @@
 import type { ResolvedNamespaceOptions } from '../../options.js'
 import { formatCount, formatShare } from '../format.js'
 import type { WorkerReport } from './protocol.js'
+import type { HealSnapshot, RawConvergence } from './region-split.js'
 
 /**
  * Allowed on top of a staleness bound: what lies between the instants the drill can see (the writer's ack and a
@@ -52,6 +53,72 @@ export interface NamespaceResult {
    * process's L2 circuit was open or its bus unsubscribed; null when that still held at the end of the run.
    */
   readonly convergedAfterMs: number | null
+  /** region-split only: the namespace during the split and after the heal. */
+  readonly region?: NamespaceRegionResult
+}
+
+/** One namespace in the region-split drill. Counts from the workers' reads and the drill's raw reads, unless named. */
+export interface NamespaceRegionResult {
+  /**
+   * The bound a read in the region without the writer is judged by: strong `splitAfter` (it may serve its L2's copy
+   * until the split is declared, then reads through), bounded `maxStaleness`, eventual none (null).
+   */
+  readonly crossRegionBoundMs: number | null
+  /** Reads in that region that started while the link was cut; of them, older than a write acknowledged before. */
+  readonly readsDuringSplit: number
+  readonly staleReadsDuringSplit: number
+  readonly beyondBoundDuringSplit: number
+  /** Gets that rejected, in either region, while the link was cut (both regions are split from each other). */
+  readonly failedGetsDuringSplit: number
+  /** The library's own counts, for comparison: copies its read gate refused, and copies eventual served split. */
+  readonly libraryRefused: number
+  readonly librarySplitServes: number
+  /** Invalidations of this namespace waiting in the outboxes at the heal (XRANGE, heartbeats left out). */
+  readonly replayed: number
+  /** Entries in either region's L2 older than the source's version at the heal (first probe after it). */
+  readonly staleL2EntriesAtHeal: number
+  /** L2 entries the convergence probes decoded (both regions). */
+  readonly l2EntriesChecked: number
+  /** From the heal until no L2 entry in either region was older than the source's version at the heal. */
+  readonly l2AgreedAfterMs: number | null
+  /** From the heal until the last read (either region) that returned a version older than the heal's. */
+  readonly readersAgreedAfterMs: number | null
+}
+
+/** What the region-split drill measured itself, for judge(). */
+export interface RegionSplitInput {
+  readonly names: readonly string[]
+  readonly heartbeatMs: number
+  readonly splitAfterMs: number
+  readonly snapshot: HealSnapshot
+  readonly convergence: RawConvergence
+}
+
+/** The regions in the region-split drill. */
+export interface RegionsResult {
+  readonly heartbeatMs: number
+  readonly splitAfterMs: number
+  /** Per region: how long after the cut every one of its processes saw the peer split, and after the heal healed. */
+  readonly detection: Readonly<
+    Record<
+      string,
+      {
+        detectedAfterMs: number | null
+        healedAfterMs: number | null
+        processes: number
+        /**
+         * Samples (one per 25 ms per process) that saw the peer split before the cut, while the link was up: a
+         * relay too busy to read its peer within splitAfter. Non-zero makes detectedAfterMs an underestimate.
+         */
+        splitSamplesBeforeCut: number
+      }
+    >
+  >
+  /** Invalidations waiting in the outboxes at the heal, counted raw; and the relays' own count of what they replayed. */
+  readonly backlogAtHeal: number
+  readonly replayedByRelays: number | null
+  /** From the heal until that backlog had left the outboxes (relayed and acknowledged). */
+  readonly backlogDrainedAfterMs: number | null
 }
 
 export interface DrillReport {
@@ -77,6 +144,8 @@ export interface DrillReport {
     readonly detail: Readonly<Record<string, number>>
   }
   readonly namespaces: NamespaceResult[]
+  /** region-split only. */
+  readonly regions?: RegionsResult
   /** The first few failures the workers saw, as `code: message`. */
   readonly errors: string[]
 }
@@ -95,6 +164,7 @@ export function judge(input: {
   namespaces: readonly DrilledNamespace[]
   workers: readonly WorkerReport[]
   sourceLoads: readonly number[]
+  region?: RegionSplitInput
 }): DrillReport {
   const { goAt, workers } = input
   const faultEnd = goAt + input.fault.endMs
@@ -103,6 +173,8 @@ export function judge(input: {
     0,
     ...workers.map((w) => w.unhealthyAt.filter((t) => t >= faultStart).at(-1) ?? 0),
   )
+  const split =
+    input.region === undefined ? undefined : judgeRegions(input.region, workers, faultStart, faultEnd)
   const runEnd = Math.min(
     input.endAt,
     Math.max(...workers.flatMap((w) => w.reads.map((r) => r[2] + r[3])), goAt),
@@ -130,13 +202,36 @@ export function judge(input: {
     let maxStaleness = 0
     let lastUnsettled = 0
     const durations: number[] = []
+    // region-split: the reads of the region without the writer, judged by the bound across regions.
+    const crossBound =
+      o.consistency === 'strong'
+        ? (input.region?.splitAfterMs ?? 0)
+        : o.consistency === 'bounded'
+          ? o.maxStalenessMs
+          : Infinity
+    const healVersions = new Map<number, number>()
+    if (input.region !== undefined) {
+      for (const [key, list] of acks)
+        for (const [v, at] of list)
+          if (at < faultEnd && v > (healVersions.get(key) ?? -1)) healVersions.set(key, v)
+    }
+    const during = { reads: 0, stale: 0, beyond: 0, failed: 0 }
+    let lastBehind = 0
     for (const w of workers) {
+      const remote = w.region !== undefined && w.region.name !== input.region?.names[0]
+      const readBound = remote ? crossBound : bound
       for (const [n, key, startAt, ms, version] of w.reads) {
         if (n !== i) continue
         reads++
+        const inSplit = remote && startAt >= faultStart && startAt < faultEnd
+        if (inSplit) during.reads++
+        if (input.region !== undefined && startAt >= faultEnd && version >= 0) {
+          if (version < (healVersions.get(key) ?? 0)) lastBehind = Math.max(lastBehind, startAt + ms)
+        }
         durations.push(ms)
         if (version < 0) {
           failed++
+          if (startAt >= faultStart && startAt < faultEnd) during.failed++
           if (startAt >= faultStart) lastUnsettled = Math.max(lastUnsettled, startAt + ms)
           continue
         }
@@ -147,9 +242,11 @@ export function judge(input: {
         if (newerAckedAt === Infinity) continue
         const staleness = startAt - newerAckedAt
         staleReads++
+        if (inSplit) during.stale++
         maxStaleness = Math.max(maxStaleness, staleness)
-        if (staleness > bound + STALENESS_SLACK_MS) {
+        if (staleness > readBound + STALENESS_SLACK_MS) {
           beyond++
+          if (inSplit) during.beyond++
           if (startAt >= faultStart) lastUnsettled = Math.max(lastUnsettled, startAt + ms)
         }
       }
@@ -164,9 +261,37 @@ export function judge(input: {
     const peakConcurrent = Math.max(0, ...workers.map((w) => w.namespaces[i]?.peakConcurrent ?? 0))
     const peakPerSecond = Math.max(0, ...workers.map((w) => w.namespaces[i]?.peakPerSecond ?? 0))
     const limit = (n: number) => (Number.isFinite(n) ? n : null)
-    const unsettled = Math.max(lastUnsettled, lastUnhealthy)
+    let regionResult: NamespaceRegionResult | undefined
+    let rawSettled = 0
+    if (input.region !== undefined && split !== undefined) {
+      const c = input.region.convergence
+      const l2At = c.l2AgreedAt[i] ?? null
+      regionResult = {
+        crossRegionBoundMs: Number.isFinite(crossBound) ? crossBound : null,
+        readsDuringSplit: during.reads,
+        staleReadsDuringSplit: during.stale,
+        beyondBoundDuringSplit: during.beyond,
+        failedGetsDuringSplit: during.failed,
+        libraryRefused: sum(workers.map((w) => w.namespaces[i]?.regionRefused ?? 0)),
+        librarySplitServes: sum(workers.map((w) => w.namespaces[i]?.regionSplitServes ?? 0)),
+        replayed: input.region.snapshot.backlog[i] ?? 0,
+        staleL2EntriesAtHeal: c.staleEntriesAtHeal[i] ?? 0,
+        l2EntriesChecked: c.entriesChecked[i] ?? 0,
+        l2AgreedAfterMs: l2At === null ? null : Math.max(0, l2At - faultEnd),
+        readersAgreedAfterMs:
+          lastBehind >= runEnd - SETTLED_TAIL_MS ? null : Math.max(0, Math.round(lastBehind - faultEnd)),
+      }
+      // Converged once the reads, both regions' L2 and the outboxes all agree with the source (the latest of them).
+      rawSettled =
+        l2At === null || regionResult.readersAgreedAfterMs === null || c.backlogDrainedAt === null
+          ? Infinity
+          : Math.max(l2At, lastBehind, c.backlogDrainedAt)
+    }
+    const unsettled = Math.max(lastUnsettled, lastUnhealthy, rawSettled)
     const convergedAfterMs =
-      unsettled >= runEnd - SETTLED_TAIL_MS ? null : Math.max(0, Math.round(unsettled - faultEnd))
+      unsettled === Infinity || (rawSettled === 0 && unsettled >= runEnd - SETTLED_TAIL_MS)
+        ? null
+        : Math.max(0, Math.round(unsettled - faultEnd))
 
     const failures: string[] = []
     if (reads === 0) failures.push('no read completed')
@@ -198,6 +323,15 @@ export function judge(input: {
     }
     if (convergedAfterMs === null)
       failures.push('still unsettled at the end of the run (lengthen --duration)')
+    if (split !== undefined) {
+      for (const [name, d] of Object.entries(split.detection)) {
+        if (d.detectedAfterMs === null) {
+          failures.push(
+            `the split was not detected in region ${name} before the heal (raise --fault-for above --split-after)`,
+          )
+        }
+      }
+    }
 
     return {
       name: ns.name,
@@ -225,6 +359,7 @@ export function judge(input: {
         maxPerSecond: limit(o.source.maxPerSecond),
       },
       convergedAfterMs,
+      ...(regionResult === undefined ? {} : { region: regionResult }),
     }
   })
   return {
@@ -235,7 +370,52 @@ export function judge(input: {
     setup: input.setup,
     fault: input.fault,
     namespaces,
+    ...(split === undefined ? {} : { regions: split }),
     errors: workers.flatMap((w) => w.errors).slice(0, 10),
+  }
+}
+
+/** Split detection per region from the workers' samples, and the outboxes' backlog from the drill's own reads. */
+function judgeRegions(
+  region: RegionSplitInput,
+  workers: readonly WorkerReport[],
+  cutAt: number,
+  healAt: number,
+): RegionsResult {
+  const detection: Record<string, RegionsResult['detection'][string]> = {}
+  for (const name of region.names) {
+    const mine = workers.filter((w) => w.region?.name === name)
+    let detected: number | null = 0
+    let healed: number | null = 0
+    let before = 0
+    for (const w of mine) {
+      before += w.region!.splitAt.filter((t) => t < cutAt).length
+      const seen = w.region!.splitAt.filter((t) => t >= cutAt)
+      const first = seen.find((t) => t < healAt)
+      detected = first === undefined || detected === null ? null : Math.max(detected, first - cutAt)
+      // Healed by the first sample after the last one that still saw the split.
+      const last = seen.at(-1)
+      healed =
+        healed === null ? null : Math.max(healed, last === undefined || last < healAt ? 0 : last - healAt)
+    }
+    detection[name] = {
+      detectedAfterMs: detected,
+      healedAfterMs: healed,
+      processes: mine.length,
+      splitSamplesBeforeCut: before,
+    }
+  }
+  const byRelays = workers
+    .filter((w) => w.region?.relaying === true && w.region.lastSplit !== null)
+    .map((w) => w.region!.lastSplit!.replayed)
+  const drained = region.convergence.backlogDrainedAt
+  return {
+    heartbeatMs: region.heartbeatMs,
+    splitAfterMs: region.splitAfterMs,
+    detection,
+    backlogAtHeal: sum(region.snapshot.backlog),
+    replayedByRelays: byRelays.length === 0 ? null : sum(byRelays),
+    backlogDrainedAfterMs: drained === null ? null : Math.max(0, drained - healAt),
   }
 }
 
@@ -260,8 +440,28 @@ export function renderText(report: DrillReport): string {
         : ` (${Object.entries(fault.detail)
             .map(([k, v]) => `${k} ${formatCount(v)}`)
             .join(', ')})`),
-    '',
   ]
+  const ms = (n: number | null, what: string) => (n === null ? `not ${what}` : `${n} ms`)
+  if (report.regions !== undefined) {
+    const r = report.regions
+    lines.push(
+      `  regions: heartbeat ${r.heartbeatMs} ms, split after ${r.splitAfterMs} ms; ` +
+        Object.entries(r.detection)
+          .map(
+            ([name, d]) =>
+              `${name} (${d.processes} processes) saw the split ${ms(d.detectedAfterMs, 'detected')} after the cut, ` +
+              `healed ${ms(d.healedAfterMs, 'healed')} after the heal` +
+              (d.splitSamplesBeforeCut === 0
+                ? ''
+                : ` (split seen ${d.splitSamplesBeforeCut}× before the cut)`),
+          )
+          .join('; '),
+      `  outboxes at the heal: ${formatCount(r.backlogAtHeal)} invalidations (the relays counted ` +
+        `${r.replayedByRelays === null ? 'none' : formatCount(r.replayedByRelays)} replayed), drained ` +
+        `${ms(r.backlogDrainedAfterMs, 'in time')} after the heal`,
+    )
+  }
+  lines.push('')
   for (const ns of report.namespaces) {
     const s = ns.staleness
     const src = ns.source
@@ -282,6 +482,19 @@ export function renderText(report: DrillReport): string {
         `${src.peakPerSecond} in a second (${limit(src.maxPerSecond)})`,
       `  converged ${ns.convergedAfterMs === null ? 'not within the run' : `${ns.convergedAfterMs} ms after the fault ended`}`,
     )
+    const r = ns.region
+    if (r !== undefined) {
+      lines.push(
+        `  in region b while cut: reads ${formatCount(r.readsDuringSplit)}, stale ${formatCount(r.staleReadsDuringSplit)}, ` +
+          `beyond ${r.crossRegionBoundMs === null ? 'a bound (none: eventual)' : `the ${r.crossRegionBoundMs} ms bound`} ` +
+          `${formatCount(r.beyondBoundDuringSplit)}; failed gets while cut (both regions) ` +
+          `${formatCount(r.failedGetsDuringSplit)}; library: refused ${formatCount(r.libraryRefused)}, ` +
+          `served split ${formatCount(r.librarySplitServes)}`,
+        `  replayed ${formatCount(r.replayed)} invalidations; L2 entries behind the source at the heal ` +
+          `${formatCount(r.staleL2EntriesAtHeal)} (of ${formatCount(r.l2EntriesChecked)} checked), both L2s agreed ` +
+          `${ms(r.l2AgreedAfterMs, 'in time')}, readers ${ms(r.readersAgreedAfterMs, 'in time')} after the heal`,
+      )
+    }
     for (const failure of ns.failures) lines.push(`  ✗ ${failure}`)
     lines.push('')
   }

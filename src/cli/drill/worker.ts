@@ -14,6 +14,7 @@ import type {
   ParentMessage,
   ReadRecord,
   WorkerMessage,
+  WorkerReport,
   WorkerSetup,
   WriteRecord,
 } from './protocol.js'
@@ -74,6 +75,22 @@ async function drill(setup: WorkerSetup): Promise<void> {
             ...(o.l1.maxBytes === undefined ? {} : { maxBytes: o.l1.maxBytes }),
           },
     l2: delayedPubSub(redisStore({ url: setup.l2Url }), () => busDelayMs),
+    // region-split: this region's name and its peer's L2 through the drill's link (the relay's only way there).
+    ...(setup.region === undefined
+      ? {}
+      : {
+          region: setup.region.name,
+          regions: {
+            peers: [
+              {
+                region: setup.region.peer,
+                l2: redisStore({ url: setup.region.peerL2Url, maxReconnectDelay: setup.region.heartbeatMs }),
+              },
+            ],
+            heartbeat: setup.region.heartbeatMs,
+            splitAfter: setup.region.splitAfterMs,
+          },
+        }),
     timeouts: { l2: o.l2TimeoutMs, connect: o.connectTimeoutMs },
     circuitBreaker: { failureThreshold: o.failureThreshold, breakFor: o.breakMs },
     maxKeyLength: o.maxKeyLength,
@@ -150,6 +167,7 @@ async function drill(setup: WorkerSetup): Promise<void> {
   const writes: WriteRecord[] = []
   const errors: string[] = []
   const unhealthyAt: number[] = []
+  const splitAt: number[] = []
   const failedWrites = setup.namespaces.map(() => 0)
   const note = (error: unknown, operation: 'get' | 'delete') => {
     if (errors.length < 5) {
@@ -164,6 +182,9 @@ async function drill(setup: WorkerSetup): Promise<void> {
     const stats = cache.stats()
     if (stats.l2?.circuit !== 'closed' || stats.l2.status !== 'ready' || stats.bus?.subscribed !== true) {
       unhealthyAt.push(Date.now())
+    }
+    if (setup.region !== undefined && stats.regions?.peers[setup.region.peer]?.split === true) {
+      splitAt.push(Date.now())
     }
   }, 25)
 
@@ -211,7 +232,9 @@ async function drill(setup: WorkerSetup): Promise<void> {
   }
   clearInterval(health)
 
-  const report = {
+  const regionStats = cache.stats().regions
+  const lastSplit = setup.region === undefined ? undefined : regionStats?.peers[setup.region.peer]?.lastSplit
+  const report: WorkerReport = {
     role: setup.role,
     pid: process.pid,
     reads,
@@ -228,8 +251,20 @@ async function drill(setup: WorkerSetup): Promise<void> {
         peakPerSecond: counts[i]!.peakPerSecond,
         staleServed: stale.swr + stale.failSafe + stale.softTimeout + stale.busOutage,
         reads: stats.l1Hits + stats.l2Hits + stats.misses,
+        regionRefused: stats.regionRefused,
+        regionSplitServes: stats.regionSplitServes,
       }
     }),
+    ...(setup.region === undefined
+      ? {}
+      : {
+          region: {
+            name: setup.region.name,
+            splitAt,
+            relaying: regionStats?.relaying ?? false,
+            lastSplit: lastSplit === undefined ? null : { ...lastSplit },
+          },
+        }),
   }
   await closeAll(cache, source)
   send({ type: 'report', report })
