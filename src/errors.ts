@@ -420,6 +420,8 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
   queueHas: 'checking whether a write-behind write is still queued in Redis',
   queueSize: 'counting the write-behind queue in Redis',
   queueDeleteConsumer: 'removing a write-behind consumer from Redis',
+  queueDropped: "checking a peer region's outbox for entries trimmed before they were relayed, in Redis",
+  queueSettleDropped: "marking a peer region's trimmed outbox entries as handled, in Redis",
   publish: 'telling the other processes through Redis (PUBLISH)',
   subscribe: "subscribing to the other processes' invalidations in Redis",
   connect: 'connecting to Redis',
