@@ -62,10 +62,14 @@ const TTL_HINT =
 /**
  * Names users of other caches and Redis clients (ioredis, node-redis, cache-manager, keyv, bentocache, lru-cache,
  * node-cache) write for one of ours. Each maps to candidates tried in order: the first whose first segment this
- * object takes is suggested (`redis` is `l2` in `createCache()`, `url` in `redisStore()`). `elsewhere` is said when
- * none fits: the setting exists, but not in this object.
+ * object takes is suggested (`redis` is `l2` in `createCache()`, `url` in `redisStore()`). `requires`: a key the
+ * object must also take for the candidates to fit (a group of the same name elsewhere may lack the setting:
+ * namespaces have `timeouts` too, without `l2`). `elsewhere` is said when none fits: the setting exists, but not in
+ * this object.
  */
-const ALIASES: Readonly<Record<string, { readonly to: readonly string[]; readonly elsewhere?: string }>> = {
+const ALIASES: Readonly<
+  Record<string, { readonly to: readonly string[]; readonly requires?: string; readonly elsewhere?: string }>
+> = {
   // The Redis connection: `l2` in createCache(), `url` in a store.
   redis: { to: ['l2', 'url'] },
   redisurl: { to: ['l2', 'url'] },
@@ -120,7 +124,11 @@ const ALIASES: Readonly<Record<string, { readonly to: readonly string[]; readonl
   resolver: { to: ['load'] },
   // Timeouts.
   timeout: { to: ['timeouts'] },
-  commandtimeout: { to: ['timeouts.l2'] },
+  commandtimeout: {
+    to: ['timeouts.l2'],
+    requires: 'service',
+    elsewhere: "Redis calls are bounded by a cache option: `createCache({ timeouts: { l2: '100ms' } })`.",
+  },
   hardtimeout: { to: ['timeouts.hard'] },
   softtimeout: { to: ['timeouts.soft'] },
   locktimeout: { to: ['lock.wait'] },
@@ -134,7 +142,8 @@ function aliasFor(
 ): { to: string | undefined; hint: string | undefined; elsewhere: string | undefined } | undefined {
   const alias = ALIASES[key.toLowerCase()]
   if (alias === undefined || !Object.hasOwn(ALIASES, key.toLowerCase())) return undefined
-  const to = alias.to.find((name) => Object.hasOwn(known, name.split('.')[0]!))
+  const fits = alias.requires === undefined || Object.hasOwn(known, alias.requires)
+  const to = fits ? alias.to.find((name) => Object.hasOwn(known, name.split('.')[0]!)) : undefined
   if (to !== undefined) return { to, hint: to === 'l2' ? L2_HINT : undefined, elsewhere: undefined }
   return alias.elsewhere === undefined
     ? undefined

@@ -120,6 +120,12 @@ describe('cache.namespace() suggests its own name for an option named as in othe
     expect(error.message).toContain(`Did you mean \`${suggestion}\`?`)
   })
 
+  it('namespace({ commandTimeout }) points at the cache option, not at a `timeouts.l2` namespaces do not have', () => {
+    const error = unknownOption(namespaceWith({ commandTimeout: 100 }))
+    expect(error.suggestion).toBeUndefined()
+    expect(error.message).toContain("`createCache({ timeouts: { l2: '100ms' } })`")
+  })
+
   it.each(['prefix', 'keyPrefix'])('namespace({ %s }) points at createCache({ service })', (key) => {
     const error = unknownOption(namespaceWith({ [key]: 'app:' }))
     expect(error.message).toContain('The key prefix is `createCache({ service })`.')
