@@ -39,7 +39,9 @@ const demo = await createDemo({
   peers: env.DEMO_PEERS ? parseDemoPeers(env.DEMO_PEERS) : undefined,
 })
 // Before taking traffic: the hot keys the last demo process saved on its way out (Ctrl-C), copied from L2 into L1.
-const warm = env.DEMO_WARM_START === 'off' ? undefined : await demo.warmStart()
+// Not on the disk store beside PGlite: both start empty every time, so there is never anything to warm from.
+const warmable = env.DEMO_WARM_START !== 'off' && (l2Url !== undefined || db.kind !== 'pglite')
+const warm = warmable ? await demo.warmStart() : undefined
 const address = await demo.app.listen({ port, host })
 
 console.log(
