@@ -43,7 +43,7 @@ import type { Invalidation } from './bus/wire.js'
 import type { L2Status } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
 import { L2ClockSync } from './coherence/clock-sync.js'
-import { StartupWindow, type StartupStats } from './observability/startup.js'
+import { StartupWindow, type ReadTotals, type StartupStats } from './observability/startup.js'
 
 /** A snapshot of the whole cache: every namespace's counters, L1 occupancy and L2 health. */
 export interface CacheStats {
@@ -164,16 +164,9 @@ export class Cache {
     this.options = resolveCacheOptions(options)
     const o = this.options
     this.service = o.service
-    this.#startup = new StartupWindow(() => {
-      const totals = { l1Hits: 0, l2Hits: 0, misses: 0 }
-      for (const ns of this.#namespaces.values()) {
-        const n = ns.stats()
-        totals.l1Hits += n.l1Hits
-        totals.l2Hits += n.l2Hits
-        totals.misses += n.misses
-      }
-      return totals
-    })
+    this.#startup = new StartupWindow(() =>
+      readTotals([...this.#namespaces.values()].map((ns) => ns.stats())),
+    )
     this.#l1 = o.l1 === false ? undefined : new WTinyLfu<Entry>(o.l1.maxEntries, o.l1.maxBytes ?? Infinity)
     // The user's logger is called from timers and connection events: what it throws must not stop them.
     const log = isolatedLogger(o.logger)
@@ -371,11 +364,9 @@ export class Cache {
       // Entries lost from a peer's outbox: whatever they invalidated, every namespace here starts a new generation.
       async () => {
         if (this.#runtime.closed) throw new CacheClosedError('invalidate after lost relayed invalidations')
-        const names = [...this.#namespaces.keys()]
-        await Promise.all(
-          names.map((namespace) => this.#namespaces.get(namespace)![RELAYED]({ kind: 'all', namespace })),
-        )
-        return names
+        const declared = [...this.#namespaces.values()]
+        await Promise.all(declared.map((ns) => ns[RELAYED]({ kind: 'all', namespace: ns.name })))
+        return declared.map((ns) => ns.name)
       },
     )
     relay.start()
@@ -632,7 +623,7 @@ export class Cache {
           ? undefined
           : Object.freeze({ status: this.#host.store.status, errors: this.#host.errors }),
       regions: this.#relay?.stats(),
-      startup: this.#startup.stats(),
+      startup: this.#startup.stats(readTotals(Object.values(namespaces))),
     })
   }
 
@@ -783,4 +774,15 @@ function isolatedLogger(logger: Logger): Logger {
     warn: safe('warn'),
     error: safe('error'),
   }
+}
+
+/** The read counts of `namespaces`, summed (for the first-minute window). */
+function readTotals(namespaces: readonly NamespaceStats[]): ReadTotals {
+  const totals = { l1Hits: 0, l2Hits: 0, misses: 0 }
+  for (const n of namespaces) {
+    totals.l1Hits += n.l1Hits
+    totals.l2Hits += n.l2Hits
+    totals.misses += n.misses
+  }
+  return totals
 }

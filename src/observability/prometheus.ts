@@ -225,7 +225,7 @@ const DEFINITIONS: readonly Definition[] = [
       ),
   ),
   // The first minute after the cache was created, labelled cold or warm (warmStart()): restarts compare by
-  // first_minute_l1_hits_total / first_minute_reads_total. They stop growing when the minute ends.
+  // first_minute_hits_total{tier="l1"} / first_minute_reads_total. They stop growing when the minute ends.
   counter(
     'first_minute_reads_total',
     "Reads in the cache's first minute, by start: warm when warmStart() copied entries into L1, else cold.",

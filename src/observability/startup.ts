@@ -55,8 +55,9 @@ export class StartupWindow {
     }
   }
 
-  stats(): StartupStats {
-    return this.#final ?? this.#snapshot(false)
+  /** `current`: the totals, when the caller has them already (`cache.stats()` sums the namespaces it snapshots). */
+  stats(current?: ReadTotals): StartupStats {
+    return this.#final ?? this.#snapshot(false, current)
   }
 
   /** Freezes the counts now (the cache closes within its first minute). */
@@ -69,8 +70,8 @@ export class StartupWindow {
     this.#final ??= this.#snapshot(true)
   }
 
-  #snapshot(complete: boolean): StartupStats {
-    const { l1Hits, l2Hits, misses } = this.#totals()
+  #snapshot(complete: boolean, current = this.#totals()): StartupStats {
+    const { l1Hits, l2Hits, misses } = current
     return Object.freeze({
       start: this.#start,
       complete,

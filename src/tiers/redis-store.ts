@@ -590,15 +590,22 @@ export function parseInfo(reply: unknown): Record<string, string> {
   return fields
 }
 
-/** CONFIG GET's reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record. */
+/** CONFIG GET's reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record of texts. */
 export function parsePairs(reply: unknown): Record<string, string> {
   const pairs: Record<string, string> = {}
+  for (const [name, value] of Object.entries(rawPairs(reply))) pairs[name] = String(value)
+  return pairs
+}
+
+/** A `[name, value, …]` reply (RESP2) or a map (RESP3), such as CONFIG GET's or XINFO's, with its values as sent. */
+function rawPairs(reply: unknown): Record<string, unknown> {
+  const pairs: Record<string, unknown> = {}
   if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) pairs[String(reply[i])] = String(reply[i + 1])
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs[String(reply[i])] = reply[i + 1]
   } else if (reply instanceof Map) {
-    for (const [name, value] of reply) pairs[String(name)] = String(value)
+    for (const [name, value] of reply) pairs[String(name)] = value
   } else if (reply !== null && typeof reply === 'object') {
-    for (const [name, value] of Object.entries(reply)) pairs[name] = String(value)
+    Object.assign(pairs, reply)
   }
   return pairs
 }
@@ -1078,7 +1085,7 @@ export class RedisStore implements L2Store {
       if (isErrorReply(error) && /no such key/i.test(error.message)) return 0
       throw error
     }
-    const stream = fieldsOf(replies[0])
+    const stream = rawPairs(replies[0])
     const mine = groupOf(replies[1], group)
     const added = Number(stream['entries-added'])
     if (mine === undefined || !Number.isFinite(added)) return undefined
@@ -1245,24 +1252,10 @@ export class RedisStore implements L2Store {
   }
 }
 
-/** Stream entries as Redis sends them, `[[id, [field, value, ...]], ...]`; deleted entries come as `[id, null]`. */
-/** An XINFO reply: a flat `[name, value, …]` array (RESP2), or a map (RESP3), as a record of the raw values. */
-function fieldsOf(reply: unknown): Record<string, unknown> {
-  const fields: Record<string, unknown> = {}
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = reply[i + 1]
-  } else if (reply instanceof Map) {
-    for (const [name, value] of reply) fields[String(name)] = value
-  } else if (reply !== null && typeof reply === 'object') {
-    Object.assign(fields, reply)
-  }
-  return fields
-}
-
 /** Group `name`'s fields in an XINFO GROUPS reply. */
 function groupOf(reply: unknown, name: string): Record<string, unknown> | undefined {
   if (!Array.isArray(reply)) return undefined
-  return reply.map(fieldsOf).find((fields) => String(fields.name) === name)
+  return reply.map(rawPairs).find((fields) => String(fields.name) === name)
 }
 
 /**
@@ -1276,13 +1269,14 @@ function entriesRead(group: Record<string, unknown>): number | undefined {
 }
 
 /** Orders two stream ids (`<ms>-<seq>`). */
-export function compareStreamIds(a: string, b: string): number {
+function compareStreamIds(a: string, b: string): number {
   const [aMs = 0n, aSeq = 0n] = a.split('-').map((part) => BigInt(part))
   const [bMs = 0n, bSeq = 0n] = b.split('-').map((part) => BigInt(part))
   if (aMs !== bMs) return aMs < bMs ? -1 : 1
   return aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1
 }
 
+/** Stream entries as Redis sends them, `[[id, [field, value, ...]], ...]`; deleted entries come as `[id, null]`. */
 function parseEntries(reply: unknown): QueueEntry[] {
   if (!Array.isArray(reply)) return []
   const entries: QueueEntry[] = []
