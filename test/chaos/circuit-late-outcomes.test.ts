@@ -2,30 +2,20 @@
 // state that settles under another does not move the circuit. And late outcomes of another kind: answers that came
 // in time while the event loop was blocked are answers, not timeouts.
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { CircuitState } from '../../src/policies/circuit-breaker.js'
 import { L2Guard } from '../../src/policies/l2-guard.js'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
 import { codeOf, sleep, timed } from './support.js'
 
 // Long enough that the steps below fit inside one call's deadline on a loaded machine.
 const L2_TIMEOUT = 1_000
 
-let redis: RedisServer
-const closers: (() => Promise<void>)[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  await redis.stop()
-})
-afterEach(async () => {
-  redis.resume()
-  await Promise.all(closers.splice(0).map((close) => close()))
-})
+const suite = redisSuite()
+const closers = suite.closers
 
 async function guarded(breakMs: number) {
-  const store = redisStore({ url: redis.url })
+  const store = redisStore({ url: suite.redis.url })
   await store.connect()
   const changes: CircuitState[] = []
   const guard = new L2Guard(
@@ -45,7 +35,7 @@ async function guarded(breakMs: number) {
 describe('circuit breaker with a paused Redis', () => {
   it('stays open when a call sent before it opened is answered after', async () => {
     const { guard, changes } = await guarded(60_000)
-    redis.pause()
+    suite.redis.pause()
     const early = [1, 2, 3].map(() => timed(() => guard.get('circuit-late:k')))
     await sleep(L2_TIMEOUT / 2)
     const late = timed(() => guard.get('circuit-late:k')) // sent while closed, deadline half a timeout later
@@ -53,7 +43,7 @@ describe('circuit breaker with a paused Redis', () => {
     expect(failed.map((r) => !r.ok && codeOf(r.error))).toEqual(Array(3).fill('ERR_STRATA_L2_TIMEOUT'))
     expect(guard.circuit).toBe('open')
 
-    redis.resume() // Redis answers the late call before its deadline
+    suite.redis.resume() // Redis answers the late call before its deadline
     const answered = await late
     expect(answered.ok && new TextDecoder().decode(answered.value)).toBe('v')
     expect(guard.circuit).toBe('open')
@@ -65,7 +55,7 @@ describe('circuit breaker with a paused Redis', () => {
   it('does not reopen when a call sent before the half-open probe times out while the probe is in flight', async () => {
     const breakMs = 100
     const { guard, changes } = await guarded(breakMs)
-    redis.pause()
+    suite.redis.pause()
     const early = [1, 2, 3].map(() => timed(() => guard.get('circuit-late:k')))
     await sleep(L2_TIMEOUT / 2)
     const late = timed(() => guard.get('circuit-late:k')) // sent while closed; times out after the probe is sent
@@ -79,7 +69,7 @@ describe('circuit breaker with a paused Redis', () => {
     expect(!lateResult.ok && codeOf(lateResult.error)).toBe('ERR_STRATA_L2_TIMEOUT')
     expect(guard.circuit).toBe('half-open') // the late timeout is not the probe's failure
 
-    redis.resume() // the probe is answered before its deadline
+    suite.redis.resume() // the probe is answered before its deadline
     const probed = await probe
     expect(probed.ok).toBe(true)
     expect(guard.circuit).toBe('closed')
@@ -89,7 +79,7 @@ describe('circuit breaker with a paused Redis', () => {
 
 describe('L2 deadlines after a blocked event loop', () => {
   it('settles a call Redis answered in time with its answer, not a timeout, when the loop was blocked past the deadline', async () => {
-    const store = redisStore({ url: redis.url })
+    const store = redisStore({ url: suite.redis.url })
     await store.connect()
     const guard = new L2Guard(store, 100, { failureThreshold: 3, breakMs: 1_000 })
     closers.push(async () => {
@@ -98,12 +88,12 @@ describe('L2 deadlines after a blocked event loop', () => {
     })
     await guard.set('stall:k', new TextEncoder().encode('v'), 60_000)
     // The commands are written while Redis is frozen, so no answer can be read before the loop blocks.
-    redis.pause()
+    suite.redis.pause()
     const calls = [1, 2, 3].map(() => timed(() => guard.get('stall:k')))
     await sleep(20)
     // Block in the check phase, as a task after I/O would: the timers run next, before the poll reads the answers.
     await new Promise((resolve) => setImmediate(resolve))
-    redis.resume()
+    suite.redis.resume()
     // A long synchronous task (a seed, a big JSON.parse): Redis answers at once, but nothing reads the socket.
     const until = performance.now() + 300
     while (performance.now() < until) {

@@ -29,6 +29,8 @@ export function redisSuite(options: { raw?: boolean; flushBeforeEach?: boolean }
     })
   }
   afterEach(async () => {
+    // A test that froze Redis (SIGSTOP) and failed before thawing it must not leave the next tests a frozen server.
+    suite.redis.resume()
     for (const close of suite.closers.splice(0)) await close()
   })
   return suite
