@@ -457,9 +457,10 @@ export class Cache {
       // And the invalidation bus: until it listens, this process would miss other processes' invalidations.
       // Not a reason to throw: a bus that cannot subscribe (an ACL without the channel) is reported on its own.
       if (this.#bus !== undefined) await Promise.race([this.#bus.settled, timeout.catch(() => undefined)])
-      // And, with regions, the first relay step: until then this process has not read how old its news from the
-      // other regions is, and could serve a value they changed during a split that began before it started.
-      if (this.#relay !== undefined) await Promise.race([this.#relay.settled, timeout.catch(() => undefined)])
+      // And, with regions, the coverage the region's relay recorded: until it is read this process does not know how
+      // old its news from the other regions is, and could serve a value they changed during a split that began
+      // before it started.
+      if (this.#relay !== undefined) await Promise.race([this.#relay.ready(), timeout.catch(() => undefined)])
       // And the clock: entries written before it is measured carry this process's own times.
       if (this.#clockSync !== undefined) {
         await Promise.race([this.#clockSync.measure(), timeout.catch(() => undefined)])

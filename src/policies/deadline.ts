@@ -35,6 +35,9 @@ export class Deadlines {
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #expiring = false
+  /** When the pending expiry was queued, and how many times it was put back behind a blocked loop. */
+  #queuedAt = 0
+  #requeued = 0
 
   constructor(timeoutMs: number, now: () => number = performance.now.bind(performance)) {
     this.timeoutMs = timeoutMs
@@ -80,12 +83,24 @@ export class Deadlines {
   readonly #sweep = (): void => {
     if (this.#expiring) return
     this.#expiring = true
+    this.#requeued = 0
+    this.#queuedAt = this.#now()
     setImmediate(this.#expire)
   }
 
   readonly #expire = (): void => {
-    this.#expiring = false
     const now = this.#now()
+    // The block can also fall between the tick and the expiry: an immediate queued before ours in the same check
+    // phase (a task that awaited setImmediate) ran long, and no poll phase came between it and us. Go to the back
+    // once more (an immediate queued during the check phase runs in the next one, after a poll); at most twice, so
+    // that a loop blocked in every turn still times its calls out.
+    if (now - this.#queuedAt > this.#resolution && this.#requeued < 2) {
+      this.#requeued++
+      this.#queuedAt = now
+      setImmediate(this.#expire)
+      return
+    }
+    this.#expiring = false
     const slots = this.#slots
     let head = this.#head
     while (head < slots.length && slots[head]!.deadline <= now) {

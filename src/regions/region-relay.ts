@@ -150,9 +150,11 @@ export class RegionRelay implements RegionView {
   readonly #leaseMs: number
   #leader = false
   #started = false
+  /** The first read of the recorded coverage, while under way. */
+  #initial: Promise<void> | undefined
   #settle!: () => void
-  /** Resolves after this process's first relay step (it then knows how old its news from every peer is). */
-  readonly settled: Promise<void> = new Promise((resolve) => (this.#settle = resolve))
+  /** Resolves once this process has read the coverage its region's relay recorded (or the relay stopped). */
+  readonly #settled: Promise<void> = new Promise((resolve) => (this.#settle = resolve))
   #timer: ReturnType<typeof setTimeout> | undefined
   #running: Promise<void> | undefined
   #stopped = false
@@ -264,6 +266,7 @@ export class RegionRelay implements RegionView {
   /** Stops the loop, waits for the step under way, and hands the lease back. */
   async stop(): Promise<void> {
     this.#stopped = true
+    this.#settle()
     clearTimeout(this.#timer)
     await this.#running
     if (this.#leader) {
@@ -288,10 +291,7 @@ export class RegionRelay implements RegionView {
     try {
       // First, whoever relays: start from the coverage the region's relay recorded, not from this process's start
       // (a process starting during a split must not take its start for news from the peers).
-      if (!this.#started) {
-        await this.#readHeard(true)
-        this.#started = true
-      }
+      if (!this.#started) await this.#readInitial()
       if (this.#options.relay) await this.#holdLease()
       if (this.#leader) {
         await Promise.all(this.#peers.map((peer) => this.#heartbeat(peer)))
@@ -305,8 +305,34 @@ export class RegionRelay implements RegionView {
     }
     const now = this.#clock.now()
     for (const peer of this.#peers) this.#observe(peer, now, false)
-    this.#settle()
     return more && !this.#stopped
+  }
+
+  /**
+   * Resolves once this process knows how old its news from every peer is: it read the coverage its region's relay
+   * recorded, and a peer split before this process started counts as split. Tries the read at once (the caller
+   * knows L2 is ready: the first step may have run before), then waits for a later step's read.
+   */
+  ready(): Promise<void> {
+    if (this.#started || this.#stopped) return Promise.resolve()
+    return this.#readInitial().catch(() => this.#settled)
+  }
+
+  /** The first read of the recorded coverage, shared by the loop's step and `ready()`; tried again if it failed. */
+  #readInitial(): Promise<void> {
+    this.#initial ??= this.#readHeard(true).then(
+      () => {
+        this.#started = true
+        const now = this.#clock.now()
+        for (const peer of this.#peers) this.#observe(peer, now, false)
+        this.#settle()
+      },
+      (error: unknown) => {
+        this.#initial = undefined
+        throw error
+      },
+    )
+    return this.#initial
   }
 
   async #holdLease(): Promise<void> {

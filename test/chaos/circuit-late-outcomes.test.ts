@@ -1,6 +1,7 @@
 // The L2 circuit breaker against a real Redis frozen (SIGSTOP) and thawed (SIGCONT): a call sent under one circuit
 // state that settles under another does not move the circuit. And late outcomes of another kind: answers that came
 // in time while the event loop was blocked are answers, not timeouts.
+import { spawnSync } from 'node:child_process'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import type { CircuitState } from '../../src/policies/circuit-breaker.js'
@@ -99,6 +100,13 @@ describe('L2 deadlines after a blocked event loop', () => {
     while (performance.now() < until) {
       // Blocking on purpose.
     }
+    // Still blocking, until Redis has surely answered (on a loaded machine it may take a while to be scheduled
+    // after SIGCONT): it answers a new connection's PING only after the commands that were waiting for it.
+    const ping = spawnSync('redis-cli', ['-p', String(suite.redis.port), 'PING'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    })
+    expect(ping.stdout.trim()).toBe('PONG')
     const results = await Promise.all(calls)
     expect(results.map((r) => (r.ok ? 'answered' : codeOf(r.error)))).toEqual([
       'answered',

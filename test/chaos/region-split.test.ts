@@ -250,6 +250,9 @@ describe('a region split', () => {
     await Promise.all([eu.cache.connect(), first.cache.connect()])
     db.rows.set('n', 1)
     expect(await first.strong.get({ id: 'n' })).toEqual({ v: 1 })
+    // The region's relay has recorded how far it heard from eu: what the next processes start from.
+    const heard = `${SERVICE}#relay{${SERVICE}.regions.us}:heard:eu`
+    await until(async () => (await servers.us.command('EXISTS', heard)).startsWith(':1'))
     await links.eu.cut()
     await until(() => first.cache.stats().regions!.peers.eu!.split)
     await first.cache.close()

@@ -42,6 +42,8 @@ function proc(
     service: SERVICE,
     logger: options.logger ?? false,
     l2: redisStore({ url: servers[region].url }),
+    // Nothing here is about slow calls: on a loaded machine, the default 100 ms would open the circuit mid-test.
+    timeouts: { l2: '2s' },
     region,
     regions: {
       peers: [{ region: peer, l2: redisStore({ url: servers[peer].url }) }],

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { parseDuration } from '../../src/core/duration.js'
 import { CircuitBreaker, type CircuitState } from '../../src/policies/circuit-breaker.js'
@@ -122,6 +124,49 @@ describe('deadlines', () => {
     await expect.poll(() => timedOut).toBe(1) // the one still waiting
     expect(calls[99]!.slot).toBeUndefined()
     d.stop()
+  })
+
+  it('settles with the answer that arrived while a task queued just before the expiry blocked the loop', async () => {
+    // A loopback connection: what the server writes lands in the client's socket buffer at once, unread until the
+    // event loop's next poll phase.
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const accepted = once(server, 'connection') as Promise<[Socket]>
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+    await once(client, 'connect')
+    const [peer] = await accepted
+    try {
+      // Created just before the deadlines' own timer with the same period (10 ms), so it runs just before the
+      // sweep in the same timers phase, and the task it queues runs just before the expiry in the check phase:
+      // the answer is written, then the loop blocks past the deadline, and no poll phase comes in between.
+      let blocked = false
+      const blocker = setInterval(() => {
+        if (blocked) return
+        blocked = true
+        setImmediate(() => {
+          peer.write('answer')
+          const until = performance.now() + 150
+          while (performance.now() < until) {
+            // Blocking on purpose: a long synchronous task.
+          }
+        })
+      }, 10)
+      const d = new Deadlines(100)
+      const answer = once(client, 'data').then(([chunk]) => String(chunk))
+      const settled = await race(d, answer, () => new Error('timed out')).then(
+        (value) => value,
+        (error: Error) => error.message,
+      )
+      clearInterval(blocker)
+      d.stop()
+      expect(blocked).toBe(true)
+      expect(settled).toBe('answer')
+    } finally {
+      client.destroy()
+      peer.destroy()
+      server.close()
+    }
   })
 
   it('times out many pending calls in order with one timer and stops it when the queue empties', async () => {
