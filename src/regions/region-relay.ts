@@ -303,9 +303,14 @@ export class RegionRelay implements RegionView {
     } catch {
       this.#errors++
     }
+    this.#observeAll()
+    return more && !this.#stopped
+  }
+
+  /** Every peer's split state, from its coverage age now (a peer heals here only for a process that does not relay). */
+  #observeAll(): void {
     const now = this.#clock.now()
     for (const peer of this.#peers) this.#observe(peer, now, false)
-    return more && !this.#stopped
   }
 
   /**
@@ -323,8 +328,7 @@ export class RegionRelay implements RegionView {
     this.#initial ??= this.#readHeard(true).then(
       () => {
         this.#started = true
-        const now = this.#clock.now()
-        for (const peer of this.#peers) this.#observe(peer, now, false)
+        this.#observeAll()
         this.#settle()
       },
       (error: unknown) => {
