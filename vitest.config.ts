@@ -18,6 +18,10 @@ export default defineConfig({
     reporters: ['default', './test/summary-reporter.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 20_000,
+    // Polls wait for background work (an L2 fill after a load, a bus message, a relay step). On a loaded CI machine
+    // with three Node majors in a row, 1 s (vitest's default) was not always enough; a poll that succeeds still
+    // returns at once.
+    expect: { poll: { timeout: 5_000 } },
     // `--tags-filter='!registry'` leaves out the tests that need the npm registry.
     tags: [
       {

@@ -19,7 +19,7 @@ afterEach(async () => {
 })
 
 function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: SERVICE, l2: redisStore({ url }), ...options })
+  const cache = createCache({ service: SERVICE, l2: redisStore({ url }), timeouts: { l2: '2s' }, ...options })
   closers.push(() => cache.close())
   return cache
 }

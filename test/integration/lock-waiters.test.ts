@@ -36,7 +36,7 @@ function counted(store: L2Store): { store: L2Store; calls: Map<string, number> }
 }
 
 async function cacheOn(service: string, l2: L2Store = redisStore({ url })) {
-  const cache = createCache({ service, l2 })
+  const cache = createCache({ service, l2, timeouts: { l2: '2s' } })
   closers.push(() => cache.close())
   await cache.connect()
   return cache

@@ -10,7 +10,7 @@ afterEach(async () => {
 })
 
 function newCache(service: string, options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service, l2: redisStore({ url }), ...options })
+  const cache = createCache({ service, l2: redisStore({ url }), timeouts: { l2: '2s' }, ...options })
   closers.push(() => cache.close())
   return cache
 }
