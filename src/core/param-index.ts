@@ -47,7 +47,7 @@ export class ParamIndex<V> {
     const record = this.#schema.record(params)
     const levels = this.#levels
     if (levels.length === 0) {
-      this.#schema.checkCount(record)
+      this.#schema.checkRecord(record)
       return this.#single
     }
     let level: Map<string, unknown> = this.#root
@@ -60,7 +60,7 @@ export class ParamIndex<V> {
       const next = level.get(text)
       if (next === undefined) return undefined
       if (i === last) {
-        this.#schema.checkCount(record)
+        this.#schema.checkRecord(record)
         return next as IndexedNode<V>
       }
       level = next as Map<string, unknown>

@@ -58,6 +58,16 @@ describe('params: declared key parameter types', () => {
     await expect(ns.get(missing)).rejects.toMatchObject({ problem: 'missing' })
   })
 
+  it('refuses a value of another type when the entry is in L1 too, not only when a key must be built', async () => {
+    const ns = declare()
+    expect(await ns.get({ tenantId: 't1', productId: 41 })).toEqual({ tenantId: 't1', productId: 41 })
+    // '41' has the same text as 41, so the L1 index alone would find the entry.
+    const wrong = { tenantId: 't1', productId: '41' } as unknown as { tenantId: string; productId: number }
+    await expect(ns.get(wrong)).rejects.toMatchObject({ code: 'ERR_STRATA_INVALID_KEY_PARAM', problem: 'wrong-type' })
+    await expect(ns.getMany([wrong])).rejects.toMatchObject({ problem: 'wrong-type' })
+    expect(ns.stats().l1Hits).toBe(0)
+  })
+
   it('refuses a declaration naming a parameter the key does not have, or a type that is not a scalar’s', () => {
     const cache = createCache({ service: 'param-types-bad' })
     const declareWith = (params: unknown) => () =>
