@@ -2,8 +2,10 @@
 // This file is the public surface: argument checks, tracing, the L1 hit (inline, it is the hot path), and
 // delegation to the pieces listed in namespace/context.ts.
 import type { Clock } from './core/clock.js'
+import type { Entry } from './codecs/envelope.js'
 import type { KeySchema } from './core/keys.js'
 import type { NamespaceL1 } from './core/namespace-l1.js'
+import type { IndexedNode } from './core/param-index.js'
 import type { CacheRuntime } from './core/runtime.js'
 import { CacheClosedError, InvalidArgumentError } from './errors.js'
 import { channels, traces, type GetManyTraceContext, type GetTraceContext } from './observability/channels.js'
@@ -69,6 +71,8 @@ export class Namespace<P, V> {
   // What the L1 hit path reads, in fields of its own so `#get` reaches it without a hop (the context's own objects).
   readonly #rt: CacheRuntime
   readonly #hitClock: Clock
+  /** Whether the cache has regions (fixed at creation): then every L1 read goes through the region read gate. */
+  readonly #gated: boolean
   readonly #keys: KeySchema
   readonly #l1: NamespaceL1 | undefined
   readonly #counters: Counters
@@ -94,6 +98,7 @@ export class Namespace<P, V> {
   ) {
     this.#rt = runtime
     this.#hitClock = runtime.hitClock
+    this.#gated = runtime.regions !== undefined
     this.name = options.name
     this.#policy = new Policy(
       runtime,
@@ -201,46 +206,73 @@ export class Namespace<P, V> {
 
   #get(params: P, trace: GetTraceContext | undefined): Promise<V> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('get'))
+    // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
+    // built, nothing decoded, nothing allocated but the promise. It is kept this small so that V8 inlines what it
+    // calls (measured: with the aging and region cases in this body, the sketch's increment stopped being inlined
+    // and the hit cost ~6% more); every other case is `#l1Aging`'s or `#miss`'s.
+    const l1 = this.#l1
+    if (l1 !== undefined) {
+      let node: IndexedNode<Entry> | undefined
+      try {
+        node = l1.find(params)
+      } catch (error) {
+        return rejected(error)
+      }
+      if (node !== undefined) {
+        const now = this.#hitClock.now()
+        if (node.refreshAt > now && node.expiresAt > now && !this.#gated) {
+          return this.#hit(node, params, trace)
+        }
+        return this.#l1Aging(node, params, now, trace)
+      }
+    }
+    return this.#miss(params, trace)
+  }
+
+  /** Serves an L1 node that is fresh and not due for refresh: counts the hit and answers its value. */
+  #hit(node: IndexedNode<Entry>, params: P, trace: GetTraceContext | undefined): Promise<V> {
+    this.#l1!.touch(node)
+    this.#counters.l1Hits++
+    node.hits++
+    if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
+    if (this.#labeled !== undefined) this.#labeled.count(params, 'l1Hits')
+    if (this.#accessLog !== undefined && this.#accessLog.samples(node.hash)) {
+      this.#accessLog.record(node.key, 'l1', node.size, 1, node.hash)
+    }
+    if (trace !== undefined) trace.tier = 'l1'
+    return Promise.resolve(node.value.value as V)
+  }
+
+  /**
+   * An L1 node the common hit did not serve: expired (removed), refused by the region read gate
+   * (regions/read-gate.ts: a peer region could have changed it), stale, or due for refresh-ahead.
+   */
+  #l1Aging(node: IndexedNode<Entry>, params: P, now: number, trace: GetTraceContext | undefined): Promise<V> {
+    try {
+      if (node.expiresAt > now && (!this.#gated || this.#reader.regionAllows(node.value.createdAt, now))) {
+        if (node.refreshAt > now) return this.#hit(node, params, trace)
+        const served = this.#reader.serveAging(node, params)
+        if (served !== undefined) {
+          if (trace !== undefined) trace.tier = 'l1'
+          return served
+        }
+      } else {
+        this.#l1!.remove(node)
+      }
+    } catch (error) {
+      return rejected(error)
+    }
+    return this.#miss(params, trace)
+  }
+
+  /** Not in L1 (or not servable from it): L2, then the loader, joining any load of the key under way. */
+  #miss(params: P, trace: GetTraceContext | undefined): Promise<V> {
     let key: string
     try {
-      // The hot path: an L1 hit walks the index by the parameters' own texts and reads the clock; no key string is
-      // built, nothing decoded, nothing allocated but the promise.
-      if (this.#l1 !== undefined) {
-        const node = this.#l1.find(params)
-        if (node !== undefined) {
-          const now = this.#hitClock.now()
-          // With regions, the read gate (regions/read-gate.ts) may refuse an entry a peer region could have changed.
-          if (
-            node.expiresAt > now &&
-            (this.#rt.regions === undefined || this.#reader.regionAllows(node.value.createdAt, now))
-          ) {
-            if (node.refreshAt > now) {
-              this.#l1.touch(node)
-              this.#counters.l1Hits++
-              node.hits++
-              if (channels.hit.hasSubscribers) this.#publishHit(params, 'l1')
-              if (this.#labeled !== undefined) this.#labeled.count(params, 'l1Hits')
-              if (this.#accessLog !== undefined && this.#accessLog.samples(node.hash)) {
-                this.#accessLog.record(node.key, 'l1', node.size, 1, node.hash)
-              }
-              if (trace !== undefined) trace.tier = 'l1'
-              return Promise.resolve(node.value.value as V)
-            }
-            // Stale, or due for refresh-ahead: the slower path decides.
-            const served = this.#reader.serveAging(node, params)
-            if (served !== undefined) {
-              if (trace !== undefined) trace.tier = 'l1'
-              return served
-            }
-          } else {
-            this.#l1.remove(node)
-          }
-        }
-      }
       if (!this.#generation.known) return this.#reader.getAfterGeneration(params, trace)
       key = this.#keys.build(params)
     } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
+      return rejected(error)
     }
     return this.#reader.join(key, params, trace)
   }
@@ -451,4 +483,9 @@ export class Namespace<P, V> {
   stats(): NamespaceStats {
     return this.#recorder.stats()
   }
+}
+
+/** A rejected promise with `error` as an Error (what the read path throws synchronously becomes a rejection). */
+function rejected(error: unknown): Promise<never> {
+  return Promise.reject(error instanceof Error ? error : new Error(String(error)))
 }

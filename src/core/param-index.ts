@@ -20,6 +20,36 @@ export interface IndexedNode<V> extends L1Node<V> {
   suspect: boolean
 }
 
+/** `ParamIndex.find` after `record`, for one fixed list of levels: the node at the end of the walk, or undefined. */
+type Walk = (record: Record<string, unknown>, root: Map<string, unknown>, schema: KeySchema) => unknown
+
+/**
+ * The generic walk of `find`, written out for one list of levels, so that each parameter is read with a constant
+ * property name. In the generic loop one `record[name]` site sees every name and V8 treats it as megamorphic (a
+ * hash lookup per read): measured on 4 levels, 27.6 ns against 6.6 ns for the reads alone, about 8% of an awaited
+ * L1 hit. The text is built only from JSON string literals of the names (any string is safe there) and the steps of
+ * the generic loop, in its order: read a level's value, take its text, look it up, stop at the first miss, then
+ * check the whole record. Undefined where the host forbids code generation from strings
+ * (`node --disallow-code-generation-from-strings`): `find` then walks generically, with the same results.
+ */
+function compileWalk(levels: readonly string[]): Walk | undefined {
+  const steps = levels.map((name) => {
+    const literal = JSON.stringify(name)
+    return (
+      `v = record[${literal}]; ` +
+      `t = typeof v === 'string' && v.length > 0 ? v : schema.text(${literal}, v); ` +
+      `n = n.get(t); if (n === undefined) return undefined;`
+    )
+  })
+  const body = `'use strict'; let v, t, n = root; ${steps.join(' ')} schema.checkRecord(record); return n`
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see above: names enter only as JSON literals
+    return new Function('record', 'root', 'schema', body) as Walk
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Nodes by parameter texts: level i is keyed by the text of parameter `schema.levels[i]`. Looking up a freshly
  * concatenated key string costs a hash of the whole string on every call (measured: ~0.7 µs for a 60-character
@@ -33,9 +63,20 @@ export class ParamIndex<V> {
   /** The only node of a namespace without parameters. */
   #single: IndexedNode<V> | undefined
 
-  constructor(schema: KeySchema) {
+  /** The walk compiled for this schema's levels (see `compileWalk`); undefined: `find` walks generically. */
+  readonly #walk: Walk | undefined
+
+  /** @param options.compile false walks generically (for tests that compare both walks). */
+  constructor(schema: KeySchema, options: { readonly compile?: boolean } = {}) {
     this.#schema = schema
     this.#levels = schema.levels
+    this.#walk =
+      options.compile === false || this.#levels.length === 0 ? undefined : compileWalk(this.#levels)
+  }
+
+  /** Whether `find` uses a compiled walk (false where the host forbids code generation from strings). */
+  get compiled(): boolean {
+    return this.#walk !== undefined
   }
 
   /**
@@ -45,6 +86,8 @@ export class ParamIndex<V> {
    */
   find(params: unknown): IndexedNode<V> | undefined {
     const record = this.#schema.record(params)
+    if (this.#walk !== undefined)
+      return this.#walk(record, this.#root, this.#schema) as IndexedNode<V> | undefined
     const levels = this.#levels
     if (levels.length === 0) {
       this.#schema.checkRecord(record)
