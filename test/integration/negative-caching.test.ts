@@ -17,7 +17,12 @@ afterEach(async () => {
 })
 
 function newCache(options: Partial<CacheOptions> = {}) {
-  const cache = createCache({ service: 'it-negative', l2: redisStore({ url }), timeouts: { l2: '2s' }, ...options })
+  const cache = createCache({
+    service: 'it-negative',
+    l2: redisStore({ url }),
+    timeouts: { l2: '2s' },
+    ...options,
+  })
   closers.push(() => cache.close())
   return cache
 }

@@ -63,7 +63,10 @@ describe('params: declared key parameter types', () => {
     expect(await ns.get({ tenantId: 't1', productId: 41 })).toEqual({ tenantId: 't1', productId: 41 })
     // '41' has the same text as 41, so the L1 index alone would find the entry.
     const wrong = { tenantId: 't1', productId: '41' } as unknown as { tenantId: string; productId: number }
-    await expect(ns.get(wrong)).rejects.toMatchObject({ code: 'ERR_STRATA_INVALID_KEY_PARAM', problem: 'wrong-type' })
+    await expect(ns.get(wrong)).rejects.toMatchObject({
+      code: 'ERR_STRATA_INVALID_KEY_PARAM',
+      problem: 'wrong-type',
+    })
     await expect(ns.getMany([wrong])).rejects.toMatchObject({ problem: 'wrong-type' })
     expect(ns.stats().l1Hits).toBe(0)
   })
