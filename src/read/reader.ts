@@ -247,10 +247,10 @@ export class Reader<P, V> {
     fromL2: Stored | undefined,
   ): V | Promise<V> {
     const ctx = this.#ctx
+    const now = ctx.clock.now()
     // With regions: an entry a peer region may have changed beyond the namespace's bound is no answer, nor a fallback.
-    if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, ctx.clock.now())) {
+    if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, now)) {
       const { entry } = fromL2
-      const now = ctx.clock.now()
       if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
         ctx.recorder.hitL2(key)
         this.#store.fillFromL2(params, key, fromL2, flight.token)

@@ -181,10 +181,9 @@ export class EntryStore<P, V> {
       }
       return undefined
     }
-    const entry = this.#clampTimes(result.entry, this.#ctx.rt.l2ClockOffsetMs)
-    return entry.staleUntil > this.#ctx.clock.now()
-      ? { entry, size: bytes.byteLength, bytes, fromHost: false }
-      : undefined
+    const now = this.#ctx.clock.now()
+    const entry = this.#clampTimes(result.entry, this.#ctx.rt.l2ClockOffsetMs, now)
+    return entry.staleUntil > now ? { entry, size: bytes.byteLength, bytes, fromHost: false } : undefined
   }
 
   /**
@@ -194,8 +193,7 @@ export class EntryStore<P, V> {
    * fresh or stale for longer than this namespace's policy allows, so a skewed writer cannot make L1 copies live
    * for its skew.
    */
-  #clampTimes(entry: Entry, offsetMs: number): Entry {
-    const now = this.#ctx.clock.now()
+  #clampTimes(entry: Entry, offsetMs: number, now: number): Entry {
     const negative = entry.value === null || entry.value === undefined
     const { ttlMs, jitterMs, negativeTtlMs, staleForMs } = this.#ctx.options
     const ahead = entry.createdAt - offsetMs - now
