@@ -31,14 +31,22 @@ export function rejectUnknown(
 ): void {
   const path = (key: string) => (group === '' ? key : `${group}.${key}`)
   if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+    // The top level has no path of its own (`at('')` is '' or `redisStore.`): it is named by its place.
+    if (group === '') throw new InvalidOptionError(`${place.where} options`, object, 'an object')
     throw new InvalidOptionError(place.at(group), object, `an object (in ${place.where})`)
   }
   const names = Object.keys(known)
   for (const key of Object.keys(object)) {
     if (Object.hasOwn(known, key)) continue
-    // A name from another library first (`redis`, `store`, `stdTTL`…): edit distance cannot map it to ours.
-    const alias = aliasFor(key, known)
-    const closest = alias === undefined ? closestName(key, names) : alias.to
+    // A name from another library first (`redis`, `store`, `stdTTL`…): edit distance cannot map it to ours. Then a
+    // typo of one of ours; then a typo of such a name (`meterProvder`), taken as that name.
+    let alias = aliasFor(key, known)
+    let closest = alias === undefined ? closestName(key, names) : alias.to
+    if (alias === undefined && closest === undefined) {
+      const near = closestName(key, ALIAS_NAMES)
+      alias = near === undefined ? undefined : aliasFor(near, known)
+      closest = alias?.to
+    }
     const hints = [alias?.hint, hint].filter((h) => h !== undefined)
     throw new UnknownOptionError(
       place.where,
@@ -58,17 +66,29 @@ const L2_HINT =
   '`ioredisStore({ client })` from `stratacache/ioredis`).'
 const TTL_HINT =
   "Entry lifetimes are set per namespace: `cache.namespace('products', { key: 'product:{id}', ttl: '5m', load })`."
+const METER_HINT =
+  "It takes a meter: `meter: meterProvider.getMeter('stratacache')` (by default, the global meter provider's)."
+const TRACER_HINT =
+  "It takes a tracer: `tracer: tracerProvider.getTracer('stratacache')` (by default, the global tracer provider's)."
 
 /**
- * Names users of other caches and Redis clients (ioredis, node-redis, cache-manager, keyv, bentocache, lru-cache,
- * node-cache) write for one of ours. Each maps to candidates tried in order: the first whose first segment this
- * object takes is suggested (`redis` is `l2` in `createCache()`, `url` in `redisStore()`). `requires`: a key the
- * object must also take for the candidates to fit (a group of the same name elsewhere may lack the setting:
- * namespaces have `timeouts` too, without `l2`). `elsewhere` is said when none fits: the setting exists, but not in
- * this object.
+ * Names users of other caches, Redis clients and OpenTelemetry instrumentations (ioredis, node-redis, cache-manager,
+ * keyv, bentocache, lru-cache, node-cache, `registerInstrumentations`) write for one of ours. Each maps to candidates
+ * tried in order: the first whose first segment this object takes is suggested (`redis` is `l2` in `createCache()`,
+ * `url` in `redisStore()`). `requires`: a key the object must also take for the candidates to fit (a group of the
+ * same name elsewhere may lack the setting: namespaces have `timeouts` too, without `l2`). `elsewhere` is said when
+ * none fits: the setting exists, but not in this object. `hint` is said with the suggestion.
  */
 const ALIASES: Readonly<
-  Record<string, { readonly to: readonly string[]; readonly requires?: string; readonly elsewhere?: string }>
+  Record<
+    string,
+    {
+      readonly to: readonly string[]
+      readonly requires?: string
+      readonly elsewhere?: string
+      readonly hint?: string
+    }
+  >
 > = {
   // The Redis connection: `l2` in createCache(), `url` in a store.
   redis: { to: ['l2', 'url'] },
@@ -133,7 +153,11 @@ const ALIASES: Readonly<
   softtimeout: { to: ['timeouts.soft'] },
   locktimeout: { to: ['lock.wait'] },
   breaker: { to: ['circuitBreaker'] },
+  // OpenTelemetry: `openTelemetry(cache, { meter, tracer })` takes what a provider makes, not the provider.
+  meterprovider: { to: ['meter'], hint: METER_HINT },
+  tracerprovider: { to: ['tracer'], hint: TRACER_HINT },
 }
+const ALIAS_NAMES = Object.keys(ALIASES)
 
 /** The alias of `key` (case-insensitive) that fits `known`: the suggestion, and a sentence about it. */
 function aliasFor(
@@ -144,7 +168,9 @@ function aliasFor(
   if (alias === undefined || !Object.hasOwn(ALIASES, key.toLowerCase())) return undefined
   const fits = alias.requires === undefined || Object.hasOwn(known, alias.requires)
   const to = fits ? alias.to.find((name) => Object.hasOwn(known, name.split('.')[0]!)) : undefined
-  if (to !== undefined) return { to, hint: to === 'l2' ? L2_HINT : undefined, elsewhere: undefined }
+  if (to !== undefined) {
+    return { to, hint: alias.hint ?? (to === 'l2' ? L2_HINT : undefined), elsewhere: undefined }
+  }
   return alias.elsewhere === undefined
     ? undefined
     : { to: undefined, hint: undefined, elsewhere: alias.elsewhere }

@@ -14,6 +14,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api'
 import type { Cache, CacheStats } from '../cache.js'
+import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import {
   tracingChannelNames,
   type GetManyTraceContext,
@@ -41,6 +42,15 @@ export interface OpenTelemetryOptions {
   durations?: boolean
 }
 
+/** Every key of `OpenTelemetryOptions`, checked against the type by the compiler. */
+const OPEN_TELEMETRY_OPTION_KEYS = {
+  tracer: true,
+  meter: true,
+  spans: true,
+  metrics: true,
+  durations: true,
+} as const satisfies OptionKeys<OpenTelemetryOptions>
+
 interface Traced {
   span?: Span
   started: number
@@ -61,6 +71,8 @@ interface Traced {
  * openTelemetry(cache) // after the OpenTelemetry SDK is started
  */
 export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}): { stop(): void } {
+  // Before anything subscribes or registers: `meterProvder` ignored would report to the global meter provider.
+  rejectUnknown(options, OPEN_TELEMETRY_OPTION_KEYS, { where: 'openTelemetry()', at: (path) => path })
   const service = cache.service
   const tracer = options.tracer ?? otelTrace.getTracer('stratacache', VERSION)
   const meter = options.meter ?? otelMetrics.getMeter('stratacache', VERSION)

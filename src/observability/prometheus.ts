@@ -4,6 +4,7 @@ import { Counter, Gauge, register as defaultRegistry, type Metric, type Registry
 import type { HistogramSnapshot } from './histogram.js'
 import type { Cache, CacheStats } from '../cache.js'
 import { InvalidArgumentError, InvalidOptionError } from '../errors.js'
+import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import type { NamespaceStats } from '../namespace.js'
 import type { SloReport } from './slo.js'
 import type { RegionPeerStats } from '../regions/region-relay.js'
@@ -14,6 +15,12 @@ export interface PrometheusOptions {
   /** Prefix of every metric name. @default 'stratacache_' */
   prefix?: string
 }
+
+/** Every key of `PrometheusOptions`, checked against the type by the compiler. */
+const PROMETHEUS_OPTION_KEYS = {
+  registry: true,
+  prefix: true,
+} as const satisfies OptionKeys<PrometheusOptions>
 
 /** What `prometheusMetrics()` returns. */
 export interface PrometheusMetrics {
@@ -541,6 +548,7 @@ const exporters = new WeakMap<Registry, Map<string, Exporter>>()
  * @returns a handle whose `unregister()` stops exporting this cache.
  * @throws InvalidArgumentError when a cache with the same `service` is already exported to this registry and prefix.
  * @throws InvalidOptionError for a prefix Prometheus refuses, or whose names other code registered.
+ * @throws UnknownOptionError for a key `PrometheusOptions` does not have (`registery`), before anything is registered.
  *
  * @example
  * import { register } from 'prom-client'
@@ -551,6 +559,8 @@ const exporters = new WeakMap<Registry, Map<string, Exporter>>()
  * metrics.unregister()
  */
 export function prometheusMetrics(cache: Cache, options: PrometheusOptions = {}): PrometheusMetrics {
+  // Before the registry is chosen: `registery` ignored would register on prom-client's global registry.
+  rejectUnknown(options, PROMETHEUS_OPTION_KEYS, { where: 'prometheusMetrics()', at: (path) => path })
   const registry = options.registry ?? defaultRegistry
   const prefix = options.prefix ?? 'stratacache_'
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {

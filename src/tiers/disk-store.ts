@@ -12,6 +12,7 @@
 import { Buffer } from 'node:buffer'
 import type { Database, Key, RootDatabase } from 'lmdb'
 import { systemClock, type Clock } from '../core/clock.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
 import { DiskStoreError, InvalidOptionError } from '../errors.js'
 import type {
   L2Answer,
@@ -52,6 +53,17 @@ export interface DiskStoreOptions {
   /** Time source for TTLs, in epoch milliseconds; every process of the host must use the same clock. @default Date.now */
   clock?: Clock
 }
+
+/** Every key of `DiskStoreOptions`, checked against the type by the compiler. */
+const DISK_STORE_OPTION_KEYS = {
+  path: true,
+  maxBytes: true,
+  sweepEvery: true,
+  pollEvery: true,
+  durable: true,
+  clock: true,
+} as const satisfies OptionKeys<DiskStoreOptions>
+const DISK_STORE_PLACE: OptionPlace = { where: 'diskStore()', at: (path) => `diskStore.${path}` }
 
 /** Counters of one process's view of the store (`DiskStore.stats()`). */
 export interface DiskStoreStats {
@@ -133,20 +145,26 @@ export class DiskStore implements L2Store {
   #warnedCorrupt = false
 
   constructor(options: DiskStoreOptions) {
-    if (options === null || typeof options !== 'object') {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw new InvalidOptionError(
         'diskStore options',
         options,
         "an object such as { path: '/var/cache/app', maxBytes: 256 * 1024 * 1024 }",
       )
     }
+    // Before any value: `sweepEvry` ignored would leave the sweep at its default without a word.
+    rejectUnknown(options, DISK_STORE_OPTION_KEYS, DISK_STORE_PLACE)
     const { path, maxBytes, sweepEvery = 10_000, pollEvery = 20, durable = false, clock } = options
     if (typeof path !== 'string' || path.length === 0) {
-      throw new InvalidOptionError('path', path, "a directory for the store's files, e.g. '/var/cache/app'")
+      throw new InvalidOptionError(
+        'diskStore.path',
+        path,
+        "a directory for the store's files, e.g. '/var/cache/app'",
+      )
     }
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new InvalidOptionError(
-        'maxBytes',
+        'diskStore.maxBytes',
         maxBytes,
         'a positive whole number of bytes (an unbounded disk cache fills the disk), e.g. 256 * 1024 * 1024',
       )
@@ -156,13 +174,15 @@ export class DiskStore implements L2Store {
       ['pollEvery', pollEvery],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < 1) {
-        throw new InvalidOptionError(name, value, 'a positive whole number of milliseconds')
+        throw new InvalidOptionError(`diskStore.${name}`, value, 'a positive whole number of milliseconds')
       }
     }
-    if (typeof durable !== 'boolean') throw new InvalidOptionError('durable', durable, 'true or false')
+    if (typeof durable !== 'boolean') {
+      throw new InvalidOptionError('diskStore.durable', durable, 'true or false')
+    }
     if (clock !== undefined && typeof clock?.now !== 'function') {
       throw new InvalidOptionError(
-        'clock',
+        'diskStore.clock',
         clock,
         'an object with a now() method returning epoch milliseconds',
       )

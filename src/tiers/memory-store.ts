@@ -1,5 +1,6 @@
 // L1: a bounded in-process store of decoded values (W-TinyLFU eviction), with per-entry TTL and an optional byte budget.
 import { systemClock, type Clock } from '../core/clock.js'
+import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
 import { EntryTooLargeError, InvalidArgumentError, InvalidOptionError } from '../errors.js'
 import { WTinyLfu, type L1Node, type L1Owner } from './w-tiny-lfu.js'
 
@@ -23,6 +24,15 @@ export interface MemoryStoreOptions<V = unknown> {
   /** Time source for TTLs, in milliseconds. @default Date.now */
   clock?: Clock
 }
+
+/** Every key of `MemoryStoreOptions`, checked against the type by the compiler. */
+const MEMORY_STORE_OPTION_KEYS = {
+  maxEntries: true,
+  maxBytes: true,
+  sizeOf: true,
+  clock: true,
+} as const satisfies OptionKeys<MemoryStoreOptions>
+const MEMORY_STORE_PLACE: OptionPlace = { where: 'new MemoryStore()', at: (path) => `MemoryStore.${path}` }
 
 export interface MemorySetOptions {
   /** Time to live in milliseconds; the entry is gone once it has passed. @default no expiry */
@@ -51,17 +61,19 @@ export class MemoryStore<V = unknown> implements L1Owner<V> {
   readonly #policy: WTinyLfu<V>
 
   constructor(options: MemoryStoreOptions<V>) {
-    if (options === null || typeof options !== 'object') {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw new InvalidOptionError('MemoryStore options', options, 'an object such as { maxEntries: 10_000 }')
     }
+    // Before any value: `maxByte` ignored would leave the store without a byte budget, without a word.
+    rejectUnknown(options, MEMORY_STORE_OPTION_KEYS, MEMORY_STORE_PLACE)
     const { maxEntries, maxBytes, sizeOf, clock } = options
-    validateBounds(maxEntries, maxBytes, '')
+    validateBounds(maxEntries, maxBytes, 'MemoryStore.')
     if (sizeOf !== undefined && typeof sizeOf !== 'function') {
-      throw new InvalidOptionError('sizeOf', sizeOf, 'a function (value, key) => bytes')
+      throw new InvalidOptionError('MemoryStore.sizeOf', sizeOf, 'a function (value, key) => bytes')
     }
     if (clock !== undefined && typeof clock?.now !== 'function') {
       throw new InvalidOptionError(
-        'clock',
+        'MemoryStore.clock',
         clock,
         'an object with a now() method returning epoch milliseconds',
       )

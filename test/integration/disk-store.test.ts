@@ -34,8 +34,12 @@ afterEach(async () => {
 describe('disk store', () => {
   it('refuses options that cannot work, naming the option and what to pass', () => {
     expect(() => diskStore({ path: '', maxBytes: 1024 })).toThrow(InvalidOptionError)
-    expect(() => diskStore({ path: '/tmp/x' } as never)).toThrow(/`maxBytes`.*unbounded disk cache/)
-    expect(() => diskStore({ path: '/tmp/x', maxBytes: 1024, pollEvery: 0 })).toThrow(/`pollEvery`/)
+    expect(() => diskStore({ path: '/tmp/x' } as never)).toThrow(
+      /`diskStore\.maxBytes`.*unbounded disk cache/,
+    )
+    expect(() => diskStore({ path: '/tmp/x', maxBytes: 1024, pollEvery: 0 })).toThrow(
+      /`diskStore\.pollEvery`/,
+    )
   })
 
   it('rejects connect() with a typed error when the path cannot hold the files, and the cache still loads', async () => {

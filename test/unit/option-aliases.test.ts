@@ -147,6 +147,12 @@ describe('the Redis stores suggest `url` for connection names of other clients',
     expect(error).toMatchObject({ suggestion })
   })
 
+  it("takes a typo of another library's name as that name when none of ours is close", () => {
+    expect(unknownOption(cacheWith({ redsi: 'redis://127.0.0.1:6379' })).suggestion).toBe('l2')
+    expect(unknownOption(namespaceWith({ fetchr: () => 1 })).suggestion).toBe('load')
+    expect(unknownOption(namespaceWith({ expirse: '1m' })).suggestion).toBe('ttl')
+  })
+
   it('keeps edit-distance suggestions for typos, and refuses names like `constructor` without a suggestion', () => {
     expect(unknownOption(cacheWith({ servce: 'x' })).suggestion).toBe('service')
     expect(unknownOption(cacheWith({ constructor: 1 })).suggestion).toBeUndefined()

@@ -1,13 +1,19 @@
 // Unknown option keys are refused everywhere options are taken, naming the key, its place and the closest known key.
-import { describe, expect, it } from 'vitest'
+import type { Meter } from '@opentelemetry/api'
+import { Registry, register as globalRegistry } from 'prom-client'
+import { describe, expect, it, vi } from 'vitest'
 import {
   InvalidArgumentError,
   InvalidOptionError,
+  MemoryStore,
   UnknownOptionError,
   createCache,
   type CacheOptions,
   type NamespaceOptions,
 } from 'stratacache'
+import { diskStore, DiskStore } from 'stratacache/disk'
+import { openTelemetry } from 'stratacache/opentelemetry'
+import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { closestName, rejectUnknown } from '../../src/core/known-options.js'
 import { resolveNamespaceOptions } from '../../src/options.js'
@@ -277,6 +283,166 @@ describe('redisStore refuses unknown options', () => {
     expect(
       unknownOption(() => redisStore({ url: 'rediss://127.0.0.1:1', tls: { servrname: 'x' } } as never)),
     ).toMatchObject({ suggestion: 'tls.servername' })
+  })
+})
+
+describe('diskStore refuses unknown options', () => {
+  // A directory that is never created: the options are refused at construction, before any file is opened.
+  const base = { path: '/nonexistent/strata-unknown-options', maxBytes: 1024 * 1024 }
+
+  it('sweepEvry: names the key and suggests sweepEvery, from diskStore() and new DiskStore()', () => {
+    for (const make of [diskStore, (o: typeof base) => new DiskStore(o)]) {
+      const error = unknownOption(() => make({ ...base, sweepEvry: 1_000 } as never))
+      expect(error).toMatchObject({
+        code: 'ERR_STRATA_UNKNOWN_OPTION',
+        where: 'diskStore()',
+        path: 'sweepEvry',
+        option: 'diskStore.sweepEvry',
+        value: 1_000,
+        suggestion: 'sweepEvery',
+      })
+      expect(error.message).toBe('Unknown option `sweepEvry` in diskStore(). Did you mean `sweepEvery`?')
+    }
+  })
+
+  it('reports the typo before a value it would have checked, and names its other options the same way', () => {
+    expect(unknownOption(() => diskStore({ path: '', maxByte: 1 } as never))).toMatchObject({
+      option: 'diskStore.maxByte',
+      suggestion: 'maxBytes',
+    })
+    expect(() => diskStore({ ...base, pollEvery: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option: 'diskStore.pollEvery' }) as Error,
+    )
+  })
+
+  it('lists what it takes when nothing is close', () => {
+    expect(unknownOption(() => diskStore({ ...base, zzz: true } as never)).message).toBe(
+      'Unknown option `zzz` in diskStore(). It takes `path`, `maxBytes`, `sweepEvery`, `pollEvery`, `durable`, `clock`.',
+    )
+  })
+})
+
+describe('new MemoryStore refuses unknown options', () => {
+  it('maxByte: names the key and suggests maxBytes', () => {
+    const error = unknownOption(() => new MemoryStore({ maxEntries: 10, maxByte: 1_000 } as never))
+    expect(error).toMatchObject({
+      code: 'ERR_STRATA_UNKNOWN_OPTION',
+      where: 'new MemoryStore()',
+      path: 'maxByte',
+      option: 'MemoryStore.maxByte',
+      suggestion: 'maxBytes',
+    })
+    expect(error.message).toBe('Unknown option `maxByte` in new MemoryStore(). Did you mean `maxBytes`?')
+  })
+
+  it('names its other options the same way, and still takes every option it has', () => {
+    expect(() => new MemoryStore({ maxEntries: 0 })).toThrow(
+      expect.objectContaining({ option: 'MemoryStore.maxEntries' }) as Error,
+    )
+    const store = new MemoryStore<string>({
+      maxEntries: 10,
+      maxBytes: 1_000,
+      sizeOf: (value) => value.length,
+      clock: { now: () => 0 },
+    })
+    expect(store.set('a', 'alpha').get('a')).toBe('alpha')
+  })
+})
+
+describe('openTelemetry refuses unknown options', () => {
+  /** A meter that records whether anything was created on it. */
+  const spyMeter = () => {
+    const create = vi.fn(() => ({ record: () => {}, addCallback: () => {} }))
+    const meter = {
+      createHistogram: create,
+      createCounter: create,
+      createObservableCounter: create,
+      createObservableGauge: create,
+      createObservableUpDownCounter: create,
+      createUpDownCounter: create,
+      createGauge: create,
+      addBatchObservableCallback: create,
+      removeBatchObservableCallback: create,
+    } as unknown as Meter
+    return { meter, create }
+  }
+
+  it('meterProvder: suggests `meter` and says how to get one from a provider, before creating anything', () => {
+    const { meter, create } = spyMeter()
+    const error = unknownOption(() => openTelemetry(newCache(), { meter, meterProvder: {} } as never))
+    expect(error).toMatchObject({
+      code: 'ERR_STRATA_UNKNOWN_OPTION',
+      where: 'openTelemetry()',
+      path: 'meterProvder',
+      option: 'meterProvder',
+      suggestion: 'meter',
+    })
+    expect(error.message).toBe(
+      'Unknown option `meterProvder` in openTelemetry(). Did you mean `meter`? It takes a meter: ' +
+        "`meter: meterProvider.getMeter('stratacache')` (by default, the global meter provider's).",
+    )
+    expect(create).not.toHaveBeenCalled()
+  })
+
+  it.each([
+    ['meterProvider', 'meter'],
+    ['tracerProvider', 'tracer'],
+    ['spnas', 'spans'],
+    ['metric', 'metrics'],
+    ['duration', 'durations'],
+  ])('openTelemetry(cache, { %s }): "Did you mean `%s`?"', (key, suggestion) => {
+    const error = unknownOption(() => openTelemetry(newCache(), { [key]: false }))
+    expect(error).toMatchObject({ path: key, suggestion })
+    expect(error.message).toContain(`Did you mean \`${suggestion}\`?`)
+  })
+
+  it('refuses options that are not an object, naming the place', () => {
+    expect(() => openTelemetry(newCache(), null as never)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STRATA_INVALID_OPTION',
+        option: 'openTelemetry() options',
+      }) as Error,
+    )
+  })
+})
+
+describe('prometheusMetrics refuses unknown options', () => {
+  const stratacacheMetrics = () =>
+    globalRegistry.getMetricsAsArray().filter((metric) => metric.name.startsWith('stratacache_')).length
+
+  it('registery: suggests `registry`, and registers nothing on the global registry', () => {
+    const before = stratacacheMetrics()
+    const error = unknownOption(() => prometheusMetrics(newCache(), { registery: new Registry() } as never))
+    expect(error).toMatchObject({
+      code: 'ERR_STRATA_UNKNOWN_OPTION',
+      where: 'prometheusMetrics()',
+      path: 'registery',
+      option: 'registery',
+      suggestion: 'registry',
+    })
+    expect(error.message).toBe('Unknown option `registery` in prometheusMetrics(). Did you mean `registry`?')
+    expect(stratacacheMetrics()).toBe(before)
+  })
+
+  it.each([
+    ['registers', 'registry'], // prom-client's own metric option
+    ['register', 'registry'],
+    ['prefx', 'prefix'],
+  ])('prometheusMetrics(cache, { %s }): "Did you mean `%s`?"', (key, suggestion) => {
+    expect(unknownOption(() => prometheusMetrics(newCache(), { [key]: 'x' }))).toMatchObject({
+      path: key,
+      suggestion,
+    })
+  })
+
+  it('lists what it takes when nothing is close, and still takes both options', () => {
+    expect(unknownOption(() => prometheusMetrics(newCache(), { zzz: 1 } as never)).message).toBe(
+      'Unknown option `zzz` in prometheusMetrics(). It takes `registry`, `prefix`.',
+    )
+    const registry = new Registry()
+    const metrics = prometheusMetrics(newCache(), { registry, prefix: 'unknown_options_' })
+    expect(registry.getMetricsAsArray().length).toBeGreaterThan(0)
+    metrics.unregister()
   })
 })
 
