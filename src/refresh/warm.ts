@@ -126,10 +126,11 @@ export class Warmer<P, V> {
         const wait = nextStart - performance.now()
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
         nextStart = Math.max(nextStart, performance.now() - intervalMs) + intervalMs
-        if (signal?.aborted) {
-          aborted = true
-          break
-        }
+      }
+      // Check again: the signal may have aborted (or the cache closed) while we waited for a slot or our turn.
+      if (signal?.aborted || this.#ctx.rt.closed) {
+        aborted = true
+        break
       }
       let key: string | undefined
       const work = (async () => {

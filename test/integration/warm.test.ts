@@ -1,7 +1,7 @@
 // ns.warm(): a set of keys loaded before traffic needs them, under the namespace's lock and source limit, with a
 // budget of its own (concurrency, keys per second, a signal), counting what it loaded, found fresh and failed.
 import { Registry } from 'prom-client'
-import { createCache, type Cache, type CacheOptions } from 'stratacache'
+import { createCache, type Cache, type CacheOptions, type NamespaceOptions } from 'stratacache'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
@@ -9,6 +9,8 @@ import { deferred } from '../helpers/deferred.js'
 import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
+
+type NamespaceSource = NonNullable<NamespaceOptions<string, [], unknown, unknown>['source']>
 
 async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
   const cache = createCache({
@@ -24,11 +26,15 @@ async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
 }
 
 /** A product namespace whose loader counts its calls and how many run at once. */
-function products(cache: Cache, behaviour: { delayMs?: number; failIds?: number[] } = {}) {
+function products(
+  cache: Cache,
+  behaviour: { delayMs?: number; failIds?: number[]; gate?: Promise<void>; source?: NamespaceSource } = {},
+) {
   const source = { calls: 0, active: 0, maxActive: 0, ids: [] as number[] }
   const ns = cache.namespace('product', {
     key: 'p:{id}',
     ttl: '10m',
+    ...(behaviour.source === undefined ? {} : { source: behaviour.source }),
     load: async ({ id }: { id: number }) => {
       source.calls++
       source.ids.push(id)
@@ -36,6 +42,7 @@ function products(cache: Cache, behaviour: { delayMs?: number; failIds?: number[
       source.maxActive = Math.max(source.maxActive, source.active)
       try {
         if (behaviour.delayMs !== undefined) await new Promise((r) => setTimeout(r, behaviour.delayMs))
+        if (behaviour.gate !== undefined) await behaviour.gate
         if (behaviour.failIds?.includes(id)) throw new Error(`product ${id} is broken`)
         return { id, name: `product ${id}` }
       } finally {
@@ -120,6 +127,45 @@ describe('ns.warm()', () => {
     expect(result.aborted).toBe(true)
     expect(result.done).toBeLessThan(50)
     expect(result.done).toBe(source.calls)
+  })
+
+  it('starts no key after its signal aborts while every slot is busy (waiting for a free slot)', async () => {
+    const gate = deferred<void>()
+    const { ns, source } = products(await newCache(), { gate: gate.promise })
+    const controller = new AbortController()
+    const warming = ns.warm(ids(10), { concurrency: 2, signal: controller.signal })
+    // Both slots hold a slow load; the warm-up waits for one to free up, the third key already taken.
+    await expect.poll(() => source.calls).toBe(2)
+    controller.abort()
+    gate.resolve()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
+    expect(source.ids).toEqual([1, 2])
+  })
+
+  it('starts no key after its signal aborts while every slot is busy, with maxPerSecond set', async () => {
+    const gate = deferred<void>()
+    const { ns, source } = products(await newCache(), { gate: gate.promise })
+    const controller = new AbortController()
+    const warming = ns.warm(ids(10), { concurrency: 2, maxPerSecond: 1_000, signal: controller.signal })
+    await expect.poll(() => source.calls).toBe(2)
+    controller.abort()
+    gate.resolve()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
+    expect(source.ids).toEqual([1, 2])
+  })
+
+  it('starts no key after its signal aborts during the wait for maxPerSecond', async () => {
+    const { ns, source } = products(await newCache())
+    const controller = new AbortController()
+    // One key every 2 s: the second key waits for its turn, and the signal aborts during that wait.
+    const warming = ns.warm(ids(3), { concurrency: 3, maxPerSecond: 0.5, signal: controller.signal })
+    await expect.poll(() => source.calls).toBe(1)
+    controller.abort()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 1, loaded: 1 })
+    expect(source.ids).toEqual([1])
   })
 
   it('reloads fresh keys with refresh: true', async () => {
