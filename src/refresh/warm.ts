@@ -12,6 +12,7 @@
 //   frequency sketch) in L2; a starting one copies those keys' fresh L2 entries into L1, without calling the
 //   loader. Personal and secret namespaces save nothing (their key parameters would sit in Redis in clear), and a
 //   saved list that does not decode is a miss counted in `decodeErrors`, never a throw.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LoadPipeline } from '../load/pipeline.js'
@@ -27,7 +28,10 @@ export interface WarmOptions {
   concurrency?: number
   /** Keys started per second at most (a budget for the source), e.g. `50`. @default unlimited */
   maxPerSecond?: number
-  /** Stops starting keys once aborted (those under way finish); the result then says `aborted: true`. */
+  /**
+   * Stops starting keys once aborted (those under way finish; a wait for a free slot or for the next `maxPerSecond`
+   * turn ends there, starting nothing); the result then says `aborted: true`.
+   */
   signal?: AbortSignal
   /** Load every key, even one that is fresh already (a refresh before a deploy). @default false */
   refresh?: boolean
@@ -124,7 +128,8 @@ export class Warmer<P, V> {
       while (running.size >= concurrency) await Promise.race(running)
       if (intervalMs > 0) {
         const wait = nextStart - performance.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        // Ends early when the signal aborts, so a slow rate (one key a minute) does not hold the job past its abort.
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {})
         nextStart = Math.max(nextStart, performance.now() - intervalMs) + intervalMs
       }
       // Check again: the signal may have aborted (or the cache closed) while we waited for a slot or our turn.
