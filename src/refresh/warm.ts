@@ -22,7 +22,10 @@ import type { EntryStore } from '../storage/entry-store.js'
 /** How a warm-up runs. */
 export interface WarmOptions {
   /**
-   * Keys loaded at the same time by this warm-up (the namespace's `source` limit still applies).
+   * Keys loaded at the same time by this warm-up. The namespace's `source` limit still applies: keys over it wait
+   * for room as a read's loads do, and a key refused there (`source.overflow: 'error'`, or no room within
+   * `source.maxWait`) fails with ERR_STRATA_SOURCE_BUSY, counted in `failed`. A warm-up has no stale value to
+   * answer with, so `overflow: 'stale'` waits. Keep this at or under `source.maxConcurrent`.
    * @default 4
    */
   concurrency?: number

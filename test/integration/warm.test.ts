@@ -93,6 +93,43 @@ describe('ns.warm()', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(240)
   })
 
+  it("keeps to the namespace's source limit: concurrency 10 under source.maxConcurrent 2 never runs more than 2 loads, and the keys over it wait their turn", async () => {
+    const { ns, source } = products(await newCache(), { delayMs: 20, source: { maxConcurrent: 2 } })
+    const result = await ns.warm(ids(20), { concurrency: 10 })
+    expect(result).toMatchObject({ done: 20, loaded: 20, fresh: 0, failed: 0, aborted: false, errors: [] })
+    expect(source.calls).toBe(20)
+    expect(source.maxActive).toBe(2)
+    // The keys over the limit waited (overflow: 'wait', the default): none was refused.
+    expect(ns.stats().sourceBusy).toBe(0)
+  })
+
+  it.each([
+    ["overflow: 'error'", { maxConcurrent: 2, overflow: 'error' }],
+    ['a wait past source.maxWait', { maxConcurrent: 2, maxWait: '50ms' }],
+  ] as const)(
+    'counts the keys the source limit refuses (%s) as failed with ERR_STRATA_SOURCE_BUSY, and goes on',
+    async (_, limit) => {
+      const gate = deferred<void>()
+      const { ns, source } = products(await newCache(), { gate: gate.promise, source: limit })
+      // Two loads hold the source's two slots until the eight other keys have been refused.
+      const result = await ns.warm(ids(10), {
+        concurrency: 10,
+        onProgress: (p) => {
+          if (p.failed === 8) gate.resolve()
+        },
+      })
+      expect(result).toMatchObject({ done: 10, loaded: 2, fresh: 0, failed: 8, aborted: false })
+      expect(source.maxActive).toBe(2)
+      expect(source.calls).toBe(2)
+      expect(result.errors.map((e) => (e.error as Error & { code: string }).code)).toEqual(
+        Array<string>(8).fill('ERR_STRATA_SOURCE_BUSY'),
+      )
+      const loaded = new Set(source.ids.map((id) => ns.key({ id })))
+      expect(result.errors.every((e) => e.key !== undefined && !loaded.has(e.key))).toBe(true)
+      expect(ns.stats().sourceBusy).toBe(8)
+    },
+  )
+
   it('loads each key once across two processes warming the same keys at the same time (the lock)', async () => {
     const a = products(await newCache(), { delayMs: 30 })
     const b = products(await newCache(), { delayMs: 30 })
