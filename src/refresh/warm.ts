@@ -10,7 +10,7 @@
 //   throw. An aborted signal stops new keys from starting; those already started finish.
 // - Warm start: a closing process saves the parameters of its hottest L1 entries (ranked by the eviction policy's
 //   frequency sketch) in L2; a starting one copies those keys' fresh L2 entries into L1, without calling the
-//   loader. Personal and secret namespaces save nothing (their key parameters would sit in Redis in clear), and a
+//   loader. Personal and secret namespaces save nothing (their key parameters would sit in L2 in clear), and a
 //   saved list that does not decode is a miss counted in `decodeErrors`, never a throw.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { rejectUnknown, type OptionKeys } from '../core/known-options.js'

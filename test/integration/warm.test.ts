@@ -1,7 +1,11 @@
 // ns.warm(): a set of keys loaded before traffic needs them, under the namespace's lock and source limit, with a
 // budget of its own (concurrency, keys per second, a signal), counting what it loaded, found fresh and failed.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { createCache, type Cache, type CacheOptions, type NamespaceOptions } from 'stratacache'
+import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
@@ -378,6 +382,35 @@ describe('warm start', () => {
     const small = products(await newCache({ l1: { maxEntries: 500 }, timeouts: { l2: '2s' } }))
     expect(await small.ns.warmStart()).toEqual({ saved: 1_500, warmed: 500 })
     expect(next.source.calls + small.source.calls).toBe(0)
+  })
+
+  it('saves and restores the hot keys in whatever L2 the cache has: the disk store too, without Redis', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'strata-warm-'))
+    suite.closers.push(() => rmSync(path, { recursive: true, force: true }))
+    const onDisk = async () => {
+      const cache = createCache({
+        service: 'it-warm',
+        random: () => 0,
+        l2: diskStore({ path, maxBytes: 16 * 1024 * 1024 }),
+        logger: false,
+      })
+      suite.closers.push(() => cache.close())
+      await cache.connect()
+      return cache
+    }
+    const old = await onDisk()
+    const before = products(old)
+    for (const id of [1, 2, 3]) for (let i = 0; i < id * 3; i++) await before.ns.get({ id })
+    await old.close({ saveHotKeys: true })
+
+    const next = products(await onDisk())
+    expect(await next.ns.warmStart()).toEqual({ saved: 3, warmed: 3 })
+    const hits = next.ns.stats().l1Hits
+    await next.ns.getMany(ids(3))
+    expect(next.ns.stats().l1Hits - hits).toBe(3)
+    expect(next.source.calls).toBe(0)
+    // Nothing went to Redis: the list and the entries lived on disk.
+    expect(await suite.redis.command('DBSIZE')).toBe(':0\r\n')
   })
 
   it('a saved list of foreign bytes is a miss counted in decodeErrors, never a throw', async () => {
