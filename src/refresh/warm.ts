@@ -10,8 +10,9 @@
 //   throw. An aborted signal stops new keys from starting; those already started finish.
 // - Warm start: a closing process saves the parameters of its hottest L1 entries (ranked by the eviction policy's
 //   frequency sketch) in L2; a starting one copies those keys' fresh L2 entries into L1, without calling the
-//   loader. Personal and secret namespaces save nothing (their key parameters would sit in Redis in clear), and a
+//   loader. Personal and secret namespaces save nothing (their key parameters would sit in L2 in clear), and a
 //   saved list that does not decode is a miss counted in `decodeErrors`, never a throw.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LoadPipeline } from '../load/pipeline.js'
@@ -21,13 +22,19 @@ import type { EntryStore } from '../storage/entry-store.js'
 /** How a warm-up runs. */
 export interface WarmOptions {
   /**
-   * Keys loaded at the same time by this warm-up (the namespace's `source` limit still applies).
+   * Keys loaded at the same time by this warm-up. The namespace's `source` limit still applies: keys over it wait
+   * for room as a read's loads do, and a key refused there (`source.overflow: 'error'`, or no room within
+   * `source.maxWait`) fails with ERR_STRATA_SOURCE_BUSY, counted in `failed`. A warm-up has no stale value to
+   * answer with, so `overflow: 'stale'` waits. Keep this at or under `source.maxConcurrent`.
    * @default 4
    */
   concurrency?: number
   /** Keys started per second at most (a budget for the source), e.g. `50`. @default unlimited */
   maxPerSecond?: number
-  /** Stops starting keys once aborted (those under way finish); the result then says `aborted: true`. */
+  /**
+   * Stops starting keys once aborted (those under way finish; a wait for a free slot or for the next `maxPerSecond`
+   * turn ends there, starting nothing); the result then says `aborted: true`.
+   */
   signal?: AbortSignal
   /** Load every key, even one that is fresh already (a refresh before a deploy). @default false */
   refresh?: boolean
@@ -124,12 +131,14 @@ export class Warmer<P, V> {
       while (running.size >= concurrency) await Promise.race(running)
       if (intervalMs > 0) {
         const wait = nextStart - performance.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        // Ends early when the signal aborts, so a slow rate (one key a minute) does not hold the job past its abort.
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {})
         nextStart = Math.max(nextStart, performance.now() - intervalMs) + intervalMs
-        if (signal?.aborted) {
-          aborted = true
-          break
-        }
+      }
+      // Check again: the signal may have aborted (or the cache closed) while we waited for a slot or our turn.
+      if (signal?.aborted || this.#ctx.rt.closed) {
+        aborted = true
+        break
       }
       let key: string | undefined
       const work = (async () => {

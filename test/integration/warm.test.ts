@@ -1,7 +1,11 @@
 // ns.warm(): a set of keys loaded before traffic needs them, under the namespace's lock and source limit, with a
 // budget of its own (concurrency, keys per second, a signal), counting what it loaded, found fresh and failed.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Registry } from 'prom-client'
-import { createCache, type Cache, type CacheOptions } from 'stratacache'
+import { createCache, type Cache, type CacheOptions, type NamespaceOptions } from 'stratacache'
+import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
@@ -9,6 +13,8 @@ import { deferred } from '../helpers/deferred.js'
 import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
+
+type NamespaceSource = NonNullable<NamespaceOptions<string, [], unknown, unknown>['source']>
 
 async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
   const cache = createCache({
@@ -24,11 +30,15 @@ async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
 }
 
 /** A product namespace whose loader counts its calls and how many run at once. */
-function products(cache: Cache, behaviour: { delayMs?: number; failIds?: number[] } = {}) {
+function products(
+  cache: Cache,
+  behaviour: { delayMs?: number; failIds?: number[]; gate?: Promise<void>; source?: NamespaceSource } = {},
+) {
   const source = { calls: 0, active: 0, maxActive: 0, ids: [] as number[] }
   const ns = cache.namespace('product', {
     key: 'p:{id}',
     ttl: '10m',
+    ...(behaviour.source === undefined ? {} : { source: behaviour.source }),
     load: async ({ id }: { id: number }) => {
       source.calls++
       source.ids.push(id)
@@ -36,6 +46,7 @@ function products(cache: Cache, behaviour: { delayMs?: number; failIds?: number[
       source.maxActive = Math.max(source.maxActive, source.active)
       try {
         if (behaviour.delayMs !== undefined) await new Promise((r) => setTimeout(r, behaviour.delayMs))
+        if (behaviour.gate !== undefined) await behaviour.gate
         if (behaviour.failIds?.includes(id)) throw new Error(`product ${id} is broken`)
         return { id, name: `product ${id}` }
       } finally {
@@ -86,6 +97,43 @@ describe('ns.warm()', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(240)
   })
 
+  it("keeps to the namespace's source limit: concurrency 10 under source.maxConcurrent 2 never runs more than 2 loads, and the keys over it wait their turn", async () => {
+    const { ns, source } = products(await newCache(), { delayMs: 20, source: { maxConcurrent: 2 } })
+    const result = await ns.warm(ids(20), { concurrency: 10 })
+    expect(result).toMatchObject({ done: 20, loaded: 20, fresh: 0, failed: 0, aborted: false, errors: [] })
+    expect(source.calls).toBe(20)
+    expect(source.maxActive).toBe(2)
+    // The keys over the limit waited (overflow: 'wait', the default): none was refused.
+    expect(ns.stats().sourceBusy).toBe(0)
+  })
+
+  it.each([
+    ["overflow: 'error'", { maxConcurrent: 2, overflow: 'error' }],
+    ['a wait past source.maxWait', { maxConcurrent: 2, maxWait: '50ms' }],
+  ] as const)(
+    'counts the keys the source limit refuses (%s) as failed with ERR_STRATA_SOURCE_BUSY, and goes on',
+    async (_, limit) => {
+      const gate = deferred<void>()
+      const { ns, source } = products(await newCache(), { gate: gate.promise, source: limit })
+      // Two loads hold the source's two slots until the eight other keys have been refused.
+      const result = await ns.warm(ids(10), {
+        concurrency: 10,
+        onProgress: (p) => {
+          if (p.failed === 8) gate.resolve()
+        },
+      })
+      expect(result).toMatchObject({ done: 10, loaded: 2, fresh: 0, failed: 8, aborted: false })
+      expect(source.maxActive).toBe(2)
+      expect(source.calls).toBe(2)
+      expect(result.errors.map((e) => (e.error as Error & { code: string }).code)).toEqual(
+        Array<string>(8).fill('ERR_STRATA_SOURCE_BUSY'),
+      )
+      const loaded = new Set(source.ids.map((id) => ns.key({ id })))
+      expect(result.errors.every((e) => e.key !== undefined && !loaded.has(e.key))).toBe(true)
+      expect(ns.stats().sourceBusy).toBe(8)
+    },
+  )
+
   it('loads each key once across two processes warming the same keys at the same time (the lock)', async () => {
     const a = products(await newCache(), { delayMs: 30 })
     const b = products(await newCache(), { delayMs: 30 })
@@ -120,6 +168,47 @@ describe('ns.warm()', () => {
     expect(result.aborted).toBe(true)
     expect(result.done).toBeLessThan(50)
     expect(result.done).toBe(source.calls)
+  })
+
+  it('starts no key after its signal aborts while every slot is busy (waiting for a free slot)', async () => {
+    const gate = deferred<void>()
+    const { ns, source } = products(await newCache(), { gate: gate.promise })
+    const controller = new AbortController()
+    const warming = ns.warm(ids(10), { concurrency: 2, signal: controller.signal })
+    // Both slots hold a slow load; the warm-up waits for one to free up, the third key already taken.
+    await expect.poll(() => source.calls).toBe(2)
+    controller.abort()
+    gate.resolve()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
+    expect(source.ids).toEqual([1, 2])
+  })
+
+  it('starts no key after its signal aborts while every slot is busy, with maxPerSecond set', async () => {
+    const gate = deferred<void>()
+    const { ns, source } = products(await newCache(), { gate: gate.promise })
+    const controller = new AbortController()
+    const warming = ns.warm(ids(10), { concurrency: 2, maxPerSecond: 1_000, signal: controller.signal })
+    await expect.poll(() => source.calls).toBe(2)
+    controller.abort()
+    gate.resolve()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
+    expect(source.ids).toEqual([1, 2])
+  })
+
+  it('starts no key after its signal aborts during the wait for maxPerSecond, and ends without waiting it out', async () => {
+    const { ns, source } = products(await newCache())
+    const controller = new AbortController()
+    // One key a minute: the second key waits for its turn, and the signal aborts during that wait.
+    const warming = ns.warm(ids(3), { concurrency: 3, maxPerSecond: 1 / 60, signal: controller.signal })
+    await expect.poll(() => source.calls).toBe(1)
+    controller.abort()
+    const result = await warming
+    expect(result).toMatchObject({ aborted: true, done: 1, loaded: 1 })
+    expect(source.ids).toEqual([1])
+    // Far below the minute the turn was due in (the test's own timeout is shorter than that).
+    expect(result.durationMs).toBeLessThan(10_000)
   })
 
   it('reloads fresh keys with refresh: true', async () => {
@@ -293,6 +382,35 @@ describe('warm start', () => {
     const small = products(await newCache({ l1: { maxEntries: 500 }, timeouts: { l2: '2s' } }))
     expect(await small.ns.warmStart()).toEqual({ saved: 1_500, warmed: 500 })
     expect(next.source.calls + small.source.calls).toBe(0)
+  })
+
+  it('saves and restores the hot keys in whatever L2 the cache has: the disk store too, without Redis', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'strata-warm-'))
+    suite.closers.push(() => rmSync(path, { recursive: true, force: true }))
+    const onDisk = async () => {
+      const cache = createCache({
+        service: 'it-warm',
+        random: () => 0,
+        l2: diskStore({ path, maxBytes: 16 * 1024 * 1024 }),
+        logger: false,
+      })
+      suite.closers.push(() => cache.close())
+      await cache.connect()
+      return cache
+    }
+    const old = await onDisk()
+    const before = products(old)
+    for (const id of [1, 2, 3]) for (let i = 0; i < id * 3; i++) await before.ns.get({ id })
+    await old.close({ saveHotKeys: true })
+
+    const next = products(await onDisk())
+    expect(await next.ns.warmStart()).toEqual({ saved: 3, warmed: 3 })
+    const hits = next.ns.stats().l1Hits
+    await next.ns.getMany(ids(3))
+    expect(next.ns.stats().l1Hits - hits).toBe(3)
+    expect(next.source.calls).toBe(0)
+    // Nothing went to Redis: the list and the entries lived on disk.
+    expect(await suite.redis.command('DBSIZE')).toBe(':0\r\n')
   })
 
   it('a saved list of foreign bytes is a miss counted in decodeErrors, never a throw', async () => {
