@@ -62,7 +62,8 @@ interface Traced {
  * data, which may be personal data. Metrics: `stratacache.reads` (by tier), `stratacache.misses`,
  * `stratacache.loads`, `stratacache.load.errors`, `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by
  * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration` and `stratacache.load.duration`
- * (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace.
+ * (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace. With
+ * `regions`, `stratacache.stale_served` and the `stratacache.region.*` instruments also carry `stratacache.region`.
  * Returns `stop()`, which unsubscribes (metrics stay registered with the meter, reading a closed cache's last
  * counters).
  *
@@ -217,6 +218,8 @@ function observeStats(cache: Cache, meter: Meter): void {
         value: number,
         attributes: Attributes,
       ) => result.observe(instrument, value, { ...service, ...attributes })
+      // With regions, the stale serves carry this region like the region instruments; without, no region attribute.
+      const here: Attributes = s.regions === undefined ? {} : { 'stratacache.region': s.regions.region }
       for (const [namespace, n] of Object.entries(s.namespaces)) {
         const ns = { 'stratacache.namespace': namespace }
         observe(reads, n.l1Hits, { ...ns, 'stratacache.tier': 'l1' })
@@ -224,12 +227,12 @@ function observeStats(cache: Cache, meter: Meter): void {
         observe(misses, n.misses, ns)
         observe(loads, n.loads, ns)
         observe(loadErrors, n.loadErrors, ns)
-        observe(stale, n.staleServed.swr, { ...ns, 'stratacache.reason': 'swr' })
-        observe(stale, n.staleServed.failSafe, { ...ns, 'stratacache.reason': 'fail_safe' })
-        observe(stale, n.staleServed.softTimeout, { ...ns, 'stratacache.reason': 'soft_timeout' })
-        observe(stale, n.staleServed.busOutage, { ...ns, 'stratacache.reason': 'bus_outage' })
+        const region = { ...ns, ...here }
+        observe(stale, n.staleServed.swr, { ...region, 'stratacache.reason': 'swr' })
+        observe(stale, n.staleServed.failSafe, { ...region, 'stratacache.reason': 'fail_safe' })
+        observe(stale, n.staleServed.softTimeout, { ...region, 'stratacache.reason': 'soft_timeout' })
+        observe(stale, n.staleServed.busOutage, { ...region, 'stratacache.reason': 'bus_outage' })
         if (s.regions !== undefined) {
-          const region = { ...ns, 'stratacache.region': s.regions.region }
           observe(splitReads, n.regionRefused, { ...region, 'stratacache.outcome': 'refused' })
           observe(splitReads, n.regionSplitServes, { ...region, 'stratacache.outcome': 'served' })
         }

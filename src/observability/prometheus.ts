@@ -145,14 +145,18 @@ const DEFINITIONS: readonly Definition[] = [
   counter(
     'stale_served_total',
     'Stale values served, by reason: swr, fail_safe, soft_timeout, bus_outage.',
-    ['cache_namespace', 'reason'],
-    (s) =>
-      perNamespace(s, (n) => [
-        [{ reason: 'swr' }, n.staleServed.swr],
-        [{ reason: 'fail_safe' }, n.staleServed.failSafe],
-        [{ reason: 'soft_timeout' }, n.staleServed.softTimeout],
-        [{ reason: 'bus_outage' }, n.staleServed.busOutage],
-      ]),
+    ['cache_namespace', 'region', 'reason'],
+    (s) => {
+      // `region` only with regions (as region_split_reads_total): without, the series keep the labels they had.
+      const region = s.stats().regions?.region
+      const here = region === undefined ? {} : { region }
+      return perNamespace(s, (n) => [
+        [{ ...here, reason: 'swr' }, n.staleServed.swr],
+        [{ ...here, reason: 'fail_safe' }, n.staleServed.failSafe],
+        [{ ...here, reason: 'soft_timeout' }, n.staleServed.softTimeout],
+        [{ ...here, reason: 'bus_outage' }, n.staleServed.busOutage],
+      ])
+    },
   ),
   counter(
     'l2_errors_total',

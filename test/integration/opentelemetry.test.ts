@@ -127,6 +127,8 @@ describe('OpenTelemetry', () => {
     expect(p.get('stratacache.reads{stratacache.namespace=product,stratacache.tier=l2}')).toBe(0)
     expect(p.get('stratacache.misses{stratacache.namespace=product}')).toBe(2)
     expect(p.get('stratacache.loads{stratacache.namespace=product}')).toBe(2)
+    // Without regions, no region attribute: the stale serves keep the attributes they had.
+    expect(p.get('stratacache.stale_served{stratacache.namespace=product,stratacache.reason=swr}')).toBe(0)
     expect(p.get('stratacache.l1.entries{}')).toBe(2)
     expect(p.get('stratacache.l2.calls{stratacache.outcome=timeout}')).toBe(0)
     expect(

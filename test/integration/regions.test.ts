@@ -4,8 +4,11 @@ import { createCache, type Cache, type CacheOptions } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { createClient } from 'redis'
 import { Registry } from 'prom-client'
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import { prometheusMetrics } from 'stratacache/prometheus'
+import { openTelemetry } from 'stratacache/opentelemetry'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { fakeClock, type FakeClock } from '../helpers/fake-clock.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 const SERVICE = 'geo'
@@ -88,6 +91,40 @@ async function until(check: () => Promise<boolean> | boolean, ms = 3_000): Promi
 
 async function rawGet(region: Region, key: string): Promise<string> {
   return servers[region].command('EXISTS', key)
+}
+
+/**
+ * A namespace of `cache` whose entries go stale a minute after their load (on the cache's clock), then answer stale for an
+ * hour: one read, `clock.advance(60_000)`, and the next read is a stale serve (`swr`).
+ */
+function staleFeed(cache: Cache) {
+  let version = 0
+  return cache.namespace('feed', {
+    key: 'feed:{id}',
+    params: { id: 'string' },
+    ttl: '1m',
+    jitter: 0,
+    staleFor: '1h',
+    load: () => ({ v: ++version }),
+  })
+}
+
+/** An in-memory metric reader (as in opentelemetry.test.ts): `collect()` when the test asks. */
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve()
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+/** One stale serve in namespace `feed`: read once, past the TTL (inside the stale window), read again. */
+async function serveStale(feed: ReturnType<typeof staleFeed>, clock: FakeClock): Promise<void> {
+  expect(await feed.get({ id: 'f1' })).toEqual({ v: 1 })
+  clock.advance(60_000)
+  expect(await feed.get({ id: 'f1' })).toEqual({ v: 1 })
+  expect(feed.stats().staleServed.swr).toBe(1)
 }
 
 describe('regions: the relay', () => {
@@ -325,6 +362,96 @@ describe('regions: the relay', () => {
       )
     } finally {
       metrics.unregister()
+    }
+  })
+
+  it('labels stale serves with the region in Prometheus, as the relay metrics are', async () => {
+    const clock = fakeClock()
+    const us = proc('us', source(), { extra: { clock } })
+    const feed = staleFeed(us.cache)
+    await us.cache.connect()
+    await serveStale(feed, clock)
+    const registry = new Registry()
+    const metrics = prometheusMetrics(us.cache, { registry })
+    try {
+      const lines = (await registry.metrics())
+        .split('\n')
+        .filter((line) => line.startsWith('stratacache_stale_'))
+      const at = (namespace: string, reason: string, value: number) =>
+        `stratacache_stale_served_total{cache="geo",cache_namespace="${namespace}",region="us",reason="${reason}"} ${value}`
+      expect(lines).toEqual([
+        at('item', 'swr', 0),
+        at('item', 'fail_safe', 0),
+        at('item', 'soft_timeout', 0),
+        at('item', 'bus_outage', 0),
+        at('feed', 'swr', 1),
+        at('feed', 'fail_safe', 0),
+        at('feed', 'soft_timeout', 0),
+        at('feed', 'bus_outage', 0),
+      ])
+    } finally {
+      metrics.unregister()
+    }
+  })
+
+  it('puts the region on the OpenTelemetry stale serves and relay lag, as on the other region instruments', async () => {
+    const clock = fakeClock()
+    const db = source()
+    const eu = proc('eu', db, { extra: { clock } })
+    const us = proc('us', db, { extra: { clock } })
+    const feed = staleFeed(us.cache)
+    const reader = new TestReader()
+    const meterProvider = new MeterProvider({ readers: [reader] })
+    const telemetry = openTelemetry(us.cache, { meter: meterProvider.getMeter('test'), spans: false })
+    try {
+      await Promise.all([eu.cache.connect(), us.cache.connect()])
+      await eu.item.delete({ id: 'm' })
+      await until(() => us.cache.stats().regions!.peers.eu!.relayed >= 2)
+      await serveStale(feed, clock)
+      const { resourceMetrics } = await reader.collect()
+      const points = (name: string) =>
+        resourceMetrics.scopeMetrics
+          .flatMap((scope) => scope.metrics)
+          .filter((metric) => metric.descriptor.name === name)
+          .flatMap((metric) => metric.dataPoints.map(({ attributes, value }) => ({ attributes, value })))
+      const service = { 'stratacache.service': 'geo' }
+      const stale = (namespace: string, reason: string, value: number) => ({
+        attributes: {
+          ...service,
+          'stratacache.namespace': namespace,
+          'stratacache.region': 'us',
+          'stratacache.reason': reason,
+        },
+        value,
+      })
+      expect(points('stratacache.stale_served')).toEqual([
+        stale('item', 'swr', 0),
+        stale('item', 'fail_safe', 0),
+        stale('item', 'soft_timeout', 0),
+        stale('item', 'bus_outage', 0),
+        stale('feed', 'swr', 1),
+        stale('feed', 'fail_safe', 0),
+        stale('feed', 'soft_timeout', 0),
+        stale('feed', 'bus_outage', 0),
+      ])
+      const pair = { ...service, 'stratacache.region': 'us', 'stratacache.peer_region': 'eu' }
+      expect(points('stratacache.region.relay_lag')).toEqual([
+        { attributes: pair, value: expect.any(Number) as unknown },
+      ])
+      expect(points('stratacache.region.split').map((p) => p.attributes)).toEqual([pair])
+      expect(points('stratacache.region.split_reads').map((p) => p.attributes)).toEqual(
+        ['item', 'feed'].flatMap((namespace) =>
+          ['refused', 'served'].map((outcome) => ({
+            ...service,
+            'stratacache.namespace': namespace,
+            'stratacache.region': 'us',
+            'stratacache.outcome': outcome,
+          })),
+        ),
+      )
+    } finally {
+      telemetry.stop()
+      await meterProvider.shutdown()
     }
   })
 
