@@ -311,6 +311,15 @@ describe('drill judge(): the source limits, per process', () => {
     expect(ns.failures).toEqual([])
   })
 
+  it('passes a maxPerSecond below 1 when one load started in a second, and fails it at two', () => {
+    // Below 1 the limiter starts one load per 1 / maxPerSecond seconds: the workers' count per second is then 1.
+    const slow = declare('report', { source: { maxPerSecond: 0.5 } })
+    expect(only(drill([slow], [reader({ namespaces: [{ peakPerSecond: 1 }] })])).failures).toEqual([])
+    expect(only(drill([slow], [reader({ namespaces: [{ peakPerSecond: 2 }] })])).failures).toEqual([
+      '2 loads started within a second, over source.maxPerSecond 0.5',
+    ])
+  })
+
   it('judges the peak of the busiest process, not the sum over processes: the limits hold per process', () => {
     const ns = only(
       drill(

@@ -316,7 +316,9 @@ export function judge(input: {
         `${peakConcurrent} loads ran at once in one process, over source.maxConcurrent ${o.source.maxConcurrent}`,
       )
     }
-    if (peakPerSecond > o.source.maxPerSecond) {
+    // The workers count starts per clock second. Below 1 per second the limiter starts one load every
+    // 1 / maxPerSecond seconds, so one in a second keeps to it (and above 1 it admits floor(maxPerSecond)).
+    if (peakPerSecond > Math.max(1, o.source.maxPerSecond)) {
       failures.push(
         `${peakPerSecond} loads started within a second, over source.maxPerSecond ${o.source.maxPerSecond}`,
       )
