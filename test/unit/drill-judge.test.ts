@@ -569,6 +569,26 @@ describe('drill judge(): region-split', () => {
     }
   })
 
+  it('judges strong reads in the region cut off from the writer by --split-after, and names both bounds', () => {
+    const strong = declare('balance', { consistency: 'strong' })
+    // In b, 450 ms stale is within --split-after (400 ms) plus the slack.
+    const within = only(drill([strong], regionWorkers({ b: [[0, 0, FAULT_START + 550, 10, 0]] }), region()))
+    expect(within.failures).toEqual([])
+    expect(within.region!.crossRegionBoundMs).toBe(400)
+
+    const beyond = only(drill([strong], regionWorkers({ b: [[0, 0, FAULT_START + 551, 10, 0]] }), region()))
+    expect(beyond.failures).toEqual([
+      '1 reads were staler than the strong bound of 0 ms in region a, 400 ms in region b (worst 451 ms)',
+    ])
+    expect(beyond.region).toMatchObject({ staleReadsDuringSplit: 1, beyondBoundDuringSplit: 1 })
+    // In a, the writer's region, the same read is judged by the class bound of 0 ms.
+    const inA = only(drill([strong], regionWorkers({ a: [[0, 0, FAULT_START + 151, 10, 0]] }), region()))
+    expect(inA.failures).toEqual([
+      '1 reads were staler than the strong bound of 0 ms in region a, 400 ms in region b (worst 51 ms)',
+    ])
+    expect(inA.region!.beyondBoundDuringSplit).toBe(0)
+  })
+
   it('fails as not converged when the L2s never agreed, the backlog never drained, or a reader stayed behind to the end', () => {
     const product = declare('product', { consistency: 'bounded', maxStaleness: '5s' })
     const l2 = only(drill([product], regionWorkers(), region({ l2AgreedAt: [null] })))

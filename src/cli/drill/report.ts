@@ -297,8 +297,14 @@ export function judge(input: {
     if (reads === 0) failures.push('no read completed')
     if (failed > 0) failures.push(`${failed} gets failed while the source could answer`)
     if (beyond > 0) {
+      // region-split judges the region without the writer by the bound across regions: name it when it differs.
+      const bounds =
+        input.region !== undefined && crossBound !== bound
+          ? `${bound} ms in region ${input.region.names[0]}, ${crossBound} ms in region ` +
+            input.region.names.slice(1).join(', ')
+          : `${bound} ms`
       failures.push(
-        `${beyond} reads were staler than the ${o.consistency} bound of ${bound} ms (worst ${maxStaleness} ms)`,
+        `${beyond} reads were staler than the ${o.consistency} bound of ${bounds} (worst ${maxStaleness} ms)`,
       )
     }
     const objective = o.slo?.readP99Ms
