@@ -61,9 +61,12 @@ function proc(
         .filter((peer) => peer !== region)
         .map((peer) => ({ region: peer, l2: redisStore({ url: servers[peer].url }) })),
       heartbeat: '50ms',
-      splitAfter: '400ms',
+      // Generous for a loaded CI machine: a split is not what these tests are about (test/chaos/region-split.test.ts).
+      splitAfter: '2s',
       relay: options.relay ?? true,
     },
+    // The same: an L2 call timing out under load would count as a relay error or a miss, which these tests do not test.
+    timeouts: { l2: '2s' },
     ...options.extra,
   })
   caches.push(cache)
@@ -342,7 +345,7 @@ describe('regions: the relay', () => {
     // A snapshot: at most the heartbeat appended since the relay's last read.
     expect(peer.backlog).toBeLessThanOrEqual(1)
     expect(peer.lagMs.max).toBeGreaterThanOrEqual(peer.lagMs.last)
-    expect(peer.heardAgoMs).toBeLessThan(400)
+    expect(peer.heardAgoMs).toBeLessThan(2_000)
     const registry = new Registry()
     const metrics = prometheusMetrics(us.cache, { registry })
     try {
