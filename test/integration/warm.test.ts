@@ -170,32 +170,24 @@ describe('ns.warm()', () => {
     expect(result.done).toBe(source.calls)
   })
 
-  it('starts no key after its signal aborts while every slot is busy (waiting for a free slot)', async () => {
-    const gate = deferred<void>()
-    const { ns, source } = products(await newCache(), { gate: gate.promise })
-    const controller = new AbortController()
-    const warming = ns.warm(ids(10), { concurrency: 2, signal: controller.signal })
-    // Both slots hold a slow load; the warm-up waits for one to free up, the third key already taken.
-    await expect.poll(() => source.calls).toBe(2)
-    controller.abort()
-    gate.resolve()
-    const result = await warming
-    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
-    expect(source.ids).toEqual([1, 2])
-  })
-
-  it('starts no key after its signal aborts while every slot is busy, with maxPerSecond set', async () => {
-    const gate = deferred<void>()
-    const { ns, source } = products(await newCache(), { gate: gate.promise })
-    const controller = new AbortController()
-    const warming = ns.warm(ids(10), { concurrency: 2, maxPerSecond: 1_000, signal: controller.signal })
-    await expect.poll(() => source.calls).toBe(2)
-    controller.abort()
-    gate.resolve()
-    const result = await warming
-    expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
-    expect(source.ids).toEqual([1, 2])
-  })
+  for (const [when, pacing] of [
+    ['', {}],
+    [', with maxPerSecond set', { maxPerSecond: 1_000 }],
+  ] as const) {
+    it(`starts no key after its signal aborts while every slot is busy (waiting for a free slot)${when}`, async () => {
+      const gate = deferred<void>()
+      const { ns, source } = products(await newCache(), { gate: gate.promise })
+      const controller = new AbortController()
+      const warming = ns.warm(ids(10), { concurrency: 2, ...pacing, signal: controller.signal })
+      // Both slots hold a slow load; the warm-up waits for one to free up, the third key already taken.
+      await expect.poll(() => source.calls).toBe(2)
+      controller.abort()
+      gate.resolve()
+      const result = await warming
+      expect(result).toMatchObject({ aborted: true, done: 2, loaded: 2, failed: 0 })
+      expect(source.ids).toEqual([1, 2])
+    })
+  }
 
   it('starts no key after its signal aborts during the wait for maxPerSecond, and ends without waiting it out', async () => {
     const { ns, source } = products(await newCache())
