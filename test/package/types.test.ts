@@ -207,6 +207,9 @@ describe('published declarations', { tags: ['registry'] }, () => {
       )
       expect(result, `tsc ${typescript} with @types/node ${types}`).toBe('')
     },
+    // Past the registry tag's 60 s: the first also packs and installs (up to npmIn's 45 s), and a tsc run without
+    // skipLibCheck took 20-40 s on two busy cores.
+    120_000,
   )
 })
 
