@@ -1,6 +1,6 @@
 // The disk store's own behaviours, beyond the L2Store contract (store-conformance.test.ts): options, TTL expiry on
-// read and by the sweep, the byte budget, foreign bytes, sharing with other processes, and a writer SIGKILLed
-// mid-write (never a torn read).
+// read and by the sweep, the byte budget, foreign bytes, sharing with other processes (entries, locks, the
+// invalidation bus), and a writer SIGKILLed mid-write (never a torn read).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startChild } from '../chaos/fixtures/start-child.js'
 
 const child = new URL('./fixtures/disk-writer-child.ts', import.meta.url).pathname
+const busChild = new URL('./fixtures/disk-bus-child.ts', import.meta.url).pathname
 const dirs: string[] = []
 const stores: DiskStore[] = []
 const freshDir = () => {
@@ -168,6 +169,48 @@ describe('disk store', () => {
     } finally {
       holder.kill()
       await holder.exited
+    }
+  })
+
+  it("drops this process's L1 copy when another process of the host writes or deletes the key (the bus on disk)", async () => {
+    const path = freshDir()
+    const cache = createCache({
+      service: 'it-disk-bus',
+      l2: diskStore({ path, maxBytes: 8 * 1024 * 1024 }),
+      logger: false,
+      // Generous: on a loaded machine an L2 timeout is a miss, which is not what this test is about.
+      timeouts: { l2: '2s' },
+    })
+    let source = 'v1'
+    const items = cache.namespace('item', { key: 'item:{id}', ttl: '10m', load: () => source })
+    const other = startChild(busChild, [path], 30_000)
+    try {
+      await cache.connect()
+      await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      await other.waitForLine((line) => line === 'ready')
+      expect(await items.get({ id: 'a' })).toBe('v1')
+      // From L1 now: without the bus, this process would serve 'v1' for the entry's ten minutes.
+      expect(await items.get({ id: 'a' })).toBe('v1')
+      expect(items.stats().l1Hits).toBe(1)
+
+      // The other process writes: its bus message drops this L1 copy, and the next read finds its value on disk.
+      other.send('set a from-the-other-process')
+      await other.waitForLine((line) => line === 'done set a from-the-other-process')
+      // Within the bus's bound: pollEvery (20 ms) plus the event-loop delay; 2 s leaves room for a loaded machine.
+      await expect
+        .poll(() => items.get({ id: 'a' }), { timeout: 2_000, interval: 10 })
+        .toBe('from-the-other-process')
+
+      // The other process deletes: this L1 copy goes too, and the next read loads from the source again.
+      source = 'v2'
+      other.send('delete a')
+      await other.waitForLine((line) => line === 'done delete a')
+      await expect.poll(() => items.get({ id: 'a' }), { timeout: 2_000, interval: 10 }).toBe('v2')
+      expect(cache.stats().bus?.subscribed).toBe(true)
+    } finally {
+      other.kill()
+      await other.exited
+      await cache.close()
     }
   })
 
