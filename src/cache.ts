@@ -40,7 +40,7 @@ import type { SloReport } from './observability/slo.js'
 import { errorReplyAdvice, L2Guard } from './policies/l2-guard.js'
 import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
-import type { L2Status } from './tiers/l2-store.js'
+import type { L2Status, L2Store, L2StoreStats } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
 import { L2ClockSync } from './coherence/clock-sync.js'
 import { StartupWindow, type ReadTotals, type StartupStats } from './observability/startup.js'
@@ -76,12 +76,21 @@ export interface CacheStats {
          * times are written on Redis's clock (docs/consistency.md, "Clock skew").
          */
         readonly clockOffsetMs: number
+        /**
+         * The store's own counters, when it keeps them (`L2Store.stats()`: the disk store does, the Redis stores do
+         * not): occupancy, evictions, and the records it could not parse (`corruptReads`, each a miss).
+         */
+        readonly store?: L2StoreStats
       }
     | undefined
   /** The invalidation bus (present with L2). */
   readonly bus: BusStats | undefined
-  /** The host tier (`host`): its store's status, and its calls that failed (each a host miss). */
-  readonly host: { readonly status: L2Status; readonly errors: number } | undefined
+  /**
+   * The host tier (`host`): its store's status, its calls that failed (each a host miss), and the store's own
+   * counters when it keeps them (`L2Store.stats()`, as the disk store does). Its hits are per namespace (`hostHits`).
+   */
+  readonly host:
+    { readonly status: L2Status; readonly errors: number; readonly store?: L2StoreStats } | undefined
   /** With `regions`: the relay, and each peer region's split state and relay lag as this process sees them. */
   readonly regions: RegionStats | undefined
   /**
@@ -617,12 +626,17 @@ export class Cache {
               circuit: this.#l2.circuit,
               ...this.#l2.stats(),
               clockOffsetMs: this.#clockSync?.offsetMs ?? 0,
+              ...storeStats(this.#l2.store),
             }),
       bus: this.#bus?.stats(),
       host:
         this.#host === undefined
           ? undefined
-          : Object.freeze({ status: this.#host.store.status, errors: this.#host.errors }),
+          : Object.freeze({
+              status: this.#host.store.status,
+              errors: this.#host.errors,
+              ...storeStats(this.#host.store),
+            }),
       regions: this.#relay?.stats(),
       startup: this.#startup.stats(readTotals(Object.values(namespaces))),
     })
@@ -786,4 +800,10 @@ function readTotals(namespaces: readonly NamespaceStats[]): ReadTotals {
     totals.misses += n.misses
   }
   return totals
+}
+
+/** `{ store }` with a store's own counters, frozen; nothing for a store that keeps none (the property stays absent). */
+function storeStats(store: L2Store): { store?: L2StoreStats } {
+  const stats = store.stats?.()
+  return stats === undefined ? {} : { store: Object.freeze({ ...stats }) }
 }

@@ -49,6 +49,7 @@ export type {
   L2Store,
   L2Status,
   L2StoreEvent,
+  L2StoreStats,
   L2Write,
   L2Failure,
   QueueEntry,

@@ -64,6 +64,8 @@ interface Traced {
  * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration` and `stratacache.load.duration`
  * (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace. With
  * `regions`, `stratacache.stale_served` and the `stratacache.region.*` instruments also carry `stratacache.region`.
+ * With a host tier, `stratacache.host.hits` and `stratacache.host.errors`; for a tier whose store keeps its own
+ * counters (the disk store), `stratacache.store.corrupt_reads`, `.evictions` and `.bytes`, by `stratacache.tier`.
  * Returns `stop()`, which unsubscribes (metrics stay registered with the meter, reading a closed cache's last
  * counters).
  *
@@ -209,6 +211,23 @@ function observeStats(cache: Cache, meter: Meter): void {
     'stratacache.region.outbox_overflows',
     "Times a peer region's outbox was found trimmed past entries not yet applied here (all namespaces invalidated).",
   )
+  const hostHits = counter(
+    'stratacache.host.hits',
+    'L2 lookups the host tier answered (within reads{tier=l2}).',
+  )
+  const hostErrors = counter('stratacache.host.errors', 'Host tier calls that failed (each a host miss).')
+  const storeCorruptReads = counter(
+    'stratacache.store.corrupt_reads',
+    "Records of the tier's store this process could not parse, each read as a miss; by tier (l2, host).",
+  )
+  const storeEvictions = counter(
+    'stratacache.store.evictions',
+    "Entries the tier's store evicted for room, by any process sharing it; by tier (l2, host).",
+  )
+  const storeBytes = meter.createObservableGauge('stratacache.store.bytes', {
+    unit: 'By',
+    description: "Bytes held by the tier's store, as counted against its budget; by tier (l2, host).",
+  })
   const service = { 'stratacache.service': cache.service }
   meter.addBatchObservableCallback(
     (result) => {
@@ -236,6 +255,18 @@ function observeStats(cache: Cache, meter: Meter): void {
           observe(splitReads, n.regionRefused, { ...region, 'stratacache.outcome': 'refused' })
           observe(splitReads, n.regionSplitServes, { ...region, 'stratacache.outcome': 'served' })
         }
+        if (s.host !== undefined) observe(hostHits, n.hostHits, ns)
+      }
+      if (s.host !== undefined) observe(hostErrors, s.host.errors, {})
+      // The store's own counters (L2Store.stats(), which the disk store keeps), for the tiers whose store has them.
+      for (const [tier, store] of [
+        ['l2', s.l2?.store],
+        ['host', s.host?.store],
+      ] as const) {
+        if (store === undefined) continue
+        observe(storeCorruptReads, store.corruptReads, { 'stratacache.tier': tier })
+        observe(storeEvictions, store.evictions, { 'stratacache.tier': tier })
+        observe(storeBytes, store.bytes, { 'stratacache.tier': tier })
       }
       for (const peer of Object.values(s.regions?.peers ?? {})) {
         const pair = { 'stratacache.region': s.regions!.region, 'stratacache.peer_region': peer.region }
@@ -265,6 +296,11 @@ function observeStats(cache: Cache, meter: Meter): void {
       regionSplit,
       splitReads,
       outboxOverflows,
+      hostHits,
+      hostErrors,
+      storeCorruptReads,
+      storeEvictions,
+      storeBytes,
     ],
   )
 }

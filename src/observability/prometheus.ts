@@ -8,6 +8,7 @@ import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import type { NamespaceStats } from '../namespace.js'
 import type { SloReport } from './slo.js'
 import type { RegionPeerStats } from '../regions/region-relay.js'
+import type { L2StoreStats } from '../tiers/l2-store.js'
 
 export interface PrometheusOptions {
   /** Where the metrics are registered. @default prom-client's default registry (`register`) */
@@ -345,6 +346,62 @@ const DEFINITIONS: readonly Definition[] = [
     const l2 = s.stats().l2
     return perCache(l2 && (l2.circuit === 'closed' ? 0 : 1))
   }),
+  // The host tier: its hits per namespace (within hits_total{tier="l2"}), its failed calls, its connection.
+  counter(
+    'host_hits_total',
+    'L2 lookups the host tier answered instead of L2 (also counted in hits_total{tier="l2"}).',
+    ['cache_namespace'],
+    (s) => (s.stats().host === undefined ? [] : perNamespace(s, (n) => n.hostHits)),
+  ),
+  counter(
+    'host_errors_total',
+    'Host tier calls that failed (each a host miss, or a copy not put or dropped).',
+    [],
+    (s) => perCache(s.stats().host?.errors),
+  ),
+  gauge('host_up', '1 when the host tier store is ready.', [], (s) => {
+    const host = s.stats().host
+    return perCache(host && (host.status === 'ready' ? 1 : 0))
+  }),
+  // The store's own counters (L2Store.stats(): the disk store keeps them), as L2 or as the host tier. Occupancy,
+  // evictions and expiries are the store's, the same from every process sharing it; corrupt reads and refused
+  // writes are this process's.
+  gauge(
+    'store_entries',
+    "Records in the tier's store (entries, versions, locks, tag sets), expired ones until swept.",
+    ['tier'],
+    (s) => perStore(s, (store) => store.entries),
+  ),
+  gauge('store_bytes', "Bytes held by the tier's store, as counted against its budget.", ['tier'], (s) =>
+    perStore(s, (store) => store.bytes),
+  ),
+  gauge('store_max_bytes', "The tier's store byte budget (maxBytes).", ['tier'], (s) =>
+    perStore(s, (store) => store.maxBytes),
+  ),
+  counter(
+    'store_evictions_total',
+    "Entries the tier's store evicted for room, by any process sharing it.",
+    ['tier'],
+    (s) => perStore(s, (store) => store.evictions),
+  ),
+  counter(
+    'store_expired_total',
+    "Expired entries the tier's store swept, by any process sharing it.",
+    ['tier'],
+    (s) => perStore(s, (store) => store.expired),
+  ),
+  counter(
+    'store_corrupt_reads_total',
+    "Records of the tier's store this process could not parse (foreign or damaged bytes), each read as a miss.",
+    ['tier'],
+    (s) => perStore(s, (store) => store.corruptReads),
+  ),
+  counter(
+    'store_too_large_total',
+    "Writes the tier's store refused because the entry alone exceeds its byte budget.",
+    ['tier'],
+    (s) => perStore(s, (store) => store.tooLarge),
+  ),
   counter('bus_messages_total', 'Invalidation bus messages, by direction.', ['direction'], (s) => {
     const bus = s.stats().bus
     return bus === undefined
@@ -425,6 +482,15 @@ const DEFINITIONS: readonly Definition[] = [
     },
   ),
 ]
+
+/** One sample per tier whose store keeps its own counters (`L2Store.stats()`), labelled `tier`: `l2` or `host`. */
+function perStore(source: Source, pick: (store: L2StoreStats) => number): Sample<number>[] {
+  const { l2, host } = source.stats()
+  return [
+    ...(l2?.store === undefined ? [] : [[{ tier: 'l2' }, pick(l2.store)] as const]),
+    ...(host?.store === undefined ? [] : [[{ tier: 'host' }, pick(host.store)] as const]),
+  ]
+}
 
 /** One sample per peer region (none without `regions`), labelled `region` (this one) and `peer_region`. */
 function perPeer(source: Source, pick: (peer: RegionPeerStats) => number | undefined): Sample<number>[] {

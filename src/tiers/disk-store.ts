@@ -21,6 +21,7 @@ import type {
   L2Status,
   L2Store,
   L2StoreEvent,
+  L2StoreStats,
   L2Write,
   LockAttempt,
   PendingQueueEntry,
@@ -65,22 +66,16 @@ const DISK_STORE_OPTION_KEYS = {
 } as const satisfies OptionKeys<DiskStoreOptions>
 const DISK_STORE_PLACE: OptionPlace = { where: 'diskStore()', at: (path) => `diskStore.${path}` }
 
-/** Counters of one process's view of the store (`DiskStore.stats()`). */
-export interface DiskStoreStats {
-  /** Records held (entries, versions, marks, locks, tag sets), by all processes, expired ones until swept. */
-  readonly entries: number
-  /** Bytes held by all processes, as accounted against `maxBytes`. */
-  readonly bytes: number
-  readonly maxBytes: number
-  /** Entries evicted for room, by any process, since the files were made. */
-  readonly evictions: number
-  /** Expired entries deleted by the sweep, by any process, since the files were made. */
-  readonly expired: number
-  /** Records read by this process that did not parse (foreign or damaged bytes): each was a miss. */
-  readonly corruptReads: number
-  /** Writes refused because the entry alone is larger than `maxBytes`, in this process. */
-  readonly tooLarge: number
-}
+/**
+ * Counters of one process's view of the store (`DiskStore.stats()`, also `cache.stats().l2.store` or
+ * `.host.store`): `entries`, `bytes`, `evictions` and `expired` are the files', shared by every process of the host
+ * (counted by any of them since the files were made); `corruptReads` and `tooLarge` are this process's.
+ */
+export type DiskStoreStats = L2StoreStats
+
+/** The counters kept in the files, shared by every process of the host. */
+type SharedCounts = Pick<L2StoreStats, 'entries' | 'bytes' | 'evictions' | 'expired'>
+const NO_COUNTS: SharedCounts = { entries: 0, bytes: 0, evictions: 0, expired: 0 }
 
 const MAGIC = 0x53
 const STRING = 1
@@ -143,6 +138,8 @@ export class DiskStore implements L2Store {
   #corruptReads = 0
   #tooLarge = 0
   #warnedCorrupt = false
+  /** The files' counters as read just before they were closed: what `stats()` reports once the store is closed. */
+  #closedCounts: SharedCounts | undefined
 
   constructor(options: DiskStoreOptions) {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -250,6 +247,15 @@ export class DiskStore implements L2Store {
     clearInterval(this.#poller)
     this.#channels.clear()
     await Promise.allSettled([...this.#inFlight])
+    // Read once more while the files are open: a closed cache stays exported, and its scrapes call stats(). A
+    // failed read must not fail close(): the counts then read as none.
+    if (this.#root !== undefined) {
+      try {
+        this.#closedCounts = this.#sharedCounts()
+      } catch {
+        this.#closedCounts = NO_COUNTS
+      }
+    }
     await this.#root?.close()
   }
 
@@ -272,17 +278,22 @@ export class DiskStore implements L2Store {
       : undefined
   }
 
-  /** This process's counters and the shared byte count. */
+  /** This process's counters and the files' shared ones; never throws (after close(): the last shared counts). */
   stats(): DiskStoreStats {
-    const root = this.#root
     return {
-      entries: root === undefined ? 0 : (this.#entries.getStats() as { entryCount: number }).entryCount,
-      bytes: root === undefined ? 0 : this.#metaNumber('bytes'),
+      ...(this.#closedCounts ?? (this.#root === undefined ? NO_COUNTS : this.#sharedCounts())),
       maxBytes: this.maxBytes,
-      evictions: root === undefined ? 0 : this.#metaNumber('evictions'),
-      expired: root === undefined ? 0 : this.#metaNumber('expired'),
       corruptReads: this.#corruptReads,
       tooLarge: this.#tooLarge,
+    }
+  }
+
+  #sharedCounts(): SharedCounts {
+    return {
+      entries: (this.#entries.getStats() as { entryCount: number }).entryCount,
+      bytes: this.#metaNumber('bytes'),
+      evictions: this.#metaNumber('evictions'),
+      expired: this.#metaNumber('expired'),
     }
   }
 

@@ -237,6 +237,34 @@ export interface L2Store {
    * what to check. The cache logs it once per outage. A store without it gets a generic description.
    */
   describeFailure?(error: unknown): L2Failure
+  /**
+   * The store's own counters, for stores that keep them (the embedded disk store does; Redis's own are in INFO, read
+   * by `cache.inspect()`). Read synchronously by `cache.stats()`, and so by every exporter at each scrape: it must be
+   * cheap, and must not throw, not even once the store is closed (a closed cache stays exported).
+   */
+  stats?(): L2StoreStats
+}
+
+/**
+ * What a store counts itself (`L2Store.stats()`), as `cache.stats().l2.store` and `.host.store` show it. The
+ * occupancy and what the store dropped are the store's, shared by every process using it; the read and write
+ * refusals are this process's.
+ */
+export interface L2StoreStats {
+  /** Records held (entries, versions, marks, locks, tag sets), expired ones until swept. */
+  readonly entries: number
+  /** Bytes held, as accounted against `maxBytes`. */
+  readonly bytes: number
+  /** The byte budget. */
+  readonly maxBytes: number
+  /** Entries evicted for room, since the store was made. */
+  readonly evictions: number
+  /** Expired entries deleted by the sweep, since the store was made. */
+  readonly expired: number
+  /** Records read by this process that did not parse (foreign or damaged bytes): each was a miss. */
+  readonly corruptReads: number
+  /** Writes refused by this process because the entry alone is larger than `maxBytes`. */
+  readonly tooLarge: number
 }
 
 /** A failure to connect to the store's server, described for people; see `L2Store.describeFailure`. */

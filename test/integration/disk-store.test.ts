@@ -90,6 +90,27 @@ describe('disk store', () => {
     expect(store.stats().tooLarge).toBe(1)
   })
 
+  it('answers stats() before connect() and after close() with the last counts, never throwing', async () => {
+    const store = diskStore({ path: freshDir(), maxBytes: 1024 * 1024 })
+    stores.push(store)
+    expect(store.stats()).toEqual({
+      entries: 0,
+      bytes: 0,
+      maxBytes: 1024 * 1024,
+      evictions: 0,
+      expired: 0,
+      corruptReads: 0,
+      tooLarge: 0,
+    })
+    await store.connect()
+    await store.set('closed:1', Buffer.from('v'), 60_000)
+    const open = store.stats()
+    expect(open).toMatchObject({ entries: 1 })
+    // A closed cache stays exported: every scrape still reads its store's stats().
+    await store.close()
+    expect(store.stats()).toEqual(open)
+  })
+
   it('refuses a fenced store whole (nothing written) when a tag set is a string or a key is too long', async () => {
     const store = await opened({ path: freshDir(), maxBytes: 1024 * 1024 })
     await store.set('fenced:string', Buffer.from('not a set'), 60_000)

@@ -1,10 +1,14 @@
 // The OpenTelemetry exporter against a real Redis: spans into an in-memory span exporter, metrics into an
 // in-memory reader, for a scripted workload whose counts are known exactly.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { open } from 'lmdb'
 import { metrics, trace } from '@opentelemetry/api'
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { createCache, type Cache } from 'stratacache'
+import { diskStore } from 'stratacache/disk'
 import { openTelemetry } from 'stratacache/opentelemetry'
 import { redisStore } from 'stratacache/redis'
 import { afterEach, describe, expect, inject, it } from 'vitest'
@@ -227,6 +231,35 @@ describe('OpenTelemetry', () => {
     const scopes = spans.getFinishedSpans().map((s) => s.instrumentationScope)
     expect(scopes).toHaveLength(2)
     for (const scope of scopes) expect(scope).toMatchObject({ name: 'stratacache', version })
+  })
+
+  it("exports a disk L2's corrupt reads, evictions and bytes, and nothing for a host tier it does not have", async () => {
+    const path = mkdtempSync(join(tmpdir(), 'strata-otel-disk-'))
+    closers.push(() => rmSync(path, { recursive: true, force: true }))
+    const reader = new TestReader()
+    const meterProvider = new MeterProvider({ readers: [reader] })
+    const cache = createCache({
+      service: `otel-disk-${Date.now()}`,
+      l2: diskStore({ path, maxBytes: 1024 * 1024 }),
+      logger: false,
+    })
+    openTelemetry(cache, { spans: false, meter: meterProvider.getMeter('test') })
+    // Closed in this order: the cache (and its store) before the directory is removed.
+    closers.unshift(
+      () => cache.close(),
+      () => meterProvider.shutdown(),
+    )
+    const ns = cache.namespace('item', { key: 'item:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    await cache.connect()
+    const root = open({ path, maxDbs: 8 })
+    await root.openDB({ name: 'entries', encoding: 'binary' }).put(ns.key({ id: 1 }), Buffer.from('foreign'))
+    await root.close()
+    expect(await ns.get({ id: 1 })).toEqual({ id: 1 })
+    const p = points((await reader.collect()).resourceMetrics)
+    expect(p.get('stratacache.store.corrupt_reads{stratacache.tier=l2}')).toBe(1)
+    expect(p.get('stratacache.store.evictions{stratacache.tier=l2}')).toBe(0)
+    expect(p.get('stratacache.store.bytes{stratacache.tier=l2}')).toBeGreaterThan(0)
+    expect([...p.keys()].filter((name) => name.includes('host'))).toEqual([])
   })
 
   it('ignores the calls of another cache in the same process', async () => {

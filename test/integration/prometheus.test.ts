@@ -1,16 +1,36 @@
 // The Prometheus exporter: a scripted workload against a real Redis, then a scrape, parsed and checked exactly;
 // several caches in one registry, unregistering, and the naming conventions of every metric.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { open } from 'lmdb'
 import { Counter, register as defaultRegistry, Registry } from 'prom-client'
 import { createCache, type Cache } from 'stratacache'
+import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 
 const caches: Cache[] = []
+const dirs: string[] = []
 afterEach(async () => {
   await Promise.all(caches.splice(0).map((c) => c.close()))
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
+
+/** A fresh directory for a disk store (one host's disk). */
+function diskDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-prom-disk-'))
+  dirs.push(dir)
+  return dir
+}
+
+/** Writes bytes that are no disk-store record under `key`, as another program sharing the files would. */
+async function plantForeign(path: string, key: string): Promise<void> {
+  const root = open({ path, maxDbs: 8 })
+  await root.openDB({ name: 'entries', encoding: 'binary' }).put(key, Buffer.from('not a stratacache record'))
+  await root.close()
+}
 
 /** A memory-only cache under `service` whose namespace `item` missed (and holds) `count` keys. */
 async function warmed(service: string, count: number): Promise<Cache> {
@@ -89,6 +109,100 @@ describe('Prometheus exporter', () => {
     expect(at('slo_value', `${ns_},objective="stale_read_ratio",kind="actual"`)).toBe(0)
     // A second scrape reports the counters again, not doubled.
     expect(parse(await registry.metrics()).get(`stratacache_loads_total{${ns_}}`)).toBe(2)
+  })
+
+  it("exports a disk L2's own counters: a record it could not parse is a miss and store_corrupt_reads_total 1", async () => {
+    const path = diskDir()
+    const cache = createCache({
+      service: 'prom-disk',
+      l2: diskStore({ path, maxBytes: 4 * 1024 * 1024 }),
+      logger: false,
+    })
+    caches.push(cache)
+    let loads = 0
+    const ns = cache.namespace('item', {
+      key: 'item:{id}',
+      ttl: '1m',
+      load: ({ id }) => {
+        loads++
+        return { id }
+      },
+    })
+    await cache.connect()
+    await plantForeign(path, ns.key({ id: 1 }))
+    // The foreign record reads as a miss: loaded, not thrown, and counted by the store.
+    await expect(ns.get({ id: 1 })).resolves.toEqual({ id: 1 })
+    expect(loads).toBe(1)
+    expect(cache.stats().l2?.store).toMatchObject({
+      corruptReads: 1,
+      maxBytes: 4 * 1024 * 1024,
+      evictions: 0,
+    })
+    const registry = new Registry()
+    prometheusMetrics(cache, { registry })
+    const text = await registry.metrics()
+    expect(text).toContain('\nstratacache_store_corrupt_reads_total{cache="prom-disk",tier="l2"} 1\n')
+    const samples = parse(text)
+    const at = (name: string, labels: string) => samples.get(`stratacache_${name}{${labels}}`)
+    expect(at('store_max_bytes', 'cache="prom-disk",tier="l2"')).toBe(4 * 1024 * 1024)
+    expect(at('store_bytes', 'cache="prom-disk",tier="l2"')).toBeGreaterThan(0)
+    expect(at('store_entries', 'cache="prom-disk",tier="l2"')).toBeGreaterThan(0)
+    expect(at('store_evictions_total', 'cache="prom-disk",tier="l2"')).toBe(0)
+    expect(at('store_expired_total', 'cache="prom-disk",tier="l2"')).toBe(0)
+    expect(at('store_too_large_total', 'cache="prom-disk",tier="l2"')).toBe(0)
+    // No host tier: no host series, and no store series for a tier that is not there.
+    expect([...samples.keys()].filter((name) => /_host_|tier="host"/.test(name))).toEqual([])
+    // A closed cache stays exported with its last counters: the closed store still answers stats().
+    await cache.close()
+    expect(
+      parse(await registry.metrics()).get(
+        'stratacache_store_corrupt_reads_total{cache="prom-disk",tier="l2"}',
+      ),
+    ).toBe(1)
+  })
+
+  it("exports the host tier: hits per namespace, errors, and its store's corrupt reads", async () => {
+    const path = diskDir()
+    const service = `prom-host-${Date.now()}`
+    const processOnHost = async () => {
+      const cache = createCache({
+        service,
+        l2: redisStore({ url: inject('redisUrl') }),
+        host: diskStore({ path, maxBytes: 4 * 1024 * 1024 }),
+        logger: false,
+        timeouts: { l2: '2s' },
+      })
+      caches.push(cache)
+      const ns = cache.namespace('item', { key: 'item:{id}', ttl: '10m', load: ({ id }) => ({ id }) })
+      await cache.connect()
+      return { cache, ns }
+    }
+    const a = await processOnHost()
+    const b = await processOnHost()
+    await a.ns.get({ id: 1 })
+    // Copies are put in the background: wait until b's host store sees it.
+    const host = diskStore({ path, maxBytes: 4 * 1024 * 1024 })
+    await host.connect()
+    await expect.poll(async () => (await host.get(a.ns.key({ id: 1 }))) !== null).toBe(true)
+    await host.close()
+    expect(await b.ns.get({ id: 1 })).toEqual({ id: 1 }) // a host hit
+    await plantForeign(path, b.ns.key({ id: 2 }))
+    expect(await b.ns.get({ id: 2 })).toEqual({ id: 2 }) // the foreign copy is a host miss: Redis, then the loader
+    expect(b.ns.stats()).toMatchObject({ hostHits: 1, l2Hits: 1, misses: 1 })
+    const registry = new Registry()
+    prometheusMetrics(b.cache, { registry })
+    const text = await registry.metrics()
+    const labels = `cache="${service}"`
+    expect(text).toContain(`\nstratacache_host_hits_total{${labels},cache_namespace="item"} 1\n`)
+    expect(text).toContain(`\nstratacache_store_corrupt_reads_total{${labels},tier="host"} 1\n`)
+    const samples = parse(text)
+    expect(samples.get(`stratacache_host_errors_total{${labels}}`)).toBe(0)
+    expect(samples.get(`stratacache_host_up{${labels}}`)).toBe(1)
+    expect(samples.get(`stratacache_hits_total{${labels},cache_namespace="item",tier="l2"}`)).toBe(1)
+    // Redis keeps no counters of its own: no store series for L2.
+    expect(
+      [...samples.keys()].filter((name) => name.includes('tier="l2"') && name.includes('_store_')),
+    ).toEqual([])
   })
 
   it('exports several caches from one registry, each under its own `cache` label', async () => {

@@ -157,6 +157,23 @@ describe.each(targets)('L2Store contract: $name', (target) => {
     await expect.poll(() => store.get('conf:short'), { timeout: 2_000 }).toBeNull()
   })
 
+  it('answers stats(), when it keeps counters, before connect, while open and after close, never throwing', async () => {
+    // Optional (Redis keeps its counters in INFO); cache.stats() and every exporter's scrape read it, closed caches too.
+    const store = target.store()
+    stores.push(store)
+    if (store.stats === undefined) return
+    const before = store.stats()
+    expect(before).toMatchObject({ corruptReads: 0, tooLarge: 0 })
+    await store.connect()
+    await store.set('conf:stats', bytes('v'), 60_000)
+    const open = store.stats()
+    expect(open.entries).toBeGreaterThanOrEqual(1)
+    expect(open.bytes).toBeGreaterThan(0)
+    expect(open.bytes).toBeLessThanOrEqual(open.maxBytes)
+    await store.close()
+    expect(store.stats()).toEqual(open)
+  })
+
   it('reads and writes keys of many slots in one getMany and one setMany, in order', async () => {
     const store = await open()
     const keys = Array.from({ length: 60 }, (_, i) => `conf:many:${i}`)
