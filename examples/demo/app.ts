@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { Registry } from 'prom-client'
 import { createClient } from 'redis'
-import { createCache, type Cache, type CacheStats } from 'stratacache'
+import { createCache, type Cache, type CacheStats, type RegionsOptions } from 'stratacache'
 import { diskStore } from 'stratacache/disk'
 import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
@@ -36,6 +36,11 @@ export interface DemoOptions {
   region?: string | undefined
   /** The other regions and their Redis (`DEMO_PEERS`, see `parseDemoPeers`). */
   peers?: readonly DemoPeer[] | undefined
+  /**
+   * `regions.heartbeat` and `regions.splitAfter` with `peers` (tests shorten them to see a split heal quickly).
+   * @default the library's: heartbeat 1 s, split after 5 s
+   */
+  regionTiming?: Pick<RegionsOptions, 'heartbeat' | 'splitAfter'> | undefined
 }
 
 /** Another region of the demo: its name and its Redis. */
@@ -55,9 +60,13 @@ export interface DemoRegionPeer {
   /** Entries waiting in the peer's outbox for this region (known to the relaying process only). */
   readonly backlog: number | null
   readonly splits: number
+  /** The last split that ended; null before any. */
   readonly lastSplit: {
+    /** From the moment the peer counted as split to the moment this region had caught up with it, in ms. */
     readonly durationMs: number
+    /** Changes the peer made during the split, applied here after the heal (known to the relaying process). */
     readonly replayed: number
+    /** After the heal: from the first change read from the peer again to the last one missed applied, in ms. */
     readonly convergeMs: number
   } | null
   /** Times the peer's outbox overflowed before this region read it (every namespace was invalidated here). */
@@ -143,7 +152,10 @@ export async function createDemo(options: DemoOptions): Promise<Demo> {
     ...(options.region !== undefined || peers.length > 0
       ? {
           ...(options.region === undefined ? {} : { region: options.region }),
-          regions: { peers: peers.map(({ region, url }) => ({ region, l2: redisStore({ url }) })) },
+          regions: {
+            peers: peers.map(({ region, url }) => ({ region, l2: redisStore({ url }) })),
+            ...options.regionTiming,
+          },
         }
       : {}),
   })
@@ -505,7 +517,14 @@ function regionsOf(s: CacheStats) {
     lagMs: Math.round(peer.lagMs.last),
     backlog: peer.backlog ?? null,
     splits: peer.splits,
-    lastSplit: peer.lastSplit ?? null,
+    lastSplit:
+      peer.lastSplit === undefined
+        ? null
+        : {
+            durationMs: Math.round(peer.lastSplit.durationMs),
+            replayed: peer.lastSplit.replayed,
+            convergeMs: Math.round(peer.lastSplit.convergeMs),
+          },
     overflows: peer.overflows,
   }))
   return { region: s.regions.region, relaying: s.regions.relaying, peers }

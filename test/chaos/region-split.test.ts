@@ -42,17 +42,27 @@ const SPLIT_AFTER_MS = 400
 function source() {
   const rows = new Map<string, number>()
   const loads = { strong: 0, bounded: 0, bypass: 0, eventual: 0 }
-  return { rows, loads, slowMs: 0 }
+  /** Keys loaded through `loadMany`, per namespace (also counted in `loads`). */
+  const batched = { strong: 0, bounded: 0, bypass: 0, eventual: 0 }
+  return { rows, loads, batched, slowMs: 0 }
+}
+
+interface ProcOptions {
+  /** Declare a `loadMany` on every namespace, so that `getMany` loads its misses in one batch. */
+  readonly loadMany?: boolean
+  /** `timeouts.l2`: generous where an L2 call timing out under load is not what the test is about. */
+  readonly l2Timeout?: `${number}s`
 }
 
 /** A process of `region`, with one namespace per consistency class (every process declares them all). */
-function proc(region: Region, db: ReturnType<typeof source>, relay = true) {
+function proc(region: Region, db: ReturnType<typeof source>, relay = true, options: ProcOptions = {}) {
   const peer: Region = region === 'eu' ? 'us' : 'eu'
   const cache = createCache({
     service: SERVICE,
     logger: false,
     l2: redisStore({ url: servers[region].url }),
     circuitBreaker: { breakFor: '100ms' },
+    ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
     region,
     regions: {
       peers: [{ region: peer, l2: redisStore({ url: links[peer].url, maxReconnectDelay: '50ms' }) }],
@@ -82,6 +92,15 @@ function proc(region: Region, db: ReturnType<typeof source>, relay = true) {
         if (db.slowMs > 0) await sleep(db.slowMs)
         return { v }
       },
+      ...(options.loadMany === true
+        ? {
+            loadMany: (list: readonly { id: string }[]) => {
+              db.loads[name] += list.length
+              db.batched[name] += list.length
+              return list.map(({ id }) => ({ v: db.rows.get(id) ?? 0 }))
+            },
+          }
+        : {}),
       write: ({ id }, value: { v: number }) => void db.rows.set(id, value.v),
       writeStrategy: 'write-through' as const,
     })
@@ -208,6 +227,94 @@ describe('a region split', () => {
       diagnosticsChannel.unsubscribe(channelNames.regionSplit, listen)
     }
   })
+
+  // getMany takes its own read path (an L1 pass, one MGET, then the single-key loads or one loadMany call): the same
+  // region gate must hold on each step of it.
+  for (const loadMany of [false, true]) {
+    it(`getMany during a split (${loadMany ? 'one loadMany call' : 'a load per key'}): strong reads every key through, bounded revalidates or bypasses as declared, eventual serves and counts`, async () => {
+      const db = source()
+      const options: ProcOptions = { loadMany, l2Timeout: '2s' }
+      const eu = proc('eu', db, true, options)
+      const usRelay = proc('us', db, true, options)
+      const us = proc('us', db, false, options)
+      await Promise.all([eu.cache.connect(), usRelay.cache.connect(), us.cache.connect()])
+      const list = ['a', 'b', 'c'].map((id) => ({ id }))
+      for (const { id } of list) db.rows.set(id, 1)
+      const ones = list.map(() => ({ v: 1 }))
+      const twos = list.map(() => ({ v: 2 }))
+      const namespaces = [us.strong, us.bounded, us.bypass, us.eventual]
+      for (const ns of namespaces) expect(await ns.getMany(list)).toEqual(ones)
+      const warmedAt = performance.now()
+      // Connected: every class answers from the cache (the copies are in L1 and L2).
+      const loadsConnected = { ...db.loads }
+      for (const ns of namespaces) expect(await ns.getMany(list)).toEqual(ones)
+      expect(db.loads).toEqual(loadsConnected)
+
+      await Promise.all([links.eu.cut(), links.us.cut()])
+      const poll = { timeout: 10_000, interval: 20 }
+      await expect.poll(() => us.cache.stats().regions!.peers.eu!.split, poll).toBe(true)
+      // eu writes a new value of every key of every namespace: its outbox keeps them for the us region, whose L1 and
+      // L2 still hold the old ones.
+      for (const ns of [eu.strong, eu.bounded, eu.bypass, eu.eventual]) {
+        for (const params of list) await ns.write(params, { v: 2 })
+      }
+      // Past the bound: the last news from eu and the cached copies are both older than it.
+      await expect
+        .poll(
+          () =>
+            us.cache.stats().regions!.peers.eu!.heardAgoMs > MAX_STALENESS_MS &&
+            performance.now() - warmedAt > MAX_STALENESS_MS,
+          poll,
+        )
+        .toBe(true)
+
+      const loads = { ...db.loads }
+      const batched = { ...db.batched }
+      const before = us.cache.stats().namespaces
+      // Strong: every key of every call from the source, none from the old copies in L1 and L2.
+      expect(await us.strong.getMany(list)).toEqual(twos)
+      expect(await us.strong.getMany(list)).toEqual(twos)
+      expect(db.loads.strong - loads.strong).toBe(2 * list.length)
+
+      // Bounded, 'revalidate': the first call loads every key; the values it loaded are served while younger than
+      // the bound (a loaded machine may take longer than the bound between the two calls: then they load again).
+      const revalidatedAt = performance.now()
+      expect(await us.bounded.getMany(list)).toEqual(twos)
+      expect(db.loads.bounded - loads.bounded).toBe(list.length)
+      expect(await us.bounded.getMany(list)).toEqual(twos)
+      if (performance.now() - revalidatedAt < MAX_STALENESS_MS) {
+        expect(db.loads.bounded - loads.bounded).toBe(list.length)
+      }
+
+      // Bounded, 'bypass': nothing cached is served until eu is heard from again.
+      expect(await us.bypass.getMany(list)).toEqual(twos)
+      expect(await us.bypass.getMany(list)).toEqual(twos)
+      expect(db.loads.bypass - loads.bypass).toBe(2 * list.length)
+
+      // Eventual: the old values, counted, and no load.
+      expect(await us.eventual.getMany(list)).toEqual(ones)
+      expect(db.loads.eventual).toBe(loads.eventual)
+
+      // Every load of the read-through classes went the way this getMany is declared to load.
+      if (loadMany) {
+        expect(db.batched.strong - batched.strong).toBe(db.loads.strong - loads.strong)
+        expect(db.batched.bypass - batched.bypass).toBe(db.loads.bypass - loads.bypass)
+      } else {
+        expect(db.batched).toEqual(batched)
+      }
+      const after = us.cache.stats().namespaces
+      expect(after.eventual!.regionSplitServes - before.eventual!.regionSplitServes).toBeGreaterThanOrEqual(
+        list.length,
+      )
+      expect(after.strong!.regionRefused - before.strong!.regionRefused).toBeGreaterThanOrEqual(list.length)
+      expect(after.bounded!.regionRefused - before.bounded!.regionRefused).toBeGreaterThanOrEqual(list.length)
+      expect(after.bypass!.regionRefused - before.bypass!.regionRefused).toBeGreaterThanOrEqual(list.length)
+
+      // The heal: the replayed invalidations reach getMany's copies too.
+      await Promise.all([links.eu.heal(), links.us.heal()])
+      await expect.poll(async () => await us.eventual.getMany(list), poll).toEqual(twos)
+    })
+  }
 
   it('replays a backlog of 500 invalidations made during a split, in order, and reports how long converging took', async () => {
     const db = source()

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DrillReport } from '../../src/cli/drill/report.js'
+import { main } from '../../src/cli/run.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 import { rawClient, type RawClient } from '../chaos/support.js'
 
@@ -77,6 +78,29 @@ async function expectSourceAgrees(report: DrillReport) {
   }
 }
 
+/**
+ * The CLI in this process, as warm.test.ts runs it for its progress bar: `errIsTty` says whether stderr is a
+ * terminal, which a child process's pipe never is. The workers it forks load the TypeScript config through tsx.
+ */
+async function runHere(args: readonly string[], errIsTty: boolean): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const nodeOptions = process.env.NODE_OPTIONS
+  process.env.NODE_OPTIONS = '--import tsx'
+  try {
+    const code = await main(['drill', ...args], {
+      out: (text) => (stdout += text),
+      err: (text) => (stderr += text),
+      errIsTty,
+      cwd: root,
+    })
+    return { code, stdout, stderr }
+  } finally {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS
+    else process.env.NODE_OPTIONS = nodeOptions
+  }
+}
+
 async function info(server: RedisServer, field: string): Promise<number> {
   const match = new RegExp(`^${field}:(\\d+)`, 'm').exec(await server.command('INFO', 'stats'))
   return Number(match?.[1] ?? NaN)
@@ -131,6 +155,45 @@ describe('stratacache drill', () => {
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/redis-server is not on PATH; install it .*\[ERR_STRATA_DRILL_SETUP\]/)
   })
+
+  it('draws its progress on stderr only when stderr is a terminal, and prints nothing but the report on stdout', async () => {
+    // The shortest run the drill takes (1 s), one namespace, one reader: this is about where the output goes.
+    const args = [
+      'mass-expiry',
+      // Its own Redis servers, not the file's: nothing it leaves there can reach another test's numbers.
+      ...['--config', demo, '-n', 'product'],
+      ...['--duration', '1s', '--readers', '1', '--concurrency', '1', '--keys', '20'],
+    ]
+    // A verdict either way (0 pass, 1 fail): the judging is the other tests'; 3 would be a drill that could not run.
+    const verdict = [0, 1]
+
+    const tty = await runHere([...args, '--json'], true)
+    expect(verdict, tty.stderr).toContain(tty.code)
+    // Each step redrawn in place on one line, and the line cleared before the report.
+    const steps = tty.stderr.split('\r\u001b[K').filter((step) => step !== '')
+    expect(steps).toContain('reading the config module: 0%')
+    expect(steps).toContain('starting the workers: 0%')
+    expect(steps.filter((step) => /^running mass-expiry: \d+%$/.test(step)).length).toBeGreaterThanOrEqual(1)
+    expect(steps).toContain('measuring: 100%')
+    expect(
+      steps.every((step) => /^[A-Za-z -]+: \d+%$/.test(step)),
+      tty.stderr,
+    ).toBe(true)
+    expect(tty.stderr.endsWith('measuring: 100%\r\u001b[K')).toBe(true)
+    // --json: stdout is the JSON report and nothing else.
+    const report = JSON.parse(tty.stdout) as DrillReport
+    expect(report.drill).toBe('mass-expiry')
+    expect(report.namespaces.map((ns) => ns.name)).toEqual(['product'])
+
+    const pipe = await runHere(args, false)
+    expect(verdict, pipe.stderr).toContain(pipe.code)
+    expect(pipe.stderr).toBe('')
+    // The text report, from its first line on: no progress, no carriage return or escape sequence.
+    expect(pipe.stdout).toMatch(/^drill mass-expiry \(.*\): (PASS|FAIL)\n/)
+    expect(pipe.stdout).not.toContain('\r')
+    expect(pipe.stdout).not.toContain('\u001b')
+    expect(pipe.stdout).not.toMatch(/reading the config module|running mass-expiry|measuring/)
+  }, 45_000)
 
   it('redis-restart on the demo: no failed get, reads within the bound, and the loads and writes it reports are the source’s own counts', async () => {
     const r = await run([

@@ -1,10 +1,12 @@
 // The demo as one region of two, on two real redis-servers: `npm start`'s program with DEMO_REGION and DEMO_PEERS
 // (eu-west), and the demo app in this process as the other region (us-east). /api/stats carries the Regions block
-// the dashboard's panel draws; an update in one region reaches the other's cache.
+// the dashboard's panel draws; an update in one region reaches the other's cache, and a split between them heals
+// with its report (how long, what was replayed, how long converging took) in us-east's Regions block.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createDemo, parseDemoPeers, type Demo, type DemoRegionPeer } from '../../examples/demo/app.js'
 import { CatalogDb, type ProductView } from '../../examples/demo/catalog-db.js'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
+import { startProxy, type TcpProxy } from '../chaos/tcp-proxy.js'
 import { freePort, startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 interface RegionsBlock {
@@ -15,6 +17,8 @@ interface RegionsBlock {
 
 let eu: RedisServer
 let us: RedisServer
+/** us-east's link to eu-west's Redis (its relay reads eu-west's outbox through it): cut to split the regions. */
+let euLink: TcpProxy
 let euDemo: RunningDemo
 let usDb: CatalogDb
 let usDemo: Demo
@@ -22,6 +26,7 @@ let usDemo: Demo
 beforeAll(async () => {
   eu = await startRedis()
   us = await startRedis()
+  euLink = await startProxy(eu.port)
   usDb = await CatalogDb.open({ productsPerTenant: 100 })
   usDemo = await createDemo({
     db: usDb,
@@ -30,7 +35,9 @@ beforeAll(async () => {
     productsPerTenant: 100,
     log: () => {},
     region: 'us-east',
-    peers: [{ region: 'eu-west', url: eu.url }],
+    peers: [{ region: 'eu-west', url: euLink.url }],
+    // A split seen within 3 s of the cut (the default is 5 s): eu-west, a heartbeat a second, stays well inside it.
+    regionTiming: { heartbeat: '200ms', splitAfter: '3s' },
   })
   await usDemo.cache.connect()
   euDemo = await spawnDemo({
@@ -45,9 +52,17 @@ afterAll(async () => {
   await euDemo?.stop()
   await usDemo?.close()
   await usDb?.close()
+  await euLink?.close()
   await eu?.stop()
   await us?.stop()
 })
+
+async function usPeer(): Promise<DemoRegionPeer> {
+  const stats = (await usDemo.app.inject({ method: 'GET', url: '/api/stats' })).json<{
+    regions: RegionsBlock
+  }>()
+  return stats.regions.peers[0]!
+}
 
 async function euStats(): Promise<{ regions: RegionsBlock | null }> {
   const response = await fetch(`${euDemo.url}/api/stats`)
@@ -111,6 +126,48 @@ describe('demo as a region', () => {
     )
     expect(before.id).toBe(5)
   })
+
+  it('reports a healed split in /api/stats: how long it lasted, the changes replayed, and how long converging took', async () => {
+    // us-east may have counted as split until eu-west's first heartbeat (see above): start from a connected state.
+    await vi.waitFor(async () => expect((await usPeer()).split).toBe(false), {
+      timeout: 15_000,
+      interval: 100,
+    })
+    const splitsBefore = (await usPeer()).splits
+    await euLink.cut()
+    await vi.waitFor(async () => expect((await usPeer()).split).toBe(true), {
+      timeout: 15_000,
+      interval: 100,
+    })
+    // A change in eu-west during the split: queued in its outbox, replayed in us-east after the heal.
+    const patch = await fetch(`${euDemo.url}/api/tenants/acme/products/7?locale=en&currency=EUR`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Renamed in eu-west during a split' }),
+    })
+    expect(patch.status).toBe(200)
+    await euLink.heal()
+    const healed = await vi.waitFor(
+      async () => {
+        const peer = await usPeer()
+        expect(peer.split).toBe(false)
+        expect(peer.splits).toBe(splitsBefore + 1)
+        return peer
+      },
+      { timeout: 20_000, interval: 100 },
+    )
+    const last = healed.lastSplit!
+    expect(last).toEqual({
+      durationMs: expect.any(Number) as number,
+      replayed: expect.any(Number) as number,
+      convergeMs: expect.any(Number) as number,
+    })
+    expect(last.replayed).toBeGreaterThanOrEqual(1)
+    // Converging is the end of the split: from the first change read again to the last missed one applied.
+    expect(last.convergeMs).toBeGreaterThanOrEqual(0)
+    expect(last.convergeMs).toBeLessThanOrEqual(last.durationMs)
+    expect(Number.isInteger(last.convergeMs) && Number.isInteger(last.durationMs)).toBe(true)
+  }, 60_000)
 
   it('parses DEMO_PEERS and refuses a pair that is not region=redis-url', () => {
     expect(parseDemoPeers('us-east=redis://127.0.0.1:6380, ap=rediss://h:1')).toEqual([

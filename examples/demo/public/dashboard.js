@@ -268,6 +268,7 @@ function renderRegions(regions) {
       [span(peer.lagMs), ''],
       [peer.backlog === null ? '–' : fmt(peer.backlog), ''],
       [last ? `${span(last.durationMs)}, ${fmt(last.replayed)} replayed` : 'none', ''],
+      [last ? span(last.convergeMs) : '–', ''],
       [fmt(peer.overflows), peer.overflows > 0 ? 'split' : ''],
     ]
   })
