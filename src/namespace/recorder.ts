@@ -115,6 +115,8 @@ export interface NamespaceStats {
   readonly warmStarts: number
   /** Keys warm starts copied from L2 into L1 (a saved hot key still fresh in L2). */
   readonly warmStartKeys: number
+  /** Time those warm starts took, summed, in ms (reading the saved list and copying its entries). */
+  readonly warmStartMs: number
   /**
    * Regions: cached values (L1 or L2) a `strong` or `bounded` namespace refused to serve because a peer region was
    * not heard from for longer than its bound allows (docs/consistency.md, "Regions"); each read went to the source.
@@ -206,6 +208,7 @@ export function newCounters(): Counters {
     warmUpMs: 0,
     warmStarts: 0,
     warmStartKeys: 0,
+    warmStartMs: 0,
     regionRefused: 0,
     regionSplitServes: 0,
   }

@@ -265,6 +265,12 @@ const DEFINITIONS: readonly Definition[] = [
     ['cache_namespace'],
     (s) => perNamespace(s, (n): number | Sample<number>[] => (n.warmUps === 0 ? [] : ms(n.warmUpMs))),
   ),
+  counter(
+    'warm_start_duration_seconds_total',
+    'Time spent in warm starts (warmStart(): the saved hot keys copied from L2 into L1), summed.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n): number | Sample<number>[] => (n.warmStarts === 0 ? [] : ms(n.warmStartMs))),
+  ),
   histogram(
     'load_duration_seconds',
     'Loader calls (load, or one loadMany batch), by duration.',

@@ -282,8 +282,10 @@ describe('warm-up metrics', () => {
     expect(stats.warmUpMs).toBeGreaterThanOrEqual(first.durationMs)
     // Warm-up loads are loads, not reads.
     expect(stats.l1Hits + stats.l2Hits + stats.misses).toBe(1)
+    expect(await registry.metrics()).not.toMatch(/^stratacache_warm_start_duration/m)
     await cache.warmStart()
-    expect(ns.stats().warmStarts).toBe(1)
+    expect(ns.stats()).toMatchObject({ warmStarts: 1, warmStartMs: expect.any(Number) })
+    expect(ns.stats().warmStartMs).toBeGreaterThan(0)
     const text = await registry.metrics()
     expect(text).toContain(
       'stratacache_warm_ups_total{cache="it-warm",cache_namespace="product",kind="warm"} 2',
@@ -299,6 +301,9 @@ describe('warm-up metrics', () => {
     )
     expect(text).toMatch(
       /stratacache_warm_up_duration_seconds_total\{cache="it-warm",cache_namespace="product"\} 0\.\d+/,
+    )
+    expect(text).toMatch(
+      /stratacache_warm_start_duration_seconds_total\{cache="it-warm",cache_namespace="product"\} \d\.\d+/,
     )
   })
 })
