@@ -802,8 +802,16 @@ function readTotals(namespaces: readonly NamespaceStats[]): ReadTotals {
   return totals
 }
 
-/** `{ store }` with a store's own counters, frozen; nothing for a store that keeps none (the property stays absent). */
+/**
+ * `{ store }` with a store's own counters, frozen; nothing for a store that keeps none (the property stays absent),
+ * or whose `stats()` throws (a store of the user's that breaks the contract must not break `cache.stats()`).
+ */
 function storeStats(store: L2Store): { store?: L2StoreStats } {
-  const stats = store.stats?.()
+  let stats: L2StoreStats | undefined
+  try {
+    stats = store.stats?.()
+  } catch {
+    return {}
+  }
   return stats === undefined ? {} : { store: Object.freeze({ ...stats }) }
 }
