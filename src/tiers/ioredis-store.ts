@@ -16,6 +16,7 @@ import { addressOfUrl, redactUrl, type RedisTarget } from './redis-failure.js'
 import {
   bufferReplies,
   closeWithin,
+  ignoreErrorsAfterClose,
   reconnectDelay,
   refuseAbandoned,
   REDIS_TLS_OPTION_KEYS,
@@ -546,6 +547,7 @@ class IoredisLink implements RedisLink {
     this.#client.off('end', this.#handleClose)
     this.#status = 'closed'
     if (!this.#owned) return
+    ignoreErrorsAfterClose(this.#client)
     if (this.#client.status === 'ready') {
       if ((await closeWithin(() => this.#client.quit(), this.#closeTimeout)) === 'closed') return
     }

@@ -29,6 +29,7 @@ import {
   askServerVersion,
   bufferReplies,
   closeWithin,
+  ignoreErrorsAfterClose,
   isErrorReply,
   parseInfo,
   parsePairs,
@@ -848,6 +849,7 @@ class ClusterLink implements RedisLink {
     this.#cluster.off('error', this.#handleError)
     this.#status = 'closed'
     if (!this.#owned) return
+    ignoreErrorsAfterClose(this.#cluster)
     if (this.#cluster.isReady) {
       if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
     }

@@ -282,6 +282,15 @@ export function reconnectDelay(attempt: number, maxDelayMs: number): number {
   return Math.min(maxDelayMs, 50 * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.2)
 }
 
+/**
+ * Keeps a closed, store-owned client from crashing the process: once the store's own 'error' handler is removed, a
+ * socket reset during the graceful close (a partition, a Redis killed meanwhile) would be an 'error' event with no
+ * listener, which Node throws. After close nothing is waiting for that error, so it is dropped.
+ */
+export function ignoreErrorsAfterClose(client: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
+  client.on('error', () => {})
+}
+
 /** Closes gracefully with `close`, unless that takes longer than `timeoutMs` (a frozen server): what happened. */
 export async function closeWithin(
   close: () => Promise<unknown>,
@@ -473,6 +482,7 @@ class Connection implements RedisLink {
     this.client.off('end', this.#handleEnd)
     this.#status = 'closed'
     if (!this.#owned) return
+    ignoreErrorsAfterClose(this.client)
     if (this.client.isReady) {
       // A graceful close waits for every queued reply; a frozen Redis would make it wait forever. Bound it.
       if ((await closeWithin(() => this.client.close(), this.#closeTimeout)) === 'closed') return
