@@ -287,7 +287,9 @@ export function reconnectDelay(attempt: number, maxDelayMs: number): number {
  * socket reset during the graceful close (a partition, a Redis killed meanwhile) would be an 'error' event with no
  * listener, which Node throws. After close nothing is waiting for that error, so it is dropped.
  */
-export function ignoreErrorsAfterClose(client: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
+export function ignoreErrorsAfterClose(client: {
+  on(event: 'error', listener: (error: unknown) => void): unknown
+}) {
   client.on('error', () => {})
 }
 
