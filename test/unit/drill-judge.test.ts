@@ -439,6 +439,18 @@ describe('drill judge(): failed gets and convergence', () => {
     expect(ns.failures).toEqual([UNSETTLED])
   })
 
+  it('judges a long run of a million reads (more than a call accepts as arguments) without overflowing the stack', () => {
+    const reads = Array.from({ length: 1_000_000 }, (_, i): ReadRecord => [
+      0,
+      100 + (i % 10),
+      GO + Math.floor(i * 0.006),
+      1,
+      0,
+    ])
+    const result = only(drill([declare('product')], [reader({ reads })]))
+    expect(result).toMatchObject({ failures: [], pass: true, reads: 1_000_000, failedGets: 0 })
+  })
+
   it('fails a namespace of which no read completed', () => {
     const ns = only(drill([declare('product')], [reader({ reads: [] })]))
     expect(ns.failures).toEqual(['no read completed'])

@@ -175,10 +175,11 @@ export function judge(input: {
   )
   const split =
     input.region === undefined ? undefined : judgeRegions(input.region, workers, faultStart, faultEnd)
-  const runEnd = Math.min(
-    input.endAt,
-    Math.max(...workers.flatMap((w) => w.reads.map((r) => r[2] + r[3])), goAt),
-  )
+  // A loop, not Math.max(...reads): a long drill records hundreds of thousands of reads, past the call stack's limit
+  // on the number of arguments.
+  let lastReadEnd = goAt
+  for (const w of workers) for (const r of w.reads) if (r[2] + r[3] > lastReadEnd) lastReadEnd = r[2] + r[3]
+  const runEnd = Math.min(input.endAt, lastReadEnd)
 
   const namespaces = input.namespaces.map((ns, i): NamespaceResult => {
     const o = ns.options
