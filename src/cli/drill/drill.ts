@@ -177,7 +177,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
             heartbeatMs: options.heartbeatMs,
             splitAfterMs: options.splitAfterMs,
           }
-    const setup = (role: WorkerSetup['role'], region = 0, reader = 0): WorkerSetup => ({
+    // Every reader process, in both regions with region-split: reader i of them starts a recorded log i / n of the
+    // way in (the writer, index -1, replays nothing).
+    const readerCount = options.readers * (split ? 2 : 1)
+    const setup = (role: WorkerSetup['role'], region: number, reader: number): WorkerSetup => ({
       role,
       config,
       cwd: options.cwd,
@@ -204,8 +207,6 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         ? Array.from({ length: options.readers }, () => ['reader', 1] as [WorkerSetup['role'], number])
         : []),
     ]
-    // Reader i of readerCount (both regions counted, in role order) starts a recorded log at offset i / readerCount.
-    const readerCount = roles.length - 1
     const started = roles.map(([role, region], i) => startWorker(setup(role, region, i - 1), workers))
     await Promise.all(started.map((w) => w.ready))
     const prefixes = chosen.map((ns) => `${service}${ns.prefix.slice(app.service.length)}`)
