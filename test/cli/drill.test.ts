@@ -1,45 +1,19 @@
 // `stratacache drill` run as a user runs it (dist/cli/main.js) against the demo's config module, its numbers checked
 // against what the test measures itself: the source's counters and the L2's own statistics, read raw.
-import { execFile } from 'node:child_process'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DrillReport } from '../../src/cli/drill/report.js'
 import { main } from '../../src/cli/run.js'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 import { rawClient, type RawClient } from '../chaos/support.js'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const bin = join(root, 'dist/cli/main.js')
-const demo = 'examples/demo/stratacache.config.ts'
-/** Short runs: 3 s of workload, 2 readers, the fault after 1 s. */
-const SHORT = ['--duration', '3s', '--readers', '2', '--concurrency', '3', '--keys', '100']
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function run(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      // The demo's config module is TypeScript: the CLI (and its workers) load it through tsx.
-      { cwd: root, env: { ...process.env, NODE_OPTIONS: '--import tsx', ...env }, timeout: 40_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
-        resolve({ code, stdout, stderr })
-      },
-    )
-  })
-}
-
-function reportOf(r: Run): DrillReport {
-  expect(r.stdout.startsWith('{'), `stdout: ${r.stdout.slice(0, 500)}; stderr: ${r.stderr}`).toBe(true)
-  return JSON.parse(r.stdout) as DrillReport
-}
+import {
+  demo,
+  expectSourceAgrees as sourceAgrees,
+  reportOf,
+  root,
+  run,
+  SHORT,
+  type Run,
+} from './drill-support.js'
 
 let source: RedisServer
 let l2: RedisServer
@@ -54,29 +28,8 @@ afterAll(async () => {
   await Promise.all([source.stop(), l2.stop()])
 })
 
-/** Per namespace: the loads the source counted, and the versions its keys reached (one per write). */
-async function sourceCounts(report: DrillReport, namespace: string) {
-  const loads = Number((await rawSource.get(`drill:loads:${report.service}:${namespace}`))?.toString() ?? 0)
-  let versions = 0
-  for await (const keys of rawSource.scanIterator({
-    MATCH: `drill:source:${report.service}:${namespace}:*`,
-    COUNT: 1_000,
-  })) {
-    for (const key of keys) versions += Number((await rawSource.get(key.toString()))?.toString() ?? 0)
-  }
-  return { loads, versions }
-}
-
 /** The reported loads and writes of every namespace are the source's own counts. */
-async function expectSourceAgrees(report: DrillReport) {
-  for (const ns of report.namespaces) {
-    const counted = await sourceCounts(report, ns.name)
-    expect(ns.source.loads, ns.name).toBe(counted.loads)
-    expect(ns.source.loadsCountedByWorkers, ns.name).toBe(counted.loads)
-    expect(ns.writes + ns.failedWrites, ns.name).toBe(counted.versions)
-    expect(ns.reads, ns.name).toBeGreaterThan(500)
-  }
-}
+const expectSourceAgrees = (report: DrillReport) => sourceAgrees(rawSource, report)
 
 /**
  * The CLI in this process, as warm.test.ts runs it for its progress bar: `errIsTty` says whether stderr is a
@@ -212,11 +165,16 @@ describe('stratacache drill', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(report.pass).toBe(true)
     expect(report.fault.detail.downMs).toBeGreaterThanOrEqual(600)
+    expect(report.workload).toEqual({ kind: 'synthetic', keys: 100 })
     expect(report.namespaces.map((ns) => ns.name)).toEqual(['product', 'product-page'])
     for (const ns of report.namespaces) {
       expect(ns.failedGets).toBe(0)
       expect(ns.staleness.beyondBound).toBe(0)
       expect(ns.convergedAfterMs).not.toBeNull()
+      // Half the reads on the 5 written keys, half over all 100: about 10% for each written key.
+      expect(ns.keysRead).toBeLessThanOrEqual(100)
+      expect(ns.hottestKeyShare).toBeGreaterThan(0.05)
+      expect(ns.hottestKeyShare).toBeLessThan(0.2)
     }
     await expectSourceAgrees(report)
   }, 45_000)

@@ -100,6 +100,7 @@ function drill(
       writeIntervalMs: 50,
       sourceLatencyMs: 2,
     },
+    workload: { kind: 'synthetic', keys: 200 },
     goAt: GO,
     endAt: GO + RUN_MS,
     fault: {
@@ -159,6 +160,9 @@ describe('drill judge(): a namespace within its declarations', () => {
       failures: [],
       reads: 101,
       failedGets: 0,
+      // Keys 100 to 109 read 10 times each, and key 0 once.
+      keysRead: 11,
+      hottestKeyShare: 10 / 101,
       writes: 1,
       failedWrites: 0,
       staleness: { boundMs: 1_000, staleReads: 1, beyondBound: 0, maxMs: 500 },
@@ -177,6 +181,7 @@ describe('drill judge(): a namespace within its declarations', () => {
     const text = renderText(report)
     expect(text).toMatch(/^drill redis-restart \(drill\.config\.mjs\): PASS$/m)
     expect(text).toContain('PASS product (bounded)')
+    expect(text).toContain('  keys read 11, hottest key 9.9% of reads\n')
     expect(text).toContain('  stale reads 1, beyond the bound of 1000 ms 0, worst 500 ms')
     expect(text).toContain('  source loads 7; peak 3 at once (limit 4), 15 in a second (limit 20)')
     expect(text).toContain('  converged 0 ms after the fault ended')

@@ -2,8 +2,10 @@
 // own declarations (staleness bounds, objectives, source limits).
 import { parseDuration } from '../../core/duration.js'
 import { CliUsageError } from '../../errors.js'
-import { defineCommand, ExitCode, progressLine, required } from '../command.js'
+import { CLI_DOCS_URL, defineCommand, ExitCode, progressLine, required } from '../command.js'
 import { DRILLS, drillNamed } from '../drill/drills.js'
+import { MAX_WORKLOAD_RECORDS } from '../drill/recorded-workload.js'
+import { formatCount } from '../format.js'
 
 const names = DRILLS.map((d) => d.name).join(', ')
 
@@ -12,7 +14,7 @@ export const drillCommand = defineCommand({
   summary:
     'run a chaos drill (Redis restart, delayed invalidation, mass expiry, region split) and judge it by the namespaces',
   positionals: 1,
-  help: `Usage: stratacache drill <drill> --config FILE [--namespace NAME ...] [--duration 6s] [--json]
+  help: `Usage: stratacache drill <drill> --config FILE [--namespace NAME ...] [--duration 6s] [--workload LOG] [--json]
        stratacache drill region-split --config FILE [--heartbeat 100ms] [--split-after 1s] [--fault-for 3s] [--json]
 
 Drills:
@@ -26,6 +28,11 @@ workload, the writer changes the first 5 keys of each namespace in turn and inva
 third of --duration; then, per namespace: failed gets, reads staler than the consistency bound, p99 latency against
 slo.readP99, reads served stale against slo.staleReadsMax, source loads against source.maxConcurrent and
 maxPerSecond, and the time to converge after the fault. A namespace passes when it keeps its own declarations.
+
+--workload LOG replays an access log written by a namespace's \`accessLog\` recorder instead: per namespace, its
+keys ranked by reads (the writer changes the 5 most read), each reader replaying the log's reads in order from its
+own share of the way in, wrapping at the end. The first ${formatCount(MAX_WORKLOAD_RECORDS)} records of the file are read (the report
+says when it held more). Every drilled namespace must be in the log.
 
 region-split runs two regions, "a" and "b", one redis-server each, every process with \`regions\` configured; the
 writer and --readers readers in a, --readers readers in b. Each region's relay reaches the other's Redis through a
@@ -48,7 +55,9 @@ Flags:
       --delay D            delayed-invalidation: how late each bus message arrives (default 1s)
       --readers N          reader processes (default 3; region-split: in each region, default 2)
       --concurrency N      concurrent read loops per reader (default 4)
-      --keys N             keys read per namespace (default 200)
+      --keys N             keys read per namespace (default 200; not with --workload)
+      --workload LOG       replay this access log's reads instead of the synthetic workload
+                           (format: ${CLI_DOCS_URL}#access-log-format)
       --source-latency D   the synthetic source's time per load (default 2ms)
       --l2 URL             use this Redis as L2 instead of starting one (not with redis-restart or region-split)
       --source URL         use this Redis as the synthetic source instead of starting one
@@ -56,8 +65,9 @@ Flags:
       --json               print the report as JSON
   -h, --help               this help
 
-Exit codes: 0 every namespace passed; 1 a namespace failed the drill; 2 bad command line; 3 the drill could not run
-(no redis-server, a config module that cannot be loaded, a worker that failed).
+Exit codes: 0 every namespace passed; 1 a namespace failed the drill; 2 bad command line (or a --workload log
+without a drilled namespace); 3 the drill could not run (no redis-server, a config module or access log that
+cannot be read, a worker that failed).
 
 Example:
   npx stratacache drill redis-restart --config stratacache.config.mjs --json`,
@@ -72,6 +82,7 @@ Example:
     readers: { type: 'string' },
     concurrency: { type: 'string' },
     keys: { type: 'string' },
+    workload: { type: 'string' },
     'source-latency': { type: 'string' },
     l2: { type: 'string' },
     source: { type: 'string' },
@@ -138,6 +149,14 @@ Example:
     const readers = whole(flags.readers, '--readers', split ? 2 : 3, 1, 16)
     const concurrency = whole(flags.concurrency, '--concurrency', 4, 1, 64)
     const keys = whole(flags.keys, '--keys', 200, 1, 100_000)
+    // The log decides the keys (its own, ranked by reads): a --keys beside it would be silently ignored.
+    if (flags.workload !== undefined && flags.keys !== undefined) {
+      throw new CliUsageError(
+        'drill',
+        '--keys sets the synthetic workload and --workload replays a log with its own keys: drop one of them',
+      )
+    }
+    if (flags.workload === '') throw new CliUsageError('drill', '--workload needs an access log file')
 
     for (const flag of ['l2', 'source'] as const) {
       const url = flags[flag]
@@ -173,10 +192,17 @@ Example:
       readers,
       concurrency,
       keys,
+      workload: flags.workload,
       l2Url: flags.l2,
       sourceUrl: flags.source,
       progress: (what, done) => progress(what, done, 1),
     }).finally(() => progress.done())
+    if (report.workload.kind === 'recorded' && report.workload.truncated) {
+      io.err(
+        `warning: ${report.workload.file} holds more than ${formatCount(MAX_WORKLOAD_RECORDS)} records; the drill ` +
+          'replayed the first ones in the file and did not read the rest\n',
+      )
+    }
     io.out(flags.json === true ? renderJson(report) : renderText(report))
     return report.pass ? ExitCode.ok : ExitCode.checkFailed
   },

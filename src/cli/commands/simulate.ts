@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
 import { CLI_DOCS_URL, defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
-import { parseAccessLog, type AccessRecord } from '../simulate/access-log.js'
+import { readAccessLog, type AccessRecord } from '../access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
 import { observe, simulate } from '../simulate/simulate.js'
@@ -57,10 +57,10 @@ Example:
     const proposed = readPolicy(proposedFile, io)
 
     const progress = progressLine(io)
-    const text = readText(log, io, 'access log')
-    const lineCount = io.errIsTty ? countLines(text) : 0
-    progress('reading the log', 0, lineCount)
-    const records = parseAccessLog(text, log, (n) => progress('reading the log', n, lineCount))
+    const { records } = readAccessLog(log, io.cwd, {
+      // Counting the lines for the progress line costs a pass over the file: only when it is drawn.
+      onProgress: io.errIsTty ? (n, lines) => progress('reading the log', n, lines) : undefined,
+    })
     const replay = (policy: SimulationPolicy, what: string) => {
       progress(what, 0, records.length)
       return simulate(records, policy, { sampleRate, onProgress: (n) => progress(what, n, records.length) })
@@ -122,7 +122,11 @@ export function namespaceWarnings(
 }
 
 function readPolicy(file: string, io: CliIo): SimulationPolicy {
-  const text = readText(file, io, 'policy file')
+  const absolute = resolve(io.cwd, file)
+  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
+    throw new CliInputError(file, 'no such policy file')
+  }
+  const text = readFileSync(absolute, 'utf8')
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -136,29 +140,4 @@ function readPolicy(file: string, io: CliIo): SimulationPolicy {
     )
   }
   return resolvePolicy(value, basename(file))
-}
-
-/** Largest log read: V8 strings stop short of 512 MiB, and a recorder's log is far smaller (docs/cli.md). */
-const MAX_LOG_BYTES = 256 * 1024 * 1024
-
-function readText(file: string, io: CliIo, what: string): string {
-  const absolute = resolve(io.cwd, file)
-  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
-    throw new CliInputError(file, `no such ${what}`)
-  }
-  const size = statSync(absolute).size
-  if (size > MAX_LOG_BYTES) {
-    throw new CliInputError(
-      file,
-      `the ${what} is ${Math.round(size / 1024 / 1024)} MiB, more than the ${MAX_LOG_BYTES / 1024 / 1024} MiB ` +
-        'simulate reads; replay a shorter window, or record a sparser sample of keys',
-    )
-  }
-  return readFileSync(absolute, 'utf8')
-}
-
-function countLines(text: string): number {
-  let n = 1
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++
-  return n
 }

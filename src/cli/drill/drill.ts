@@ -7,8 +7,22 @@ import { fileURLToPath } from 'node:url'
 import { createClient } from 'redis'
 import { DrillSetupError } from '../../errors.js'
 import { isEntryKey } from '../../storage/entry-store.js'
+import { readAccessLog, type AccessLogFile } from '../access-log.js'
 import { loadConfigModule } from '../config-module.js'
-import type { ParentMessage, RegionSetup, WorkerMessage, WorkerReport, WorkerSetup } from './protocol.js'
+import type {
+  ParentMessage,
+  RegionSetup,
+  WorkerMessage,
+  WorkerReport,
+  WorkerSetup,
+  WorkloadSetup,
+} from './protocol.js'
+import {
+  mapRecordedWorkload,
+  MAX_WORKLOAD_RECORDS,
+  readerStart,
+  type RecordedNamespace,
+} from './recorded-workload.js'
 import { startRedis, type RedisServer } from './redis-server.js'
 import {
   RawRegions,
@@ -20,7 +34,13 @@ import {
 } from './region-split.js'
 import type { DrillName } from './drills.js'
 import { sourceLoadsKey } from './workload.js'
-import { judge, type DrillReport, type DrilledNamespace, type RegionSplitInput } from './report.js'
+import {
+  judge,
+  type DrillReport,
+  type DrilledNamespace,
+  type RegionSplitInput,
+  type WorkloadReport,
+} from './report.js'
 
 export interface DrillOptions {
   readonly drill: DrillName
@@ -31,7 +51,13 @@ export interface DrillOptions {
   readonly durationMs: number
   readonly readers: number
   readonly concurrency: number
+  /** Keys per namespace of the synthetic workload (unused with `workload`). */
   readonly keys: number
+  /**
+   * An access log (relative to `cwd`) whose reads the readers replay instead of the synthetic workload: see
+   * recorded-workload.ts for the mapping. At most MAX_WORKLOAD_RECORDS records are read.
+   */
+  readonly workload?: string | undefined
   /** How long the fault lasts: Redis down, or the bus delayed. */
   readonly faultForMs: number
   /** delayed-invalidation: how late each bus message arrives while the fault lasts. */
@@ -63,10 +89,19 @@ const REPORT_WITHIN_MS = 30_000
 
 /**
  * Runs the drill and returns its report (pass or fail). Everything it started is stopped before it returns.
- * @throws DrillSetupError when redis-server or a worker cannot start; ConfigModuleError as the other commands.
+ * @throws DrillSetupError when redis-server or a worker cannot start; ConfigModuleError as the other commands;
+ *   with `workload`, CliInputError or AccessLogError for a log that cannot be read, CliUsageError when it has no
+ *   read of a drilled namespace.
  */
 export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const progress = options.progress ?? (() => {})
+
+  // The log first: a missing or corrupt one fails in a moment, before any module is imported or process started.
+  let log: AccessLogFile | undefined
+  if (options.workload !== undefined) {
+    progress('reading the access log', 0)
+    log = readAccessLog(options.workload, options.cwd, { maxRecords: MAX_WORKLOAD_RECORDS })
+  }
 
   progress('reading the config module', 0)
   const config = isAbsolute(options.config) ? options.config : resolve(options.cwd, options.config)
@@ -84,6 +119,33 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     (ns) => options.namespaces.length === 0 || options.namespaces.includes(ns.name),
   )
   if (chosen.length === 0) throw new DrillSetupError('the config module declares no namespace')
+  const recorded =
+    log === undefined
+      ? undefined
+      : mapRecordedWorkload(
+          log.records,
+          chosen.map((ns) => ns.name),
+          options.workload!,
+        )
+  const workload: WorkloadReport =
+    log === undefined || recorded === undefined
+      ? { kind: 'synthetic', keys: options.keys }
+      : {
+          kind: 'recorded',
+          file: options.workload!,
+          records: log.records.length,
+          truncated: log.truncated,
+          maxRecords: MAX_WORKLOAD_RECORDS,
+          namespaces: recorded.map(({ name, reads, keys, hottestKeyShare }) => ({
+            name,
+            reads: reads.length,
+            keys,
+            hottestKeyShare,
+          })),
+        }
+  // The parsed records are no longer needed (a million of them hold a few hundred MB): only the key numbers are.
+  log = undefined
+  const writeKeys = recorded === undefined ? Math.min(WRITE_KEYS, options.keys) : WRITE_KEYS
 
   const servers: RedisServer[] = []
   const workers: ChildProcess[] = []
@@ -115,7 +177,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
             heartbeatMs: options.heartbeatMs,
             splitAfterMs: options.splitAfterMs,
           }
-    const setup = (role: WorkerSetup['role'], region = 0): WorkerSetup => ({
+    // Every reader process, in both regions with region-split: reader i of them starts a recorded log i / n of the
+    // way in (the writer, index -1, replays nothing).
+    const readerCount = options.readers * (split ? 2 : 1)
+    const setup = (role: WorkerSetup['role'], region: number, reader: number): WorkerSetup => ({
       role,
       config,
       cwd: options.cwd,
@@ -124,8 +189,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       sourceUrl: source.url,
       service,
       namespaces: chosen.map((ns) => ns.name),
-      keys: options.keys,
-      writeKeys: Math.min(WRITE_KEYS, options.keys),
+      workload: workloadSetup(options.keys, recorded, role, reader, readerCount),
+      writeKeys,
       concurrency: options.concurrency,
       durationMs: options.durationMs,
       maxOps: MAX_OPS,
@@ -142,7 +207,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         ? Array.from({ length: options.readers }, () => ['reader', 1] as [WorkerSetup['role'], number])
         : []),
     ]
-    const started = roles.map(([role, region]) => startWorker(setup(role, region), workers))
+    const started = roles.map(([role, region], i) => startWorker(setup(role, region, i - 1), workers))
     await Promise.all(started.map((w) => w.ready))
     const prefixes = chosen.map((ns) => `${service}${ns.prefix.slice(app.service.length)}`)
     if (regions !== undefined) {
@@ -227,11 +292,12 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         durationMs: options.durationMs,
         readers: options.readers,
         concurrency: options.concurrency,
-        keys: options.keys,
-        writeKeys: Math.min(WRITE_KEYS, options.keys),
+        keys: recorded === undefined ? options.keys : null,
+        writeKeys,
         writeIntervalMs: WRITE_INTERVAL_MS,
         sourceLatencyMs: options.sourceLatencyMs,
       },
+      workload,
       goAt,
       endAt: goAt + options.durationMs,
       fault: { ...fault, startMs: fault.startMs - goAt, endMs: fault.endMs - goAt },
@@ -245,6 +311,29 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     raw?.close()
     await regions?.close()
     await Promise.all(servers.map((s) => s.stop()))
+  }
+}
+
+/**
+ * A worker's workload: synthetic, or its share of the recorded one. Each reader gets every read of the log (it wraps
+ * around at the end) and starts its own fraction of the way in, so that together they spread over the whole log
+ * rather than all hitting its first keys at once; the writer gets only the key counts.
+ */
+function workloadSetup(
+  keys: number,
+  recorded: readonly RecordedNamespace[] | undefined,
+  role: WorkerSetup['role'],
+  reader: number,
+  readers: number,
+): WorkloadSetup {
+  if (recorded === undefined) return { kind: 'synthetic', keys }
+  return {
+    kind: 'recorded',
+    namespaces: recorded.map((ns) =>
+      role === 'writer'
+        ? { keys: ns.keys, reads: [], start: 0 }
+        : { keys: ns.keys, reads: ns.reads, start: readerStart(reader, readers, ns.reads.length) },
+    ),
   }
 }
 

@@ -13,8 +13,8 @@ export interface WorkerSetup {
   readonly service: string
   /** The namespaces to drill, by name. */
   readonly namespaces: readonly string[]
-  /** Keys read per namespace (readers), or written (writer: the first `writeKeys` of them). */
-  readonly keys: number
+  /** What the readers read; the writer writes the first `writeKeys` key numbers of each namespace (or all, if fewer). */
+  readonly workload: WorkloadSetup
   readonly writeKeys: number
   /** Concurrent read loops in a reader. */
   readonly concurrency: number
@@ -28,6 +28,23 @@ export interface WorkerSetup {
   /** region-split: the region this process is in (its L2 is `l2Url`) and its one peer, reached through the drill's link. */
   readonly region?: RegionSetup
 }
+
+/** A worker's read workload, per drilled namespace (same order as `namespaces`). */
+export type WorkloadSetup =
+  /** `keys` keys per namespace: half of the reads on the writer's keys, the rest spread over all of them. */
+  | { readonly kind: 'synthetic'; readonly keys: number }
+  /**
+   * An access log's reads (recorded-workload.ts): per namespace, its distinct keys and, for a reader, the log's reads
+   * as key numbers in log order and where this reader starts in them (the writer gets no reads: it needs none).
+   */
+  | {
+      readonly kind: 'recorded'
+      readonly namespaces: readonly {
+        readonly keys: number
+        readonly reads: readonly number[]
+        readonly start: number
+      }[]
+    }
 
 /** A process's region in the region-split drill: passed through to `createCache({ region, regions })`. */
 export interface RegionSetup {

@@ -23,6 +23,9 @@ export interface NamespaceResult {
   readonly failures: string[]
   readonly reads: number
   readonly failedGets: number
+  /** Distinct keys the readers read, and the share of their reads that went to the one they read most. */
+  readonly keysRead: number
+  readonly hottestKeyShare: number
   /** Writes acknowledged, and writes whose cache delete rejected (not counted for staleness: never acknowledged). */
   readonly writes: number
   readonly failedWrites: number
@@ -121,17 +124,40 @@ export interface RegionsResult {
   readonly backlogDrainedAfterMs: number | null
 }
 
+/** The read workload: synthetic, or an access log's reads (and what the log itself held, per namespace). */
+export type WorkloadReport =
+  | { readonly kind: 'synthetic'; readonly keys: number }
+  | {
+      readonly kind: 'recorded'
+      /** The log as given on the command line. */
+      readonly file: string
+      /** Records read from it (every namespace's); at most maxRecords, and truncated when it held more. */
+      readonly records: number
+      readonly truncated: boolean
+      readonly maxRecords: number
+      /** Per drilled namespace, in the log: its reads, distinct keys, and the share of reads of its hottest key. */
+      readonly namespaces: readonly {
+        readonly name: string
+        readonly reads: number
+        readonly keys: number
+        readonly hottestKeyShare: number
+      }[]
+    }
+
 export interface DrillReport {
   readonly drill: string
   readonly config: string
   /** The service name the drill's caches ran under (its keys in L2 and in the source start with it). */
   readonly service: string
   readonly pass: boolean
+  readonly workload: WorkloadReport
   readonly setup: {
     readonly durationMs: number
     readonly readers: number
     readonly concurrency: number
-    readonly keys: number
+    /** Keys per namespace of the synthetic workload; null with a recorded one (see `workload`). */
+    readonly keys: number | null
+    /** Most keys the writer writes per namespace (a namespace with fewer keys has all of them written). */
     readonly writeKeys: number
     readonly writeIntervalMs: number
     readonly sourceLatencyMs: number
@@ -158,6 +184,7 @@ export function judge(input: {
   config: string
   service: string
   setup: DrillReport['setup']
+  workload: WorkloadReport
   goAt: number
   endAt: number
   fault: DrillReport['fault']
@@ -217,6 +244,8 @@ export function judge(input: {
           if (at < faultEnd && v > (healVersions.get(key) ?? -1)) healVersions.set(key, v)
     }
     const during = { reads: 0, stale: 0, beyond: 0, failed: 0 }
+    // Reads per key number: every get counts, failed or not (it is the workload's shape, not its outcome).
+    const perKey = new Map<number, number>()
     let lastBehind = 0
     for (const w of workers) {
       const remote = w.region !== undefined && w.region.name !== input.region?.names[0]
@@ -224,6 +253,7 @@ export function judge(input: {
       for (const [n, key, startAt, ms, version] of w.reads) {
         if (n !== i) continue
         reads++
+        perKey.set(key, (perKey.get(key) ?? 0) + 1)
         const inSplit = remote && startAt >= faultStart && startAt < faultEnd
         if (inSplit) during.reads++
         if (input.region !== undefined && startAt >= faultEnd && version >= 0) {
@@ -349,6 +379,8 @@ export function judge(input: {
       failures,
       reads,
       failedGets: failed,
+      keysRead: perKey.size,
+      hottestKeyShare: reads === 0 ? 0 : most(perKey.values()) / reads,
       writes,
       failedWrites: sum(workers.map((w) => w.namespaces[i]?.failedWrites ?? 0)),
       staleness: {
@@ -376,6 +408,7 @@ export function judge(input: {
     config: input.config,
     service: input.service,
     pass: namespaces.every((ns) => ns.pass),
+    workload: input.workload,
     setup: input.setup,
     fault: input.fault,
     namespaces,
@@ -428,6 +461,13 @@ function judgeRegions(
   }
 }
 
+/** The largest value, 0 for none (a loop: a spread of a million keys' counts would overflow the stack). */
+function most(values: Iterable<number>): number {
+  let max = 0
+  for (const v of values) if (v > max) max = v
+  return max
+}
+
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0)
 }
@@ -437,12 +477,20 @@ export function renderJson(report: DrillReport): string {
 }
 
 export function renderText(report: DrillReport): string {
-  const { fault, setup } = report
+  const { fault, setup, workload } = report
   const lines = [
     `drill ${report.drill} (${report.config}): ${report.pass ? 'PASS' : 'FAIL'}`,
-    `  ${setup.readers} reader processes × ${setup.concurrency} loops over ${formatCount(setup.keys)} keys per ` +
-      `namespace, 1 writer (${setup.writeKeys} keys, every ${setup.writeIntervalMs} ms), ${setup.durationMs} ms; ` +
-      `source latency ${setup.sourceLatencyMs} ms`,
+    workload.kind === 'synthetic'
+      ? `  ${setup.readers} reader processes × ${setup.concurrency} loops over ${formatCount(workload.keys)} keys ` +
+        `per namespace, 1 writer (${setup.writeKeys} keys, every ${setup.writeIntervalMs} ms), ` +
+        `${setup.durationMs} ms; source latency ${setup.sourceLatencyMs} ms`
+      : `  ${setup.readers} reader processes × ${setup.concurrency} loops replaying ${workload.file} ` +
+        `(${formatCount(workload.records)} records${
+          workload.truncated
+            ? `: truncated at ${formatCount(workload.maxRecords)}, the rest of the file was not read`
+            : ''
+        }), 1 writer (the ${setup.writeKeys} hottest keys, every ${setup.writeIntervalMs} ms), ` +
+        `${setup.durationMs} ms; source latency ${setup.sourceLatencyMs} ms`,
     `  fault: ${fault.kind} from ${fault.startMs} ms to ${fault.endMs} ms` +
       (Object.keys(fault.detail).length === 0
         ? ''
@@ -475,10 +523,17 @@ export function renderText(report: DrillReport): string {
     const s = ns.staleness
     const src = ns.source
     const limit = (n: number | null) => (n === null ? 'no limit' : `limit ${formatCount(n)}`)
+    const logged =
+      workload.kind === 'recorded' ? workload.namespaces.find((w) => w.name === ns.name) : undefined
     lines.push(
       `${ns.pass ? 'PASS' : 'FAIL'} ${ns.name} (${ns.consistency})`,
       `  reads ${formatCount(ns.reads)}, failed gets ${formatCount(ns.failedGets)}, writes ${formatCount(ns.writes)} ` +
         `(${formatCount(ns.failedWrites)} more rejected)`,
+      `  keys read ${formatCount(ns.keysRead)}, hottest key ${formatShare(ns.hottestKeyShare)} of reads` +
+        (logged === undefined
+          ? ''
+          : ` (the log: ${formatCount(logged.reads)} reads of ${formatCount(logged.keys)} keys, hottest ` +
+            `${formatShare(logged.hottestKeyShare)})`),
       `  stale reads ${formatCount(s.staleReads)}, beyond the bound ${
         s.boundMs === null ? '(none declared: eventual)' : `of ${s.boundMs} ms ${formatCount(s.beyondBound)}`
       }, worst ${s.maxMs} ms`,

@@ -18,6 +18,7 @@ import type {
   WorkerSetup,
   WriteRecord,
 } from './protocol.js'
+import { keyAt, writerKeys } from './recorded-workload.js'
 import { paramsFor, sourceKey, sourceLoadsKey } from './workload.js'
 
 type AnyOptions = NamespaceOptions<string, readonly string[], Record<string, unknown>, unknown>
@@ -188,6 +189,27 @@ async function drill(setup: WorkerSetup): Promise<void> {
     }
   }, 25)
 
+  const workload = setup.workload
+  // Per namespace, the key numbers the writer writes in turn: the first writeKeys (with a recorded workload, the
+  // log's hottest keys), or all of a namespace's when it has fewer.
+  const written = setup.namespaces.map((_, ns) =>
+    writerKeys(
+      workload.kind === 'synthetic' ? workload.keys : workload.namespaces[ns]!.keys,
+      setup.writeKeys,
+    ),
+  )
+  // Recorded: the next read of each namespace in the log, shared by this reader's loops so that together they
+  // replay it in order.
+  const cursors = setup.namespaces.map(() => 0)
+  const nextKey = (ns: number): number => {
+    if (workload.kind === 'recorded') {
+      const recorded = workload.namespaces[ns]!
+      return keyAt(recorded.reads, recorded.start, cursors[ns]!++)
+    }
+    // Half the reads go to the keys the writer changes (the first writeKeys), where staleness can show.
+    return Math.floor(Math.random() * (Math.random() < 0.5 ? written[ns]!.length : workload.keys))
+  }
+
   if (setup.role === 'reader') {
     let op = 0
     await Promise.all(
@@ -195,8 +217,7 @@ async function drill(setup: WorkerSetup): Promise<void> {
         while (op < setup.maxOps && performance.now() < end) {
           const n = op++
           const ns = n % namespaces.length
-          // Half the reads go to the keys the writer changes (the first writeKeys), where staleness can show.
-          const key = Math.floor(Math.random() * (Math.random() < 0.5 ? setup.writeKeys : setup.keys))
+          const key = nextKey(ns)
           const startAt = Date.now()
           const begun = performance.now()
           try {
@@ -214,7 +235,8 @@ async function drill(setup: WorkerSetup): Promise<void> {
     for (let turn = 0; turn < setup.maxOps && performance.now() < end; turn++) {
       await Promise.all(
         namespaces.map(async (namespace, ns) => {
-          const key = turn % setup.writeKeys
+          const keys = written[ns]!
+          const key = keys[turn % keys.length]!
           const params = paramsFor(namespace, key)
           // Cache-aside, as an app's write path: the source first, then the cache entry is dropped everywhere.
           const version = await source.incr(sourceKey(namespace.key(params as never)))

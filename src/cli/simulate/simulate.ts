@@ -1,6 +1,6 @@
 // Shadow evaluation: replays an access log against a policy and predicts hit ratios, source load and staleness.
 import { MemoryStore } from '../../tiers/memory-store.js'
-import type { AccessRecord } from './access-log.js'
+import type { AccessRecord } from '../access-log.js'
 import { LruStore } from './lru-store.js'
 import type { SimulationPolicy } from './policy.js'
 

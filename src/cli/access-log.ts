@@ -1,5 +1,7 @@
-// Reads the sampled access log that `stratacache simulate` replays: one JSON record per read (docs/cli.md).
-import { AccessLogError } from '../../errors.js'
+// Reads a sampled access log, one JSON record per read (docs/cli.md): what `simulate` and `drill --workload` replay.
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { AccessLogError, CliInputError } from '../errors.js'
 
 /** Where a read was answered in production. */
 export type Outcome = 'l1' | 'l2' | 'miss'
@@ -26,6 +28,62 @@ export interface AccessRecord {
 export const MAX_LINE_LENGTH = 1024
 const HEX = /^[0-9a-f]{1,64}$/i
 
+/** Largest log read: V8 strings stop short of 512 MiB, and a recorder's log is far smaller (docs/cli.md). */
+export const MAX_LOG_BYTES = 256 * 1024 * 1024
+
+/** A log as read from its file. */
+export interface AccessLogFile {
+  /** Sorted by time (stable). */
+  readonly records: AccessRecord[]
+  /** The file held more records than `maxRecords`: only the first that many (in file order) were read. */
+  readonly truncated: boolean
+}
+
+export interface ReadAccessLogOptions {
+  /** Reads at most this many records, in file order; the rest of the file is not parsed. @default Infinity */
+  readonly maxRecords?: number
+  /** Called every 65,536 lines with the lines read and the file's line count (counted only when given). */
+  readonly onProgress?: ((linesRead: number, lines: number) => void) | undefined
+}
+
+/**
+ * Reads and parses the access log `file` (relative to `cwd`): every command that replays a log reads it here, so
+ * they refuse the same files with the same errors.
+ * @throws CliInputError when the file is missing, not a file, or larger than MAX_LOG_BYTES; AccessLogError naming
+ *   the file and line of the first bad record.
+ */
+export function readAccessLog(file: string, cwd: string, options: ReadAccessLogOptions = {}): AccessLogFile {
+  const absolute = resolve(cwd, file)
+  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
+    throw new CliInputError(file, 'no such access log')
+  }
+  const size = statSync(absolute).size
+  if (size > MAX_LOG_BYTES) {
+    throw new CliInputError(
+      file,
+      `the access log is ${Math.round(size / 1024 / 1024)} MiB, more than the ${MAX_LOG_BYTES / 1024 / 1024} MiB ` +
+        'a log may be; replay a shorter window, or record a sparser sample of keys',
+    )
+  }
+  let text: string
+  try {
+    text = readFileSync(absolute, 'utf8')
+  } catch (error) {
+    throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
+      cause: error,
+    })
+  }
+  const { onProgress } = options
+  const lines = onProgress === undefined ? 0 : countLines(text)
+  onProgress?.(0, lines)
+  return parseLines(
+    text,
+    file,
+    options.maxRecords ?? Infinity,
+    onProgress === undefined ? undefined : (n) => onProgress(n, lines),
+  )
+}
+
 /**
  * Parses the log's text. Blank lines are skipped; records come back sorted by time (stable: a log merged from several
  * processes may be slightly out of order).
@@ -36,10 +94,20 @@ export function parseAccessLog(
   file: string,
   onProgress?: (linesRead: number) => void,
 ): AccessRecord[] {
+  return parseLines(text, file, Infinity, onProgress).records
+}
+
+function parseLines(
+  text: string,
+  file: string,
+  maxRecords: number,
+  onProgress: ((linesRead: number) => void) | undefined,
+): AccessLogFile {
   const records: AccessRecord[] = []
   let sorted = true
   let line = 0
   let start = 0
+  let truncated = false
   while (start <= text.length) {
     let end = text.indexOf('\n', start)
     if (end === -1) end = text.length
@@ -47,6 +115,11 @@ export function parseAccessLog(
     const raw = text.slice(start, end).trim()
     start = end + 1
     if (raw === '') continue
+    // The cap counts records, not lines: a blank line after the last record kept does not make the log truncated.
+    if (records.length >= maxRecords) {
+      truncated = true
+      break
+    }
     const record = parseAccessLine(raw, file, line)
     const last = records[records.length - 1]
     if (last !== undefined && record.t < last.t) sorted = false
@@ -54,7 +127,13 @@ export function parseAccessLog(
     if (onProgress !== undefined && (line & 0xffff) === 0) onProgress(line)
   }
   if (!sorted) records.sort((a, b) => a.t - b.t)
-  return records
+  return { records, truncated }
+}
+
+function countLines(text: string): number {
+  let n = 1
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++
+  return n
 }
 
 /** Parses one non-blank line. */
