@@ -1,6 +1,7 @@
 // Reads a sampled access log, one JSON record per read (docs/cli.md): what `simulate` and `drill --workload` replay.
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { StringDecoder } from 'node:string_decoder'
 import { AccessLogError, CliInputError } from '../errors.js'
 
 /** Where a read was answered in production. */
@@ -40,7 +41,10 @@ export interface AccessLogFile {
 }
 
 export interface ReadAccessLogOptions {
-  /** Reads at most this many records, in file order; the rest of the file is not parsed. @default Infinity */
+  /**
+   * Reads at most this many records, in file order; the rest of the file is not read (the byte limit then applies to
+   * what is read, not to the file). @default Infinity
+   */
   readonly maxRecords?: number
   /** Called every 65,536 lines with the lines read and the file's line count (counted only when given). */
   readonly onProgress?: ((linesRead: number, lines: number) => void) | undefined
@@ -56,6 +60,10 @@ export function readAccessLog(file: string, cwd: string, options: ReadAccessLogO
   const absolute = resolve(cwd, file)
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
     throw new CliInputError(file, 'no such access log')
+  }
+  // With a cap, only what it keeps is read, so a long log is no reason to refuse it.
+  if (options.maxRecords !== undefined && Number.isFinite(options.maxRecords)) {
+    return readCapped(absolute, file, options.maxRecords)
   }
   const size = statSync(absolute).size
   if (size > MAX_LOG_BYTES) {
@@ -82,6 +90,82 @@ export function readAccessLog(file: string, cwd: string, options: ReadAccessLogO
     options.maxRecords ?? Infinity,
     onProgress === undefined ? undefined : (n) => onProgress(n, lines),
   )
+}
+
+/**
+ * Reads the first `maxRecords` records of the log at `absolute`, in chunks: the rest of the file is never read, so a
+ * long log costs only what the cap keeps. The byte limit applies to what is read.
+ */
+function readCapped(absolute: string, file: string, maxRecords: number): AccessLogFile {
+  const records: AccessRecord[] = []
+  let sorted = true
+  let line = 0
+  let truncated = false
+  let bytesRead = 0
+  let pending = ''
+  const chunk = Buffer.allocUnsafe(1024 * 1024)
+  const decoder = new StringDecoder('utf8')
+  let fd: number
+  try {
+    fd = openSync(absolute, 'r')
+  } catch (error) {
+    throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
+      cause: error,
+    })
+  }
+  try {
+    // One line at a time from `pending`; false once the cap is reached.
+    const take = (raw: string): boolean => {
+      line++
+      const text = raw.trim()
+      if (text === '') return true
+      if (records.length >= maxRecords) {
+        truncated = true
+        return false
+      }
+      const record = parseAccessLine(text, file, line)
+      const last = records[records.length - 1]
+      if (last !== undefined && record.t < last.t) sorted = false
+      records.push(record)
+      return true
+    }
+    reading: for (;;) {
+      let n: number
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null)
+      } catch (error) {
+        throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
+          cause: error,
+        })
+      }
+      if (n === 0) break
+      bytesRead += n
+      if (bytesRead > MAX_LOG_BYTES) {
+        throw new CliInputError(
+          file,
+          `the first ${MAX_LOG_BYTES / 1024 / 1024} MiB of the access log hold fewer than ${maxRecords} records; ` +
+            'replay a shorter window, or record a sparser sample of keys',
+        )
+      }
+      pending += decoder.write(chunk.subarray(0, n))
+      let start = 0
+      for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
+        if (!take(pending.slice(start, end))) break reading
+        start = end + 1
+      }
+      pending = pending.slice(start)
+      // A line longer than any record: parsed now for its error, rather than buffering the rest of the file.
+      if (pending.length > MAX_LINE_LENGTH && pending.trim().length > MAX_LINE_LENGTH) take(pending)
+    }
+    if (!truncated) {
+      pending += decoder.end()
+      if (pending !== '') take(pending)
+    }
+  } finally {
+    closeSync(fd)
+  }
+  if (!sorted) records.sort((a, b) => a.t - b.t)
+  return { records, truncated }
 }
 
 /**

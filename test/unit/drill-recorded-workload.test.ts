@@ -142,4 +142,67 @@ describe('readAccessLog', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('reads a capped log in chunks with the same records as a whole read, across chunk boundaries (multi-byte too)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'access-log-chunks-'))
+    try {
+      // About 2.5 MB: lines cross the 1 MiB chunk boundaries, and a namespace name with multi-byte characters may be
+      // split between two chunks.
+      const lines = Array.from({ length: 30_000 }, (_, i) =>
+        JSON.stringify({
+          t: i,
+          ns: i % 3 === 0 ? 'produit-été' : 'product',
+          k: (i % 997).toString(16),
+          o: 'l2',
+          s: i,
+        }),
+      )
+      const file = join(dir, 'access.jsonl')
+      writeFileSync(file, lines.join('\r\n') + '\n')
+      const whole = readAccessLog(file, dir)
+      expect(whole.records).toHaveLength(30_000)
+      expect(readAccessLog(file, dir, { maxRecords: 30_000 })).toEqual({
+        records: whole.records,
+        truncated: false,
+      })
+      expect(readAccessLog(file, dir, { maxRecords: 40_000 })).toEqual({
+        records: whole.records,
+        truncated: false,
+      })
+      const capped = readAccessLog(file, dir, { maxRecords: 25_001 })
+      expect(capped).toEqual({ records: whole.records.slice(0, 25_001), truncated: true })
+      // No newline at the end of the file: the last line is still a record.
+      writeFileSync(file, lines.slice(0, 3).join('\n'))
+      expect(readAccessLog(file, dir, { maxRecords: 10 }).records.map((r) => r.t)).toEqual([0, 1, 2])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a line longer than any record in a capped read at once, naming its line, without reading on', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'access-log-long-'))
+    try {
+      const file = join(dir, 'access.jsonl')
+      const record = JSON.stringify({ t: 1, ns: 'product', k: 'ab', o: 'l1', s: 0 })
+      // A 3 MB line with no newline (a binary file passed by mistake, say), after two good records.
+      writeFileSync(file, `${record}\n${record}\n${'x'.repeat(3 * 1024 * 1024)}`)
+      expect(() => readAccessLog(file, dir, { maxRecords: 10 })).toThrow(
+        /line 3: the line is longer than 1024/,
+      )
+      expect(() => readAccessLog(join(dir, 'nope.jsonl'), dir, { maxRecords: 10 })).toThrow(
+        /no such access log/,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('mapRecordedWorkload of a truncated log', () => {
+  it('says a missing namespace was looked for only in the records the drill read', () => {
+    const records: AccessRecord[] = [{ t: 1, ns: 'product', k: 'ab', o: 'l1', s: 0 }]
+    expect(() => mapRecordedWorkload(records, ['product', 'user'], 'big.jsonl', 1_000_000)).toThrow(
+      /^--workload big\.jsonl has no read of namespace "user" in its first 1,000,000 records \(the drill reads no more\); it has "product": /,
+    )
+  })
 })

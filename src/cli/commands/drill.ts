@@ -195,14 +195,12 @@ Example:
       workload: flags.workload,
       l2Url: flags.l2,
       sourceUrl: flags.source,
+      warn: (message) => {
+        progress.done()
+        io.err(`warning: ${message}\n`)
+      },
       progress: (what, done) => progress(what, done, 1),
     }).finally(() => progress.done())
-    if (report.workload.kind === 'recorded' && report.workload.truncated) {
-      io.err(
-        `warning: ${report.workload.file} holds more than ${formatCount(MAX_WORKLOAD_RECORDS)} records; the drill ` +
-          'replayed the first ones in the file and did not read the rest\n',
-      )
-    }
     io.out(flags.json === true ? renderJson(report) : renderText(report))
     return report.pass ? ExitCode.ok : ExitCode.checkFailed
   },

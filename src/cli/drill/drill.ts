@@ -72,6 +72,8 @@ export interface DrillOptions {
    */
   readonly l2Url?: string | undefined
   readonly sourceUrl?: string | undefined
+  /** Called with a warning for the user (stderr), as soon as it is known. */
+  readonly warn?: (message: string) => void
   /** Called with what the drill is doing and the share of its run done (for a progress line). */
   readonly progress?: (what: string, done: number) => void
 }
@@ -101,6 +103,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   if (options.workload !== undefined) {
     progress('reading the access log', 0)
     log = readAccessLog(options.workload, options.cwd, { maxRecords: MAX_WORKLOAD_RECORDS })
+    // Said now, not with the report: a truncated log can also be why a namespace is missing from it.
+    if (log.truncated) options.warn?.(truncationWarning(options.workload))
   }
 
   progress('reading the config module', 0)
@@ -126,6 +130,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
           log.records,
           chosen.map((ns) => ns.name),
           options.workload!,
+          log.truncated ? MAX_WORKLOAD_RECORDS : undefined,
         )
   const workload: WorkloadReport =
     log === undefined || recorded === undefined
@@ -505,4 +510,12 @@ function external(url: string): Pick<RedisServer, 'url'> & Partial<RedisServer> 
 
 function sleepUntil(at: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())))
+}
+
+/** The warning for a log longer than the drill reads. */
+export function truncationWarning(file: string): string {
+  return (
+    `${file} holds more than ${MAX_WORKLOAD_RECORDS.toLocaleString('en-US')} records; the drill replays the first ` +
+    'ones in the file and does not read the rest'
+  )
 }

@@ -20,13 +20,15 @@ export interface RecordedNamespace {
 }
 
 /**
- * Maps the log's records to each of `namespaces`, in that order.
+ * Maps the log's records to each of `namespaces`, in that order. `truncatedAt`: the log held more records than
+ * that, and `records` are its first ones (a namespace may only appear after them).
  * @throws CliUsageError naming a namespace the log has no read of, and the namespaces it has.
  */
 export function mapRecordedWorkload(
   records: readonly AccessRecord[],
   namespaces: readonly string[],
   file: string,
+  truncatedAt?: number,
 ): RecordedNamespace[] {
   // Per namespace, per key hash: its reads. A Map iterates in insertion order, so the keys come in the order the log
   // first read them, which the stable sort below keeps for equal counts.
@@ -41,7 +43,11 @@ export function mapRecordedWorkload(
     const has = [...counts.keys()].sort()
     throw new CliUsageError(
       'drill',
-      `--workload ${file} has no read of namespace ${missing.map((n) => `"${n}"`).join(', ')}; it has ` +
+      `--workload ${file} has no read of namespace ${missing.map((n) => `"${n}"`).join(', ')}` +
+        (truncatedAt === undefined
+          ? ''
+          : ` in its first ${truncatedAt.toLocaleString('en-US')} records (the drill reads no more)`) +
+        '; it has ' +
         (has.length === 0
           ? 'no read at all'
           : has
