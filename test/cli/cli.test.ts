@@ -452,7 +452,7 @@ describe('stratacache simulate', () => {
     expect(both.stdout).toMatch(/^reads replayed +9 +9 +9$/m)
   })
 
-  it('exits 3 with one line for a missing log, a policy that is not JSON, or a bad policy field', async () => {
+  it('exits 3 with one line for a missing log, a policy that is not JSON, a bad policy field, or a policy too large', async () => {
     expectOneLineError(
       await run(['simulate', '--log', 'nope.jsonl', '--policy', args[4]!, '--vs', args[6]!]),
       3,
@@ -471,6 +471,14 @@ describe('stratacache simulate', () => {
       await run(['simulate', '--log', args[2]!, '--policy', args[4]!, '--vs', badField]),
       3,
       /Invalid option `bad-policy\.json: l1\.policy`: expected "w-tinylfu" or "lru", got "arc" \(string\)\. \[ERR_STRATA_INVALID_OPTION\]$/,
+    )
+    // The access log passed as the policy by mistake (here a 2 MB file): refused by its size, not parsed.
+    const huge = join(tmp, 'access-as-policy.jsonl')
+    writeFileSync(huge, 'x'.repeat(2 * 1024 * 1024))
+    expectOneLineError(
+      await run(['simulate', '--log', args[2]!, '--policy', huge, '--vs', args[6]!]),
+      3,
+      /access-as-policy\.jsonl: the policy file is 2097152 bytes, more than the 1048576 a policy may be: the access log goes to --log, a policy's JSON to --policy and --vs\. \[ERR_STRATA_CLI_INPUT\]$/,
     )
   })
 })

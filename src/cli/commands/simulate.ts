@@ -121,12 +121,30 @@ export function namespaceWarnings(
   return warnings
 }
 
+/** Largest policy file read (1 MiB). */
+const MAX_POLICY_BYTES = 1024 * 1024
+
 function readPolicy(file: string, io: CliIo): SimulationPolicy {
   const absolute = resolve(io.cwd, file)
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
     throw new CliInputError(file, 'no such policy file')
   }
-  const text = readFileSync(absolute, 'utf8')
+  // A policy is a few lines of JSON: anything far larger is the wrong file (an access log passed in its place).
+  const size = statSync(absolute).size
+  if (size > MAX_POLICY_BYTES) {
+    throw new CliInputError(
+      file,
+      `the policy file is ${size} bytes, more than the ${MAX_POLICY_BYTES} a policy may be: the access log goes to --log, a policy's JSON to --policy and --vs`,
+    )
+  }
+  let text: string
+  try {
+    text = readFileSync(absolute, 'utf8')
+  } catch (error) {
+    throw new CliInputError(file, `the policy file cannot be read (${(error as Error).message})`, {
+      cause: error,
+    })
+  }
   let value: unknown
   try {
     value = JSON.parse(text)
