@@ -50,6 +50,7 @@ describe('stratacache drill --workload', () => {
     if (workload.kind !== 'recorded') return
     expect(workload).toMatchObject({ file: log, records: 9_000, truncated: false, maxRecords: 1_000_000 })
 
+    expect(report.namespaces.map((ns) => ns.name)).toEqual([...drawn.keys()])
     for (const ns of report.namespaces) {
       const expected = drawn.get(ns.name)!
       // What the drill found in the log is what the recorder was asked to read.
@@ -72,7 +73,9 @@ describe('stratacache drill --workload', () => {
     await expectSourceAgrees(rawSource, report)
 
     const text = renderText(report)
-    expect(text).toContain(`replaying ${log} (9,000 records), 1 writer (the 5 hottest keys, every 50 ms)`)
+    expect(text).toContain(
+      `replaying ${log} (9,000 records), 1 writer (each namespace's 5 hottest keys, or all when it has fewer, every 50 ms)`,
+    )
     expect(text).toMatch(
       /keys read \d+, hottest key [\d.]+% of reads \(the log: 6,000 reads of \d+ keys, hottest [\d.]+%\)/,
     )

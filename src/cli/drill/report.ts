@@ -489,7 +489,8 @@ export function renderText(report: DrillReport): string {
           workload.truncated
             ? `: truncated at ${formatCount(workload.maxRecords)}, the rest of the file was not read`
             : ''
-        }), 1 writer (the ${setup.writeKeys} hottest keys, every ${setup.writeIntervalMs} ms), ` +
+        }), 1 writer (each namespace's ${setup.writeKeys} hottest keys, or all when it has fewer, every ` +
+        `${setup.writeIntervalMs} ms), ` +
         `${setup.durationMs} ms; source latency ${setup.sourceLatencyMs} ms`,
     `  fault: ${fault.kind} from ${fault.startMs} ms to ${fault.endMs} ms` +
       (Object.keys(fault.detail).length === 0
