@@ -51,16 +51,28 @@ export interface ReadAccessLogOptions {
 }
 
 /**
+ * The absolute path of the input file `file` (relative to `cwd`), a `what` (`'access log'`, `'policy file'`).
+ * @throws CliInputError when it is missing or not a file.
+ */
+export function inputFile(file: string, cwd: string, what: string): string {
+  const absolute = resolve(cwd, file)
+  if (!existsSync(absolute) || !statSync(absolute).isFile()) throw new CliInputError(file, `no such ${what}`)
+  return absolute
+}
+
+/** The error for an input file the system would not let us read (permissions, an I/O error). */
+export function unreadable(file: string, what: string, error: unknown): CliInputError {
+  return new CliInputError(file, `the ${what} cannot be read (${(error as Error).message})`, { cause: error })
+}
+
+/**
  * Reads and parses the access log `file` (relative to `cwd`): every command that replays a log reads it here, so
  * they refuse the same files with the same errors.
  * @throws CliInputError when the file is missing, not a file, or larger than MAX_LOG_BYTES; AccessLogError naming
  *   the file and line of the first bad record.
  */
 export function readAccessLog(file: string, cwd: string, options: ReadAccessLogOptions = {}): AccessLogFile {
-  const absolute = resolve(cwd, file)
-  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
-    throw new CliInputError(file, 'no such access log')
-  }
+  const absolute = inputFile(file, cwd, 'access log')
   // With a cap, only what it keeps is read, so a long log is no reason to refuse it.
   if (options.maxRecords !== undefined && Number.isFinite(options.maxRecords)) {
     return readCapped(absolute, file, options.maxRecords)
@@ -77,9 +89,7 @@ export function readAccessLog(file: string, cwd: string, options: ReadAccessLogO
   try {
     text = readFileSync(absolute, 'utf8')
   } catch (error) {
-    throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
-      cause: error,
-    })
+    throw unreadable(file, 'access log', error)
   }
   const { onProgress } = options
   const lines = onProgress === undefined ? 0 : countLines(text)
@@ -97,10 +107,7 @@ export function readAccessLog(file: string, cwd: string, options: ReadAccessLogO
  * long log costs only what the cap keeps. The byte limit applies to what is read.
  */
 function readCapped(absolute: string, file: string, maxRecords: number): AccessLogFile {
-  const records: AccessRecord[] = []
-  let sorted = true
-  let line = 0
-  let truncated = false
+  const log = new RecordCollector(file, maxRecords)
   let bytesRead = 0
   let pending = ''
   const chunk = Buffer.allocUnsafe(1024 * 1024)
@@ -109,34 +116,15 @@ function readCapped(absolute: string, file: string, maxRecords: number): AccessL
   try {
     fd = openSync(absolute, 'r')
   } catch (error) {
-    throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
-      cause: error,
-    })
+    throw unreadable(file, 'access log', error)
   }
   try {
-    // One line at a time from `pending`; false once the cap is reached.
-    const take = (raw: string): boolean => {
-      line++
-      const text = raw.trim()
-      if (text === '') return true
-      if (records.length >= maxRecords) {
-        truncated = true
-        return false
-      }
-      const record = parseAccessLine(text, file, line)
-      const last = records[records.length - 1]
-      if (last !== undefined && record.t < last.t) sorted = false
-      records.push(record)
-      return true
-    }
     reading: for (;;) {
       let n: number
       try {
         n = readSync(fd, chunk, 0, chunk.length, null)
       } catch (error) {
-        throw new CliInputError(file, `the access log cannot be read (${(error as Error).message})`, {
-          cause: error,
-        })
+        throw unreadable(file, 'access log', error)
       }
       if (n === 0) break
       bytesRead += n
@@ -150,22 +138,21 @@ function readCapped(absolute: string, file: string, maxRecords: number): AccessL
       pending += decoder.write(chunk.subarray(0, n))
       let start = 0
       for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
-        if (!take(pending.slice(start, end))) break reading
+        if (!log.take(pending.slice(start, end))) break reading
         start = end + 1
       }
       pending = pending.slice(start)
       // A line longer than any record: parsed now for its error, rather than buffering the rest of the file.
-      if (pending.length > MAX_LINE_LENGTH && pending.trim().length > MAX_LINE_LENGTH) take(pending)
+      if (pending.length > MAX_LINE_LENGTH && pending.trim().length > MAX_LINE_LENGTH) log.take(pending)
     }
-    if (!truncated) {
+    if (!log.truncated) {
       pending += decoder.end()
-      if (pending !== '') take(pending)
+      if (pending !== '') log.take(pending)
     }
   } finally {
     closeSync(fd)
   }
-  if (!sorted) records.sort((a, b) => a.t - b.t)
-  return { records, truncated }
+  return log.done()
 }
 
 /**
@@ -187,31 +174,61 @@ function parseLines(
   maxRecords: number,
   onProgress: ((linesRead: number) => void) | undefined,
 ): AccessLogFile {
-  const records: AccessRecord[] = []
-  let sorted = true
-  let line = 0
+  const log = new RecordCollector(file, maxRecords)
   let start = 0
-  let truncated = false
   while (start <= text.length) {
     let end = text.indexOf('\n', start)
     if (end === -1) end = text.length
-    line++
-    const raw = text.slice(start, end).trim()
+    if (!log.take(text.slice(start, end))) break
     start = end + 1
-    if (raw === '') continue
-    // The cap counts records, not lines: a blank line after the last record kept does not make the log truncated.
-    if (records.length >= maxRecords) {
-      truncated = true
-      break
-    }
-    const record = parseAccessLine(raw, file, line)
-    const last = records[records.length - 1]
-    if (last !== undefined && record.t < last.t) sorted = false
-    records.push(record)
-    if (onProgress !== undefined && (line & 0xffff) === 0) onProgress(line)
+    if (onProgress !== undefined && (log.lines & 0xffff) === 0) onProgress(log.lines)
   }
-  if (!sorted) records.sort((a, b) => a.t - b.t)
-  return { records, truncated }
+  return log.done()
+}
+
+/**
+ * The records of a log, fed one line at a time by either reader (whole text or chunks), so both number lines, skip
+ * blanks, cap and sort alike.
+ */
+class RecordCollector {
+  readonly #file: string
+  readonly #maxRecords: number
+  readonly #records: AccessRecord[] = []
+  #sorted = true
+  /** Lines taken so far: the 1-based number of the last one. */
+  lines = 0
+  truncated = false
+
+  constructor(file: string, maxRecords: number) {
+    this.#file = file
+    this.#maxRecords = maxRecords
+  }
+
+  /**
+   * Takes the next line. False once the cap is reached (the line is not kept). The cap counts records, not lines:
+   * a blank line after the last record kept does not make the log truncated.
+   * @throws AccessLogError for a bad record.
+   */
+  take(raw: string): boolean {
+    this.lines++
+    const text = raw.trim()
+    if (text === '') return true
+    if (this.#records.length >= this.#maxRecords) {
+      this.truncated = true
+      return false
+    }
+    const record = parseAccessLine(text, this.#file, this.lines)
+    const last = this.#records[this.#records.length - 1]
+    if (last !== undefined && record.t < last.t) this.#sorted = false
+    this.#records.push(record)
+    return true
+  }
+
+  /** The records, sorted by time (stable: a log merged from several processes may be slightly out of order). */
+  done(): AccessLogFile {
+    if (!this.#sorted) this.#records.sort((a, b) => a.t - b.t)
+    return { records: this.#records, truncated: this.truncated }
+  }
 }
 
 function countLines(text: string): number {

@@ -1,9 +1,9 @@
 // `stratacache simulate`: replays a sampled access log against the current and a proposed policy, side by side.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { CliInputError, CliUsageError } from '../../errors.js'
 import { CLI_DOCS_URL, defineCommand, ExitCode, progressLine, required, type CliIo } from '../command.js'
-import { readAccessLog, type AccessRecord } from '../access-log.js'
+import { inputFile, readAccessLog, unreadable, type AccessRecord } from '../access-log.js'
 import { resolvePolicy, type SimulationPolicy } from '../simulate/policy.js'
 import { renderHtml, renderJson, renderText, type Comparison } from '../simulate/report.js'
 import { observe, simulate } from '../simulate/simulate.js'
@@ -125,10 +125,7 @@ export function namespaceWarnings(
 const MAX_POLICY_BYTES = 1024 * 1024
 
 function readPolicy(file: string, io: CliIo): SimulationPolicy {
-  const absolute = resolve(io.cwd, file)
-  if (!existsSync(absolute) || !statSync(absolute).isFile()) {
-    throw new CliInputError(file, 'no such policy file')
-  }
+  const absolute = inputFile(file, io.cwd, 'policy file')
   // A policy is a few lines of JSON: anything far larger is the wrong file (an access log passed in its place).
   const size = statSync(absolute).size
   if (size > MAX_POLICY_BYTES) {
@@ -141,9 +138,7 @@ function readPolicy(file: string, io: CliIo): SimulationPolicy {
   try {
     text = readFileSync(absolute, 'utf8')
   } catch (error) {
-    throw new CliInputError(file, `the policy file cannot be read (${(error as Error).message})`, {
-      cause: error,
-    })
+    throw unreadable(file, 'policy file', error)
   }
   let value: unknown
   try {
