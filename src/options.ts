@@ -114,7 +114,10 @@ export interface CacheOptions {
     connect?: Duration
   }
   circuitBreaker?: {
-    /** Consecutive L2 failures or timeouts that open the circuit; while open, L2 is skipped. @default 5 */
+    /**
+     * Consecutive L2 failures or timeouts that open the circuit; while open, L2 is skipped. Each L2 command counts
+     * once: the gets of one tick sent as one MGET (the Redis stores' `coalesceGets`) are one. @default 5
+     */
     failureThreshold?: number
     /** How long the circuit stays open before one probe call is let through. @default '2s' */
     breakFor?: Duration

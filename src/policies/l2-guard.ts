@@ -14,6 +14,7 @@ import type {
   QueueEntry,
 } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
+import { CoalescedGets } from './coalesced-gets.js'
 import { Deadlines, type Timed } from './deadline.js'
 
 /** An error reply the guard saw: Redis is up but refused a call. */
@@ -134,6 +135,8 @@ export class L2Guard {
   readonly #outcomes = { calls: 0, succeeded: 0, failures: 0, timeouts: 0, refused: 0, errorReplies: 0 }
   readonly #replyKinds = new Map<string, number>()
   readonly #closing = new AbortController()
+  /** The gets of one tick as one getMany, for a store that says it gains from that (`L2Store.coalesceGets`). */
+  readonly #gets: CoalescedGets | undefined
 
   constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions, hooks: L2GuardHooks = {}) {
     this.store = store
@@ -144,6 +147,24 @@ export class L2Guard {
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
     })
     this.#deadlines = new Deadlines(timeoutMs, now)
+    this.#gets =
+      store.coalesceGets === true
+        ? new CoalescedGets(
+            {
+              one: (key, resolve, reject) =>
+                this.#start('get', (call) => store.get(key, call), resolve, reject),
+              many: (keys, batch) =>
+                this.#start(
+                  'get',
+                  (call) => store.getMany(keys, call),
+                  (values) => batch.resolveAll(values),
+                  (error) => batch.rejectAll(error),
+                ),
+            },
+            undefined,
+            store.coalesceGroupOf?.bind(store),
+          )
+        : undefined
     // One listener per lock held at once (lock keep-alives): many is normal, not a leak.
     setMaxListeners(0, this.#closing.signal)
   }
@@ -189,7 +210,9 @@ export class L2Guard {
     if (this.#breaker.state !== 'closed') this.#breaker.success()
   }
 
+  /** One key's bytes; with `coalesceGets`, sent with the other gets of its tick (`policies/coalesced-gets.ts`). */
   get(key: string): Promise<Uint8Array | null> {
+    if (this.#gets !== undefined) return this.#gets.get(key)
     return this.#run('get', (call) => this.store.get(key, call))
   }
 
@@ -405,19 +428,26 @@ export class L2Guard {
    * bookkeeping, whose callbacks reach user code.
    */
   #run<T>(operation: string, run: (call: L2Call) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.#start(operation, run, resolve, reject))
+  }
+
+  /** `#run`, settling through `resolve` and `reject` (a coalesced get's batch: no promise of its own). */
+  #start<T>(
+    operation: string,
+    run: (call: L2Call) => Promise<T>,
+    resolve: (value: T) => void,
+    reject: (error: Error) => void,
+  ): void {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
-      return Promise.reject(
-        this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation)),
-      )
+      reject(this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation)))
+      return
     }
     // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
     const call = new Call<T>(operation, performance.now(), this.#breaker.epoch, this.#timedOut)
-    const promise = new Promise<T>((resolve, reject) => {
-      call.resolve = resolve
-      call.reject = reject
-    })
+    call.resolve = resolve
+    call.reject = reject
     this.#deadlines.track(call)
     let sent: Promise<T>
     try {
@@ -430,7 +460,6 @@ export class L2Guard {
       (result) => this.#answered(call, result),
       (error: unknown) => this.#failed(call, error),
     )
-    return promise
   }
 
   #answered<T>(call: Call<T>, result: T): void {

@@ -56,6 +56,16 @@ export interface L2Store {
    * entry's keys carry its shard's hash tag. Every process sharing the L2 must use stores that say the same.
    */
   readonly fenceShards?: number
+  /**
+   * True when one `getMany` of n keys costs less than n `get`s (one command instead of n): the cache then sends the
+   * gets issued in one tick as one `getMany` (policies/coalesced-gets.ts). Absent or false: one `get` each.
+   */
+  readonly coalesceGets?: boolean
+  /**
+   * With `coalesceGets`: the group of a key (a Redis Cluster: its slot). The gets of one tick are then sent as one
+   * `getMany` per group, so each command reaches one node and a node that fails fails only its own keys' gets.
+   */
+  coalesceGroupOf?(key: string): number
   readonly status: L2Status
   get(key: string, call?: L2Call): Promise<Uint8Array | null>
   /** One round trip for all keys; the result is in the order of `keys`. */

@@ -27,6 +27,7 @@ import {
 } from './redis-failure.js'
 import {
   askServerVersion,
+  coalesceGetsOption,
   bufferReplies,
   closeWithin,
   ignoreErrorsAfterClose,
@@ -137,6 +138,11 @@ export interface RedisClusterStoreOptions {
    * apart (under this bound), so that a closed store leaves no retry timer alive for long. @default '2s'
    */
   maxReconnectDelay?: Duration
+  /**
+   * Whether the gets of one tick go out as MGETs, one per slot they touch (a namespace's entries sit in at most 16
+   * slots, `fenceShards`), instead of one GET each; as `redisStore`'s `coalesceGets`. @default true
+   */
+  coalesceGets?: boolean
 }
 
 const CLUSTER_STORE_OPTION_KEYS = {
@@ -148,6 +154,7 @@ const CLUSTER_STORE_OPTION_KEYS = {
   password: true,
   connectTimeout: true,
   maxReconnectDelay: true,
+  coalesceGets: true,
 } as const satisfies OptionKeys<RedisClusterStoreOptions>
 const CLUSTER_STORE_PLACE: OptionPlace = {
   where: 'redisClusterStore()',
@@ -306,6 +313,11 @@ export class RedisClusterStore extends RedisStore {
         `a node of the Redis Cluster failed: ${failure.summary}. Commands for the slots it serves fail (reads fall ` +
         `through to your loaders) until it is back or a replica takes its place. ${failure.advice}.`,
     })
+  }
+
+  /** Coalesced gets go one MGET per slot (`L2Store.coalesceGroupOf`): a failed master fails only its slots' gets. */
+  coalesceGroupOf(key: string): number {
+    return clusterSlot(key)
   }
 
   override async getMany(keys: readonly string[], call?: L2Call): Promise<(Uint8Array | null)[]> {
@@ -708,6 +720,7 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     target,
     delays,
     client: undefined,
+    coalesceGets: coalesceGetsOption(options.coalesceGets, 'redisClusterStore'),
     driver: nodeRedisDriver(client),
     open: (onStatus, onError) =>
       new ClusterLink(client, owned, delays, onStatus, onError, () => {

@@ -15,8 +15,10 @@ const L2_TIMEOUT = 1_000
 const suite = redisSuite()
 const closers = suite.closers
 
+// Each get is its own call here (`coalesceGets: false`): these tests count calls one by one against the breaker's
+// threshold. Coalesced gets are one call (test/integration/coalesced-gets.test.ts).
 async function guarded(breakMs: number) {
-  const store = redisStore({ url: suite.redis.url })
+  const store = redisStore({ url: suite.redis.url, coalesceGets: false })
   await store.connect()
   const changes: CircuitState[] = []
   const guard = new L2Guard(
@@ -80,7 +82,7 @@ describe('circuit breaker with a paused Redis', () => {
 
 describe('L2 deadlines after a blocked event loop', () => {
   it('settles a call Redis answered in time with its answer, not a timeout, when the loop was blocked past the deadline', async () => {
-    const store = redisStore({ url: suite.redis.url })
+    const store = redisStore({ url: suite.redis.url, coalesceGets: false })
     await store.connect()
     const guard = new L2Guard(store, 100, { failureThreshold: 3, breakMs: 1_000 })
     closers.push(async () => {

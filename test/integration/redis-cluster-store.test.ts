@@ -100,6 +100,29 @@ describe('redisClusterStore', () => {
     expect(a.items.stats().l2Errors).toBe(0)
   })
 
+  it('coalesces 100 concurrent gets into one command per slot: MGET, or GET for a slot with one key', async () => {
+    const a = await make('coalesced', { l2Timeout: 2_000 })
+    const params = Array.from({ length: 100 }, (_, id) => ({ id }))
+    await a.items.getMany(params)
+    await expect
+      .poll(async () => (await cluster.onMasters('DBSIZE')).every((n) => /:[1-9]/.test(n)))
+      .toBe(true)
+    const b = await make('coalesced', { l2Timeout: 2_000 })
+    const keys = params.map((p) => keyOf('coalesced', p.id))
+    // One command per slot (no slot holds 64 of these keys): an MGET, or a GET for a slot asked for one key.
+    const perSlot = new Map<number, number>()
+    for (const key of keys) perSlot.set(clusterSlot(key), (perSlot.get(clusterSlot(key)) ?? 0) + 1)
+    expect(Math.max(...perSlot.values())).toBeLessThan(64)
+    const lone = [...perSlot.values()].filter((n) => n === 1).length
+    const [mgets, gets] = [await calls('mget'), await calls('get')]
+    const values = await Promise.all(params.map((p) => b.items.get(p)))
+    expect(values.map((item) => item.id)).toEqual(params.map((p) => p.id))
+    expect(b.loads()).toBe(0)
+    expect((await calls('mget')) - mgets).toBe(perSlot.size - lone)
+    expect((await calls('get')) - gets).toBe(lone)
+    expect(b.items.stats().l2Errors).toBe(0)
+  })
+
   it('runs every script in one slot: tags, writes, deletes and clear give no CROSSSLOT error', async () => {
     const a = await make('scripts', { l2Timeout: 2_000 })
     const b = await make('scripts', { l2Timeout: 2_000 })

@@ -1,0 +1,120 @@
+// The L2 gets of one tick, sent as one getMany (one MGET): at 100 concurrent readers, one command instead of 100
+// costs node-redis, the guard and Redis far less per key (docs/benchmarks.md, "The L2 hit, coalesced").
+//
+// Invariants:
+// - A get is sent no later than the end of the tick it was issued in (process.nextTick runs once the microtasks
+//   queued by the current burst of work have run), so coalescing adds no wait a reader could notice, and a read is
+//   never older than its get call (a strong read relies on this).
+// - A tick's first get alone is sent as a get: a lone reader's command is the one it would send anyway.
+// - At most `MAX_COALESCED_GETS` keys per command: a larger burst is split, so no one reply grows without bound.
+// - One fate per command: the guard's timeout, breaker verdict or failure of a getMany settles every get in it.
+//   With `groupOf` (a Redis Cluster: the key's slot), a command holds one group's keys only, so a master that
+//   fails fails only the gets of its own slots.
+
+/** Keys per getMany at most; a tick with more gets sends several. */
+export const MAX_COALESCED_GETS = 64
+
+/** The gets of one command under way: each key's resolver at the same index. */
+class Batch {
+  readonly keys: string[] = []
+  readonly resolves: ((bytes: Uint8Array | null) => void)[] = []
+  readonly rejects: ((error: Error) => void)[] = []
+
+  resolveAll(values: readonly (Uint8Array | null | undefined)[]): void {
+    const resolves = this.resolves
+    for (let i = 0; i < resolves.length; i++) resolves[i]!(values[i] ?? null)
+  }
+
+  rejectAll(error: Error): void {
+    for (const reject of this.rejects) reject(error)
+  }
+}
+
+/** How the guard sends a batch: `one` for a lone key, `many` for more; each settles through the given callbacks. */
+export interface GetSender {
+  one(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void
+  many(keys: string[], batch: Batch): void
+}
+
+export type { Batch as CoalescedBatch }
+
+/** Adds `key` to `batch`: its reader's promise. */
+function add(batch: Batch, key: string): Promise<Uint8Array | null> {
+  return new Promise<Uint8Array | null>((resolve, reject) => {
+    batch.keys.push(key)
+    batch.resolves.push(resolve)
+    batch.rejects.push(reject)
+  })
+}
+
+export class CoalescedGets {
+  readonly #sender: GetSender
+  readonly #maxKeys: number
+  readonly #groupOf: ((key: string) => number) | undefined
+  /** Without groups: the batch still taking gets in this tick; undefined once sent. */
+  #open: Batch | undefined
+  /** With groups: each group's batch still taking gets in this tick. */
+  readonly #openByGroup = new Map<number, Batch>()
+
+  /**
+   * @param groupOf the group of a key (a cluster slot): a command holds one group's keys. Absent: any keys.
+   */
+  constructor(sender: GetSender, maxKeys = MAX_COALESCED_GETS, groupOf?: (key: string) => number) {
+    this.#sender = sender
+    this.#maxKeys = maxKeys
+    this.#groupOf = groupOf
+  }
+
+  get(key: string): Promise<Uint8Array | null> {
+    if (this.#groupOf !== undefined) return this.#getGrouped(key, this.#groupOf(key))
+    let batch = this.#open
+    if (batch === undefined) {
+      batch = this.#open = new Batch()
+      process.nextTick(this.#sendOpen)
+    }
+    const promise = add(batch, key)
+    if (batch.keys.length >= this.#maxKeys) {
+      // Full: sent now; the next get of this tick opens another (and schedules its own send).
+      this.#open = undefined
+      this.#send(batch)
+    }
+    return promise
+  }
+
+  #getGrouped(key: string, group: number): Promise<Uint8Array | null> {
+    const open = this.#openByGroup
+    let batch = open.get(group)
+    if (batch === undefined) {
+      if (open.size === 0) process.nextTick(this.#sendOpen)
+      batch = new Batch()
+      open.set(group, batch)
+    }
+    const promise = add(batch, key)
+    if (batch.keys.length >= this.#maxKeys) {
+      open.delete(group)
+      this.#send(batch)
+    }
+    return promise
+  }
+
+  /**
+   * The tick's end: the open batches go. A batch sent when full left nothing open, or a newer batch that scheduled
+   * a send of its own (which then finds nothing).
+   */
+  readonly #sendOpen = (): void => {
+    const batch = this.#open
+    if (batch !== undefined) {
+      this.#open = undefined
+      this.#send(batch)
+    }
+    if (this.#openByGroup.size === 0) return
+    const batches = [...this.#openByGroup.values()]
+    this.#openByGroup.clear()
+    for (const each of batches) this.#send(each)
+  }
+
+  #send(batch: Batch): void {
+    if (batch.keys.length === 1) this.#sender.one(batch.keys[0]!, batch.resolves[0]!, batch.rejects[0]!)
+    else this.#sender.many(batch.keys, batch)
+  }
+}

@@ -1,0 +1,164 @@
+// The gets of one tick go to Redis as one MGET (policies/coalesced-gets.ts), on node-redis and on ioredis: what
+// Redis receives (INFO commandstats), what each reader gets, and one fate per command when Redis fails.
+import { createCache, type Cache, type L2Store } from 'stratacache'
+import { ioredisStore } from 'stratacache/ioredis'
+import { redisStore } from 'stratacache/redis'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { MAX_COALESCED_GETS } from '../../src/policies/coalesced-gets.js'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+
+const L2_TIMEOUT = 100
+
+let redis: RedisServer
+const caches: Cache[] = []
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  await redis.stop()
+})
+beforeEach(async () => {
+  await redis.command('FLUSHALL')
+})
+afterEach(async () => {
+  redis.resume()
+  await Promise.all(caches.splice(0).map((cache) => cache.close()))
+})
+
+/** Calls of `command` Redis has served since the last CONFIG RESETSTAT. */
+async function calls(command: string): Promise<number> {
+  const stats = await redis.command('INFO', 'commandstats')
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+}
+
+const stores = {
+  'node-redis': (coalesceGets?: boolean) =>
+    redisStore({ url: redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
+  ioredis: (coalesceGets?: boolean) =>
+    ioredisStore({ url: redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
+}
+
+/** A cache with no L1 (every get reads L2), its `item` namespace, and how many times its loader ran. */
+async function make(l2: L2Store) {
+  const loads = { count: 0 }
+  const cache = createCache({
+    service: 'coalesce',
+    l1: false,
+    l2,
+    timeouts: { l2: L2_TIMEOUT },
+    logger: false,
+  })
+  caches.push(cache)
+  const ns = cache.namespace('item', {
+    key: 'item:{id}',
+    ttl: '1m',
+    load: ({ id }: { id: number }) => {
+      loads.count++
+      return { id, loaded: loads.count }
+    },
+  })
+  await cache.connect()
+  return { cache, ns, loads }
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => {
+  it('reads 100 concurrent gets of different keys with 2 MGETs and no GET, each reader getting its own value', async () => {
+    const { cache, ns, loads } = await make(store())
+    for (const id of ids(100)) await ns.set({ id }, { id, loaded: -1 })
+    await redis.command('CONFIG', 'RESETSTAT')
+    const values = await Promise.all(ids(100).map((id) => ns.get({ id })))
+    expect(values).toEqual(ids(100).map((id) => ({ id, loaded: -1 })))
+    expect(loads.count).toBe(0)
+    expect(await calls('mget')).toBe(Math.ceil(100 / MAX_COALESCED_GETS))
+    expect(await calls('get')).toBe(0)
+    expect(cache.stats().namespaces['item']!.l2Hits).toBe(100)
+  })
+
+  it('sends a lone get as a GET', async () => {
+    const { ns } = await make(store())
+    await ns.set({ id: 1 }, { id: 1, loaded: -1 })
+    await redis.command('CONFIG', 'RESETSTAT')
+    expect(await ns.get({ id: 1 })).toEqual({ id: 1, loaded: -1 })
+    expect([await calls('get'), await calls('mget')]).toEqual([1, 0])
+  })
+
+  it('with coalesceGets: false, sends one GET per get', async () => {
+    const { ns } = await make(store(false))
+    for (const id of ids(10)) await ns.set({ id }, { id, loaded: -1 })
+    await redis.command('CONFIG', 'RESETSTAT')
+    await Promise.all(ids(10).map((id) => ns.get({ id })))
+    expect([await calls('get'), await calls('mget')]).toEqual([10, 0])
+  })
+
+  it('answers hits and misses of one MGET apart: the misses are loaded, once each', async () => {
+    const { ns, loads } = await make(store())
+    for (const id of ids(10)) if (id % 2 === 0) await ns.set({ id }, { id, loaded: -1 })
+    const values = await Promise.all(ids(10).map((id) => ns.get({ id })))
+    expect(values.filter((v) => v.loaded === -1).map((v) => v.id)).toEqual([0, 2, 4, 6, 8])
+    expect(loads.count).toBe(5)
+  })
+
+  it('reads a key holding another type (a foreign hash) as a miss in a batch, and the rest still hit', async () => {
+    const { cache, ns, loads } = await make(store())
+    for (const id of ids(4)) await ns.set({ id }, { id, loaded: -1 })
+    // Something else wrote a hash where entry 3 lives: MGET answers nil there (a lone GET would be WRONGTYPE).
+    await redis.command('DEL', ns.key({ id: 3 }))
+    await redis.command('HSET', ns.key({ id: 3 }), 'field', 'value')
+    const values = await Promise.all(ids(4).map((id) => ns.get({ id })))
+    expect(values.map((v) => v.loaded)).toEqual([-1, -1, -1, 1])
+    expect(loads.count).toBe(1)
+    expect(cache.stats().namespaces['item']!.l2Hits).toBe(3)
+    // The loaded value replaced the hash: the next read is a hit.
+    await expect.poll(() => redis.command('TYPE', ns.key({ id: 3 }))).toMatch(/^\+string/)
+    expect(await ns.get({ id: 3 })).toEqual({ id: 3, loaded: 1 })
+  })
+
+  it('reads corrupt bytes at one key of a batch as a miss plus a decode error, never a throw', async () => {
+    const { cache, ns, loads } = await make(store())
+    for (const id of ids(4)) await ns.set({ id }, { id, loaded: -1 })
+    await redis.command('SET', ns.key({ id: 2 }), 'not an envelope')
+    const values = await Promise.all(ids(4).map((id) => ns.get({ id })))
+    expect(values.map((v) => v.loaded)).toEqual([-1, -1, 1, -1])
+    expect(loads.count).toBe(1)
+    expect(cache.stats().namespaces['item']!.decodeErrors).toBe(1)
+  })
+
+  it('times out a batch as one command when Redis freezes: every reader gets its loader value within the L2 timeout', async () => {
+    const { cache, ns, loads } = await make(store())
+    for (const id of ids(20)) await ns.set({ id }, { id, loaded: -1 })
+    const before = cache.stats().l2!.timeouts
+    redis.pause()
+    const started = performance.now()
+    const values = await Promise.all(ids(20).map((id) => ns.get({ id })))
+    const elapsed = performance.now() - started
+    redis.resume()
+    expect(values.map((v) => v.id)).toEqual(ids(20))
+    expect(values.every((v) => v.loaded > 0)).toBe(true)
+    expect(loads.count).toBe(20)
+    // One MGET timed out, not 20 GETs (the loads' own L2 calls, the lock and fence reads, may time out too).
+    expect(cache.stats().l2!.timeouts - before).toBeGreaterThanOrEqual(1)
+    // A deadline the library promises (the L2 timeout, then the lock's and the loader's), not a speed claim.
+    expect(elapsed).toBeLessThan(L2_TIMEOUT * 3 + 1_000)
+  })
+})
+
+describe('coalesceGets option', () => {
+  it.each([
+    ['redisStore', () => redisStore({ url: 'redis://127.0.0.1:1', coalesceGets: 'yes' as never })],
+    ['ioredisStore', () => ioredisStore({ url: 'redis://127.0.0.1:1', coalesceGets: 1 as never })],
+  ])('%s refuses a coalesceGets that is not a boolean, naming the option', (factory, make) => {
+    expect(make).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STRATA_INVALID_OPTION',
+        message: expect.stringContaining(`${factory}.coalesceGets`),
+      }),
+    )
+  })
+
+  it('is on by default and says so on the store', () => {
+    expect(redisStore({ url: 'redis://127.0.0.1:1' }).coalesceGets).toBe(true)
+    expect(redisStore({ url: 'redis://127.0.0.1:1', coalesceGets: false }).coalesceGets).toBe(false)
+  })
+})
