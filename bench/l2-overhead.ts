@@ -94,8 +94,13 @@ async function run(context: ScenarioContext): Promise<ScenarioReport> {
       })
     }
     // From here on the store's GET answers from memory: an own property shadows the class method.
-    const inMemory = store as unknown as { get: (key: string) => Promise<Uint8Array | null> }
+    // So does its getMany, which coalesced gets use (`coalesceGets`).
+    const inMemory = store as unknown as {
+      get: (key: string) => Promise<Uint8Array | null>
+      getMany: (keys: readonly string[]) => Promise<(Uint8Array | null)[]>
+    }
     inMemory.get = (key) => Promise.resolve(bytes.get(key) ?? null)
+    inMemory.getMany = (keys) => Promise.resolve(keys.map((key) => bytes.get(key) ?? null))
     const payloads = keys.map((key) => Buffer.from(bytes.get(key)!))
 
     const contestants: Contestant[] = [
