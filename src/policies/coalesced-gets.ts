@@ -16,9 +16,15 @@ export const MAX_COALESCED_GETS = 64
 
 /** The gets of one command under way: each key's resolver at the same index. */
 class Batch {
+  /** Its group (`groupOf`), if the gets are grouped. */
+  readonly group: number | undefined
   readonly keys: string[] = []
   readonly resolves: ((bytes: Uint8Array | null) => void)[] = []
   readonly rejects: ((error: Error) => void)[] = []
+
+  constructor(group?: number) {
+    this.group = group
+  }
 
   resolveAll(values: readonly (Uint8Array | null | undefined)[]): void {
     const resolves = this.resolves
@@ -37,15 +43,6 @@ export interface GetSender {
 }
 
 export type { Batch as CoalescedBatch }
-
-/** Adds `key` to `batch`: its reader's promise. */
-function add(batch: Batch, key: string): Promise<Uint8Array | null> {
-  return new Promise<Uint8Array | null>((resolve, reject) => {
-    batch.keys.push(key)
-    batch.resolves.push(resolve)
-    batch.rejects.push(reject)
-  })
-}
 
 export class CoalescedGets {
   readonly #sender: GetSender
@@ -66,35 +63,40 @@ export class CoalescedGets {
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    if (this.#groupOf !== undefined) return this.#getGrouped(key, this.#groupOf(key))
-    let batch = this.#open
-    if (batch === undefined) {
-      batch = this.#open = new Batch()
-      process.nextTick(this.#sendOpen)
-    }
-    const promise = add(batch, key)
-    if (batch.keys.length >= this.#maxKeys) {
-      // Full: sent now; the next get of this tick opens another (and schedules its own send).
-      this.#open = undefined
-      this.#send(batch)
-    }
-    return promise
+    return new Promise<Uint8Array | null>((resolve, reject) => this.read(key, resolve, reject))
   }
 
-  #getGrouped(key: string, group: number): Promise<Uint8Array | null> {
-    const open = this.#openByGroup
-    let batch = open.get(group)
-    if (batch === undefined) {
-      if (open.size === 0) process.nextTick(this.#sendOpen)
-      batch = new Batch()
-      open.set(group, batch)
+  /**
+   * `get`, answering through `resolve` or `reject` (neither may throw) instead of a promise of its own: the L2 hit
+   * path's read, one promise and one microtask less per get.
+   */
+  read(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void {
+    const groupOf = this.#groupOf
+    let batch: Batch | undefined
+    if (groupOf === undefined) {
+      batch = this.#open
+      if (batch === undefined) {
+        batch = this.#open = new Batch()
+        process.nextTick(this.#sendOpen)
+      }
+    } else {
+      const group = groupOf(key)
+      batch = this.#openByGroup.get(group)
+      if (batch === undefined) {
+        if (this.#openByGroup.size === 0) process.nextTick(this.#sendOpen)
+        batch = new Batch(group)
+        this.#openByGroup.set(group, batch)
+      }
     }
-    const promise = add(batch, key)
+    batch.keys.push(key)
+    batch.resolves.push(resolve)
+    batch.rejects.push(reject)
     if (batch.keys.length >= this.#maxKeys) {
-      open.delete(group)
+      // Full: sent now; the next get of this tick opens another (and schedules its own send).
+      if (batch.group === undefined) this.#open = undefined
+      else this.#openByGroup.delete(batch.group)
       this.#send(batch)
     }
-    return promise
   }
 
   /**

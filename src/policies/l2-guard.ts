@@ -216,6 +216,15 @@ export class L2Guard {
     return this.#run('get', (call) => this.store.get(key, call))
   }
 
+  /**
+   * `get`, answering through `onBytes` or `onError` (neither may throw) instead of a promise of its own: the L2
+   * hit path's read (storage/entry-store.ts), one promise and one microtask less per read.
+   */
+  getThen(key: string, onBytes: (bytes: Uint8Array | null) => void, onError: (error: Error) => void): void {
+    if (this.#gets !== undefined) this.#gets.read(key, onBytes, onError)
+    else this.#start('get', (call) => this.store.get(key, call), onBytes, onError)
+  }
+
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
     return this.#run('getMany', (call) => this.store.getMany(keys, call))
   }

@@ -89,14 +89,27 @@ export class EntryStore<P, V> {
     key: string,
     next: (stored: Stored | undefined) => R | PromiseLike<R>,
   ): Promise<R> {
-    return l2.get(key).then(
-      (bytes) => next(bytes === null ? undefined : this.#decode(key, bytes)),
-      () => {
-        // The guard already published the error; the read falls through to the loader.
-        this.#ctx.counters.l2Errors++
-        return next(undefined)
-      },
-    )
+    return new Promise<R>((resolve, reject) => {
+      l2.getThen(
+        key,
+        (bytes) => {
+          try {
+            resolve(next(bytes === null ? undefined : this.#decode(key, bytes)))
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)))
+          }
+        },
+        () => {
+          // The guard already published the error; the read falls through to the loader.
+          this.#ctx.counters.l2Errors++
+          try {
+            resolve(next(undefined))
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)))
+          }
+        },
+      )
+    })
   }
 
   async readL2Fresh(key: string): Promise<Stored | undefined> {

@@ -103,6 +103,22 @@ describe('CoalescedGets', () => {
     expect(results).toEqual(['a', 'b', 'c'].map(() => ({ status: 'rejected', reason: failure })))
   })
 
+  it('read() answers through its callbacks, in the same command as the gets of its tick', async () => {
+    const { sender, sent } = recordingSender(
+      new Map([
+        ['a', '1'],
+        ['b', '2'],
+      ]),
+    )
+    const gets = new CoalescedGets(sender)
+    const answered = new Promise<string | null>((resolve, reject) =>
+      gets.read('a', (bytes) => resolve(text(bytes)), reject),
+    )
+    expect(text(await gets.get('b'))).toBe('2')
+    expect(await answered).toBe('1')
+    expect(sent).toEqual([{ kind: 'many', keys: ['a', 'b'] }])
+  })
+
   it('answers a key asked twice in one tick at both places', async () => {
     const { sender, sent } = recordingSender(new Map([['a', '1']]))
     const gets = new CoalescedGets(sender)
