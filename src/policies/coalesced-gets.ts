@@ -2,9 +2,10 @@
 // costs node-redis, the guard and Redis far less per key (docs/benchmarks.md, "The L2 hit, coalesced").
 //
 // Invariants:
-// - A get is sent no later than the end of the tick it was issued in (process.nextTick runs once the microtasks
-//   queued by the current burst of work have run), so coalescing adds no wait a reader could notice, and a read is
-//   never older than its get call (a strong read relies on this).
+// - A get is sent no later than the end of the tick it was issued in (process.nextTick: from inside a microtask,
+//   once the microtasks queued so far have run, so a wave of readers resumed by one reply goes together), before
+//   node-redis writes to its socket (setImmediate): coalescing adds no wait a reader could notice. A read is never
+//   older than its get call (a strong read relies on this). `flush()` sends at once (the cache is closing).
 // - A tick's first get alone is sent as a get: a lone reader's command is the one it would send anyway.
 // - At most `MAX_COALESCED_GETS` keys per command: a larger burst is split, so no one reply grows without bound.
 // - One fate per command: the guard's timeout, breaker verdict or failure of a getMany settles every get in it.
@@ -28,11 +29,23 @@ class Batch {
 
   resolveAll(values: readonly (Uint8Array | null | undefined)[]): void {
     const resolves = this.resolves
-    for (let i = 0; i < resolves.length; i++) resolves[i]!(values[i] ?? null)
+    for (let i = 0; i < resolves.length; i++) settle(resolves[i]!, values[i] ?? null)
   }
 
   rejectAll(error: Error): void {
-    for (const reject of this.rejects) reject(error)
+    for (const reject of this.rejects) settle(reject, error)
+  }
+}
+
+/**
+ * Runs one get's callback. The callbacks the cache passes never throw; were one to, the other gets of its command
+ * must still be answered, so what it throws is dropped here.
+ */
+function settle<T>(callback: (value: T) => void, value: T): void {
+  try {
+    callback(value)
+  } catch {
+    // Ignored: see above.
   }
 }
 
@@ -97,6 +110,11 @@ export class CoalescedGets {
       else this.#openByGroup.delete(batch.group)
       this.#send(batch)
     }
+  }
+
+  /** Sends what is open now, without waiting for the tick's end: the cache is closing (L2Guard.close). */
+  flush(): void {
+    this.#sendOpen()
   }
 
   /**

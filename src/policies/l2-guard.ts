@@ -180,6 +180,8 @@ export class L2Guard {
 
   /** The cache is closing. Calls still pass (flushers finish their step); timers of its own kind stop. */
   close(): void {
+    // Gets still waiting for their tick's end go now, while the store is open: the cache closes it next.
+    this.#gets?.flush()
     this.#closing.abort()
   }
 
@@ -218,7 +220,8 @@ export class L2Guard {
 
   /**
    * `get`, answering through `onBytes` or `onError` (neither may throw) instead of a promise of its own: the L2
-   * hit path's read (storage/entry-store.ts), one promise and one microtask less per read.
+   * hit path's read (storage/entry-store.ts), one promise and one microtask less per read. Neither is ever called
+   * before `getThen` returns (a refusal by the open circuit is deferred to a microtask, as a reply would be).
    */
   getThen(key: string, onBytes: (bytes: Uint8Array | null) => void, onError: (error: Error) => void): void {
     if (this.#gets !== undefined) this.#gets.read(key, onBytes, onError)
@@ -450,7 +453,9 @@ export class L2Guard {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
-      reject(this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation)))
+      const refusal = this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation))
+      // Never from inside the caller's own call: a get's callbacks (getThen) run after it returned, as a reply's do.
+      queueMicrotask(() => reject(refusal))
       return
     }
     // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
@@ -460,7 +465,9 @@ export class L2Guard {
     this.#deadlines.track(call)
     let sent: Promise<T>
     try {
-      sent = run(call)
+      // Promise.resolve: a custom store that answers a plain value must not throw here (this may run from
+      // process.nextTick, where a throw would end the process).
+      sent = Promise.resolve(run(call))
     } catch (error) {
       // A store that throws instead of rejecting: same handling as a rejection.
       sent = Promise.reject(error instanceof Error ? error : new Error(String(error)))

@@ -73,7 +73,10 @@ export interface IoredisStoreOptions {
   connectTimeout?: Duration
   /** Longest wait between reconnection attempts. @default '2s' */
   maxReconnectDelay?: Duration
-  /** Whether the gets of one tick go out as one MGET (per slot on a Cluster); as `redisStore`'s. @default true */
+  /**
+   * Whether the gets of one tick go out as one MGET (one per slot on a Cluster); as `redisStore`'s. @default true
+   * for a `Redis` client, false for a `Cluster` (as `redisClusterStore`'s, for the same reason: a reshard)
+   */
   coalesceGets?: boolean
 }
 
@@ -133,7 +136,7 @@ function ioredisClusterSetup(options: IoredisStoreOptions): ClusterSetup {
     target: { address, tls: undefined, connectTimeoutMs: undefined, retryMs: undefined },
     delays,
     client: undefined,
-    coalesceGets: coalesceGetsOption(options.coalesceGets, 'ioredisStore'),
+    coalesceGets: coalesceGetsOption(options.coalesceGets, 'ioredisStore', false),
     driver: ioredisDriver(cluster),
     open: (onStatus, onError) => new IoredisLink(cluster, false, delays, onStatus, onError),
   }

@@ -140,7 +140,10 @@ export interface RedisClusterStoreOptions {
   maxReconnectDelay?: Duration
   /**
    * Whether the gets of one tick go out as MGETs, one per slot they touch (a namespace's entries sit in at most 16
-   * slots, `fenceShards`), instead of one GET each; as `redisStore`'s `coalesceGets`. @default true
+   * slots, `fenceShards`), instead of one GET each; as `redisStore`'s `coalesceGets`. Off by default on a cluster:
+   * while a slot is being migrated, Redis answers `TRYAGAIN` to an MGET whose keys are not all on one side (a batch
+   * with a miss is enough), and the retries outlast the L2 timeout, so a reshard would open the circuit, where one
+   * GET per key just follows `ASK`. Turn it on for a cluster you do not reshard under load. @default false
    */
   coalesceGets?: boolean
 }
@@ -720,7 +723,7 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
     target,
     delays,
     client: undefined,
-    coalesceGets: coalesceGetsOption(options.coalesceGets, 'redisClusterStore'),
+    coalesceGets: coalesceGetsOption(options.coalesceGets, 'redisClusterStore', false),
     driver: nodeRedisDriver(client),
     open: (onStatus, onError) =>
       new ClusterLink(client, owned, delays, onStatus, onError, () => {

@@ -742,9 +742,9 @@ function singleNodeSetup(options: RedisStoreOptions): RedisSetup {
   }
 }
 
-/** A store factory's `coalesceGets`, checked: a boolean, true when absent. */
-export function coalesceGetsOption(value: unknown, factory: string): boolean {
-  if (value === undefined) return true
+/** A store factory's `coalesceGets`, checked: a boolean, `byDefault` when absent. */
+export function coalesceGetsOption(value: unknown, factory: string, byDefault = true): boolean {
+  if (value === undefined) return byDefault
   if (typeof value !== 'boolean') {
     throw new InvalidOptionError(`${factory}.coalesceGets`, value, '`true` or `false`')
   }

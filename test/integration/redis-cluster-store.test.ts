@@ -51,12 +51,18 @@ async function calls(command: string): Promise<number> {
     .reduce((a, b) => a + b, 0)
 }
 
-async function make(service: string, options: { l2Timeout?: number; logger?: Logger } = {}) {
+async function make(
+  service: string,
+  options: { l2Timeout?: number; logger?: Logger; coalesceGets?: boolean } = {},
+) {
   let loads = 0
   const cache = createCache({
     service,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
-    l2: redisClusterStore({ rootNodes: rootNodes() }),
+    l2: redisClusterStore({
+      rootNodes: rootNodes(),
+      ...(options.coalesceGets === undefined ? {} : { coalesceGets: options.coalesceGets }),
+    }),
     ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
   })
   caches.push(cache)
@@ -100,14 +106,29 @@ describe('redisClusterStore', () => {
     expect(a.items.stats().l2Errors).toBe(0)
   })
 
-  it('coalesces 100 concurrent gets into one command per slot: MGET, or GET for a slot with one key', async () => {
+  it('does not coalesce gets by default (a reshard would answer TRYAGAIN to a split MGET): one GET per get', async () => {
+    expect(redisClusterStore({ rootNodes: rootNodes() }).coalesceGets).toBe(false)
+    expect(ioredisStore({ client: new Cluster([], { lazyConnect: true }) }).coalesceGets).toBe(false)
+    const a = await make('uncoalesced', { l2Timeout: 2_000 })
+    const params = Array.from({ length: 20 }, (_, id) => ({ id }))
+    // set() resolves once L2 holds the value.
+    await Promise.all(params.map((p) => a.items.set(p, { id: p.id })))
+    const b = await make('uncoalesced', { l2Timeout: 2_000 })
+    const [mgets, gets] = [await calls('mget'), await calls('get')]
+    await Promise.all(params.map((p) => b.items.get(p)))
+    expect(b.loads()).toBe(0)
+    expect((await calls('get')) - gets).toBe(20)
+    expect((await calls('mget')) - mgets).toBe(0)
+  })
+
+  it('with coalesceGets, sends 100 concurrent gets as one command per slot: MGET, or GET for a slot with one key', async () => {
     const a = await make('coalesced', { l2Timeout: 2_000 })
     const params = Array.from({ length: 100 }, (_, id) => ({ id }))
     await a.items.getMany(params)
     await expect
       .poll(async () => (await cluster.onMasters('DBSIZE')).every((n) => /:[1-9]/.test(n)))
       .toBe(true)
-    const b = await make('coalesced', { l2Timeout: 2_000 })
+    const b = await make('coalesced', { l2Timeout: 2_000, coalesceGets: true })
     const keys = params.map((p) => keyOf('coalesced', p.id))
     // One command per slot (no slot holds 64 of these keys): an MGET, or a GET for a slot asked for one key.
     const perSlot = new Map<number, number>()
