@@ -285,30 +285,35 @@ async function setup(
   await fill((i) => manager.set(keys[i]!, values[i], TTL_MS))
   const managerCursor = { at: 0 }
 
-  return [
-    {
-      name: 'stratacache',
-      call: '`await ns.get(params)`, `l1: false`',
-      async measure() {
-        const before = fallbacks
-        const metrics = await measure((i) => ns.get(params[i]!), strataCursor)
-        return { ...metrics, misses: metrics.misses! + fallbacks - before }
-      },
+  /** A stratacache contestant: its misses are the loader's fallbacks during its rounds. */
+  const strata = (
+    name: string,
+    call: string,
+    namespace: { get: (p: ProductParams) => Promise<unknown> },
+    cursor: { at: number },
+  ): Contestant => ({
+    name,
+    call,
+    async measure() {
+      const before = fallbacks
+      const metrics = await measure((i) => namespace.get(params[i]!), cursor)
+      return { ...metrics, misses: metrics.misses! + fallbacks - before }
     },
+  })
+
+  return [
+    strata('stratacache', '`await ns.get(params)`, `l1: false`', ns, strataCursor),
     {
       name: REFERENCE,
       call: '`JSON.parse(await client.get(key))` of the payload, Buffer reply, `commandOptions: { timeout: 0 }`',
       measure: () => measure(getAndParse, parseCursor),
     },
-    {
-      name: UNCOALESCED,
-      call: '`await ns.get(params)`, `l1: false`, `redisStore({ url, coalesceGets: false })`',
-      async measure() {
-        const before = fallbacks
-        const metrics = await measure((i) => uncoalescedNs.get(params[i]!), uncoalescedCursor)
-        return { ...metrics, misses: metrics.misses! + fallbacks - before }
-      },
-    },
+    strata(
+      UNCOALESCED,
+      '`await ns.get(params)`, `l1: false`, `redisStore({ url, coalesceGets: false })`',
+      uncoalescedNs,
+      uncoalescedCursor,
+    ),
     {
       name: HAND_COALESCED,
       call: 'the gets of one tick as one `MGET` (64 keys at most), Buffer replies, then `JSON.parse`',

@@ -1,42 +1,28 @@
 // The gets of one tick go to Redis as one MGET (policies/coalesced-gets.ts), on node-redis and on ioredis: what
 // Redis receives (INFO commandstats), what each reader gets, and one fate per command when Redis fails.
-import { channelNames, createCache, type Cache, type L2Store } from 'stratacache'
+import { channelNames, createCache, type L2Store } from 'stratacache'
 import { ioredisStore } from 'stratacache/ioredis'
 import { redisStore } from 'stratacache/redis'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MAX_COALESCED_GETS } from '../../src/policies/coalesced-gets.js'
 import { recordChannel } from '../chaos/support.js'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { redisSuite } from '../helpers/suite.js'
 
 const L2_TIMEOUT = 100
 
-let redis: RedisServer
-const caches: Cache[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  await redis.stop()
-})
-beforeEach(async () => {
-  await redis.command('FLUSHALL')
-})
-afterEach(async () => {
-  redis.resume()
-  await Promise.all(caches.splice(0).map((cache) => cache.close()))
-})
+const suite = redisSuite({ flushBeforeEach: true })
 
 /** Calls of `command` Redis has served since the last CONFIG RESETSTAT. */
 async function calls(command: string): Promise<number> {
-  const stats = await redis.command('INFO', 'commandstats')
+  const stats = await suite.redis.command('INFO', 'commandstats')
   return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
 }
 
 const stores = {
   'node-redis': (coalesceGets?: boolean) =>
-    redisStore({ url: redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
+    redisStore({ url: suite.redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
   ioredis: (coalesceGets?: boolean) =>
-    ioredisStore({ url: redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
+    ioredisStore({ url: suite.redis.url, ...(coalesceGets === undefined ? {} : { coalesceGets }) }),
 }
 
 /** A cache with no L1 (every get reads L2), its `item` namespace, and how many times its loader ran. */
@@ -49,7 +35,7 @@ async function make(l2: L2Store) {
     timeouts: { l2: L2_TIMEOUT },
     logger: false,
   })
-  caches.push(cache)
+  suite.closers.push(() => cache.close())
   const ns = cache.namespace('item', {
     key: 'item:{id}',
     ttl: '1m',
@@ -68,7 +54,7 @@ describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => 
   it('reads 100 concurrent gets of different keys with 2 MGETs and no GET, each reader getting its own value', async () => {
     const { cache, ns, loads } = await make(store())
     for (const id of ids(100)) await ns.set({ id }, { id, loaded: -1 })
-    await redis.command('CONFIG', 'RESETSTAT')
+    await suite.redis.command('CONFIG', 'RESETSTAT')
     const values = await Promise.all(ids(100).map((id) => ns.get({ id })))
     expect(values).toEqual(ids(100).map((id) => ({ id, loaded: -1 })))
     expect(loads.count).toBe(0)
@@ -80,7 +66,7 @@ describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => 
   it('sends a lone get as a GET', async () => {
     const { ns } = await make(store())
     await ns.set({ id: 1 }, { id: 1, loaded: -1 })
-    await redis.command('CONFIG', 'RESETSTAT')
+    await suite.redis.command('CONFIG', 'RESETSTAT')
     expect(await ns.get({ id: 1 })).toEqual({ id: 1, loaded: -1 })
     expect([await calls('get'), await calls('mget')]).toEqual([1, 0])
   })
@@ -88,7 +74,7 @@ describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => 
   it('with coalesceGets: false, sends one GET per get', async () => {
     const { ns } = await make(store(false))
     for (const id of ids(10)) await ns.set({ id }, { id, loaded: -1 })
-    await redis.command('CONFIG', 'RESETSTAT')
+    await suite.redis.command('CONFIG', 'RESETSTAT')
     await Promise.all(ids(10).map((id) => ns.get({ id })))
     expect([await calls('get'), await calls('mget')]).toEqual([10, 0])
   })
@@ -105,21 +91,21 @@ describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => 
     const { cache, ns, loads } = await make(store())
     for (const id of ids(4)) await ns.set({ id }, { id, loaded: -1 })
     // Something else wrote a hash where entry 3 lives: MGET answers nil there (a lone GET would be WRONGTYPE).
-    await redis.command('DEL', ns.key({ id: 3 }))
-    await redis.command('HSET', ns.key({ id: 3 }), 'field', 'value')
+    await suite.redis.command('DEL', ns.key({ id: 3 }))
+    await suite.redis.command('HSET', ns.key({ id: 3 }), 'field', 'value')
     const values = await Promise.all(ids(4).map((id) => ns.get({ id })))
     expect(values.map((v) => v.loaded)).toEqual([-1, -1, -1, 1])
     expect(loads.count).toBe(1)
     expect(cache.stats().namespaces['item']!.l2Hits).toBe(3)
     // The loaded value replaced the hash: the next read is a hit.
-    await expect.poll(() => redis.command('TYPE', ns.key({ id: 3 }))).toMatch(/^\+string/)
+    await expect.poll(() => suite.redis.command('TYPE', ns.key({ id: 3 }))).toMatch(/^\+string/)
     expect(await ns.get({ id: 3 })).toEqual({ id: 3, loaded: 1 })
   })
 
   it('reads corrupt bytes at one key of a batch as a miss plus a decode error, never a throw', async () => {
     const { cache, ns, loads } = await make(store())
     for (const id of ids(4)) await ns.set({ id }, { id, loaded: -1 })
-    await redis.command('SET', ns.key({ id: 2 }), 'not an envelope')
+    await suite.redis.command('SET', ns.key({ id: 2 }), 'not an envelope')
     const values = await Promise.all(ids(4).map((id) => ns.get({ id })))
     expect(values.map((v) => v.loaded)).toEqual([-1, -1, 1, -1])
     expect(loads.count).toBe(1)
@@ -130,11 +116,11 @@ describe.each(Object.entries(stores))('coalesced gets on %s', (_name, store) => 
     const { ns, loads } = await make(store())
     for (const id of ids(20)) await ns.set({ id }, { id, loaded: -1 })
     const errors = recordChannel<{ operation: string; error: { code: string } }>(channelNames.l2Error)
-    redis.pause()
+    suite.redis.pause()
     const started = performance.now()
     const values = await Promise.all(ids(20).map((id) => ns.get({ id })))
     const elapsed = performance.now() - started
-    redis.resume()
+    suite.redis.resume()
     expect(values.map((v) => v.id)).toEqual(ids(20))
     expect(values.every((v) => v.loaded > 0)).toBe(true)
     expect(loads.count).toBe(20)
@@ -167,14 +153,14 @@ describe('coalesced gets and the lifecycle', () => {
   it('answers every get of a batch in flight when Redis is killed, from the loader, and recovers after a restart', async () => {
     const { ns, loads } = await make(stores['node-redis']())
     for (const id of ids(20)) await ns.set({ id }, { id, loaded: -1 })
-    redis.pause() // the batch is written, never answered
+    suite.redis.pause() // the batch is written, never answered
     const reads = Promise.all(ids(20).map((id) => ns.get({ id })))
     await new Promise((resolve) => setTimeout(resolve, 20))
-    await redis.kill()
+    await suite.redis.kill()
     const values = await reads
     expect(values.map((v) => v.id)).toEqual(ids(20))
     expect(loads.count).toBe(20)
-    await redis.restart()
+    await suite.redis.restart()
   })
 })
 
