@@ -17,39 +17,24 @@ export const MAX_COALESCED_GETS = 64
 
 /** The gets of one command under way: each key's resolver at the same index. */
 class Batch {
-  /** Its group (`groupOf`), if the gets are grouped. */
-  readonly group: number | undefined
   readonly keys: string[] = []
   readonly resolves: ((bytes: Uint8Array | null) => void)[] = []
   readonly rejects: ((error: Error) => void)[] = []
 
-  constructor(group?: number) {
-    this.group = group
-  }
-
   resolveAll(values: readonly (Uint8Array | null | undefined)[]): void {
     const resolves = this.resolves
-    for (let i = 0; i < resolves.length; i++) settle(resolves[i]!, values[i] ?? null)
+    for (let i = 0; i < resolves.length; i++) resolves[i]!(values[i] ?? null)
   }
 
   rejectAll(error: Error): void {
-    for (const reject of this.rejects) settle(reject, error)
+    for (const reject of this.rejects) reject(error)
   }
 }
 
 /**
- * Runs one get's callback. The callbacks the cache passes never throw; were one to, the other gets of its command
- * must still be answered, so what it throws is dropped here.
+ * How the guard sends a batch: `one` for a lone key, `many` for more; each settles through the given callbacks,
+ * which never throw (the cache's own catch what they run).
  */
-function settle<T>(callback: (value: T) => void, value: T): void {
-  try {
-    callback(value)
-  } catch {
-    // Ignored: see above.
-  }
-}
-
-/** How the guard sends a batch: `one` for a lone key, `many` for more; each settles through the given callbacks. */
 export interface GetSender {
   one(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void
   many(keys: string[], batch: Batch): void
@@ -84,32 +69,35 @@ export class CoalescedGets {
    * path's read, one promise and one microtask less per get.
    */
   read(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void {
-    const groupOf = this.#groupOf
-    let batch: Batch | undefined
-    if (groupOf === undefined) {
-      batch = this.#open
-      if (batch === undefined) {
-        batch = this.#open = new Batch()
-        process.nextTick(this.#sendOpen)
-      }
-    } else {
-      const group = groupOf(key)
-      batch = this.#openByGroup.get(group)
-      if (batch === undefined) {
-        if (this.#openByGroup.size === 0) process.nextTick(this.#sendOpen)
-        batch = new Batch(group)
-        this.#openByGroup.set(group, batch)
-      }
-    }
+    const group = this.#groupOf?.(key)
+    const batch = group === undefined ? this.#openBatch() : this.#openGroupBatch(group)
     batch.keys.push(key)
     batch.resolves.push(resolve)
     batch.rejects.push(reject)
     if (batch.keys.length >= this.#maxKeys) {
       // Full: sent now; the next get of this tick opens another (and schedules its own send).
-      if (batch.group === undefined) this.#open = undefined
-      else this.#openByGroup.delete(batch.group)
+      if (group === undefined) this.#open = undefined
+      else this.#openByGroup.delete(group)
       this.#send(batch)
     }
+  }
+
+  /** The batch taking this tick's gets; the tick's first get opens it and schedules its send. */
+  #openBatch(): Batch {
+    if (this.#open !== undefined) return this.#open
+    process.nextTick(this.#sendOpen)
+    return (this.#open = new Batch())
+  }
+
+  /** `#openBatch` for one group's gets (one send at the tick's end serves every group). */
+  #openGroupBatch(group: number): Batch {
+    let batch = this.#openByGroup.get(group)
+    if (batch === undefined) {
+      if (this.#openByGroup.size === 0) process.nextTick(this.#sendOpen)
+      batch = new Batch()
+      this.#openByGroup.set(group, batch)
+    }
+    return batch
   }
 
   /** Sends what is open now, without waiting for the tick's end: the cache is closing (L2Guard.close). */

@@ -14,7 +14,7 @@ import type {
   QueueEntry,
 } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
-import { CoalescedGets } from './coalesced-gets.js'
+import { CoalescedGets, MAX_COALESCED_GETS } from './coalesced-gets.js'
 import { Deadlines, type Timed } from './deadline.js'
 
 /** An error reply the guard saw: Redis is up but refused a call. */
@@ -161,7 +161,7 @@ export class L2Guard {
                   (error) => batch.rejectAll(error),
                 ),
             },
-            undefined,
+            MAX_COALESCED_GETS,
             store.coalesceGroupOf?.bind(store),
           )
         : undefined
@@ -214,8 +214,7 @@ export class L2Guard {
 
   /** One key's bytes; with `coalesceGets`, sent with the other gets of its tick (`policies/coalesced-gets.ts`). */
   get(key: string): Promise<Uint8Array | null> {
-    if (this.#gets !== undefined) return this.#gets.get(key)
-    return this.#run('get', (call) => this.store.get(key, call))
+    return new Promise((resolve, reject) => this.getThen(key, resolve, reject))
   }
 
   /**

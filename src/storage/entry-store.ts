@@ -90,25 +90,19 @@ export class EntryStore<P, V> {
     next: (stored: Stored | undefined) => R | PromiseLike<R>,
   ): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      l2.getThen(
-        key,
-        (bytes) => {
-          try {
-            resolve(next(bytes === null ? undefined : this.#decode(key, bytes)))
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)))
-          }
-        },
-        () => {
-          // The guard already published the error; the read falls through to the loader.
-          this.#ctx.counters.l2Errors++
-          try {
-            resolve(next(undefined))
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)))
-          }
-        },
-      )
+      // Decoding and what `next` does (serve, or start the load) settle the read; a throw in either rejects it.
+      const settle = (bytes: Uint8Array | null) => {
+        try {
+          resolve(next(bytes === null ? undefined : this.#decode(key, bytes)))
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)))
+        }
+      }
+      l2.getThen(key, settle, () => {
+        // The guard already published the error; the read falls through to the loader.
+        this.#ctx.counters.l2Errors++
+        settle(null)
+      })
     })
   }
 
