@@ -75,7 +75,8 @@ export interface IoredisStoreOptions {
   maxReconnectDelay?: Duration
   /**
    * Whether the gets of one tick go out as one MGET (one per slot on a Cluster); as `redisStore`'s. @default true
-   * for a `Redis` client, false for a `Cluster` (as `redisClusterStore`'s, for the same reason: a reshard)
+   * for a `Redis` client, false for a `Cluster`: during a reshard, ioredis retries an MGET answered `TRYAGAIN` for
+   * up to `retryDelayOnTryAgain` x `maxRedirections` (1.6 s by default), past the L2 timeout
    */
   coalesceGets?: boolean
 }

@@ -5,7 +5,8 @@
 // client. What a cluster needs besides, and only this file does:
 // - keys in fence shards (`fenceShards`), so every script reads and writes one slot (core/key-layout.ts);
 // - multi-key commands split by slot: `getMany` and fence reads send one MGET per slot, concurrently (node-redis
-//   pipelines the commands bound for one node), `delete` one UNLINK per slot;
+//   pipelines the commands bound for one node), read one GET per key while the slot is being migrated, and
+//   `delete` sends one UNLINK per slot;
 // - `scan` walks every master in turn, its cursor naming the master;
 // - pub/sub is sharded (SPUBLISH / SSUBSCRIBE): a channel lives on the master of its slot;
 // - the version check asks every master.
@@ -141,9 +142,8 @@ export interface RedisClusterStoreOptions {
   /**
    * Whether the gets of one tick go out as MGETs, one per slot they touch (a namespace's entries sit in at most 16
    * slots, `fenceShards`), instead of one GET each; as `redisStore`'s `coalesceGets`. Off by default on a cluster:
-   * while a slot is being migrated, Redis answers `TRYAGAIN` to an MGET whose keys are not all on one side (a batch
-   * with a miss is enough), and the retries outlast the L2 timeout, so a reshard would open the circuit, where one
-   * GET per key just follows `ASK`. Turn it on for a cluster you do not reshard under load. @default false
+   * spread over 16 slots, a tick's gets make small MGETs, and no gain was measured. An MGET answered `TRYAGAIN` (a
+   * slot being migrated) is read one GET per key, so a reshard does not fail them. @default false
    */
   coalesceGets?: boolean
 }
@@ -474,13 +474,36 @@ export class RedisClusterStore extends RedisStore {
     if (keys.length === 0) return []
     const groups = groupBySlot(keys)
     const replies = await Promise.all(
-      groups.map(
-        (group) => this.send(['MGET', ...group.map((i) => keys[i]!)], options, call) as Promise<unknown[]>,
+      groups.map((group) =>
+        this.#mgetOneSlot(
+          group.map((i) => keys[i]!),
+          options,
+          call,
+        ),
       ),
     )
     const values = new Array<unknown>(keys.length)
     groups.forEach((group, g) => group.forEach((i, j) => (values[i] = replies[g]![j] ?? null)))
     return values
+  }
+
+  /**
+   * One MGET of keys that share a slot. While that slot is being migrated, Redis answers `TRYAGAIN` to it when its
+   * keys are not all on one side (a key read as a miss is enough). Sending it again (as `send` does) only works once
+   * the migration ends, and a slot of many keys takes seconds to move, longer than the L2 timeout: every getMany,
+   * fence read and coalesced get of that slot would fail meanwhile, and open the circuit. So the keys are read one
+   * `GET` each instead, which node-redis sends to the side that holds the key (it follows `ASK`). The batch stops
+   * being one snapshot; no caller needs one (a fence read only needs each version read before its load starts).
+   */
+  #mgetOneSlot(slotKeys: string[], options: object, call?: L2Call): Promise<unknown[]> {
+    // ClusterLink.send does not send an MGET again on TRYAGAIN: it comes here.
+    const mget = this.send(['MGET', ...slotKeys], options, call) as Promise<unknown[]>
+    if (slotKeys.length === 1) return mget
+    return mget.catch((error: unknown) => {
+      if (!isTryAgain(error)) throw error
+      refuseAbandoned(call)
+      return Promise.all(slotKeys.map((key) => this.send(['GET', key], options, call)))
+    })
   }
 }
 
@@ -809,9 +832,10 @@ class ClusterLink implements RedisLink {
    * ends (ioredis does the same with `retryDelayOnTryAgain`). The cache's L2 timeout still bounds the whole call.
    */
   send(args: ReadonlyArray<string | Buffer>, options: object, call?: L2Call): Promise<unknown> {
-    return this.#sendOnce(args, options, call).catch((error: unknown) =>
-      this.#tryAgain(error, args, options, call, 1),
-    )
+    const sent = this.#sendOnce(args, options, call)
+    // Except an MGET: the store reads its keys one GET each instead (RedisClusterStore.#mgetOneSlot).
+    if (args[0] === 'MGET') return sent
+    return sent.catch((error: unknown) => this.#tryAgain(error, args, options, call, 1))
   }
 
   async #tryAgain(

@@ -37,9 +37,14 @@ export interface RedisCluster {
    * the slot is marked IMPORTING on `to` and MIGRATING on its master, its keys are moved `batch` at a time with
    * MIGRATE, `pauseMs` apart (meanwhile a command for a key already moved gets `ASK`, a multi-key one with keys on
    * both sides `TRYAGAIN`), then every master is told the new owner (a client with the old map then gets `MOVED`).
-   * Resolves to the number of keys moved.
+   * `midway` runs once, awaited, after the first batch moved (the slot's keys then on both sides). Resolves to the
+   * number of keys moved.
    */
-  migrateSlot(slot: number, to: RedisServer, options?: { batch?: number; pauseMs?: number }): Promise<number>
+  migrateSlot(
+    slot: number,
+    to: RedisServer,
+    options?: { batch?: number; pauseMs?: number; midway?: () => Promise<void> },
+  ): Promise<number>
   /** Stops every node and removes their files. */
   stop(): Promise<void>
 }
@@ -142,7 +147,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         liveNodes.filter((_, i) => roles[i] === 'master').map((node) => node.command(...args)),
       )
     },
-    async migrateSlot(slot, to, { batch = 5, pauseMs = 20 } = {}) {
+    async migrateSlot(slot, to, { batch = 5, pauseMs = 20, midway } = {}) {
       const from = await cluster.masterOf(slot)
       if (from === to) return 0
       const clients = new Map<RedisServer, ReturnType<typeof createClient>>()
@@ -181,6 +186,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
             'KEYS',
             ...keys,
           ])
+          if (moved === 0) await midway?.()
           moved += keys.length
           await new Promise((resolve) => setTimeout(resolve, pauseMs))
         }

@@ -144,6 +144,47 @@ describe('redisClusterStore', () => {
     expect(b.items.stats().l2Errors).toBe(0)
   })
 
+  it('reads a slot being migrated, its keys on both sides, one GET per key: getMany and coalesced gets hit, no error, no load', async () => {
+    const a = await make('migrating', { l2Timeout: 2_000 })
+    const params = Array.from({ length: 100 }, (_, id) => ({ id }))
+    await Promise.all(params.map((p) => a.items.set(p, { id: p.id })))
+    // The slot holding the most of these keys (about 6: 100 keys over 16 fence-shard slots).
+    const bySlot = new Map<number, { id: number }[]>()
+    for (const p of params) {
+      const at = clusterSlot(keyOf('migrating', p.id))
+      bySlot.set(at, [...(bySlot.get(at) ?? []), p])
+    }
+    const [slot, inSlot] = [...bySlot].sort((x, y) => y[1].length - x[1].length)[0]!
+    expect(inSlot.length).toBeGreaterThanOrEqual(4)
+    const owner = await cluster.masterOf(slot)
+    const roles = await Promise.all(cluster.nodes.map((node) => cluster.role(node)))
+    const to = cluster.nodes.find((node, i) => roles[i] === 'master' && node !== owner)!
+    // Fresh processes: nothing in L1, every read goes to L2.
+    const b = await make('migrating', { l2Timeout: 2_000 })
+    const c = await make('migrating', { l2Timeout: 2_000, coalesceGets: true })
+    let gets = 0
+    await cluster.migrateSlot(slot, to, {
+      batch: 2,
+      pauseMs: 0,
+      // Two keys moved, the rest not: an MGET of the slot's keys gets TRYAGAIN until the migration ends, which
+      // waits for these reads. Sending it again would fail them all.
+      midway: async () => {
+        const before = await calls('get')
+        expect((await b.items.getMany(inSlot)).map((item) => item?.id)).toEqual(inSlot.map((p) => p.id))
+        const each = await Promise.all(inSlot.map((p) => c.items.get(p)))
+        expect(each.map((item) => item.id)).toEqual(inSlot.map((p) => p.id))
+        gets = (await calls('get')) - before
+      },
+    })
+    // Each key read once by each reader, by a GET on the side that held it (the moved ones after ASK).
+    expect(gets).toBeGreaterThanOrEqual(2 * inSlot.length)
+    for (const reader of [b, c]) {
+      expect(reader.loads()).toBe(0)
+      expect(reader.items.stats().l2Errors).toBe(0)
+      expect(reader.cache.stats().l2!.errorReplies).toBe(0)
+    }
+  })
+
   it('runs every script in one slot: tags, writes, deletes and clear give no CROSSSLOT error', async () => {
     const a = await make('scripts', { l2Timeout: 2_000 })
     const b = await make('scripts', { l2Timeout: 2_000 })
