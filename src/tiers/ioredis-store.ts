@@ -550,6 +550,8 @@ class IoredisLink implements RedisLink {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // Before the store's own listener goes: the client is never without one.
+    if (this.#owned) ignoreErrorsAfterClose(this.#client)
     this.#client.off('ready', this.#handleReady)
     this.#client.off('error', this.#handleError)
     this.#client.off('close', this.#handleClose)
@@ -557,7 +559,6 @@ class IoredisLink implements RedisLink {
     this.#client.off('end', this.#handleClose)
     this.#status = 'closed'
     if (!this.#owned) return
-    ignoreErrorsAfterClose(this.#client)
     if (this.#client.status === 'ready') {
       if ((await closeWithin(() => this.#client.quit(), this.#closeTimeout)) === 'closed') return
     }

@@ -31,6 +31,7 @@ import {
   coalesceGetsOption,
   bufferReplies,
   closeWithin,
+  emitterOf,
   ignoreErrorsAfterClose,
   isErrorReply,
   parseInfo,
@@ -758,6 +759,8 @@ function clusterSetup(options: RedisClusterStoreOptions): ClusterSetup {
 /** A cluster client as a RedisLink: commands routed by their first key, the cluster's connection lifecycle. */
 class ClusterLink implements RedisLink {
   readonly #cluster: RedisClusterLike
+  /** Where the store's listeners go (`emitterOf`): the cluster client node-redis emits on, not its wrapper. */
+  readonly #events: Pick<RedisClusterLike, 'on' | 'off'>
   readonly #owned: boolean
   readonly #delays: { maxReconnectDelay: number; closeTimeout: number }
   readonly #onStatus: (status: L2Status) => void
@@ -779,15 +782,16 @@ class ClusterLink implements RedisLink {
     onClose: () => void = () => {},
   ) {
     this.#cluster = cluster
+    this.#events = emitterOf(cluster)
     this.#onClose = onClose
     this.#owned = owned
     this.#delays = delays
     this.#onStatus = onStatus
     this.#onError = onError
     this.#status = cluster.isReady ? 'ready' : 'connecting'
-    cluster.on('connect', this.#handleConnect)
-    cluster.on('disconnect', this.#handleDisconnect)
-    cluster.on('error', this.#handleError)
+    this.#events.on('connect', this.#handleConnect)
+    this.#events.on('disconnect', this.#handleDisconnect)
+    this.#events.on('error', this.#handleError)
   }
 
   get status(): L2Status {
@@ -884,12 +888,13 @@ class ClusterLink implements RedisLink {
     this.#closed = true
     this.#onClose()
     clearTimeout(this.#retryTimer)
-    this.#cluster.off('connect', this.#handleConnect)
-    this.#cluster.off('disconnect', this.#handleDisconnect)
-    this.#cluster.off('error', this.#handleError)
+    // Before the store's own listener goes: the cluster client is never without one.
+    if (this.#owned) ignoreErrorsAfterClose(this.#events)
+    this.#events.off('connect', this.#handleConnect)
+    this.#events.off('disconnect', this.#handleDisconnect)
+    this.#events.off('error', this.#handleError)
     this.#status = 'closed'
     if (!this.#owned) return
-    ignoreErrorsAfterClose(this.#cluster)
     if (this.#cluster.isReady) {
       if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
     }
@@ -909,15 +914,15 @@ class ClusterLink implements RedisLink {
   #whenConnected(): Promise<void> {
     return new Promise((resolve, reject) => {
       const done = (error?: unknown) => {
-        this.#cluster.off('connect', connected)
-        this.#cluster.off('error', failed)
+        this.#events.off('connect', connected)
+        this.#events.off('error', failed)
         if (error === undefined) resolve()
         else reject(error instanceof Error ? error : new Error('redis cluster error', { cause: error }))
       }
       const connected = () => done()
       const failed = (error: unknown) => done(error ?? new Error('redis cluster error'))
-      this.#cluster.on('connect', connected)
-      this.#cluster.on('error', failed)
+      this.#events.on('connect', connected)
+      this.#events.on('error', failed)
     })
   }
 

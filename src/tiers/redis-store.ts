@@ -301,6 +301,27 @@ export function ignoreErrorsAfterClose(client: {
   client.on('error', () => {})
 }
 
+/**
+ * The emitter behind a node-redis client, where listeners must go. `createClient()` returns `Object.create(client)`:
+ * listeners added on that wrapper land in the client's table only while the wrapper's own listener count is above 0;
+ * once removing them brings it to 0, Node gives the wrapper a table of its own, which the client (the one that emits)
+ * never reads. A listener added after that (the store's no-op after close) was lost, and a late socket reset crashed
+ * the process. node-redis names the client `_self` (on the client itself too); anything else is its own emitter.
+ */
+export function emitterOf<T extends object>(client: T): T {
+  const self = (client as { _self?: unknown })._self
+  return typeof self === 'object' && self !== null ? (self as T) : client
+}
+
+/** `client.destroy()`, which node-redis before 6.3 throws from when the client is already closed. */
+function destroyQuietly(client: { destroy(): unknown }): void {
+  try {
+    client.destroy()
+  } catch {
+    // Already closed: nothing left to drop.
+  }
+}
+
 /** Closes gracefully with `close`, unless that takes longer than `timeoutMs` (a frozen server): what happened. */
 export async function closeWithin(
   close: () => Promise<unknown>,
@@ -394,6 +415,8 @@ export interface RedisSetup {
  */
 class Connection implements RedisLink {
   readonly client: RedisClientLike
+  /** Where the store's listeners go (`emitterOf`): the client node-redis emits on, not its wrapper. */
+  readonly #events: Pick<RedisClientLike, 'on' | 'off'>
   readonly #owned: boolean
   readonly #maxReconnectDelay: number
   readonly #closeTimeout: number
@@ -416,16 +439,17 @@ class Connection implements RedisLink {
     onError: (error: unknown, lost: boolean) => void,
   ) {
     this.client = client
+    this.#events = emitterOf(client)
     this.#owned = owned
     this.#maxReconnectDelay = delays.maxReconnectDelay
     this.#closeTimeout = delays.closeTimeout
     this.#onStatus = onStatus
     this.#onError = onError
     this.#status = client.isReady ? 'ready' : 'connecting'
-    client.on('error', this.#handleError)
-    client.on('ready', this.#handleReady)
-    client.on('reconnecting', this.#handleReconnecting)
-    client.on('end', this.#handleEnd)
+    this.#events.on('error', this.#handleError)
+    this.#events.on('ready', this.#handleReady)
+    this.#events.on('reconnecting', this.#handleReconnecting)
+    this.#events.on('end', this.#handleEnd)
   }
 
   get status(): L2Status {
@@ -488,19 +512,27 @@ class Connection implements RedisLink {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#retryTimer)
-    this.client.off('error', this.#handleError)
-    this.client.off('ready', this.#handleReady)
-    this.client.off('reconnecting', this.#handleReconnecting)
-    this.client.off('end', this.#handleEnd)
+    // Before the store's own listener goes: the client is never without one.
+    if (this.#owned) ignoreErrorsAfterClose(this.#events)
+    this.#events.off('error', this.#handleError)
+    this.#events.off('ready', this.#handleReady)
+    this.#events.off('reconnecting', this.#handleReconnecting)
+    this.#events.off('end', this.#handleEnd)
     this.#status = 'closed'
     if (!this.#owned) return
-    ignoreErrorsAfterClose(this.client)
+    // destroy() does not stop an attempt whose socket is still connecting: node-redis finishes it and the client
+    // becomes ready, closed or not. Drop that connection when it comes.
+    void this.#attempt?.then(
+      () => destroyQuietly(this.client),
+      () => undefined,
+    )
     if (this.client.isReady) {
       // A graceful close waits for every queued reply; a frozen Redis would make it wait forever. Bound it.
       if ((await closeWithin(() => this.client.close(), this.#closeTimeout)) === 'closed') return
     }
-    // Not connected, connecting, or not answering: destroy drops the socket at once so the process can exit.
-    if (this.client.isOpen) this.client.destroy()
+    // Not connected, connecting, or not answering: destroy drops the socket at once so the process can exit. Even
+    // when `isOpen` is false: after a close() that timed out, the socket is still open.
+    destroyQuietly(this.client)
   }
 
   /** Capped exponential backoff with jitter, on an unref'd timer close() clears. */
@@ -519,15 +551,15 @@ class Connection implements RedisLink {
   #whenReadyOrFailed(): Promise<void> {
     return new Promise((resolve, reject) => {
       const done = (error?: unknown) => {
-        this.client.off('ready', ready)
-        this.client.off('error', failed)
+        this.#events.off('ready', ready)
+        this.#events.off('error', failed)
         if (error === undefined) resolve()
         else reject(error instanceof Error ? error : new Error('redis client error', { cause: error }))
       }
       const ready = () => done()
       const failed = (error: unknown) => done(error ?? new Error('redis client error'))
-      this.client.on('ready', ready)
-      this.client.on('error', failed)
+      this.#events.on('ready', ready)
+      this.#events.on('error', failed)
       if (!this.client.isOpen) this.client.connect().catch(failed)
     })
   }
