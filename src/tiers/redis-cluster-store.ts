@@ -31,6 +31,7 @@ import {
   coalesceGetsOption,
   bufferReplies,
   closeWithin,
+  destroyQuietly,
   emitterOf,
   ignoreErrorsAfterClose,
   isErrorReply,
@@ -895,6 +896,12 @@ class ClusterLink implements RedisLink {
     this.#events.off('error', this.#handleError)
     this.#status = 'closed'
     if (!this.#owned) return
+    // destroy() does not stop a discovery under way: node-redis finishes it and connects to every master of a cluster
+    // already closed, which would keep the process alive. Destroy again once it ends.
+    void this.#attempt?.then(
+      () => destroyQuietly(this.#cluster),
+      () => destroyQuietly(this.#cluster),
+    )
     if (this.#cluster.isReady) {
       if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
     }
@@ -945,7 +952,8 @@ class ClusterLink implements RedisLink {
   }
 
   #setStatus(status: L2Status): void {
-    if (this.#status === status) return
+    // Closed stays closed: an attempt that ends after close() does not make the link ready again.
+    if (this.#status === status || this.#closed) return
     this.#status = status
     this.#onStatus(status)
   }

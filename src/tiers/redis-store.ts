@@ -314,7 +314,7 @@ export function emitterOf<T extends object>(client: T): T {
 }
 
 /** `client.destroy()`, which node-redis before 6.3 throws from when the client is already closed. */
-function destroyQuietly(client: { destroy(): unknown }): void {
+export function destroyQuietly(client: { destroy(): unknown }): void {
   try {
     client.destroy()
   } catch {
@@ -589,7 +589,8 @@ class Connection implements RedisLink {
   }
 
   #setStatus(status: L2Status): void {
-    if (this.#status === status) return
+    // Closed stays closed: an attempt that ends after close() does not make the link ready again.
+    if (this.#status === status || this.#closed) return
     this.#status = status
     this.#onStatus(status)
   }

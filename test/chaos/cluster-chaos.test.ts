@@ -12,7 +12,9 @@ import { clusterSlot } from '../../src/tiers/cluster-slot.js'
 import type { L2Store } from '../../src/tiers/l2-store.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import type { RedisServer } from '../helpers/redis-server.js'
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { startChild, type Child } from './fixtures/start-child.js'
 import type { StampedeReport } from './fixtures/stampede-child.js'
 import { sleep, within } from './support.js'
@@ -287,6 +289,30 @@ describe.each(kinds)('$name', (kind) => {
     await victim.restart()
     await cluster.waitReady(30_000)
   }, 90_000)
+})
+
+describe('closing a cluster store while it connects', () => {
+  it('lets the process exit: the connections node-redis completes after close() are dropped', async () => {
+    // node-redis finishes a slot discovery under way after destroy() and connects to every master; without the
+    // store destroying them once it ends, the process never exits. Closed at once, and a few ms into the discovery.
+    const roots = JSON.stringify(cluster.urls.slice(0, 3).map((url) => ({ url })))
+    const script = `
+      const { redisClusterStore } = await import('./src/redis.ts')
+      for (const delay of [0, 5]) {
+        const store = redisClusterStore({ rootNodes: ${roots} })
+        store.connect().catch(() => {})
+        await new Promise((resolve) => setTimeout(resolve, delay))
+        await store.close()
+      }
+      console.log('closed')
+    `
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 15_000 },
+    )
+    expect(stdout.trim()).toBe('closed')
+  }, 20_000)
 })
 
 describe('closing a cluster store while a node is down', () => {
