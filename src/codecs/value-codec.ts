@@ -1,7 +1,13 @@
 // A namespace's codec chain for L2: redact → serialize → compress over a threshold → encrypt → envelope, and back.
 import { DEFAULT_LEVELS, LEVEL_RANGES, zstdAvailable, type CompressionAlgorithm } from './compression.js'
 import type { ResolvedKeyRing } from './encryption.js'
-import { decodeEnvelope, encodeEnvelopeSized, type DecodeResult, type Entry } from './envelope.js'
+import {
+  decodeEnvelope,
+  encodeEnvelopeSized,
+  type DecodeResult,
+  type EnvelopeTransforms,
+  type Entry,
+} from './envelope.js'
 import { Redactor, type RedactOption } from './redaction.js'
 import type { Serializer } from './serializer.js'
 import { InvalidOptionError } from '../errors.js'
@@ -131,10 +137,17 @@ export class ValueCodec {
   readonly #schemaVersion: number
   readonly #options: ResolvedCodecOptions
 
+  /**
+   * The transforms of every key, without a key ring: the key is read only to bind a ciphertext to it, so without
+   * encryption one object serves every call (one allocation less per L2 read).
+   */
+  readonly #keyless: EnvelopeTransforms | undefined
+
   constructor(serializer: Serializer, schemaVersion: number, options: ResolvedCodecOptions) {
     this.#serializer = serializer
     this.#schemaVersion = schemaVersion
     this.#options = options
+    this.#keyless = options.keyRing === undefined ? this.#transformsOf('') : undefined
   }
 
   /** The value with the namespace's redacted paths removed or masked (the same value when none are declared). */
@@ -163,7 +176,11 @@ export class ValueCodec {
     return value === result.entry.value ? result : { ok: true, entry: { ...result.entry, value } }
   }
 
-  #transforms(key: string) {
+  #transforms(key: string): EnvelopeTransforms {
+    return this.#keyless ?? this.#transformsOf(key)
+  }
+
+  #transformsOf(key: string): EnvelopeTransforms {
     const o = this.#options
     return {
       key,

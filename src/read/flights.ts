@@ -8,6 +8,8 @@
 // - A flight that answered a stale value at the soft timeout and keeps loading stays joinable only while that
 //   stale value is inside its stale window.
 
+import type { Clock } from '../core/clock.js'
+
 /** A load (or batch member) under way for one key. */
 export interface Flight<V> {
   promise: Promise<V>
@@ -37,11 +39,14 @@ export class FlightRegistry<V> {
   /** Tokens of every flight still running, registered or cancelled (a cancelled one may still try to store). */
   readonly #live = new Map<number, number>()
 
-  /** The foreground flight of `key` to join, unless it may no longer answer at `now`. */
-  joinable(key: string, now: number): Flight<V> | undefined {
+  /**
+   * The foreground flight of `key` to join, unless it may no longer answer now. The clock is read only for a flight
+   * that answered a stale value (`answersUntil`): not on the way to every L2 read.
+   */
+  joinable(key: string, clock: Clock): Flight<V> | undefined {
     const flight = this.#flights.get(key)
     if (flight === undefined) return undefined
-    if (flight.answersUntil !== undefined && now >= flight.answersUntil) {
+    if (flight.answersUntil !== undefined && clock.now() >= flight.answersUntil) {
       // Its stale answer is past its window: forget it (its load goes on and may still store its value).
       this.#flights.delete(key)
       return undefined

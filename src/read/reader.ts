@@ -54,7 +54,7 @@ export class Reader<P, V> {
    * another process acknowledged since.
    */
   join(key: string, params: P, trace: GetTraceContext | undefined): Promise<V> {
-    let flight = this.#ctx.flights.joinable(key, this.#ctx.clock.now())
+    let flight = this.#ctx.flights.joinable(key, this.#ctx.clock)
     if (flight !== undefined && flight.phase === 'l2' && this.#ctx.options.consistency === 'strong') {
       return this.#readStrong(key, params, trace)
     }
@@ -77,7 +77,7 @@ export class Reader<P, V> {
       if (trace !== undefined) trace.tier = 'l2'
       return stored.entry.value as V
     }
-    const flight = this.#ctx.flights.joinable(key, this.#ctx.clock.now())
+    const flight = this.#ctx.flights.joinable(key, this.#ctx.clock)
     if (flight !== undefined && flight.phase === 'l2') {
       // Another read of L2 started meanwhile; after a few tries, join it (it started after this read did).
       if (tries > 1) return this.#readStrong(key, params, trace, tries - 1)
@@ -173,9 +173,8 @@ export class Reader<P, V> {
       // Keys already loading (or, without loadMany, every key) go through the single-key pipeline; the rest share
       // one batch: one MGET, one loadMany call.
       const batch: BatchItem<P>[] = []
-      const now = ctx.clock.now()
       for (const [key, { item, indices }] of wanted) {
-        const flight = ctx.flights.joinable(key, now)
+        const flight = ctx.flights.joinable(key, ctx.clock)
         if (flight !== undefined) {
           // Each position is a read of its own (a key listed twice is two reads), so each joins.
           for (const i of indices) {

@@ -262,7 +262,7 @@ export class Warmer<P, V> {
     const ctx = this.#ctx
     if (!ctx.generation.known) await ctx.generation.read()
     const now = ctx.clock.now()
-    const running = ctx.flights.joinable(key, now)
+    const running = ctx.flights.joinable(key, ctx.clock)
     if (running !== undefined) {
       await running.promise
       return refresh ? 'loaded' : 'fresh'
