@@ -202,7 +202,14 @@ describe('a region split', () => {
       const report = usRelay.cache.stats().regions!.peers.eu!.lastSplit!
       expect(report.replayed).toBeGreaterThanOrEqual(4)
       expect(report.durationMs).toBeGreaterThan(0)
-      expect(usRelay.cache.stats().regions!.peers.eu!.splits).toBe(1)
+      // Counted once per split, not per missed heartbeat: one here, unless a loaded machine starved the heartbeats
+      // past splitAfter at another moment too (it did in a run beside a benchmark), which is a split as well.
+      // Both us processes publish each split they see, so the relay's count is at most the published starts.
+      const splits = usRelay.cache.stats().regions!.peers.eu!.splits
+      expect(splits).toBeGreaterThanOrEqual(1)
+      expect(splits).toBeLessThanOrEqual(
+        events.filter((e) => e.region === 'us' && e.peer === 'eu' && e.split).length,
+      )
       // At most the heartbeat appended since the relay's last read.
       expect(usRelay.cache.stats().regions!.peers.eu!.backlog).toBeLessThanOrEqual(1)
       // Every us copy of the old value is gone: L2 too.
@@ -376,7 +383,9 @@ describe('a region split', () => {
 
   it('a write in the split-off region reaches the other once healed, and a relay restarted meanwhile resumes', async () => {
     const db = source()
-    const eu = proc('eu', db)
+    // eu must keep serving its copy during the split: an L2 call timing out on a loaded machine would make its L1
+    // suspect, and the revalidation would load the source's new value, which is not what this test is about.
+    const eu = proc('eu', db, true, { l2Timeout: '2s' })
     let us = proc('us', db)
     await Promise.all([eu.cache.connect(), us.cache.connect()])
     db.rows.set('k', 1)
