@@ -138,8 +138,9 @@ export class ValueCodec {
   readonly #options: ResolvedCodecOptions
 
   /**
-   * The transforms of every key, without a key ring: the key is read only to bind a ciphertext to it, so without
-   * encryption one object serves every call (one allocation less per L2 read).
+   * The transforms for decoding any key, without a key ring: decoding reads the key only to check what a ciphertext
+   * is bound to, so without encryption one object serves every read (one allocation less per L2 hit). Encoding keeps
+   * its own, whose key also names the entry in a ValueTooLargeError.
    */
   readonly #keyless: EnvelopeTransforms | undefined
 
@@ -162,7 +163,7 @@ export class ValueCodec {
    * @throws ValueTooLargeError over `maxValueBytes`; whatever the serializer throws.
    */
   encode(entry: Entry, key: string): { bytes: Buffer; size: number } {
-    return encodeEnvelopeSized(entry, this.#schemaVersion, this.#serializer, this.#transforms(key))
+    return encodeEnvelopeSized(entry, this.#schemaVersion, this.#serializer, this.#transformsOf(key))
   }
 
   /**
@@ -170,14 +171,15 @@ export class ValueCodec {
    * written before a path was declared do not leak it.
    */
   decode(bytes: Uint8Array, key: string): DecodeResult<unknown> {
-    const result = decodeEnvelope(bytes, this.#schemaVersion, this.#serializer, this.#transforms(key))
+    const result = decodeEnvelope(
+      bytes,
+      this.#schemaVersion,
+      this.#serializer,
+      this.#keyless ?? this.#transformsOf(key),
+    )
     if (!result.ok || this.#options.redactor === undefined) return result
     const value = this.redact(result.entry.value)
     return value === result.entry.value ? result : { ok: true, entry: { ...result.entry, value } }
-  }
-
-  #transforms(key: string): EnvelopeTransforms {
-    return this.#keyless ?? this.#transformsOf(key)
   }
 
   #transformsOf(key: string): EnvelopeTransforms {

@@ -310,7 +310,27 @@ export function ignoreErrorsAfterClose(client: {
  */
 export function emitterOf<T extends object>(client: T): T {
   const self = (client as { _self?: unknown })._self
-  return typeof self === 'object' && self !== null ? (self as T) : client
+  const emitter = typeof self === 'object' && self !== null ? (self as T) : client
+  anchorListeners(emitter as unknown as AnchoredEmitter)
+  return emitter
+}
+
+/** A private event no one emits: its listener keeps an emitter's listener count above 0 (`emitterOf`). */
+const ANCHOR = Symbol('stratacache: keeps the listener table')
+interface AnchoredEmitter {
+  listenerCount?(event: symbol): number
+  on(event: symbol, listener: () => void): unknown
+}
+
+/**
+ * Once per emitter, a listener on a private event, never removed. The same split happens the other way round: a
+ * user adds listeners to the wrapper (counted there, stored in the client's table) and the store adds its own on the
+ * client; removing the store's would bring the client's count to 0 and give it a new, empty table, dropping the
+ * user's listeners with it. With this one the count never gets there.
+ */
+function anchorListeners(emitter: AnchoredEmitter): void {
+  if (typeof emitter.listenerCount !== 'function' || emitter.listenerCount(ANCHOR) > 0) return
+  emitter.on(ANCHOR, () => {})
 }
 
 /** `client.destroy()`, which node-redis before 6.3 throws from when the client is already closed. */

@@ -344,6 +344,7 @@ describe('values over maxValueBytes', () => {
     )
     await expect(ns.set({ id: 3 }, 'y'.repeat(5000))).rejects.toMatchObject({
       code: 'ERR_STRATA_VALUE_TOO_LARGE',
+      key: ns.key({ id: 3 }),
       size: 5002,
       maxBytes: 1000,
     })

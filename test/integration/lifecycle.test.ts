@@ -36,6 +36,24 @@ describe('a Redis client passed in by the user', () => {
     expect(client.isOpen).toBe(false)
   })
 
+  it("keeps the user's own 'error' listener after cache.close(): a later socket error reaches it", async () => {
+    const client = createClient({ url })
+    const seen: string[] = []
+    client.on('error', (error: Error) => seen.push(error.message))
+    await client.connect()
+    closers.push(async () => {
+      if (client.isOpen) await client.close()
+    })
+    const cache = createCache({ service: 'it-lifecycle', l2: redisStore({ client }) })
+    await cache.connect()
+    await cache.close()
+    // node-redis emits on the client behind the object createClient() returns (`_self`): what a socket error does.
+    const emitter = (client as unknown as { _self: { emit(event: string, error: Error): boolean } })._self
+    expect(() => emitter.emit('error', new Error('read ECONNRESET'))).not.toThrow()
+    expect(seen).toEqual(['read ECONNRESET'])
+    expect(await client.ping()).toBe('PONG')
+  })
+
   it('is connected by the store when it was not open yet, and still not closed by cache.close()', async () => {
     const client = createClient({ url })
     client.on('error', () => {})
