@@ -75,7 +75,8 @@ export interface IoredisStoreOptions {
   maxReconnectDelay?: Duration
   /**
    * Whether the gets of one tick go out as one MGET (one per slot on a Cluster); as `redisStore`'s. @default true
-   * for a `Redis` client, false for a `Cluster`: during a reshard, ioredis retries an MGET answered `TRYAGAIN` for
+   * for a `Redis` client, false for a `Cluster`: during a reshard, ioredis retries an MGET answered `TRYAGAIN` (every
+   * MGET: getMany and the fence read too, coalesced or not; give the Cluster a short `retryDelayOnTryAgain`) for
    * up to `retryDelayOnTryAgain` x `maxRedirections` (1.6 s by default), past the L2 timeout
    */
   coalesceGets?: boolean

@@ -193,6 +193,23 @@ function isTryAgain(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('TRYAGAIN')
 }
 
+/**
+ * A multi-key read refused because its slot is being migrated: `TRYAGAIN` (node-redis), or ioredis giving up after
+ * retrying it (`Too many Cluster redirections. Last error: …`, whose last error may be the `TRYAGAIN` or a `MOVED` met
+ * on the way while the slot map changes). Either way, one GET per key can still be answered.
+ */
+function isSplitSlot(error: unknown): boolean {
+  return (
+    isTryAgain(error) || (error instanceof Error && error.message.startsWith('Too many Cluster redirections'))
+  )
+}
+
+/** `GET` answers `WRONGTYPE` for a key of another type where `MGET` answers nil: the same miss either way. */
+function wrongTypeAsNil(error: unknown): null {
+  if (isErrorReply(error) && error.message.startsWith('WRONGTYPE')) return null
+  throw error
+}
+
 /** INFO sections whose integer fields are counters or byte counts: a cluster's is the sum over its masters. */
 const SUMMED_INFO_SECTIONS = new Set(['memory', 'stats', 'keyspace'])
 
@@ -502,9 +519,9 @@ export class RedisClusterStore extends RedisStore {
     const mget = this.send(['MGET', ...slotKeys], options, call) as Promise<unknown[]>
     if (slotKeys.length === 1) return mget
     return mget.catch((error: unknown) => {
-      if (!isTryAgain(error)) throw error
+      if (!isSplitSlot(error)) throw error
       refuseAbandoned(call)
-      return Promise.all(slotKeys.map((key) => this.send(['GET', key], options, call)))
+      return Promise.all(slotKeys.map((key) => this.send(['GET', key], options, call).catch(wrongTypeAsNil)))
     })
   }
 }

@@ -8,10 +8,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CLUSTER_FENCE_SHARDS } from '../../src/core/key-layout.js'
 import { KeySchema } from '../../src/core/keys.js'
 import { clusterSlot } from '../../src/tiers/cluster-slot.js'
+import type { L2Store } from '../../src/tiers/l2-store.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 
 let cluster: RedisCluster
 const caches: Cache[] = []
+/** Clients the tests pass in (never closed by a cache), disconnected after each test. */
+const cleanups: (() => void)[] = []
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3, replicas: 1 })
 }, 40_000)
@@ -20,6 +23,7 @@ afterAll(async () => {
 })
 afterEach(async () => {
   await Promise.all(caches.splice(0).map((cache) => cache.close()))
+  for (const cleanup of cleanups.splice(0)) cleanup()
   await cluster.waitReady()
   await cluster.onMasters('FLUSHALL')
 })
@@ -53,16 +57,18 @@ async function calls(command: string): Promise<number> {
 
 async function make(
   service: string,
-  options: { l2Timeout?: number; logger?: Logger; coalesceGets?: boolean } = {},
+  options: { l2Timeout?: number; logger?: Logger; coalesceGets?: boolean; l2?: L2Store } = {},
 ) {
   let loads = 0
   const cache = createCache({
     service,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
-    l2: redisClusterStore({
-      rootNodes: rootNodes(),
-      ...(options.coalesceGets === undefined ? {} : { coalesceGets: options.coalesceGets }),
-    }),
+    l2:
+      options.l2 ??
+      redisClusterStore({
+        rootNodes: rootNodes(),
+        ...(options.coalesceGets === undefined ? {} : { coalesceGets: options.coalesceGets }),
+      }),
     ...(options.l2Timeout === undefined ? {} : { timeouts: { l2: options.l2Timeout } }),
   })
   caches.push(cache)
@@ -144,7 +150,7 @@ describe('redisClusterStore', () => {
     expect(b.items.stats().l2Errors).toBe(0)
   })
 
-  it('reads a slot being migrated, its keys on both sides, one GET per key: getMany and coalesced gets hit, no error, no load', async () => {
+  it('reads a slot being migrated, its keys on both sides, one GET per key: getMany and coalesced gets hit, no error, no load (node-redis, and ioredis with a short retryDelayOnTryAgain)', async () => {
     const a = await make('migrating', { l2Timeout: 2_000 })
     const params = Array.from({ length: 100 }, (_, id) => ({ id }))
     await Promise.all(params.map((p) => a.items.set(p, { id: p.id })))
@@ -159,9 +165,26 @@ describe('redisClusterStore', () => {
     const owner = await cluster.masterOf(slot)
     const roles = await Promise.all(cluster.nodes.map((node) => cluster.role(node)))
     const to = cluster.nodes.find((node, i) => roles[i] === 'master' && node !== owner)!
-    // Fresh processes: nothing in L1, every read goes to L2.
+    // A key of another type among them (someone else's hash): GET answers WRONGTYPE where MGET answers nil.
+    const [hashed] = inSlot.splice(0, 1)
+    await owner.command('DEL', keyOf('migrating', hashed!.id))
+    await owner.command('HSET', keyOf('migrating', hashed!.id), 'field', 'value')
+    // Fresh processes: nothing in L1, every read goes to L2. ioredis retries TRYAGAIN itself (100 ms apart, up to 16
+    // times, by default): with 1 ms it gives up within the L2 timeout and the store reads one GET per key.
+    const io = new Cluster(
+      cluster.nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
+      {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        shardedSubscribers: true,
+        retryDelayOnTryAgain: 1,
+        redisOptions: { maxRetriesPerRequest: 0 },
+      },
+    )
+    cleanups.push(() => io.disconnect())
     const b = await make('migrating', { l2Timeout: 2_000 })
     const c = await make('migrating', { l2Timeout: 2_000, coalesceGets: true })
+    const d = await make('migrating', { l2Timeout: 2_000, l2: ioredisStore({ client: io }) })
     let gets = 0
     await cluster.migrateSlot(slot, to, {
       batch: 2,
@@ -173,13 +196,20 @@ describe('redisClusterStore', () => {
         expect((await b.items.getMany(inSlot)).map((item) => item?.id)).toEqual(inSlot.map((p) => p.id))
         const each = await Promise.all(inSlot.map((p) => c.items.get(p)))
         expect(each.map((item) => item.id)).toEqual(inSlot.map((p) => p.id))
+        expect((await d.items.getMany(inSlot)).map((item) => item?.id)).toEqual(inSlot.map((p) => p.id))
         gets = (await calls('get')) - before
+        // The hash reads as a miss, loaded, in a batch with the others (getMany) and alone.
+        expect((await b.items.getMany([hashed!, inSlot[0]!])).map((item) => item?.id)).toEqual([
+          hashed!.id,
+          inSlot[0]!.id,
+        ])
       },
     })
     // Each key read once by each reader, by a GET on the side that held it (the moved ones after ASK).
-    expect(gets).toBeGreaterThanOrEqual(2 * inSlot.length)
-    for (const reader of [b, c]) {
-      expect(reader.loads()).toBe(0)
+    expect(gets).toBeGreaterThanOrEqual(3 * inSlot.length)
+    expect(b.loads()).toBe(1)
+    for (const reader of [b, c, d]) {
+      if (reader !== b) expect(reader.loads()).toBe(0)
       expect(reader.items.stats().l2Errors).toBe(0)
       expect(reader.cache.stats().l2!.errorReplies).toBe(0)
     }
