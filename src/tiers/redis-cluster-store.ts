@@ -52,6 +52,9 @@ import {
 /** One master as node-redis's cluster client lists it. */
 export interface RedisClusterNodeLike {
   readonly address: string
+  /** The node's connection, once made (node-redis), and its sharded pub/sub connection. */
+  readonly client?: { destroy(): unknown } | undefined
+  readonly pubSub?: { readonly client: { destroy(): unknown } } | undefined
 }
 
 /**
@@ -920,9 +923,14 @@ class ClusterLink implements RedisLink {
       () => destroyQuietly(this.#cluster),
     )
     if (this.#cluster.isReady) {
+      // node-redis forgets its nodes as close() starts: keep their connections, to drop them if it does not finish
+      // (a frozen node never answers what was sent to it, and its socket would keep the process alive).
+      const connections = this.#cluster.masters.flatMap((node) => [node.client, node.pubSub?.client])
       if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
+      for (const connection of connections) if (connection !== undefined) destroyQuietly(connection)
     }
-    if (this.#cluster.isOpen) this.#cluster.destroy()
+    // Even when node-redis says it is no longer open: as on one node (RedisStore's Connection.close).
+    destroyQuietly(this.#cluster)
   }
 
   #scheduleReconnect(): void {

@@ -349,3 +349,38 @@ describe('closing a cluster store while a node is down', () => {
     }
   }, 60_000)
 })
+
+describe('closing a cluster store while the masters are frozen', () => {
+  it('lets the process exit: the connections whose replies close() waited for are dropped when it gives up', async () => {
+    const child = startChild(
+      fileURLToPath(new URL('./fixtures/cluster-close-child.ts', import.meta.url)),
+      ['--cluster', cluster.urls.slice(0, 3).join(','), '--pending'],
+      30_000,
+    )
+    // Every master frozen: close() waits for replies that never come, until its timeout (connectTimeout, 1 s), and
+    // no replica can take over (a failover needs the masters' votes).
+    const frozen = await masters()
+    try {
+      await within(
+        child.waitForLine((line) => line === 'READY'),
+        20_000,
+        'child ready',
+      )
+      for (const node of frozen) node.pause()
+      child.send('go')
+      await within(
+        child.waitForLine((line) => line === 'CLOSED'),
+        10_000,
+        'child closed',
+      )
+      const closedAt = performance.now()
+      // Before the fix node-redis had forgotten its nodes by then, and their sockets kept the process running.
+      const exit = await within(child.exited, 5_000, 'child exit')
+      expect(exit.code, exit.stderr).toBe(0)
+      expect(performance.now() - closedAt).toBeLessThan(2_000)
+    } finally {
+      for (const node of frozen) node.resume()
+      child.kill()
+    }
+  }, 60_000)
+})
