@@ -57,8 +57,9 @@ export interface IoredisStoreOptions {
    * it with `enableOfflineQueue: false` and `maxRetriesPerRequest: 0`, or commands sent while it is disconnected
    * wait in its queue and are sent when it reconnects (the cache stops waiting at its L2 timeout, but ioredis has
    * no way to take a queued command back). An ioredis `Cluster` works too (made with `shardedSubscribers: true`
-   * for the bus, and the same two options in `redisOptions`): the store is then a cluster store (fence shards,
-   * per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`.
+   * for the bus, the same two options in `redisOptions`, and a short `retryDelayOnTryAgain`, 1-5 ms, so that a split
+   * MGET during a reshard fails within the L2 timeout and is read per key): the store is then a cluster store (fence
+   * shards, per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`.
    */
   client?: IoredisClientLike
   /** Extra ioredis options for a client made from `url`. */
