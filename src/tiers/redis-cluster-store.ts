@@ -30,8 +30,7 @@ import {
   askServerVersion,
   coalesceGetsOption,
   bufferReplies,
-  closeWithin,
-  destroyQuietly,
+  endOwnedClient,
   emitterOf,
   ignoreErrorsAfterClose,
   isErrorReply,
@@ -916,21 +915,11 @@ class ClusterLink implements RedisLink {
     this.#events.off('error', this.#handleError)
     this.#status = 'closed'
     if (!this.#owned) return
-    // destroy() does not stop a discovery under way: node-redis finishes it and connects to every master of a cluster
-    // already closed, which would keep the process alive. Destroy again once it ends.
-    void this.#attempt?.then(
-      () => destroyQuietly(this.#cluster),
-      () => destroyQuietly(this.#cluster),
+    // A discovery under way goes on after destroy() and connects to every master; a frozen master's connection
+    // outlives a close that timed out: both are dropped (endOwnedClient), as one node's connection is.
+    await endOwnedClient(this.#cluster, this.#attempt, this.#delays.closeTimeout, () =>
+      this.#cluster.masters.flatMap((node) => [node.client, node.pubSub?.client]),
     )
-    if (this.#cluster.isReady) {
-      // node-redis forgets its nodes as close() starts: keep their connections, to drop them if it does not finish
-      // (a frozen node never answers what was sent to it, and its socket would keep the process alive).
-      const connections = this.#cluster.masters.flatMap((node) => [node.client, node.pubSub?.client])
-      if ((await closeWithin(() => this.#cluster.close(), this.#delays.closeTimeout)) === 'closed') return
-      for (const connection of connections) if (connection !== undefined) destroyQuietly(connection)
-    }
-    // Even when node-redis says it is no longer open: as on one node (RedisStore's Connection.close).
-    destroyQuietly(this.#cluster)
   }
 
   #scheduleReconnect(): void {

@@ -334,12 +334,38 @@ function anchorListeners(emitter: AnchoredEmitter): void {
 }
 
 /** `client.destroy()`, which node-redis before 6.3 throws from when the client is already closed. */
-export function destroyQuietly(client: { destroy(): unknown }): void {
+function destroyQuietly(client: { destroy(): unknown }): void {
   try {
     client.destroy()
   } catch {
     // Already closed: nothing left to drop.
   }
+}
+
+/**
+ * Ends a client the store made (one node's, or a cluster's): gracefully when it is ready, within `timeoutMs`, else
+ * destroyed, even when node-redis says it is no longer open (after a graceful close that timed out, its socket still
+ * is). `attempt`, a connection attempt under way, is not stopped by destroy(): node-redis finishes it, so what it
+ * opened is destroyed when it ends. `held()` is read before the graceful close: connections to destroy too if that
+ * close gives up (a cluster forgets its nodes as its close starts).
+ */
+export async function endOwnedClient(
+  client: { readonly isReady: boolean; close(): Promise<unknown>; destroy(): unknown },
+  attempt: Promise<unknown> | undefined,
+  timeoutMs: number,
+  held: () => readonly ({ destroy(): unknown } | undefined)[] = () => [],
+): Promise<void> {
+  void attempt?.then(
+    () => destroyQuietly(client),
+    () => destroyQuietly(client),
+  )
+  if (client.isReady) {
+    const connections = held()
+    // A graceful close waits for every queued reply; a frozen server would make it wait forever. Bound it.
+    if ((await closeWithin(() => client.close(), timeoutMs)) === 'closed') return
+    for (const connection of connections) if (connection !== undefined) destroyQuietly(connection)
+  }
+  destroyQuietly(client)
 }
 
 /** Closes gracefully with `close`, unless that takes longer than `timeoutMs` (a frozen server): what happened. */
@@ -539,20 +565,7 @@ class Connection implements RedisLink {
     this.#events.off('reconnecting', this.#handleReconnecting)
     this.#events.off('end', this.#handleEnd)
     this.#status = 'closed'
-    if (!this.#owned) return
-    // destroy() does not stop an attempt whose socket is still connecting: node-redis finishes it and the client
-    // becomes ready, closed or not. Drop that connection when it comes.
-    void this.#attempt?.then(
-      () => destroyQuietly(this.client),
-      () => undefined,
-    )
-    if (this.client.isReady) {
-      // A graceful close waits for every queued reply; a frozen Redis would make it wait forever. Bound it.
-      if ((await closeWithin(() => this.client.close(), this.#closeTimeout)) === 'closed') return
-    }
-    // Not connected, connecting, or not answering: destroy drops the socket at once so the process can exit. Even
-    // when `isOpen` is false: after a close() that timed out, the socket is still open.
-    destroyQuietly(this.client)
+    if (this.#owned) await endOwnedClient(this.client, this.#attempt, this.#closeTimeout)
   }
 
   /** Capped exponential backoff with jitter, on an unref'd timer close() clears. */
