@@ -315,72 +315,74 @@ describe('closing a cluster store while it connects', () => {
   }, 20_000)
 })
 
+/**
+ * Runs fixtures/cluster-close-child.ts on the cluster with `args`: once it is ready, `meanwhile`, then it closes its
+ * cache. Resolves to how it exited, and how long after printing CLOSED (what keeps it alive after close()).
+ */
+async function closeInChild(args: readonly string[], meanwhile: () => Promise<void>, exitWithinMs: number) {
+  const child = startChild(
+    fileURLToPath(new URL('./fixtures/cluster-close-child.ts', import.meta.url)),
+    ['--cluster', cluster.urls.slice(0, 3).join(','), ...args],
+    30_000,
+  )
+  try {
+    await within(
+      child.waitForLine((line) => line === 'READY'),
+      20_000,
+      'child ready',
+    )
+    await meanwhile()
+    child.send('go')
+    await within(
+      child.waitForLine((line) => line === 'CLOSED'),
+      10_000,
+      'child closed',
+    )
+    const closedAt = performance.now()
+    const exit = await within(child.exited, exitWithinMs, 'child exit')
+    return { exit, afterCloseMs: performance.now() - closedAt }
+  } finally {
+    child.kill()
+  }
+}
+
 describe('closing a cluster store while a node is down', () => {
   it('leaves no reconnection timer behind: the process ends soon after close(), however long maxReconnectDelay is', async () => {
-    const child = startChild(
-      fileURLToPath(new URL('./fixtures/cluster-close-child.ts', import.meta.url)),
-      ['--cluster', cluster.urls.slice(0, 3).join(',')],
-      30_000,
+    const victim = (await masters())[0]!
+    const { exit, afterCloseMs } = await closeInChild(
+      [],
+      async () => {
+        await victim.kill()
+        // Long enough for the node's connection to be several attempts into its backoff.
+        await sleep(3_000)
+      },
+      15_000,
     )
-    try {
-      await within(
-        child.waitForLine((line) => line === 'READY'),
-        20_000,
-        'child ready',
-      )
-      const victim = (await masters())[0]!
-      await victim.kill()
-      // Long enough for the node's connection to be several attempts into its backoff.
-      await sleep(3_000)
-      child.send('go')
-      await within(
-        child.waitForLine((line) => line === 'CLOSED'),
-        10_000,
-        'child closed',
-      )
-      const closedAt = performance.now()
-      const exit = await within(child.exited, 15_000, 'child exit')
-      expect(exit.code, exit.stderr).toBe(0)
-      expect(performance.now() - closedAt).toBeLessThan(1_500)
-      await victim.restart()
-      await cluster.waitReady(30_000)
-    } finally {
-      child.kill()
-    }
+    expect(exit.code, exit.stderr).toBe(0)
+    expect(afterCloseMs).toBeLessThan(1_500)
+    await victim.restart()
+    await cluster.waitReady(30_000)
   }, 60_000)
 })
 
 describe('closing a cluster store while the masters are frozen', () => {
   it('lets the process exit: the connections whose replies close() waited for are dropped when it gives up', async () => {
-    const child = startChild(
-      fileURLToPath(new URL('./fixtures/cluster-close-child.ts', import.meta.url)),
-      ['--cluster', cluster.urls.slice(0, 3).join(','), '--pending'],
-      30_000,
-    )
     // Every master frozen: close() waits for replies that never come, until its timeout (connectTimeout, 1 s), and
     // no replica can take over (a failover needs the masters' votes).
     const frozen = await masters()
     try {
-      await within(
-        child.waitForLine((line) => line === 'READY'),
-        20_000,
-        'child ready',
-      )
-      for (const node of frozen) node.pause()
-      child.send('go')
-      await within(
-        child.waitForLine((line) => line === 'CLOSED'),
-        10_000,
-        'child closed',
-      )
-      const closedAt = performance.now()
       // Before the fix node-redis had forgotten its nodes by then, and their sockets kept the process running.
-      const exit = await within(child.exited, 5_000, 'child exit')
+      const { exit, afterCloseMs } = await closeInChild(
+        ['--pending'],
+        async () => {
+          for (const node of frozen) node.pause()
+        },
+        5_000,
+      )
       expect(exit.code, exit.stderr).toBe(0)
-      expect(performance.now() - closedAt).toBeLessThan(2_000)
+      expect(afterCloseMs).toBeLessThan(2_000)
     } finally {
       for (const node of frozen) node.resume()
-      child.kill()
     }
   }, 60_000)
 })
