@@ -31,7 +31,8 @@ export interface BatchItem<P> {
 }
 
 /** The flight a load answers: its fence token, and where a continuation past the soft timeout is kept. */
-export type LoadFlight = Pick<Flight<unknown>, 'token' | 'continuation' | 'answersUntil'>
+export type LoadFlight = Pick<Flight<unknown>, 'token'> &
+  Partial<Pick<Flight<unknown>, 'continuation' | 'answersUntil'>>
 
 /** One key's load: its parameters, the stale entry a fail-safe may answer, its flight, and the lock it holds. */
 export interface LoadItem<P> {

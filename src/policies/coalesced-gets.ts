@@ -15,19 +15,24 @@
 /** Keys per getMany at most; a tick with more gets sends several. */
 export const MAX_COALESCED_GETS = 64
 
-/** The gets of one command under way: each key's resolver at the same index. */
+/** Where a get answers: its bytes (null for none) or its failure. Neither method may throw. */
+export interface GetReply {
+  resolve(bytes: Uint8Array | null): void
+  reject(error: Error): void
+}
+
+/** The gets of one command under way: each key's reply at the same index. */
 class Batch {
   readonly keys: string[] = []
-  readonly resolves: ((bytes: Uint8Array | null) => void)[] = []
-  readonly rejects: ((error: Error) => void)[] = []
+  readonly replies: GetReply[] = []
 
   resolveAll(values: readonly (Uint8Array | null | undefined)[]): void {
-    const resolves = this.resolves
-    for (let i = 0; i < resolves.length; i++) resolves[i]!(values[i] ?? null)
+    const replies = this.replies
+    for (let i = 0; i < replies.length; i++) replies[i]!.resolve(values[i] ?? null)
   }
 
   rejectAll(error: Error): void {
-    for (const reject of this.rejects) reject(error)
+    for (const reply of this.replies) reply.reject(error)
   }
 }
 
@@ -36,7 +41,7 @@ class Batch {
  * which never throw (the cache's own catch what they run).
  */
 export interface GetSender {
-  one(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void
+  one(key: string, reply: GetReply): void
   many(keys: string[], batch: Batch): void
 }
 
@@ -61,19 +66,18 @@ export class CoalescedGets {
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    return new Promise<Uint8Array | null>((resolve, reject) => this.read(key, resolve, reject))
+    return new Promise<Uint8Array | null>((resolve, reject) => this.read(key, { resolve, reject }))
   }
 
   /**
-   * `get`, answering through `resolve` or `reject` (neither may throw) instead of a promise of its own: the L2 hit
-   * path's read, one promise and one microtask less per get.
+   * `get`, answering through `reply` instead of a promise of its own: the L2 hit path's read, one promise and one
+   * microtask less per get (the reader's flight is its own reply: read/reader.ts).
    */
-  read(key: string, resolve: (bytes: Uint8Array | null) => void, reject: (error: Error) => void): void {
+  read(key: string, reply: GetReply): void {
     const group = this.#groupOf?.(key)
     const batch = group === undefined ? this.#openBatch() : this.#openGroupBatch(group)
     batch.keys.push(key)
-    batch.resolves.push(resolve)
-    batch.rejects.push(reject)
+    batch.replies.push(reply)
     if (batch.keys.length >= this.#maxKeys) {
       // Full: sent now; the next get of this tick opens another (and schedules its own send).
       if (group === undefined) this.#open = undefined
@@ -122,7 +126,7 @@ export class CoalescedGets {
   }
 
   #send(batch: Batch): void {
-    if (batch.keys.length === 1) this.#sender.one(batch.keys[0]!, batch.resolves[0]!, batch.rejects[0]!)
+    if (batch.keys.length === 1) this.#sender.one(batch.keys[0]!, batch.replies[0]!)
     else this.#sender.many(batch.keys, batch)
   }
 }

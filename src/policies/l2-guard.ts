@@ -14,7 +14,8 @@ import type {
   QueueEntry,
 } from '../tiers/l2-store.js'
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
-import { CoalescedGets, MAX_COALESCED_GETS } from './coalesced-gets.js'
+import { CoalescedGets, MAX_COALESCED_GETS, type GetReply } from './coalesced-gets.js'
+export type { GetReply } from './coalesced-gets.js'
 import { Deadlines, type Timed } from './deadline.js'
 
 /** An error reply the guard saw: Redis is up but refused a call. */
@@ -151,8 +152,7 @@ export class L2Guard {
       store.coalesceGets === true
         ? new CoalescedGets(
             {
-              one: (key, resolve, reject) =>
-                this.#start('get', (call) => store.get(key, call), resolve, reject),
+              one: (key, reply) => this.#getAlone(key, reply),
               many: (keys, batch) =>
                 this.#start(
                   'get',
@@ -214,17 +214,27 @@ export class L2Guard {
 
   /** One key's bytes; with `coalesceGets`, sent with the other gets of its tick (`policies/coalesced-gets.ts`). */
   get(key: string): Promise<Uint8Array | null> {
-    return new Promise((resolve, reject) => this.getThen(key, resolve, reject))
+    return new Promise((resolve, reject) => this.getThen(key, { resolve, reject }))
   }
 
   /**
-   * `get`, answering through `onBytes` or `onError` (neither may throw) instead of a promise of its own: the L2
-   * hit path's read (storage/entry-store.ts), one promise and one microtask less per read. Neither is ever called
+   * `get`, answering through `reply` (whose methods may not throw) instead of a promise of its own: the L2 hit
+   * path's read (storage/entry-store.ts), one promise and one microtask less per read. The reply is never called
    * before `getThen` returns (a refusal by the open circuit is deferred to a microtask, as a reply would be).
    */
-  getThen(key: string, onBytes: (bytes: Uint8Array | null) => void, onError: (error: Error) => void): void {
-    if (this.#gets !== undefined) this.#gets.read(key, onBytes, onError)
-    else this.#start('get', (call) => this.store.get(key, call), onBytes, onError)
+  getThen(key: string, reply: GetReply): void {
+    if (this.#gets !== undefined) this.#gets.read(key, reply)
+    else this.#getAlone(key, reply)
+  }
+
+  /** One key's GET, not coalesced (no coalescing, or a tick's only get). */
+  #getAlone(key: string, reply: GetReply): void {
+    this.#start(
+      'get',
+      (call) => this.store.get(key, call),
+      (bytes) => reply.resolve(bytes),
+      (error) => reply.reject(error),
+    )
   }
 
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {

@@ -19,8 +19,8 @@ import type { GetTraceContext } from '../observability/channels.js'
 import { channels } from '../observability/channels.js'
 import { isHeld } from '../policies/cross-process-lock.js'
 import { refreshAt, type Refresher } from '../refresh/refresher.js'
-import type { EntryStore, Stored } from '../storage/entry-store.js'
-import type { Flight } from './flights.js'
+import type { EntryStore, Stored, StoredReply } from '../storage/entry-store.js'
+import { Flight, type FlightRegistry } from './flights.js'
 import { forEachLimited } from '../core/limited.js'
 
 /**
@@ -212,40 +212,31 @@ export class Reader<P, V> {
     return regionAllows(ctx, stored.entry.createdAt, ctx.clock.now()) ? (stored.entry.value as V) : undefined
   }
 
-  /** Starts a foreground flight for `key`: L2, then the load pipeline. Its bookkeeping runs once it has left. */
+  /**
+   * Starts a foreground flight for `key`: L2, then the load pipeline (`afterL2`). The flight is the read's reply
+   * and settles itself: an L2 hit makes no promise or closure besides the flight's own.
+   */
   #startFlight(key: string, params: P, stale?: Entry): Flight<V> {
-    return this.#ctx.flights.start(
-      key,
-      this.#ctx.fence.open(),
-      (flight) => this.#fetch(key, params, flight, stale),
-      (flight) => this.#ctx.recorder.flightSettled(flight, params, key),
-    )
+    const ctx = this.#ctx
+    const flight = new ReadFlight<P, V>(this, ctx.flights, key, ctx.fence.open(), params, stale)
+    ctx.flights.register(flight)
+    try {
+      if (!this.#store.readL2Into(key, flight)) this.afterL2(flight, undefined)
+    } catch (error) {
+      // Never a throw out of a flight's start: the flight is registered, so it must settle.
+      flight.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    return flight
   }
 
   /**
-   * A foreground read after L1: L2, then (unless another process is loading it) the loader, under the fail-safe,
-   * timeouts and cross-process lock. `stale` is an L1 entry still inside its stale window, the fallback if the
-   * loader fails.
+   * What L2 held for a read flight (`fromL2`: undefined on a miss or failure): answer it, or go to the loader (with
+   * the flight's stale L1 entry, if any, as the fail-safe fallback). `ReadFlight`'s; settles `flight`.
    */
-  #fetch(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
-    try {
-      const read = this.#store.readL2Then(key, (fromL2) => this.#afterL2(key, params, flight, stale, fromL2))
-      return read ?? Promise.resolve(this.#afterL2(key, params, flight, stale, undefined))
-    } catch (error) {
-      // Never a throw out of a flight's start: the flight is registered, so it must settle.
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-  }
-
-  /** What L2 held for a flight (`fromL2`: undefined on a miss or failure): answer it, or go to the loader. */
-  #afterL2(
-    key: string,
-    params: P,
-    flight: Flight<V>,
-    stale: Entry | undefined,
-    fromL2: Stored | undefined,
-  ): V | Promise<V> {
+  afterL2(flight: ReadFlight<P, V>, fromL2: Stored | undefined): void {
     const ctx = this.#ctx
+    const { key, params } = flight
+    let stale = flight.stale
     const now = ctx.clock.now()
     // With regions: an entry a peer region may have changed beyond the namespace's bound is no answer, nor a fallback.
     if (fromL2 !== undefined && regionAllows(ctx, fromL2.entry.createdAt, now)) {
@@ -253,12 +244,13 @@ export class Reader<P, V> {
       if (now < entry.freshUntil || ctx.options.staleWhileRevalidate) {
         ctx.recorder.hitL2(key)
         this.#store.fillFromL2(params, key, fromL2, flight.token)
+        flight.resolve(entry.value as V)
         if (now >= refreshAt(entry, ctx.options)) {
           if (now >= entry.freshUntil) ctx.counters.staleSwr++
-          // Once this flight has left the registry, or the refresh would see it and stand down.
-          void flight.promise.then(() => this.#refresher.refreshInBackground(key, params))
+          // The flight has left the registry (it settled), or the refresh would see it and stand down.
+          this.#refresher.refreshInBackground(key, params)
         }
-        return entry.value as V
+        return
       }
       // Stale in L2 and no stale-while-revalidate: the fallback, unless L1 had a newer one.
       if (stale === undefined || entry.createdAt > stale.createdAt) stale = entry
@@ -268,9 +260,15 @@ export class Reader<P, V> {
     flight.phase = 'load'
     if (stale !== undefined && ctx.throttle.isThrottled(key)) {
       ctx.counters.staleFailSafe++
-      return stale.value as V
+      flight.resolve(stale.value as V)
+      return
     }
-    return this.#pipeline.loadCoordinated(key, params, flight, stale)
+    flight.follow(this.#pipeline.loadCoordinated(key, params, flight, stale))
+  }
+
+  /** A read flight left the registry: its metrics, for all of its callers. */
+  flightSettled(flight: ReadFlight<P, V>): void {
+    this.#ctx.recorder.flightSettled(flight, flight.params, flight.key)
   }
 
   /**
@@ -377,5 +375,47 @@ export class Reader<P, V> {
       for (const { reject } of settle.values()) reject(error)
     })
     return promises
+  }
+}
+
+/**
+ * A `get`'s flight: its read of L2 answers here (it is the read's reply), then `Reader.afterL2` settles it from L2
+ * or sends it to the loader. One object for the flight, the read's context and its bookkeeping.
+ */
+class ReadFlight<P, V> extends Flight<V> implements StoredReply {
+  readonly params: P
+  /** An L1 entry still inside its stale window: the fallback if the loader fails. */
+  readonly stale: Entry | undefined
+  readonly #reader: Reader<P, V>
+
+  constructor(
+    reader: Reader<P, V>,
+    registry: FlightRegistry<V>,
+    key: string,
+    token: number,
+    params: P,
+    stale: Entry | undefined,
+  ) {
+    super(registry, key, token)
+    this.#reader = reader
+    this.params = params
+    this.stale = stale
+  }
+
+  stored(fromL2: Stored | undefined): void {
+    try {
+      this.#reader.afterL2(this, fromL2)
+    } catch (error) {
+      // Serving it (or starting its load) threw: the read fails, as every caller is told.
+      this.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  failed(error: Error): void {
+    this.reject(error)
+  }
+
+  protected override settled(): void {
+    this.#reader.flightSettled(this)
   }
 }

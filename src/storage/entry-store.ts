@@ -17,7 +17,7 @@ import type { LoadLifetime } from '../load/invoke.js'
 import { DecodeError, SerializationError, UntrustedValueError, ValueTooLargeError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import type { ResolvedNamespaceOptions } from '../options.js'
-import type { L2Guard } from '../policies/l2-guard.js'
+import type { GetReply, L2Guard } from '../policies/l2-guard.js'
 import type { L2Fence } from '../tiers/l2-store.js'
 import type { Tags } from '../coherence/tags.js'
 import { NO_TAGS, type NamespaceContext } from '../namespace/context.js'
@@ -34,9 +34,45 @@ export interface Stored {
   readonly fromHost: boolean
 }
 
+/** Where a read of L2 answers (`EntryStore.readL2Into`). Neither method may throw. */
+export interface StoredReply {
+  /** What L2 held, decoded and fresh or stale: undefined for none, for foreign bytes and for a failed read. */
+  stored(stored: Stored | undefined): void
+  /** Decoding threw: a fault of ours, not of the bytes (bad bytes are a miss). */
+  failed(error: Error): void
+}
+
+/** One read of L2 under way: the guard's reply, decoding what it answers for `reply`. */
+class L2Read<P, V> implements GetReply {
+  readonly #store: EntryStore<P, V>
+  readonly #key: string
+  readonly #reply: StoredReply
+
+  constructor(store: EntryStore<P, V>, key: string, reply: StoredReply) {
+    this.#store = store
+    this.#key = key
+    this.#reply = reply
+  }
+
+  resolve(bytes: Uint8Array | null): void {
+    let stored: Stored | undefined
+    try {
+      stored = this.#store.decodeRead(this.#key, bytes)
+    } catch (error) {
+      this.#reply.failed(error instanceof Error ? error : new Error(String(error)))
+      return
+    }
+    this.#reply.stored(stored)
+  }
+
+  reject(): void {
+    this.#store.readFailed()
+    this.#reply.stored(undefined)
+  }
+}
+
 /** What became of a loaded value: in L2, refused by a fence (a write or invalidation won), or not written there. */
 export type StoreOutcome = 'stored' | 'refused' | 'skipped'
-const identity = <T>(value: T): T => value
 const SKIPPED: Promise<StoreOutcome> = Promise.resolve('skipped')
 const REFUSED: Promise<StoreOutcome> = Promise.resolve('refused')
 
@@ -59,51 +95,50 @@ export class EntryStore<P, V> {
     return this.#ctx.options.l1TtlMs > 0 ? this.#ctx.rt.host : undefined
   }
 
+  /** What L2 (or the host tier) holds for `key`; undefined when L2 cannot be read yet (or there is none). */
   readL2(key: string): Promise<Stored | undefined> | undefined {
-    return this.readL2Then(key, identity)
+    if (this.#l2 === undefined) return undefined
+    return new Promise<Stored | undefined>((resolve, reject) => {
+      this.readL2Into(key, { stored: resolve, failed: reject })
+    })
   }
 
   /**
-   * `readL2(key).then(next)` in one step: the L2 hit path carries every read past L1, so it takes one promise
-   * less. With a host tier, its copy is asked first (then L2 on a miss). A failed read (the guard already
-   * published the error) is counted and reads as a miss.
+   * Reads `key` and answers `reply` (never before this returns): the read of every flight past L1, without a
+   * promise of its own (read/reader.ts). With a host tier, its copy is asked first, then L2 on a miss. A failed
+   * read (the guard already published the error) is counted and answers as a miss. False, and `reply` is never
+   * called, when L2 cannot be read yet (or there is none).
    */
-  readL2Then<R>(
-    key: string,
-    next: (stored: Stored | undefined) => R | PromiseLike<R>,
-  ): Promise<R> | undefined {
+  readL2Into(key: string, reply: StoredReply): boolean {
     const l2 = this.#l2
-    if (l2 === undefined) return undefined
+    if (l2 === undefined) return false
     const host = this.#host
-    if (host !== undefined) {
-      return host.getMany([key]).then(([bytes]) => {
-        const copy = this.#fromHost(key, bytes)
-        return copy !== undefined ? next(copy) : this.#readL2Only(l2, key, next)
-      })
+    if (host === undefined) {
+      l2.getThen(key, new L2Read(this, key, reply))
+      return true
     }
-    return this.#readL2Only(l2, key, next)
+    void host.getMany([key]).then(([bytes]) => {
+      let copy: Stored | undefined
+      try {
+        copy = this.#fromHost(key, bytes)
+      } catch (error) {
+        reply.failed(error instanceof Error ? error : new Error(String(error)))
+        return
+      }
+      if (copy !== undefined) reply.stored(copy)
+      else l2.getThen(key, new L2Read(this, key, reply))
+    })
+    return true
   }
 
-  #readL2Only<R>(
-    l2: L2Guard,
-    key: string,
-    next: (stored: Stored | undefined) => R | PromiseLike<R>,
-  ): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      // Decoding and what `next` does (serve, or start the load) settle the read; a throw in either rejects it.
-      const settle = (bytes: Uint8Array | null) => {
-        try {
-          resolve(next(bytes === null ? undefined : this.#decode(key, bytes)))
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)))
-        }
-      }
-      l2.getThen(key, settle, () => {
-        // The guard already published the error; the read falls through to the loader.
-        this.#ctx.counters.l2Errors++
-        settle(null)
-      })
-    })
+  /** `L2Read`'s: L2's bytes for `key` (null for none) decoded, or a miss. */
+  decodeRead(key: string, bytes: Uint8Array | null): Stored | undefined {
+    return bytes === null ? undefined : this.#decode(key, bytes)
+  }
+
+  /** `L2Read`'s: a read failed (the guard published why); it answers as a miss. */
+  readFailed(): void {
+    this.#ctx.counters.l2Errors++
   }
 
   async readL2Fresh(key: string): Promise<Stored | undefined> {

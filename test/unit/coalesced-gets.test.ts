@@ -9,9 +9,9 @@ function recordingSender(values: ReadonlyMap<string, string>, fail?: Error) {
   const sent: { kind: 'one' | 'many'; keys: string[] }[] = []
   const bytes = (key: string) => (values.has(key) ? Buffer.from(values.get(key)!) : null)
   const sender: GetSender = {
-    one(key, resolve, reject) {
+    one(key, reply) {
       sent.push({ kind: 'one', keys: [key] })
-      queueMicrotask(() => (fail === undefined ? resolve(bytes(key)) : reject(fail)))
+      queueMicrotask(() => (fail === undefined ? reply.resolve(bytes(key)) : reply.reject(fail)))
     },
     many(keys, batch) {
       sent.push({ kind: 'many', keys: [...keys] })
@@ -103,7 +103,7 @@ describe('CoalescedGets', () => {
     expect(results).toEqual(['a', 'b', 'c'].map(() => ({ status: 'rejected', reason: failure })))
   })
 
-  it('read() answers through its callbacks, in the same command as the gets of its tick', async () => {
+  it('read() answers through its reply, in the same command as the gets of its tick', async () => {
     const { sender, sent } = recordingSender(
       new Map([
         ['a', '1'],
@@ -112,7 +112,7 @@ describe('CoalescedGets', () => {
     )
     const gets = new CoalescedGets(sender)
     const answered = new Promise<string | null>((resolve, reject) =>
-      gets.read('a', (bytes) => resolve(text(bytes)), reject),
+      gets.read('a', { resolve: (bytes) => resolve(text(bytes)), reject }),
     )
     expect(text(await gets.get('b'))).toBe('2')
     expect(await answered).toBe('1')
@@ -138,10 +138,10 @@ describe('CoalescedGets', () => {
     const sent: string[][] = []
     const gets = new CoalescedGets(
       {
-        one(key, resolve, reject) {
+        one(key, reply) {
           sent.push([key])
-          if (key.startsWith('dead')) reject(new Error('node down'))
-          else resolve(Buffer.from(key))
+          if (key.startsWith('dead')) reply.reject(new Error('node down'))
+          else reply.resolve(Buffer.from(key))
         },
         many(keys, batch) {
           sent.push([...keys])
