@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { KeySchema, type ScalarTypeName } from '../../src/core/keys.js'
-import { ParamIndex, type IndexedNode } from '../../src/core/param-index.js'
+import { numberAlias, ParamIndex, type IndexedNode } from '../../src/core/param-index.js'
 
 function schema(types?: Record<string, ScalarTypeName>): KeySchema {
   return new KeySchema({
@@ -113,5 +113,107 @@ describe('the L1 index walk', () => {
       { cwd: root, encoding: 'utf8' },
     )
     expect(JSON.parse(out)).toEqual({ compiled: false, hit: 's:n:v1:a:x:b:1', miss: null, refused: 'empty' })
+  })
+})
+
+describe('the L1 index against the keys it stands for', () => {
+  it('finds the node whose key the parameters build, lists each node once, and forgets removed ones', () => {
+    const values = fc.oneof(
+      fc.constantFrom('en', 't1', '7', '07', '-0', '0', '1.5', '1e+21', 'Infinity', 'NaN'),
+      fc.constantFrom(7, 0, -0, 1.5, 1e21, -3, 2 ** 53),
+      fc.constant(7n),
+    )
+    const record = fc.record({ tenantId: values, productId: values, locale: values, currency: values })
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('insert' as const), params: record }),
+      fc.record({ kind: fc.constant('remove' as const), params: record }),
+      fc.record({ kind: fc.constant('find' as const), params: record }),
+    )
+    for (const compile of [true, false]) {
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+          const keys = schema()
+          const index = new ParamIndex<string>(keys, { compile })
+          // The model: the nodes by the key their parameters build.
+          const model = new Map<string, IndexedNode<string>>()
+          for (const { kind, params } of ops) {
+            const key = keys.build(params)
+            if (kind === 'insert') {
+              if (model.has(key)) continue // the caller removes an old node first
+              const added = node(key)
+              index.insert(params, added)
+              model.set(key, added)
+            } else if (kind === 'remove') {
+              const found = model.get(key)
+              if (found === undefined) continue
+              index.remove(found)
+              model.delete(key)
+            }
+            expect(index.find(params)).toBe(model.get(key))
+          }
+          const listed = [...index.nodes()]
+          expect(listed.length).toBe(model.size)
+          expect(new Set(listed)).toEqual(new Set(model.values()))
+          for (const n of model.values()) index.remove(n)
+          expect([...index.nodes()]).toEqual([])
+        }),
+        { numRuns: 500 },
+      )
+    }
+  })
+
+  it('leaves no empty level behind once its last node is removed (numbers and their texts alike)', () => {
+    const keys = schema()
+    const index = new ParamIndex<string>(keys)
+    const a = node(keys.build({ tenantId: 1, productId: 2, locale: 'en', currency: 3 }))
+    index.insert({ tenantId: 1, productId: 2, locale: 'en', currency: 3 }, a)
+    expect(index.find({ tenantId: '1', productId: '2', locale: 'en', currency: '3' })).toBe(a)
+    index.remove(a)
+    expect(index.find({ tenantId: 1, productId: 2, locale: 'en', currency: 3 })).toBeUndefined()
+    expect([...index.nodes()]).toEqual([])
+    // The root holds nothing, alias or text: what a level-by-level read of the path shows.
+    expect(a.path[0]!.size).toBe(0)
+  })
+
+  it('keys a level by a number only when a number was inserted there (a numeric string costs no alias)', () => {
+    const keys = schema()
+    const index = new ParamIndex<string>(keys)
+    const fromUrl = { tenantId: 't1', productId: '7', locale: 'en', currency: 'EUR' }
+    const a = node(keys.build(fromUrl))
+    index.insert(fromUrl, a)
+    expect(a.path[3]!.size).toBe(1)
+    // Found by the number all the same, through its text.
+    expect(index.find({ ...fromUrl, productId: 7 })).toBe(a)
+    const typed = { tenantId: 't1', productId: 8, locale: 'en', currency: 'EUR' }
+    const b = node(keys.build(typed))
+    index.insert(typed, b)
+    expect(b.path[3]).toBe(a.path[3])
+    expect(b.path[3]!.size).toBe(3) // '7'; '8' and 8
+    expect(index.find({ ...typed, productId: '8' })).toBe(b)
+  })
+
+  it('numberAlias: exactly the texts String(n) gives for a finite n', () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
+        expect(numberAlias(String(n))).toBe(n === 0 ? 0 : n)
+      }),
+    )
+    for (const text of [
+      '07',
+      '-0',
+      'Infinity',
+      '-Infinity',
+      'NaN',
+      ' 7',
+      '7 ',
+      '0x10',
+      '1e3',
+      '',
+      'x',
+      '+1',
+    ]) {
+      expect(numberAlias(text)).toBeUndefined()
+    }
+    expect(numberAlias('1e+21')).toBe(1e21)
   })
 })
