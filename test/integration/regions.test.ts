@@ -348,7 +348,11 @@ describe('regions: the relay', () => {
     const us = proc('us', db)
     await Promise.all([eu.cache.connect(), us.cache.connect()])
     await eu.item.delete({ id: 'm' })
-    await until(() => us.cache.stats().regions!.peers.eu!.relayed >= 2)
+    // The relay counts an entry as relayed before it counts the backlog left (one more round trip): wait for both.
+    await until(() => {
+      const eu = us.cache.stats().regions!.peers.eu!
+      return eu.relayed >= 2 && eu.backlog !== undefined
+    })
     const peer = us.cache.stats().regions!.peers.eu!
     expect(peer).toMatchObject({ region: 'eu', split: false, splits: 0 })
     // A snapshot: at most the heartbeat appended since the relay's last read.
