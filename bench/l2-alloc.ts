@@ -8,7 +8,9 @@
 // text and the parsed value). V8's sampling heap profiler (through `node:inspector`) records every sampled allocation,
 // including objects the collector has freed since, over `--gets` gets after a warm-up. Unlike a CPU-time figure, the
 // result barely moves with the machine's load. `--no-turbo-inlining` makes each allocation count against the function
-// that makes it instead of the one it was inlined into (the total is about the same either way).
+// that makes it instead of the one it was inlined into (the total is about the same either way). A second pass
+// counts only what lived through a minor collection: short-lived garbage is cheap to collect, survivors are not (a
+// Map whose entries churn once per read kept every settled flight alive that way: docs/benchmarks.md).
 import inspector from 'node:inspector/promises'
 import { parseArgs } from 'node:util'
 import { createCache } from '../dist/index.js'
@@ -74,34 +76,54 @@ try {
   }
   await run(100_000)
   session.connect()
-  await session.post('HeapProfiler.startSampling', {
-    samplingInterval: SAMPLING_INTERVAL,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  })
-  const done = await run(gets)
-  const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: { head: ProfileNode } }
+
+  /**
+   * Bytes per hit by function over `gets` gets. `survivors`: only objects that lived through a minor collection
+   * (a scavenge), which the collector copies or promotes: what makes its work, as opposed to garbage that dies young.
+   */
+  const profile = async (survivors: boolean) => {
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: SAMPLING_INTERVAL,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: !survivors,
+    })
+    const done = await run(gets)
+    const { profile } = (await session.post('HeapProfiler.stopSampling')) as {
+      profile: { head: ProfileNode }
+    }
+    const byFunction = new Map<string, number>()
+    let total = 0
+    const walk = (node: ProfileNode) => {
+      if (node.selfSize > 0) {
+        const { functionName, url, lineNumber } = node.callFrame
+        const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
+        byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize)
+        total += node.selfSize
+      }
+      for (const child of node.children) walk(child)
+    }
+    walk(profile.head)
+    return { done, total, byFunction }
+  }
+
+  const print = (title: string, { done, total, byFunction }: Awaited<ReturnType<typeof profile>>) => {
+    console.log(`${title}: ${Math.round(total / done)}\n`)
+    console.log('| bytes per hit | share | function |\n| ---: | ---: | --- |')
+    for (const [where, size] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`| ${Math.round(size / done)} | ${((100 * size) / total).toFixed(1)}% | \`${where}\` |`)
+    }
+    console.log()
+  }
+
+  const allocated = await profile(false)
+  const survived = await profile(true)
   const loads = ns.stats().loads
   if (loads > 0) throw new Error(`${loads} gets missed L2 and loaded: the result would count the loads`)
-
-  const byFunction = new Map<string, number>()
-  let total = 0
-  const walk = (node: ProfileNode) => {
-    if (node.selfSize > 0) {
-      const { functionName, url, lineNumber } = node.callFrame
-      const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
-      byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize)
-      total += node.selfSize
-    }
-    for (const child of node.children) walk(child)
-  }
-  walk(profile.head)
-  console.log(`Node ${process.version}, ${done.toLocaleString('en')} L2 hits at ${CONCURRENCY} callers`)
-  console.log(`bytes allocated per L2 hit: ${Math.round(total / done)}\n`)
-  console.log('| bytes per hit | share | function |\n| ---: | ---: | --- |')
-  for (const [where, size] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`| ${Math.round(size / done)} | ${((100 * size) / total).toFixed(1)}% | \`${where}\` |`)
-  }
+  console.log(
+    `Node ${process.version}, ${allocated.done.toLocaleString('en')} L2 hits at ${CONCURRENCY} callers\n`,
+  )
+  print('bytes allocated per L2 hit', allocated)
+  print('bytes per L2 hit that lived through a minor GC', survived)
 } finally {
   session.disconnect()
   await cache.close()
