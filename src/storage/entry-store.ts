@@ -117,17 +117,22 @@ export class EntryStore<P, V> {
       l2.getThen(key, new L2Read(this, key, reply))
       return true
     }
-    void host.getMany([key]).then(([bytes]) => {
-      let copy: Stored | undefined
-      try {
-        copy = this.#fromHost(key, bytes)
-      } catch (error) {
-        reply.failed(error instanceof Error ? error : new Error(String(error)))
-        return
-      }
-      if (copy !== undefined) reply.stored(copy)
-      else l2.getThen(key, new L2Read(this, key, reply))
-    })
+    host.getMany([key]).then(
+      (found) => {
+        let copy: Stored | undefined
+        try {
+          copy = this.#fromHost(key, found[0])
+          if (copy === undefined) l2.getThen(key, new L2Read(this, key, reply))
+        } catch (error) {
+          // A host store that answered no array, or a store that throws where it should reject: the read fails
+          // (neither throw comes after `reply` was answered).
+          reply.failed(error instanceof Error ? error : new Error(String(error)))
+          return
+        }
+        if (copy !== undefined) reply.stored(copy)
+      },
+      (error: unknown) => reply.failed(error instanceof Error ? error : new Error(String(error))),
+    )
     return true
   }
 
@@ -172,7 +177,8 @@ export class EntryStore<P, V> {
 
   /** A host copy that decodes and is fresh, counted; undefined otherwise (then L2 is asked). */
   #fromHost(key: string, bytes: Uint8Array | null | undefined): Stored | undefined {
-    if (bytes === null || bytes === undefined) return undefined
+    // Not bytes (a custom host store's bug): no copy, and L2 is asked.
+    if (!(bytes instanceof Uint8Array)) return undefined
     const stored = this.#decode(key, bytes)
     if (stored === undefined || stored.entry.freshUntil <= this.#ctx.clock.now()) return undefined
     this.#ctx.counters.hostHits++

@@ -34,12 +34,22 @@ export class HostTier {
     this.errors++
   }
 
-  /** The copies of `keys`, null where there is none; all null when the host store fails. Never rejects. */
+  /**
+   * The copies of `keys`, null where there is none; all null when the host store fails, throws, or answers
+   * something else than bytes or null for each key (a custom store's bug). Never rejects.
+   */
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
-    return this.store.getMany(keys).catch(() => {
+    const failed = () => {
       this.#onError()
       return keys.map(() => null)
-    })
+    }
+    let answer: Promise<(Uint8Array | null)[]>
+    try {
+      answer = Promise.resolve(this.store.getMany(keys))
+    } catch {
+      return Promise.resolve(failed())
+    }
+    return answer.then((values) => (answers(values, keys.length) ? values : failed()), failed)
   }
 
   /**
@@ -93,4 +103,13 @@ export class HostTier {
 /** The host set of the copies carrying `tag` in the namespace of `prefix` (under the prefix: a clear drops it). */
 export function hostTagSet(prefix: string, tag: string): string {
   return `${prefix}#host-tag:${tag}`
+}
+
+/** Whether a host store's `getMany` answered bytes or null for each of `count` keys. */
+function answers(values: unknown, count: number): values is (Uint8Array | null)[] {
+  return (
+    Array.isArray(values) &&
+    values.length === count &&
+    values.every((value) => value === null || value instanceof Uint8Array)
+  )
 }

@@ -2,12 +2,13 @@
 // state that settles under another does not move the circuit. And late outcomes of another kind: answers that came
 // in time while the event loop was blocked are answers, not timeouts.
 import { spawnSync } from 'node:child_process'
+import { channelNames, createCache, type L2ErrorMessage } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import type { CircuitState } from '../../src/policies/circuit-breaker.js'
 import { L2Guard } from '../../src/policies/l2-guard.js'
 import { redisSuite } from '../helpers/suite.js'
-import { codeOf, sleep, timed } from './support.js'
+import { codeOf, recordChannel, sleep, timed } from './support.js'
 
 // Long enough that the steps below fit inside one call's deadline on a loaded machine.
 const L2_TIMEOUT = 1_000
@@ -77,6 +78,51 @@ describe('circuit breaker with a paused Redis', () => {
     expect(probed.ok).toBe(true)
     expect(guard.circuit).toBe('closed')
     expect(changes).toEqual(['open', 'half-open', 'closed'])
+  })
+})
+
+describe('the half-open probe of a cache', () => {
+  it('lets a refresh-ahead that its L2 hit starts take the cross-process lock', async () => {
+    const breakMs = 100
+    const cache = createCache({
+      service: 'circuit-probe-refresh',
+      l1: false,
+      l2: redisStore({ url: suite.redis.url }),
+      logger: false,
+      timeouts: { l2: 300 },
+      circuitBreaker: { failureThreshold: 1, breakFor: breakMs },
+    })
+    closers.push(() => cache.close())
+    await cache.connect()
+    let loads = 0
+    // Due for refresh 10 ms after it is written: the probe's hit below starts one.
+    const item = cache.namespace('item', {
+      key: 'item:{id}',
+      ttl: '10s',
+      jitter: 0,
+      refreshAhead: 0.001,
+      load: async ({ id }: { id: number }) => `${id}:${++loads}`,
+    })
+    expect(await item.get({ id: 1 })).toBe('1:1')
+    await sleep(50)
+    suite.redis.pause()
+    await item.get({ id: 1 }) // times out in L2 (the circuit opens), then loads
+    expect(cache.stats().l2!.circuit).toBe('open')
+    suite.redis.resume()
+    await sleep(breakMs + 50)
+
+    const errors = recordChannel<L2ErrorMessage>(channelNames.l2Error)
+    closers.push(() => errors.stop())
+    const refusedBefore = cache.stats().l2!.refused
+    const refreshesBefore = cache.stats().namespaces.item!.refreshes
+    // The half-open probe: an L2 hit on the entry written first, due for refresh.
+    expect(await item.get({ id: 1 })).toBe('1:1')
+    await sleep(300)
+    expect(cache.stats().l2!.circuit).toBe('closed')
+    expect(cache.stats().namespaces.item!.refreshes).toBe(refreshesBefore + 1)
+    // The refresh's lock attempt came after the probe's success closed the circuit, not while it was in flight.
+    expect(cache.stats().l2!.refused).toBe(refusedBefore)
+    expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
   })
 })
 

@@ -7,6 +7,7 @@ import { createCache, InvalidOptionError, type Cache, type CacheOptions } from '
 import { diskStore } from 'stratacache/disk'
 import { redisStore } from 'stratacache/redis'
 import { afterEach, describe, expect, it } from 'vitest'
+import { within } from '../chaos/support.js'
 import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
@@ -152,6 +153,65 @@ describe('host tier', () => {
     expect(broken.cache.stats().host!.errors).toBeGreaterThan(0)
     expect(broken.items.stats().l2Errors).toBe(0)
   })
+
+  // A custom host store's bug (review of 9e72da7): a flight whose host read threw outside its handlers never
+  // settled, so every later get of the key joined it and hung, and the throw was an unhandled rejection.
+  for (const [bug, getMany] of [
+    ['answers no array', () => Promise.resolve(undefined)],
+    ['answers too few values', () => Promise.resolve([])],
+    ['answers values that are not bytes', (keys: readonly string[]) => Promise.resolve(keys.map(() => 'x'))],
+    [
+      'throws instead of rejecting',
+      () => {
+        throw new Error('host bug')
+      },
+    ],
+  ] as const) {
+    it(`treats a host store that ${bug} as misses: reads go on to Redis, and none is left waiting`, async () => {
+      const disk = diskStore({ path: host(), maxBytes: 16 * 1024 * 1024 })
+      Object.assign(disk, { getMany })
+      const cache = createCache({
+        service: 'it-host-bug',
+        l2: redisStore({ url: suite.redis.url }),
+        host: disk,
+        logger: false,
+        timeouts: { l2: '2s' },
+      })
+      suite.closers.push(() => cache.close())
+      let loads = 0
+      const items = cache.namespace('item', {
+        key: 'item:{id}',
+        ttl: '10m',
+        load: ({ id }: { id: number }) => ({ id, loads: ++loads }),
+      })
+      await cache.connect()
+      expect(await within(items.get({ id: 1 }), 5_000, 'the first get')).toEqual({ id: 1, loads: 1 })
+      // A second process reads the key: its L1 is empty, the host read fails the same way, L2 answers.
+      const other = createCache({
+        service: 'it-host-bug',
+        l2: redisStore({ url: suite.redis.url }),
+        host: disk,
+        logger: false,
+        timeouts: { l2: '2s' },
+      })
+      suite.closers.push(() => other.close())
+      const otherItems = other.namespace('item', {
+        key: 'item:{id}',
+        ttl: '10m',
+        load: () => ({ id: 0, loads: -1 }),
+      })
+      await other.connect()
+      const reads = [otherItems.get({ id: 1 }), otherItems.get({ id: 1 }), otherItems.peek({ id: 1 })]
+      expect(await within(Promise.all(reads), 5_000, 'the reads of the second process')).toEqual([
+        { id: 1, loads: 1 },
+        { id: 1, loads: 1 },
+        { id: 1, loads: 1 },
+      ])
+      expect(other.stats().host!.errors).toBeGreaterThan(0)
+      expect(otherItems.stats().l2Hits).toBe(2)
+      expect(loads).toBe(1)
+    })
+  }
 
   it('refuses a host tier without l2, or the l2 store itself, saying what to pass', () => {
     const disk = diskStore({ path: host(), maxBytes: 1024 * 1024 })
