@@ -34,6 +34,16 @@ class Batch {
   rejectAll(error: Error): void {
     for (const reply of this.replies) reply.reject(error)
   }
+
+  /** `resolveAll`, as the settler of the batch's command (L2Guard). */
+  resolve(values: readonly (Uint8Array | null | undefined)[]): void {
+    this.resolveAll(values)
+  }
+
+  /** `rejectAll`, as the settler of the batch's command (L2Guard). */
+  reject(error: Error): void {
+    this.rejectAll(error)
+  }
 }
 
 /**

@@ -18,6 +18,12 @@ import { CoalescedGets, MAX_COALESCED_GETS, type GetReply } from './coalesced-ge
 export type { GetReply } from './coalesced-gets.js'
 import { Deadlines, type Timed } from './deadline.js'
 
+/** Who an L2 call answers: a promise's resolving functions, a get's reply, a coalesced batch. Neither may throw. */
+interface Settler<T> {
+  resolve(value: T): void
+  reject(error: Error): void
+}
+
 /** An error reply the guard saw: Redis is up but refused a call. */
 export interface ErrorReply {
   /** The reply's kind, its first word: `OOM`, `WRONGTYPE`, `NOPERM`, `BUSY`, `ERR`… */
@@ -48,8 +54,10 @@ class Call<T = unknown> implements L2Call, Timed {
   deadline = 0
   done = false
   slot: Set<Timed> | undefined = undefined
-  resolve: ((value: T) => void) | undefined
-  reject: ((error: Error) => void) | undefined
+  /** Who is answered: cleared once the call settled. */
+  reply: Settler<T> | undefined
+  /** The key of a single-key GET (`getThen`), which `#sendGet` reads; undefined for other calls. */
+  readonly key: string | undefined
   readonly operation: string
   readonly started: number
   /** The circuit breaker's epoch when the call was sent: its outcome counts only if the circuit is still in it. */
@@ -58,8 +66,17 @@ class Call<T = unknown> implements L2Call, Timed {
   #controller: AbortController | undefined
   #abandoned = false
 
-  constructor(operation: string, started: number, epoch: number, timedOut: (call: Call<never>) => void) {
+  constructor(
+    operation: string,
+    started: number,
+    epoch: number,
+    timedOut: (call: Call<never>) => void,
+    reply: Settler<T>,
+    key: string | undefined,
+  ) {
     this.operation = operation
+    this.reply = reply
+    this.key = key
     this.started = started
     this.epoch = epoch
     this.#timedOut = timedOut
@@ -153,13 +170,7 @@ export class L2Guard {
         ? new CoalescedGets(
             {
               one: (key, reply) => this.#getAlone(key, reply),
-              many: (keys, batch) =>
-                this.#start(
-                  'get',
-                  (call) => store.getMany(keys, call),
-                  (values) => batch.resolveAll(values),
-                  (error) => batch.rejectAll(error),
-                ),
+              many: (keys, batch) => this.#start('get', (call) => store.getMany(keys, call), batch),
             },
             MAX_COALESCED_GETS,
             store.coalesceGroupOf?.bind(store),
@@ -227,15 +238,13 @@ export class L2Guard {
     else this.#getAlone(key, reply)
   }
 
-  /** One key's GET, not coalesced (no coalescing, or a tick's only get). */
+  /** One key's GET, not coalesced (no coalescing, or a tick's only get): the reply is the call's own settler. */
   #getAlone(key: string, reply: GetReply): void {
-    this.#start(
-      'get',
-      (call) => this.store.get(key, call),
-      (bytes) => reply.resolve(bytes),
-      (error) => reply.reject(error),
-    )
+    this.#start('get', this.#sendGet, reply, key)
   }
+
+  /** Sends a single-key GET call: one function for every such call, which carries its key (no closure per get). */
+  readonly #sendGet = (call: L2Call): Promise<Uint8Array | null> => this.store.get((call as Call).key!, call)
 
   getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
     return this.#run('getMany', (call) => this.store.getMany(keys, call))
@@ -449,28 +458,24 @@ export class L2Guard {
    * bookkeeping, whose callbacks reach user code.
    */
   #run<T>(operation: string, run: (call: L2Call) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => this.#start(operation, run, resolve, reject))
+    return new Promise<T>((resolve, reject) => this.#start(operation, run, { resolve, reject }))
   }
 
-  /** `#run`, settling through `resolve` and `reject` (a coalesced get's batch: no promise of its own). */
-  #start<T>(
-    operation: string,
-    run: (call: L2Call) => Promise<T>,
-    resolve: (value: T) => void,
-    reject: (error: Error) => void,
-  ): void {
+  /**
+   * `#run`, settling `reply` (a get's reply, a coalesced batch: no promise of its own). `key`: a single-key GET's,
+   * which its `run` reads from the call.
+   */
+  #start<T>(operation: string, run: (call: L2Call) => Promise<T>, reply: Settler<T>, key?: string): void {
     this.#outcomes.calls++
     if (!this.#breaker.allow()) {
       this.#outcomes.refused++
       const refusal = this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation))
       // Never from inside the caller's own call: a get's callbacks (getThen) run after it returned, as a reply's do.
-      queueMicrotask(() => reject(refusal))
+      queueMicrotask(() => reply.reject(refusal))
       return
     }
     // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
-    const call = new Call<T>(operation, performance.now(), this.#breaker.epoch, this.#timedOut)
-    call.resolve = resolve
-    call.reject = reject
+    const call = new Call<T>(operation, performance.now(), this.#breaker.epoch, this.#timedOut, reply, key)
     this.#deadlines.track(call)
     let sent: Promise<T>
     try {
@@ -491,11 +496,11 @@ export class L2Guard {
     if (call.done) return
     call.done = true
     this.#deadlines.untrack(call)
-    const resolve = call.resolve!
-    call.resolve = call.reject = undefined
+    const reply = call.reply!
+    call.reply = undefined
     this.#outcomes.succeeded++
     this.#latency.observe(performance.now() - call.started)
-    resolve(result)
+    reply.resolve(result)
     this.#breaker.success(call.epoch)
   }
 
@@ -503,13 +508,13 @@ export class L2Guard {
     if (call.done) return
     call.done = true
     this.#deadlines.untrack(call)
-    const reject = call.reject!
-    call.resolve = call.reject = undefined
+    const reply = call.reply!
+    call.reply = undefined
     this.#outcomes.failures++
     this.#latency.observe(performance.now() - call.started)
     const kind = this.#replyKind(error)
     const failure = new L2Error(call.operation, { cause: error }, kind)
-    reject(this.#report(call.operation, failure))
+    reply.reject(this.#report(call.operation, failure))
     if (kind === undefined) {
       this.#breaker.failure(call.epoch)
       return
@@ -522,10 +527,10 @@ export class L2Guard {
   /** The deadline passed first (the queue set `done`): a command still queued in the client is never sent late. */
   readonly #timedOut = (call: Call<never>): void => {
     call.abandon()
-    const reject = call.reject!
-    call.resolve = call.reject = undefined
+    const reply = call.reply!
+    call.reply = undefined
     this.#outcomes.timeouts++
-    reject(this.#report(call.operation, new L2TimeoutError(call.operation, this.#deadlines.timeoutMs)))
+    reply.reject(this.#report(call.operation, new L2TimeoutError(call.operation, this.#deadlines.timeoutMs)))
     this.#breaker.failure(call.epoch)
   }
 
