@@ -23,7 +23,8 @@ export const PUBLISHED: Record<string, { capacities: number[]; arc?: Record<numb
     capacities: [1000, 2000, 5000, 10000, 15000],
     arc: { 1000: 38.93, 2000: 46.08, 5000: 55.25, 10000: 61.87, 15000: 65.4 },
   },
-  'gli.trace.gz': { capacities: [250, 500, 1000, 2000] },
+  // 1500: not in the README, but the row issue #16 names (4.4 points under OPT when it was filed).
+  'gli.trace.gz': { capacities: [250, 500, 1000, 1500, 2000] },
   'loop.trace.gz': { capacities: [250, 500, 1000] },
 }
 
