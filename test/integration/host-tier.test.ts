@@ -170,14 +170,19 @@ describe('host tier', () => {
     it(`treats a host store that ${bug} as misses: reads go on to Redis, and none is left waiting`, async () => {
       const disk = diskStore({ path: host(), maxBytes: 16 * 1024 * 1024 })
       Object.assign(disk, { getMany })
-      const cache = createCache({
-        service: 'it-host-bug',
-        l2: redisStore({ url: suite.redis.url }),
-        host: disk,
-        logger: false,
-        timeouts: { l2: '2s' },
-      })
-      suite.closers.push(() => cache.close())
+      // A process of this host: its own cache on the shared Redis, with the faulty host store.
+      const processOfHost = () => {
+        const cache = createCache({
+          service: 'it-host-bug',
+          l2: redisStore({ url: suite.redis.url }),
+          host: disk,
+          logger: false,
+          timeouts: { l2: '2s' },
+        })
+        suite.closers.push(() => cache.close())
+        return cache
+      }
+      const cache = processOfHost()
       let loads = 0
       const items = cache.namespace('item', {
         key: 'item:{id}',
@@ -187,14 +192,7 @@ describe('host tier', () => {
       await cache.connect()
       expect(await within(items.get({ id: 1 }), 5_000, 'the first get')).toEqual({ id: 1, loads: 1 })
       // A second process reads the key: its L1 is empty, the host read fails the same way, L2 answers.
-      const other = createCache({
-        service: 'it-host-bug',
-        l2: redisStore({ url: suite.redis.url }),
-        host: disk,
-        logger: false,
-        timeouts: { l2: '2s' },
-      })
-      suite.closers.push(() => other.close())
+      const other = processOfHost()
       const otherItems = other.namespace('item', {
         key: 'item:{id}',
         ttl: '10m',

@@ -20,6 +20,21 @@ class OwnFlight extends Flight<string> {
   }
 }
 
+/**
+ * A registered flight of key 'k' that answered 'stale' at the soft timeout (window until clock time 1,000), its load
+ * still running until `finish()`.
+ */
+function answeredAhead(token: number) {
+  const registry = new FlightRegistry<string>()
+  const flight = new OwnFlight(registry, 'k', token)
+  registry.register(flight)
+  let finish!: () => void
+  flight.answersUntil = 1_000
+  flight.continuation = new Promise<void>((resolve) => (finish = resolve))
+  flight.resolve('stale')
+  return { registry, flight, finish }
+}
+
 describe('FlightRegistry', () => {
   it('a flight answers every caller once: what comes after its first outcome is ignored', async () => {
     const registry = new FlightRegistry<string>()
@@ -102,13 +117,7 @@ describe('FlightRegistry', () => {
   })
 
   it('a flight that answered ahead of its load (soft timeout) stays joinable until that load settles', async () => {
-    const registry = new FlightRegistry<string>()
-    const flight = new OwnFlight(registry, 'k', 2)
-    registry.register(flight)
-    let finish!: () => void
-    flight.answersUntil = 1_000
-    flight.continuation = new Promise<void>((resolve) => (finish = resolve))
-    flight.resolve('stale')
+    const { registry, flight, finish } = answeredAhead(2)
     await expect(flight.promise).resolves.toBe('stale')
     expect(registry.joinable('k', clock(999))).toBe(flight)
     expect(registry.oldestToken(NO_TOKEN)).toBe(2)
@@ -122,13 +131,7 @@ describe('FlightRegistry', () => {
   })
 
   it('a stale answer past its window is no longer joined, though its load goes on holding its token', async () => {
-    const registry = new FlightRegistry<string>()
-    const flight = new OwnFlight(registry, 'k', 4)
-    registry.register(flight)
-    let finish!: () => void
-    flight.answersUntil = 1_000
-    flight.continuation = new Promise<void>((resolve) => (finish = resolve))
-    flight.resolve('stale')
+    const { registry, flight, finish } = answeredAhead(4)
     expect(registry.joinable('k', clock(1_000))).toBeUndefined()
     expect(registry.oldestToken(NO_TOKEN)).toBe(4)
     finish()
