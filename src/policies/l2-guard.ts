@@ -454,8 +454,8 @@ export class L2Guard {
   /**
    * Runs one L2 call under the breaker and the deadline. One promise and one record per call: the breaker's verdict
    * and the timeout are settled in the same handlers (this path carries every L2 hit, so layers of async functions
-   * and per-call closures show in its CPU and GC profile). Each handler settles the call before it does its
-   * bookkeeping, whose callbacks reach user code.
+   * and per-call closures show in its CPU and GC profile). A failure or timeout settles the call before its
+   * bookkeeping, whose callbacks reach user code; a success is told to the breaker first (see `#answered`).
    */
   #run<T>(operation: string, run: (call: L2Call) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => this.#start(operation, run, { resolve, reject }))
@@ -500,8 +500,11 @@ export class L2Guard {
     call.reply = undefined
     this.#outcomes.succeeded++
     this.#latency.observe(performance.now() - call.started)
-    reply.resolve(result)
+    // The breaker hears of the success before the caller does: work the answer starts at once (a refresh's lock
+    // attempt, a load's lock subscription) must find the circuit that a half-open probe just closed, not be refused
+    // by it. The breaker isolates its onChange, so this cannot keep the call from settling.
     this.#breaker.success(call.epoch)
+    reply.resolve(result)
   }
 
   #failed<T>(call: Call<T>, error: unknown): void {

@@ -247,10 +247,10 @@ export class Reader<P, V> {
         flight.resolve(entry.value as V)
         if (now >= refreshAt(entry, ctx.options)) {
           if (now >= entry.freshUntil) ctx.counters.staleSwr++
-          // The flight has left the registry (it settled), or the refresh would see it and stand down. Not from
-          // here: this runs inside the L2 guard's answer handler, before it tells the circuit breaker the call
-          // succeeded, and the half-open circuit's probe would refuse the refresh's lock attempt.
-          queueMicrotask(() => this.#refresher.refreshInBackground(key, params))
+          // The flight has left the registry (it settled), or the refresh would see it and stand down. This runs
+          // inside the L2 guard's answer handler, after the guard told the circuit breaker of the success: a
+          // half-open circuit closed by this very read lets the refresh's lock attempt through.
+          this.#refresher.refreshInBackground(key, params)
         }
         return
       }

@@ -124,6 +124,41 @@ describe('the half-open probe of a cache', () => {
     expect(cache.stats().l2!.refused).toBe(refusedBefore)
     expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
   })
+
+  it('lets the load that its L2 miss starts subscribe for the lock (review: refused as the probe was in flight)', async () => {
+    const breakMs = 100
+    const cache = createCache({
+      service: 'circuit-probe-miss',
+      l1: false,
+      l2: redisStore({ url: suite.redis.url }),
+      logger: false,
+      timeouts: { l2: 300 },
+      circuitBreaker: { failureThreshold: 1, breakFor: breakMs },
+    })
+    closers.push(() => cache.close())
+    await cache.connect()
+    const item = cache.namespace('item', {
+      key: 'item:{id}',
+      ttl: '10s',
+      load: async ({ id }: { id: number }) => `v${id}`,
+    })
+    expect(await item.peek({ id: 0 })).toBeUndefined() // the generation is known
+    suite.redis.pause()
+    await item.get({ id: 1 }) // times out in L2 (the circuit opens), then loads
+    expect(cache.stats().l2!.circuit).toBe('open')
+    suite.redis.resume()
+    await sleep(breakMs + 50)
+
+    const errors = recordChannel<L2ErrorMessage>(channelNames.l2Error)
+    closers.push(() => errors.stop())
+    const refusedBefore = cache.stats().l2!.refused
+    // The half-open probe: an L2 miss, so the read goes on to the lock and the loader at once.
+    expect(await item.get({ id: 2 })).toBe('v2')
+    await sleep(300)
+    expect(cache.stats().l2!.circuit).toBe('closed')
+    expect(cache.stats().l2!.refused).toBe(refusedBefore)
+    expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
+  })
 })
 
 describe('L2 deadlines after a blocked event loop', () => {
