@@ -30,6 +30,7 @@ import {
   askServerVersion,
   coalesceGetsOption,
   bufferReplies,
+  closeWithin,
   endOwnedClient,
   emitterOf,
   ignoreErrorsAfterClose,
@@ -917,6 +918,13 @@ class ClusterLink implements RedisLink {
     if (!this.#owned) return
     // A discovery under way goes on after destroy() and connects to every master; a frozen master's connection
     // outlives a close that timed out: both are dropped (endOwnedClient), as one node's connection is.
+    const attempt = this.#attempt
+    if (attempt !== undefined) {
+      // Closed while connecting: a destroy() in the middle of node-redis's slot discovery left sockets nothing
+      // could reach (2 runs in 12 kept all three masters' sockets open, and the process alive). The attempt ends
+      // first, within the close timeout; what it opened is then closed with the rest.
+      await closeWithin(() => attempt, this.#delays.closeTimeout)
+    }
     await endOwnedClient(this.#cluster, this.#attempt, this.#delays.closeTimeout, () =>
       this.#cluster.masters.flatMap((node) => [node.client, node.pubSub?.client]),
     )
