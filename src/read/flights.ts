@@ -198,14 +198,7 @@ export class FlightRegistry<V> {
   ): Flight<V> {
     const flight = new PlainFlight<V>(this, key, token, 'l2', settled)
     this.register(flight)
-    let work: Promise<V>
-    try {
-      work = run(flight)
-    } catch (error) {
-      // Registered already: it must settle.
-      work = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    flight.follow(work)
+    flight.follow(started(run, flight))
     return flight
   }
 
@@ -223,13 +216,7 @@ export class FlightRegistry<V> {
     flight.missed = true
     this.#refreshing.set(key, flight)
     this.#hold(token)
-    let work: Promise<V | undefined>
-    try {
-      work = run(flight)
-    } catch (error) {
-      work = Promise.reject(error instanceof Error ? error : new Error(String(error)))
-    }
-    work.then(
+    started(run, flight).then(
       (value) => flight.resolve(value),
       () => {
         failed = true
@@ -285,5 +272,14 @@ export class FlightRegistry<V> {
     const left = (this.#live.get(token) ?? 1) - 1
     if (left === 0) this.#live.delete(token)
     else this.#live.set(token, left)
+  }
+}
+
+/** `run(flight)`, a synchronous throw turned into a rejection: the flight is registered already, so it must settle. */
+function started<F, T>(run: (flight: F) => Promise<T>, flight: F): Promise<T> {
+  try {
+    return run(flight)
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)))
   }
 }

@@ -177,8 +177,8 @@ export class EntryStore<P, V> {
 
   /** A host copy that decodes and is fresh, counted; undefined otherwise (then L2 is asked). */
   #fromHost(key: string, bytes: Uint8Array | null | undefined): Stored | undefined {
-    // Not bytes (a custom host store's bug): no copy, and L2 is asked.
-    if (!(bytes instanceof Uint8Array)) return undefined
+    // HostTier.getMany answers bytes or null per key (anything else from a store is a failed host read there).
+    if (bytes === null || bytes === undefined) return undefined
     const stored = this.#decode(key, bytes)
     if (stored === undefined || stored.entry.freshUntil <= this.#ctx.clock.now()) return undefined
     this.#ctx.counters.hostHits++

@@ -2,7 +2,7 @@
 // state that settles under another does not move the circuit. And late outcomes of another kind: answers that came
 // in time while the event loop was blocked are answers, not timeouts.
 import { spawnSync } from 'node:child_process'
-import { channelNames, createCache, type L2ErrorMessage } from 'stratacache'
+import { channelNames, createCache, type Cache, type L2ErrorMessage } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import type { CircuitState } from '../../src/policies/circuit-breaker.js'
@@ -82,10 +82,12 @@ describe('circuit breaker with a paused Redis', () => {
 })
 
 describe('the half-open probe of a cache', () => {
-  it('lets a refresh-ahead that its L2 hit starts take the cross-process lock', async () => {
-    const breakMs = 100
+  const breakMs = 100
+
+  /** A cache with L1 off whose circuit opens on one L2 failure and lets a probe through `breakMs` later. */
+  async function probedCache(service: string) {
     const cache = createCache({
-      service: 'circuit-probe-refresh',
+      service,
       l1: false,
       l2: redisStore({ url: suite.redis.url }),
       logger: false,
@@ -94,6 +96,36 @@ describe('the half-open probe of a cache', () => {
     })
     closers.push(() => cache.close())
     await cache.connect()
+    return cache
+  }
+
+  /** Opens the circuit with `read` while Redis is paused (it times out in L2, then loads), then waits for half-open. */
+  async function openThenHalfOpen(cache: Cache, read: () => Promise<unknown>) {
+    suite.redis.pause()
+    await read()
+    expect(cache.stats().l2!.circuit).toBe('open')
+    suite.redis.resume()
+    await sleep(breakMs + 50)
+  }
+
+  /**
+   * Watches the probe from now on; the returned check, once it has settled, asserts the circuit closed and nothing
+   * it started was refused or failed in L2.
+   */
+  function watchProbe(cache: Cache) {
+    const errors = recordChannel<L2ErrorMessage>(channelNames.l2Error)
+    closers.push(() => errors.stop())
+    const refusedBefore = cache.stats().l2!.refused
+    return async () => {
+      await sleep(300)
+      expect(cache.stats().l2!.circuit).toBe('closed')
+      expect(cache.stats().l2!.refused).toBe(refusedBefore)
+      expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
+    }
+  }
+
+  it('lets a refresh-ahead that its L2 hit starts take the cross-process lock', async () => {
+    const cache = await probedCache('circuit-probe-refresh')
     let loads = 0
     // Due for refresh 10 ms after it is written: the probe's hit below starts one.
     const item = cache.namespace('item', {
@@ -105,59 +137,31 @@ describe('the half-open probe of a cache', () => {
     })
     expect(await item.get({ id: 1 })).toBe('1:1')
     await sleep(50)
-    suite.redis.pause()
-    await item.get({ id: 1 }) // times out in L2 (the circuit opens), then loads
-    expect(cache.stats().l2!.circuit).toBe('open')
-    suite.redis.resume()
-    await sleep(breakMs + 50)
+    await openThenHalfOpen(cache, () => item.get({ id: 1 }))
 
-    const errors = recordChannel<L2ErrorMessage>(channelNames.l2Error)
-    closers.push(() => errors.stop())
-    const refusedBefore = cache.stats().l2!.refused
+    const probeWasClean = watchProbe(cache)
     const refreshesBefore = cache.stats().namespaces.item!.refreshes
     // The half-open probe: an L2 hit on the entry written first, due for refresh.
     expect(await item.get({ id: 1 })).toBe('1:1')
-    await sleep(300)
-    expect(cache.stats().l2!.circuit).toBe('closed')
-    expect(cache.stats().namespaces.item!.refreshes).toBe(refreshesBefore + 1)
     // The refresh's lock attempt came after the probe's success closed the circuit, not while it was in flight.
-    expect(cache.stats().l2!.refused).toBe(refusedBefore)
-    expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
+    await probeWasClean()
+    expect(cache.stats().namespaces.item!.refreshes).toBe(refreshesBefore + 1)
   })
 
   it('lets the load that its L2 miss starts subscribe for the lock (review: refused as the probe was in flight)', async () => {
-    const breakMs = 100
-    const cache = createCache({
-      service: 'circuit-probe-miss',
-      l1: false,
-      l2: redisStore({ url: suite.redis.url }),
-      logger: false,
-      timeouts: { l2: 300 },
-      circuitBreaker: { failureThreshold: 1, breakFor: breakMs },
-    })
-    closers.push(() => cache.close())
-    await cache.connect()
+    const cache = await probedCache('circuit-probe-miss')
     const item = cache.namespace('item', {
       key: 'item:{id}',
       ttl: '10s',
       load: async ({ id }: { id: number }) => `v${id}`,
     })
     expect(await item.peek({ id: 0 })).toBeUndefined() // the generation is known
-    suite.redis.pause()
-    await item.get({ id: 1 }) // times out in L2 (the circuit opens), then loads
-    expect(cache.stats().l2!.circuit).toBe('open')
-    suite.redis.resume()
-    await sleep(breakMs + 50)
+    await openThenHalfOpen(cache, () => item.get({ id: 1 }))
 
-    const errors = recordChannel<L2ErrorMessage>(channelNames.l2Error)
-    closers.push(() => errors.stop())
-    const refusedBefore = cache.stats().l2!.refused
+    const probeWasClean = watchProbe(cache)
     // The half-open probe: an L2 miss, so the read goes on to the lock and the loader at once.
     expect(await item.get({ id: 2 })).toBe('v2')
-    await sleep(300)
-    expect(cache.stats().l2!.circuit).toBe('closed')
-    expect(cache.stats().l2!.refused).toBe(refusedBefore)
-    expect(errors.messages.map((m) => `${m.operation}: ${String(m.error)}`)).toEqual([])
+    await probeWasClean()
   })
 })
 
