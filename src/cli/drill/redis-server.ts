@@ -43,11 +43,16 @@ export interface RedisServer {
 
 /** A free TCP port on 127.0.0.1, found by binding port 0. */
 export async function freePort(): Promise<number> {
+  return listenOnce(0)
+}
+
+/** Binds `port` (0: any) on 127.0.0.1, closes it again and resolves with the port bound. */
+function listenOnce(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
     server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address()
       server.close(() =>
         typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
@@ -56,12 +61,63 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Starts a redis-server that keeps nothing on disk, on a free loopback port (TLS only with `options.tls`). */
+/** Redis Cluster's bus listens on the client port + 10000 (`cluster-port` 0). */
+const CLUSTER_BUS_OFFSET = 10_000
+
+/**
+ * A free port for a redis-server; with `clusterBus`, one whose bus port (+10000) is a valid port and free too.
+ * Both are only free when asked: another process may take either before redis-server binds it, which
+ * `startRedis` handles by starting again on other ports.
+ */
+async function serverPort(clusterBus: boolean): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    if (!clusterBus) return port
+    const bus = port + CLUSTER_BUS_OFFSET
+    if (
+      bus <= 65_535 &&
+      (await listenOnce(bus).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return port
+    if (attempt === 50)
+      throw new DrillSetupError('found no free port pair (port, port + 10000) for a cluster node')
+  }
+}
+
+/** How many times `startRedis` starts a server again on other ports when one exits before answering. */
+const START_ATTEMPTS = 5
+
+/**
+ * Starts a redis-server that keeps nothing on disk, on a free loopback port (TLS only with `options.tls`). A server
+ * that exits before answering (its port, or its cluster bus port, taken between the check and its bind, as
+ * happens when test files start servers in parallel) is started again on other ports, up to 5 times.
+ */
 export async function startRedis(
   extraArgs: string[] = [],
   options: RedisServerOptions = {},
 ): Promise<RedisServer> {
-  const port = await freePort()
+  const clusterBus = extraArgs.includes('--cluster-enabled')
+  for (let attempt = 1; ; attempt++) {
+    const port = await serverPort(clusterBus)
+    try {
+      return await startRedisOn(port, extraArgs, options)
+    } catch (error) {
+      if (!(error instanceof ServerExited) || attempt === START_ATTEMPTS) throw error
+    }
+  }
+}
+
+/** redis-server exited before answering its first PING; `problem` ends with the last line it logged. */
+class ServerExited extends DrillSetupError {}
+
+async function startRedisOn(
+  port: number,
+  extraArgs: string[],
+  options: RedisServerOptions,
+): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-redis-'))
   let child: ChildProcess | undefined
   const { tls } = options
@@ -91,8 +147,21 @@ export async function startRedis(
     const proc = spawn(
       'redis-server',
       [...portArgs, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     )
+    // redis-server logs to stdout: keep the end, to say why a server exited before answering.
+    let log = ''
+    const keep = (data: Buffer) => {
+      log = (log + data.toString('utf8')).slice(-2_000)
+    }
+    proc.stdout?.on('data', keep)
+    proc.stderr?.on('data', keep)
+    const lastLine = () =>
+      log
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '')
+        .at(-1) ?? 'it logged nothing'
     // spawn reports a missing executable as an 'error' event, not a throw: race it against the first PING.
     const failed = new Promise<never>((_, reject) => {
       proc.once('error', (error: NodeJS.ErrnoException) => {
@@ -110,7 +179,13 @@ export async function startRedis(
     child = proc
     await Promise.race([
       failed,
-      waitForPing(port, open, 5_000, () => proc.pid === undefined || proc.exitCode !== null),
+      waitForPing(
+        port,
+        open,
+        5_000,
+        () => proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null,
+        lastLine,
+      ),
     ])
   }
 
@@ -120,7 +195,13 @@ export async function startRedis(
       else proc.once('exit', () => resolve())
     })
 
-  await launch()
+  try {
+    await launch()
+  } catch (error) {
+    child?.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
   const server: RedisServer = {
     port,
     url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
@@ -195,6 +276,7 @@ async function waitForPing(
   open: () => Socket,
   timeoutMs: number,
   exited: () => boolean = () => false,
+  lastLine: () => string = () => 'it logged nothing',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -204,7 +286,9 @@ async function waitForPing(
     } catch {
       // not listening yet
     }
-    if (exited()) throw new DrillSetupError(`redis-server on port ${port} exited before answering PING`)
+    if (exited()) {
+      throw new ServerExited(`redis-server on port ${port} exited before answering PING (${lastLine()})`)
+    }
     if (Date.now() > deadline)
       throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 20))
