@@ -19,6 +19,9 @@ afterEach(async () => {
 })
 
 const source = new Map<string, string>()
+// Loads that have read the source: a test waits for one instead of sleeping (the load first reads L2 and the fence,
+// which took more than the 20 ms the tests once slept when other test files ran beside this one).
+let sourceReads = 0
 
 async function process(consistency: 'strong' | 'eventual', gate?: Promise<void>) {
   const cache = createCache({ service: 'consistency', l2: redisStore({ url: redis.url }) })
@@ -30,6 +33,7 @@ async function process(consistency: 'strong' | 'eventual', gate?: Promise<void>)
     lock: false,
     load: async ({ id }) => {
       const value = source.get(String(id)) ?? 'v0' // read the source first: the value is from now
+      sourceReads++
       if (gate !== undefined) await gate
       return value
     },
@@ -46,8 +50,9 @@ describe('consistency against a real Redis', () => {
     const gate = deferred<void>()
     const slowReader = await process('eventual', gate.promise)
     const writer = await process('eventual')
+    const reads = sourceReads
     const loading = slowReader.ns.get({ id: 1 }) // reads 'v0' from the source, then waits
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await expect.poll(() => sourceReads).toBe(reads + 1)
     await writer.ns.write({ id: 1 }, 'v1')
     gate.resolve()
     expect(await loading).toBe('v0') // its caller still gets what it loaded…
@@ -63,8 +68,9 @@ describe('consistency against a real Redis', () => {
     const gate = deferred<void>()
     const a = await process('strong')
     const b = await process('strong', gate.promise)
+    const reads = sourceReads
     const early = b.ns.get({ id: 3 }) // loads 'v0' from the source, then waits on the gate
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await expect.poll(() => sourceReads).toBe(reads + 1)
     await a.ns.write({ id: 3 }, 'v1')
     const late = b.ns.get({ id: 3 }) // issued after the write was acknowledged
     gate.resolve()

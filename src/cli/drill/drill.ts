@@ -508,8 +508,10 @@ function external(url: string): Pick<RedisServer, 'url'> & Partial<RedisServer> 
   return { url }
 }
 
-function sleepUntil(at: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())))
+async function sleepUntil(at: number): Promise<void> {
+  // A timer runs on the monotonic clock and may fire a millisecond before Date.now() reaches `at` (a 1 s cut once
+  // lasted 999 ms by the report's own wall-clock stamps): wait again until it has.
+  while (Date.now() < at) await new Promise((resolve) => setTimeout(resolve, at - Date.now()))
 }
 
 /** The warning for a log longer than the drill reads. */
