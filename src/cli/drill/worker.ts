@@ -3,7 +3,7 @@
 // and sends back every read and write it made. Started by drill.ts with fork(); speaks protocol.ts.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient } from 'redis'
-import { createCache, type Cache } from '../../cache.js'
+import { createCache } from '../../cache.js'
 import { DECLARATION, type Namespace } from '../../namespace.js'
 import type { NamespaceOptions } from '../../options.js'
 import { redisStore } from '../../tiers/redis-store.js'
@@ -256,6 +256,9 @@ async function drill(setup: WorkerSetup): Promise<void> {
 
   const regionStats = cache.stats().regions
   const lastSplit = setup.region === undefined ? undefined : regionStats?.peers[setup.region.peer]?.lastSplit
+  // Closing waits for the loads still under way (a lock waiter that woke, a background refresh): the namespaces'
+  // counts are taken after, so the loads they report are every one the source counted from this worker.
+  await cache.close()
   const report: WorkerReport = {
     role: setup.role,
     pid: process.pid,
@@ -288,7 +291,7 @@ async function drill(setup: WorkerSetup): Promise<void> {
           },
         }),
   }
-  await closeAll(cache, source)
+  await source.close().catch(() => {})
   send({ type: 'report', report })
 }
 
@@ -299,11 +302,6 @@ function safeTags(tags: () => readonly string[]): readonly string[] {
   } catch {
     return []
   }
-}
-
-async function closeAll(cache: Cache, source: { close(): Promise<unknown> }): Promise<void> {
-  await cache.close()
-  await source.close().catch(() => {})
 }
 
 function round(ms: number): number {
