@@ -39,6 +39,11 @@ export class GenerationTracker {
     this.#known = host.l2 === undefined
   }
 
+  /** The generation this process uses now. */
+  current(): number {
+    return this.#host.current()
+  }
+
   /** Whether this process knows the generation (always, without L2). */
   get known(): boolean {
     return this.#known

@@ -11,12 +11,19 @@
 //   fallback), not dropped, unless the namespace has no stale window.
 // - Forgetting everything fences every load under way: a clear, a generation change or close leaves nothing from
 //   before it in L1.
+// - An invalidateAll() whose INCR timed out is settled once Redis answers: if the INCR ran after all, the new
+//   generation is adopted and announced, so no process stays on the generation it left.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Invalidation } from '../bus/wire.js'
-import { InvalidationNotSentError, RegionOutboxError } from '../errors.js'
+import { InvalidationNotSentError, L2TimeoutError, RegionOutboxError } from '../errors.js'
 import { relayedOf } from '../regions/outbox-wire.js'
 import type { RegionView } from '../regions/region-relay.js'
 import type { NamespaceContext } from '../namespace/context.js'
 import type { Tags } from './tags.js'
+
+/** First wait before a timed-out invalidateAll() reads the generation again; doubled up to the second. */
+const SETTLE_FIRST_MS = 100
+const SETTLE_MAX_MS = 2_000
 
 /**
  * Drops the host tier's copies an invalidation names (in the background: the bus handler is synchronous; close()
@@ -94,13 +101,22 @@ export class Invalidator<P, V> {
     this.forgetEverything()
     const l2 = ctx.rt.l2
     if (l2 === undefined) return
+    const before = ctx.generation.current()
     let generation: number
     try {
       generation = await l2.increment(ctx.generation.key)
     } catch (error) {
       ctx.counters.l2Errors++
+      // Sent but not answered in time: it may still run when Redis answers (a pause, a slow link).
+      if (error instanceof L2TimeoutError) ctx.rt.background(this.#settleGeneration(before, relay))
       throw error
     }
+    await this.#adoptGeneration(generation, relay)
+  }
+
+  /** This process's new generation (bumped by it), then every process's: forward only. */
+  async #adoptGeneration(generation: number, relay: boolean): Promise<void> {
+    const ctx = this.#ctx
     ctx.generation.announce(generation)
     await broadcast(
       ctx,
@@ -108,6 +124,34 @@ export class Invalidator<P, V> {
       'the invalidation of every entry',
       relay,
     )
+  }
+
+  /**
+   * After an invalidateAll() whose INCR timed out: reads the generation once Redis answers (retrying with backoff
+   * until the cache closes) and, if it moved past `before` and past the one adopted since, adopts and announces it.
+   * Otherwise the INCR would run unannounced: processes started later would use the new generation and the running
+   * ones the old, each missing the other's writes.
+   */
+  async #settleGeneration(before: number, relay: boolean): Promise<void> {
+    const ctx = this.#ctx
+    const l2 = ctx.rt.l2!
+    for (let wait = SETTLE_FIRST_MS; !ctx.rt.closed; wait = Math.min(wait * 2, SETTLE_MAX_MS)) {
+      await sleep(wait, undefined, { signal: ctx.rt.signal, ref: false }).catch(() => undefined)
+      if (ctx.rt.closed) return
+      let generation: number
+      try {
+        generation = await l2.getVersion(ctx.generation.key)
+      } catch {
+        continue
+      }
+      // Past the one in use, not merely past `before`: another process's invalidateAll, adopted meanwhile from the
+      // bus, is not to be announced again (it would drop every L1 once more, and make peer regions bump again).
+      if (generation > Math.max(before, ctx.generation.current())) {
+        this.forgetEverything()
+        await this.#adoptGeneration(generation, relay).catch(() => undefined)
+      }
+      return
+    }
   }
 
   /**

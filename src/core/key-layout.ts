@@ -23,6 +23,12 @@ export interface FenceShard {
   readonly tag: string
   /** The invalidation sequence: a load's fence reads it, every invalidation increments it. Outside the prefix. */
   readonly seq: string
+  /**
+   * The shard's epoch: a random value set when absent. A load's fence reads it and its store checks it, so that a
+   * fence read before Redis lost its data (a restart without persistence, a flush) never passes once versions and
+   * sequences count from 0 again. Outside the prefix.
+   */
+  readonly epoch: string
   /** The mark `clear()` sets. Outside the prefix, so `clear()` leaves it. */
   readonly cleared: string
   /** The mark every tag invalidation sets: negative entries carry no tags, so every tag reaches them. */
@@ -61,6 +67,7 @@ export class KeyLayout {
         index: k,
         tag,
         seq: `${base}#seq${tag}`,
+        epoch: `${base}#epoch${tag}`,
         cleared,
         anyTag,
         negative: [cleared, anyTag],

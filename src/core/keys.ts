@@ -319,6 +319,19 @@ export class KeySchema {
   }
 
   /**
+   * The write-behind pending-write mark of a built key (`L2Store.markPending`): outside the prefix, so `clear()`
+   * leaves it; without the generation, so `invalidateAll()` keeps it; in the key's slot on a cluster (its shard's
+   * hash tag), so the store script can read it. Undefined for a key not built with the current generation.
+   */
+  pendingMark(key: string): string | undefined {
+    const relative = this.relativeKey(key)
+    if (relative === undefined) return undefined
+    const base = this.prefix.slice(0, -1)
+    if (!this.layout.sharded) return `${base}#wb:${relative}`
+    return `${base}#wb${key.slice(this.prefix.length, key.indexOf('}', this.prefix.length) + 1)}:${relative}`
+  }
+
+  /**
    * The keys a relative key (`relativeKey`, maybe from another region) names here, with this process's generation
    * and layout. One key, except for a hashed key on a cluster: the shard came from the unhashed text, so every
    * shard's candidate is named.

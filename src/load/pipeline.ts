@@ -88,6 +88,17 @@ export class LoadPipeline<P, V> {
         }
         if (!isHeld(acquired)) {
           watch?.cancel()
+          // Won after waiting: the holder may have stored its value and unlocked between our last read and this
+          // attempt (its announcement then wakes no one: we were reading, not waiting). Read once more, and hand
+          // the lock back (in the background: the callers need not wait for it) rather than load a key whose value
+          // just landed.
+          if (waited) {
+            const landed = await this.#store.readL2Fresh(key)
+            if (usable(landed)) {
+              this.#ctx.rt.background(acquired.release())
+              return this.#adopt(params, key, flight.token, landed)
+            }
+          }
           holder = acquired
           break
         }
@@ -187,16 +198,19 @@ export class LoadPipeline<P, V> {
     const startedAt = performance.now()
     const keys = items.map((item) => item.key)
     const admitted = this.#acquireSource(items.every((item) => item.stale !== undefined))
+    // The fences are read while the load waits for room, and answered before the loader runs: a fence read that
+    // reached Redis after the loader read the source could miss a write made in between (coherence/fence.ts).
+    const fences = this.#store.readFences(keys)
     type Loaded =
-      | 'stale'
-      | { values: readonly V[]; fences: Promise<(L2Fence | undefined)[] | undefined>; lifetime: LoadLifetime }
+      'stale' | { values: readonly V[]; fences: (L2Fence | undefined)[] | undefined; lifetime: LoadLifetime }
     const loaded = admitted.then((release): Loaded | Promise<Loaded> => {
       if (release === 'stale') return 'stale'
-      const fences = this.#store.readFences(keys)
       const lifetime: LoadLifetime = {}
-      return this.#callLoadTimed(keys[0]!, startedAt, (signal) => call(signal, lifetime))
-        .finally(release)
-        .then((values) => ({ values, fences, lifetime }))
+      return this.#callLoadTimed(keys[0]!, startedAt, async (signal) => {
+        const read = await fences
+        const values = await call(signal, lifetime)
+        return { values, fences: read, lifetime }
+      }).finally(release)
     })
     return items.map((item, i) => {
       const stored = loaded.then(
@@ -206,7 +220,7 @@ export class LoadPipeline<P, V> {
             return { stale: item.stale!.value as V }
           }
           const value = outcome.values[i] as V
-          const fence = await outcome.fences.then((f) => f?.[i])
+          const fence = outcome.fences?.[i]
           const { lifetime } = outcome
           const written = this.#store.store(item.params, item.key, value, item.flight.token, fence, lifetime)
           // The callers have their value now; waiters in other processes are told once it is in L2.

@@ -45,7 +45,8 @@ const TOKEN_BYTES = 12
  *   the key is announced, the holder's lock would have expired, or the pub/sub connection was lost or came back
  *   (`hearing`); then it reads L2 or tries the lock again. It does not poll while the connection is up: one wait
  *   costs three commands per lock TTL. While it is down, it reads L2 every 250 ms. After `waitMs` in all it loads
- *   by itself: a lost message or a stuck holder costs latency, never an error.
+ *   by itself: a lost message or a stuck holder costs latency, never an error. A waiter that wins the lock after a
+ *   wait reads L2 once more before loading (load/pipeline.ts): the value may have landed just before its attempt.
  * - A `#lock` key that cannot be a live lock (no expiry, not a string, not a token) is broken by the next process
  *   that tries the lock (`onBroken` is told), so a stray key costs one miss nothing, not every miss a full wait.
  */

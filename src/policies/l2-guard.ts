@@ -7,6 +7,7 @@ import type {
   L2Answer,
   L2Call,
   L2Fence,
+  L2FenceRead,
   L2Store,
   L2Write,
   LockAttempt,
@@ -274,8 +275,8 @@ export class L2Guard {
     return this.#run('bumpVersion', (call) => this.store.bumpVersion(versionKey, ttlMs, call))
   }
 
-  readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }> {
-    return this.#run('readFence', (call) => this.store.readFence(versionKeys, seqKey, call))
+  readFence(versionKeys: readonly string[], seqKey: string, epochKey: string): Promise<L2FenceRead> {
+    return this.#run('readFence', (call) => this.store.readFence(versionKeys, seqKey, epochKey, call))
   }
 
   storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
@@ -314,6 +315,10 @@ export class L2Guard {
 
   acquireLock(key: string, token: string, ttlMs: number): Promise<LockAttempt> {
     return this.#run('acquireLock', (call) => this.store.acquireLock(key, token, ttlMs, call))
+  }
+
+  markPending(key: string, id: string, ttlMs: number): Promise<void> {
+    return this.#run('markPending', (call) => this.store.markPending(key, id, ttlMs, call))
   }
 
   unlock(key: string, token: string): Promise<boolean> {
@@ -393,8 +398,8 @@ export class L2Guard {
     return this.#run('queueAck', (call) => this.store.queueAck(queue, group, ids, call))
   }
 
-  queueHas(queue: string, id: string): Promise<boolean> {
-    return this.#run('queueHas', (call) => this.store.queueHas(queue, id, call))
+  queueGet(queue: string, id: string): Promise<QueueEntry | undefined> {
+    return this.#run('queueGet', (call) => this.store.queueGet(queue, id, call))
   }
 
   queueSize(queue: string, group: string): Promise<{ length: number; pending: number }> {

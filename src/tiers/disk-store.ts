@@ -12,12 +12,14 @@
 import { Buffer } from 'node:buffer'
 import type { Database, Key, RootDatabase } from 'lmdb'
 import { systemClock, type Clock } from '../core/clock.js'
+import { compareStreamIds } from '../core/stream-id.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
 import { DiskStoreError, InvalidOptionError } from '../errors.js'
 import type {
   L2Answer,
   L2Failure,
   L2Fence,
+  L2FenceRead,
   L2Status,
   L2Store,
   L2StoreEvent,
@@ -87,6 +89,8 @@ const MEMBER_OVERHEAD = 32
 /** Published messages older than this are pruned: a subscriber that slept longer missed them (as with Redis). */
 const BUS_RETENTION_MS = 60_000
 const SWEEP_BATCH = 500
+/** The fence epoch of every disk store: its versions and sequences live as long as its files. */
+const DISK_EPOCH = 'disk'
 /** Tag-set members checked for a gone entry on each add (the set stays bounded), as the Redis store does. */
 const PRUNE_SAMPLE = 3
 const MAX_ID = Number.MAX_SAFE_INTEGER
@@ -349,10 +353,15 @@ export class DiskStore implements L2Store {
     })
   }
 
-  readFence(versionKeys: readonly string[], seqKey: string): Promise<{ versions: number[]; seq: number }> {
+  /** The epoch is constant (`epochKey` is not stored): versions and sequences live as long as the files do. */
+  readFence(versionKeys: readonly string[], seqKey: string, _epochKey?: string): Promise<L2FenceRead> {
     return this.#read(() => {
       const now = this.#clock.now()
-      return { versions: versionKeys.map((key) => this.#integer(key, now)), seq: this.#integer(seqKey, now) }
+      return {
+        versions: versionKeys.map((key) => this.#integer(key, now)),
+        seq: this.#integer(seqKey, now),
+        epoch: DISK_EPOCH,
+      }
     })
   }
 
@@ -548,6 +557,15 @@ export class DiskStore implements L2Store {
     })
   }
 
+  markPending(key: string, id: string, ttlMs: number): Promise<void> {
+    return this.#write((now) => {
+      checkKey(this.address, key)
+      const held = this.#live(key, now)
+      if (held?.type === STRING && compareStreamIds(held.payload.toString('latin1'), id) > 0) return
+      this.#putString(key, Buffer.from(id), expiry(now, ttlMs), now)
+    })
+  }
+
   extendLock(key: string, token: string, ttlMs: number): Promise<boolean> {
     return this.#write((now) => {
       if (!this.#holds(key, token, now)) return false
@@ -558,7 +576,8 @@ export class DiskStore implements L2Store {
 
   storeFenced(write: L2Write, fence: L2Fence): Promise<boolean> {
     return this.#write((now) => {
-      if (this.#integer(fence.versionKey, now) !== fence.version) return false
+      if (this.#integer(fence.versionKey, now) !== fence.version || fence.epoch !== DISK_EPOCH) return false
+      if (fence.pendingKey !== undefined && this.#live(fence.pendingKey, now) !== undefined) return false
       for (const mark of fence.marks) if (this.#integer(mark, now) > fence.seq) return false
       // Everything that could refuse the store is checked before the first write: a transaction body that throws
       // half-way would still commit what it wrote (lmdb batches async transactions).
@@ -706,10 +725,11 @@ export class DiskStore implements L2Store {
     })
   }
 
-  queueHas(queue: string, id: string): Promise<boolean> {
+  queueGet(queue: string, id: string): Promise<QueueEntry | undefined> {
     return this.#read(() => {
       const [ms, seq] = parseId(id)
-      return this.#queues.get(['entry', queue, ms, seq]) !== undefined
+      const value: unknown = this.#queues.get(['entry', queue, ms, seq])
+      return value === undefined ? undefined : { id, fields: asFields(value) }
     })
   }
 

@@ -4,7 +4,7 @@
 // replay of commands the cache gave up on, TLS and ACL users, error replies told from outages); only the link
 // differs. A client the store makes has ioredis's offline queue off and `maxRetriesPerRequest: 0`, so a command
 // whose connection dropped is failed, never resent on reconnect.
-import { Redis, type RedisOptions } from 'ioredis'
+import { Command, Redis, type RedisOptions } from 'ioredis'
 import type { Duration } from '../core/duration.js'
 import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-options.js'
 import { InvalidOptionError } from '../errors.js'
@@ -38,8 +38,8 @@ export interface IoredisClientLike {
   disconnect(): void
   /** A new connection with the same options (`Redis`: overrides first; `Cluster`: startup nodes first). */
   duplicate(...args: never[]): IoredisClientLike
-  call(command: string, ...args: (string | Buffer)[]): Promise<unknown>
-  callBuffer(command: string, ...args: (string | Buffer)[]): Promise<unknown>
+  /** Sends a command as it is (the store sends every command this way: see `send`). */
+  sendCommand(command: Command): unknown
   subscribe(...channels: string[]): Promise<unknown>
   on(event: string, listener: (...args: unknown[]) => void): unknown
   off(event: string, listener: (...args: unknown[]) => void): unknown
@@ -59,7 +59,9 @@ export interface IoredisStoreOptions {
    * no way to take a queued command back). An ioredis `Cluster` works too (made with `shardedSubscribers: true`
    * for the bus, the same two options in `redisOptions`, and a short `retryDelayOnTryAgain`, 1-5 ms, so that a split
    * MGET during a reshard fails within the L2 timeout and is read per key): the store is then a cluster store (fence
-   * shards, per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`.
+   * shards, per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`. The client may share
+   * the app's other traffic, auto-pipelined or not: the store's own commands bypass `enableAutoPipelining` (it
+   * batches its GETs itself: `coalesceGets`).
    */
   client?: IoredisClientLike
   /** Extra ioredis options for a client made from `url`. */
@@ -184,7 +186,7 @@ export function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
   const startProbe = () => {
     probe ??= setInterval(() => {
       if (cluster.status !== 'ready') return
-      for (const channel of listeners.keys()) cluster.call('EXISTS', channel).catch(() => undefined)
+      for (const channel of listeners.keys()) send(cluster, ['EXISTS', channel], false).catch(() => undefined)
       retryDropped()
     }, SLOT_PROBE_MS).unref()
   }
@@ -194,10 +196,7 @@ export function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
       const node = masters().find((n) => nodeAddress(n) === address)
       if (node === undefined)
         return Promise.reject(new Error(`${address} is no longer a master of the cluster`))
-      const [name, ...rest] = args
-      return options === bufferReplies
-        ? node.callBuffer(String(name), ...rest)
-        : node.call(String(name), ...rest)
+      return send(node, args, options === bufferReplies)
     },
     async sSubscribe(channel, listener) {
       if (!hooked) {
@@ -255,8 +254,7 @@ export function ioredisDriver(cluster: IoredisClientLike): ClusterDriver {
       // is retried by the probe; when the node has no dropped channel left, it is `ready` again. (ioredis lists the
       // channel once more for its own resubscriptions: one duplicate name per migration, harmless to Redis.)
       const resubscribe = (channel: string, address: string) => {
-        cluster
-          .call('EXISTS', channel)
+        send(cluster, ['EXISTS', channel], false)
           .then(() => cluster.ssubscribe!(channel))
           .then(() => {
             const channels = dropped.get(address)
@@ -404,7 +402,7 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
       "a URL such as 'redis://127.0.0.1:6379' or 'rediss://…'",
     )
   }
-  if (client !== undefined && typeof client?.callBuffer !== 'function') {
+  if (client !== undefined && typeof client?.sendCommand !== 'function') {
     throw new InvalidOptionError('ioredisStore.client', client, 'an ioredis client made by new Redis()')
   }
   if (tls !== undefined) {
@@ -474,6 +472,29 @@ function ioredisSetup(options: IoredisStoreOptions): RedisSetup & { ioredis: Ior
     ioredis: redis,
     open: (onStatus, onError) => new IoredisLink(redis, owned, delays, onStatus, onError),
   }
+}
+
+/**
+ * Sends one command over an ioredis client, a Cluster or one of its nodes, replies as bytes or as text: what
+ * `callBuffer` and `call` do, minus auto-pipelining. With `enableAutoPipelining` on, ioredis (5.11) queues a
+ * `callBuffer` without its command name: the server refuses it (ERR unknown command), and when the first argument
+ * is bytes, ioredis throws from a timer and the process dies. The store batches GETs itself (`coalesceGets`). The
+ * client's `keyPrefix` still applies, as it does to `callBuffer`.
+ */
+function send(
+  client: IoredisClientLike,
+  args: ReadonlyArray<string | Buffer>,
+  bytes: boolean,
+): Promise<unknown> {
+  const keyPrefix = (client.options as { keyPrefix?: unknown } | undefined)?.keyPrefix
+  const replyEncoding = bytes ? null : 'utf8'
+  const command = new Command(
+    String(args[0]),
+    args.slice(1),
+    typeof keyPrefix === 'string' ? { replyEncoding, keyPrefix } : { replyEncoding },
+  )
+  client.sendCommand(command)
+  return command.promise
 }
 
 /** An ioredis connection as a RedisLink. */
@@ -569,10 +590,7 @@ class IoredisLink implements RedisLink {
   }
 
   #call(args: ReadonlyArray<string | Buffer>, options: object): Promise<unknown> {
-    const [name, ...rest] = args
-    return options === bufferReplies
-      ? this.#client.callBuffer(String(name), ...rest)
-      : this.#client.call(String(name), ...rest)
+    return send(this.#client, args, options === bufferReplies)
   }
 
   #whenReadyOrFailed(): Promise<void> {

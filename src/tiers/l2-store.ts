@@ -122,6 +122,12 @@ export interface L2Store {
   acquireLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<LockAttempt>
   /** Deletes `key` only if it still holds `token` (a script, atomically): true when it did. */
   unlock(key: string, token: string, call?: L2Call): Promise<boolean>
+  /**
+   * Marks an entry's write-behind write `id` (a stream id, `ms-seq`) as queued: sets `key` to `id` for `ttlMs`
+   * unless it holds a later id (a script, atomically). While the mark exists, `storeFenced` refuses stores whose
+   * fence names it (`pendingKey`); the flusher removes it with `unlock(key, id)` once the source has the write.
+   */
+  markPending(key: string, id: string, ttlMs: number, call?: L2Call): Promise<void>
   /** Resets the TTL of `key` only if it still holds `token`: true when it did. */
   extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean>
   // Inspection (cache.inspect(), inspectRedis()): read-only calls. INFO, CONFIG and MEMORY are administrative
@@ -184,8 +190,8 @@ export interface L2Store {
   ): Promise<QueueEntry[]>
   /** Acknowledges and deletes entries: they are done and will not be delivered again. */
   queueAck(queue: string, group: string, ids: readonly string[], call?: L2Call): Promise<void>
-  /** Whether `queue` still holds entry `id` (not yet acknowledged and deleted). */
-  queueHas(queue: string, id: string, call?: L2Call): Promise<boolean>
+  /** Entry `id` of `queue` while the queue still holds it (not yet acknowledged and deleted), else undefined. */
+  queueGet(queue: string, id: string, call?: L2Call): Promise<QueueEntry | undefined>
   /** Entries in `queue` (delivered or not), and how many of them `group` has delivered and not acknowledged. */
   queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }>
   /**
@@ -201,16 +207,21 @@ export interface L2Store {
   queueDeleteConsumer(queue: string, group: string, consumer: string, call?: L2Call): Promise<void>
   /**
    * The fence a load starts under, in one round trip (MGET): the integer at each of `versionKeys` and at `seqKey`
-   * (0 when absent). Handed back to `storeFenced` when the loaded value is stored.
+   * (0 when absent), and the text at `epochKey`, which the store sets to a random value when it is absent (one more
+   * round trip, after Redis lost its data). Handed back to `storeFenced` when the loaded value is stored.
    */
   readFence(
     versionKeys: readonly string[],
     seqKey: string,
+    epochKey: string,
     call?: L2Call,
-  ): Promise<{ versions: number[]; seq: number }>
+  ): Promise<L2FenceRead>
   /**
    * Stores a loaded value only if nothing invalidated it since its load started, atomically (a script): the entry's
-   * version is still `fence.version`, and no key of `fence.marks` holds a number above `fence.seq`. In the same
+   * version is still `fence.version`, `fence.epochKey` still holds `fence.epoch` (Redis did not lose its data
+   * meanwhile: versions would count from 0 again), `fence.pendingKey` (when given) does not exist (no write-behind
+   * write of the entry is queued: the source is older than the cache), and no key of `fence.marks` holds a number
+   * above `fence.seq`. In the same
    * step the key is added to each set of `fence.sets` (its tag sets), whose TTL is extended to the entry's.
    * Resolves to whether it stored.
    */
@@ -298,10 +309,21 @@ export type LockAttempt =
   /** Another holder has it for `remainingMs` more (until it extends it). */
   | { readonly won: false; readonly remainingMs: number }
 
+/** What `L2Store.readFence` answers. */
+export interface L2FenceRead {
+  readonly versions: number[]
+  readonly seq: number
+  readonly epoch: string
+}
+
 /** What a loaded value is stored under: see `L2Store.storeFenced`. */
 export interface L2Fence {
   readonly versionKey: string
   readonly version: number
+  readonly epochKey: string
+  readonly epoch: string
+  /** Write-behind: the entry's pending-write mark (see `markPending`), which refuses the store while it exists. */
+  readonly pendingKey?: string
   readonly seq: number
   /** Invalidation marks (tags, clear) that refuse the store when above `seq`. */
   readonly marks: readonly string[]

@@ -18,7 +18,7 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import { clusterSlot } from './cluster-slot.js'
-import type { L2Answer, L2Call, L2Failure, L2Status } from './l2-store.js'
+import type { L2Answer, L2Call, L2Failure, L2FenceRead, L2Status } from './l2-store.js'
 import {
   addressOfError,
   addressOfUrl,
@@ -29,6 +29,7 @@ import {
 import {
   askServerVersion,
   coalesceGetsOption,
+  fenceRead,
   bufferReplies,
   closeWithin,
   endOwnedClient,
@@ -362,11 +363,15 @@ export class RedisClusterStore extends RedisStore {
   override async readFence(
     versionKeys: readonly string[],
     seqKey: string,
+    epochKey: string,
     call?: L2Call,
-  ): Promise<{ versions: number[]; seq: number }> {
-    const reply = await this.#mgetBySlot([...versionKeys, seqKey], plainReplies, call)
-    const numbers = reply.map((value) => (value === null ? 0 : Number(value)))
-    return { versions: numbers.slice(0, -1), seq: numbers.at(-1)! }
+  ): Promise<L2FenceRead> {
+    const keys = [...versionKeys, seqKey, epochKey]
+    return fenceRead(
+      async () => (await this.#mgetBySlot(keys, plainReplies, call)) as (string | Buffer | null)[],
+      (args) => this.send(args, plainReplies, call),
+      epochKey,
+    )
   }
 
   /**

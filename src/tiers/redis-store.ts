@@ -1,4 +1,5 @@
 // L2 on Redis through node-redis: GET/MGET/SET PX/UNLINK/SCAN over one connection that reconnects by itself.
+import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { createClient as CreateClient, RedisClientOptions } from 'redis'
 import type { Duration } from '../core/duration.js'
@@ -8,6 +9,7 @@ import { timerDuration } from '../options.js'
 import type {
   L2Failure,
   L2Fence,
+  L2FenceRead,
   L2Answer,
   L2Call,
   L2Status,
@@ -227,28 +229,73 @@ const ADD_TO_TAG_SCRIPT = `${TAG_ADD_LUA}
 return add_to_tag(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))`
 
 /**
- * Stores a loaded value only if its entry's version is unchanged and no invalidation mark is above the sequence
- * number the load started under; then adds the key to its tag sets (extending their TTL to the entry's).
- * KEYS: entry, version, marks…, sets…; ARGV: value, version, ttl, seq, number of marks, members to check for
- * pruning (0 for none). Returns 1 (stored), 0 (refused), or Redis's refusal of a pruning command (stored).
+ * Stores a loaded value only if its entry's version and its shard's epoch are unchanged, no write-behind write of
+ * the entry is pending (when ARGV[8] is '1') and no invalidation mark is above the sequence number the load started
+ * under; then adds the key to its tag sets (extending their TTL to the entry's). KEYS: entry, version, epoch,
+ * pending mark (the entry again when none), marks…, sets…; ARGV: value, version, ttl, seq, number of marks, members
+ * to check for pruning (0 for none), epoch, whether to check the pending mark. Returns 1 (stored), 0 (refused), or
+ * Redis's refusal of a pruning command (stored).
  */
 const STORE_FENCED_SCRIPT = `${TAG_ADD_LUA}
 if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('GET', KEYS[3]) ~= ARGV[7] then return 0 end
+if ARGV[8] == '1' and redis.call('GET', KEYS[4]) then return 0 end
 local marks = tonumber(ARGV[5])
 local seq = tonumber(ARGV[4])
-for i = 3, 2 + marks do
+for i = 5, 4 + marks do
   local mark = redis.call('GET', KEYS[i])
   if mark and tonumber(mark) > seq then return 0 end
 end
 local ttl, sample = tonumber(ARGV[3]), tonumber(ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 local refused = nil
-for i = 3 + marks, #KEYS do
+for i = 5 + marks, #KEYS do
   -- Once Redis refused a pruning command, add without pruning.
   local added = add_to_tag(KEYS[i], KEYS[1], ttl, refused == nil and sample or 0)
   if type(added) ~= 'number' then refused = added end
 end
 if refused then return refused end
+return 1`
+
+/**
+ * A fence read: `read()` answers the MGET of the versions…, the sequence and the epoch. A missing epoch (a fresh or
+ * emptied Redis, or an evicted epoch) is set to a new random value, unless another process set one meanwhile, and
+ * everything read again: every fence read before the loss then fails its store, and this one's versions are from
+ * the same read as its epoch (the first read's could be from before a loss that came before the epoch was set). An
+ * epoch missing again (another loss) is answered as `NO_EPOCH`, which no store matches.
+ */
+export async function fenceRead(
+  read: () => Promise<readonly (string | Buffer | null)[]>,
+  send: (args: string[]) => Promise<unknown>,
+  epochKey: string,
+): Promise<L2FenceRead> {
+  let reply = await read()
+  if (reply.at(-1) === null || reply.at(-1) === undefined) {
+    await send(['SET', epochKey, randomBytes(12).toString('base64url'), 'NX'])
+    reply = await read()
+  }
+  const versions = reply.slice(0, -2).map((value) => (value === null ? 0 : Number(value)))
+  const seq = reply.at(-2)
+  const epoch = reply.at(-1)
+  return {
+    versions,
+    seq: seq === null || seq === undefined ? 0 : Number(seq),
+    epoch: epoch === null || epoch === undefined ? NO_EPOCH : String(epoch),
+  }
+}
+
+/** The epoch of a fence read that found none twice: no epoch key holds it (they hold 16 base64url characters). */
+const NO_EPOCH = ''
+
+/** Sets KEYS[1] to the stream id ARGV[1] for ARGV[2] ms, unless it holds a later id (`ms-seq`, compared as numbers). */
+const MARK_PENDING_SCRIPT = `
+local held = redis.call('GET', KEYS[1])
+if held then
+  local hm, hs = string.match(held, '^(%d+)%-(%d+)$')
+  local nm, ns = string.match(ARGV[1], '^(%d+)%-(%d+)$')
+  if hm and nm and (tonumber(hm) > tonumber(nm) or (hm == nm and tonumber(hs) > tonumber(ns))) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 /** Increments the sequence (KEYS[1]) and sets every mark (KEYS[2…]) to it for ARGV[1] ms. */
@@ -1018,6 +1065,11 @@ export class RedisStore implements L2Store {
     return (await this.#main.send(['EVAL', UNLOCK_SCRIPT, '1', key, token], plainReplies, call)) === 1
   }
 
+  async markPending(key: string, id: string, ttlMs: number, call?: L2Call): Promise<void> {
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)))
+    await this.#main.send(['EVAL', MARK_PENDING_SCRIPT, '1', key, id, ttl], plainReplies, call)
+  }
+
   async extendLock(key: string, token: string, ttlMs: number, call?: L2Call): Promise<boolean> {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)))
     return (await this.#main.send(['EVAL', EXTEND_SCRIPT, '1', key, token, ttl], plainReplies, call)) === 1
@@ -1157,9 +1209,8 @@ export class RedisStore implements L2Store {
     ])
   }
 
-  async queueHas(queue: string, id: string, call?: L2Call): Promise<boolean> {
-    const reply = (await this.#main.send(['XRANGE', queue, id, id], plainReplies, call)) as unknown[]
-    return reply.length > 0
+  async queueGet(queue: string, id: string, call?: L2Call): Promise<QueueEntry | undefined> {
+    return parseEntries(await this.#main.send(['XRANGE', queue, id, id], bufferReplies, call))[0]
   }
 
   async queueSize(queue: string, group: string, call?: L2Call): Promise<{ length: number; pending: number }> {
@@ -1228,13 +1279,15 @@ export class RedisStore implements L2Store {
   async readFence(
     versionKeys: readonly string[],
     seqKey: string,
+    epochKey: string,
     call?: L2Call,
-  ): Promise<{ versions: number[]; seq: number }> {
-    const reply = (await this.#main.send(['MGET', ...versionKeys, seqKey], plainReplies, call)) as (
-      string | Buffer | null
-    )[]
-    const numbers = reply.map((value) => (value === null ? 0 : Number(value)))
-    return { versions: numbers.slice(0, -1), seq: numbers.at(-1)! }
+  ): Promise<L2FenceRead> {
+    const mget = ['MGET', ...versionKeys, seqKey, epochKey]
+    return fenceRead(
+      async () => (await this.#main.send(mget, plainReplies, call)) as (string | Buffer | null)[],
+      (args) => this.#main.send(args, plainReplies, call),
+      epochKey,
+    )
   }
 
   async storeFenced(write: L2Write, fence: L2Fence, call?: L2Call): Promise<boolean> {
@@ -1242,9 +1295,11 @@ export class RedisStore implements L2Store {
     const args = [
       'EVAL',
       STORE_FENCED_SCRIPT,
-      String(2 + fence.marks.length + fence.sets.length),
+      String(4 + fence.marks.length + fence.sets.length),
       write.key,
       fence.versionKey,
+      fence.epochKey,
+      fence.pendingKey ?? write.key,
       ...fence.marks,
       ...fence.sets,
       toBuffer(write.value),
@@ -1253,6 +1308,8 @@ export class RedisStore implements L2Store {
       String(fence.seq),
       String(fence.marks.length),
       this.#tagPruning ? String(TAG_PRUNE_SAMPLE) : '0',
+      fence.epoch,
+      fence.pendingKey === undefined ? '0' : '1',
     ]
     const reply = await this.#main.send(args, plainReplies, call)
     if (typeof reply === 'number') return reply === 1

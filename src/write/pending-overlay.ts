@@ -37,6 +37,11 @@ export class PendingOverlay<V> {
     this.#entries.set(key, { id, value })
   }
 
+  /** This process's latest queued write of `key` as recorded, without asking whether the stream still holds it. */
+  peek(key: string): Readonly<Queued<V>> | undefined {
+    return this.#entries.get(key)
+  }
+
   /** Forgets `key` if its latest queued write is `id` (this process acknowledged or dead-lettered it). */
   forget(key: string, id: string): void {
     if (this.#entries.get(key)?.id === id) this.#entries.delete(key)

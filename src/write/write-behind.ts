@@ -10,6 +10,7 @@ import type { Logger } from '../options.js'
 import { WriteQueueFullError, WriteTimeoutError } from '../errors.js'
 import { callWithin, timerDelay } from './bounded-call.js'
 import { PendingOverlay } from './pending-overlay.js'
+import { compareStreamIds } from '../core/stream-id.js'
 import { QueueBudget } from './queue-budget.js'
 
 /** What the source's write functions receive besides the value. */
@@ -85,7 +86,15 @@ export interface WriteBehindHost<P, V> {
   /** Tracks work `close()` must wait for; the promise must not reject. */
   background(work: Promise<unknown>): void
   readonly logger: Logger
+  /** The entry's pending-write mark (`KeySchema.pendingMark`), set while a write of it is queued. */
+  pendingMark(key: string): string | undefined
 }
+
+/**
+ * How long an entry's pending-write mark lives (`L2Store.markPending`): while it does, no load stores the source's
+ * older value of the entry. A write queued longer (the source down for a day) loses that protection, not itself.
+ */
+const PENDING_MARK_TTL_MS = 24 * 60 * 60 * 1000
 
 /** The consumer group every process flushes in: each queued write is handed to one of them. */
 const GROUP = 'stratacache'
@@ -143,7 +152,7 @@ export class WriteBehindQueue<P, V> {
     this.#host = host
     this.#dead = `${host.stream}:dead`
     this.#lease = `${host.stream}:lease`
-    this.#overlay = new PendingOverlay((id) => host.l2.queueHas(host.stream, id))
+    this.#overlay = new PendingOverlay(async (id) => (await host.l2.queueGet(host.stream, id)) !== undefined)
     const { namespace, stream, config, logger } = host
     this.#budget = new QueueBudget({
       max: config.maxQueued,
@@ -195,6 +204,7 @@ export class WriteBehindQueue<P, V> {
     }
     const idempotencyKey = randomUUID()
     const queuedAt = clock.now()
+    const mark = this.#host.pendingMark(key)
     let id: string
     try {
       id = await l2.queueAppend(stream, {
@@ -204,23 +214,73 @@ export class WriteBehindQueue<P, V> {
         s: String(serializer.id),
         i: idempotencyKey,
         t: String(queuedAt),
+        ...(mark === undefined ? {} : { m: mark }),
       })
     } catch (error) {
       this.#budget.release()
       throw error
     }
+    // From now until the source has it, no load stores the source's older value (in any process). The write is
+    // queued even if this fails (counted in stats().l2 by the guard): only that protection is missing.
+    if (mark !== undefined) await l2.markPending(mark, id, PENDING_MARK_TTL_MS).catch(() => undefined)
     counters.writesQueued++
     this.#overlay.set(key, id, value)
     return id
   }
 
   /**
-   * This process's latest queued write of `key` while it is still in the stream (not yet taken by the source):
-   * reads answer with it rather than loading the older value from the source. When Redis cannot tell, the queued
-   * value is the better answer too.
+   * The latest queued write of `key`, by any process, while the stream still holds it: reads answer with it rather
+   * than load the source's older value. The entry's pending mark names it (`markPending` keeps the latest id);
+   * this process's own write is answered without reading the stream. Without a mark (none set, or flushed) and when
+   * Redis cannot tell, this process's own queued write is the answer, as before the marks.
    */
-  pending(key: string): Promise<{ value: V } | undefined> {
-    return this.#overlay.lookup(key)
+  async pending(key: string): Promise<{ value: V } | undefined> {
+    const mark = this.#host.pendingMark(key)
+    const own = this.#overlay.peek(key)
+    let latest: string | undefined
+    try {
+      latest = await this.#markedId(mark)
+    } catch {
+      return this.#overlay.lookup(key)
+    }
+    if (latest === undefined) return this.#overlay.lookup(key)
+    // Marked and not yet acknowledged (the mark goes after), or acknowledged a moment ago: the value is right either way.
+    if (own?.id === latest) return { value: own.value }
+    try {
+      const entry = await this.#host.l2.queueGet(this.#host.stream, latest)
+      if (entry === undefined) {
+        // The mark outlived its write: set after a flusher had already taken the write off (the writer was slower
+        // to mark than the flusher to flush), or its removal failed. Removed here (unless a later write holds it
+        // now), or no load of the entry would be stored in L2 until the mark expired.
+        this.#host.background(this.#host.l2.unlock(mark!, latest).catch(() => false))
+        return undefined
+      }
+      const decoded = this.#decode(entry)
+      return typeof decoded === 'string' ? undefined : { value: decoded.value }
+    } catch {
+      return this.#overlay.lookup(key)
+    }
+  }
+
+  /**
+   * Whether the entry's pending mark names a write of `key` queued after `id` (by any process). The cache update of
+   * `id`'s write may then have landed after the later write's (last writer wins in L2) and must be dropped. False
+   * without a mark, and when Redis cannot tell.
+   */
+  async superseded(key: string, id: string): Promise<boolean> {
+    try {
+      const latest = await this.#markedId(this.#host.pendingMark(key))
+      return latest !== undefined && compareStreamIds(latest, id) > 0
+    } catch {
+      return false
+    }
+  }
+
+  /** The stream id a pending mark names; undefined without a mark (none kept, or none set). @throws L2 errors. */
+  async #markedId(mark: string | undefined): Promise<string | undefined> {
+    if (mark === undefined) return undefined
+    const held = await this.#host.l2.get(mark)
+    return held === null ? undefined : Buffer.from(held).toString('utf8')
   }
 
   /**
@@ -475,7 +535,7 @@ export class WriteBehindQueue<P, V> {
   #runnable(now: number): Held<P, V>[] {
     const blocked = new Set<string>()
     const batch: Held<P, V>[] = []
-    for (const held of [...this.#held.values()].sort((a, b) => compareIds(a.id, b.id))) {
+    for (const held of [...this.#held.values()].sort((a, b) => compareStreamIds(a.id, b.id))) {
       if (held.written) continue
       const key = held.write?.key
       if (key !== undefined && blocked.has(key)) continue
@@ -642,22 +702,21 @@ export class WriteBehindQueue<P, V> {
   }
 
   /** A write is done here (acknowledged or dead-lettered): no longer held, no longer served from the overlay. */
-  /** A write is done here (acknowledged or dead-lettered): no longer held, no longer served from the overlay. */
   #forget(held: Held<P, V>): void {
     this.#held.delete(held.id)
     const key = held.write?.key
     if (key !== undefined) this.#overlay.forget(key, held.id)
+    // The source has it (or it is dead): loads of the entry may store again, unless a later write is queued.
+    const mark = held.fields['m']
+    if (mark !== undefined) {
+      this.#host.background(
+        this.#host.l2.unlock(Buffer.from(mark).toString('utf8'), held.id).catch(() => false),
+      )
+    }
   }
 
   #context(key: string, idempotencyKey: string | undefined, signal: AbortSignal): WriteContext {
     const context = { namespace: this.#host.namespace, key, signal }
     return idempotencyKey === undefined ? context : { ...context, idempotencyKey }
   }
-}
-
-/** Orders stream ids `ms-seq` numerically. */
-function compareIds(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-')
-  const [bm = '0', bs = '0'] = b.split('-')
-  return Number(am) - Number(bm) || Number(as) - Number(bs)
 }

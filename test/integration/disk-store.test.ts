@@ -115,7 +115,15 @@ describe('disk store', () => {
     const store = await opened({ path: freshDir(), maxBytes: 1024 * 1024 })
     await store.set('fenced:string', Buffer.from('not a set'), 60_000)
     const bytes = store.stats().bytes
-    const fence = { versionKey: 'fenced:k#v', version: 0, seq: 0, marks: [], sets: ['fenced:string'] }
+    const fence = {
+      versionKey: 'fenced:k#v',
+      version: 0,
+      epochKey: 'fenced#epoch',
+      epoch: (await store.readFence([], 'fenced#seq', 'fenced#epoch')).epoch,
+      seq: 0,
+      marks: [],
+      sets: ['fenced:string'],
+    }
     const write = { key: 'fenced:k', value: Buffer.from('v'), ttlMs: 60_000 }
     const wrong = await store.storeFenced(write, fence).catch((e: unknown) => e)
     expect(wrong).toMatchObject({ code: 'ERR_STRATA_DISK_STORE', kind: 'WRONGTYPE' })

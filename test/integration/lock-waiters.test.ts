@@ -3,10 +3,16 @@
 import { createCache, type L2Store } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { createClient } from 'redis'
-import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { commandCalls } from '../chaos/support.js'
+import { startProxy } from '../chaos/tcp-proxy.js'
 import { deferred } from '../helpers/deferred.js'
+import { startRedis } from '../helpers/redis-server.js'
 
-const url = inject('redisUrl')
+// A server of the file's own, not the suite's shared one: a test here drops every pub/sub connection
+// (`CLIENT KILL TYPE pubsub`), which would reach the caches of the files running beside this one.
+let url: string
+let port: number
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
@@ -14,9 +20,15 @@ afterEach(async () => {
 
 let raw: ReturnType<typeof createClient>
 beforeAll(async () => {
+  const redis = await startRedis()
+  url = redis.url
+  port = redis.port
   raw = createClient({ url })
   await raw.connect()
-  return () => raw.close()
+  return async () => {
+    await raw.close()
+    await redis.stop()
+  }
 })
 
 /** A real Redis store whose calls are counted by method name (the calls still reach Redis). */
@@ -147,6 +159,46 @@ describe('a lock waiter', () => {
     expect(await first).toBe('from a')
     expect(await second).toBe('from a')
   }, 15_000)
+
+  it('adopts the value that landed between its last read and the lock it then won, instead of loading it again', async () => {
+    // B reaches Redis through a link 150 ms each way: its read after the wait runs in Redis 300 ms before its next
+    // lock attempt does, and the value lands in between (another process stores it and the lock is free). The
+    // announcement of that landing wakes no one: B was reading, not waiting.
+    const link = await startProxy(port, { latencyMs: 150 })
+    closers.push(() => link.close())
+    const a = await cacheOn('lock-late-read')
+    const b = await cacheOn('lock-late-read', redisStore({ url: link.url }))
+    let loadsB = 0
+    const declare = (load: () => string) =>
+      ({ key: 'i:{id}', ttl: '1m', lock: { ttl: '10s', wait: '10s' }, load }) as const
+    const nsA = a.namespace(
+      'item',
+      declare(() => 'unused'),
+    )
+    const nsB = b.namespace(
+      'item',
+      declare(() => {
+        loadsB++
+        return 'from b'
+      }),
+    )
+    await nsB.get({ id: 0 }) // B knows the namespace's generation (no lock without it)
+    loadsB = 0
+    // Another process's live lock (a token of ours, in its shape), expiring in 800 ms: B waits it out.
+    await raw.set(nsB.key({ id: 1 }) + '#lock', 'TTTTTTTTTTTTTTTT', { PX: 800 })
+    const gets = async () => commandCalls(await raw.info('commandstats'), 'get')
+    const second = nsB.get({ id: 1 })
+    await expect.poll(() => nsB.stats().lockWaits).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 400)) // its read after the failed attempt ran too
+    const before = await gets()
+    // Its read once the lock expired has just run in Redis (a miss): the value lands now.
+    await expect.poll(gets, { interval: 2, timeout: 3_000 }).toBeGreaterThan(before)
+    await nsA.set({ id: 1 }, 'from a')
+    expect(await second).toBe('from a')
+    expect(loadsB).toBe(0)
+    // The lock it won and did not need is handed back.
+    await expect.poll(() => raw.exists(nsB.key({ id: 1 }) + '#lock')).toBe(0)
+  })
 
   it("loads at once when the holder's value never lands (a delete won the race), instead of sleeping out the lock's TTL", async () => {
     const gate = deferred<string>()

@@ -2,6 +2,7 @@ import { channelNames, createCache, type Cache, type QueuedWrite, type WriteCont
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { startRedis } from '../helpers/redis-server.js'
+import { startProxy } from '../chaos/tcp-proxy.js'
 import { redisSuite } from '../helpers/suite.js'
 import { codeOf, rawClient, recordChannel, sleep } from '../chaos/support.js'
 
@@ -245,6 +246,99 @@ describe('write-behind against a real Redis', () => {
       { id: 2, balance: 0 },
     ])
     expect(loads.count).toBe(1)
+  })
+
+  it('every process reads the latest queued write of a key the cache lost, and none caches the older values', async () => {
+    const source = fakeSource()
+    source.rows.set(1, { id: 1, balance: 0 })
+    const a = declareAccounts(newCache(), source)
+    const b = declareAccounts(newCache(), source)
+    const c = declareAccounts(newCache(), source)
+    await a.write({ id: 1 }, { id: 1, balance: 2 })
+    await b.write({ id: 1 }, { id: 1, balance: 3 }) // the latest write of the key
+    await a.clear() // the entry leaves L2 (as on expiry or eviction) before the source has either write
+
+    // A's own write is older than B's; C wrote nothing: all read B's, from the queue.
+    expect(await a.get({ id: 1 })).toEqual({ id: 1, balance: 3 })
+    expect(await c.get({ id: 1 })).toEqual({ id: 1, balance: 3 })
+    expect(await b.get({ id: 1 })).toEqual({ id: 1, balance: 3 })
+    // None of those answers (nor the source's older row) was stored while the writes were queued.
+    expect(await suite.raw.exists(a.key({ id: 1 }))).toBe(0)
+
+    const flusher = declareAccounts(newCache(), source, { flush: true })
+    await flusher.flushWrites()
+    expect(source.rows.get(1)).toEqual({ id: 1, balance: 3 })
+    for (const reader of [a, b, c, flusher])
+      expect(await reader.get({ id: 1 })).toEqual({ id: 1, balance: 3 })
+  })
+
+  it('after invalidateAll, reads still answer the queued write, and nothing older is cached until the source has it', async () => {
+    const source = fakeSource()
+    source.rows.set(1, { id: 1, balance: 0 })
+    const writer = declareAccounts(newCache(), source)
+    const reader = declareAccounts(newCache(), source)
+    await writer.write({ id: 1 }, { id: 1, balance: 5 })
+    await writer.invalidateAll() // new keys: the queued write's entry is left behind
+    await expect.poll(() => reader.key({ id: 1 })).toBe(writer.key({ id: 1 }))
+    expect(await reader.get({ id: 1 })).toEqual({ id: 1, balance: 5 })
+    expect(await writer.get({ id: 1 })).toEqual({ id: 1, balance: 5 })
+    expect(await suite.raw.exists(writer.key({ id: 1 }))).toBe(0)
+    await declareAccounts(newCache(), source, { flush: true }).flushWrites()
+    expect(await reader.get({ id: 1 })).toEqual({ id: 1, balance: 5 })
+  })
+
+  it('a pending mark that outlived its flushed write is removed by the next read, and loads are cached again', async () => {
+    const source = fakeSource()
+    source.rows.set(1, { id: 1, balance: 0 })
+    const writer = declareAccounts(newCache(), source)
+    await writer.write({ id: 1 }, { id: 1, balance: 4 })
+    const mark = (await suite.raw.keys('*#wb*')).map(String).find((key) => key !== STREAM)!
+    const id = String(await suite.raw.get(mark))
+    await declareAccounts(newCache(), source, { flush: true }).flushWrites()
+    expect(source.rows.get(1)).toEqual({ id: 1, balance: 4 })
+    expect(await suite.raw.exists(mark)).toBe(0)
+    // The race's end: the writer's mark lands after the flusher took the write off the stream and removed the mark
+    // (a writer far from Redis, or paused between its XADD and its mark), and would stay for its 24 h TTL.
+    await suite.raw.sendCommand(['SET', mark, id, 'PX', String(86_400_000)])
+    await writer.clear() // the entry leaves L2 (as on expiry or eviction)
+
+    const reader = declareAccounts(newCache(), source)
+    expect(await reader.get({ id: 1 })).toEqual({ id: 1, balance: 4 })
+    await expect.poll(() => suite.raw.exists(mark)).toBe(0)
+    // Another process's load is stored again (a stuck mark refused every store of the entry).
+    expect(await declareAccounts(newCache(), source).get({ id: 1 })).toEqual({ id: 1, balance: 4 })
+    await expect.poll(() => suite.raw.exists(reader.key({ id: 1 }))).toBe(1)
+  })
+
+  it('an older queued write whose cache update lands after a later one does not stay in L2 over it', async () => {
+    const source = fakeSource()
+    source.rows.set(1, { id: 1, balance: 0 })
+    // A is 150 ms from Redis: its write's cache update lands well after B's, although A queued first.
+    const proxy = await startProxy(suite.redis.port, { latencyMs: 150 })
+    suite.closers.push(() => proxy.close())
+    const distant = createCache({
+      service: SERVICE,
+      l2: redisStore({ url: proxy.url }),
+      timeouts: { l2: '5s' },
+    })
+    suite.closers.push(() => distant.close())
+    const a = declareAccounts(distant, source)
+    const b = declareAccounts(newCache(), source)
+    await Promise.all([a.get({ id: 9 }), b.get({ id: 9 })]) // both connected and warm
+    const queuedFirst = a.write({ id: 1 }, { id: 1, balance: 1 })
+    // B queues after A's XADD has reached Redis (one way: 150 ms), and is done long before A's update lands.
+    await waitUntil(async () => (await suite.raw.xLen(STREAM)) === 1, 'A queued')
+    await b.write({ id: 1 }, { id: 1, balance: 2 })
+    await queuedFirst
+
+    // Whichever update landed last, every process reads B's value, the latest queued write, before and after the flush.
+    const fresh = declareAccounts(newCache(), source)
+    expect(await fresh.get({ id: 1 })).toEqual({ id: 1, balance: 2 })
+    expect(await b.get({ id: 1 })).toEqual({ id: 1, balance: 2 })
+    await declareAccounts(newCache(), source, { flush: true }).flushWrites()
+    expect(source.rows.get(1)).toEqual({ id: 1, balance: 2 })
+    expect(await declareAccounts(newCache(), source).get({ id: 1 })).toEqual({ id: 1, balance: 2 })
+    expect(await a.get({ id: 1 })).toEqual({ id: 1, balance: 2 })
   })
 
   it('with Redis down, write() rejects with a typed L2 error and queues nothing', async () => {

@@ -16,9 +16,9 @@ function fakeCluster() {
     slots: [] as string[][],
     on: (event: string, listener: (...args: unknown[]) => void) => emitter.on(event, listener),
     off: (event: string, listener: (...args: unknown[]) => void) => emitter.off(event, listener),
-    call: (...args: string[]) => {
-      sent.push(args)
-      return Promise.resolve(0)
+    sendCommand: (command: { name: string; args: string[]; resolve(reply: unknown): void }) => {
+      sent.push([command.name, ...command.args])
+      command.resolve(0)
     },
     ssubscribe: (...channels: string[]) => {
       sent.push(['SSUBSCRIBE', ...channels])

@@ -22,6 +22,8 @@ export interface TcpProxy {
 export interface TcpProxyOptions {
   /** Rewrites what Redis sends back, chunk by chunk (keep lengths unchanged, or RESP framing breaks). */
   rewrite?: (chunk: Buffer) => Buffer
+  /** Delays every chunk by this many ms, each way, in order (a distant Redis). */
+  latencyMs?: number
 }
 
 /** Starts a proxy on a free loopback port to Redis on `targetPort`. */
@@ -39,13 +41,23 @@ export async function startProxy(targetPort: number, options: TcpProxyOptions = 
     socket.on('error', () => {})
   }
 
+  const latency = options.latencyMs ?? 0
+  /** Forwards `from`'s chunks to `to`, rewritten, `latency` ms late (timers of one delay fire in the order set). */
+  const forward = (from: Socket, to: Socket, rewrite?: (chunk: Buffer) => Buffer) => {
+    if (latency === 0 && rewrite === undefined) return void from.pipe(to)
+    from.on('data', (chunk: Buffer) => {
+      const out = rewrite === undefined ? chunk : rewrite(chunk)
+      if (latency === 0) to.write(out)
+      else setTimeout(() => to.destroyed || to.write(out), latency)
+    })
+  }
+
   const pipe = (client: Socket) => {
     if (cut || client.destroyed) return void client.destroy()
     const upstream = connect(targetPort, '127.0.0.1')
     track(upstream)
-    client.pipe(upstream)
-    if (options.rewrite === undefined) upstream.pipe(client)
-    else upstream.on('data', (chunk: Buffer) => client.write(options.rewrite!(chunk)))
+    forward(client, upstream)
+    forward(upstream, client, options.rewrite)
     upstream.on('close', () => client.destroy())
     client.on('close', () => upstream.destroy())
   }
