@@ -108,7 +108,11 @@ export interface CacheOptions {
    */
   l2Budget?: { maxBytes: number }
   timeouts?: {
-    /** Longest wait for one L2 call (GET, MGET, SET, UNLINK), after which reads fall through to the loader. @default '100ms' */
+    /**
+     * Longest wait for one L2 call (GET, MGET, SET, UNLINK), after which reads fall through to the loader. A block
+     * of the event loop longer than half of it (a long synchronous task) does not count: it moves the deadline, by
+     * nine timeouts at most. @default '100ms'
+     */
     l2?: Duration
     /** Longest wait for `cache.connect()`. @default '2s' */
     connect?: Duration

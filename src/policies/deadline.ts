@@ -17,8 +17,13 @@ export interface Timed {
 interface Slot {
   readonly opened: number
   deadline: number
+  /** `Deadlines.#blocked` when the slot opened: what the loop is seen blocked after that is credited to its calls. */
+  readonly blockedAtOpen: number
   readonly calls: Set<Timed>
 }
+
+/** The most a call's deadline moves for the time the event loop was blocked, in timeouts: a call ends by 10x. */
+const MAX_BLOCKED_CREDIT = 9
 
 /**
  * Times calls against a shared timeout. All calls share one timeout length, so deadlines arrive in insertion order:
@@ -26,32 +31,52 @@ interface Slot {
  * leaves its slot at once. So only calls still waiting are held (a settled call's promise chain is garbage while
  * young, instead of being kept alive for a whole timeout and promoted to the old generation, which showed as GC
  * time on the L2 hit path). A call times out between `timeoutMs` and `timeoutMs + 2 * resolution` after it started.
+ *
+ * The timeout leaves out the time the event loop was blocked: a stretch of more than half a timeout in which the
+ * loop ran nothing else (a long synchronous task, a long GC pause) moves the deadline of every call pending during it
+ * by as much, at most `MAX_BLOCKED_CREDIT` timeouts. The app that blocks its loop right after asking has its
+ * commands written only after the block (the client writes in a later phase), and Redis cannot answer a command it
+ * has not received: timing such calls out would report a healthy Redis as not answering, and a few of them in a row
+ * open the circuit. The timer sees the block as its own lateness (see `#observe`). A busy loop whose turns are
+ * shorter than half a timeout is not blocked: it reads answers every turn, and its calls keep their deadlines (else a
+ * dead Redis would be seen up to ten timeouts late under load).
  */
 export class Deadlines {
   readonly timeoutMs: number
   readonly #resolution: number
+  /** Lateness above this is a block (see `#observe`): half a timeout, or one resolution when that is more. */
+  readonly #blockedAbove: number
   readonly #now: () => number
   #slots: Slot[] = []
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #expiring = false
-  /** When the pending expiry was queued, and how many times it was put back behind a blocked loop. */
-  #queuedAt = 0
-  #requeued = 0
+  /** When the loop was last seen running (a tick, an expiry, a call tracked), and the total time it was seen blocked. */
+  #seenAt = 0
+  #blocked = 0
 
   constructor(timeoutMs: number, now: () => number = performance.now.bind(performance)) {
     this.timeoutMs = timeoutMs
     this.#resolution = Math.max(1, Math.min(10, Math.floor(timeoutMs / 10)))
+    this.#blockedAbove = Math.max(this.#resolution, timeoutMs / 2)
     this.#now = now
   }
 
   /** Starts timing `call`: its `onTimeout()` runs once the deadline passes, unless it was `done` first. */
   track(call: Timed): void {
     const now = this.#now()
+    if (this.#timer === undefined) {
+      this.#seenAt = now
+      this.#timer = setInterval(this.#sweep, this.#resolution).unref()
+    } else {
+      // A block the timer has not seen yet (this call is asked right after it, before the tick) goes to the calls
+      // pending during it, not to this one, which has all its time ahead.
+      this.#observe(now, this.#resolution)
+    }
     const deadline = now + this.timeoutMs
     let slot = this.#slots.length > this.#head ? this.#slots[this.#slots.length - 1] : undefined
     if (slot === undefined || now - slot.opened >= this.#resolution) {
-      slot = { opened: now, deadline, calls: new Set() }
+      slot = { opened: now, deadline, blockedAtOpen: this.#blocked, calls: new Set() }
       this.#slots.push(slot)
     } else {
       slot.deadline = deadline
@@ -59,7 +84,6 @@ export class Deadlines {
     slot.calls.add(call)
     call.deadline = deadline
     call.slot = slot.calls
-    this.#timer ??= setInterval(this.#sweep, this.#resolution).unref()
   }
 
   /** `call` settled (its `done` set by the caller): nothing holds it any longer. */
@@ -76,34 +100,39 @@ export class Deadlines {
 
   /**
    * The timer's tick. Expiry runs in the check phase (setImmediate), after the event loop's poll phase has read
-   * what arrived meanwhile: after the loop was blocked (a long synchronous task, a GC pause), answers that came in
-   * time are waiting unread on their sockets, and timing their calls out first would report a healthy Redis as
-   * not answering. (A call whose command could not even be written before the loop blocked still times out.)
+   * what arrived meanwhile: after the loop was blocked, answers that came in time are waiting unread on their
+   * sockets, and timing their calls out first would report a healthy Redis as not answering.
    */
   readonly #sweep = (): void => {
+    this.#observe(this.#now(), this.#resolution)
     if (this.#expiring) return
     this.#expiring = true
-    this.#requeued = 0
-    this.#queuedAt = this.#now()
     setImmediate(this.#expire)
+  }
+
+  /**
+   * Adds to `#blocked` how much later than `expected` after it was last seen the loop runs at `now`: the timer's
+   * tick is due one `resolution` after the last; the expiry right after the tick and one poll phase (a task queued
+   * before it in the same check phase can also run long, with no poll phase after it). Lateness up to
+   * `#blockedAbove` is the timer's jitter or a busy turn, not a block.
+   */
+  #observe(now: number, expected: number): void {
+    const late = now - this.#seenAt - expected
+    if (late > this.#blockedAbove) this.#blocked += late
+    this.#seenAt = now
   }
 
   readonly #expire = (): void => {
     const now = this.#now()
-    // The block can also fall between the tick and the expiry: an immediate queued before ours in the same check
-    // phase (a task that awaited setImmediate) ran long, and no poll phase came between it and us. Go to the back
-    // once more (an immediate queued during the check phase runs in the next one, after a poll); at most twice, so
-    // that a loop blocked in every turn still times its calls out.
-    if (now - this.#queuedAt > this.#resolution && this.#requeued < 2) {
-      this.#requeued++
-      this.#queuedAt = now
-      setImmediate(this.#expire)
-      return
-    }
+    this.#observe(now, 0)
     this.#expiring = false
     const slots = this.#slots
     let head = this.#head
-    while (head < slots.length && slots[head]!.deadline <= now) {
+    // Slots end in order, give or take half a timeout: one opened later has a later deadline, and at most the credit
+    // of the ones before it (the time between two openings includes the block that credits only the first), but for
+    // the time between the loop last seen and the first's opening, which `track` keeps under half a timeout and a
+    // resolution. A slot held back by one before it ends that much late at most.
+    while (head < slots.length && this.#endOf(slots[head]!) <= now) {
       const { calls } = slots[head]!
       head++
       for (const call of calls) {
@@ -130,5 +159,10 @@ export class Deadlines {
     } else {
       this.#head = head
     }
+  }
+
+  /** When `slot`'s calls time out: its deadline, moved by the time the loop was seen blocked since it opened. */
+  #endOf(slot: Slot): number {
+    return slot.deadline + Math.min(this.#blocked - slot.blockedAtOpen, MAX_BLOCKED_CREDIT * this.timeoutMs)
   }
 }

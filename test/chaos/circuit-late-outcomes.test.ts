@@ -166,15 +166,21 @@ describe('the half-open probe of a cache', () => {
 })
 
 describe('L2 deadlines after a blocked event loop', () => {
-  it('settles a call Redis answered in time with its answer, not a timeout, when the loop was blocked past the deadline', async () => {
+  /** A guard over its own store (one GET per get) with `key` cached, closed after the test. */
+  async function stallGuard(timeoutMs: number, failureThreshold: number, key: string): Promise<L2Guard> {
     const store = redisStore({ url: suite.redis.url, coalesceGets: false })
     await store.connect()
-    const guard = new L2Guard(store, 100, { failureThreshold: 3, breakMs: 1_000 })
+    const guard = new L2Guard(store, timeoutMs, { failureThreshold, breakMs: 1_000 })
     closers.push(async () => {
       guard.close()
       await store.close()
     })
-    await guard.set('stall:k', new TextEncoder().encode('v'), 60_000)
+    await guard.set(key, new TextEncoder().encode('v'), 60_000)
+    return guard
+  }
+
+  it('settles a call Redis answered in time with its answer, not a timeout, when the loop was blocked past the deadline', async () => {
+    const guard = await stallGuard(100, 3, 'stall:k')
     // The commands are written while Redis is frozen, so no answer can be read before the loop blocks.
     suite.redis.pause()
     const calls = [1, 2, 3].map(() => timed(() => guard.get('stall:k')))
@@ -182,11 +188,8 @@ describe('L2 deadlines after a blocked event loop', () => {
     // Block in the check phase, as a task after I/O would: the timers run next, before the poll reads the answers.
     await new Promise((resolve) => setImmediate(resolve))
     suite.redis.resume()
-    // A long synchronous task (a seed, a big JSON.parse): Redis answers at once, but nothing reads the socket.
-    const until = performance.now() + 300
-    while (performance.now() < until) {
-      // Blocking on purpose.
-    }
+    // A long synchronous task: Redis answers at once, but nothing reads the socket.
+    busyFor(300)
     // Still blocking, until Redis has surely answered (on a loaded machine it may take a while to be scheduled
     // after SIGCONT): it answers a new connection's PING only after the commands that were waiting for it.
     const ping = spawnSync('redis-cli', ['-p', String(suite.redis.port), 'PING'], {
@@ -195,12 +198,90 @@ describe('L2 deadlines after a blocked event loop', () => {
     })
     expect(ping.stdout.trim()).toBe('PONG')
     const results = await Promise.all(calls)
-    expect(results.map((r) => (r.ok ? 'answered' : codeOf(r.error)))).toEqual([
-      'answered',
-      'answered',
-      'answered',
-    ])
+    expect(outcomes(results)).toEqual(['answered', 'answered', 'answered'])
     expect(guard.stats()).toMatchObject({ timeouts: 0, succeeded: 4 })
     expect(guard.circuit).toBe('closed')
   })
+
+  // Deadlines of 200 ms and blocks of 500 ms: once the loop is free, Redis has the rest of the timeout to answer,
+  // which a loaded CI machine must not eat (Redis may be scheduled late too).
+  it('gives calls whose commands were not yet written when the loop blocked their whole timeout once it is free', async () => {
+    const guard = await stallGuard(200, 2, 'stall:unsent')
+    for (let round = 0; round < 2; round++) {
+      const calls = await askThenBlock('task', () =>
+        [1, 2, 3].map(() => timed(() => guard.get('stall:unsent'))),
+      )
+      const results = await Promise.all(calls)
+      expect(outcomes(results)).toEqual(['answered', 'answered', 'answered'])
+    }
+    expect(guard.stats()).toMatchObject({ timeouts: 0, succeeded: 7 })
+    expect(guard.circuit).toBe('closed')
+  })
+
+  // Coalesced gets become one MGET in the next tick, after the task: the block that catches them unwritten comes
+  // in a microtask, as an app's code after an `await` would run.
+  it.each([
+    { coalesceGets: false, blockIn: 'task' },
+    { coalesceGets: true, blockIn: 'microtask' },
+  ] as const)(
+    'answers cache reads from Redis, not from the loader, when the app blocks the loop right after asking (coalesceGets: $coalesceGets, block in a $blockIn)',
+    async ({ coalesceGets, blockIn }) => {
+      const cache = createCache({
+        service: 'stall',
+        l2: redisStore({ url: suite.redis.url, coalesceGets }),
+        timeouts: { l2: 200 },
+        circuitBreaker: { failureThreshold: 2 },
+        logger: false,
+      })
+      closers.push(() => cache.close())
+      await cache.connect()
+      let loads = 0
+      const item = cache.namespace('stall', {
+        key: 'i:{id}',
+        ttl: '1m',
+        l1: false,
+        load: ({ id }: { id: number }) => {
+          loads++
+          return `v${id}`
+        },
+      })
+      await item.getMany([1, 2, 3, 4].map((id) => ({ id })))
+      loads = 0
+      for (let round = 0; round < 2; round++) {
+        const reads = await askThenBlock(blockIn, () => [1, 2, 3, 4].map((id) => item.get({ id })))
+        expect(await Promise.all(reads)).toEqual(['v1', 'v2', 'v3', 'v4'])
+      }
+      expect(loads).toBe(0)
+      expect(cache.stats().l2).toMatchObject({ timeouts: 0, circuit: 'closed' })
+    },
+  )
 })
+
+/**
+ * Runs `ask` in a timer callback, then blocks the event loop for 500 ms (a seed, a big JSON.parse) in the same task
+ * or in a microtask after it, as an app's request handler might: the client writes the commands `ask` sent only
+ * after that (node-redis in the check phase), so Redis has not even seen them when their deadline passes.
+ */
+function askThenBlock<T>(blockIn: 'task' | 'microtask', ask: () => T): Promise<T> {
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      const asked = ask()
+      if (blockIn === 'task') busyFor(500)
+      else void Promise.resolve().then(() => busyFor(500))
+      resolve(asked)
+    }, 5),
+  )
+}
+
+/** Each timed call's outcome: 'answered', or its error's code. */
+function outcomes(results: readonly Awaited<ReturnType<typeof timed>>[]): string[] {
+  return results.map((r) => (r.ok ? 'answered' : String(codeOf(r.error))))
+}
+
+/** A long synchronous task (a seed, a big JSON.parse): nothing else runs on the event loop meanwhile. */
+function busyFor(ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // Blocking on purpose.
+  }
+}

@@ -169,6 +169,81 @@ describe('deadlines', () => {
     }
   })
 
+  describe('after the event loop was blocked', () => {
+    /**
+     * Deadlines on a clock the test moves by hand; the timer still ticks in real time. A jump of the clock between two
+     * ticks is what the timer sees of a blocked loop (a tick that comes late); a step within one resolution (10 ms
+     * here) is the timer's own jitter.
+     */
+    function onHandClock(timeoutMs: number) {
+      const clock = { now: 0 }
+      const deadlines = new Deadlines(timeoutMs, () => clock.now)
+      /** A call that records the clock's time when it times out (-1 until then). */
+      const newCall = () => {
+        const call = { deadline: 0, done: false, slot: undefined, timedOutAt: -1 } as Timed & {
+          timedOutAt: number
+        }
+        call.onTimeout = () => void (call.timedOutAt = clock.now)
+        return call
+      }
+      const call = newCall()
+      /** Moves the clock by `step` ms between real ticks until `call` times out (or 1 s on the clock passes). */
+      const stepUntilTimedOut = async (step: number) => {
+        while (call.timedOutAt === -1 && clock.now < 1_000) {
+          clock.now += step
+          await ticks()
+        }
+      }
+      return { clock, deadlines, call, newCall, stepUntilTimedOut }
+    }
+    const ticks = () => new Promise((resolve) => setTimeout(resolve, 30))
+
+    it('moves the deadline of a pending call by the block: it times out after a timeout of time the loop was free', async () => {
+      const { clock, deadlines, call, stepUntilTimedOut } = onHandClock(100)
+      deadlines.track(call)
+      clock.now = 300 // blocked for 300 ms right after the call was asked: 290 ms later than the timer's tick
+      await ticks()
+      expect(call.timedOutAt).toBe(-1)
+      await stepUntilTimedOut(10)
+      // The deadline (100) plus the block (290): the call had 100 ms of a free loop, as if there were no block.
+      expect(call.timedOutAt).toBeGreaterThanOrEqual(390)
+      expect(call.timedOutAt).toBeLessThanOrEqual(410)
+      deadlines.stop()
+    })
+
+    it('moves it by nine timeouts at most: a call ends within ten however long the loop stays blocked', async () => {
+      const { clock, deadlines, call } = onHandClock(100)
+      deadlines.track(call)
+      clock.now = 60_000
+      // Without the cap the deadline would move to 60,090 and, the clock standing still, never come.
+      await expect.poll(() => call.timedOutAt).toBe(60_000)
+      deadlines.stop()
+    })
+
+    it('gives no credit to a call asked right after the block, before the timer has seen it', async () => {
+      const { clock, deadlines, call, newCall, stepUntilTimedOut } = onHandClock(100)
+      const before = newCall()
+      deadlines.track(before)
+      clock.now = 300
+      deadlines.track(call) // in the same task: no tick in between
+      await stepUntilTimedOut(10)
+      // The call asked after the block has its 100 ms; the one pending during it has its 100 ms plus the block.
+      expect(call.timedOutAt).toBeGreaterThanOrEqual(400)
+      expect(call.timedOutAt).toBeLessThanOrEqual(420)
+      expect(before.timedOutAt).toBeGreaterThanOrEqual(390)
+      deadlines.stop()
+    })
+
+    it('counts a busy turn shorter than half a timeout as no block: the call keeps its deadline under load', async () => {
+      const { deadlines, call, stepUntilTimedOut } = onHandClock(100)
+      deadlines.track(call)
+      // Each tick 40 ms after the last (30 ms late): a loop slowed by its work, but reading its sockets every turn.
+      await stepUntilTimedOut(40)
+      expect(call.timedOutAt).toBe(120)
+      deadlines.stop()
+    })
+  })
+
   it('times out many pending calls in order with one timer and stops it when the queue empties', async () => {
     const d = new Deadlines(10)
     const never = new Promise<never>(() => {})
