@@ -20,7 +20,14 @@ import {
   L2UnsupportedError,
   NoL2Error,
 } from './errors.js'
-import { Namespace, RELAYED, type NamespaceStats, type WarmStartResult } from './namespace.js'
+import {
+  DECLARATION,
+  INVALIDATE_TAGS,
+  Namespace,
+  RELAYED,
+  type NamespaceStats,
+  type WarmStartResult,
+} from './namespace.js'
 import { RegionRelay, type RegionStats } from './regions/region-relay.js'
 import { channels } from './observability/channels.js'
 import { inspectL2, type InspectOptions, type RedisReport } from './observability/inspect.js'
@@ -161,7 +168,7 @@ export class Cache {
   /** What each namespace does with an invalidation from another process. */
   readonly #handlers = new Map<
     string,
-    (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf') => void
+    (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf', lagMs?: number) => void
   >()
   readonly #runtime: { -readonly [K in keyof CacheRuntime]: CacheRuntime[K] }
   #closing: Promise<void> | undefined
@@ -211,8 +218,12 @@ export class Cache {
           },
         },
       )
-      this.#bus = new InvalidationBus(this.#l2, o.service, o.clock, {
-        invalidate: (invalidation) => this.#handlers.get(invalidation.namespace)?.(invalidation),
+      // Messages are stamped and their lag measured on Redis's clock (this process's, shifted by the measured
+      // offset): a sender or receiver whose host clock is off would otherwise report the skew as lag.
+      const busClock = { now: () => o.clock.now() + (this.#clockSync?.offsetMs ?? 0) }
+      this.#bus = new InvalidationBus(this.#l2, o.service, busClock, {
+        invalidate: (invalidation, lagMs) =>
+          this.#handlers.get(invalidation.namespace)?.(invalidation, lagMs),
         // Messages may have been missed while the subscription was down: every namespace revalidates its L1.
         missedMessages: (first) => {
           // Info: the cache heals by itself, and the outage that caused it was logged as a warning.
@@ -488,8 +499,27 @@ export class Cache {
   async invalidateTag(...tags: string[]): Promise<number> {
     if (this.#runtime.closed) throw new CacheClosedError('invalidateTag')
     let deleted = 0
-    for (const ns of this.#namespaces.values()) deleted += await ns.invalidateTag(...tags)
+    for (const ns of this.#namespaces.values()) deleted += await ns[INVALIDATE_TAGS](tags)
     return deleted
+  }
+
+  /**
+   * For a purge by tag: the namespaces it reaches must declare `tags`, or it would record a purge that deleted
+   * nothing while the data stays cached. @throws InvalidArgumentError naming the fix.
+   */
+  #requireTagged(tag: string, only: Namespace<never, unknown> | undefined): void {
+    const reached = only === undefined ? [...this.#namespaces.values()] : [only]
+    if (reached.some((ns) => ns[DECLARATION].tags !== undefined)) return
+    const where =
+      only === undefined
+        ? `no namespace of this cache (${[...this.#namespaces.keys()].join(', ') || 'none'}) declares \`tags\``
+        : `namespace "${only.name}" declares no \`tags\``
+    throw new InvalidArgumentError(
+      'tag',
+      tag,
+      `a tag that cached entries carry: ${where}, so a purge by tag would delete nothing. Declare \`tags\` ` +
+        '(e.g. tags: ({ tenantId }) => [`tenant:${tenantId}`]), or purge by `namespace`',
+    )
   }
 
   /**
@@ -537,6 +567,7 @@ export class Cache {
     if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0)) {
       throw new InvalidArgumentError('tag', tag, "a non-empty string such as 'tenant:t1'")
     }
+    if (tag !== undefined) this.#requireTagged(tag, ns)
     const id = randomUUID()
     const target = {
       ...(namespace === undefined ? {} : { namespace }),

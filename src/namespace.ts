@@ -64,6 +64,9 @@ export const DECLARATION = Symbol.for('stratacache.declaration')
 /** The back door through which the cache's region relay applies another region's invalidation to a namespace. */
 export const RELAYED = Symbol('stratacache.relayed')
 
+/** `cache.invalidateTag()`'s way in: `invalidateTag` without the warning for a namespace that declares no tags. */
+export const INVALIDATE_TAGS = Symbol('stratacache.invalidateTags')
+
 export class Namespace<P, V> {
   readonly name: string
   /** `service:namespace:v{schemaVersion}:` — every key of this namespace starts with it. */
@@ -129,7 +132,10 @@ export class Namespace<P, V> {
     // write-behind queue (which refuses a cache without L2 before the access log arms its timer), the access log,
     // the labels (the objectives' first sample reads them), the objectives, the hot-keys timer.
     runtime.onClose(() => this.#invalidator.forgetEverything())
-    runtime.onInvalidation(options.name, (invalidation) => this.#invalidator.receive(invalidation))
+    runtime.onInvalidation(options.name, (invalidation, lagMs) => {
+      if (lagMs !== undefined) ctx.latency.invalidation.observe(lagMs)
+      this.#invalidator.receive(invalidation)
+    })
     void this.#generation.read()
     ctx.writeBehind = this.#writes.startWriteBehind(functions)
     ctx.accessLog = this.#accessLog = this.#recorder.startAccessLog()
@@ -370,7 +376,9 @@ export class Namespace<P, V> {
    * Stores `value` for `params` in L1 and L2 (with the namespace's TTL and jitter), replacing what was there.
    * A load of the same key already under way is still answered to its callers but no longer cached.
    * @throws SerializationError when the serializer cannot represent the value (nothing is stored).
-   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not take the write; L1 already holds the value.
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not take the write: this process's L1 copy is dropped (L2
+   * may still hold the old value for the other processes), and the key is invalidated again in L2 and in every
+   * process once Redis answers (`stats().repairsPending`).
    */
   set<const Q extends P>(params: Q & CheckedParams<Q, P>, value: V): Promise<void> {
     // Checks that the cache is open itself: write() reaches it too, after the source write.
@@ -388,7 +396,8 @@ export class Namespace<P, V> {
    * value; the source gets it later from a flusher (`flushWrites()` to flush now). Until then this process's reads
    * answer with the queued value rather than load the older one from the source.
    * @throws WriteError when the source write fails (the cache is unchanged); L2 errors (ERR_STRATA_L2_*) when the
-   * source took the value but L2 could not be updated (this process's L1 copy is dropped), or, with write-behind,
+   * source took the value but L2 could not be updated (this process's L1 copy is dropped, and the key is
+   * invalidated again everywhere once Redis answers: `stats().repairsPending`), or, with write-behind,
    * when the write could not be queued (nothing was queued); WriteQueueFullError (with write-behind) when the queue
    * holds `writeBehind.maxQueued` writes (nothing was queued); SerializationError for a value the serializer refuses.
    */
@@ -425,7 +434,8 @@ export class Namespace<P, V> {
 
   /**
    * Removes the entry for `params` from L1 and L2.
-   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
+   * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared, and the key is
+   * invalidated again in L2 and in every process once Redis answers (`stats().repairsPending`).
    */
   delete<const Q extends P>(params: Q & CheckedParams<Q, P>): Promise<void> {
     // Checks that the cache is open itself, as set does: cache-aside write() reaches it too.
@@ -449,6 +459,12 @@ export class Namespace<P, V> {
    * @throws L2 errors (ERR_STRATA_L2_*) when L2 could not be reached; L1 is already cleared.
    */
   invalidateTag(...tags: string[]): Promise<number> {
+    if (!this.#rt.closed) this.#tags.warnIfTagless(tags)
+    return this[INVALIDATE_TAGS](tags)
+  }
+
+  /** @internal See `INVALIDATE_TAGS`. */
+  [INVALIDATE_TAGS](tags: string[]): Promise<number> {
     if (this.#rt.closed) return Promise.reject(new CacheClosedError('invalidateTag'))
     return this.#tags.invalidate(tags)
   }

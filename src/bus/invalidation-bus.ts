@@ -24,8 +24,8 @@ export interface BusStats {
 }
 
 export interface BusHandlers {
-  /** Drop what the message names from L1. */
-  invalidate(invalidation: Invalidation): void
+  /** Drop what the message names from L1; `lagMs`: from its publication to now, on Redis's clock. */
+  invalidate(invalidation: Invalidation, lagMs: number): void
   /**
    * The subscription was lost and is back, or came up for the first time (`first`) after the process may have
    * filled L1 without it: messages may have been missed, so drop or revalidate what could be stale.
@@ -160,8 +160,8 @@ export class InvalidationBus {
       return
     }
     this.#stats.received++
-    this.#handlers.invalidate(message.invalidation)
     const lag = Math.max(0, this.#clock.now() - message.sentAt)
+    this.#handlers.invalidate(message.invalidation, lag)
     this.#stats.lastLag = lag
     if (lag > this.#stats.maxLag) this.#stats.maxLag = lag
     if (channels.busReceived.hasSubscribers) {

@@ -27,6 +27,23 @@ export class Tags<P, V> {
     this.#ctx = ctx
   }
 
+  /**
+   * An `invalidateTag()` asked of this namespace directly, which declares no `tags`: it can reach only negative
+   * entries (every tag invalidation drops those), which is rarely what the caller meant. Said once.
+   */
+  warnIfTagless(tags: readonly string[]): void {
+    const ctx = this.#ctx
+    if (ctx.tags !== undefined) return
+    ctx.warnOnce(
+      'tagless-invalidate',
+      { tags },
+      `stratacache: invalidateTag(${tags.map((tag) => JSON.stringify(tag)).join(', ')}) on namespace ` +
+        `"${ctx.name}", which declares no \`tags\`: its entries carry none, so only its negative entries are ` +
+        'dropped. Declare `tags` (e.g. tags: ({ tenantId }) => [`tenant:${tenantId}`]), or use delete(), clear() ' +
+        'or invalidateAll()',
+    )
+  }
+
   /** `ns.invalidateTag(...tags)`, once the cache is known open; `relay` false when another region sent it. */
   async invalidate(tags: string[], relay = true): Promise<number> {
     const ctx = this.#ctx

@@ -39,13 +39,13 @@ export interface CacheRuntime {
   /** With `regions`: the outbox writes append to, and how far the peer regions have been heard from. */
   readonly regions: RegionView | undefined
   /**
-   * Registers the namespace's handler for invalidations from other processes, for 'missed' (the bus was down, so
-   * invalidations may have been lost), 'l2-ready' (the L2 connection is ready again) and 'deaf' (the pub/sub
-   * connection was lost).
+   * Registers the namespace's handler for invalidations from other processes (with their lag: publication to now,
+   * in ms), for 'missed' (the bus was down, so invalidations may have been lost), 'l2-ready' (the L2 connection is
+   * ready again) and 'deaf' (the pub/sub connection was lost).
    */
   onInvalidation(
     namespace: string,
-    handler: (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf') => void,
+    handler: (invalidation: Invalidation | 'missed' | 'l2-ready' | 'deaf', lagMs?: number) => void,
   ): void
   /** Registers work to run when the cache starts closing, while L2 is still open (write-behind flushers stop). */
   beforeClose(work: () => Promise<void>): void

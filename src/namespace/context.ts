@@ -85,6 +85,11 @@ export class NamespaceContext<P, V> {
   readonly recorder: Recorder<P, V>
   /** The durable queue of `write()`s with write-behind. */
   writeBehind: WriteBehindQueue<P, V> | undefined = undefined
+  /**
+   * Keys whose change did not reach Redis (write/repairs.ts): this process reads them from the source, not from L2,
+   * whose copy may be the value the change replaced. Undefined without L2.
+   */
+  repairs: { has(key: string): boolean } | undefined = undefined
   /** The sampled access log; undefined without `accessLog`. */
   accessLog: AccessLog | undefined = undefined
   /** Reads per label set; undefined without `labels`. */
@@ -182,6 +187,19 @@ export class NamespaceContext<P, V> {
   get options(): ResolvedNamespaceOptions {
     return this.#policy.options
   }
+
+  /**
+   * Logs a warning the first time `kind` happens in this namespace, and not again: for what the application does
+   * the same way on every call (a loader whose values cannot be cached in L2), which one line explains and the
+   * counters then measure. The runtime's logger is isolated: a throwing one cannot break the caller.
+   */
+  warnOnce(kind: string, fields: Readonly<Record<string, unknown>>, message: string): void {
+    if (this.#warned.has(kind)) return
+    this.#warned.add(kind)
+    this.rt.logger.warn({ service: this.rt.service, namespace: this.name, ...fields }, message)
+  }
+
+  readonly #warned = new Set<string>()
 }
 
 /** An entry without tags (frozen, shared). */

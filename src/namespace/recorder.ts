@@ -83,6 +83,16 @@ export interface NamespaceStats {
   readonly locksBroken: number
   /** Loaded values not stored because a write of the same entry happened while they loaded (they were older). */
   readonly staleLoadsDropped: number
+  /**
+   * Changes (`set`, `write`, `delete`) whose L2 step or announcement failed: each rejected, and its key is
+   * invalidated again (in L2 and in every process's L1) once Redis answers (docs/consistency.md, "When a write
+   * cannot reach Redis").
+   */
+  readonly repairsQueued: number
+  /** Of those, the changes repaired since (their keys invalidated everywhere). */
+  readonly repairsDone: number
+  /** Changes still to repair: until then other processes may serve the value they replaced. */
+  readonly repairsPending: number
   /** Loads the source limit refused (`overflow: 'error'`, or a wait past `source.maxWait`) or answered stale. */
   readonly sourceBusy: number
   /** Loads started in the last second: the source's QPS from this process. */
@@ -144,6 +154,11 @@ export interface NamespaceStats {
      * it.
      */
     readonly read: HistogramSnapshot
+    /**
+     * Invalidation lag: each bus message from another process naming this namespace, from its publication to its
+     * entries dropped here, measured on Redis's clock (`clockSync`), so host clock skew does not show as lag.
+     */
+    readonly invalidation: HistogramSnapshot
   }
   /** What a miss costs a reader over a hit, on average: mean miss latency minus mean hit latency (L1 and L2), ms. */
   readonly missPenaltyMs: number
@@ -166,6 +181,7 @@ export interface Latency {
   readonly load: Histogram
   readonly l2Hit: Histogram
   readonly miss: Histogram
+  readonly invalidation: Histogram
 }
 
 const NO_LABELS: readonly LabeledReads[] = Object.freeze([])
@@ -194,6 +210,9 @@ export function newCounters(): Counters {
     locksBroken: 0,
     sourceBusy: 0,
     staleLoadsDropped: 0,
+    repairsQueued: 0,
+    repairsDone: 0,
+    repairsPending: 0,
     writesQueued: 0,
     writesFlushed: 0,
     writeRetries: 0,
@@ -215,7 +234,12 @@ export function newCounters(): Counters {
 }
 
 export function newLatency(): Latency {
-  return { load: new Histogram(), l2Hit: new Histogram(), miss: new Histogram() }
+  return {
+    load: new Histogram(),
+    l2Hit: new Histogram(),
+    miss: new Histogram(),
+    invalidation: new Histogram(),
+  }
 }
 
 export class Recorder<P, V> {
@@ -350,6 +374,7 @@ export class Recorder<P, V> {
       l2Hit: latency.l2Hit.snapshot(),
       miss: latency.miss.snapshot(),
       read: read.snapshot(),
+      invalidation: latency.invalidation.snapshot(),
     })
   }
 

@@ -207,6 +207,26 @@ const DEFINITIONS: readonly Definition[] = [
       ),
   ),
   counter(
+    'write_repairs_total',
+    'Changes (set, write, delete) that failed in L2 or on the bus, by event: queued for repair, repaired (their keys invalidated everywhere once Redis answered).',
+    ['cache_namespace', 'event'],
+    (s) =>
+      perNamespace(s, (n) =>
+        n.repairsQueued === 0
+          ? []
+          : [
+              [{ event: 'queued' }, n.repairsQueued],
+              [{ event: 'repaired' }, n.repairsDone],
+            ],
+      ),
+  ),
+  gauge(
+    'write_repairs_pending',
+    'Changes still to repair: until then other processes may serve the value they replaced.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => (n.repairsQueued === 0 ? [] : [[{}, n.repairsPending]])),
+  ),
+  counter(
     'warm_ups_total',
     'Warm-ups this process ran, by kind: warm (ns.warm(), stratacache warm) or warm_start (hot keys from L2).',
     ['cache_namespace', 'kind'],
@@ -286,6 +306,12 @@ const DEFINITIONS: readonly Definition[] = [
         [{ outcome: 'l2_hit' }, n.latencyMs.l2Hit],
         [{ outcome: 'miss' }, n.latencyMs.miss],
       ]),
+  ),
+  histogram(
+    'invalidation_lag_seconds',
+    "Bus messages from other processes naming the namespace, by lag: publication to entries dropped here, on Redis's clock.",
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => n.latencyMs.invalidation),
   ),
   histogram('l2_duration_seconds', 'L2 calls that settled (answered or failed), by duration.', [], (s) =>
     perCache(s.stats().l2?.latencyMs),

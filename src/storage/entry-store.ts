@@ -15,7 +15,7 @@
 import type { Entry } from '../codecs/envelope.js'
 import type { LoadLifetime } from '../load/invoke.js'
 import { DecodeError, SerializationError, UntrustedValueError, ValueTooLargeError } from '../errors.js'
-import { channels } from '../observability/channels.js'
+import { channelNames, channels } from '../observability/channels.js'
 import type { ResolvedNamespaceOptions } from '../options.js'
 import type { GetReply, L2Guard } from '../policies/l2-guard.js'
 import type { L2Fence } from '../tiers/l2-store.js'
@@ -95,9 +95,19 @@ export class EntryStore<P, V> {
     return this.#ctx.options.l1TtlMs > 0 ? this.#ctx.rt.host : undefined
   }
 
+  /**
+   * Whether L2's copy of `key` may answer anything here: not while a change of the key this process made did not
+   * reach Redis (its repair is pending, write/repairs.ts), since L2 may still hold the value it replaced. Every read
+   * of L2 (a get, a lock wait, a refresh, a warm-up, peek, getMany) asks here, and then loads instead.
+   */
+  #distrusted(key: string): boolean {
+    const repairs = this.#ctx.repairs
+    return repairs !== undefined && repairs.has(key)
+  }
+
   /** What L2 (or the host tier) holds for `key`; undefined when L2 cannot be read yet (or there is none). */
   readL2(key: string): Promise<Stored | undefined> | undefined {
-    if (this.#l2 === undefined) return undefined
+    if (this.#l2 === undefined || this.#distrusted(key)) return undefined
     return new Promise<Stored | undefined>((resolve, reject) => {
       this.readL2Into(key, { stored: resolve, failed: reject })
     })
@@ -111,7 +121,7 @@ export class EntryStore<P, V> {
    */
   readL2Into(key: string, reply: StoredReply): boolean {
     const l2 = this.#l2
-    if (l2 === undefined) return false
+    if (l2 === undefined || this.#distrusted(key)) return false
     const host = this.#host
     if (host === undefined) {
       l2.getThen(key, new L2Read(this, key, reply))
@@ -152,6 +162,13 @@ export class EntryStore<P, V> {
   }
 
   async readL2Many(keys: string[]): Promise<(Stored | undefined)[]> {
+    const found = await this.#readL2Many(keys)
+    return this.#ctx.counters.repairsPending === 0
+      ? found
+      : found.map((stored, i) => (this.#distrusted(keys[i]!) ? undefined : stored))
+  }
+
+  async #readL2Many(keys: string[]): Promise<(Stored | undefined)[]> {
     const l2 = this.#l2
     if (l2 === undefined) return keys.map(() => undefined)
     const host = this.#host
@@ -300,17 +317,24 @@ export class EntryStore<P, V> {
         l2.readFence(
           indexes.map((i) => versionKeys[i]!),
           shard.seq,
+          shard.epoch,
         ),
       ),
     ).then(
       (reads) => {
         const fences: L2Fence[] = new Array<L2Fence>(keys.length)
-        groups.forEach(({ indexes }, g) => {
-          const { versions, seq } = reads[g]!
+        // Write-behind: no store while a write of the entry is queued (the source is older than the cache).
+        const pending = this.#ctx.writeBehind === undefined ? undefined : this.#ctx.keys
+        groups.forEach(({ shard, indexes }, g) => {
+          const { versions, seq, epoch } = reads[g]!
           indexes.forEach((i, j) => {
+            const pendingKey = pending?.pendingMark(keys[i]!)
             fences[i] = {
               versionKey: versionKeys[i]!,
               version: versions[j]!,
+              epochKey: shard.epoch,
+              epoch,
+              ...(pendingKey === undefined ? {} : { pendingKey }),
               seq,
               marks: NO_TAGS,
               sets: NO_TAGS,
@@ -368,15 +392,22 @@ export class EntryStore<P, V> {
       size = tooLarge ? cause.size : 0
       if (tooLarge) ctx.counters.oversized++
       else ctx.counters.serializeErrors++
+      const error = tooLarge ? cause : new SerializationError(ctx.name, key, { cause })
       if (channels.serializeError.hasSubscribers) {
-        channels.serializeError.publish({
-          namespace: ctx.name,
-          key,
-          error: tooLarge ? cause : new SerializationError(ctx.name, key, { cause }),
-        })
+        channels.serializeError.publish({ namespace: ctx.name, key, error })
       }
       // Unserializable and not weighed: too risky for a byte-bounded L1, harmless for an entry-bounded one.
-      if (!tooLarge && ctx.l1 !== undefined && ctx.l1.maxBytes !== Infinity) return SKIPPED
+      const skipL1 = !tooLarge && ctx.l1 !== undefined && ctx.l1.maxBytes !== Infinity
+      // The loader returns such values every time: said once per namespace, then counted.
+      const kept = ctx.l1 !== undefined && !skipL1 ? ' and kept in L1' : ''
+      const counter = tooLarge ? 'oversized' : 'serializeErrors'
+      ctx.warnOnce(
+        error.code,
+        { key, code: error.code },
+        `stratacache: ${error.message} The loaded value was served${kept}; other processes load it again. Said ` +
+          `once for the namespace; counted in stats().${counter} and published on ${channelNames.serializeError}.`,
+      )
+      if (skipL1) return SKIPPED
     }
     this.fillL1(params, key, entry, size, tags)
     const l2 = this.#l2

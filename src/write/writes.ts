@@ -7,22 +7,37 @@
 //   is written or deleted; `clear` sets the namespace's mark first).
 // - A write that could not reach L2 leaves no copy of the new value in this process's L1: L2 may still hold the
 //   old one for the other processes.
-// - A write resolves only once the other processes were told (invalidation.ts), or rejects.
+// - A write resolves only once the other processes were told (invalidation.ts), or rejects; a `set` or `delete`
+//   (and so a `write`) that rejected for L2 or the bus has its key invalidated again once Redis answers (repairs.ts).
 // - A write to L2 waits for the generation (keys depend on it).
 import { CacheClosedError, InvalidArgumentError, InvalidOptionError, NoWriterError } from '../errors.js'
 import { SerializationError, ValueTooLargeError, WriteError, WriteQueueFullError } from '../errors.js'
+import { InvalidationNotSentError, L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
+import { L2UnavailableError, RegionOutboxError } from '../errors.js'
 import { broadcast, type Invalidator } from '../coherence/invalidation.js'
 import type { Tags } from '../coherence/tags.js'
 import type { NamespaceContext, NamespaceFunctions } from '../namespace/context.js'
 import { fenceTtl, isEntryKey, versionKey, versionTtl, type EntryStore } from '../storage/entry-store.js'
 import type { RelayedInvalidation } from '../regions/outbox-wire.js'
+import type { Entry } from '../codecs/envelope.js'
+import { Repairs } from './repairs.js'
 import { WriteBehindQueue } from './write-behind.js'
+
+/** A value `set` can cache: its entry, its tags, its bytes for L2 (none without one) and its size. */
+interface Prepared<V> {
+  readonly entry: Entry<V>
+  readonly tags: readonly string[]
+  readonly bytes: Buffer | undefined
+  readonly size: number
+}
 
 export class Writes<P, V> {
   readonly #ctx: NamespaceContext<P, V>
   readonly #store: EntryStore<P, V>
   readonly #tags: Tags<P, V>
   readonly #invalidator: Invalidator<P, V>
+  /** Keys whose change failed in L2 or on the bus, invalidated again once Redis answers (none without L2). */
+  readonly #repairs: Repairs<P, V> | undefined
 
   constructor(
     ctx: NamespaceContext<P, V>,
@@ -34,6 +49,14 @@ export class Writes<P, V> {
     this.#store = store
     this.#tags = tags
     this.#invalidator = invalidator
+    this.#repairs =
+      ctx.rt.l2 === undefined
+        ? undefined
+        : new Repairs(ctx, {
+            key: (params) => this.#deleteFenced(params, 'the repair of'),
+            all: () => invalidator.invalidateAll(),
+          })
+    ctx.repairs = this.#repairs
   }
 
   /** The write-behind queue, flushing from this process unless `writeBehind.flush` is false. */
@@ -63,6 +86,7 @@ export class Writes<P, V> {
       writeMany: functions.writeMany,
       background: (work) => runtime.background(work),
       logger: runtime.logger,
+      pendingMark: (key) => this.#ctx.keys.pendingMark(key),
     })
     queue.start()
     runtime.beforeClose(() => queue.stop())
@@ -74,8 +98,12 @@ export class Writes<P, V> {
    * cache closed meanwhile must not be written to.
    */
   async set(params: P, value: V): Promise<void> {
+    if (this.#ctx.rt.closed) throw new CacheClosedError('set')
+    return this.#repairing(params, () => this.#set(params, value))
+  }
+
+  async #set(params: P, value: V): Promise<void> {
     const ctx = this.#ctx
-    if (ctx.rt.closed) throw new CacheClosedError('set')
     await this.#requireGenerationOrForget(params)
     const key = ctx.keys.build(params)
     // Loads under way, and those starting until the write is done, are fenced: they read what this replaces.
@@ -91,26 +119,15 @@ export class Writes<P, V> {
 
   async #setFenced(params: P, key: string, value: V): Promise<void> {
     const ctx = this.#ctx
-    value = ctx.codec.redact(value)
-    const entry = this.#store.newEntry(value)
-    const tags = this.#tags.tagsFor(params, key, value)
-    if (tags === undefined) {
-      throw new SerializationError(ctx.name, key, {
-        cause: new Error('the namespace tags() function failed'),
-      })
-    }
-    let bytes: Buffer | undefined
-    let size: number
+    let prepared: Prepared<V>
     try {
-      ;({ bytes, size } = this.#store.encodeIfNeeded(entry, key))
-    } catch (cause) {
-      if (cause instanceof ValueTooLargeError) {
-        ctx.counters.oversized++
-        throw cause
-      }
-      ctx.counters.serializeErrors++
-      throw new SerializationError(ctx.name, key, { cause })
+      prepared = this.#prepare(params, key, value)
+    } catch (error) {
+      // The caller replaced the value (at the source, for write()): the old one must not stay cached either.
+      await this.#drop(params, key, `the entry "${key}", whose new value could not be cached`)
+      throw error
     }
+    const { entry, tags, bytes, size } = prepared
     this.#store.fillL1(params, key, entry, size, tags)
     if (ctx.rt.l2 !== undefined && bytes !== undefined) {
       try {
@@ -132,6 +149,32 @@ export class Writes<P, V> {
     }
   }
 
+  /**
+   * What `set` caches for `value`: the entry, its tags and its bytes. @throws ValueTooLargeError or
+   * SerializationError (counted) when it cannot be cached: too large, not serializable, or `tags()` failed.
+   */
+  #prepare(params: P, key: string, value: V): Prepared<V> {
+    const ctx = this.#ctx
+    value = ctx.codec.redact(value)
+    const entry = this.#store.newEntry(value)
+    const tags = this.#tags.tagsFor(params, key, value)
+    if (tags === undefined) {
+      throw new SerializationError(ctx.name, key, {
+        cause: new Error('the namespace tags() function failed'),
+      })
+    }
+    try {
+      return { entry, tags, ...this.#store.encodeIfNeeded(entry, key) }
+    } catch (cause) {
+      if (cause instanceof ValueTooLargeError) {
+        ctx.counters.oversized++
+        throw cause
+      }
+      ctx.counters.serializeErrors++
+      throw new SerializationError(ctx.name, key, { cause })
+    }
+  }
+
   /** `ns.write(params, value)`, once the cache is known open. */
   async write(params: P, value: V): Promise<void> {
     const ctx = this.#ctx
@@ -147,8 +190,18 @@ export class Writes<P, V> {
     } catch (cause) {
       throw new WriteError(ctx.name, key, { cause })
     }
-    if (ctx.options.writeStrategy === 'write-through') await this.set(params, value)
-    else await this.delete(params)
+    if (ctx.options.writeStrategy !== 'write-through') return this.delete(params)
+    try {
+      await this.set(params, value)
+    } catch (error) {
+      if (!(error instanceof ValueTooLargeError || error instanceof SerializationError)) throw error
+      // The source has the value and the cache dropped the old one everywhere (set did): the write is done, only
+      // not cached. Said once per write, since each is a value the application may not know it cannot cache.
+      ctx.rt.logger.warn(
+        { service: ctx.rt.service, namespace: ctx.name, key, code: error.code },
+        `stratacache: a write reached the source, but its value cannot be cached (${error.message}); the old value was dropped, and reads load the new one`,
+      )
+    }
   }
 
   async #writeBehindOne(params: P, key: string, value: V): Promise<void> {
@@ -161,8 +214,9 @@ export class Writes<P, V> {
       ctx.counters.serializeErrors++
       throw new SerializationError(ctx.name, key, { cause })
     }
+    let id: string
     try {
-      await ctx.writeBehind!.append(key, params, value, bytes)
+      id = await ctx.writeBehind!.append(key, params, value, bytes)
     } catch (error) {
       // A full queue is a refusal (counted by the queue), not an L2 failure.
       if (!(error instanceof WriteQueueFullError)) ctx.counters.l2Errors++
@@ -170,6 +224,10 @@ export class Writes<P, V> {
     }
     try {
       await this.set(params, value)
+      // Another process may have queued a later write of the key and updated the cache before this update landed
+      // over it: dropped then, and reads answer with the latest queued write (the mark names it). A later write's
+      // mark comes before its update, and this check after this update, so one of the two sees the other.
+      if (await ctx.writeBehind!.superseded(key, id)) await this.delete(params)
     } catch {
       // The write is queued and will reach the source; only the cache update failed (counted by set). This process
       // answers with the queued value meanwhile; other processes may read the older cached value until it expires.
@@ -202,29 +260,72 @@ export class Writes<P, V> {
 
   /** `ns.delete(params)`. Checks that the cache is open itself, as `set` does (cache-aside `write()` calls it). */
   async delete(params: P): Promise<void> {
+    if (this.#ctx.rt.closed) throw new CacheClosedError('delete')
+    return this.#repairing(params, () => this.#deleteFenced(params, 'the deletion of'))
+  }
+
+  /** `delete`, and a repair's invalidation. */
+  async #deleteFenced(params: P, what: string): Promise<void> {
     const ctx = this.#ctx
-    if (ctx.rt.closed) throw new CacheClosedError('delete')
     await this.#requireGenerationOrForget(params)
     const key = ctx.keys.build(params)
     // Reads that start before the UNLINK lands may read the old value: fenced until the delete is done.
     ctx.fence.beginWrite(key)
     this.#invalidator.cancelFlight(key)
-    this.#store.l1Delete(params)
     try {
-      if (ctx.rt.l2 !== undefined) {
-        try {
-          await ctx.rt.l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
-          await ctx.rt.l2.delete([key])
-        } catch (error) {
-          ctx.counters.l2Errors++
-          throw error
-        }
-        await broadcast(ctx, { kind: 'keys', namespace: ctx.name, keys: [key] }, `the deletion of "${key}"`)
-      }
+      await this.#drop(params, key, `${what} "${key}"`)
     } finally {
       ctx.fence.endWrite(key)
       this.#invalidator.cancelFlight(key)
     }
+  }
+
+  /**
+   * Runs `change`, a set or delete of `params`, with its repair bookkeeping. When it rejects because L2 or the bus
+   * failed, the value it replaced may still be served by other processes (from L2, or their L1), so the key is
+   * invalidated again once Redis answers; a refusal that changed nothing (bad parameters, an unserializable value)
+   * needs none. When it succeeds, it did all that a repair pending from before it would do (which would only drop
+   * its value again), so it ends that repair. The key is built only when a repair is pending or due.
+   */
+  async #repairing(params: P, change: () => Promise<void>): Promise<void> {
+    const repairs = this.#repairs
+    if (repairs === undefined) return change()
+    const keyOf = (): string | undefined => {
+      try {
+        return this.#ctx.keys.build(params)
+      } catch {
+        return undefined
+      }
+    }
+    const key = repairs.pending === 0 ? undefined : keyOf()
+    const before = key === undefined ? undefined : repairs.peek(key)
+    try {
+      await change()
+    } catch (error) {
+      const failed = mayLeaveOldCopies(error) ? (key ?? keyOf()) : undefined
+      if (failed !== undefined) repairs.add(failed, params)
+      throw error
+    }
+    if (before !== undefined) repairs.settled(key!, before)
+  }
+
+  /**
+   * Drops `key` from this process's L1, from L2 (its version bumped first, so a load under way cannot store it
+   * again) and, through the bus, from the other processes' L1. The caller fences the key meanwhile. @throws the L2
+   * or announcement error (counted).
+   */
+  async #drop(params: P, key: string, what: string): Promise<void> {
+    const ctx = this.#ctx
+    this.#store.l1Delete(params)
+    if (ctx.rt.l2 === undefined) return
+    try {
+      await ctx.rt.l2.bumpVersion(versionKey(key), versionTtl(ctx.options))
+      await ctx.rt.l2.delete([key])
+    } catch (error) {
+      ctx.counters.l2Errors++
+      throw error
+    }
+    await broadcast(ctx, { kind: 'keys', namespace: ctx.name, keys: [key] }, what)
   }
 
   /** `ns.clear()`, once the cache is known open; `relay` false when another region's clear brought it here. */
@@ -317,4 +418,16 @@ export class Writes<P, V> {
       throw error
     }
   }
+}
+
+/** Whether `error` says the change did not reach L2, or reached it but not the other processes (or regions). */
+function mayLeaveOldCopies(error: unknown): boolean {
+  return (
+    error instanceof L2Error ||
+    error instanceof L2TimeoutError ||
+    error instanceof L2CircuitOpenError ||
+    error instanceof L2UnavailableError ||
+    error instanceof InvalidationNotSentError ||
+    error instanceof RegionOutboxError
+  )
 }

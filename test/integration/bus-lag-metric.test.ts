@@ -1,5 +1,6 @@
 // `bus_lag_max_seconds` reports invalidation lag: a receiver kept busy while a message waits on its socket shows
-// that wait, in seconds, and a later quick message does not lower the maximum.
+// that wait, in seconds, and a later quick message does not lower the maximum. Per namespace, the lag of every
+// message is a histogram (`latencyMs.invalidation`, `invalidation_lag_seconds`).
 import { Registry } from 'prom-client'
 import { createCache, type Cache } from 'stratacache'
 import { prometheusMetrics } from 'stratacache/prometheus'
@@ -69,5 +70,51 @@ describe('bus_lag_max_seconds', () => {
     await expect.poll(() => b.cache.stats().bus?.received).toBe(2)
     expect(b.cache.stats().bus!.lagMs.last).toBeLessThan(b.cache.stats().bus!.lagMs.max)
     expect(await lagMax(registry)).toBe(slow)
+  })
+
+  it('per namespace: latencyMs.invalidation and invalidation_lag_seconds count each message naming it, by lag', async () => {
+    const a = await process()
+    const b = await process()
+    const otherA = a.cache.namespace('other', { key: 'o:{id}', ttl: '1h' })
+    b.cache.namespace('other', { key: 'o:{id}', ttl: '1h' })
+    const registry = new Registry()
+    const metrics = prometheusMetrics(b.cache, { registry })
+    closers.unshift(() => metrics.unregister())
+
+    await a.ns.set({ id: 1 }, { id: 'one' })
+    busyFor(300) // this message waits on b's socket: its lag is at least 300 ms
+    await a.ns.delete({ id: 2 })
+    await otherA.set({ id: 1 }, 'x')
+    await expect.poll(() => b.cache.stats().bus?.received).toBe(3)
+
+    const item = b.cache.stats().namespaces.item!.latencyMs.invalidation
+    expect(item.count).toBe(2)
+    expect(item.sumMs).toBeGreaterThanOrEqual(290)
+    expect(b.cache.stats().namespaces.other!.latencyMs.invalidation.count).toBe(1)
+    // The sender counts none: it ignores its own messages.
+    expect(a.cache.stats().namespaces.item!.latencyMs.invalidation.count).toBe(0)
+
+    const text = await registry.metrics()
+    const count = (namespace: string) =>
+      Number(
+        text
+          .split('\n')
+          .find(
+            (l) =>
+              l.startsWith('stratacache_invalidation_lag_seconds_count{') &&
+              l.includes(`cache_namespace="${namespace}"`),
+          )
+          ?.split(' ')
+          .at(-1),
+      )
+    expect(count('item')).toBe(2)
+    expect(count('other')).toBe(1)
+    const sum = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('stratacache_invalidation_lag_seconds_sum{') && l.includes('cache_namespace="item"'),
+      )
+    expect(Number(sum!.split(' ').at(-1))).toBeCloseTo(item.sumMs / 1_000, 6)
   })
 })

@@ -71,6 +71,23 @@ describe('clock skew between processes that share Redis', () => {
     expect(source.loads).toBe(1)
   })
 
+  it('measures invalidation lag on Redis clock: a sender ten minutes behind or ahead does not read as ten minutes of lag', async () => {
+    for (const skew of [-10 * 60_000, 10 * 60_000]) {
+      const sender = await newCache(onHost(skew))
+      const receiver = await newCache()
+      for (const cache of [sender, receiver]) {
+        await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+      }
+      declare(receiver, { value: 'unused', loads: 0 })
+      await declare(sender, { value: 'unused', loads: 0 }).set({ id: 1 }, 'written')
+      await expect.poll(() => receiver.stats().bus?.received).toBeGreaterThanOrEqual(1)
+      // A message takes milliseconds on loopback: what must not show is the skew (600,000 ms), in either direction
+      // (a sender behind read as a lag of ten minutes; one ahead, as 0, hiding any real lag).
+      expect(receiver.stats().bus!.lagMs.max).toBeLessThan(60_000)
+      await Promise.all([sender.close(), receiver.close()])
+    }
+  })
+
   it("measures the offset to Redis's clock at connect, reports it in stats, and says so once in the log", async () => {
     const warnings: string[] = []
     const logger = {

@@ -350,6 +350,46 @@ describe('values over maxValueBytes', () => {
     })
     expect(await raw.exists(ns.key({ id: 3 }))).toBe(0)
   })
+
+  it('are said once per namespace in the log, naming the fix, then only counted', async () => {
+    const warnings: { fields: Record<string, unknown>; message: string }[] = []
+    const cache = newCache({
+      maxValueBytes: 1000,
+      l1: { maxEntries: 100 },
+      logger: {
+        info: () => {},
+        error: () => {},
+        warn: (fields, message) => void warnings.push({ fields: fields as Record<string, unknown>, message }),
+      },
+    })
+    const big = cache.namespace('big', {
+      key: 'item:{id}',
+      ttl: '5m',
+      load: ({ id }: { id: number }) => 'x'.repeat(id),
+    })
+    const odd = cache.namespace('odd', {
+      key: 'item:{id}',
+      ttl: '5m',
+      load: ({ id }: { id: number }) => ({ n: BigInt(id) }),
+    })
+    for (const id of [2000, 3000, 4000]) expect(await big.get({ id })).toHaveLength(id)
+    for (const id of [1, 2, 3]) expect((await odd.get({ id })).n).toBe(BigInt(id))
+    expect(warnings.map((w) => [w.fields.namespace, w.fields.code])).toEqual([
+      ['big', 'ERR_STRATA_VALUE_TOO_LARGE'],
+      ['odd', 'ERR_STRATA_SERIALIZE'],
+    ])
+    expect(warnings[0]!.message).toMatch(
+      /2002 bytes serialized, more than `maxValueBytes` \(1000\).*raise `maxValueBytes`.*kept in L1.*stats\(\)\.oversized/,
+    )
+    expect(warnings[1]!.message).toMatch(
+      /could not be serialized: .*BigInt.*configure a `serializer`.*kept in L1.*stats\(\)\.serializeErrors/,
+    )
+    expect(big.stats()).toMatchObject({ oversized: 3 })
+    expect(odd.stats()).toMatchObject({ serializeErrors: 3 })
+    // Kept in L1 (entry-bounded): the next reads are hits, not loads.
+    expect((await odd.get({ id: 1 })).n).toBe(1n)
+    expect(odd.stats()).toMatchObject({ loads: 3, l1Hits: 1 })
+  })
 })
 
 describe('the audit log of administrative purges', () => {

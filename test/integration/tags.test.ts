@@ -60,8 +60,8 @@ describe('tags', () => {
       await b.prices.get({ tenantId, sku: 'x' })
     }
     expect(loads.count).toBe(8)
-    // 8 entries + 5 tag sets (product: tenant t1, t2; price: tenant t1, t2, currency EUR)
-    await expect.poll(() => redis.command('DBSIZE')).toBe(':13\r\n')
+    // 8 entries + 5 tag sets (product: tenant t1, t2; price: tenant t1, t2, currency EUR) + the 2 namespaces' epochs
+    await expect.poll(() => redis.command('DBSIZE')).toBe(':15\r\n')
 
     await redis.command('CONFIG', 'RESETSTAT')
     expect(await a.cache.invalidateTag('tenant:t1')).toBe(4)
@@ -97,6 +97,28 @@ describe('tags', () => {
     expect(await a.products.invalidateTag('tenant:nobody')).toBe(0)
     expect(await a.products.invalidateTag('tenant:t9')).toBe(1)
     expect(await redis.command('EXISTS', a.products.key({ tenantId: 't9', productId: 1 }))).toBe(':0\r\n')
+  })
+
+  it('says once, naming the fix, when a namespace that declares no tags is asked to invalidate one (cache.invalidateTag does not)', async () => {
+    const warnings: string[] = []
+    const cache = createCache({
+      service: 'tags-none',
+      l2: redisStore({ url: redis.url }),
+      logger: { info() {}, warn: (_: object, message: string) => warnings.push(message), error() {} },
+    })
+    caches.push(cache)
+    const tagged = cache.namespace('tagged', { key: 't:{id}', ttl: '1h', tags: () => ['tenant:t1'] })
+    const untagged = cache.namespace('untagged', { key: 'tenant:{tenantId}:u:{id}', ttl: '1h' })
+    await untagged.set({ tenantId: 't1', id: 1 }, 'v')
+    await tagged.set({ id: 1 }, 'v')
+    expect(await cache.invalidateTag('tenant:t1')).toBe(1)
+    expect(warnings).toEqual([])
+    expect(await untagged.invalidateTag('tenant:t1')).toBe(0)
+    expect(await untagged.invalidateTag('tenant:t2')).toBe(0)
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/"untagged", which declares no `tags`.*Declare `tags`/)
+    // Nothing was dropped: the untagged entry is still there.
+    expect(await untagged.peek({ tenantId: 't1', id: 1 })).toBe('v')
   })
 
   it('refuses an empty tag with a typed error', async () => {

@@ -616,6 +616,32 @@ describe('cache.purge (L1 only)', () => {
     expect(sink.records).toEqual([])
   })
 
+  it('refuses a purge by tag that no namespace it reaches could satisfy (none declares tags), before recording it', async () => {
+    const sink = memorySink()
+    const cache = newCache({ audit: sink })
+    // The key names the tenant, but no entry carries a tag: a purge of 'tenant:t1' would delete nothing.
+    const ns = cache.namespace('product', { key: 'tenant:{tenantId}:product:{id}', ttl: '1m' })
+    await ns.set({ tenantId: 't1', id: 1 }, 'v')
+    for (const request of [
+      { tag: 'tenant:t1', actor: 'dpo', reason: 'DSR-9' },
+      { namespace: 'product', tag: 'tenant:t1', actor: 'dpo', reason: 'DSR-9' },
+    ]) {
+      const error = await cache.purge(request).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'ERR_STRATA_INVALID_ARGUMENT', argument: 'tag' })
+      expect((error as Error).message).toMatch(
+        /declares? (no )?`tags`, so a purge by tag would delete nothing. Declare `tags`/,
+      )
+    }
+    expect(sink.records).toEqual([])
+    expect(await ns.peek({ tenantId: 't1', id: 1 })).toBe('v')
+    // Once one namespace reached declares tags, the purge runs (and reaches every namespace).
+    cache.namespace('order', { key: 'o:{id}', ttl: '1m', tags: () => ['tenant:t1'] })
+    await expect(cache.purge({ tag: 'tenant:t1', actor: 'dpo', reason: 'DSR-9' })).resolves.toMatchObject({
+      keysDeleted: 0,
+    })
+    expect(sink.records.map((r) => r.phase)).toEqual(['requested', 'completed'])
+  })
+
   it('appends JSON lines to a file created owner-only, one line per record, in order', async () => {
     const path = join(dir, 'audit.jsonl')
     const cache = newCache({ audit: jsonLinesAuditSink(path) })
