@@ -14,6 +14,8 @@ const KEYS = 50
 const TTL_MS = 2_000
 const JITTER_MS = 200
 const STALE_FOR_MS = 30_000
+/** The namespace's lock ttl in the child (the default). */
+const LOCK_TTL_MS = 5_000
 
 let redis: RedisServer
 const children: Child[] = []
@@ -69,8 +71,12 @@ describe('Redis restarted under load', () => {
       expect(report.maxAgeMs, context).toBeLessThan(TTL_MS + JITTER_MS + STALE_FOR_MS + 1_000)
       // Single-flight and the lock keep it to a handful per key over 4 s, outage included.
       expect(report.loadsPerKey.max, context).toBeLessThanOrEqual(6)
-      // No read waits out a lock TTL (5 s by default): reads take L2 timeouts and 5 ms loads, nothing longer.
-      expect(report.maxReadMs, context).toBeLessThan(1_000)
+      // No read waits out a lock TTL (5 s by default, nearly all of it left when a read starts waiting: holders load
+      // for 5 ms): reads take L2 timeouts and 5 ms loads, nothing longer. The bound sits halfway, not near a read's
+      // usual time: this is the slowest read of 4 processes sharing 2 cores with the test runner and Redis, and the
+      // library rightly extends an L2 call's deadline by the time a child's event loop was blocked, up to 0.9 s
+      // (src/policies/deadline.ts). The children do not report that time, so the bound cannot leave it out.
+      expect(report.maxReadMs, context).toBeLessThan(LOCK_TTL_MS / 2)
       // L2 answers reads again in the last second.
       expect(report.lastSecond.reads, context).toBeGreaterThan(100)
       expect(report.lastSecond.l2HitRatio, context).toBeGreaterThan(0)

@@ -1,6 +1,7 @@
 // Shared helpers for the integration and chaos tests: channel recorders, timing, raw Redis access, child processes.
 import { spawn } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { setInterval } from 'node:timers'
 import { createClient, RESP_TYPES, type RedisClientType } from 'redis'
 import { expect } from 'vitest'
 
@@ -25,17 +26,90 @@ export function recordingLogger() {
   }
 }
 
-/** Runs `work` and resolves with how it settled and how long it took, never rejecting. */
+/** How often the stall meter's timer is due, in ms. */
+const TICK_MS = 10
+/**
+ * Lateness of the stall meter's timer above this is a blocked loop, in ms: half the 100 ms L2 timeout of the chaos
+ * tests, the library's own line between a busy loop and a blocked one (src/policies/deadline.ts), so that what the
+ * meter subtracts is what the library may have added to an L2 deadline. Shorter lateness is left to a bound's slack.
+ */
+export const BLOCKED_ABOVE_MS = 50
+/** How long the meter keeps a stall: a test asks about the last few seconds. */
+const KEEP_STALLS_MS = 60_000
+
+let meter: { lastTick: number; stalls: { from: number; to: number }[] } | undefined
+
+/**
+ * Starts the stall meter once (later calls do nothing): an unref'd timer due every 10 ms that notes each time it
+ * runs more than `BLOCKED_ABOVE_MS` late, as the stretch from when it was due to when it ran. Such a stretch is a
+ * blocked event loop (a long GC pause, a long synchronous task, the process not scheduled on a busy machine), during
+ * which no timer, socket or promise of the test could run. `timed` starts it; a test that asks `blockedBetween`
+ * about instants of its own starts it before the first of them.
+ */
+export function watchStalls(): void {
+  if (meter !== undefined) return
+  const state = { lastTick: performance.now(), stalls: [] as { from: number; to: number }[] }
+  meter = state
+  setInterval(() => {
+    const now = performance.now()
+    const due = state.lastTick + TICK_MS
+    if (now - due > BLOCKED_ABOVE_MS) {
+      state.stalls.push({ from: due, to: now })
+      while (state.stalls[0]!.to < now - KEEP_STALLS_MS) state.stalls.shift()
+    }
+    state.lastTick = now
+  }, TICK_MS).unref()
+}
+
+/**
+ * How long this process's event loop was seen blocked between `from` and `to` (`performance.now()` times, after
+ * `watchStalls()` started), in ms. Includes a stall that has just ended but that the meter's timer has not run
+ * since to note (the code asking runs first). A wait on something outside the process (a Redis that does not
+ * answer, a timer that is due later) is not a blocked loop and counts 0, however long it lasts.
+ */
+export function blockedBetween(from: number, to: number = performance.now()): number {
+  if (meter === undefined)
+    throw new Error('blockedBetween: call watchStalls() before the instants it is asked about')
+  const now = performance.now()
+  const due = meter.lastTick + TICK_MS
+  const stalls = now - due > BLOCKED_ABOVE_MS ? [...meter.stalls, { from: due, to: now }] : meter.stalls
+  let blocked = 0
+  for (const stall of stalls) blocked += Math.max(0, Math.min(to, stall.to) - Math.max(from, stall.from))
+  return blocked
+}
+
+/**
+ * Runs `work` and resolves with how it settled and how long it took, never rejecting. `blockedMs` is the part of
+ * `ms` during which the event loop was blocked (`blockedBetween`).
+ */
 export async function timed<T>(
   work: () => Promise<T>,
-): Promise<{ ok: true; value: T; ms: number } | { ok: false; error: unknown; ms: number }> {
+): Promise<
+  | { ok: true; value: T; ms: number; blockedMs: number }
+  | { ok: false; error: unknown; ms: number; blockedMs: number }
+> {
+  watchStalls()
   const started = performance.now()
+  const span = () => {
+    const ended = performance.now()
+    return { ms: ended - started, blockedMs: blockedBetween(started, ended) }
+  }
   try {
     const value = await work()
-    return { ok: true, value, ms: performance.now() - started }
+    return { ok: true, value, ...span() }
   } catch (error) {
-    return { ok: false, error, ms: performance.now() - started }
+    return { ok: false, error, ...span() }
   }
+}
+
+/**
+ * How long a `timed` call took while this process could run: `ms` less the time its event loop was blocked. A
+ * stall (GC, CPU starvation) lengthens any call by up to its own length, and the library extends every pending L2
+ * deadline by the time it saw the loop blocked (src/policies/deadline.ts), so a latency bound is on this, not `ms`.
+ * A call that waits on Redis or on a timer too long still counts in full: only a blocked loop is left out.
+ */
+export function activeMs(result: { ms: number; blockedMs: number }): number {
+  return result.ms - result.blockedMs
 }
 
 /** What a `timed` call settled with, for one assertion that shows the whole error (or value) when it fails. */

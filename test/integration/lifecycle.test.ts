@@ -3,7 +3,6 @@ import { createClient } from 'redis'
 import { CacheClosedError, createCache } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { afterEach, describe, expect, inject, it } from 'vitest'
-import { freePort } from '../helpers/redis-server.js'
 import { rawClient, runChild } from '../chaos/support.js'
 
 const url = inject('redisUrl')
@@ -110,8 +109,10 @@ describe('cache.close()', () => {
   })
 
   it('leaves no timer or socket behind with Redis down: the process exits by itself after close()', async () => {
-    // Nothing listens on this port; the child uses the cache for 1.5 s, so its reconnection backoff has grown.
-    const deadUrl = `redis://127.0.0.1:${await freePort()}`
+    // Nothing listens on port 1 (a privileged port that no service or test server uses), whereas a free port picked
+    // at random could be taken meanwhile by another test file's redis-server. The child uses the cache for 1.5 s, so
+    // its reconnection backoff has grown.
+    const deadUrl = 'redis://127.0.0.1:1'
     const result = await runChild(childScript, [deadUrl, '1500'], 15_000)
     expect(result.timedOut, `child did not exit; stderr: ${result.stderr}`).toBe(false)
     expect(result.code, result.stderr).toBe(0)
