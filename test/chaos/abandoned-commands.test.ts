@@ -25,14 +25,28 @@ afterEach(async () => {
   await proxy.close()
 })
 
-function cache(l2: ReturnType<typeof redisStore>): Cache {
-  const c = createCache({ service: 'abandoned', l2, timeouts: { l2: 100 } })
+/**
+ * A cache whose L2 calls time out after `l2Timeout` ms: 100 for the cache whose abandoned calls are the subject, more
+ * for the others, whose calls must not time out on a loaded machine.
+ */
+function cache(l2: ReturnType<typeof redisStore>, l2Timeout = 100): Cache {
+  const c = createCache({ service: 'abandoned', l2, timeouts: { l2: l2Timeout } })
   closers.push(() => c.close())
   return c
 }
 
 const declare = (c: Cache, source: { value: string }) =>
   c.namespace('item', { key: 'i:{id}', ttl: '10m', l1: false, load: () => source.value })
+
+/**
+ * L2 calls of `c` not settled yet: neither answered, failed, timed out nor refused. A call's deadline moves by the
+ * time the event loop was blocked while it was pending, so "its timeout has passed" is not "it was given up": wait
+ * for this to reach 0 instead.
+ */
+function unsettled(c: Cache): number {
+  const l2 = c.stats().l2!
+  return l2.calls - l2.succeeded - l2.failures - l2.timeouts - l2.refused
+}
 
 /** Calls of `command` Redis has run since it started. */
 async function calls(command: string): Promise<number> {
@@ -47,11 +61,12 @@ describe('a client passed in, with its offline queue on (node-redis defaults)', 
     userClient.on('error', () => {})
     closers.push(() => userClient.close().catch(() => userClient.destroy()))
     const a = cache(redisStore({ client: userClient }))
-    const b = cache(redisStore({ url: redis.url }))
+    const b = cache(redisStore({ url: redis.url }), 2_000)
     await Promise.all([a.connect(), b.connect()])
     const nsA = declare(a, source)
     const nsB = declare(b, source)
-    await sleep(200) // generations known
+    // Generations known: the reads the declarations started have settled.
+    await expect.poll(() => unsettled(a) + unsettled(b)).toBe(0)
 
     await proxy.cut() // A is partitioned from Redis
     await expect.poll(() => userClient.isReady).toBe(false)
@@ -62,7 +77,7 @@ describe('a client passed in, with its offline queue on (node-redis defaults)', 
     source.value = 'v2'
     await nsB.set({ id: 1 }, 'v2') // meanwhile B writes the new value
     expect(await nsB.get({ id: 1 })).toBe('v2')
-    await sleep(150) // every call of A has timed out
+    await expect.poll(() => unsettled(a)).toBe(0) // every call of A has timed out (or was refused)
 
     const before = { set: await calls('set'), eval: await calls('eval'), get: await calls('get') }
     await proxy.heal() // A's client reconnects; a replay would happen now
@@ -73,7 +88,7 @@ describe('a client passed in, with its offline queue on (node-redis defaults)', 
       set: before.set,
       eval: before.eval,
     })
-    const fresh = declare(cache(redisStore({ url: redis.url })), { value: 'from the source' })
+    const fresh = declare(cache(redisStore({ url: redis.url }), 2_000), { value: 'from the source' })
     expect(await fresh.get({ id: 1 })).toBe('v2')
     expect(await redis.command('EXISTS', nsA.key({ id: 2 }), nsA.key({ id: 3 }))).toBe(':0\r\n')
     expect(await redis.command('KEYS', '*#lock')).toBe('*0\r\n') // no lock left behind by a late SET NX
@@ -89,7 +104,7 @@ describe('a client the store made', () => {
     const a = cache(redisStore({ url: proxy.url, connectTimeout: '5s' }))
     await a.connect()
     const ns = declare(a, source)
-    await sleep(200) // generations known
+    await expect.poll(() => unsettled(a)).toBe(0) // generation known: its read has settled
 
     await proxy.cut() // the connection drops; the store reconnects with backoff
     await expect.poll(() => a.stats().l2?.status).not.toBe('ready')
@@ -99,7 +114,7 @@ describe('a client the store made', () => {
     await expect.poll(() => proxy.connections, { timeout: 5_000 }).toBeGreaterThan(held)
     // Its GET, version read and SET wait for that attempt; the cache gives up on them and answers from the source.
     expect(await ns.get({ id: 1 })).toBe('v1')
-    await sleep(300)
+    await expect.poll(() => unsettled(a)).toBe(0) // every call waiting for the attempt has been given up
 
     const before = { set: await calls('set'), eval: await calls('eval'), get: await calls('get') }
     proxy.release()

@@ -208,8 +208,11 @@ describe('stratacache drill', () => {
       // Every acknowledged delete was published on the bus (one PUBLISH each, at least).
       expect(publishes).toBeGreaterThanOrEqual(ns.writes)
       expect(ns.staleness.staleReads).toBeGreaterThan(0)
-      // No copy outlives its invalidation by much more than the delay, and none passes the 5 s bound.
-      expect(ns.staleness.maxMs).toBeLessThan(400 + 300)
+      // No copy outlives its invalidation by much more than the delay, and none passes the 5 s bound. The delay is a
+      // timer in each reader process, so a reader stalled on the 2 shared cores adds its stall to the staleness it
+      // measures: up to 1 s of slack, still far below what a lost invalidation shows (a copy kept until the 5 s bound
+      // or its TTL, 10 s and more).
+      expect(ns.staleness.maxMs).toBeLessThan(400 + 1_000)
       expect(ns.staleness.beyondBound).toBe(0)
     }
     await expectSourceAgrees(report)

@@ -7,6 +7,11 @@ import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
 const HOUR = 3_600_000
+/**
+ * The entries' TTL: long enough that a reader reaching an entry halfway through its life, on a machine that stalls
+ * for a second, still finds it fresh.
+ */
+const TTL_MS = 3_000
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A clock `skewMs` away from the host's: what a process on a badly synced host reads. */
@@ -31,7 +36,7 @@ async function newCache(options: Partial<CacheOptions> = {}): Promise<Cache> {
 function declare(cache: Cache, source: { value: string; loads: number }) {
   return cache.namespace('item', {
     key: 'i:{id}',
-    ttl: '1s',
+    ttl: TTL_MS,
     jitter: 0,
     load: (_: { id: number }) => {
       source.loads++
@@ -50,7 +55,7 @@ describe('clock skew between processes that share Redis', () => {
     expect(await reader.get({ id: 1 })).toBe('written')
     expect(source.loads).toBe(0)
     // Half its life later the entry is still fresh for the reader (its L1 copy, or L2 again).
-    await sleep(500)
+    await sleep(TTL_MS / 2)
     expect(await reader.get({ id: 1 })).toBe('written')
     expect(source.loads).toBe(0)
   })
@@ -61,11 +66,12 @@ describe('clock skew between processes that share Redis', () => {
     const reader = declare(await newCache(), source)
 
     await writer.set({ id: 1 }, 'written')
-    // Read late in the entry's life: the reader must keep it only for what is left of it, not a full TTL.
-    await sleep(500)
+    // Read late in the entry's life: the reader must keep it only for what is left of it (half), not a full TTL,
+    // which would outlive the Redis key by half a TTL.
+    await sleep(TTL_MS / 2)
     expect(await reader.get({ id: 1 })).toBe('written')
     await expect
-      .poll(async () => suite.redis.command('EXISTS', 'it-skew:item:v1:i:1'), { timeout: 3000 })
+      .poll(async () => suite.redis.command('EXISTS', 'it-skew:item:v1:i:1'), { timeout: 2 * TTL_MS })
       .toBe(':0\r\n')
     expect(await reader.get({ id: 1 })).toBe('loaded')
     expect(source.loads).toBe(1)

@@ -11,6 +11,8 @@ afterEach(async () => {
 })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+/** The first test's lock TTL. */
+const LOCK_TTL_MS = 1_500
 
 describe('the cross-process lock', () => {
   it('stops extending its lock once the cache closes, though the loader ignores its signal and never settles', async () => {
@@ -21,21 +23,23 @@ describe('the cross-process lock', () => {
     closers.push(() => client.close())
     const cache = createCache({ service: 'lock-keep-alive', l2: redisStore({ client }) })
     await cache.connect()
+    // The keep-alive extends the lock every third of its TTL (500 ms here): a stall of the loop shorter than the
+    // other two thirds (1 s) cannot let Redis expire a lock that is still kept alive.
     const ns = cache.namespace('item', {
       key: 'i:{id}',
       ttl: '1m',
-      lock: { ttl: 300 },
+      lock: { ttl: LOCK_TTL_MS },
       load: () => new Promise<string>(() => {}), // never settles, ignores its signal
     })
     const lockKey = ns.key({ id: 1 }) + '#lock'
     void ns.get({ id: 1 }).catch(() => {})
     await expect.poll(() => client.exists(lockKey)).toBe(1)
-    await sleep(600) // twice the lock's TTL: only the keep-alive keeps it
+    await sleep(2 * LOCK_TTL_MS + 100) // past twice the lock's TTL: only the keep-alive keeps it
     expect(await client.exists(lockKey)).toBe(1)
 
     await cache.close()
-    await sleep(600)
-    expect(await client.exists(lockKey)).toBe(0) // expired: nobody extends it any more
+    // Expired within one TTL of the close: a keep-alive left running would keep it past the poll's three.
+    await expect.poll(() => client.exists(lockKey), { timeout: 3 * LOCK_TTL_MS }).toBe(0)
   })
 
   it('still releases a lock whose load settles normally', async () => {

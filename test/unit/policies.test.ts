@@ -192,6 +192,10 @@ describe('deadlines', () => {
         while (call.timedOutAt === -1 && clock.now < 1_000) {
           clock.now += step
           await ticks()
+          // The sweep queues its expiry for the check phase (setImmediate). When a stall makes the sweep and this
+          // tick due in the same timers phase, the sweep runs first (it is due first) but its expiry runs after us:
+          // one check phase lets it run at this step's time, before the loop reads `timedOutAt` and steps on.
+          await new Promise((resolve) => setImmediate(resolve))
         }
       }
       return { clock, deadlines, call, newCall, stepUntilTimedOut }
