@@ -35,7 +35,11 @@ export interface RedisServer {
   pause(): void
   /** Thaws a paused process (SIGCONT). */
   resume(): void
-  /** Starts the server again on the same port (after kill or stop), empty. */
+  /**
+   * Starts the server again on the same port (after kill or stop), empty. While another process holds the port
+   * (or, for a cluster node, its bus port, +10000), tries again for 2 s, then rejects with
+   * ERR_STRATA_DRILL_SETUP saying so.
+   */
   restart(): Promise<void>
   /** Sends one command over a fresh connection and returns the raw reply text (for INFO, CONFIG, DEBUG…). */
   command(...args: string[]): Promise<string>
@@ -110,8 +114,26 @@ export async function startRedis(
   }
 }
 
+/** How long `restart()` keeps starting the server on its port while another process holds it, and how often. */
+const RESTART_FOR_MS = 2_000
+const RESTART_RETRY_MS = 200
+
 /** redis-server exited before answering its first PING; `problem` ends with the last line it logged. */
-class ServerExited extends DrillSetupError {}
+class ServerExited extends DrillSetupError {
+  constructor(
+    problem: string,
+    /** The end of what it logged. */
+    readonly log: string,
+  ) {
+    super(problem)
+  }
+}
+
+/** The port redis-server logged it could not bind because another process had it (its own, or the cluster bus's). */
+function portTakenIn(log: string): number | undefined {
+  const match = /listening socket \S*?:(\d+): bind: Address already in use/.exec(log)
+  return match === null ? undefined : Number(match[1])
+}
 
 async function startRedisOn(
   port: number,
@@ -185,6 +207,7 @@ async function startRedisOn(
         5_000,
         () => proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null,
         lastLine,
+        () => log,
       ),
     ])
   }
@@ -231,7 +254,30 @@ async function startRedisOn(
     },
     async restart() {
       await server.kill()
-      await launch()
+      // Unlike the first start, the port cannot change: clients hold its URL. While the server was down another
+      // process may have bound it (a test binding port 0 is given any free port), so wait for it to be let go.
+      const started = performance.now()
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await launch()
+          return
+        } catch (error) {
+          await server.kill()
+          // Only a taken port is worth waiting for; any other failure would fail the same way again.
+          const taken = error instanceof ServerExited ? portTakenIn(error.log) : undefined
+          if (taken === undefined) throw error
+          if (performance.now() - started >= RESTART_FOR_MS) {
+            throw new DrillSetupError(
+              `redis-server could not start again on port ${port}: ${
+                taken === port + CLUSTER_BUS_OFFSET ? `its cluster bus port ${taken}` : `port ${taken}`
+              } was taken by another process, and still was after ${attempt} tries in ` +
+                `${Math.round(performance.now() - started)} ms`,
+              { cause: error },
+            )
+          }
+          await new Promise((resolve) => setTimeout(resolve, RESTART_RETRY_MS))
+        }
+      }
     },
     command: (...args) => rawCommand(port, open, args),
   }
@@ -277,6 +323,7 @@ async function waitForPing(
   timeoutMs: number,
   exited: () => boolean = () => false,
   lastLine: () => string = () => 'it logged nothing',
+  log: () => string = () => '',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -287,7 +334,10 @@ async function waitForPing(
       // not listening yet
     }
     if (exited()) {
-      throw new ServerExited(`redis-server on port ${port} exited before answering PING (${lastLine()})`)
+      throw new ServerExited(
+        `redis-server on port ${port} exited before answering PING (${lastLine()})`,
+        log(),
+      )
     }
     if (Date.now() > deadline)
       throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`)

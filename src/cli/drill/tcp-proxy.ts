@@ -1,14 +1,18 @@
 // A TCP proxy between a client and a real redis-server that can be cut, healed, held and made to lie about a reply:
 // the region-split drill's link between regions, and the chaos tests' (test/chaos/tcp-proxy.ts re-exports it).
-import { connect, createServer, type Socket } from 'node:net'
-import { freePort } from './redis-server.js'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DrillSetupError } from '../../errors.js'
 
 export interface TcpProxy {
   /** `redis://127.0.0.1:<proxy port>`. */
   readonly url: string
   /** A network partition: open connections are reset, new ones refused (the proxy stops listening). */
   cut(): Promise<void>
-  /** Ends a partition: new connections reach Redis again. */
+  /**
+   * Ends a partition: new connections reach Redis again, on the same port (clients keep its URL). Does nothing if
+   * the proxy is not cut. Rejects with ERR_STRATA_DRILL_SETUP if another process holds the port for 2 s.
+   */
   heal(): Promise<void>
   /** New connections are accepted but nothing passes, either way, until `release()` (a slow handshake). */
   hold(): void
@@ -26,9 +30,12 @@ export interface TcpProxyOptions {
   latencyMs?: number
 }
 
+/** How long `heal()` keeps trying to listen on the proxy's port again while it is taken, and how often. */
+const HEAL_FOR_MS = 2_000
+const HEAL_RETRY_MS = 50
+
 /** Starts a proxy on a free loopback port to Redis on `targetPort`. */
 export async function startProxy(targetPort: number, options: TcpProxyOptions = {}): Promise<TcpProxy> {
-  const port = await freePort()
   const open = new Set<Socket>()
   const held: (() => void)[] = []
   let cut = false
@@ -76,8 +83,24 @@ export async function startProxy(targetPort: number, options: TcpProxyOptions = 
       pipe(client)
     }
   })
-  const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  await listen()
+  /** Listens on `port` (0: any free one), or rejects with the listen error, leaving no listener behind. */
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      const failed = (error: Error) => {
+        server.off('listening', listening)
+        reject(error)
+      }
+      const listening = () => {
+        server.off('error', failed)
+        resolve()
+      }
+      server.once('error', failed)
+      server.once('listening', listening)
+      server.listen(port, '127.0.0.1')
+    })
+  // Port 0 rather than a free port found beforehand: nothing can take it between the check and the bind.
+  await listen(0)
+  const { port } = server.address() as AddressInfo
 
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -88,8 +111,29 @@ export async function startProxy(targetPort: number, options: TcpProxyOptions = 
       await closed
     },
     async heal() {
+      if (server.listening) return
+      // The port was free while cut: another process binding port 0 may have been given it meanwhile. Clients hold
+      // this port's URL, so wait for it to be released rather than move; a short-lived holder goes within the tries.
+      const started = performance.now()
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await listen(port)
+          break
+        } catch (error) {
+          const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+          if (!inUse || performance.now() - started >= HEAL_FOR_MS) {
+            throw new DrillSetupError(
+              inUse
+                ? `the TCP proxy could not heal: port ${port} was taken by another process while the proxy was ` +
+                    `cut, and was still taken after ${attempt} tries in ${Math.round(performance.now() - started)} ms`
+                : `the TCP proxy could not listen on port ${port} again to heal (${(error as Error).message})`,
+              { cause: error },
+            )
+          }
+          await sleep(HEAL_RETRY_MS)
+        }
+      }
       cut = false
-      await listen()
     },
     hold() {
       holding = true
