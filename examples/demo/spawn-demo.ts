@@ -1,4 +1,4 @@
-// Starts the demo in a child process exactly as `npm start` does, for the load script and the browser test.
+// Starts the demo in a child process exactly as `npm start` does, for the load script and the example tests.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
@@ -13,7 +13,10 @@ export interface RunningDemo {
   stop(): Promise<void>
 }
 
-/** Spawns `examples/demo/main.ts` with `env` added, and resolves once it listens (rejects after `timeoutMs`). */
+/**
+ * Spawns `examples/demo/main.ts` with `env` added, and resolves once it listens (rejects after `timeoutMs`). With
+ * `PORT: '0'` the demo binds a free port itself; `url` is the address it printed.
+ */
 export async function spawnDemo(env: Record<string, string>, timeoutMs = 40_000): Promise<RunningDemo> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/main.ts'], {
     cwd: root,

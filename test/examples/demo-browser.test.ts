@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
-import { freePort, startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -47,8 +47,9 @@ beforeAll(async () => {
     return
   }
   redis = await startRedis()
-  const port = await freePort()
-  demo = await spawnDemo({ PORT: String(port), REDIS_URL: redis.url })
+  // Port 0: the demo binds a free port itself and prints its address (spawnDemo reads it), so no other process can
+  // take the port between a check here and the demo's bind, seconds later.
+  demo = await spawnDemo({ PORT: '0', REDIS_URL: redis.url })
   baseUrl = demo.url
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
   browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] })
@@ -321,7 +322,7 @@ describe('the dashboard in a real browser', () => {
     const own = await startRedis()
     const peer = await startRedis()
     const region = await spawnDemo({
-      PORT: String(await freePort()),
+      PORT: '0',
       REDIS_URL: own.url,
       DEMO_REGION: 'eu-west',
       DEMO_PEERS: `us-east=${peer.url}`,

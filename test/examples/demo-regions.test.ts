@@ -7,7 +7,7 @@ import { createDemo, parseDemoPeers, type Demo, type DemoRegionPeer } from '../.
 import { CatalogDb, type ProductView } from '../../examples/demo/catalog-db.js'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
 import { startProxy, type TcpProxy } from '../chaos/tcp-proxy.js'
-import { freePort, startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { startRedis, type RedisServer } from '../helpers/redis-server.js'
 
 interface RegionsBlock {
   region: string
@@ -41,7 +41,9 @@ beforeAll(async () => {
   })
   await usDemo.cache.connect()
   euDemo = await spawnDemo({
-    PORT: String(await freePort()),
+    // Port 0: the demo binds whichever port is free and prints its address, which spawnDemo reads. A free port
+    // found here could be taken by another process in the seconds before the demo binds it.
+    PORT: '0',
     REDIS_URL: eu.url,
     DEMO_REGION: 'eu-west',
     DEMO_PEERS: `us-east=${us.url}`,

@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { ProductView } from '../../examples/demo/catalog-db.js'
 import { spawnDemo, type RunningDemo } from '../../examples/demo/spawn-demo.js'
-import { freePort } from '../helpers/redis-server.js'
 
 interface Stats {
   mode: { l2: string | null; l2Kind: string | null; l2Status: string | null }
@@ -17,8 +16,10 @@ interface Stats {
 
 /** No Redis (not even a probe of 6379) and no PostgreSQL: the disk store beside PGlite, under `root`. */
 async function startWithoutRedis(root: string): Promise<RunningDemo> {
+  // Port 0: the demo binds a free port itself and prints its address (spawnDemo reads it), so no other process can
+  // take the port between a check here and the demo's bind, seconds later.
   const demo = await spawnDemo(
-    { PORT: String(await freePort()), REDIS_URL: 'off', DATABASE_URL: '', DEMO_DISK_PATH: root },
+    { PORT: '0', REDIS_URL: 'off', DATABASE_URL: '', DEMO_DISK_PATH: root },
     30_000,
   )
   // spawnDemo resolves on the first line; the startup summary ends with the `try:` line.
