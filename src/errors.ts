@@ -392,6 +392,8 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
   setMany: 'writing entries to Redis',
   delete: 'deleting keys from Redis',
   getVersion: "reading the namespace's generation (its invalidateAll counter) from Redis",
+  readGeneration:
+    "reading the namespace's generation from Redis, with its check that Redis was not restored from a snapshot",
   increment: "advancing the namespace's generation in Redis (invalidateAll)",
   bumpVersion: "advancing the entry's version in Redis before a write",
   readFence: "reading the entry's version before a load from Redis",

@@ -7,7 +7,11 @@
 //   after Redis lost its data) is applied as exact only if no announcement arrived while it was in flight;
 //   otherwise it could take the process back to a generation another process just left, so it is applied
 //   forward-only and the generation is read again.
+// - Each read also checks that Redis was not restored from a snapshot or replaced by a promoted replica
+//   (`L2Store.readGeneration`): its entries may then be older than what processes served and invalidated since,
+//   so the read that finds it raises the generation past every one in use, and the process announces it.
 import type { L2Guard } from '../policies/l2-guard.js'
+import type { GenerationRead } from '../tiers/l2-store.js'
 
 export interface GenerationHost {
   /** The L2 guard, or undefined without L2. */
@@ -32,6 +36,11 @@ export class GenerationTracker {
   #reading: Promise<unknown> | undefined
   /** Announcements applied so far: a read that saw this number change while in flight is not exact. */
   #announcements = 0
+  /**
+   * Told when a read of this process found Redis restored and raised the generation (already adopted here), so
+   * that the process announces it and says so (coherence/invalidation.ts sets it).
+   */
+  onRestored: ((generation: number, restored: NonNullable<GenerationRead['restored']>) => void) | undefined
 
   constructor(key: string, host: GenerationHost) {
     this.key = key
@@ -56,10 +65,11 @@ export class GenerationTracker {
     if (l2 === undefined || this.#host.closed) return Promise.resolve(undefined)
     const before = this.#announcements
     let again = false
-    const reading = l2.getVersion(this.key).then(
-      (generation) => {
+    const reading = l2.readGeneration(this.key, this.#host.current()).then(
+      ({ generation, restored }) => {
         const exact = this.#announcements === before
         this.#apply(generation, exact)
+        if (restored !== undefined) this.onRestored?.(generation, restored)
         // An announcement overtook the read: the answer may predate it. Read again (it is exact next time, unless
         // overtaken again).
         again = !exact

@@ -44,6 +44,39 @@ export class Invalidator<P, V> {
   constructor(ctx: NamespaceContext<P, V>, tags: Tags<P, V>) {
     this.#ctx = ctx
     this.#tags = tags
+    ctx.generation.onRestored = (generation, restored) => this.#restored(generation, restored)
+  }
+
+  /**
+   * A generation read of this process found Redis restored (another server id next to the generation) and raised
+   * the generation, which this process already uses: says so, and announces it to the other processes, which
+   * would otherwise read it only on their next generation read. Not relayed: another region's Redis was not
+   * restored. An announcement that fails is not retried: every process reads the generation again on reconnecting.
+   */
+  #restored(generation: number, restored: { readonly from: string; readonly to: string }): void {
+    const ctx = this.#ctx
+    ctx.counters.l2Restores++
+    ctx.rt.logger.warn(
+      {
+        service: ctx.rt.service,
+        namespace: ctx.name,
+        generation,
+        serverBefore: restored.from,
+        serverNow: restored.to,
+      },
+      `stratacache: Redis now answers as another server (run_id ${restored.from} before, ${restored.to} now): it ` +
+        'was restarted from a snapshot or a replica took over, so its entries may be older than writes made since. ' +
+        `Namespace "${ctx.name}" moved to generation ${generation}: entries stored before are not read again, and ` +
+        'values load from the source. Counted in stats().l2Restores.',
+    )
+    ctx.rt.background(
+      broadcast(
+        ctx,
+        { kind: 'namespace', namespace: ctx.name, generation },
+        'the invalidation of every entry',
+        false,
+      ).catch(() => undefined),
+    )
   }
 
   /**
@@ -58,7 +91,9 @@ export class Invalidator<P, V> {
       return
     }
     if (invalidation === 'l2-ready') {
-      if (!generation.known) void generation.read()
+      // Read again even when known: the connection may now reach a server restored from a snapshot, or a promoted
+      // replica, whose entries are older than what was served (the read checks, generation.ts).
+      void generation.read()
       return
     }
     if (invalidation !== 'missed') return this.apply(invalidation)

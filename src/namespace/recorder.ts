@@ -84,6 +84,12 @@ export interface NamespaceStats {
   /** Loaded values not stored because a write of the same entry happened while they loaded (they were older). */
   readonly staleLoadsDropped: number
   /**
+   * Times a generation read of this process found Redis restored from a snapshot or replaced by a promoted replica
+   * (another server id) and moved the namespace to a new generation, so entries older than the source are not
+   * served (docs/consistency.md, "When Redis comes back with older data").
+   */
+  readonly l2Restores: number
+  /**
    * Changes (`set`, `write`, `delete`) whose L2 step or announcement failed: each rejected, and its key is
    * invalidated again (in L2 and in every process's L1) once Redis answers (docs/consistency.md, "When a write
    * cannot reach Redis").
@@ -210,6 +216,7 @@ export function newCounters(): Counters {
     locksBroken: 0,
     sourceBusy: 0,
     staleLoadsDropped: 0,
+    l2Restores: 0,
     repairsQueued: 0,
     repairsDone: 0,
     repairsPending: 0,

@@ -227,6 +227,12 @@ const DEFINITIONS: readonly Definition[] = [
     (s) => perNamespace(s, (n) => (n.repairsQueued === 0 ? [] : [[{}, n.repairsPending]])),
   ),
   counter(
+    'l2_restores_total',
+    'Times this process found Redis restored from a snapshot or replaced by a promoted replica, and moved the namespace to a new generation so that older entries are not served.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => (n.l2Restores === 0 ? [] : [[{}, n.l2Restores]])),
+  ),
+  counter(
     'warm_ups_total',
     'Warm-ups this process ran, by kind: warm (ns.warm(), stratacache warm) or warm_start (hot keys from L2).',
     ['cache_namespace', 'kind'],

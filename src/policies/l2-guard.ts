@@ -4,6 +4,7 @@ import { L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
 import type {
+  GenerationRead,
   L2Answer,
   L2Call,
   L2Fence,
@@ -265,6 +266,15 @@ export class L2Guard {
 
   getVersion(versionKey: string): Promise<number> {
     return this.#run('getVersion', (call) => this.store.getVersion(versionKey, call))
+  }
+
+  /** The namespace's generation, with the store's restore check when it has one (`L2Store.readGeneration`). */
+  readGeneration(generationKey: string, atLeast: number): Promise<GenerationRead> {
+    const store = this.store
+    if (store.readGeneration === undefined) {
+      return this.getVersion(generationKey).then((generation) => ({ generation }))
+    }
+    return this.#run('readGeneration', (call) => store.readGeneration!(generationKey, atLeast, call))
   }
 
   increment(key: string): Promise<number> {

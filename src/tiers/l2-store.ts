@@ -92,6 +92,17 @@ export interface L2Store {
   scanCoverage?(cursor: string): number
   /** The integer at `versionKey` (0 when absent): the version a load starts under. */
   getVersion(versionKey: string, call?: L2Call): Promise<number>
+  /**
+   * A namespace's generation (the integer at `generationKey`, 0 when absent), read together with a check that the
+   * server still holds the data the namespace last saw, atomically (a script). Next to the generation the store
+   * keeps the id of the server that answered last (Redis's `run_id`). When a server with another id answers, Redis
+   * was restarted from a snapshot (RDB or AOF) or a replica was promoted: its data may be older than what processes
+   * served and invalidated since, so the generation is raised past both its stored value and `atLeast` (the
+   * generation the caller uses), and `restored` names both ids. The first caller after such a change raises it;
+   * the others read the raised value. A server without the stored id (a first read, data lost) only records its own.
+   * Optional: without it, the cache reads the generation with `getVersion` and cannot tell a restore.
+   */
+  readGeneration?(generationKey: string, atLeast: number, call?: L2Call): Promise<GenerationRead>
   /** Increments the integer at `key` (from 0), with no expiry: resolves to the new value. */
   increment(key: string, call?: L2Call): Promise<number>
   /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
@@ -308,6 +319,13 @@ export type LockAttempt =
   | { readonly won: true; readonly broke: boolean }
   /** Another holder has it for `remainingMs` more (until it extends it). */
   | { readonly won: false; readonly remainingMs: number }
+
+/** What `L2Store.readGeneration` answers. */
+export interface GenerationRead {
+  readonly generation: number
+  /** Set when this read found the data restored and raised the generation: the server ids before and now. */
+  readonly restored?: { readonly from: string; readonly to: string }
+}
 
 /** What `L2Store.readFence` answers. */
 export interface L2FenceRead {

@@ -9,6 +9,7 @@ import { timerDuration } from '../options.js'
 import type {
   L2Failure,
   L2Fence,
+  GenerationRead,
   L2FenceRead,
   L2Answer,
   L2Call,
@@ -286,6 +287,29 @@ export async function fenceRead(
 
 /** The epoch of a fence read that found none twice: no epoch key holds it (they hold 16 base64url characters). */
 const NO_EPOCH = ''
+
+/**
+ * A namespace's generation at KEYS[1], with the restore check of `readGeneration`. The server id sits next to it,
+ * at KEYS[1] .. '#origin{' .. KEYS[1] .. '}': built here from the key as sent, so that on a cluster it hashes to
+ * KEYS[1]'s slot whatever key prefix the client adds (the generation key has no braces, so its slot is that of
+ * its whole name, which is the id key's hash tag), and it starts like KEYS[1] for ACL key patterns. Answers
+ * { generation, id before, id now }, the ids empty unless this call raised the generation. A user whose ACL refuses
+ * INFO (or a server that hides run_id) reads the generation without the check.
+ */
+const READ_GENERATION_SCRIPT = `
+local generation = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local info = redis.pcall('INFO', 'server')
+if type(info) ~= 'string' then return { generation, '', '' } end
+local run = string.match(info, 'run_id:(%x+)')
+if not run then return { generation, '', '' } end
+local originKey = KEYS[1] .. '#origin{' .. KEYS[1] .. '}'
+local origin = redis.call('GET', originKey)
+if origin == run then return { generation, '', '' } end
+redis.call('SET', originKey, run)
+if not origin then return { generation, '', '' } end
+local raised = math.max(generation, tonumber(ARGV[1])) + 1
+redis.call('SET', KEYS[1], raised)
+return { raised, origin, run }`
 
 /** Sets KEYS[1] to the stream id ARGV[1] for ARGV[2] ms, unless it holds a later id (`ms-seq`, compared as numbers). */
 const MARK_PENDING_SCRIPT = `
@@ -977,6 +1001,25 @@ export class RedisStore implements L2Store {
   async getVersion(versionKey: string, call?: L2Call): Promise<number> {
     const reply = await this.#main.send(['GET', versionKey], plainReplies, call)
     return reply === null ? 0 : Number(reply)
+  }
+
+  async readGeneration(generationKey: string, atLeast: number, call?: L2Call): Promise<GenerationRead> {
+    let reply: [number, string | Buffer, string | Buffer]
+    try {
+      reply = (await this.#main.send(
+        ['EVAL', READ_GENERATION_SCRIPT, '1', generationKey, String(atLeast)],
+        plainReplies,
+        call,
+      )) as [number, string | Buffer, string | Buffer]
+    } catch (error) {
+      // Redis refused the script (its writes: maxmemory reached, an ACL without SET or EVAL, a read-only replica):
+      // the generation alone, without the check, rather than no generation (reads would skip L2 until one).
+      if (!isErrorReply(error)) throw error
+      return { generation: await this.getVersion(generationKey, call) }
+    }
+    const generation = Number(reply[0])
+    const from = String(reply[1])
+    return from === '' ? { generation } : { generation, restored: { from, to: String(reply[2]) } }
   }
 
   async increment(key: string, call?: L2Call): Promise<number> {

@@ -65,8 +65,8 @@ describe('Redis killed mid-run', () => {
     const cacheB = await newCache()
     const b = declare(cacheB)
     const warm = await a.getMany([...Array(10).keys()].map((id) => ({ id: `warm-${id}` })))
-    // 10 entries and the namespace's fence epoch.
-    await expect.poll(() => redis.command('DBSIZE')).toBe(':11\r\n')
+    // 10 entries, and the namespace's fence epoch and server id.
+    await expect.poll(() => redis.command('DBSIZE')).toBe(':12\r\n')
     const l1HitsBefore = a.stats().l1Hits
 
     await redis.kill()

@@ -34,12 +34,12 @@ describe('namespace generations', () => {
     // A's store: when armed, the reply to the generation read is delivered late (queued behind a large reply, a GC
     // pause), here until A has heard B's announcement.
     const storeA = redisStore({ url: suite.redis.url })
-    const getVersion = storeA.getVersion.bind(storeA)
+    const readGeneration = storeA.readGeneration.bind(storeA)
     let hold: { answered: Deferred<void>; release: Deferred<void> } | undefined
-    storeA.getVersion = async (key) => {
-      const value = await getVersion(key)
+    storeA.readGeneration = async (key, atLeast) => {
+      const value = await readGeneration(key, atLeast)
       const gate = hold
-      if (gate !== undefined && key.endsWith('#gen')) {
+      if (gate !== undefined) {
         hold = undefined
         gate.answered.resolve()
         await gate.release.promise

@@ -230,6 +230,27 @@ describe('redisClusterStore', () => {
     expect(a.cache.stats().l2!.errorReplies + b.cache.stats().l2!.errorReplies).toBe(0)
   })
 
+  it("checks for a restore in the generation's slot: keeps the serving node's run_id there, and raises the generation when another id is found", async () => {
+    const a = await make('restore', { l2Timeout: 2_000 })
+    expect(await a.items.get({ id: 1 })).toEqual({ id: 1 })
+    const generationKey = 'restore:item:v1#gen'
+    const originKey = `${generationKey}#origin{${generationKey}}`
+    expect(clusterSlot(originKey)).toBe(clusterSlot(generationKey))
+    const node = await cluster.masterOf(clusterSlot(generationKey))
+    const runId = /run_id:(\w+)/.exec(await node.command('INFO', 'server'))![1]!
+    expect(await node.command('GET', originKey)).toBe(`$40\r\n${runId}\r\n`)
+
+    // As after a failover to a replica, or a restart from a snapshot: the id kept there is another server's.
+    await node.command('SET', originKey, 'f'.repeat(40))
+    const b = await make('restore', { l2Timeout: 2_000 })
+    await expect.poll(() => b.items.stats().l2Restores).toBe(1)
+    expect(await node.command('GET', generationKey)).toBe('$1\r\n1\r\n')
+    // The process that was running hears of the new generation and loads again rather than read older entries.
+    const loadsBefore = a.loads()
+    await expect.poll(async () => (await a.items.get({ id: 1 }), a.loads())).toBe(loadsBefore + 1)
+    expect(a.items.stats().l2Errors + b.items.stats().l2Errors).toBe(0)
+  })
+
   it('works on a cluster client the app passes in, and leaves it open on close', async () => {
     const client = createCluster({
       rootNodes: rootNodes(),

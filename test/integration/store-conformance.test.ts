@@ -229,6 +229,30 @@ describe.each(targets)('L2Store contract: $name', (target) => {
     expect(await store.increment('conf:counter')).toBe(2)
   })
 
+  it('reads a generation with its restore check: keeps the server id, and raises the generation once when another id is there', async () => {
+    const store = await open()
+    const generationKey = `${schemaFor(store).prefix.slice(0, -1)}#gen`
+    if (store.readGeneration === undefined) {
+      // A store with no server identity to check: the cache reads its generation with getVersion.
+      expect(target.name).toMatch(/^disk/)
+      return
+    }
+    expect(await store.readGeneration(generationKey, 0)).toEqual({ generation: 0 })
+    const originKey = `${generationKey}#origin{${generationKey}}`
+    const id = text(await store.get(originKey))
+    expect(id).toMatch(/^[0-9a-f]{40}$/)
+    expect(await store.readGeneration(generationKey, 0)).toEqual({ generation: 0 })
+    // Another server's id, as after a restart from a snapshot or a failover: raised past the one in use (3), once.
+    const other = 'f'.repeat(40)
+    await store.set(originKey, bytes(other), 60_000)
+    expect(await store.readGeneration(generationKey, 3)).toEqual({
+      generation: 4,
+      restored: { from: other, to: id },
+    })
+    expect(await store.readGeneration(generationKey, 3)).toEqual({ generation: 4 })
+    expect(await store.getVersion(generationKey)).toBe(4)
+  })
+
   it('stores a loaded value under its fence, and refuses it after a version bump, an invalidation mark or under another epoch', async () => {
     const store = await open()
     const schema = schemaFor(store)
