@@ -89,7 +89,7 @@ describe('Redis down from the start', () => {
       expect(codeOf(message.error)).toBe('ERR_STRATA_L2_CIRCUIT_OPEN')
     }
     // One L2 call per read, refused: the namespace's generation (the keys depend on it), not yet known.
-    expect(afterOpen.filter((m) => m.operation === 'getVersion')).toHaveLength(5)
+    expect(afterOpen.filter((m) => m.operation === 'readGeneration')).toHaveLength(5)
     expect(ns.stats().l2Errors).toBeGreaterThanOrEqual(8)
     // Errors before the circuit opened carry a code too.
     for (const message of l2Errors.messages.slice(0, seen).filter((m) => m.operation !== 'connection')) {
