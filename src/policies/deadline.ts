@@ -48,6 +48,8 @@ export class Deadlines {
   readonly #blockedAbove: number
   readonly #now: () => number
   #slots: Slot[] = []
+  /** Calls tracked and neither untracked nor timed out: the timer runs only while there are some. */
+  #pending = 0
   #head = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #expiring = false
@@ -64,6 +66,7 @@ export class Deadlines {
 
   /** Starts timing `call`: its `onTimeout()` runs once the deadline passes, unless it was `done` first. */
   track(call: Timed): void {
+    this.#pending++
     const now = this.#now()
     if (this.#timer === undefined) {
       this.#seenAt = now
@@ -88,8 +91,22 @@ export class Deadlines {
 
   /** `call` settled (its `done` set by the caller): nothing holds it any longer. */
   untrack(call: Timed): void {
-    call.slot?.delete(call)
+    if (call.slot === undefined) return
+    call.slot.delete(call)
     call.slot = undefined
+    this.#pending--
+  }
+
+  /**
+   * No call is waiting (seen at a tick, not at each untrack: a lone caller's next call comes within a tick and reuses
+   * the timer): the slots hold nothing, so the timer stops rather than tick until the last slot's deadline (a process
+   * that closed its cache right after a burst of calls would still run it for a timeout). The next `track` starts it
+   * again, and a block of the loop meanwhile is nobody's to credit.
+   */
+  #idle(): void {
+    this.#slots = []
+    this.#head = 0
+    this.stop()
   }
 
   /** Stops the timer; pending calls are left to settle by themselves. */
@@ -104,6 +121,7 @@ export class Deadlines {
    * sockets, and timing their calls out first would report a healthy Redis as not answering.
    */
   readonly #sweep = (): void => {
+    if (this.#pending === 0) return this.#idle()
     this.#observe(this.#now(), this.#resolution)
     if (this.#expiring) return
     this.#expiring = true
@@ -135,6 +153,7 @@ export class Deadlines {
     while (head < slots.length && this.#endOf(slots[head]!) <= now) {
       const { calls } = slots[head]!
       head++
+      this.#pending -= calls.size
       for (const call of calls) {
         call.slot = undefined
         if (call.done) continue

@@ -126,6 +126,27 @@ describe('deadlines', () => {
     d.stop()
   })
 
+  it('stops its timer once no call is waiting, and starts it again for the next call', async () => {
+    // The timer reads the clock on every tick: a clock nobody reads is a timer that does not run. A cache closed right
+    // after a burst of calls then leaves nothing ticking for a timeout (test/integration/lifecycle.test.ts).
+    let reads = 0
+    const d = new Deadlines(100, () => (reads++, performance.now()))
+    const call: Timed = { deadline: 0, done: false, slot: undefined, onTimeout: () => {} }
+    d.track(call)
+    await expect.poll(() => reads).toBeGreaterThan(2) // ticking while the call waits
+    call.done = true
+    d.untrack(call)
+    // It notices at its next tick (10 ms here) and stops; its deadline was 100 ms away.
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    const after = reads
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    expect(reads).toBe(after)
+    let timedOut = false
+    d.track({ deadline: 0, done: false, slot: undefined, onTimeout: () => void (timedOut = true) })
+    await expect.poll(() => timedOut).toBe(true)
+    d.stop()
+  })
+
   it('settles with the answer that arrived while a task queued just before the expiry blocked the loop', async () => {
     // A loopback connection: what the server writes lands in the client's socket buffer at once, unread until the
     // event loop's next poll phase.
