@@ -169,9 +169,7 @@ export class Deadlines {
       calls.clear()
     }
     if (head === slots.length) {
-      this.#slots = []
-      this.#head = 0
-      this.stop()
+      this.#idle()
     } else if (head > 64 && head * 2 > slots.length) {
       this.#slots = slots.slice(head)
       this.#head = 0

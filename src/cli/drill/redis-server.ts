@@ -118,14 +118,19 @@ export async function startRedis(
 const RESTART_FOR_MS = 2_000
 const RESTART_RETRY_MS = 200
 
-/** redis-server exited before answering its first PING; `problem` ends with the last line it logged. */
+/** redis-server exited before answering its first PING; the message ends with the last line it logged. */
 class ServerExited extends DrillSetupError {
   constructor(
-    problem: string,
+    port: number,
     /** The end of what it logged. */
     readonly log: string,
   ) {
-    super(problem)
+    const lastLine = log
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '')
+      .at(-1)
+    super(`redis-server on port ${port} exited before answering PING (${lastLine ?? 'it logged nothing'})`)
   }
 }
 
@@ -178,12 +183,6 @@ async function startRedisOn(
     }
     proc.stdout?.on('data', keep)
     proc.stderr?.on('data', keep)
-    const lastLine = () =>
-      log
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '')
-        .at(-1) ?? 'it logged nothing'
     // spawn reports a missing executable as an 'error' event, not a throw: race it against the first PING.
     const failed = new Promise<never>((_, reject) => {
       proc.once('error', (error: NodeJS.ErrnoException) => {
@@ -206,7 +205,6 @@ async function startRedisOn(
         open,
         5_000,
         () => proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null,
-        lastLine,
         () => log,
       ),
     ])
@@ -322,7 +320,6 @@ async function waitForPing(
   open: () => Socket,
   timeoutMs: number,
   exited: () => boolean = () => false,
-  lastLine: () => string = () => 'it logged nothing',
   log: () => string = () => '',
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -334,10 +331,7 @@ async function waitForPing(
       // not listening yet
     }
     if (exited()) {
-      throw new ServerExited(
-        `redis-server on port ${port} exited before answering PING (${lastLine()})`,
-        log(),
-      )
+      throw new ServerExited(port, log())
     }
     if (Date.now() > deadline)
       throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`)
