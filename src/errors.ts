@@ -288,20 +288,30 @@ export class RegionOutboxError extends StrataError {
 }
 
 /**
- * Write-behind: a flush's source call (`write`, or `writeMany` for a batch) did not settle within
- * `writeBehind.writeTimeout` (or before the flusher's lease ran out); its signal was aborted and the attempt counts
- * as failed. Carries no key: it ends up in logs and dead letters, and keys may carry personal data.
+ * A source write did not settle in time; its signal was aborted. `call` says whose:
+ * - `'write-behind'`: a flush's source call (`write`, or `writeMany` for a batch) passed `writeBehind.writeTimeout`
+ *   (or the end of the flusher's lease). The attempt counts as failed and the write is retried.
+ * - `'write'`: the source write of `ns.write()` passed the namespace's `timeouts.write`. `write()` gave up; the key's
+ *   cached value was dropped, since the source may still have taken the write.
+ *
+ * Carries no key: it ends up in logs and dead letters, and keys may carry personal data.
  */
 export class WriteTimeoutError extends StrataError {
   readonly code = 'ERR_STRATA_WRITE_TIMEOUT'
   constructor(
     readonly namespace: string,
     readonly timeoutMs: number,
+    readonly call: 'write-behind' | 'write' = 'write-behind',
   ) {
     super(
-      `The source of namespace "${namespace}" did not take a write-behind write within ${formatDuration(timeoutMs)}; its signal ` +
-        'was aborted and the write will be retried (a source that ignored the signal may still apply it: check the ' +
-        'idempotency key). Raise `writeBehind.writeTimeout` if the source is this slow, and `claimAfter` above it.',
+      call === 'write'
+        ? `The source of namespace "${namespace}" did not take a write within ${formatDuration(timeoutMs)}; its signal ` +
+            'was aborted and write() gave up. A source that ignored the signal may still apply it, so the cached value ' +
+            'was dropped (and is dropped again if the write succeeds later): reads load what the source holds. Raise ' +
+            '`timeouts.write` on the namespace if the source is this slow.'
+        : `The source of namespace "${namespace}" did not take a write-behind write within ${formatDuration(timeoutMs)}; its signal ` +
+            'was aborted and the write will be retried (a source that ignored the signal may still apply it: check the ' +
+            'idempotency key). Raise `writeBehind.writeTimeout` if the source is this slow, and `claimAfter` above it.',
     )
   }
 }

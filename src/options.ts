@@ -558,6 +558,14 @@ export interface NamespaceOptions<
      * @default 30s (or twice `soft`, if that is longer)
      */
     hard?: Duration
+    /**
+     * After this long the source write of `write()` (the namespace's `write` function) has its `signal` aborted and
+     * `write()` rejects with ERR_STRATA_WRITE_TIMEOUT. The write may still reach the source, so the key's cached
+     * value is dropped everywhere before the rejection, and again if the write succeeds later. Write-through and
+     * cache-aside only: a write-behind namespace bounds its flusher's calls with `writeBehind.writeTimeout`.
+     * @default '30s'
+     */
+    write?: Duration
   }
   /**
    * Cross-process single-flight through a lock in L2: of all processes missing one key, one loads and the others
@@ -852,6 +860,8 @@ export interface ResolvedNamespaceOptions {
   readonly refreshAhead: number
   readonly softTimeoutMs: number
   readonly hardTimeoutMs: number
+  /** `write()`'s bound on the source write (`timeouts.write`); write-through and cache-aside only. */
+  readonly writeTimeoutMs: number
   readonly lock: false | { readonly ttlMs: number; readonly waitMs: number }
   readonly source: {
     readonly maxConcurrent: number
@@ -875,6 +885,9 @@ export interface ResolvedNamespaceOptions {
 
 /** The loader's hard timeout when `timeouts.hard` is not declared. */
 export const DEFAULT_HARD_TIMEOUT_MS = 30_000
+
+/** `write()`'s bound on the source write when `timeouts.write` is not declared. */
+export const DEFAULT_WRITE_TIMEOUT_MS = 30_000
 
 type AnyNamespaceOptions = NamespaceOptions<string, readonly string[], unknown, unknown>
 
@@ -929,7 +942,7 @@ type NamespaceGroup<K extends keyof AnyNamespaceOptions> = Group<AnyNamespaceOpt
 
 export const NAMESPACE_GROUP_KEYS = {
   l1: { ttl: true } satisfies OptionKeys<NamespaceGroup<'l1'>>,
-  timeouts: { soft: true, hard: true } satisfies OptionKeys<NamespaceGroup<'timeouts'>>,
+  timeouts: { soft: true, hard: true, write: true } satisfies OptionKeys<NamespaceGroup<'timeouts'>>,
   lock: { ttl: true, wait: true } satisfies OptionKeys<NamespaceGroup<'lock'>>,
   hotKeys: { track: true, refresh: true, interval: true, concurrency: true } satisfies OptionKeys<
     NamespaceGroup<'hotKeys'>
@@ -1111,6 +1124,14 @@ export function resolveNamespaceOptions<P, V>(
       `a duration shorter than timeouts.hard (${formatDuration(hardTimeoutMs)})`,
     )
   }
+  if (timeouts.write !== undefined && writeStrategy === 'write-behind') {
+    throw new InvalidOptionError(
+      at('timeouts.write'),
+      timeouts.write,
+      "no value on a write-behind namespace: its source writes are the flusher's, bounded by writeBehind.writeTimeout",
+    )
+  }
+  const writeTimeoutMs = timerDuration(timeouts.write ?? DEFAULT_WRITE_TIMEOUT_MS, at('timeouts.write'))
   const lock = options.lock ?? {}
   if (lock !== false && (lock === null || typeof lock !== 'object')) {
     throw new InvalidOptionError(at('lock'), lock, "`false` or an object such as { ttl: '5s', wait: '10s' }")
@@ -1177,6 +1198,7 @@ export function resolveNamespaceOptions<P, V>(
     refreshAhead,
     softTimeoutMs,
     hardTimeoutMs,
+    writeTimeoutMs,
     lock:
       lock === false
         ? false

@@ -113,7 +113,10 @@ export interface NamespaceStats {
   readonly writesDeadLettered: number
   /** Write-behind: writes taken over from another process's flusher that stopped acknowledging. */
   readonly writesClaimed: number
-  /** Write-behind: source calls that passed `writeBehind.writeTimeout` (each aborted, and retried). */
+  /**
+   * Source writes that passed their timeout, each aborted: `write()`'s (`timeouts.write`; the key was dropped) and
+   * write-behind flush calls (`writeBehind.writeTimeout`; retried).
+   */
   readonly writeTimeouts: number
   /** Write-behind: `write()`s refused because the queue held `writeBehind.maxQueued` writes (nothing queued). */
   readonly writesRefused: number

@@ -15,14 +15,16 @@ export type CallOutcome =
 /**
  * Calls `call` with a signal that aborts when `parent` aborts or after `timeoutMs` (then with `timeoutError()` as
  * its reason). Resolves when the call settles or when the time runs out, whichever comes first, and never
- * rejects. A call still running at its deadline is abandoned: whatever it does later is ignored (its rejection
- * included), so a source that ignores its signal can still finish the work after this resolved.
+ * rejects. A call still running at its deadline is abandoned: a source that ignores its signal can still finish the
+ * work after this resolved. What it does later is ignored (its rejection included), except that `late`, if given,
+ * is told how it settled; an error thrown by `late` is dropped.
  */
 export async function callWithin(
   call: (signal: AbortSignal) => unknown,
   parent: AbortSignal,
   timeoutMs: number,
   timeoutError: () => Error,
+  late?: (outcome: CallOutcome) => unknown,
 ): Promise<CallOutcome> {
   const controller = new AbortController()
   // Forwarded by hand rather than with AbortSignal.any: Node 20.0-20.2 lack it, and it leaks on some versions.
@@ -47,7 +49,11 @@ export async function callWithin(
       (error: unknown): CallOutcome => ({ ok: false, error, timedOut: false }),
     )
   try {
-    return await Promise.race([settled, expired])
+    const outcome = await Promise.race([settled, expired])
+    if (late !== undefined && !outcome.ok && outcome.timedOut) {
+      settled.then(late).catch(() => {})
+    }
+    return outcome
   } finally {
     clearTimeout(timer)
     parent.removeEventListener('abort', forward)

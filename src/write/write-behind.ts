@@ -19,7 +19,8 @@ export interface WriteContext {
   /** The full cache key (for `writeMany`, the first key of the batch). */
   readonly key: string
   /**
-   * Aborted when the cache closes, and with write-behind when the call passes `writeBehind.writeTimeout` (or the
+   * Aborted when the cache closes; for `write()` when the call passes the namespace's `timeouts.write` (`write()`
+   * then rejects with ERR_STRATA_WRITE_TIMEOUT); with write-behind when it passes `writeBehind.writeTimeout` (or the
    * flusher's lease runs out): the flusher has stopped waiting, and the write will be delivered again.
    */
   readonly signal: AbortSignal

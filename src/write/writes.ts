@@ -12,6 +12,7 @@
 // - A write to L2 waits for the generation (keys depend on it).
 import { CacheClosedError, InvalidArgumentError, InvalidOptionError, NoWriterError } from '../errors.js'
 import { SerializationError, ValueTooLargeError, WriteError, WriteQueueFullError } from '../errors.js'
+import { WriteTimeoutError } from '../errors.js'
 import { InvalidationNotSentError, L2CircuitOpenError, L2Error, L2TimeoutError } from '../errors.js'
 import { L2UnavailableError, RegionOutboxError } from '../errors.js'
 import { broadcast, type Invalidator } from '../coherence/invalidation.js'
@@ -20,6 +21,7 @@ import type { NamespaceContext, NamespaceFunctions } from '../namespace/context.
 import { fenceTtl, isEntryKey, versionKey, versionTtl, type EntryStore } from '../storage/entry-store.js'
 import type { RelayedInvalidation } from '../regions/outbox-wire.js'
 import type { Entry } from '../codecs/envelope.js'
+import { callWithin } from './bounded-call.js'
 import { Repairs } from './repairs.js'
 import { WriteBehindQueue } from './write-behind.js'
 
@@ -185,10 +187,21 @@ export class Writes<P, V> {
     const key = ctx.keys.build(params)
     const write = ctx.write
     if (write === undefined) throw new NoWriterError(ctx.name)
-    try {
-      await write(params, value, { namespace: ctx.name, key, signal: ctx.rt.signal })
-    } catch (cause) {
-      throw new WriteError(ctx.name, key, { cause })
+    const timeoutMs = ctx.options.writeTimeoutMs
+    const outcome = await callWithin(
+      (signal) => write(params, value, { namespace: ctx.name, key, signal }),
+      ctx.rt.signal,
+      timeoutMs,
+      () => new WriteTimeoutError(ctx.name, timeoutMs, 'write'),
+      // It landed after all: a read between the drop below and now may have cached the value it replaced.
+      (late) => (late.ok ? this.#dropUnsure(params) : undefined),
+    )
+    if (!outcome.ok) {
+      if (!outcome.timedOut) throw new WriteError(ctx.name, key, { cause: outcome.error })
+      ctx.counters.writeTimeouts++
+      // The source may have the new value, or may take it later: the old one must not be served meanwhile.
+      await this.#dropUnsure(params)
+      throw outcome.error
     }
     if (ctx.options.writeStrategy !== 'write-through') return this.delete(params)
     try {
@@ -201,6 +214,19 @@ export class Writes<P, V> {
         { service: ctx.rt.service, namespace: ctx.name, key, code: error.code },
         `stratacache: a write reached the source, but its value cannot be cached (${error.message}); the old value was dropped, and reads load the new one`,
       )
+    }
+  }
+
+  /**
+   * Drops the key's cached value after a source write whose outcome is unknown (timed out), or that landed after its
+   * timeout. Never rejects: a drop that failed in L2 is counted and queued for repair by `delete`, and one after
+   * `close()` has nothing left to protect.
+   */
+  async #dropUnsure(params: P): Promise<void> {
+    try {
+      await this.delete(params)
+    } catch {
+      // See above.
     }
   }
 

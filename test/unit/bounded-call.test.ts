@@ -1,0 +1,84 @@
+import { describe, expect, it, vi } from 'vitest'
+import { callWithin, type CallOutcome } from '../../src/write/bounded-call.js'
+
+/** A promise with its resolve and reject exposed. */
+function deferred() {
+  let resolve!: () => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+const timeoutError = () => new Error('too slow')
+
+describe('callWithin', () => {
+  it('resolves with the timeout, aborting the call with that error, when the call outlives its deadline', async () => {
+    const call = deferred()
+    let signal: AbortSignal | undefined
+    const outcome = await callWithin(
+      (s) => {
+        signal = s
+        return call.promise
+      },
+      new AbortController().signal,
+      20,
+      timeoutError,
+    )
+    expect(outcome).toMatchObject({ ok: false, timedOut: true, error: { message: 'too slow' } })
+    expect(signal!.aborted).toBe(true)
+    expect(signal!.reason).toBe((outcome as { error: unknown }).error)
+    call.resolve()
+  })
+
+  it('tells `late` how an abandoned call settled: a success, then a failure', async () => {
+    for (const settle of ['resolve', 'reject'] as const) {
+      const call = deferred()
+      const late = vi.fn<(outcome: CallOutcome) => void>()
+      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, late)
+      expect(late).not.toHaveBeenCalled()
+      if (settle === 'resolve') call.resolve()
+      else call.reject(new Error('source failed'))
+      await vi.waitFor(() => expect(late).toHaveBeenCalledTimes(1))
+      expect(late.mock.calls[0]![0]).toEqual(
+        settle === 'resolve'
+          ? { ok: true }
+          : { ok: false, timedOut: false, error: new Error('source failed') },
+      )
+    }
+  })
+
+  it('never calls `late` for a call that settled in time', async () => {
+    const late = vi.fn()
+    const outcome = await callWithin(
+      async () => 'done',
+      new AbortController().signal,
+      1_000,
+      timeoutError,
+      late,
+    )
+    expect(outcome).toEqual({ ok: true })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(late).not.toHaveBeenCalled()
+  })
+
+  it('drops an error thrown by `late`: no unhandled rejection reaches the host', async () => {
+    const unhandled = vi.fn()
+    process.on('unhandledRejection', unhandled)
+    try {
+      const call = deferred()
+      const late = vi.fn(() => {
+        throw new Error('late failed')
+      })
+      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, late)
+      call.resolve()
+      await vi.waitFor(() => expect(late).toHaveBeenCalledTimes(1))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(unhandled).not.toHaveBeenCalled()
+    } finally {
+      process.off('unhandledRejection', unhandled)
+    }
+  })
+})
