@@ -236,6 +236,49 @@ describe('contract model and Markdown', () => {
     expect(markdown.match(/- \*\*Write strategy\*\*: write-through:/g)).toHaveLength(1)
   })
 
+  it("states write()'s source-write timeout where write() writes the source itself", () => {
+    const cache = createCache({ service: 'svc' })
+    cache.namespace('readonly', { key: 'r:{id}', ttl: '1m', load })
+    cache.namespace('through', { key: 't:{id}', ttl: '1m', load, write: () => {}, timeouts: { write: '5s' } })
+    cache.namespace('aside', {
+      key: 'a:{id}',
+      ttl: '1m',
+      load,
+      write: () => {},
+      writeStrategy: 'cache-aside',
+    })
+    const through = cache.namespaces().find((ns) => ns.name === 'through')!
+    /** `through` under another name, with other resolved options. */
+    const as = (name: string, options: object) =>
+      new Proxy(withOptions(through, options), {
+        get: (target, property) => (property === 'name' ? name : Reflect.get(target, property, target)),
+      })
+    // Write-behind needs L2 to be declared; its resolved options, as such a namespace has them.
+    const behind = as('behind', {
+      ...through.options,
+      writeStrategy: 'write-behind',
+      writeBehind: { batchSize: 100, flushIntervalMs: 100, maxAttempts: 5 },
+    })
+    // A cache from a version of the library without the option.
+    const older = as('older', { ...through.options, writeTimeoutMs: undefined })
+    const model = describeCache({
+      service: cache.service,
+      options: cache.options,
+      namespaces: () => [...cache.namespaces(), behind, older],
+    })
+    const timeouts = Object.fromEntries(
+      model.namespaces.map((ns) => [ns.name, ns.consistency.writeTimeoutMs]),
+    )
+    expect(timeouts).toEqual({ aside: 30_000, behind: null, older: null, readonly: null, through: 5_000 })
+    const markdown = renderContract(model)
+    expect(markdown).toMatch(
+      /- \*\*Write strategy\*\*: write-through: .*; a source write still pending after 5s is aborted, the entry dropped everywhere, and `write\(\)` rejects with ERR_STRATA_WRITE_TIMEOUT/,
+    )
+    expect(markdown).toMatch(/- \*\*Write strategy\*\*: cache-aside: .*still pending after 30s is aborted/)
+    // Not for write-behind (its flusher's calls have their own bound), nor for a cache that does not say.
+    expect(markdown.match(/ERR_STRATA_WRITE_TIMEOUT/g)).toHaveLength(2)
+  })
+
   it('is deterministic: namespaces sorted by name whatever the declaration order', () => {
     const render = (names: string[]) => {
       const cache = createCache({ service: 'svc' })

@@ -57,6 +57,11 @@ export interface NamespaceContract {
       readonly flushIntervalMs: number
       readonly maxAttempts: number
     } | null
+    /**
+     * `write()`'s bound on the source write (`timeouts.write`). Null when the namespace has no direct write path (no
+     * `write`, or write-behind), or its cache is from a version of the library without the option.
+     */
+    readonly writeTimeoutMs: Ms
     readonly lock: { readonly ttlMs: number; readonly waitMs: number } | null
   }
   /** Null fields were not declared (or the cache's version of the library has no such option). */
@@ -151,6 +156,7 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
               flushIntervalMs: o.writeBehind.flushIntervalMs,
               maxAttempts: o.writeBehind.maxAttempts,
             },
+      writeTimeoutMs: writeTimeout(o),
       lock: o.lock === false ? null : { ttlMs: o.lock.ttlMs, waitMs: o.lock.waitMs },
     },
     data: describeData(o),
@@ -207,6 +213,13 @@ function exampleKey(ns: Namespace<never, unknown>): string {
   const key = ns.key(params as never)
   const rest = key.slice(ns.prefix.length)
   return key.startsWith(ns.prefix) ? ns.prefix + rest.replace(/^g\d+:/, '') : key
+}
+
+/** `timeouts.write`, where `write()` writes the source itself; read by shape, as `describeData` reads its options. */
+function writeTimeout(options: ResolvedNamespaceOptions): Ms {
+  const o = options as unknown as Record<string, unknown>
+  if (o.writer === false || o.writeStrategy === 'write-behind') return null
+  return typeof o.writeTimeoutMs === 'number' ? finite(o.writeTimeoutMs) : null
 }
 
 function finite(value: number): number | null {

@@ -231,9 +231,14 @@ function writeText(ns: NamespaceContract): string {
   const c = ns.consistency
   switch (c.writeStrategy) {
     case 'write-through':
-      return 'write-through: the source, then L2 and L1, then the other processes drop their copy'
+      return (
+        'write-through: the source, then L2 and L1, then the other processes drop their copy' +
+        writeTimeoutText(c)
+      )
     case 'cache-aside':
-      return 'cache-aside: the source, then the entry is deleted (the next read loads it)'
+      return (
+        'cache-aside: the source, then the entry is deleted (the next read loads it)' + writeTimeoutText(c)
+      )
     case 'none':
       return (
         'none: no `write` function, so the cache never writes the source (`write()` throws ERR_STRATA_NO_WRITER); ' +
@@ -252,6 +257,15 @@ function writeText(ns: NamespaceContract): string {
     default:
       return c.writeStrategy
   }
+}
+
+/** What happens to a source write that does not answer, where the contract knows its bound. */
+function writeTimeoutText(c: NamespaceContract['consistency']): string {
+  if (c.writeTimeoutMs === null) return ''
+  return (
+    `; a source write still pending after ${formatDuration(c.writeTimeoutMs)} is aborted, the entry dropped ` +
+    'everywhere, and `write()` rejects with ERR_STRATA_WRITE_TIMEOUT'
+  )
 }
 
 function l1Text(model: ContractModel, ns: NamespaceContract): string {
