@@ -41,6 +41,7 @@ export interface BusHandlers {
 export class InvalidationBus {
   readonly origin = randomBytes(9).toString('base64url')
   readonly #l2: L2Guard
+  readonly #service: string
   readonly #channel: string
   readonly #clock: Clock
   readonly #handlers: BusHandlers
@@ -68,6 +69,7 @@ export class InvalidationBus {
 
   constructor(l2: L2Guard, service: string, clock: Clock, handlers: BusHandlers) {
     this.#l2 = l2
+    this.#service = service
     this.#channel = `${service}#bus`
     this.#clock = clock
     this.#handlers = handlers
@@ -165,7 +167,12 @@ export class InvalidationBus {
     this.#stats.lastLag = lag
     if (lag > this.#stats.maxLag) this.#stats.maxLag = lag
     if (channels.busReceived.hasSubscribers) {
-      channels.busReceived.publish({ ...message.invalidation, origin: message.origin, lagMs: lag })
+      channels.busReceived.publish({
+        service: this.#service,
+        ...message.invalidation,
+        origin: message.origin,
+        lagMs: lag,
+      })
     }
   }
 }

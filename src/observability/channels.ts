@@ -117,6 +117,8 @@ export interface SecurityMessage {
 }
 
 export interface BusReceivedMessage {
+  /** The service of the cache that received and applied it. */
+  readonly service: string
   readonly kind: 'keys' | 'namespace' | 'tags'
   readonly namespace: string
   readonly keys?: readonly string[]

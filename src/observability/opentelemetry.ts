@@ -16,7 +16,9 @@ import {
 import type { Cache, CacheStats } from '../cache.js'
 import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import {
+  channelNames,
   tracingChannelNames,
+  type BusReceivedMessage,
   type GetManyTraceContext,
   type GetTraceContext,
   type LoadTraceContext,
@@ -61,8 +63,8 @@ interface Traced {
  * service, namespace, outcome, and the tier (`get`) or number of keys (`getMany`, `load`); never key values or cached
  * data, which may be personal data. Metrics: `stratacache.reads` (by tier), `stratacache.misses`,
  * `stratacache.loads`, `stratacache.load.errors`, `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by
- * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration` and `stratacache.load.duration`
- * (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace. With
+ * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration`, `stratacache.load.duration` and
+ * `stratacache.invalidation.lag` (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace. With
  * `regions`, `stratacache.stale_served` and the `stratacache.region.*` instruments also carry `stratacache.region`.
  * With a host tier, `stratacache.host.hits` and `stratacache.host.errors`; for a tier whose store keeps its own
  * counters (the disk store), `stratacache.store.corrupt_reads`, `.evictions` and `.bytes`, by `stratacache.tier`.
@@ -179,12 +181,36 @@ export function openTelemetry(cache: Cache, options: OpenTelemetryOptions = {}):
     )
   }
 
-  if (withMetrics) observeStats(cache, meter)
+  if (withMetrics) {
+    observeStats(cache, meter)
+    stops.push(recordInvalidationLag(cache, meter))
+  }
   return {
     stop: () => {
       for (const stop of stops.splice(0)) stop()
     },
   }
+}
+
+/**
+ * `stratacache.invalidation.lag` (s): each bus message from another process naming a namespace of `cache`, by the
+ * time from its publication to its entries dropped here (on Redis's clock), as `stats().namespaces[ns].latencyMs
+ * .invalidation` counts them. Recorded per message (a histogram cannot be read from stats at collection); messages
+ * are few next to reads. Returns the unsubscribe.
+ */
+function recordInvalidationLag(cache: Cache, meter: Meter): () => void {
+  const lag = meter.createHistogram('stratacache.invalidation.lag', {
+    unit: 's',
+    description:
+      "Invalidations from other processes, publication to applied here (on Redis's clock), by namespace.",
+  })
+  const onMessage = (message: unknown) => {
+    const m = message as BusReceivedMessage
+    if (m.service !== cache.service || !cache.namespaces().some((ns) => ns.name === m.namespace)) return
+    lag.record(m.lagMs / 1_000, { 'stratacache.service': m.service, 'stratacache.namespace': m.namespace })
+  }
+  diagnosticsChannel.subscribe(channelNames.busReceived, onMessage)
+  return () => diagnosticsChannel.unsubscribe(channelNames.busReceived, onMessage)
 }
 
 /** Counters and gauges read from one `cache.stats()` per collection. */

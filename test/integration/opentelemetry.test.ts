@@ -262,6 +262,35 @@ describe('OpenTelemetry', () => {
     expect([...p.keys()].filter((name) => name.includes('host'))).toEqual([])
   })
 
+  it('records the lag of every invalidation from another process naming one of its namespaces', async () => {
+    const service = `otel-lag-${Date.now()}`
+    const { reader, cache } = setup(service)
+    // The writing process: same service, so same keys and bus channel.
+    const writer = createCache({ service, l2: redisStore({ url: inject('redisUrl') }) })
+    closers.push(() => writer.close())
+    const declare = (c: Cache) =>
+      c.namespace('item', { key: 'item:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    declare(cache)
+    const written = declare(writer)
+    const unknown = writer.namespace('elsewhere', { key: 'e:{id}', ttl: '1m', load: ({ id }) => ({ id }) })
+    await Promise.all([cache.connect(), writer.connect()])
+    await expect.poll(() => cache.stats().bus?.subscribed).toBe(true)
+    await written.set({ id: 1 }, { id: 1 })
+    await written.delete({ id: 2 })
+    // A namespace this process does not declare: received, but not one of its namespaces' invalidations.
+    await unknown.set({ id: 1 }, { id: 1 })
+    await expect.poll(() => cache.stats().bus?.received).toBe(3)
+    const p = points((await reader.collect()).resourceMetrics)
+    expect(p.get('stratacache.invalidation.lag{stratacache.namespace=item}')).toBe(2)
+    expect([...p.keys()].filter((name) => name.startsWith('stratacache.invalidation.lag'))).toEqual([
+      'stratacache.invalidation.lag{stratacache.namespace=item}',
+    ])
+    // The same messages as the namespace's own histogram counts.
+    expect(cache.stats().namespaces.item!.latencyMs.invalidation.count).toBe(2)
+    // The writer's own messages are not invalidations it received.
+    expect(writer.stats().namespaces.item!.latencyMs.invalidation.count).toBe(0)
+  })
+
   it('ignores the calls of another cache in the same process', async () => {
     const { spans } = setup(`otel-mine-${Date.now()}`)
     const other = createCache({ service: `otel-other-${Date.now()}` })
