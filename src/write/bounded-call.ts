@@ -38,7 +38,8 @@ export async function callWithin(
       controller.abort(error)
       resolve({ ok: false, error, timedOut: true })
     }, timerDelay(timeoutMs))
-    // The timer alone does not keep the process alive: an abandoned write stays queued in Redis.
+    // The timer alone does not keep the process alive: whatever the call waits on does, if anything (a write-behind
+    // write it abandons stays queued in Redis).
     timer.unref()
   })
   // Through a promise chain, so that a call that throws synchronously settles like one that rejects.
