@@ -4,20 +4,10 @@ import { createCache, InvalidOptionError, WriteTimeoutError, type Cache, type Du
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { redisSuite } from '../helpers/suite.js'
+import { deferred } from '../helpers/deferred.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
 const { closers } = suite
-
-/** A promise with its resolve and reject exposed. */
-function deferred<T = void>() {
-  let resolve!: (value: T) => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
 
 /**
  * Two processes' caches over one source, each with `v1` cached in L1 and L2. The source's writes wait for
@@ -33,7 +23,7 @@ async function twoProcesses(
   } = {},
 ) {
   const rows = new Map([['1', 'v1']])
-  const gate = deferred()
+  const gate = deferred<void>()
   const signals: AbortSignal[] = []
   let loads = 0
   const process = async () => {

@@ -1,22 +1,12 @@
 import { describe, expect, it, vi } from 'vitest'
 import { callWithin, type CallOutcome } from '../../src/write/bounded-call.js'
-
-/** A promise with its resolve and reject exposed. */
-function deferred() {
-  let resolve!: () => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
+import { deferred } from '../helpers/deferred.js'
 
 const timeoutError = () => new Error('too slow')
 
 describe('callWithin', () => {
   it('resolves with the timeout, aborting the call with that error, when the call outlives its deadline', async () => {
-    const call = deferred()
+    const call = deferred<void>()
     let signal: AbortSignal | undefined
     const outcome = await callWithin(
       (s) => {
@@ -35,7 +25,7 @@ describe('callWithin', () => {
 
   it('tells `late` how an abandoned call settled: a success, then a failure', async () => {
     for (const settle of ['resolve', 'reject'] as const) {
-      const call = deferred()
+      const call = deferred<void>()
       const late = vi.fn<(outcome: CallOutcome) => void>()
       await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, late)
       expect(late).not.toHaveBeenCalled()
@@ -68,7 +58,7 @@ describe('callWithin', () => {
     const unhandled = vi.fn()
     process.on('unhandledRejection', unhandled)
     try {
-      const call = deferred()
+      const call = deferred<void>()
       const late = vi.fn(() => {
         throw new Error('late failed')
       })
