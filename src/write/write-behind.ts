@@ -8,7 +8,7 @@ import type { L2Guard } from '../policies/l2-guard.js'
 import type { QueueEntry } from '../tiers/l2-store.js'
 import type { Logger } from '../options.js'
 import { WriteQueueFullError, WriteTimeoutError } from '../errors.js'
-import { callWithin, timerDelay } from './bounded-call.js'
+import { callWithin, timerDelay, type CallSignal } from './bounded-call.js'
 import { PendingOverlay } from './pending-overlay.js'
 import { compareStreamIds } from '../core/stream-id.js'
 import { QueueBudget } from './queue-budget.js'
@@ -632,7 +632,7 @@ export class WriteBehindQueue<P, V> {
    */
   async #callSource(
     what: 'write' | 'writeMany',
-    call: (signal: AbortSignal) => unknown,
+    call: (callSignal: CallSignal) => unknown,
   ): Promise<'ok' | 'closing' | { error: unknown }> {
     const { namespace, config, signal, counters } = this.#host
     const leaseLeftMs = Math.floor(this.#leaseValidUntil - performance.now())
@@ -716,8 +716,24 @@ export class WriteBehindQueue<P, V> {
     }
   }
 
-  #context(key: string, idempotencyKey: string | undefined, signal: AbortSignal): WriteContext {
-    const context = { namespace: this.#host.namespace, key, signal }
-    return idempotencyKey === undefined ? context : { ...context, idempotencyKey }
+  /** The signal through a getter, made only if the source reads it (see `CallSignal`): not spread. */
+  #context(key: string, idempotencyKey: string | undefined, call: CallSignal): WriteContext {
+    const namespace = this.#host.namespace
+    return idempotencyKey === undefined
+      ? {
+          namespace,
+          key,
+          get signal() {
+            return call.signal
+          },
+        }
+      : {
+          namespace,
+          key,
+          idempotencyKey,
+          get signal() {
+            return call.signal
+          },
+        }
   }
 }

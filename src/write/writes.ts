@@ -189,7 +189,15 @@ export class Writes<P, V> {
     if (write === undefined) throw new NoWriterError(ctx.name)
     const timeoutMs = ctx.options.writeTimeoutMs
     const outcome = await callWithin(
-      (signal) => write(params, value, { namespace: ctx.name, key, signal }),
+      // The signal through a getter: made only if the source reads it (see CallSignal).
+      (call) =>
+        write(params, value, {
+          namespace: ctx.name,
+          key,
+          get signal() {
+            return call.signal
+          },
+        }),
       ctx.rt.signal,
       timeoutMs,
       () => new WriteTimeoutError(ctx.name, timeoutMs, 'write'),

@@ -10,7 +10,7 @@ describe('callWithin', () => {
     let signal: AbortSignal | undefined
     const outcome = await callWithin(
       (s) => {
-        signal = s
+        signal = s.signal
         return call.promise
       },
       new AbortController().signal,
@@ -21,6 +21,63 @@ describe('callWithin', () => {
     expect(signal!.aborted).toBe(true)
     expect(signal!.reason).toBe((outcome as { error: unknown }).error)
     call.resolve()
+  })
+
+  it('makes no signal for a call that never reads it, and leaves no listener on the parent', async () => {
+    const parent = new AbortController()
+    const added = vi.spyOn(parent.signal, 'addEventListener')
+    const created = vi.spyOn(globalThis, 'AbortController')
+    try {
+      expect(await callWithin(() => 'done', parent.signal, 1_000, timeoutError)).toEqual({ ok: true })
+      expect(created).not.toHaveBeenCalled()
+      expect(added).not.toHaveBeenCalled()
+    } finally {
+      created.mockRestore()
+    }
+  })
+
+  it('a signal read later is aborted as it would have been: after the timeout, or with the parent', async () => {
+    // Read after the timeout: already aborted, with the timeout's error.
+    const call = deferred<void>()
+    let later: { signal: AbortSignal } | undefined
+    const outcome = await callWithin(
+      (s) => {
+        later = s
+        return call.promise
+      },
+      new AbortController().signal,
+      20,
+      timeoutError,
+    )
+    expect(later!.signal.aborted).toBe(true)
+    expect(later!.signal.reason).toBe((outcome as { error: unknown }).error)
+    call.resolve()
+    // Read before, the parent aborting meanwhile: forwarded, with the parent's reason; the listener is removed after.
+    const parent = new AbortController()
+    const removed = vi.spyOn(parent.signal, 'removeEventListener')
+    const second = await callWithin(
+      async (s) => {
+        const signal = s.signal
+        parent.abort(new Error('closing'))
+        expect(signal.aborted).toBe(true)
+        throw signal.reason
+      },
+      parent.signal,
+      1_000,
+      timeoutError,
+    )
+    expect(second).toMatchObject({ ok: false, timedOut: false, error: { message: 'closing' } })
+    expect(removed).toHaveBeenCalledTimes(1)
+    // A parent aborted before the call reads its signal: the signal is made aborted.
+    let early: AbortSignal | undefined
+    await callWithin(
+      (s) => void (early = s.signal),
+      AbortSignal.abort(new Error('closed')),
+      1_000,
+      timeoutError,
+    )
+    expect(early!.aborted).toBe(true)
+    expect((early!.reason as Error).message).toBe('closed')
   })
 
   it('tells `late` how an abandoned call settled: a success, then a failure', async () => {
