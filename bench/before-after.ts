@@ -1,4 +1,5 @@
-// Before/after: this checkout's build against another build of stratacache, on the two hit paths, in one process.
+// Before/after: this checkout's build against another build of stratacache, on the two hit paths and the write
+// path, in one process.
 //
 //   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
 //   npm run build && npx tsx bench/before-after.ts ../before
@@ -7,7 +8,9 @@
 // taken out (`l1: false`, the store's GET answers from memory, as in the l2-overhead scenario). The metric is gets
 // per CPU-second of this process (`process.cpuUsage`), which a shared machine's load disturbs far less than
 // wall-clock throughput; rounds alternate between the builds (before, after, before, …) so that both see the same
-// machine. Prints one Markdown table; the ratio is after / before (above 1 is faster).
+// machine. Prints one Markdown table; the ratio is after / before (above 1 is faster). The write path is a
+// write-through `write()` to the local redis-server (real round trips: bump, set, broadcast) with a source write that
+// does nothing, 50 writers at a time: it measures what stratacache adds around the source call.
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -31,7 +34,15 @@ if (!Number.isInteger(rounds) || rounds < 3)
 /** The parts of a stratacache build this script uses (the public API of both builds). */
 interface Build {
   createCache: (options: object) => {
-    namespace: (name: string, options: object) => { get: (p: ProductParams) => Promise<unknown> }
+    namespace: (
+      name: string,
+      options: object,
+    ) => {
+      get: (p: ProductParams) => Promise<unknown>
+      set: (p: ProductParams, value: unknown) => Promise<void>
+      write: (p: ProductParams, value: unknown) => Promise<void>
+      key: (p: ProductParams) => string
+    }
     connect: () => Promise<void>
     close: () => Promise<void>
   }
@@ -53,8 +64,10 @@ const L1_CALLS = 400_000
 const L2_CONCURRENCY = 100
 const L2_KEYS_PER_CALLER = 100
 const L2_GETS_PER_CALLER = 600
+const WRITE_CONCURRENCY = 50
+const WRITES = 3_000
 
-/** Gets per CPU-second of `count` awaited calls of `get`, `concurrency` callers at a time. */
+/** Calls per CPU-second of `count` awaited calls of `get`, `concurrency` callers at a time. */
 async function perCpuSecond(
   get: (index: number) => Promise<unknown>,
   keys: number,
@@ -127,6 +140,29 @@ async function l2Path(build: Build, url: string, service: string): Promise<Path>
   }
 }
 
+async function writePath(build: Build, url: string, service: string): Promise<Path> {
+  const params = productParams(WRITES)
+  const cache = build.createCache({
+    service,
+    l2: build.redisStore({ url }),
+    logger: silent,
+    timeouts: { l2: 2_000 },
+  })
+  const ns = cache.namespace('product', {
+    ...productNamespace,
+    ttl: 10 * 60_000,
+    load: product,
+    write: () => {},
+  })
+  await cache.connect()
+  return {
+    name: 'write() (write-through, source write does nothing)',
+    measure: () =>
+      perCpuSecond((i) => ns.write(params[i]!, product(params[i]!)), WRITES, WRITES, WRITE_CONCURRENCY),
+    close: () => cache.close(),
+  }
+}
+
 const redis = await startRedis()
 try {
   const before = await load(beforeDir)
@@ -135,6 +171,7 @@ try {
   for (const make of [
     (b: Build) => l1Path(b),
     (b: Build, tag: string) => l2Path(b, redis.url, `bench-ab-${tag}`),
+    (b: Build, tag: string) => writePath(b, redis.url, `bench-ab-write-${tag}`),
   ]) {
     const paths = [await make(before, 'before'), await make(after, 'after')]
     const samples: number[][] = [[], []]
@@ -158,7 +195,7 @@ try {
   console.log(
     `Before: ${path.resolve(beforeDir)}; after: ${process.cwd()}; ${rounds} rounds each, medians.\n`,
   )
-  console.log('| path | before, gets per CPU-second (range) | after (range) | after / before |')
+  console.log('| path | before, calls per CPU-second (range) | after (range) | after / before |')
   console.log('| --- | --- | --- | --- |')
   for (const row of rows) console.log(row)
 } finally {
