@@ -64,12 +64,12 @@ interface Traced {
  * data, which may be personal data. Metrics: `stratacache.reads` (by tier), `stratacache.misses`,
  * `stratacache.loads`, `stratacache.load.errors`, `stratacache.stale_served` (by reason), `stratacache.l2.calls` (by
  * outcome), `stratacache.l1.entries`, and the histograms `stratacache.get.duration`, `stratacache.load.duration` and
- * `stratacache.invalidation.lag` (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where it is per namespace. With
- * `regions`, `stratacache.stale_served` and the `stratacache.region.*` instruments also carry `stratacache.region`.
- * With a host tier, `stratacache.host.hits` and `stratacache.host.errors`; for a tier whose store keeps its own
- * counters (the disk store), `stratacache.store.corrupt_reads`, `.evictions` and `.bytes`, by `stratacache.tier`.
- * Returns `stop()`, which unsubscribes (metrics stay registered with the meter, reading a closed cache's last
- * counters).
+ * `stratacache.invalidation.lag` (seconds); every one carries `stratacache.service`, and `stratacache.namespace` where
+ * it is per namespace. With `regions`, `stratacache.stale_served` and the `stratacache.region.*` instruments also
+ * carry `stratacache.region`. With a host tier, `stratacache.host.hits` and `stratacache.host.errors`; for a tier
+ * whose store keeps its own counters (the disk store), `stratacache.store.corrupt_reads`, `.evictions` and `.bytes`,
+ * by `stratacache.tier`. Returns `stop()`, which unsubscribes (metrics stay registered with the meter, reading a
+ * closed cache's last counters).
  *
  * @example
  * import { openTelemetry } from 'stratacache/opentelemetry'
