@@ -152,6 +152,10 @@ const ALIASES: Readonly<
   hardtimeout: { to: ['timeouts.hard'] },
   softtimeout: { to: ['timeouts.soft'] },
   locktimeout: { to: ['lock.wait'] },
+  writetimeout: {
+    to: ['timeouts.write'],
+    hint: "With writeStrategy 'write-behind' the flusher's source calls are bounded by `writeBehind.writeTimeout`.",
+  },
   breaker: { to: ['circuitBreaker'] },
   // OpenTelemetry: `openTelemetry(cache, { meter, tracer })` takes what a provider makes, not the provider.
   meterprovider: { to: ['meter'], hint: METER_HINT },

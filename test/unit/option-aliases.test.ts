@@ -114,10 +114,16 @@ describe('cache.namespace() suggests its own name for an option named as in othe
     ['hardTimeout', 'timeouts.hard'],
     ['softTimeout', 'timeouts.soft'],
     ['lockTimeout', 'lock.wait'],
+    ['writeTimeout', 'timeouts.write'],
   ])('namespace({ %s }): "Did you mean `%s`?"', (key, suggestion) => {
     const error = unknownOption(namespaceWith({ [key]: '1s' }))
     expect(error).toMatchObject({ path: key, suggestion })
     expect(error.message).toContain(`Did you mean \`${suggestion}\`?`)
+  })
+
+  it("namespace({ writeTimeout }) also names write-behind's own bound", () => {
+    const error = unknownOption(namespaceWith({ writeTimeout: '5s' }))
+    expect(error.message).toContain('`writeBehind.writeTimeout`')
   })
 
   it('namespace({ commandTimeout }) points at the cache option, not at a `timeouts.l2` namespaces do not have', () => {
