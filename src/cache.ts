@@ -5,6 +5,7 @@ import type { AuditRecord } from './audit/audit-sink.js'
 import { KEY_RING_OPTION_KEYS, type KeyRing } from './codecs/encryption.js'
 import type { Entry } from './codecs/envelope.js'
 import { sampledClock } from './core/clock.js'
+import { formatDuration } from './core/format-duration.js'
 import { rejectUnknown } from './core/known-options.js'
 import type { CacheRuntime } from './core/runtime.js'
 import type { KeyParams, ParamTypes, TypedKeyParams } from './core/keys.js'
@@ -49,6 +50,7 @@ import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status, L2Store, L2StoreStats } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
+import { callWithin } from './write/bounded-call.js'
 import { L2ClockSync } from './coherence/clock-sync.js'
 import { StartupWindow, type ReadTotals, type StartupStats } from './observability/startup.js'
 
@@ -584,8 +586,22 @@ export class Cache {
       target,
       ...extra,
     })
+    // Each record is bounded by `timeouts.audit`: a sink that never answers must not hold the purge, or its caller.
+    const timeoutMs = this.options.auditTimeoutMs
+    const append = async (entry: AuditRecord): Promise<void> => {
+      const outcome = await callWithin(
+        () => sink.append(entry),
+        this.#abort.signal,
+        timeoutMs,
+        () =>
+          new Error(
+            `the sink did not answer within ${formatDuration(timeoutMs)} (\`timeouts.audit\`); it may still store the record`,
+          ),
+      )
+      if (!outcome.ok) throw outcome.error
+    }
     try {
-      await sink.append(record('requested'))
+      await append(record('requested'))
     } catch (cause) {
       throw new AuditWriteError(id, false, { cause })
     }
@@ -602,13 +618,11 @@ export class Cache {
         error: code ?? (error instanceof Error ? error.message : String(error)),
       })
       // The purge's own error is what the caller needs; a sink failing as well must not hide it.
-      await sink.append(failed).catch(() => {})
+      await append(failed).catch(() => {})
       throw error
     }
     try {
-      await sink.append(
-        record('completed', { keysDeleted, durationMs: Math.round(performance.now() - started) }),
-      )
+      await append(record('completed', { keysDeleted, durationMs: Math.round(performance.now() - started) }))
     } catch (cause) {
       throw new AuditWriteError(id, true, { cause })
     }

@@ -116,6 +116,11 @@ export interface CacheOptions {
     l2?: Duration
     /** Longest wait for `cache.connect()`. @default '2s' */
     connect?: Duration
+    /**
+     * Longest wait for the `audit` sink to store one record of a `cache.purge()`. Past it the purge rejects with
+     * ERR_STRATA_AUDIT_WRITE: before the purge ran (nothing purged) or after it (`purged: true`). @default '10s'
+     */
+    audit?: Duration
   }
   circuitBreaker?: {
     /**
@@ -228,6 +233,8 @@ export interface ResolvedCacheOptions {
   readonly l2Budget: { readonly maxBytes: number } | undefined
   readonly l2TimeoutMs: number
   readonly connectTimeoutMs: number
+  /** `timeouts.audit`: the longest wait for the audit sink to store one record of a purge. */
+  readonly auditTimeoutMs: number
   readonly failureThreshold: number
   readonly breakMs: number
   readonly serializer: Serializer
@@ -277,7 +284,7 @@ export const CACHE_OPTION_KEYS = {
 export const CACHE_GROUP_KEYS = {
   l1: { maxEntries: true, maxBytes: true } satisfies OptionKeys<Group<CacheOptions['l1']>>,
   l2Budget: { maxBytes: true } satisfies OptionKeys<Group<CacheOptions['l2Budget']>>,
-  timeouts: { l2: true, connect: true } satisfies OptionKeys<Group<CacheOptions['timeouts']>>,
+  timeouts: { l2: true, connect: true, audit: true } satisfies OptionKeys<Group<CacheOptions['timeouts']>>,
   circuitBreaker: { failureThreshold: true, breakFor: true } satisfies OptionKeys<
     Group<CacheOptions['circuitBreaker']>
   >,
@@ -409,6 +416,7 @@ export function resolveCacheOptions(options: CacheOptions): ResolvedCacheOptions
     l2Budget,
     l2TimeoutMs,
     connectTimeoutMs: timerDuration(timeouts.connect ?? 2000, 'timeouts.connect'),
+    auditTimeoutMs: timerDuration(timeouts.audit ?? 10_000, 'timeouts.audit'),
     failureThreshold,
     breakMs: positiveDuration(circuitBreaker.breakFor ?? 2000, 'circuitBreaker.breakFor'),
     serializer,

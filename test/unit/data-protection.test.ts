@@ -599,6 +599,52 @@ describe('cache.purge (L1 only)', () => {
     expect(await ns.peek({ id: 1 })).toBe('v')
   })
 
+  /** A sink that never answers the nth append (it stores the others). */
+  function hangingSink(hangOn: number): AuditSink & { records: AuditRecord[] } {
+    const records: AuditRecord[] = []
+    let calls = 0
+    return {
+      records,
+      append(record) {
+        if (++calls === hangOn) return new Promise<void>(() => {})
+        records.push(record)
+        return Promise.resolve()
+      },
+    }
+  }
+
+  it('does not purge when the sink does not answer the request within timeouts.audit', async () => {
+    const cache = newCache({ audit: hangingSink(1), timeouts: { audit: '50ms' } })
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await ns.set({ id: 1 }, 'v')
+    const error = await cache.purge({ namespace: 'n', actor: 'a', reason: 'r' }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'ERR_STRATA_AUDIT_WRITE', purged: false })
+    expect((error as Error).message).toMatch(
+      /did not answer within 50 ms \(`timeouts.audit`\); it may still store the record.*Nothing was purged/,
+    )
+    expect(await ns.peek({ id: 1 })).toBe('v')
+  })
+
+  it('reports a purge whose outcome the sink does not store in time as done (`purged: true`)', async () => {
+    const sink = hangingSink(2)
+    const cache = newCache({ audit: sink, timeouts: { audit: '50ms' } })
+    const ns = cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    await ns.set({ id: 1 }, 'v')
+    await expect(cache.purge({ namespace: 'n', actor: 'a', reason: 'r' })).rejects.toMatchObject({
+      code: 'ERR_STRATA_AUDIT_WRITE',
+      purged: true,
+    })
+    expect(await ns.peek({ id: 1 })).toBeUndefined()
+    expect(sink.records.map((r) => r.phase)).toEqual(['requested'])
+  })
+
+  it('timeouts.audit defaults to 10 s and is refused when not a duration', () => {
+    expect(newCache().options.auditTimeoutMs).toBe(10_000)
+    expect(() => newCache({ timeouts: { audit: 'soon' as never } })).toThrow(
+      expect.objectContaining({ code: 'ERR_STRATA_INVALID_OPTION', option: 'timeouts.audit' }),
+    )
+  })
+
   it.each([
     [{ namespace: 'n', reason: 'r' }, 'actor'],
     [{ namespace: 'n', actor: ' ', reason: 'r' }, 'actor'],
