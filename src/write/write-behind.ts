@@ -32,6 +32,27 @@ export interface WriteContext {
   readonly idempotencyKey?: string
 }
 
+/**
+ * What a source write function receives, for `write()` and the write-behind flusher alike. Its signal is read through
+ * a getter, so that it is made only if the source reads it (see `CallSignal`); the object is never spread here.
+ */
+export function writeContext(
+  namespace: string,
+  key: string,
+  call: CallSignal,
+  idempotencyKey?: string,
+): WriteContext {
+  const context: { namespace: string; key: string; readonly signal: AbortSignal; idempotencyKey?: string } = {
+    namespace,
+    key,
+    get signal() {
+      return call.signal
+    },
+  }
+  if (idempotencyKey !== undefined) context.idempotencyKey = idempotencyKey
+  return context
+}
+
 /** One queued write, as a write-behind flush hands it to `writeMany`. */
 export interface QueuedWrite<P, V> {
   readonly params: P
@@ -567,7 +588,7 @@ export class WriteBehindQueue<P, V> {
       if (this.#stopped || signal.aborted || !(await this.#holdLease())) return
       const writes = writable.map((h) => h.write!)
       const outcome = await this.#callSource('writeMany', (callSignal) =>
-        this.#host.writeMany!(writes, this.#context(writes[0]!.key, undefined, callSignal)),
+        this.#host.writeMany!(writes, writeContext(this.#host.namespace, writes[0]!.key, callSignal)),
       )
       if (outcome === 'closing') return
       for (const held of writable) {
@@ -589,7 +610,7 @@ export class WriteBehindQueue<P, V> {
           this.#host.write!(
             write.params,
             write.value,
-            this.#context(write.key, write.idempotencyKey, callSignal),
+            writeContext(this.#host.namespace, write.key, callSignal, write.idempotencyKey),
           ),
         )
         if (outcome === 'ok') {
@@ -714,26 +735,5 @@ export class WriteBehindQueue<P, V> {
         this.#host.l2.unlock(Buffer.from(mark).toString('utf8'), held.id).catch(() => false),
       )
     }
-  }
-
-  /** The signal through a getter, made only if the source reads it (see `CallSignal`): not spread. */
-  #context(key: string, idempotencyKey: string | undefined, call: CallSignal): WriteContext {
-    const namespace = this.#host.namespace
-    return idempotencyKey === undefined
-      ? {
-          namespace,
-          key,
-          get signal() {
-            return call.signal
-          },
-        }
-      : {
-          namespace,
-          key,
-          idempotencyKey,
-          get signal() {
-            return call.signal
-          },
-        }
   }
 }

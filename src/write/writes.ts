@@ -23,7 +23,7 @@ import type { RelayedInvalidation } from '../regions/outbox-wire.js'
 import type { Entry } from '../codecs/envelope.js'
 import { callWithin } from './bounded-call.js'
 import { Repairs } from './repairs.js'
-import { WriteBehindQueue } from './write-behind.js'
+import { WriteBehindQueue, writeContext } from './write-behind.js'
 
 /** A value `set` can cache: its entry, its tags, its bytes for L2 (none without one) and its size. */
 interface Prepared<V> {
@@ -189,15 +189,7 @@ export class Writes<P, V> {
     if (write === undefined) throw new NoWriterError(ctx.name)
     const timeoutMs = ctx.options.writeTimeoutMs
     const outcome = await callWithin(
-      // The signal through a getter: made only if the source reads it (see CallSignal).
-      (call) =>
-        write(params, value, {
-          namespace: ctx.name,
-          key,
-          get signal() {
-            return call.signal
-          },
-        }),
+      (call) => write(params, value, writeContext(ctx.name, key, call)),
       ctx.rt.signal,
       timeoutMs,
       () => new WriteTimeoutError(ctx.name, timeoutMs, 'write'),

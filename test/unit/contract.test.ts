@@ -205,11 +205,12 @@ describe('contract model and Markdown', () => {
     expect(data).toEqual({ classification: null, critical: null, redactedFields: null, encrypted: null })
   })
 
-  it('claims a write path only for a namespace with a `write` function', () => {
+  /** A cache with a namespace of each write path: none (no `write`), write-through, cache-aside. */
+  function writePaths(through: { timeouts?: { write: '5s' } } = {}) {
     const cache = createCache({ service: 'svc' })
     // The default writeStrategy is write-through, but without `write` there is no write path: ns.write() throws.
     cache.namespace('readonly', { key: 'r:{id}', ttl: '1m', load })
-    cache.namespace('through', { key: 't:{id}', ttl: '1m', load, write: () => {} })
+    cache.namespace('through', { key: 't:{id}', ttl: '1m', load, write: () => {}, ...through })
     cache.namespace('aside', {
       key: 'a:{id}',
       ttl: '1m',
@@ -217,6 +218,11 @@ describe('contract model and Markdown', () => {
       write: () => {},
       writeStrategy: 'cache-aside',
     })
+    return cache
+  }
+
+  it('claims a write path only for a namespace with a `write` function', () => {
+    const cache = writePaths()
     const model = describeCache(cache)
     const strategy = Object.fromEntries(model.namespaces.map((ns) => [ns.name, ns.consistency.writeStrategy]))
     expect(strategy).toEqual({
@@ -237,16 +243,7 @@ describe('contract model and Markdown', () => {
   })
 
   it("states write()'s source-write timeout where write() writes the source itself", () => {
-    const cache = createCache({ service: 'svc' })
-    cache.namespace('readonly', { key: 'r:{id}', ttl: '1m', load })
-    cache.namespace('through', { key: 't:{id}', ttl: '1m', load, write: () => {}, timeouts: { write: '5s' } })
-    cache.namespace('aside', {
-      key: 'a:{id}',
-      ttl: '1m',
-      load,
-      write: () => {},
-      writeStrategy: 'cache-aside',
-    })
+    const cache = writePaths({ timeouts: { write: '5s' } })
     const through = cache.namespaces().find((ns) => ns.name === 'through')!
     /** `through` under another name, with other resolved options. */
     const as = (name: string, options: object) =>

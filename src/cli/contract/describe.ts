@@ -118,6 +118,9 @@ export function describeCache(cache: ContractSource): ContractModel {
 
 function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): NamespaceContract {
   const o = ns.options
+  // No `write`: `ns.write()` throws ERR_STRATA_NO_WRITER, so the default 'write-through' would claim a write path
+  // the namespace does not have. Options from a library without `writer` are taken at their word.
+  const writeStrategy = (o as { writer?: boolean }).writer === false ? 'none' : o.writeStrategy
   return {
     name: ns.name,
     owner: o.owner ?? null,
@@ -145,9 +148,7 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
     consistency: {
       class: o.consistency,
       maxStalenessMs: finite(o.maxStalenessMs),
-      // No `write`: `ns.write()` throws ERR_STRATA_NO_WRITER, so the default 'write-through' would claim a write path
-      // the namespace does not have. Options from a library without `writer` are taken at their word.
-      writeStrategy: (o as { writer?: boolean }).writer === false ? 'none' : o.writeStrategy,
+      writeStrategy,
       writeBehind:
         o.writeBehind === undefined
           ? null
@@ -156,7 +157,12 @@ function describeNamespace(ns: Namespace<never, unknown>, cacheHasL1: boolean): 
               flushIntervalMs: o.writeBehind.flushIntervalMs,
               maxAttempts: o.writeBehind.maxAttempts,
             },
-      writeTimeoutMs: writeTimeout(o),
+      // Where `write()` writes the source itself; read by shape, as `describeData` reads its options.
+      writeTimeoutMs:
+        (writeStrategy === 'write-through' || writeStrategy === 'cache-aside') &&
+        typeof (o as { writeTimeoutMs?: unknown }).writeTimeoutMs === 'number'
+          ? finite(o.writeTimeoutMs)
+          : null,
       lock: o.lock === false ? null : { ttlMs: o.lock.ttlMs, waitMs: o.lock.waitMs },
     },
     data: describeData(o),
@@ -213,13 +219,6 @@ function exampleKey(ns: Namespace<never, unknown>): string {
   const key = ns.key(params as never)
   const rest = key.slice(ns.prefix.length)
   return key.startsWith(ns.prefix) ? ns.prefix + rest.replace(/^g\d+:/, '') : key
-}
-
-/** `timeouts.write`, where `write()` writes the source itself; read by shape, as `describeData` reads its options. */
-function writeTimeout(options: ResolvedNamespaceOptions): Ms {
-  const o = options as unknown as Record<string, unknown>
-  if (o.writer === false || o.writeStrategy === 'write-behind') return null
-  return typeof o.writeTimeoutMs === 'number' ? finite(o.writeTimeoutMs) : null
 }
 
 function finite(value: number): number | null {
