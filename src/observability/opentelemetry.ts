@@ -204,9 +204,13 @@ function recordInvalidationLag(cache: Cache, meter: Meter): () => void {
     description:
       "Invalidations from other processes, publication to applied here (on Redis's clock), by namespace.",
   })
+  // The declared names, read again only for a name not in them (a namespace declared since): not per message.
+  let declared = new Set<string>()
+  const isDeclared = (name: string) =>
+    declared.has(name) || (declared = new Set(cache.namespaces().map((ns) => ns.name))).has(name)
   const onMessage = (message: unknown) => {
     const m = message as BusReceivedMessage
-    if (m.service !== cache.service || !cache.namespaces().some((ns) => ns.name === m.namespace)) return
+    if (m.service !== cache.service || !isDeclared(m.namespace)) return
     lag.record(m.lagMs / 1_000, { 'stratacache.service': m.service, 'stratacache.namespace': m.namespace })
   }
   diagnosticsChannel.subscribe(channelNames.busReceived, onMessage)
