@@ -113,11 +113,7 @@ async function l2Path(build: Build, url: string, service: string): Promise<Path>
   }
   // A generous L2 timeout for the warm-up's writes on a busy machine.
   const cache = build.createCache({ service, l1: false, l2: store, logger: silent, timeouts: { l2: 2_000 } })
-  const ns = cache.namespace('product', { ...productNamespace, ttl: 10 * 60_000, load: product }) as {
-    get: (p: ProductParams) => Promise<unknown>
-    set: (p: ProductParams, value: unknown) => Promise<void>
-    key: (p: ProductParams) => string
-  }
+  const ns = cache.namespace('product', { ...productNamespace, ttl: 10 * 60_000, load: product })
   await cache.connect()
   for (let from = 0; from < keys; from += 100)
     await Promise.all(params.slice(from, from + 100).map((p) => ns.set(p, product(p))))
