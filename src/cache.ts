@@ -789,6 +789,7 @@ export class Cache {
     this.#abort.abort(new CacheClosedError('load'))
     // Lock keep-alives stop: a loader that never settles must not keep extending its lock after close.
     this.#l2?.close()
+    this.#outages?.stop()
     this.#bus?.stop()
     this.#clockSync?.stop()
     // While L2 is still open: flushers finish their step and leave (each L2 call bounded by its timeout).

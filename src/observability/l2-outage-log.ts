@@ -3,7 +3,7 @@ import { formatDuration } from '../core/format-duration.js'
 import type { Logger } from '../options.js'
 import type { CircuitState } from '../policies/circuit-breaker.js'
 import type { L2Failure, L2Status, L2Store } from '../tiers/l2-store.js'
-import { redactUrl } from '../tiers/redis-failure.js'
+import { closedMidway, redactUrl } from '../tiers/redis-failure.js'
 
 export interface L2OutageLogOptions {
   readonly service: string
@@ -15,6 +15,14 @@ export interface L2OutageLogOptions {
   readonly breakMs: number
   /** Monotonic ms. @default performance.now */
   readonly now?: () => number
+}
+
+/**
+ * How long a connection closed midway waits for another reason before it is logged as the outage's own: twice the
+ * longest wait between attempts (the next attempt's failure replaces it), at least 1 s and at most 30 s.
+ */
+export function closedGraceMs(retryMs: number | undefined): number {
+  return Math.min(30_000, Math.max(1_000, 2 * (retryMs ?? 1_000)))
 }
 
 /** What the log says is wrong, from the first line of an outage until the line saying it is over. */
@@ -31,6 +39,8 @@ interface Outage {
  * what to check) or stops answering (the circuit opened while connected), one when it is back with how long it was
  * down. Never a line per call: the circuit's re-openings, failed probes and each reconnection attempt stay silent.
  * The line that ends an outage is a warning too, so a log filtered to warnings never shows an outage without end.
+ * A connection closed midway (`L2Failure.connectionClosed`) is held back until the next attempt's reason replaces it
+ * (`closedGraceMs`), so a Redis killed during a handshake is one line, ECONNREFUSED, not a reset and then a refusal.
  * Lines that begin an outage carry the field `outage: 'begin'`, the line that ends it `outage: 'end'`: the console
  * logger's repeat guard forgets one kind when it writes the other, so a second outage is never held back as a repeat.
  */
@@ -40,6 +50,8 @@ export class L2OutageLog {
   #outage: Outage | undefined
   #circuit: CircuitState = 'closed'
   #lastFailure: { readonly failure: L2Failure; readonly error: unknown } | undefined
+  /** A connection closed midway, not logged yet (`#hold`). */
+  #pending: { readonly since: number; readonly timer: ReturnType<typeof setTimeout> } | undefined
 
   constructor(options: L2OutageLogOptions) {
     this.#o = options
@@ -62,10 +74,23 @@ export class L2OutageLog {
     if (lost || status === 'ready' || status === 'closed') return
     const failure = this.#describe(error)
     this.#lastFailure = { failure, error }
+    // A connection closed midway (a handshake reset by a Redis being killed) says a connection ended, not why the
+    // next cannot be made: held until the next attempt's reason replaces it, or logged if none comes.
+    if (failure.connectionClosed === true) {
+      this.#hold(failure)
+      return
+    }
+    const since = this.#pending?.since
+    this.#dropPending()
+    this.#begin(failure, since)
+  }
+
+  /** Logs the line that begins an outage (or names a new reason in one); `since`: when a held failure came. */
+  #begin(failure: L2Failure, since = this.#now()): void {
     const outage = this.#outage
     if (outage !== undefined && outage.kind === 'unreachable' && outage.reasons.has(failure.reason)) return
     if (outage === undefined) {
-      this.#outage = { since: this.#now(), kind: 'unreachable', reasons: new Set([failure.reason]) }
+      this.#outage = { since, kind: 'unreachable', reasons: new Set([failure.reason]) }
     } else {
       outage.kind = 'unreachable'
       outage.reasons.add(failure.reason)
@@ -81,8 +106,33 @@ export class L2OutageLog {
     )
   }
 
+  /** Holds a connection closed midway for `closedGraceMs`; the first one held keeps its time. */
+  #hold(failure: L2Failure): void {
+    if (this.#pending !== undefined) return
+    const since = this.#now()
+    const timer = setTimeout(() => {
+      this.#pending = undefined
+      const status = this.#o.store.status
+      if (status !== 'ready' && status !== 'closed') this.#begin(failure, since)
+    }, closedGraceMs(failure.retryMs))
+    timer.unref?.()
+    this.#pending = { since, timer }
+  }
+
+  #dropPending(): void {
+    if (this.#pending === undefined) return
+    clearTimeout(this.#pending.timer)
+    this.#pending = undefined
+  }
+
+  /** The cache closes: a held failure is not logged. */
+  stop(): void {
+    this.#dropPending()
+  }
+
   /** The store's connection status changed. */
   status(status: L2Status): void {
+    if (status === 'ready' || status === 'closed') this.#dropPending()
     if (status === 'ready') {
       this.#lastFailure = undefined
       this.#maybeOver()
@@ -141,12 +191,14 @@ export class L2OutageLog {
     const reason = typeof code === 'string' ? code : error instanceof Error ? error.name : 'Error'
     const message = redactUrl(error instanceof Error ? error.message : String(error))
     const address = this.#o.store.address || this.#o.store.name
+    const name = error instanceof Error ? (error.constructor?.name ?? error.name) : 'Error'
     return {
       address,
       reason,
       summary: `cannot reach ${address} (${reason}: ${message})`,
       advice: 'Check that the server runs and that its address is right',
       retryMs: undefined,
+      ...(closedMidway(typeof code === 'string' ? code : undefined, name) && { connectionClosed: true }),
     }
   }
 }

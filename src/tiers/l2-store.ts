@@ -311,6 +311,12 @@ export interface L2Failure {
   readonly advice: string
   /** The longest wait between the store's reconnection attempts, in ms; undefined when a client of the user's retries. */
   readonly retryMs: number | undefined
+  /**
+   * The server or the network closed a connection midway (`ECONNRESET`, `EPIPE`): that says a connection ended, not
+   * why the next cannot be made. The cache logs such a failure only if no other reason follows it soon: a Redis
+   * killed during a handshake resets that connection, then refuses the next, and the line says ECONNREFUSED.
+   */
+  readonly connectionClosed?: boolean
 }
 
 /** The answer to `L2Store.acquireLock`. */

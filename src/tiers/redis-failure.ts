@@ -161,14 +161,17 @@ export function describeRedisFailure(error: unknown, target: RedisTarget, isRepl
       "Check the url's port",
     )
   }
-  if (code === 'ECONNRESET' || code === 'EPIPE' || name === 'SocketClosedUnexpectedlyError') {
-    return failure(
-      code ?? 'CONNECTION_CLOSED',
-      `cannot reach ${at} (${code ?? 'connection closed'}: the server or the network closed the connection)`,
-      'Redis may be restarting or at its maxclients limit' +
-        (target.tls === false ? ', or the port expects TLS (a rediss:// url with `tls`)' : '') +
-        '; check its log',
-    )
+  if (closedMidway(code, name)) {
+    return {
+      ...failure(
+        code ?? 'CONNECTION_CLOSED',
+        `cannot reach ${at} (${code ?? 'connection closed'}: the server or the network closed the connection)`,
+        'Redis may be restarting or at its maxclients limit' +
+          (target.tls === false ? ', or the port expects TLS (a rediss:// url with `tls`)' : '') +
+          '; check its log',
+      ),
+      connectionClosed: true,
+    }
   }
   if (reply !== undefined) {
     // An error reply during the handshake (HELLO, AUTH, SELECT): Redis is up but refused the connection.
@@ -180,6 +183,14 @@ export function describeRedisFailure(error: unknown, target: RedisTarget, isRepl
   }
   const reason = code ?? name
   return failure(reason, `cannot reach ${at} (${reason}: ${redactUrl(message)})`, checkUrl)
+}
+
+/**
+ * Whether an error is a connection closed midway (`L2Failure.connectionClosed`): a reset, a write to a closed socket,
+ * or node-redis's "Socket closed unexpectedly". For the Redis stores' descriptions and the generic one alike.
+ */
+export function closedMidway(code: string | undefined, name: string): boolean {
+  return code === 'ECONNRESET' || code === 'EPIPE' || name === 'SocketClosedUnexpectedlyError'
 }
 
 /** The `code`, class name and message of a thrown value. */
