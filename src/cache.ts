@@ -50,7 +50,7 @@ import { InvalidationBus, type BusStats } from './bus/invalidation-bus.js'
 import type { Invalidation } from './bus/wire.js'
 import type { L2Status, L2Store, L2StoreStats } from './tiers/l2-store.js'
 import { WTinyLfu } from './tiers/w-tiny-lfu.js'
-import { callWithin } from './write/bounded-call.js'
+import { callWithin } from './core/bounded-call.js'
 import { L2ClockSync } from './coherence/clock-sync.js'
 import { StartupWindow, type ReadTotals, type StartupStats } from './observability/startup.js'
 

@@ -7,6 +7,7 @@
 import { InvalidArgumentError, LoaderError, LoadManyResultError } from '../errors.js'
 import { parseDuration } from '../core/duration.js'
 import { channels, traces } from '../observability/channels.js'
+import type { CallSignal } from '../core/bounded-call.js'
 import type { LoadContext } from '../options.js'
 import type { NamespaceContext } from '../namespace/context.js'
 
@@ -17,17 +18,18 @@ export class LoadInvoker<P, V> {
     this.#ctx = ctx
   }
 
+  /** `callSignal`: the bounded call's, whose signal is made only if the loader reads `context.signal`. */
   async callLoad(
     key: string,
     params: P,
-    load = this.#ctx.load!,
-    signal = this.#ctx.rt.signal,
-    lifetime: LoadLifetime = {},
+    load: NonNullable<NamespaceContext<P, V>['load']>,
+    callSignal: CallSignal,
+    lifetime: LoadLifetime,
   ): Promise<V> {
     const { name, counters, latency } = this.#ctx
     const started = performance.now()
     counters.loads++
-    const context = loadContext(name, key, signal, lifetime)
+    const context = loadContext(name, key, callSignal, lifetime)
     try {
       const value = traces.load.hasSubscribers
         ? await traces.load.tracePromise(async () => load(params, context), {
@@ -54,15 +56,15 @@ export class LoadInvoker<P, V> {
   async callLoadMany(
     keys: string[],
     params: P[],
-    signal = this.#ctx.rt.signal,
-    lifetime: LoadLifetime = {},
+    callSignal: CallSignal,
+    lifetime: LoadLifetime,
   ): Promise<readonly V[]> {
     const { name, counters, latency } = this.#ctx
     const started = performance.now()
     counters.loads++
     let values: readonly V[]
     let failure: Error | undefined
-    const context = loadContext(name, keys[0]!, signal, lifetime)
+    const context = loadContext(name, keys[0]!, callSignal, lifetime)
     try {
       const loadMany = this.#ctx.loadMany!
       values = traces.load.hasSubscribers
@@ -100,17 +102,22 @@ export interface LoadLifetime {
   until?: number
 }
 
-/** The context a loader call receives; its `setTtl` and `expireAt` write to `lifetime`. */
+/**
+ * The context a loader call receives; its `setTtl` and `expireAt` write to `lifetime`. Its `signal` is a getter: the
+ * bounded call makes an AbortController only for a loader that reads it.
+ */
 function loadContext(
   namespace: string,
   key: string,
-  signal: AbortSignal,
+  callSignal: CallSignal,
   lifetime: LoadLifetime,
 ): LoadContext {
   return {
     namespace,
     key,
-    signal,
+    get signal() {
+      return callSignal.signal
+    },
     setTtl(ttl) {
       try {
         lifetime.ttlMs = parseDuration(ttl, 'setTtl')

@@ -14,6 +14,7 @@
 //   past the soft timeout; a failed key is throttled, so the source is not asked again at once.
 // - Strong and bounded namespaces never answer a value their store was refused for when a newer one can be read.
 import type { Entry } from '../codecs/envelope.js'
+import { callWithin, type CallSignal } from '../core/bounded-call.js'
 import { LoaderTimeoutError, NoLoaderError, SourceBusyError } from '../errors.js'
 import { isHeld, type LockHolder } from '../policies/cross-process-lock.js'
 import type { Flight } from '../read/flights.js'
@@ -148,8 +149,8 @@ export class LoadPipeline<P, V> {
     holder: LockHolder | undefined,
   ): Promise<V> {
     const item: LoadItem<P> = { key, params, stale, flight, holder }
-    return this.#loadItems([item], async (signal, lifetime) => [
-      await this.#loadOne(key, params, signal, lifetime),
+    return this.#loadItems([item], async (callSignal, lifetime) => [
+      await this.#loadOne(key, params, callSignal, lifetime),
     ])[0]!
   }
 
@@ -161,7 +162,7 @@ export class LoadPipeline<P, V> {
   async loadBatch(items: LoadItem<P>[], settle: Settle<V>): Promise<void> {
     const ctx = this.#ctx
     const keys = items.map((item) => item.key)
-    const answers = this.#loadItems(items, async (signal, lifetime) => {
+    const answers = this.#loadItems(items, async (callSignal, lifetime) => {
       const writeBehind = ctx.writeBehind
       const queued =
         writeBehind === undefined ? undefined : await Promise.all(keys.map((key) => writeBehind.pending(key)))
@@ -172,7 +173,7 @@ export class LoadPipeline<P, V> {
           : await this.#invoke.callLoadMany(
               ask.map((item) => item.key),
               ask.map((item) => item.params),
-              signal,
+              callSignal,
               lifetime,
             )
       let next = 0
@@ -192,7 +193,7 @@ export class LoadPipeline<P, V> {
    */
   #loadItems(
     items: LoadItem<P>[],
-    call: (signal: AbortSignal, lifetime: LoadLifetime) => Promise<readonly V[]>,
+    call: (callSignal: CallSignal, lifetime: LoadLifetime) => Promise<readonly V[]>,
   ): Promise<V>[] {
     const ctx = this.#ctx
     const startedAt = performance.now()
@@ -206,9 +207,9 @@ export class LoadPipeline<P, V> {
     const loaded = admitted.then((release): Loaded | Promise<Loaded> => {
       if (release === 'stale') return 'stale'
       const lifetime: LoadLifetime = {}
-      return this.#callLoadTimed(keys[0]!, startedAt, async (signal) => {
+      return this.#callLoadTimed(keys[0]!, startedAt, async (callSignal) => {
         const read = await fences
-        const values = await call(signal, lifetime)
+        const values = await call(callSignal, lifetime)
         return { values, fences: read, lifetime }
       }).finally(release)
     })
@@ -284,8 +285,8 @@ export class LoadPipeline<P, V> {
     const token = this.#ctx.fence.open()
     const [fence] = (await this.#store.readFences([key])) ?? []
     const lifetime: LoadLifetime = {}
-    const reloaded = await this.#callLoadTimed(key, performance.now(), (signal) =>
-      this.#loadOne(key, params, signal, lifetime),
+    const reloaded = await this.#callLoadTimed(key, performance.now(), (callSignal) =>
+      this.#loadOne(key, params, callSignal, lifetime),
     )
     await this.#store.store(params, key, reloaded, token, fence, lifetime)
     return reloaded
@@ -318,56 +319,48 @@ export class LoadPipeline<P, V> {
   }
 
   /**
-   * A loader call under the hard timeout: its signal aborts (as when the cache closes) and the call rejects with
-   * LoaderTimeoutError. One listener on the cache's signal, removed when the call settles (`AbortSignal.any` would
-   * leave a dependant on that long-lived signal per call on Node 20).
+   * A loader call under the hard timeout, through the one bounded call (`callWithin`): past what is left of it, the
+   * call's signal aborts (as when the cache closes) and the call rejects with LoaderTimeoutError. The deadline keeps
+   * the process alive, as the load awaited on it does; the signal is made only for a loader that reads it.
    */
   async #callLoadTimed<T>(
     key: string,
     startedAt: number,
-    call: (signal: AbortSignal) => Promise<T>,
+    call: (callSignal: CallSignal) => Promise<T>,
   ): Promise<T> {
-    const hard = this.#ctx.options.hardTimeoutMs
+    const { name, options, counters, rt } = this.#ctx
+    const hard = options.hardTimeoutMs
     // What is left of the hard timeout after the wait for the source (at least 1 ms: the call is made).
     const left = Math.max(1, hard - (performance.now() - startedAt))
-    const controller = new AbortController()
-    const cacheSignal = this.#ctx.rt.signal
-    const onClose = () => controller.abort(cacheSignal.reason)
-    if (cacheSignal.aborted) controller.abort(cacheSignal.reason)
-    else cacheSignal.addEventListener('abort', onClose, { once: true })
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new LoaderTimeoutError(this.#ctx.name, key, hard)
-        this.#ctx.counters.loadTimeouts++
-        controller.abort(error)
-        reject(error)
-      }, left)
+    const outcome = await callWithin(call, rt.signal, left, () => new LoaderTimeoutError(name, key, hard), {
+      keepAlive: true,
     })
-    try {
-      return await Promise.race([call(controller.signal), timeout])
-    } finally {
-      clearTimeout(timer)
-      cacheSignal.removeEventListener('abort', onClose)
-    }
+    if (outcome.ok) return outcome.value
+    if (outcome.timedOut) counters.loadTimeouts++
+    throw outcome.error
   }
 
-  #loadOne(key: string, params: P, signal: AbortSignal, lifetime: LoadLifetime): Promise<V> {
+  #loadOne(key: string, params: P, callSignal: CallSignal, lifetime: LoadLifetime): Promise<V> {
     const { writeBehind, load, loadMany } = this.#ctx
-    if (writeBehind !== undefined) return this.#loadOneAfterQueue(key, params, signal, lifetime)
-    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal, lifetime)
+    if (writeBehind !== undefined) return this.#loadOneAfterQueue(key, params, callSignal, lifetime)
+    if (load !== undefined) return this.#invoke.callLoad(key, params, load, callSignal, lifetime)
     if (loadMany === undefined) return Promise.reject(new NoLoaderError(this.#ctx.name, key))
-    return this.#invoke.callLoadMany([key], [params], signal, lifetime).then(([value]) => value as V)
+    return this.#invoke.callLoadMany([key], [params], callSignal, lifetime).then(([value]) => value as V)
   }
 
   /** With write-behind: this process's own queued write of `key` answers before the source is asked. */
-  async #loadOneAfterQueue(key: string, params: P, signal: AbortSignal, lifetime: LoadLifetime): Promise<V> {
+  async #loadOneAfterQueue(
+    key: string,
+    params: P,
+    callSignal: CallSignal,
+    lifetime: LoadLifetime,
+  ): Promise<V> {
     const queued = await this.#ctx.writeBehind!.pending(key)
     if (queued !== undefined) return queued.value
     const { load, loadMany } = this.#ctx
-    if (load !== undefined) return this.#invoke.callLoad(key, params, load, signal, lifetime)
+    if (load !== undefined) return this.#invoke.callLoad(key, params, load, callSignal, lifetime)
     if (loadMany === undefined) throw new NoLoaderError(this.#ctx.name, key)
-    const [value] = await this.#invoke.callLoadMany([key], [params], signal, lifetime)
+    const [value] = await this.#invoke.callLoadMany([key], [params], callSignal, lifetime)
     return value as V
   }
 }

@@ -21,7 +21,7 @@ import type { NamespaceContext, NamespaceFunctions } from '../namespace/context.
 import { fenceTtl, isEntryKey, versionKey, versionTtl, type EntryStore } from '../storage/entry-store.js'
 import type { RelayedInvalidation } from '../regions/outbox-wire.js'
 import type { Entry } from '../codecs/envelope.js'
-import { callWithin } from './bounded-call.js'
+import { callWithin } from '../core/bounded-call.js'
 import { Repairs } from './repairs.js'
 import { WriteBehindQueue, writeContext } from './write-behind.js'
 
@@ -194,7 +194,7 @@ export class Writes<P, V> {
       timeoutMs,
       () => new WriteTimeoutError(ctx.name, timeoutMs, 'write'),
       // It landed after all: a read between the drop below and now may have cached the value it replaced.
-      (late) => (late.ok ? this.#dropUnsure(params) : undefined),
+      { late: (late) => (late.ok ? this.#dropUnsure(params) : undefined) },
     )
     if (!outcome.ok) {
       if (!outcome.timedOut) throw new WriteError(ctx.name, key, { cause: outcome.error })

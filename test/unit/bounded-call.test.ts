@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import { callWithin, type CallOutcome } from '../../src/write/bounded-call.js'
+import { callWithin, type CallOutcome } from '../../src/core/bounded-call.js'
 import { deferred } from '../helpers/deferred.js'
 
 const timeoutError = () => new Error('too slow')
@@ -28,7 +28,10 @@ describe('callWithin', () => {
     const added = vi.spyOn(parent.signal, 'addEventListener')
     const created = vi.spyOn(globalThis, 'AbortController')
     try {
-      expect(await callWithin(() => 'done', parent.signal, 1_000, timeoutError)).toEqual({ ok: true })
+      expect(await callWithin(() => 'done', parent.signal, 1_000, timeoutError)).toEqual({
+        ok: true,
+        value: 'done',
+      })
       expect(created).not.toHaveBeenCalled()
       expect(added).not.toHaveBeenCalled()
     } finally {
@@ -84,14 +87,14 @@ describe('callWithin', () => {
     for (const settle of ['resolve', 'reject'] as const) {
       const call = deferred<void>()
       const late = vi.fn<(outcome: CallOutcome) => void>()
-      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, late)
+      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, { late })
       expect(late).not.toHaveBeenCalled()
       if (settle === 'resolve') call.resolve()
       else call.reject(new Error('source failed'))
       await vi.waitFor(() => expect(late).toHaveBeenCalledTimes(1))
       expect(late.mock.calls[0]![0]).toEqual(
         settle === 'resolve'
-          ? { ok: true }
+          ? { ok: true, value: undefined }
           : { ok: false, timedOut: false, error: new Error('source failed') },
       )
     }
@@ -99,14 +102,10 @@ describe('callWithin', () => {
 
   it('never calls `late` for a call that settled in time', async () => {
     const late = vi.fn()
-    const outcome = await callWithin(
-      async () => 'done',
-      new AbortController().signal,
-      1_000,
-      timeoutError,
+    const outcome = await callWithin(async () => 'done', new AbortController().signal, 1_000, timeoutError, {
       late,
-    )
-    expect(outcome).toEqual({ ok: true })
+    })
+    expect(outcome).toEqual({ ok: true, value: 'done' })
     await new Promise((resolve) => setTimeout(resolve, 20))
     expect(late).not.toHaveBeenCalled()
   })
@@ -119,7 +118,7 @@ describe('callWithin', () => {
       const late = vi.fn(() => {
         throw new Error('late failed')
       })
-      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, late)
+      await callWithin(() => call.promise, new AbortController().signal, 20, timeoutError, { late })
       call.resolve()
       await vi.waitFor(() => expect(late).toHaveBeenCalledTimes(1))
       await new Promise((resolve) => setTimeout(resolve, 20))
@@ -127,5 +126,58 @@ describe('callWithin', () => {
     } finally {
       process.off('unhandledRejection', unhandled)
     }
+  })
+
+  it('answers the value the call settled with, and settles a call that throws synchronously as a failure', async () => {
+    const signal = new AbortController().signal
+    expect(await callWithin(async () => ({ id: 7 }), signal, 1_000, timeoutError)).toEqual({
+      ok: true,
+      value: { id: 7 },
+    })
+    const thrown = new Error('sync throw')
+    expect(
+      await callWithin(
+        () => {
+          throw thrown
+        },
+        signal,
+        1_000,
+        timeoutError,
+      ),
+    ).toEqual({ ok: false, timedOut: false, error: thrown })
+  })
+
+  it('keeps the process alive with its deadline only when asked (`keepAlive`: a load awaited by a script)', async () => {
+    const timers = vi.spyOn(globalThis, 'setTimeout')
+    try {
+      for (const keepAlive of [undefined, false, true]) {
+        timers.mockClear()
+        const call = deferred<void>()
+        const outcome = callWithin(
+          () => call.promise,
+          new AbortController().signal,
+          1_000,
+          timeoutError,
+          keepAlive === undefined ? {} : { keepAlive },
+        )
+        const timer = timers.mock.results[0]!.value as NodeJS.Timeout
+        expect(timer.hasRef()).toBe(keepAlive === true)
+        call.resolve()
+        await outcome
+      }
+    } finally {
+      timers.mockRestore()
+    }
+  })
+
+  it('counts as timed out a call that rejects at once when its signal aborts at the deadline', async () => {
+    const outcome = await callWithin(
+      ({ signal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+      new AbortController().signal,
+      20,
+      timeoutError,
+    )
+    expect(outcome).toMatchObject({ ok: false, timedOut: true, error: { message: 'too slow' } })
   })
 })
