@@ -1,5 +1,5 @@
-// Before/after: this checkout's build against another build of stratacache, on the two hit paths and the write
-// path, in one process.
+// Before/after: this checkout's build against another build of stratacache, on the two hit paths, the miss path
+// and the write path, in one process.
 //
 //   git worktree add ../before <commit> && (cd ../before && npm ci && npm run build)
 //   npm run build && npx tsx bench/before-after.ts ../before
@@ -8,7 +8,9 @@
 // taken out (`l1: false`, the store's GET answers from memory, as in the l2-overhead scenario). The metric is gets
 // per CPU-second of this process (`process.cpuUsage`), which a shared machine's load disturbs far less than
 // wall-clock throughput; rounds alternate between the builds (before, after, before, …) so that both see the same
-// machine. Prints one Markdown table; the ratio is after / before (above 1 is faster). The write path is a
+// machine. Prints one Markdown table; the ratio is after / before (above 1 is faster). The miss path is an L1-only
+// get whose every call loads (10,000 keys in turn through an L1 of 100 entries; a loader that answers at once, and
+// never reads its signal): what stratacache adds around a load. The write path is a
 // write-through `write()` to the local redis-server (real round trips: bump, set, broadcast) with a source write that
 // does nothing, 50 writers at a time: it measures what stratacache adds around the source call.
 import path from 'node:path'
@@ -64,6 +66,9 @@ const L1_CALLS = 400_000
 const L2_CONCURRENCY = 100
 const L2_KEYS_PER_CALLER = 100
 const L2_GETS_PER_CALLER = 600
+const MISS_KEYS = 10_000
+const MISS_CALLS = 60_000
+const MISS_CONCURRENCY = 10
 const WRITE_CONCURRENCY = 50
 const WRITES = 3_000
 
@@ -136,6 +141,17 @@ async function l2Path(build: Build, url: string, service: string): Promise<Path>
   }
 }
 
+async function missPath(build: Build): Promise<Path> {
+  const params = productParams(MISS_KEYS)
+  const cache = build.createCache({ service: 'bench-ab-miss', l1: { maxEntries: 100 }, logger: silent })
+  const ns = cache.namespace('product', { ...productNamespace, ttl: 10 * 60_000, load: product })
+  return {
+    name: 'L3 load (L1 miss, no L2)',
+    measure: () => perCpuSecond((i) => ns.get(params[i]!), MISS_KEYS, MISS_CALLS, MISS_CONCURRENCY),
+    close: () => cache.close(),
+  }
+}
+
 async function writePath(build: Build, url: string, service: string): Promise<Path> {
   const params = productParams(WRITES)
   const cache = build.createCache({
@@ -167,6 +183,7 @@ try {
   for (const make of [
     (b: Build) => l1Path(b),
     (b: Build, tag: string) => l2Path(b, redis.url, `bench-ab-${tag}`),
+    (b: Build) => missPath(b),
     (b: Build, tag: string) => writePath(b, redis.url, `bench-ab-write-${tag}`),
   ]) {
     const paths = [await make(before, 'before'), await make(after, 'after')]
