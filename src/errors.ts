@@ -404,6 +404,10 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
   getVersion: "reading the namespace's generation (its invalidateAll counter) from Redis",
   readGeneration:
     "reading the namespace's generation from Redis, with its check that Redis was not restored from a snapshot",
+  readOrigins:
+    "reading which servers hold the namespace's entries, to check that no node of the Redis Cluster was restored from a snapshot",
+  raiseForRestores: "advancing the namespace's generation in Redis past entries a restored node brought back",
+  recordOrigins: "recording which servers hold the namespace's entries in Redis",
   increment: "advancing the namespace's generation in Redis (invalidateAll)",
   bumpVersion: "advancing the entry's version in Redis before a write",
   readFence: "reading the entry's version before a load from Redis",

@@ -10,8 +10,11 @@
 // - Each read also checks that Redis was not restored from a snapshot or replaced by a promoted replica
 //   (`L2Store.readGeneration`): its entries may then be older than what processes served and invalidated since,
 //   so the read that finds it raises the generation past every one in use, and the process announces it.
+// - On a Redis Cluster the entries live on other nodes than the generation: after each read, every fence shard's
+//   node is checked the same way (`L2Store.readOrigins`), in the background; a change found raises the
+//   generation the same way. A node that comes back makes the bus report missed messages, hence a new read.
 import type { L2Guard } from '../policies/l2-guard.js'
-import type { GenerationRead } from '../tiers/l2-store.js'
+import type { GenerationRead, OriginRecord } from '../tiers/l2-store.js'
 
 export interface GenerationHost {
   /** The L2 guard, or undefined without L2. */
@@ -25,6 +28,8 @@ export interface GenerationHost {
   failed(): void
   /** Tracks background work for close(). */
   background(work: Promise<unknown>): void
+  /** The fence shards' origin keys on a Redis Cluster (`FenceShard.origin`); empty on one node. */
+  readonly originKeys: readonly string[]
 }
 
 export class GenerationTracker {
@@ -41,6 +46,12 @@ export class GenerationTracker {
    * that the process announces it and says so (coherence/invalidation.ts sets it).
    */
   onRestored: ((generation: number, restored: NonNullable<GenerationRead['restored']>) => void) | undefined
+  /** The origin check under way (`#checkOrigins`), whether another was asked for meanwhile, and its retry. */
+  #checking: Promise<void> | undefined
+  #checkAgain = false
+  #originRetry: ReturnType<typeof setTimeout> | undefined
+  /** Checks in a row that left shards unchecked: the retry's backoff. */
+  #originFailures = 0
 
   constructor(key: string, host: GenerationHost) {
     this.key = key
@@ -70,6 +81,7 @@ export class GenerationTracker {
         const exact = this.#announcements === before
         this.#apply(generation, exact)
         if (restored !== undefined) this.onRestored?.(generation, restored)
+        if (this.#host.originKeys.length > 0) this.#host.background(this.#checkOrigins(l2))
         // An announcement overtook the read: the answer may predate it. Read again (it is exact next time, unless
         // overtaken again).
         again = !exact
@@ -88,6 +100,81 @@ export class GenerationTracker {
       }),
     )
     return reading
+  }
+
+  /**
+   * The restore check of the nodes holding the entries (a Redis Cluster), one at a time: a raised generation is
+   * adopted forward only, as an announcement is (another process may be ahead). While a shard's node does not
+   * answer (down, or back before its cluster is ready), or the check fails, it is made again, from 250 ms to 30 s
+   * apart; a read meanwhile restarts the wait.
+   */
+  #checkOrigins(l2: NonNullable<GenerationHost['l2']>): Promise<void> {
+    clearTimeout(this.#originRetry)
+    this.#originRetry = undefined
+    if (this.#checking !== undefined) {
+      this.#checkAgain = true
+      return this.#checking
+    }
+    const checking = (async () => {
+      let unchecked: number
+      try {
+        unchecked = await this.#checkOriginsOnce(l2)
+      } catch {
+        this.#host.failed()
+        unchecked = this.#host.originKeys.length
+      }
+      this.#checking = undefined
+      if (this.#host.closed) return
+      if (this.#checkAgain) {
+        this.#checkAgain = false
+        this.#originFailures = 0
+        this.#host.background(this.#checkOrigins(l2))
+      } else if (unchecked > 0) {
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(this.#originFailures++, 7))
+        this.#originRetry = setTimeout(() => {
+          this.#originRetry = undefined
+          if (!this.#host.closed) this.#host.background(this.#checkOrigins(l2))
+        }, delay)
+        this.#originRetry.unref()
+      } else {
+        this.#originFailures = 0
+      }
+    })()
+    this.#checking = checking
+    return checking
+  }
+
+  /**
+   * One check: the shards' server ids; for the changes (a run_id is new at each start of a server, so a change is
+   * `<id before>><id now>`, the same whichever shard saw it), the raise, once across processes; then the new ids
+   * recorded, after the raise. Three L2 calls, so that a node that does not answer costs the first its timeout, never
+   * the result of a raise. Resolves to the number of shards left unchecked.
+   */
+  async #checkOriginsOnce(l2: NonNullable<GenerationHost['l2']>): Promise<number> {
+    const keys = this.#host.originKeys
+    const reads = await l2.readOrigins(keys)
+    const changes = new Map<string, { from: string; to: string }>()
+    const records: OriginRecord[] = []
+    let unchecked = 0
+    reads.forEach((read, i) => {
+      if (read === undefined) return void unchecked++
+      if (read.recorded === read.now) return
+      records.push({ key: keys[i]!, expected: read.recorded, now: read.now })
+      // No id yet (a first check, or the data lost with a restart): nothing older came back.
+      if (read.recorded !== '')
+        changes.set(`${read.recorded}>${read.now}`, { from: read.recorded, to: read.now })
+    })
+    if (changes.size > 0) {
+      const { generation, raised } = await l2.raiseForRestores(this.key, this.#host.current(), [
+        ...changes.keys(),
+      ])
+      if (this.#host.closed) return 0
+      // Forward only, as an announcement: another process may be ahead.
+      this.#apply(generation, false)
+      if (raised) this.onRestored?.(generation, changes.values().next().value!)
+    }
+    await l2.recordOrigins(records)
+    return unchecked
   }
 
   /** A generation announced on the bus (or bumped by this process): only ever forward. */

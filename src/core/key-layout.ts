@@ -29,6 +29,11 @@ export interface FenceShard {
    * sequences count from 0 again. Outside the prefix.
    */
   readonly epoch: string
+  /**
+   * The id (`run_id`) of the server that last served the shard's slot, for the restore check of a Redis Cluster
+   * (`L2Store.readOrigins`); on one node, the generation's own check covers every key. Outside the prefix.
+   */
+  readonly origin: string
   /** The mark `clear()` sets. Outside the prefix, so `clear()` leaves it. */
   readonly cleared: string
   /** The mark every tag invalidation sets: negative entries carry no tags, so every tag reaches them. */
@@ -68,6 +73,7 @@ export class KeyLayout {
         tag,
         seq: `${base}#seq${tag}`,
         epoch: `${base}#epoch${tag}`,
+        origin: `${base}#origin${tag}`,
         cleared,
         anyTag,
         negative: [cleared, anyTag],

@@ -133,6 +133,7 @@ export class NamespaceContext<P, V> {
       },
       failed: () => this.counters.l2Errors++,
       background: (work) => runtime.background(work),
+      originKeys: this.keys.layout.sharded ? this.keys.layout.shards.map((shard) => shard.origin) : [],
     })
     this.marks = this.keys.layout
     this.l1 =

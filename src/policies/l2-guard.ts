@@ -5,6 +5,8 @@ import { channels } from '../observability/channels.js'
 import { Histogram, type HistogramSnapshot } from '../observability/histogram.js'
 import type {
   GenerationRead,
+  OriginRead,
+  OriginRecord,
   L2Answer,
   L2Call,
   L2Fence,
@@ -275,6 +277,31 @@ export class L2Guard {
       return this.getVersion(generationKey).then((generation) => ({ generation }))
     }
     return this.#run('readGeneration', (call) => store.readGeneration!(generationKey, atLeast, call))
+  }
+
+  /** The fence shards' server ids (`L2Store.readOrigins`); none for a store without the restore check. */
+  readOrigins(originKeys: readonly string[]): Promise<(OriginRead | undefined)[]> {
+    const store = this.store
+    if (store.readOrigins === undefined) return Promise.resolve(originKeys.map(() => undefined))
+    return this.#run('readOrigins', (call) => store.readOrigins!(originKeys, call))
+  }
+
+  /** `L2Store.raiseForRestores`; called only after `readOrigins` found a change, so only for a store with both. */
+  raiseForRestores(
+    generationKey: string,
+    atLeast: number,
+    changes: readonly string[],
+  ): Promise<{ readonly generation: number; readonly raised: boolean }> {
+    return this.#run('raiseForRestores', (call) =>
+      this.store.raiseForRestores!(generationKey, atLeast, changes, call),
+    )
+  }
+
+  /** `L2Store.recordOrigins`; nothing for a store without it. */
+  recordOrigins(records: readonly OriginRecord[]): Promise<void> {
+    const store = this.store
+    if (store.recordOrigins === undefined || records.length === 0) return Promise.resolve()
+    return this.#run('recordOrigins', (call) => store.recordOrigins!(records, call))
   }
 
   increment(key: string): Promise<number> {

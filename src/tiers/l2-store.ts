@@ -103,6 +103,32 @@ export interface L2Store {
    * Optional: without it, the cache reads the generation with `getVersion` and cannot tell a restore.
    */
   readGeneration?(generationKey: string, atLeast: number, call?: L2Call): Promise<GenerationRead>
+  /**
+   * The restore check of `readGeneration`, for the nodes that hold a namespace's entries but not its generation (a
+   * Redis Cluster: entries spread over fence shards, each on the node serving its slot), in three steps the cache
+   * runs (coherence/generation.ts). First this one: for each key of `originKeys` (one per fence shard,
+   * `FenceShard.origin`), the server id recorded there ('' for none) and the id of the server answering for it now;
+   * undefined for a shard whose node did not answer or will not say its id. A shard whose node now answers with
+   * another id was restarted from a snapshot, replaced by a promoted replica or moved by a reshard: its entries may
+   * be older than what was invalidated since.
+   */
+  readOrigins?(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | undefined)[]>
+  /**
+   * Then, when a shard's server changed: raises the generation at `generationKey` past its value and `atLeast`,
+   * once across processes for each change (`changes`, one `<id before>><id now>` each), which the store remembers
+   * next to the generation. `raised`: this call raised it.
+   */
+  raiseForRestores?(
+    generationKey: string,
+    atLeast: number,
+    changes: readonly string[],
+    call?: L2Call,
+  ): Promise<{ readonly generation: number; readonly raised: boolean }>
+  /**
+   * Last, after any raise (a process that stops in between leaves the change to be found again): records each
+   * shard's new server id, where the key still holds the id that was read.
+   */
+  recordOrigins?(records: readonly OriginRecord[], call?: L2Call): Promise<void>
   /** Increments the integer at `key` (from 0), with no expiry: resolves to the new value. */
   increment(key: string, call?: L2Call): Promise<number>
   /** Increments `versionKey` and makes it live at least `ttlMs` more: every write of the entry does this first. */
@@ -325,6 +351,21 @@ export type LockAttempt =
   | { readonly won: true; readonly broke: boolean }
   /** Another holder has it for `remainingMs` more (until it extends it). */
   | { readonly won: false; readonly remainingMs: number }
+
+/** A fence shard's server ids (`L2Store.readOrigins`). */
+export interface OriginRead {
+  /** The id recorded for the shard, '' for none yet. */
+  readonly recorded: string
+  /** The id of the server answering for the shard now. */
+  readonly now: string
+}
+
+/** A shard's new server id to record (`L2Store.recordOrigins`), if its key still holds `expected`. */
+export interface OriginRecord {
+  readonly key: string
+  readonly expected: string
+  readonly now: string
+}
 
 /** What `L2Store.readGeneration` answers. */
 export interface GenerationRead {

@@ -18,7 +18,15 @@ import { rejectUnknown, type OptionKeys, type OptionPlace } from '../core/known-
 import { InvalidOptionError, type L2UnsupportedError } from '../errors.js'
 import { timerDuration } from '../options.js'
 import { clusterSlot } from './cluster-slot.js'
-import type { L2Answer, L2Call, L2Failure, L2FenceRead, L2Status } from './l2-store.js'
+import type {
+  L2Answer,
+  L2Call,
+  L2Failure,
+  L2FenceRead,
+  L2Status,
+  OriginRead,
+  OriginRecord,
+} from './l2-store.js'
 import {
   addressOfError,
   addressOfUrl,
@@ -252,6 +260,41 @@ export function combineMasters(
   return combined
 }
 
+/**
+ * A fence shard's restore check, read only: { the id recorded at KEYS[1] ('' for none), the id of the server
+ * answering now }. Both empty when the server will not say (an ACL without INFO, a server that hides run_id).
+ */
+const SHARD_ORIGIN_SCRIPT = `
+local info = redis.pcall('INFO', 'server')
+if type(info) ~= 'string' then return { '', '' } end
+local run = string.match(info, 'run_id:(%x+)')
+if not run then return { '', '' } end
+return { redis.call('GET', KEYS[1]) or '', run }`
+
+/**
+ * Raises the generation at KEYS[1] for fence shards whose server changed, once per change across processes. Each
+ * change (ARGV[2…], `<id before>><id now>`: a run_id is new at each start of a server) is added to the set of
+ * changes raised for, next to the generation (its key built like the generation's id key, in the same slot); the
+ * generation is raised past its value and ARGV[1] only when one of them is new. Answers { generation now, 1 when
+ * this call raised it }.
+ */
+const RAISE_FOR_ORIGINS_SCRIPT = `
+local seen = KEYS[1] .. '#restores{' .. KEYS[1] .. '}'
+local fresh = 0
+for i = 2, #ARGV do fresh = fresh + redis.call('SADD', seen, ARGV[i]) end
+local generation = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if fresh == 0 then return { generation, 0 } end
+redis.call('PEXPIRE', seen, 604800000)
+local raised = math.max(generation, tonumber(ARGV[1])) + 1
+redis.call('SET', KEYS[1], raised)
+return { raised, 1 }`
+
+/** Records the server id ARGV[2] at KEYS[1] if it still holds ARGV[1] ('' for none): another process may be ahead. */
+const RECORD_ORIGIN_SCRIPT = `
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1`
+
 /** Node events that say a node's connection is down, and up again. */
 const NODE_DOWN = ['node-disconnect', 'node-reconnecting'] as const
 
@@ -371,6 +414,47 @@ export class RedisClusterStore extends RedisStore {
       async () => (await this.#mgetBySlot(keys, plainReplies, call)) as (string | Buffer | null)[],
       (args) => this.send(args, plainReplies, call),
       epochKey,
+    )
+  }
+
+  /** Each fence shard's recorded and current server ids, in parallel; a shard whose node fails is undefined. */
+  async readOrigins(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | undefined)[]> {
+    const answers = await Promise.allSettled(
+      originKeys.map((key) => this.send(['EVAL', SHARD_ORIGIN_SCRIPT, '1', key], plainReplies, call)),
+    )
+    return answers.map((answer) => {
+      if (answer.status !== 'fulfilled') return undefined
+      const [recorded, now] = (answer.value as [string | Buffer, string | Buffer]).map(String) as [
+        string,
+        string,
+      ]
+      return now === '' ? undefined : { recorded, now }
+    })
+  }
+
+  async raiseForRestores(
+    generationKey: string,
+    atLeast: number,
+    changes: readonly string[],
+    call?: L2Call,
+  ): Promise<{ readonly generation: number; readonly raised: boolean }> {
+    const [generation, raised] = (await this.send(
+      ['EVAL', RAISE_FOR_ORIGINS_SCRIPT, '1', generationKey, String(atLeast), ...changes],
+      plainReplies,
+      call,
+    )) as [number, number]
+    return { generation: Number(generation), raised: Number(raised) === 1 }
+  }
+
+  async recordOrigins(records: readonly OriginRecord[], call?: L2Call): Promise<void> {
+    await Promise.all(
+      records.map((record) =>
+        this.send(
+          ['EVAL', RECORD_ORIGIN_SCRIPT, '1', record.key, record.expected, record.now],
+          plainReplies,
+          call,
+        ),
+      ),
     )
   }
 
