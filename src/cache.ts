@@ -590,7 +590,13 @@ export class Cache {
     const timeoutMs = this.options.auditTimeoutMs
     const append = async (entry: AuditRecord): Promise<void> => {
       const outcome = await callWithin(
-        () => sink.append(entry),
+        // The signal read through a getter: made only for a sink that uses it.
+        (call) =>
+          sink.append(entry, {
+            get signal() {
+              return call.signal
+            },
+          }),
         this.#abort.signal,
         timeoutMs,
         () =>

@@ -37,7 +37,7 @@ export type { KeyRing } from './codecs/encryption.js'
 export type { CompressionAlgorithm } from './codecs/compression.js'
 export type { RedactOption } from './codecs/redaction.js'
 export type { Classification } from './policies/classification.js'
-export type { AuditRecord, AuditSink } from './audit/audit-sink.js'
+export type { AuditAppendContext, AuditRecord, AuditSink } from './audit/audit-sink.js'
 export { jsonLinesAuditSink, type JsonLinesAuditSinkOptions } from './audit/json-lines-sink.js'
 export {
   MemoryStore,

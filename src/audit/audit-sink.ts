@@ -24,10 +24,21 @@ export interface AuditRecord {
   readonly error?: string
 }
 
+/** What `AuditSink.append` receives besides the record. */
+export interface AuditAppendContext {
+  /**
+   * Aborted when the cache stops waiting for this record (`timeouts.audit`) or closes: a sink that has not written
+   * it yet should not (pass it to your HTTP client or driver), since the purge it describes was refused or already
+   * reported. Read it only if you use it: the signal is made on first read.
+   */
+  readonly signal: AbortSignal
+}
+
 /**
  * An append-only destination for audit records. `append` resolves once the record is durably stored, and rejects
- * if it could not be: a purge whose request cannot be recorded does not run.
+ * if it could not be: a purge whose request cannot be recorded does not run. Each append is bounded by the cache's
+ * `timeouts.audit`, and told through `context.signal` when the cache no longer waits for it.
  */
 export interface AuditSink {
-  append(record: AuditRecord): Promise<void>
+  append(record: AuditRecord, context?: AuditAppendContext): Promise<void>
 }

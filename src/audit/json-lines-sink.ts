@@ -1,7 +1,7 @@
 // An audit sink appending one JSON object per line to a local file, synced to disk before a purge proceeds.
 import { open } from 'node:fs/promises'
 import { InvalidOptionError } from '../errors.js'
-import type { AuditRecord, AuditSink } from './audit-sink.js'
+import type { AuditAppendContext, AuditRecord, AuditSink } from './audit-sink.js'
 
 export interface JsonLinesAuditSinkOptions {
   /** File mode when the sink creates the file. @default 0o600 (owner read/write only) */
@@ -26,9 +26,11 @@ export function jsonLinesAuditSink(path: string, options: JsonLinesAuditSinkOpti
   const mode = options.mode ?? 0o600
   let tail: Promise<unknown> = Promise.resolve()
   return {
-    append(record: AuditRecord): Promise<void> {
+    append(record: AuditRecord, context?: AuditAppendContext): Promise<void> {
       const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8')
       const write = tail.then(async () => {
+        // Queued behind an append that took too long, and given up on meanwhile: not written at all.
+        context?.signal.throwIfAborted()
         const file = await open(path, 'a', mode)
         try {
           await file.write(line)

@@ -2,7 +2,7 @@
 import { InvalidOptionError } from '../errors.js'
 import type { RedisClientLike } from '../tiers/redis-store.js'
 import type { RedisClusterLike } from '../tiers/redis-cluster-store.js'
-import type { AuditRecord, AuditSink } from './audit-sink.js'
+import type { AuditAppendContext, AuditRecord, AuditSink } from './audit-sink.js'
 
 export interface RedisStreamAuditSinkOptions {
   /**
@@ -43,12 +43,16 @@ export function redisStreamAuditSink(options: RedisStreamAuditSinkOptions): Audi
   }
   const client = options.client
   // A cluster client routes by the key it is given: the stream's (one key, so any slot will do).
+  // With the append's signal, node-redis drops the command from its offline queue when the cache gives up on it:
+  // a record of a refused purge is not written once the client reconnects.
   const send =
     'masters' in client
-      ? (args: string[]) => client.sendCommand(stream, false, args)
-      : (args: string[]) => client.sendCommand(args)
+      ? (args: string[], signal?: AbortSignal) =>
+          client.sendCommand(stream, false, args, signal === undefined ? undefined : { abortSignal: signal })
+      : (args: string[], signal?: AbortSignal) =>
+          client.sendCommand(args, signal === undefined ? undefined : { abortSignal: signal })
   return {
-    async append(record: AuditRecord): Promise<void> {
+    async append(record: AuditRecord, context?: AuditAppendContext): Promise<void> {
       const fields: string[] = [
         'id',
         record.id,
@@ -71,7 +75,7 @@ export function redisStreamAuditSink(options: RedisStreamAuditSinkOptions): Audi
       if (record.durationMs !== undefined) fields.push('durationMs', String(record.durationMs))
       if (record.error !== undefined) fields.push('error', record.error)
       const trim = maxLength === undefined ? [] : ['MAXLEN', '~', String(maxLength)]
-      await send(['XADD', stream, ...trim, '*', ...fields])
+      await send(['XADD', stream, ...trim, '*', ...fields], context?.signal)
     },
   }
 }

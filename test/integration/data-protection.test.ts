@@ -15,6 +15,7 @@ import {
 import { redisStore, redisStreamAuditSink } from 'stratacache/redis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { rawClient, recordChannel, type RawClient } from '../chaos/support.js'
+import { startRedis } from '../helpers/redis-server.js'
 
 const url = inject('redisUrl')
 const SERVICE = 'it-dp'
@@ -393,6 +394,40 @@ describe('values over maxValueBytes', () => {
 })
 
 describe('the audit log of administrative purges', () => {
+  it('a Redis stream record given up on while the client was disconnected is not written once it reconnects', async () => {
+    const redis = await startRedis()
+    closers.push(() => redis.stop())
+    // A client of the user's, with node-redis's offline queue: commands sent while disconnected wait for the next
+    // connection.
+    const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } })
+    client.on('error', () => {})
+    await client.connect()
+    closers.push(() => client.close().catch(() => {}))
+    const stream = `${SERVICE}:audit:offline`
+    const cache = createCache({
+      service: SERVICE,
+      audit: redisStreamAuditSink({ client, stream }),
+      timeouts: { audit: '200ms' },
+    })
+    closers.push(() => cache.close())
+    const ns = cache.namespace('sessions', { key: 'session:{id}', ttl: '5m' })
+    await ns.set({ id: 1 }, 'v')
+    await redis.kill()
+    await expect(cache.purge({ namespace: 'sessions', actor: 'bob', reason: 'INC-9' })).rejects.toMatchObject(
+      {
+        code: 'ERR_STRATA_AUDIT_WRITE',
+        purged: false,
+      },
+    )
+    expect(await ns.peek({ id: 1 })).toBe('v') // not purged
+    await redis.restart()
+    await expect.poll(() => client.isReady, { timeout: 5_000 }).toBe(true)
+    // Commands run in order: once PING answers, anything queued before it has run.
+    await client.ping()
+    // No `requested` record for a purge that did not run.
+    expect(await client.xLen(stream)).toBe(0)
+  })
+
   it('records who, what, when, why and how many keys to a JSON lines file and to a Redis stream', async () => {
     const path = join(dir, 'purges.jsonl')
     const client = createClient({ url })

@@ -638,6 +638,48 @@ describe('cache.purge (L1 only)', () => {
     expect(sink.records.map((r) => r.phase)).toEqual(['requested'])
   })
 
+  it('aborts the signal it gave the sink when it stops waiting, with the timeout as the reason', async () => {
+    let signal: AbortSignal | undefined
+    const sink: AuditSink = {
+      append: (_record, context) => {
+        signal = context!.signal
+        return new Promise<void>(() => {})
+      },
+    }
+    const cache = newCache({ audit: sink, timeouts: { audit: '50ms' } })
+    cache.namespace('n', { key: 'x:{id}', ttl: '1m' })
+    expect(signal).toBeUndefined()
+    const error = await cache.purge({ namespace: 'n', actor: 'a', reason: 'r' }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'ERR_STRATA_AUDIT_WRITE', purged: false })
+    expect(signal!.aborted).toBe(true)
+    expect(String(signal!.reason)).toMatch(/did not answer within 50 ms \(`timeouts.audit`\)/)
+  })
+
+  it('a JSON lines record given up on before its turn is not written', async () => {
+    const path = join(dir, 'given-up.jsonl')
+    const sink = jsonLinesAuditSink(path)
+    const records = ['first', 'second', 'third'].map((actor): AuditRecord => ({
+      id: actor,
+      phase: 'requested',
+      at: new Date(0).toISOString(),
+      service: 's',
+      action: 'purge',
+      actor,
+      reason: 'r',
+      target: { namespace: 'n' },
+    }))
+    const givenUp = new AbortController()
+    const appends = records.map((record, i) =>
+      sink.append(record, { signal: i === 1 ? givenUp.signal : new AbortController().signal }),
+    )
+    // The second waits behind the first (appends are serialized) when the cache stops waiting for it.
+    givenUp.abort(new Error('the cache stopped waiting'))
+    const settled = await Promise.allSettled(appends)
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    expect(lines.map((line) => (JSON.parse(line) as AuditRecord).actor)).toEqual(['first', 'third'])
+  })
+
   it('timeouts.audit defaults to 10 s and is refused when not a duration', () => {
     expect(newCache().options.auditTimeoutMs).toBe(10_000)
     expect(() => newCache({ timeouts: { audit: 'soon' as never } })).toThrow(
