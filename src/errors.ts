@@ -406,6 +406,7 @@ export const L2_OPERATIONS: Readonly<Record<string, string>> = Object.freeze({
     "reading the namespace's generation from Redis, with its check that Redis was not restored from a snapshot",
   readOrigins:
     "reading which servers hold the namespace's entries, to check that no node of the Redis Cluster was restored from a snapshot",
+  serverIds: 'reading which servers serve the Redis Cluster now (INFO on each master)',
   raiseForRestores: "advancing the namespace's generation in Redis past entries a restored node brought back",
   recordOrigins: "recording which servers hold the namespace's entries in Redis",
   increment: "advancing the namespace's generation in Redis (invalidateAll)",

@@ -146,8 +146,8 @@ export class GenerationTracker {
 
   /**
    * One check: the shards' server ids; for the changes (a run_id is new at each start of a server, so a change is
-   * `<id before>><id now>`, the same whichever shard saw it), the raise, once across processes; then the new ids
-   * recorded, after the raise. Three L2 calls, so that a node that does not answer costs the first its timeout, never
+   * `<id before>><id now>`, the same whichever shard saw it) from a server that no longer serves slots, the raise,
+   * once across processes; then the new ids recorded, after the raise. Three L2 calls, so that a node that does not answer costs the first its timeout, never
    * the result of a raise. Resolves to the number of shards left unchecked.
    */
   async #checkOriginsOnce(l2: NonNullable<GenerationHost['l2']>): Promise<number> {
@@ -164,6 +164,12 @@ export class GenerationTracker {
       if (read.recorded !== '')
         changes.set(`${read.recorded}>${read.now}`, { from: read.recorded, to: read.now })
     })
+    if (changes.size > 0) {
+      // A change from a server that still serves slots is a reshard: the keys moved with the slot, intact.
+      for (const id of await l2.serverIds()) {
+        for (const [change, { from }] of changes) if (from === id) changes.delete(change)
+      }
+    }
     if (changes.size > 0) {
       const { generation, raised } = await l2.raiseForRestores(this.key, this.#host.current(), [
         ...changes.keys(),

@@ -286,6 +286,13 @@ export class L2Guard {
     return this.#run('readOrigins', (call) => store.readOrigins!(originKeys, call))
   }
 
+  /** `L2Store.serverIds`; none for a store without it (every change then counts as a restore). */
+  serverIds(): Promise<readonly string[]> {
+    const store = this.store
+    if (store.serverIds === undefined) return Promise.resolve([])
+    return this.#run('serverIds', (call) => store.serverIds!(call))
+  }
+
   /** `L2Store.raiseForRestores`; called only after `readOrigins` found a change, so only for a store with both. */
   raiseForRestores(
     generationKey: string,

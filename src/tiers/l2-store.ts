@@ -109,12 +109,18 @@ export interface L2Store {
    * runs (coherence/generation.ts). First this one: for each key of `originKeys` (one per fence shard,
    * `FenceShard.origin`), the server id recorded there ('' for none) and the id of the server answering for it now;
    * undefined for a shard whose node did not answer or will not say its id. A shard whose node now answers with
-   * another id was restarted from a snapshot, replaced by a promoted replica or moved by a reshard: its entries may
-   * be older than what was invalidated since.
+   * another id was restarted from a snapshot, replaced by a promoted replica or moved by a reshard (`serverIds`
+   * tells the last apart): its entries may be older than what was invalidated since.
    */
   readOrigins?(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | undefined)[]>
   /**
-   * Then, when a shard's server changed: raises the generation at `generationKey` past its value and `atLeast`,
+   * Then, when a shard's server changed: the ids of the servers serving the cluster's slots now (its masters). A
+   * change from a server still among them is a slot that moved (a reshard): its keys moved with it, nothing older
+   * came back, and nothing is raised for it.
+   */
+  serverIds?(call?: L2Call): Promise<readonly string[]>
+  /**
+   * Then, for the other changes: raises the generation at `generationKey` past its value and `atLeast`,
    * once across processes for each change (`changes`, one `<id before>><id now>` each), which the store remembers
    * next to the generation. `raised`: this call raised it.
    */

@@ -446,6 +446,22 @@ export class RedisClusterStore extends RedisStore {
     return { generation: Number(generation), raised: Number(raised) === 1 }
   }
 
+  /** The run_ids of the masters that answer INFO now; a master that does not answer is left out. */
+  async serverIds(call?: L2Call): Promise<readonly string[]> {
+    refuseAbandoned(call)
+    const answers = await Promise.allSettled(
+      this.#driver
+        .masters()
+        .map((master) => this.#driver.sendToMaster(master, ['INFO', 'server'], plainReplies)),
+    )
+    const ids: string[] = []
+    for (const answer of answers) {
+      const id = answer.status === 'fulfilled' ? /^run_id:(\w+)/m.exec(String(answer.value))?.[1] : undefined
+      if (id !== undefined) ids.push(id)
+    }
+    return ids
+  }
+
   async recordOrigins(records: readonly OriginRecord[], call?: L2Call): Promise<void> {
     await Promise.all(
       records.map((record) =>

@@ -105,6 +105,9 @@ async function idAwayFromGeneration(process: { product: { key(p: { id: number })
 }
 
 const exists = async (node: RedisServer, key: string) => integerReply(await node.command('EXISTS', key))
+/** A bulk string reply's text, or undefined for nil. */
+const bulk = (reply: string) => (reply.startsWith('$-1') ? undefined : reply.split('\r\n')[1])
+const runId = async (node: RedisServer) => /run_id:(\w+)/.exec(await node.command('INFO', 'server'))![1]!
 
 describe('a Redis Cluster node restarted from a snapshot taken before a write', () => {
   for (const kind of kinds) {
@@ -174,6 +177,32 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     await expect.poll(() => exists(node, origin), { timeout: 15_000 }).toBe(1) // recorded again, for the new id
     await expect.poll(() => a.product.get({ id }), { timeout: 5_000 }).toBe('v1')
     expect(a.product.stats().l2Restores).toBe(0)
+    const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
+    expect(await generationNode.command('GET', GENERATION_KEY)).toBe('$-1\r\n')
+  }, 60_000)
+
+  it('a slot moved to another master by a reshard raises nothing: its keys moved with it, intact', async () => {
+    const source = new Map<number, string>()
+    const a = await processOn(kinds[0]!.make(), source)
+    const { id, key, node, origin } = await idAwayFromGeneration(a)
+    source.set(id, 'v1')
+    expect(await a.product.get({ id })).toBe('v1')
+    await expect.poll(() => exists(node, key)).toBe(1)
+    await expect.poll(async () => bulk(await node.command('GET', origin))).toBe(await runId(node))
+    // The entry's slot, and with it its shard's recorded id (same hash tag), moves to another master.
+    const to = cluster.nodes.find((other) => other !== node)!
+    await cluster.migrateSlot(clusterSlot(key), to)
+    await cluster.waitReady()
+    expect(await exists(to, key)).toBe(1)
+
+    // A process started now checks every shard: the moved one names a server that still serves slots.
+    const b = await processOn(kinds[0]!.make(), source)
+    await expect
+      .poll(async () => bulk(await to.command('GET', origin)), { timeout: 10_000 })
+      .toBe(await runId(to))
+    expect(await b.product.get({ id })).toBe('v1') // the moved entry, read from L2
+    expect(b.loads.count).toBe(0)
+    expect(a.product.stats().l2Restores + b.product.stats().l2Restores).toBe(0)
     const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
     expect(await generationNode.command('GET', GENERATION_KEY)).toBe('$-1\r\n')
   }, 60_000)
