@@ -14,7 +14,7 @@
 //   node is checked the same way (`L2Store.readOrigins`), in the background; a change found raises the
 //   generation the same way. A node that comes back makes the bus report missed messages, hence a new read.
 import type { L2Guard } from '../policies/l2-guard.js'
-import type { GenerationRead, OriginRecord } from '../tiers/l2-store.js'
+import type { GenerationRead, OriginRead, OriginRecord } from '../tiers/l2-store.js'
 
 export interface GenerationHost {
   /** The L2 guard, or undefined without L2. */
@@ -89,6 +89,8 @@ export class GenerationTracker {
       },
       (error: unknown) => {
         this.#host.failed()
+        // The shards are checked all the same (a cluster back before it is ready fails this read), and again later.
+        if (this.#host.originKeys.length > 0) this.#host.background(this.#checkOrigins(l2))
         return error
       },
     )
@@ -145,39 +147,55 @@ export class GenerationTracker {
   }
 
   /**
-   * One check: the shards' server ids; for the changes (a run_id is new at each start of a server, so a change is
-   * `<id before>><id now>`, the same whichever shard saw it) from a server that no longer serves slots, the raise,
-   * once across processes; then the new ids recorded, after the raise. Three L2 calls, so that a node that does not answer costs the first its timeout, never
-   * the result of a raise. Resolves to the number of shards left unchecked.
+   * One check. For each shard whose server changed (a run_id is new at each start of a server): a server that was
+   * already running when the shard was recorded, while the recorded one still serves slots, received the slot from
+   * it by a reshard, keys intact; any other change is a restore, raised for once across processes per change of
+   * server (`<id before>><id now>`, the same whichever shard or check sees it); then the new ids are recorded, after
+   * the raise. Separate L2 calls, so that a node that does not answer costs the first its timeout, never the result
+   * of a raise. Resolves to the number of shards to check again.
    */
   async #checkOriginsOnce(l2: NonNullable<GenerationHost['l2']>): Promise<number> {
     const keys = this.#host.originKeys
     const reads = await l2.readOrigins(keys)
-    const changes = new Map<string, { from: string; to: string }>()
-    const records: OriginRecord[] = []
     let unchecked = 0
+    const changed: { key: string; read: OriginRead; moved: boolean }[] = []
+    const records: OriginRecord[] = []
     reads.forEach((read, i) => {
       if (read === undefined) return void unchecked++
-      if (read.recorded === read.now) return
-      records.push({ key: keys[i]!, expected: read.recorded, now: read.now })
+      // The same server, or one that will not say its id (no check).
+      if (read === null || read.from === read.now) return
+      const record = { key: keys[i]!, expected: read.recorded, now: read.now }
       // No id yet (a first check, or the data lost with a restart): nothing older came back.
-      if (read.recorded !== '')
-        changes.set(`${read.recorded}>${read.now}`, { from: read.recorded, to: read.now })
+      if (read.from === '') return void records.push(record)
+      // Running before the record (1 s of margin: uptime counts seconds, and two servers' clocks differ a little).
+      const moved = read.recordedAtMs !== undefined && read.startedAtMs + 1_000 < read.recordedAtMs
+      changed.push({ key: keys[i]!, read, moved })
     })
-    if (changes.size > 0) {
-      // A change from a server that still serves slots is a reshard: the keys moved with the slot, intact.
-      for (const id of await l2.serverIds()) {
-        for (const [change, { from }] of changes) if (from === id) changes.delete(change)
+    const serving = changed.some((change) => change.moved) ? await l2.serverIds() : []
+    const restores = new Map<string, { from: string; to: string }>()
+    for (const { key, read, moved } of changed) {
+      if (moved) {
+        // Which servers serve slots now is unknown: neither a reshard nor a restore can be told, so check again.
+        if (serving === undefined) {
+          unchecked++
+          continue
+        }
+        if (serving.includes(read.from)) {
+          records.push({ key, expected: read.recorded, now: read.now })
+          continue
+        }
       }
+      restores.set(`${read.from}>${read.now}`, { from: read.from, to: read.now })
+      records.push({ key, expected: read.recorded, now: read.now })
     }
-    if (changes.size > 0) {
+    if (restores.size > 0) {
       const { generation, raised } = await l2.raiseForRestores(this.key, this.#host.current(), [
-        ...changes.keys(),
+        ...restores.keys(),
       ])
       if (this.#host.closed) return 0
       // Forward only, as an announcement: another process may be ahead.
       this.#apply(generation, false)
-      if (raised) this.onRestored?.(generation, changes.values().next().value!)
+      if (raised) this.onRestored?.(generation, restores.values().next().value!)
     }
     await l2.recordOrigins(records)
     return unchecked

@@ -279,15 +279,24 @@ export class L2Guard {
     return this.#run('readGeneration', (call) => store.readGeneration!(generationKey, atLeast, call))
   }
 
-  /** The fence shards' server ids (`L2Store.readOrigins`); none for a store without the restore check. */
-  readOrigins(originKeys: readonly string[]): Promise<(OriginRead | undefined)[]> {
+  /**
+   * The fence shards' servers (`L2Store.readOrigins`); null for every shard (no check) unless the store has the
+   * whole check: `readOrigins`, `raiseForRestores` and `recordOrigins`.
+   */
+  readOrigins(originKeys: readonly string[]): Promise<(OriginRead | null | undefined)[]> {
     const store = this.store
-    if (store.readOrigins === undefined) return Promise.resolve(originKeys.map(() => undefined))
+    if (
+      store.readOrigins === undefined ||
+      store.raiseForRestores === undefined ||
+      store.recordOrigins === undefined
+    ) {
+      return Promise.resolve(originKeys.map(() => null))
+    }
     return this.#run('readOrigins', (call) => store.readOrigins!(originKeys, call))
   }
 
   /** `L2Store.serverIds`; none for a store without it (every change then counts as a restore). */
-  serverIds(): Promise<readonly string[]> {
+  serverIds(): Promise<readonly string[] | undefined> {
     const store = this.store
     if (store.serverIds === undefined) return Promise.resolve([])
     return this.#run('serverIds', (call) => store.serverIds!(call))

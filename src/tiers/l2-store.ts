@@ -107,18 +107,18 @@ export interface L2Store {
    * The restore check of `readGeneration`, for the nodes that hold a namespace's entries but not its generation (a
    * Redis Cluster: entries spread over fence shards, each on the node serving its slot), in three steps the cache
    * runs (coherence/generation.ts). First this one: for each key of `originKeys` (one per fence shard,
-   * `FenceShard.origin`), the server id recorded there ('' for none) and the id of the server answering for it now;
-   * undefined for a shard whose node did not answer or will not say its id. A shard whose node now answers with
-   * another id was restarted from a snapshot, replaced by a promoted replica or moved by a reshard (`serverIds`
-   * tells the last apart): its entries may be older than what was invalidated since.
+   * `FenceShard.origin`), what is recorded there and the server answering for it now; undefined for a shard whose
+   * node did not answer (checked again later), null for one whose server will not say its id (an ACL without INFO:
+   * no check). A shard whose node now answers with another id was restarted from a snapshot, replaced by a promoted
+   * replica, or moved by a reshard to a server that was already running: only the last brought nothing older back.
    */
-  readOrigins?(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | undefined)[]>
+  readOrigins?(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | null | undefined)[]>
   /**
-   * Then, when a shard's server changed: the ids of the servers serving the cluster's slots now (its masters). A
-   * change from a server still among them is a slot that moved (a reshard): its keys moved with it, nothing older
-   * came back, and nothing is raised for it.
+   * Then, when a shard's server changed to one that was already running when the shard was recorded: the ids of the
+   * servers serving the cluster's slots now (its masters); undefined when one of them did not say. A change from a
+   * server still among them is a slot that moved (a reshard): its keys moved with it, and nothing is raised for it.
    */
-  serverIds?(call?: L2Call): Promise<readonly string[]>
+  serverIds?(call?: L2Call): Promise<readonly string[] | undefined>
   /**
    * Then, for the other changes: raises the generation at `generationKey` past its value and `atLeast`,
    * once across processes for each change (`changes`, one `<id before>><id now>` each), which the store remembers
@@ -358,12 +358,18 @@ export type LockAttempt =
   /** Another holder has it for `remainingMs` more (until it extends it). */
   | { readonly won: false; readonly remainingMs: number }
 
-/** A fence shard's server ids (`L2Store.readOrigins`). */
+/** A fence shard's servers (`L2Store.readOrigins`). */
 export interface OriginRead {
-  /** The id recorded for the shard, '' for none yet. */
+  /** What the shard's origin key holds, as stored ('' for nothing yet): handed back to `recordOrigins`. */
   readonly recorded: string
+  /** The id of the server recorded for the shard, '' for none yet. */
+  readonly from: string
+  /** When it was recorded (ms, on the clock of the server that recorded it), if known. */
+  readonly recordedAtMs: number | undefined
   /** The id of the server answering for the shard now. */
   readonly now: string
+  /** When that server started (ms, on its clock; to the second). */
+  readonly startedAtMs: number
 }
 
 /** A shard's new server id to record (`L2Store.recordOrigins`), if its key still holds `expected`. */

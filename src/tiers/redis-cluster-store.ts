@@ -261,15 +261,19 @@ export function combineMasters(
 }
 
 /**
- * A fence shard's restore check, read only: { the id recorded at KEYS[1] ('' for none), the id of the server
- * answering now }. Both empty when the server will not say (an ACL without INFO, a server that hides run_id).
+ * A fence shard's restore check, read only: { what KEYS[1] records ('' for nothing, else `<id>/<ms>`: the server id
+ * and when it was recorded, on that server's clock), the id of the server answering now, when that server started
+ * (its clock, ms) }. The ids empty when the server will not say (an ACL without INFO, a server that hides run_id).
  */
 const SHARD_ORIGIN_SCRIPT = `
 local info = redis.pcall('INFO', 'server')
-if type(info) ~= 'string' then return { '', '' } end
+if type(info) ~= 'string' then return { '', '', '' } end
 local run = string.match(info, 'run_id:(%x+)')
-if not run then return { '', '' } end
-return { redis.call('GET', KEYS[1]) or '', run }`
+local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+if not run or not up then return { '', '', '' } end
+local t = redis.call('TIME')
+local started = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - up * 1000
+return { redis.call('GET', KEYS[1]) or '', run, tostring(started) }`
 
 /**
  * Raises the generation at KEYS[1] for fence shards whose server changed, once per change across processes. Each
@@ -289,10 +293,14 @@ local raised = math.max(generation, tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], raised)
 return { raised, 1 }`
 
-/** Records the server id ARGV[2] at KEYS[1] if it still holds ARGV[1] ('' for none): another process may be ahead. */
+/**
+ * Records the server id ARGV[2] at KEYS[1], with the time (`<id>/<ms>`, this server's clock), if it still holds
+ * ARGV[1] ('' for nothing): another process may be ahead.
+ */
 const RECORD_ORIGIN_SCRIPT = `
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+local t = redis.call('TIME')
+redis.call('SET', KEYS[1], ARGV[2] .. '/' .. (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
 return 1`
 
 /** Node events that say a node's connection is down, and up again. */
@@ -417,18 +425,33 @@ export class RedisClusterStore extends RedisStore {
     )
   }
 
-  /** Each fence shard's recorded and current server ids, in parallel; a shard whose node fails is undefined. */
-  async readOrigins(originKeys: readonly string[], call?: L2Call): Promise<(OriginRead | undefined)[]> {
+  /**
+   * Each fence shard's recorded and current servers, in parallel: undefined for a shard whose node did not answer,
+   * null for one whose server will not say its id.
+   */
+  async readOrigins(
+    originKeys: readonly string[],
+    call?: L2Call,
+  ): Promise<(OriginRead | null | undefined)[]> {
     const answers = await Promise.allSettled(
       originKeys.map((key) => this.send(['EVAL', SHARD_ORIGIN_SCRIPT, '1', key], plainReplies, call)),
     )
     return answers.map((answer) => {
       if (answer.status !== 'fulfilled') return undefined
-      const [recorded, now] = (answer.value as [string | Buffer, string | Buffer]).map(String) as [
+      const [recorded, now, started] = (answer.value as (string | Buffer)[]).map(String) as [
+        string,
         string,
         string,
       ]
-      return now === '' ? undefined : { recorded, now }
+      if (now === '') return null
+      const slash = recorded.lastIndexOf('/')
+      return {
+        recorded,
+        from: slash === -1 ? recorded : recorded.slice(0, slash),
+        recordedAtMs: slash === -1 ? undefined : Number(recorded.slice(slash + 1)),
+        now,
+        startedAtMs: Number(started),
+      }
     })
   }
 
@@ -446,8 +469,8 @@ export class RedisClusterStore extends RedisStore {
     return { generation: Number(generation), raised: Number(raised) === 1 }
   }
 
-  /** The run_ids of the masters that answer INFO now; a master that does not answer is left out. */
-  async serverIds(call?: L2Call): Promise<readonly string[]> {
+  /** The run_ids of the masters now; undefined when one does not answer INFO or will not say its id. */
+  async serverIds(call?: L2Call): Promise<readonly string[] | undefined> {
     refuseAbandoned(call)
     const answers = await Promise.allSettled(
       this.#driver
@@ -457,7 +480,8 @@ export class RedisClusterStore extends RedisStore {
     const ids: string[] = []
     for (const answer of answers) {
       const id = answer.status === 'fulfilled' ? /^run_id:(\w+)/m.exec(String(answer.value))?.[1] : undefined
-      if (id !== undefined) ids.push(id)
+      if (id === undefined) return undefined
+      ids.push(id)
     }
     return ids
   }

@@ -294,7 +294,9 @@ const NO_EPOCH = ''
  * KEYS[1]'s slot whatever key prefix the client adds (the generation key has no braces, so its slot is that of
  * its whole name, which is the id key's hash tag), and it starts like KEYS[1] for ACL key patterns. Answers
  * { generation, id before, id now }, the ids empty unless this call raised the generation. A user whose ACL refuses
- * INFO (or a server that hides run_id) reads the generation without the check.
+ * INFO (or a server that hides run_id) reads the generation without the check. Each change of server
+ * (`<id before>><id now>`) is raised for once, whichever check sees it first: this one or, on a Redis Cluster whose
+ * restored node also holds fence shards, theirs (the set of changes raised for, `#restores`, is shared).
  */
 const READ_GENERATION_SCRIPT = `
 local generation = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
@@ -307,6 +309,9 @@ local origin = redis.call('GET', originKey)
 if origin == run then return { generation, '', '' } end
 redis.call('SET', originKey, run)
 if not origin then return { generation, '', '' } end
+local seen = KEYS[1] .. '#restores{' .. KEYS[1] .. '}'
+if redis.call('SADD', seen, origin .. '>' .. run) == 0 then return { generation, '', '' } end
+redis.call('PEXPIRE', seen, 604800000)
 local raised = math.max(generation, tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], raised)
 return { raised, origin, run }`

@@ -1,6 +1,6 @@
 // A node of a Redis Cluster comes back with older data: restarted from a snapshot (RDB) taken before a write. Its
 // entries were invalidated since; the namespace's generation lives on another node, whose own check sees nothing.
-// Each fence shard's node is checked against the server id recorded next to the shard (L2Store.checkOrigins).
+// Each fence shard's node is checked against the server id recorded next to the shard (L2Store.readOrigins).
 import { createCache, type Cache, type Logger } from 'stratacache'
 import { ioredisStore } from 'stratacache/ioredis'
 import { redisClusterStore } from 'stratacache/redis'
@@ -93,15 +93,28 @@ function recording() {
   return { logger, warnings }
 }
 
-/** An id of the namespace whose entry lives on another node than the generation: only the shard check can see it. */
-async function idAwayFromGeneration(process: { product: { key(p: { id: number }): string } }) {
+/**
+ * An id of the namespace whose entry lives on another node than the generation (only the shard check can see its
+ * restore), or, `onGeneration`, on the generation's node (both checks see it).
+ */
+async function idAwayFromGeneration(
+  process: { product: { key(p: { id: number }): string } },
+  onGeneration = false,
+) {
   const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
   for (let id = 1; id < 200; id++) {
     const key = process.product.key({ id })
     const node = await cluster.masterOf(clusterSlot(key))
-    if (node !== generationNode) return { id, key, node, origin: LAYOUT.shardOf(key).origin }
+    if ((node === generationNode) === onGeneration)
+      return { id, key, node, origin: LAYOUT.shardOf(key).origin }
   }
-  throw new Error('every id tried lives on the node of the generation')
+  throw new Error('no id tried lives where it should')
+}
+
+/** The generation in Redis, as a number (0 when absent). */
+async function generationNow(): Promise<number> {
+  const node = await cluster.masterOf(clusterSlot(GENERATION_KEY))
+  return Number(bulk(await node.command('GET', GENERATION_KEY)) ?? 0)
 }
 
 const exists = async (node: RedisServer, key: string) => integerReply(await node.command('EXISTS', key))
@@ -188,7 +201,9 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     source.set(id, 'v1')
     expect(await a.product.get({ id })).toBe('v1')
     await expect.poll(() => exists(node, key)).toBe(1)
-    await expect.poll(async () => bulk(await node.command('GET', origin))).toBe(await runId(node))
+    await expect
+      .poll(async () => bulk(await node.command('GET', origin))?.split('/')[0])
+      .toBe(await runId(node))
     // The entry's slot, and with it its shard's recorded id (same hash tag), moves to another master.
     const to = cluster.nodes.find((other) => other !== node)!
     await cluster.migrateSlot(clusterSlot(key), to)
@@ -198,12 +213,90 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     // A process started now checks every shard: the moved one names a server that still serves slots.
     const b = await processOn(kinds[0]!.make(), source)
     await expect
-      .poll(async () => bulk(await to.command('GET', origin)), { timeout: 10_000 })
+      .poll(async () => bulk(await to.command('GET', origin))?.split('/')[0], { timeout: 10_000 })
       .toBe(await runId(to))
     expect(await b.product.get({ id })).toBe('v1') // the moved entry, read from L2
     expect(b.loads.count).toBe(0)
     expect(a.product.stats().l2Restores + b.product.stats().l2Restores).toBe(0)
     const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
     expect(await generationNode.command('GET', GENERATION_KEY)).toBe('$-1\r\n')
+  }, 60_000)
+
+  it('the node holding the generation restored: raised once, though its own check and its shards both see it', async () => {
+    const source = new Map<number, string>()
+    const a = await processOn(kinds[0]!.make(), source)
+    const b = await processOn(kinds[0]!.make(), source)
+    const { id, key, node, origin } = await idAwayFromGeneration(a, true)
+    source.set(id, 'v1')
+    expect(await a.product.get({ id })).toBe('v1')
+    await expect.poll(() => exists(node, key)).toBe(1)
+    await expect.poll(() => exists(node, origin)).toBe(1)
+    await node.command('SAVE')
+    source.set(id, 'v2')
+    await a.product.delete({ id })
+    await node.kill()
+    await node.restart()
+    await cluster.waitReady()
+    await expect
+      .poll(() => a.product.stats().l2Restores + b.product.stats().l2Restores, { timeout: 15_000 })
+      .toBe(1)
+    await expect.poll(() => a.product.get({ id }), { timeout: 5_000 }).toBe('v2')
+    await expect.poll(() => b.product.get({ id }), { timeout: 5_000 }).toBe('v2')
+    // Both processes' shard checks have run since (the origins hold the new id): nothing raised again.
+    await expect
+      .poll(async () => bulk(await node.command('GET', origin))?.split('/')[0], { timeout: 10_000 })
+      .toBe(await runId(node))
+    expect(a.product.stats().l2Restores + b.product.stats().l2Restores).toBe(1)
+    expect(await generationNow()).toBe(1)
+    // The generation's own check, in a process started now, sees the same change of server: not raised again.
+    const c = await processOn(kinds[0]!.make(), source)
+    expect(await c.product.get({ id })).toBe('v2')
+    const generationOrigin = `${GENERATION_KEY}#origin{${GENERATION_KEY}}`
+    await expect
+      .poll(async () => bulk(await node.command('GET', generationOrigin)), { timeout: 10_000 })
+      .toBe(await runId(node))
+    expect(c.product.stats().l2Restores).toBe(0)
+    expect(await generationNow()).toBe(1)
+  }, 60_000)
+
+  it('a master that received a slot by a reshard, then restarted from its snapshot: raised', async () => {
+    const source = new Map<number, string>()
+    const a = await processOn(kinds[0]!.make(), source)
+    const { id, key, node, origin } = await idAwayFromGeneration(a)
+    source.set(id, 'v1')
+    expect(await a.product.get({ id })).toBe('v1')
+    await expect.poll(() => exists(node, key)).toBe(1)
+    await expect.poll(() => exists(node, origin)).toBe(1)
+    // The slot moves to a master that was running before the shard was recorded, and holds no other shard of the
+    // namespace (its own move elsewhere first, and a process checks once so that they record their new servers):
+    // only the moved shard can tell that master's restart. No check runs between the move and the restart.
+    const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
+    const to = cluster.nodes.find((other) => other !== node && other !== generationNode)!
+    const own = []
+    for (const shard of LAYOUT.shards) {
+      if ((await cluster.masterOf(clusterSlot(shard.tag))) === to) own.push(shard)
+    }
+    for (const shard of own) await cluster.migrateSlot(clusterSlot(shard.tag), node, { pauseMs: 0 })
+    await cluster.waitReady()
+    const checker = await processOn(kinds[0]!.make(), source)
+    for (const shard of own) {
+      await expect
+        .poll(async () => bulk(await node.command('GET', shard.origin))?.split('/')[0], { timeout: 10_000 })
+        .toBe(await runId(node))
+    }
+    await checker.cache.close()
+    await cluster.migrateSlot(clusterSlot(key), to)
+    await cluster.waitReady()
+    await to.command('SAVE') // with the moved entry, and the shard's record naming the first master
+    source.set(id, 'v2')
+    await a.product.delete({ id })
+    await to.kill()
+    await to.restart()
+    await cluster.waitReady()
+    expect(await exists(to, key)).toBe(1) // 'v1' is back
+    // The recorded master still serves slots, but the one answering started after the record: a restore.
+    await expect.poll(() => a.product.stats().l2Restores, { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => a.product.get({ id }), { timeout: 5_000 }).toBe('v2')
+    expect(await generationNow()).toBe(1)
   }, 60_000)
 })
