@@ -1,7 +1,7 @@
 // A node of a Redis Cluster comes back with older data: restarted from a snapshot (RDB) taken before a write. Its
 // entries were invalidated since; the namespace's generation lives on another node, whose own check sees nothing.
 // Each fence shard's node is checked against the server id recorded next to the shard (L2Store.readOrigins).
-import { createCache, type Cache, type Logger } from 'stratacache'
+import type { Logger } from 'stratacache'
 import { ioredisStore } from 'stratacache/ioredis'
 import { redisClusterStore } from 'stratacache/redis'
 import { Cluster } from 'ioredis'
@@ -11,7 +11,7 @@ import { clusterSlot } from '../../src/tiers/cluster-slot.js'
 import type { L2Store } from '../../src/tiers/l2-store.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import type { RedisServer } from '../helpers/redis-server.js'
-import { integerReply } from './support.js'
+import { integerReply, productProcess, recordingLogger } from './support.js'
 
 const SERVICE = 'chaos-cluster-restore'
 const PREFIX = `${SERVICE}:product:v1:`
@@ -59,38 +59,48 @@ const kinds: { readonly name: string; make(): L2Store }[] = [
 ]
 
 /** One process: a cache on the cluster and its product namespace, reading `source`. */
-async function processOn(store: L2Store, source: Map<number, string>, logger?: Logger) {
-  const cache: Cache = createCache({
-    service: SERVICE,
-    l2: store,
-    timeouts: { l2: 1_000 },
-    ...(logger === undefined ? { logger: false } : { logger }),
-  })
-  closers.push(() => cache.close())
-  await cache.connect()
-  const loads = { count: 0 }
-  const product = cache.namespace('product', {
-    key: 'product:{id}',
-    params: { id: 'number' },
-    ttl: '1h',
-    load: ({ id }: { id: number }) => {
-      loads.count++
-      return source.get(id) ?? 'missing'
-    },
-  })
-  return { cache, product, loads }
+function processOn(store: L2Store, source: Map<number, string>, logger?: Logger) {
+  return productProcess(
+    { service: SERVICE, l2: store, timeouts: { l2: 1_000 }, logger: logger ?? false },
+    source,
+    closers,
+  )
 }
 
-/** A logger that keeps its warnings. */
-function recording() {
-  const warnings: string[] = []
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    warn: (_fields, message) => void warnings.push(message),
-    error: () => {},
-  }
-  return { logger, warnings }
+/**
+ * Process `a` on a new source, with an id's entry ('v1') in L2 away from the generation's node (or on it,
+ * `onGeneration`), and that shard's server recorded (each process's first check, in the background), so that a
+ * snapshot taken now has the record.
+ */
+async function cachedEntry(store: L2Store, options: { onGeneration?: boolean; logger?: Logger } = {}) {
+  const source = new Map<number, string>()
+  const a = await processOn(store, source, options.logger)
+  const at = await idAwayFromGeneration(a, options.onGeneration)
+  source.set(at.id, 'v1')
+  expect(await a.product.get({ id: at.id })).toBe('v1')
+  await expect.poll(() => exists(at.node, at.key)).toBe(1)
+  await expect.poll(() => exists(at.node, at.origin)).toBe(1)
+  return { source, a, ...at }
+}
+
+/**
+ * `node` snapshots the 'v1' entry; then cache-aside: the source changes and `a` deletes the entry everywhere; then
+ * `node` restarts from the snapshot, which brings 'v1' back with its version.
+ */
+async function restoredAfterDelete(
+  node: RedisServer,
+  entry: {
+    source: Map<number, string>
+    a: { product: { delete(p: { id: number }): Promise<void> } }
+    id: number
+  },
+) {
+  await node.command('SAVE')
+  entry.source.set(entry.id, 'v2')
+  await entry.a.product.delete({ id: entry.id })
+  await node.kill()
+  await node.restart()
+  await cluster.waitReady()
 }
 
 /**
@@ -125,40 +135,26 @@ const runId = async (node: RedisServer) => /run_id:(\w+)/.exec(await node.comman
 describe('a Redis Cluster node restarted from a snapshot taken before a write', () => {
   for (const kind of kinds) {
     it(`${kind.name}: running processes move to one new generation and read the written value`, async () => {
-      const source = new Map<number, string>()
-      const { logger, warnings } = recording()
-      const a = await processOn(kind.make(), source, logger)
+      const { logger, lines } = recordingLogger()
+      const entry = await cachedEntry(kind.make(), { logger })
+      const { source, a, id, key, node } = entry
       const b = await processOn(kind.make(), source)
-      const { id, key, node, origin } = await idAwayFromGeneration(a)
-      source.set(id, 'v1')
-      expect(await a.product.get({ id })).toBe('v1')
-      await expect.poll(() => exists(node, key)).toBe(1)
       expect(await b.product.get({ id })).toBe('v1') // from L2 into B's L1
-      // The shard's server id is recorded (the first check of each process, in the background): the snapshot has it.
-      await expect.poll(() => exists(node, origin)).toBe(1)
-      await node.command('SAVE')
-      // Cache-aside: the source changes, then the entry is dropped everywhere. The snapshot still has 'v1'.
-      source.set(id, 'v2')
-      await a.product.delete({ id })
-      expect(await exists(node, key)).toBe(0)
-      await node.kill()
-      await node.restart()
-      await cluster.waitReady()
+      await restoredAfterDelete(node, entry)
       expect(await exists(node, key)).toBe(1) // the 'v1' entry is back, with its version
 
       // Both processes hear the node come back (the bus missed messages) and check again; one raises, once.
       await expect
         .poll(() => a.product.stats().l2Restores + b.product.stats().l2Restores, { timeout: 15_000 })
         .toBe(1)
-      expect(
-        await cluster.masterOf(clusterSlot(GENERATION_KEY)).then((n) => n.command('GET', GENERATION_KEY)),
-      ).toBe('$1\r\n1\r\n')
+      expect(await generationNow()).toBe(1)
       await expect.poll(() => a.product.get({ id }), { timeout: 5_000 }).toBe('v2')
       await expect.poll(() => b.product.get({ id }), { timeout: 5_000 }).toBe('v2')
       if (a.product.stats().l2Restores === 1) {
-        expect(
-          warnings.filter((line) => /restarted from a snapshot or a replica took over/.test(line)),
-        ).toHaveLength(1)
+        const warned = lines.filter((line) =>
+          /restarted from a snapshot or a replica took over/.test(line.message),
+        )
+        expect(warned).toHaveLength(1)
       }
 
       // A process started afterwards finds the change already raised for: no second raise.
@@ -167,20 +163,12 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
       await expect.poll(() => c.cache.stats().l2?.status).toBe('ready')
       await new Promise((resolve) => setTimeout(resolve, 500)) // its background check of the shards
       expect(c.product.stats().l2Restores).toBe(0)
-      expect(
-        await cluster.masterOf(clusterSlot(GENERATION_KEY)).then((n) => n.command('GET', GENERATION_KEY)),
-      ).toBe('$1\r\n1\r\n')
+      expect(await generationNow()).toBe(1)
     }, 60_000)
   }
 
   it('a node restarted empty, and a process started after the restore, move no generation', async () => {
-    const source = new Map<number, string>()
-    const a = await processOn(kinds[0]!.make(), source)
-    const { id, key, node, origin } = await idAwayFromGeneration(a)
-    source.set(id, 'v1')
-    expect(await a.product.get({ id })).toBe('v1')
-    await expect.poll(() => exists(node, key)).toBe(1)
-    await expect.poll(() => exists(node, origin)).toBe(1)
+    const { a, id, node, origin } = await cachedEntry(kinds[0]!.make())
     // Restarted without a snapshot (the test's nodes persist nothing but SAVE's): nothing older came back.
     await node.command('FLUSHALL')
     await node.command('SAVE')
@@ -190,20 +178,11 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     await expect.poll(() => exists(node, origin), { timeout: 15_000 }).toBe(1) // recorded again, for the new id
     await expect.poll(() => a.product.get({ id }), { timeout: 5_000 }).toBe('v1')
     expect(a.product.stats().l2Restores).toBe(0)
-    const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
-    expect(await generationNode.command('GET', GENERATION_KEY)).toBe('$-1\r\n')
+    expect(await generationNow()).toBe(0)
   }, 60_000)
 
   it('a slot moved to another master by a reshard raises nothing: its keys moved with it, intact', async () => {
-    const source = new Map<number, string>()
-    const a = await processOn(kinds[0]!.make(), source)
-    const { id, key, node, origin } = await idAwayFromGeneration(a)
-    source.set(id, 'v1')
-    expect(await a.product.get({ id })).toBe('v1')
-    await expect.poll(() => exists(node, key)).toBe(1)
-    await expect
-      .poll(async () => bulk(await node.command('GET', origin))?.split('/')[0])
-      .toBe(await runId(node))
+    const { source, a, id, key, node, origin } = await cachedEntry(kinds[0]!.make())
     // The entry's slot, and with it its shard's recorded id (same hash tag), moves to another master.
     const to = cluster.nodes.find((other) => other !== node)!
     await cluster.migrateSlot(clusterSlot(key), to)
@@ -218,25 +197,14 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     expect(await b.product.get({ id })).toBe('v1') // the moved entry, read from L2
     expect(b.loads.count).toBe(0)
     expect(a.product.stats().l2Restores + b.product.stats().l2Restores).toBe(0)
-    const generationNode = await cluster.masterOf(clusterSlot(GENERATION_KEY))
-    expect(await generationNode.command('GET', GENERATION_KEY)).toBe('$-1\r\n')
+    expect(await generationNow()).toBe(0)
   }, 60_000)
 
   it('the node holding the generation restored: raised once, though its own check and its shards both see it', async () => {
-    const source = new Map<number, string>()
-    const a = await processOn(kinds[0]!.make(), source)
+    const entry = await cachedEntry(kinds[0]!.make(), { onGeneration: true })
+    const { source, a, id, node, origin } = entry
     const b = await processOn(kinds[0]!.make(), source)
-    const { id, key, node, origin } = await idAwayFromGeneration(a, true)
-    source.set(id, 'v1')
-    expect(await a.product.get({ id })).toBe('v1')
-    await expect.poll(() => exists(node, key)).toBe(1)
-    await expect.poll(() => exists(node, origin)).toBe(1)
-    await node.command('SAVE')
-    source.set(id, 'v2')
-    await a.product.delete({ id })
-    await node.kill()
-    await node.restart()
-    await cluster.waitReady()
+    await restoredAfterDelete(node, entry)
     await expect
       .poll(() => a.product.stats().l2Restores + b.product.stats().l2Restores, { timeout: 15_000 })
       .toBe(1)
@@ -260,13 +228,8 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
   }, 60_000)
 
   it('a master that received a slot by a reshard, then restarted from its snapshot: raised', async () => {
-    const source = new Map<number, string>()
-    const a = await processOn(kinds[0]!.make(), source)
-    const { id, key, node, origin } = await idAwayFromGeneration(a)
-    source.set(id, 'v1')
-    expect(await a.product.get({ id })).toBe('v1')
-    await expect.poll(() => exists(node, key)).toBe(1)
-    await expect.poll(() => exists(node, origin)).toBe(1)
+    const entry = await cachedEntry(kinds[0]!.make())
+    const { source, a, id, key, node } = entry
     // The slot moves to a master that was running before the shard was recorded, and holds no other shard of the
     // namespace (its own move elsewhere first, and a process checks once so that they record their new servers):
     // only the moved shard can tell that master's restart. No check runs between the move and the restart.
@@ -287,12 +250,8 @@ describe('a Redis Cluster node restarted from a snapshot taken before a write', 
     await checker.cache.close()
     await cluster.migrateSlot(clusterSlot(key), to)
     await cluster.waitReady()
-    await to.command('SAVE') // with the moved entry, and the shard's record naming the first master
-    source.set(id, 'v2')
-    await a.product.delete({ id })
-    await to.kill()
-    await to.restart()
-    await cluster.waitReady()
+    // The snapshot has the moved entry, and the shard's record naming the first master.
+    await restoredAfterDelete(to, entry)
     expect(await exists(to, key)).toBe(1) // 'v1' is back
     // The recorded master still serves slots, but the one answering started after the record: a restore.
     await expect.poll(() => a.product.stats().l2Restores, { timeout: 15_000 }).toBe(1)

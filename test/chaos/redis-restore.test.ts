@@ -1,10 +1,10 @@
 // Redis comes back with older data: restarted from a snapshot (RDB) taken before a write. Its entries were
 // invalidated since, and no version, fence or bus message can tell; the server's run_id can.
-import { createCache, type Cache, type Logger } from 'stratacache'
+import type { Logger } from 'stratacache'
 import { redisStore } from 'stratacache/redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startRedis, type RedisServer } from '../helpers/redis-server.js'
-import { integerReply } from './support.js'
+import { integerReply, productProcess } from './support.js'
 
 const SERVICE = 'chaos-restore'
 const GENERATION_KEY = `${SERVICE}:product:v1#gen`
@@ -21,26 +21,10 @@ async function redisServer(): Promise<RedisServer> {
 }
 
 /** One process: a cache on `redis` and its product namespace, reading `source`. */
-async function processOn(redis: RedisServer, source: Map<number, string>, logger?: Logger) {
-  const cache: Cache = createCache({
-    service: SERVICE,
-    // A short reconnection backoff keeps the test short; the behaviour is the same with the defaults.
-    l2: redisStore({ url: redis.url, maxReconnectDelay: 100 }),
-    ...(logger === undefined ? { logger: false } : { logger }),
-  })
-  closers.push(() => cache.close())
-  await cache.connect()
-  const loads = { count: 0 }
-  const product = cache.namespace('product', {
-    key: 'product:{id}',
-    params: { id: 'number' },
-    ttl: '1h',
-    load: ({ id }: { id: number }) => {
-      loads.count++
-      return source.get(id) ?? 'missing'
-    },
-  })
-  return { cache, product, loads }
+function processOn(redis: RedisServer, source: Map<number, string>, logger?: Logger) {
+  // A short reconnection backoff keeps the test short; the behaviour is the same with the defaults.
+  const l2 = redisStore({ url: redis.url, maxReconnectDelay: 100 })
+  return productProcess({ service: SERVICE, l2, logger: logger ?? false }, source, closers)
 }
 
 /** A logger that keeps its lines. */

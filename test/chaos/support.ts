@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { setInterval } from 'node:timers'
 import { createClient, RESP_TYPES, type RedisClientType } from 'redis'
+import { createCache, type Cache, type CacheOptions } from 'stratacache'
 import { expect } from 'vitest'
 
 /** Records every message published on a diagnostics channel until `stop()`. */
@@ -209,4 +210,30 @@ export function runChild(
       resolve({ code, signal, stdout, stderr, timedOut, ms: performance.now() - started })
     })
   })
+}
+
+/**
+ * One process of the restore tests (chaos/redis-restore, chaos/cluster-restore): a cache made with `options`
+ * (closed through `closers`), connected, and its `product` namespace (`product:{id}`, an hour's TTL) reading
+ * `source`, which counts its loads.
+ */
+export async function productProcess(
+  options: CacheOptions,
+  source: Map<number, string>,
+  closers: (() => Promise<unknown>)[],
+) {
+  const cache: Cache = createCache(options)
+  closers.push(() => cache.close())
+  await cache.connect()
+  const loads = { count: 0 }
+  const product = cache.namespace('product', {
+    key: 'product:{id}',
+    params: { id: 'number' },
+    ttl: '1h',
+    load: ({ id }: { id: number }) => {
+      loads.count++
+      return source.get(id) ?? 'missing'
+    },
+  })
+  return { cache, product, loads }
 }
