@@ -28,7 +28,10 @@ export interface GenerationHost {
   failed(): void
   /** Tracks background work for close(). */
   background(work: Promise<unknown>): void
-  /** The fence shards' origin keys on a Redis Cluster (`FenceShard.origin`); empty on one node. */
+  /**
+   * The fence shards' origin keys on a Redis Cluster (`FenceShard.origin`); empty on one node, and for a store
+   * without the shards' restore check (`L2Guard.checksOrigins`).
+   */
   readonly originKeys: readonly string[]
 }
 
@@ -158,7 +161,7 @@ export class GenerationTracker {
     const keys = this.#host.originKeys
     const reads = await l2.readOrigins(keys)
     let unchecked = 0
-    const changed: { key: string; read: OriginRead; moved: boolean }[] = []
+    const changed: { read: OriginRead; record: OriginRecord; moved: boolean }[] = []
     const records: OriginRecord[] = []
     reads.forEach((read, i) => {
       if (read === undefined) return void unchecked++
@@ -169,24 +172,20 @@ export class GenerationTracker {
       if (read.from === '') return void records.push(record)
       // Running before the record (1 s of margin: uptime counts seconds, and two servers' clocks differ a little).
       const moved = read.recordedAtMs !== undefined && read.startedAtMs + 1_000 < read.recordedAtMs
-      changed.push({ key: keys[i]!, read, moved })
+      changed.push({ read, record, moved })
     })
     const serving = changed.some((change) => change.moved) ? await l2.serverIds() : []
     const restores = new Map<string, { from: string; to: string }>()
-    for (const { key, read, moved } of changed) {
-      if (moved) {
-        // Which servers serve slots now is unknown: neither a reshard nor a restore can be told, so check again.
-        if (serving === undefined) {
-          unchecked++
-          continue
-        }
-        if (serving.includes(read.from)) {
-          records.push({ key, expected: read.recorded, now: read.now })
-          continue
-        }
+    for (const { read, record, moved } of changed) {
+      // Which servers serve slots now is unknown: neither a reshard nor a restore can be told, so check again.
+      if (moved && serving === undefined) {
+        unchecked++
+        continue
       }
+      records.push(record)
+      // A reshard: recorded without a raise.
+      if (moved && serving!.includes(read.from)) continue
       restores.set(`${read.from}>${read.now}`, { from: read.from, to: read.now })
-      records.push({ key, expected: read.recorded, now: read.now })
     }
     if (restores.size > 0) {
       const { generation, raised } = await l2.raiseForRestores(this.key, this.#host.current(), [

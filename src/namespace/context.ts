@@ -133,7 +133,10 @@ export class NamespaceContext<P, V> {
       },
       failed: () => this.counters.l2Errors++,
       background: (work) => runtime.background(work),
-      originKeys: this.keys.layout.sharded ? this.keys.layout.shards.map((shard) => shard.origin) : [],
+      originKeys:
+        this.keys.layout.sharded && runtime.l2?.checksOrigins === true
+          ? this.keys.layout.shards.map((shard) => shard.origin)
+          : [],
     })
     this.marks = this.keys.layout
     this.l1 =

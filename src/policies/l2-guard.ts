@@ -280,19 +280,21 @@ export class L2Guard {
   }
 
   /**
-   * The fence shards' servers (`L2Store.readOrigins`); null for every shard (no check) unless the store has the
-   * whole check: `readOrigins`, `raiseForRestores` and `recordOrigins`.
+   * Whether the store has the restore check of a Redis Cluster's fence shards, whole: `readOrigins`,
+   * `raiseForRestores` and `recordOrigins`. Namespaces check their shards only then (`GenerationHost.originKeys`).
    */
-  readOrigins(originKeys: readonly string[]): Promise<(OriginRead | null | undefined)[]> {
+  get checksOrigins(): boolean {
     const store = this.store
-    if (
-      store.readOrigins === undefined ||
-      store.raiseForRestores === undefined ||
-      store.recordOrigins === undefined
-    ) {
-      return Promise.resolve(originKeys.map(() => null))
-    }
-    return this.#run('readOrigins', (call) => store.readOrigins!(originKeys, call))
+    return (
+      store.readOrigins !== undefined &&
+      store.raiseForRestores !== undefined &&
+      store.recordOrigins !== undefined
+    )
+  }
+
+  /** The fence shards' servers (`L2Store.readOrigins`); only for a store that `checksOrigins`. */
+  readOrigins(originKeys: readonly string[]): Promise<(OriginRead | null | undefined)[]> {
+    return this.#run('readOrigins', (call) => this.store.readOrigins!(originKeys, call))
   }
 
   /** `L2Store.serverIds`; none for a store without it (every change then counts as a restore). */
@@ -302,7 +304,7 @@ export class L2Guard {
     return this.#run('serverIds', (call) => store.serverIds!(call))
   }
 
-  /** `L2Store.raiseForRestores`; called only after `readOrigins` found a change, so only for a store with both. */
+  /** `L2Store.raiseForRestores`; only for a store that `checksOrigins`. */
   raiseForRestores(
     generationKey: string,
     atLeast: number,
@@ -313,11 +315,10 @@ export class L2Guard {
     )
   }
 
-  /** `L2Store.recordOrigins`; nothing for a store without it. */
+  /** `L2Store.recordOrigins`; only for a store that `checksOrigins`, and nothing for no record. */
   recordOrigins(records: readonly OriginRecord[]): Promise<void> {
-    const store = this.store
-    if (store.recordOrigins === undefined || records.length === 0) return Promise.resolve()
-    return this.#run('recordOrigins', (call) => store.recordOrigins!(records, call))
+    if (records.length === 0) return Promise.resolve()
+    return this.#run('recordOrigins', (call) => this.store.recordOrigins!(records, call))
   }
 
   increment(key: string): Promise<number> {
