@@ -42,6 +42,8 @@ export interface LoadItem<P> {
   readonly stale: Entry | undefined
   readonly flight: LoadFlight
   readonly holder: LockHolder | undefined
+  /** Handed the fenced store of the loaded value, for a caller that must know whether it landed in L2 (warm-up). */
+  readonly onStore?: ((written: Promise<StoreOutcome>) => void) | undefined
 }
 
 /** How a `getMany` settles the promise it handed out for each key. */
@@ -62,7 +64,13 @@ export class LoadPipeline<P, V> {
    * Loads `key` once across processes: takes the L2 lock, or waits for the process holding it to announce the
    * value, re-reading L2 when woken; after `lock.wait` in all, or when L2 cannot coordinate, it loads by itself.
    */
-  async loadCoordinated(key: string, params: P, flight: Flight<V>, stale: Entry | undefined): Promise<V> {
+  async loadCoordinated(
+    key: string,
+    params: P,
+    flight: Flight<V>,
+    stale: Entry | undefined,
+    onStore?: LoadItem<P>['onStore'],
+  ): Promise<V> {
     const lock = this.#ctx.generation.known ? this.#ctx.lock : undefined
     let holder: LockHolder | undefined
     // With regions during a split, a value found in L2 while waiting is adopted only if it landed after this read
@@ -125,7 +133,7 @@ export class LoadPipeline<P, V> {
         if (usable(after)) return this.#adopt(params, key, flight.token, after)
       }
     }
-    return this.loadAndStore(key, params, flight, stale, holder)
+    return this.loadAndStore(key, params, flight, stale, holder, onStore)
   }
 
   /**
@@ -147,8 +155,9 @@ export class LoadPipeline<P, V> {
     flight: LoadFlight,
     stale: Entry | undefined,
     holder: LockHolder | undefined,
+    onStore?: LoadItem<P>['onStore'],
   ): Promise<V> {
-    const item: LoadItem<P> = { key, params, stale, flight, holder }
+    const item: LoadItem<P> = { key, params, stale, flight, holder, onStore }
     return this.#loadItems([item], async (callSignal, lifetime) => [
       await this.#loadOne(key, params, callSignal, lifetime),
     ])[0]!
@@ -224,6 +233,7 @@ export class LoadPipeline<P, V> {
           const fence = outcome.fences?.[i]
           const { lifetime } = outcome
           const written = this.#store.store(item.params, item.key, value, item.flight.token, fence, lifetime)
+          item.onStore?.(written)
           // The callers have their value now; waiters in other processes are told once it is in L2.
           const holder = item.holder
           if (holder !== undefined) ctx.rt.background(written.then(() => holder.release()))

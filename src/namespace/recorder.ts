@@ -128,6 +128,11 @@ export interface NamespaceStats {
   readonly warmUpKeysFresh: number
   /** Keys those warm-ups could not warm (bad parameters, a failed load). */
   readonly warmUpKeysFailed: number
+  /**
+   * Of `warmUpKeysLoaded`, keys L2 did not take (unreachable, an error or `timeouts.l2` passed, a value it cannot
+   * encode): other processes load them again.
+   */
+  readonly warmUpKeysNotStored: number
   /** Time spent in those warm-ups, summed, in ms. */
   readonly warmUpMs: number
   /** Warm starts (`cache.warmStart()`, `ns.warmStart()`) this process ran. */
@@ -234,6 +239,7 @@ export function newCounters(): Counters {
     warmUpKeysLoaded: 0,
     warmUpKeysFresh: 0,
     warmUpKeysFailed: 0,
+    warmUpKeysNotStored: 0,
     warmUpMs: 0,
     warmStarts: 0,
     warmStartKeys: 0,

@@ -262,6 +262,12 @@ const DEFINITIONS: readonly Definition[] = [
             ],
       ),
   ),
+  counter(
+    'warm_up_keys_not_stored_total',
+    'Keys warm-ups loaded (counted as loaded too) that L2 did not take: unreachable, an error or timeouts.l2 passed, or a value it cannot encode.',
+    ['cache_namespace'],
+    (s) => perNamespace(s, (n) => (n.warmUps === 0 ? [] : [[{}, n.warmUpKeysNotStored]])),
+  ),
   // The first minute after the cache was created, labelled cold or warm (warmStart()): restarts compare by
   // first_minute_hits_total{tier="l1"} / first_minute_reads_total. They stop growing when the minute ends.
   counter(

@@ -17,7 +17,7 @@ import { rejectUnknown, type OptionKeys } from '../core/known-options.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LoadPipeline } from '../load/pipeline.js'
 import type { NamespaceContext } from '../namespace/context.js'
-import type { EntryStore } from '../storage/entry-store.js'
+import type { EntryStore, StoreOutcome } from '../storage/entry-store.js'
 
 /** How a warm-up runs. */
 export interface WarmOptions {
@@ -52,6 +52,11 @@ export interface WarmProgress {
   readonly fresh: number
   /** Keys whose parameters or load failed. */
   readonly failed: number
+  /**
+   * Of the keys loaded, those the namespace's L2 did not take (Redis unreachable, an error or `timeouts.l2` passed,
+   * or a value it cannot encode): this process holds them in L1, other processes will load them again.
+   */
+  readonly notStored: number
 }
 
 /** What `ns.warm()` did. */
@@ -65,6 +70,9 @@ export interface WarmResult extends WarmProgress {
 }
 
 const MAX_ERRORS = 10
+
+/** How one key of a warm-up settled: `notStored` is loaded, but not in L2 (`WarmProgress.notStored`). */
+type WarmOutcome = 'loaded' | 'notStored' | 'fresh' | 'failed'
 
 /** How long a saved hot-key list is kept in L2: a deploy that takes longer starts cold. */
 export const HOT_KEYS_TTL_MS = 24 * 3_600_000
@@ -101,14 +109,19 @@ export class Warmer<P, V> {
   async warm(keys: Iterable<P> | AsyncIterable<P>, options: WarmOptions = {}): Promise<WarmResult> {
     const { concurrency, intervalMs, signal, refresh, onProgress } = checkOptions(keys, options)
     const started = performance.now()
-    const counts = { done: 0, loaded: 0, fresh: 0, failed: 0 }
+    const counts = { done: 0, loaded: 0, fresh: 0, failed: 0, notStored: 0 }
     const errors: { key: string | undefined; error: Error }[] = []
     const running = new Set<Promise<void>>()
     let nextStart = started
     let aborted = false
-    const settle = (outcome: 'loaded' | 'fresh' | 'failed', key?: string, error?: unknown) => {
+    const settle = (outcome: WarmOutcome, key?: string, error?: unknown) => {
       counts.done++
-      counts[outcome]++
+      if (outcome === 'notStored') {
+        counts.loaded++
+        counts.notStored++
+      } else {
+        counts[outcome]++
+      }
       if (error !== undefined && errors.length < MAX_ERRORS) {
         errors.push({
           key,
@@ -159,6 +172,7 @@ export class Warmer<P, V> {
     counters.warmUpKeysLoaded += counts.loaded
     counters.warmUpKeysFresh += counts.fresh
     counters.warmUpKeysFailed += counts.failed
+    counters.warmUpKeysNotStored += counts.notStored
     counters.warmUpMs += durationMs
     return Object.freeze({ ...counts, durationMs, aborted, errors: Object.freeze(errors) })
   }
@@ -258,7 +272,7 @@ export class Warmer<P, V> {
     return { saved: list.length, warmed }
   }
 
-  async #warmOne(key: string, params: P, refresh: boolean): Promise<'loaded' | 'fresh'> {
+  async #warmOne(key: string, params: P, refresh: boolean): Promise<WarmOutcome> {
     const ctx = this.#ctx
     if (!ctx.generation.known) await ctx.generation.read()
     const now = ctx.clock.now()
@@ -277,13 +291,17 @@ export class Warmer<P, V> {
         return 'fresh'
       }
     }
+    // Set when this process stores what it loaded; not when it adopts another process's value (in L2 already).
+    let written: Promise<StoreOutcome> | undefined
     const flight = ctx.flights.start(key, ctx.fence.open(), (f) => {
       f.missed = true
       f.phase = 'load'
-      return this.#pipeline.loadCoordinated(key, params, f, undefined)
+      return this.#pipeline.loadCoordinated(key, params, f, undefined, (store) => {
+        written = store
+      })
     })
     await flight.promise
-    return 'loaded'
+    return (await written) === 'failed' ? 'notStored' : 'loaded'
   }
 }
 

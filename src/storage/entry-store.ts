@@ -71,10 +71,15 @@ class L2Read<P, V> implements GetReply {
   }
 }
 
-/** What became of a loaded value: in L2, refused by a fence (a write or invalidation won), or not written there. */
-export type StoreOutcome = 'stored' | 'refused' | 'skipped'
+/**
+ * What became of a loaded value: in L2; refused by a fence (a write or invalidation won); `failed`: the namespace has
+ * an L2 that did not take it (unreachable, an error or a timeout, or a value it cannot encode); `skipped`: not meant
+ * for L2 (no L2, a life the loader ended, tags unknown, the cache closed).
+ */
+export type StoreOutcome = 'stored' | 'refused' | 'failed' | 'skipped'
 const SKIPPED: Promise<StoreOutcome> = Promise.resolve('skipped')
 const REFUSED: Promise<StoreOutcome> = Promise.resolve('refused')
+const FAILED: Promise<StoreOutcome> = Promise.resolve('failed')
 
 export class EntryStore<P, V> {
   readonly #ctx: NamespaceContext<P, V>
@@ -407,11 +412,13 @@ export class EntryStore<P, V> {
         `stratacache: ${error.message} The loaded value was served${kept}; other processes load it again. Said ` +
           `once for the namespace; counted in stats().${counter} and published on ${channelNames.serializeError}.`,
       )
-      if (skipL1) return SKIPPED
+      if (skipL1) return ctx.rt.l2 === undefined ? SKIPPED : FAILED
     }
     this.fillL1(params, key, entry, size, tags)
+    // No L2, or no way to write there: its generation unknown (Redis down since the start), the fence not read.
+    if (ctx.rt.l2 === undefined) return SKIPPED
     const l2 = this.#l2
-    if (bytes === undefined || l2 === undefined || fence === undefined) return SKIPPED
+    if (bytes === undefined || l2 === undefined || fence === undefined) return FAILED
     const ttlMs = entry.staleUntil - entry.createdAt
     const shard = ctx.marks.shardOf(key)
     const work = l2
@@ -443,7 +450,7 @@ export class EntryStore<P, V> {
         },
         (): StoreOutcome => {
           ctx.counters.l2Errors++
-          return 'skipped'
+          return 'failed'
         },
       )
     ctx.rt.background(work)

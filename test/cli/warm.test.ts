@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/run.js'
+import { startRedis } from '../helpers/redis-server.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'dist/cli/main.js')
@@ -72,13 +73,36 @@ describe('stratacache warm', () => {
     const r = await run(['--config', config, '--namespace', 'product', '--from', list, '--json'])
     expect(r.code, r.stderr).toBe(1)
     const result = JSON.parse(r.stdout) as { errors: { key: string; message: string }[] }
-    expect(result).toMatchObject({ namespace: 'product', done: 3, loaded: 2, failed: 1, timedOut: false })
+    expect(result).toMatchObject({
+      namespace: 'product',
+      done: 3,
+      loaded: 2,
+      failed: 1,
+      notStored: 0,
+      timedOut: false,
+    })
     expect(result.errors).toEqual([
       expect.objectContaining({
         key: expect.stringContaining('product:13'),
         message: expect.stringContaining('cursed'),
       }),
     ])
+  })
+
+  it('exits 1 and says so when the loaded keys did not reach Redis, which is what the job is for', async () => {
+    const down = await startRedis()
+    await down.stop()
+    env.STRATACACHE_TEST_REDIS = down.url
+    const list = join(dir, 'keys.jsonl')
+    writeFileSync(list, '{"id":1}\n{"id":2}\n{"id":3}\n')
+    const text = await run(['-c', config, '-n', 'product', '-f', list])
+    expect(text.code, text.stderr).toBe(1)
+    expect(text.stdout).toMatch(/: 3 loaded, 0 fresh already, 0 failed\n/)
+    expect(text.stdout).toMatch(/^not stored: 3 of the loaded keys did not reach L2 .*timeouts\.l2/m)
+    const json = await run(['-c', config, '-n', 'product', '-f', list, '--json'])
+    expect(json.code, json.stderr).toBe(1)
+    expect(JSON.parse(json.stdout)).toMatchObject({ loaded: 3, failed: 0, notStored: 3 })
+    expect(loads()).toBe(6)
   })
 
   it('keeps to --max-per-second, and stops starting keys at --time-limit (exit 1), reading keys from a module', async () => {

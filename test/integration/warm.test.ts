@@ -10,6 +10,7 @@ import { prometheusMetrics } from 'stratacache/prometheus'
 import { redisStore } from 'stratacache/redis'
 import { describe, expect, it } from 'vitest'
 import { deferred } from '../helpers/deferred.js'
+import { startRedis } from '../helpers/redis-server.js'
 import { redisSuite } from '../helpers/suite.js'
 
 const suite = redisSuite({ flushBeforeEach: true })
@@ -153,6 +154,49 @@ describe('ns.warm()', () => {
     expect(failures).toHaveLength(2)
     expect(failures).toContainEqual([ns.key({ id: 2 }), 'ERR_STRATA_LOADER_FAILED'])
     expect(failures).toContainEqual([undefined, expect.stringMatching(/^ERR_STRATA_/)])
+  })
+
+  it('counts keys loaded while Redis does not answer (paused past timeouts.l2) as loaded but not stored', async () => {
+    const cache = await newCache({ timeouts: { l2: '50ms' } })
+    const registry = new Registry()
+    prometheusMetrics(cache, { registry })
+    const { ns } = products(cache)
+    expect(await ns.warm(ids(1))).toMatchObject({ loaded: 1, notStored: 0 })
+    suite.redis.pause()
+    const result = await ns.warm(ids(3, 2))
+    suite.redis.resume()
+    expect(result).toMatchObject({ done: 3, loaded: 3, fresh: 0, failed: 0, notStored: 3 })
+    expect(ns.stats()).toMatchObject({ warmUpKeysLoaded: 4, warmUpKeysNotStored: 3 })
+    const text = await registry.metrics()
+    expect(text).toContain(
+      'stratacache_warm_up_keys_total{cache="it-warm",cache_namespace="product",outcome="loaded"} 4',
+    )
+    expect(text).toContain(
+      'stratacache_warm_up_keys_not_stored_total{cache="it-warm",cache_namespace="product"} 3',
+    )
+    // This process holds them; Redis does not: another process would load them again.
+    expect(await ns.peek({ id: 2 })).toEqual({ id: 2, name: 'product 2' })
+    const keys = [2, 3, 4].map((id) => ns.key({ id }))
+    expect(await suite.redis.command('EXISTS', ...keys)).toBe(':0\r\n')
+    expect(await suite.redis.command('EXISTS', ns.key({ id: 1 }))).toBe(':1\r\n')
+  })
+
+  it('counts every key as not stored when Redis is down from the start (its generation never read)', async () => {
+    const down = await startRedis()
+    await down.stop()
+    const cache = createCache({
+      service: 'it-warm',
+      l2: redisStore({ url: down.url }),
+      timeouts: { l2: '50ms' },
+      logger: false,
+    })
+    suite.closers.push(() => cache.close())
+    const { ns } = products(cache)
+    expect(await ns.warm(ids(2))).toMatchObject({ done: 2, loaded: 2, failed: 0, notStored: 2 })
+    // Without an L2, nothing is expected of it: loaded keys are not "not stored".
+    const l1Only = createCache({ service: 'it-warm', logger: false })
+    suite.closers.push(() => l1Only.close())
+    expect(await products(l1Only).ns.warm(ids(2))).toMatchObject({ loaded: 2, notStored: 0 })
   })
 
   it('stops starting keys once its signal aborts; the keys under way finish', async () => {

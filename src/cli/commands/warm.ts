@@ -38,8 +38,9 @@ Flags:
       --json                 print the result as JSON
   -h, --help                 this help
 
-Exit codes: 0 every key warmed; 1 some keys failed, or the time limit stopped the job; 2 bad command line;
-3 the config module, the key list or the cache could not be used.
+Exit codes: 0 every key warmed; 1 some keys failed, or were loaded but not stored in L2 (Redis down, or slower
+than the namespace's timeouts.l2), or the time limit stopped the job; 2 bad command line; 3 the config module,
+the key list or the cache could not be used.
 
 Examples:
   npx stratacache warm --config stratacache.config.mjs --namespace product --from top-products.jsonl \\
@@ -95,7 +96,7 @@ Examples:
       io.out(
         flags.json === true ? asJson(name, result, timedOut) : asText(name, result, timedOut, timeLimitMs),
       )
-      return result.failed > 0 || timedOut ? ExitCode.checkFailed : ExitCode.ok
+      return result.failed > 0 || result.notStored > 0 || timedOut ? ExitCode.checkFailed : ExitCode.ok
     } finally {
       bar.done()
       clearTimeout(timer)
@@ -213,7 +214,8 @@ function progressBar(
   const draw = (p: WarmProgress) => {
     const seconds = (performance.now() - started) / 1_000
     const rate = seconds > 0 ? `${formatCount(Math.round(p.done / seconds))}/s` : ''
-    const counts = `loaded ${formatCount(p.loaded)} · fresh ${formatCount(p.fresh)} · failed ${formatCount(p.failed)}`
+    const notStored = p.notStored > 0 ? ` · not stored ${formatCount(p.notStored)}` : ''
+    const counts = `loaded ${formatCount(p.loaded)}${notStored} · fresh ${formatCount(p.fresh)} · failed ${formatCount(p.failed)}`
     let head = `warming ${namespace}: ${formatCount(p.done)}`
     if (total !== undefined && total > 0) {
       const share = Math.min(1, p.done / total)
@@ -243,6 +245,13 @@ function asText(namespace: string, r: WarmResult, timedOut: boolean, limitMs: nu
     `warmed ${namespace}: ${formatCount(r.done)} keys in ${formatDuration(r.durationMs)}: ` +
       `${formatCount(r.loaded)} loaded, ${formatCount(r.fresh)} fresh already, ${formatCount(r.failed)} failed`,
   ]
+  if (r.notStored > 0) {
+    lines.push(
+      `not stored: ${formatCount(r.notStored)} of the loaded keys did not reach L2 (Redis unreachable, an error, ` +
+        "or slower than the namespace's timeouts.l2), so other processes will load them again. Check Redis or " +
+        'raise timeouts.l2, then run again: the keys stored already are found fresh.',
+    )
+  }
   if (timedOut) {
     lines.push(
       `stopped by --time-limit ${formatDuration(limitMs ?? 0)}: the keys after these were not started`,
@@ -266,6 +275,7 @@ function asJson(namespace: string, r: WarmResult, timedOut: boolean): string {
     loaded: r.loaded,
     fresh: r.fresh,
     failed: r.failed,
+    notStored: r.notStored,
     durationMs: Math.round(r.durationMs),
     timedOut,
     errors,
