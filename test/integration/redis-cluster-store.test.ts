@@ -1,5 +1,5 @@
 // What only a Redis Cluster asks of the store: slots, every master, sharded pub/sub, a failover, its options.
-import { createCache, type Cache, type Logger } from 'stratacache'
+import { createCache, InvalidOptionError, type Cache, type Logger } from 'stratacache'
 import { redisClusterStore, redisStreamAuditSink } from 'stratacache/redis'
 import { createCluster } from 'redis'
 import { ioredisStore } from 'stratacache/ioredis'
@@ -114,7 +114,9 @@ describe('redisClusterStore', () => {
 
   it('does not coalesce gets by default (a reshard would answer TRYAGAIN to a split MGET): one GET per get', async () => {
     expect(redisClusterStore({ rootNodes: rootNodes() }).coalesceGets).toBe(false)
-    expect(ioredisStore({ client: new Cluster([], { lazyConnect: true }) }).coalesceGets).toBe(false)
+    expect(
+      ioredisStore({ client: new Cluster([], { lazyConnect: true, shardedSubscribers: true }) }).coalesceGets,
+    ).toBe(false)
     const a = await make('uncoalesced', { l2Timeout: 2_000 })
     const params = Array.from({ length: 20 }, (_, id) => ({ id }))
     // set() resolves once L2 holds the value.
@@ -501,6 +503,28 @@ describe('redisClusterStore', () => {
     expect(() =>
       redisClusterStore({ rootNodes: [{ url: 'redis://u:p@127.0.0.1:1' }], password: 'p' }),
     ).toThrow(/one place/)
+  })
+
+  it('refuses an ioredis Cluster made without shardedSubscribers, which would leave the bus deaf and every load waiting out its subscription', async () => {
+    const plain = new Cluster(
+      cluster.nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
+      { lazyConnect: true },
+    )
+    let refusal: unknown
+    try {
+      ioredisStore({ client: plain })
+    } catch (error) {
+      refusal = error
+    }
+    expect(refusal).toBeInstanceOf(InvalidOptionError)
+    expect(refusal).toMatchObject({
+      code: 'ERR_STRATA_INVALID_OPTION',
+      option: 'ioredisStore.client.options.shardedSubscribers',
+    })
+    expect((refusal as Error).message).toMatch(/new Cluster\(nodes, \{ shardedSubscribers: true, … \}\)/)
+    // Nothing was opened on the app's client: it is still as the app left it.
+    expect(plain.status).toBe('wait')
+    plain.disconnect()
   })
 
   it('keeps answering while a master dies, within the L2 timeout, and uses its promoted replica afterwards', async () => {
