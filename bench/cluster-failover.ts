@@ -53,47 +53,50 @@ async function measure(cluster: RedisCluster, name: string, store: L2Store): Pro
   }
   const cache = createCache({ service: `failover-${name}`, l1: false, l2: store, logger })
   await cache.connect()
-  const loads = new Map<number, number>()
-  const ns = cache.namespace('item', {
-    key: 'item:{id}',
-    ttl: '10m',
-    load: ({ id }: { id: number }) => {
-      loads.set(id, (loads.get(id) ?? 0) + 1)
-      return { id }
-    },
-  })
-  for (let id = 0; id < KEYS; id++) await ns.get({ id })
-  const masterOf = (id: number) => cluster.masterOf(clusterSlot(ns.key({ id })))
-  const victim = await masterOf(0)
-  const onVictim = new Set<number>()
-  for (let id = 0; id < KEYS; id++) if ((await masterOf(id)) === victim) onVictim.add(id)
-  const seconds: Second[] = []
-  circuit.length = 0
-  origin = performance.now()
-  let killedAtMs = -1
-  while (at() < BEFORE_MS + AFTER_MS) {
-    if (killedAtMs < 0 && at() >= BEFORE_MS) {
-      killedAtMs = at()
-      await victim.kill()
-    }
-    const reads: Promise<unknown>[] = []
-    for (let i = 0; i < PARALLEL; i++) {
-      const id = Math.floor(Math.random() * KEYS)
-      if (onVictim.has(id)) {
-        reads.push(ns.get({ id }).catch(quiet))
-        continue
+  try {
+    const loads = new Map<number, number>()
+    const ns = cache.namespace('item', {
+      key: 'item:{id}',
+      ttl: '10m',
+      load: ({ id }: { id: number }) => {
+        loads.set(id, (loads.get(id) ?? 0) + 1)
+        return { id }
+      },
+    })
+    for (let id = 0; id < KEYS; id++) await ns.get({ id })
+    const masterOf = (id: number) => cluster.masterOf(clusterSlot(ns.key({ id })))
+    const victim = await masterOf(0)
+    const onVictim = new Set<number>()
+    for (let id = 0; id < KEYS; id++) if ((await masterOf(id)) === victim) onVictim.add(id)
+    const seconds: Second[] = []
+    circuit.length = 0
+    origin = performance.now()
+    let killedAtMs = -1
+    while (at() < BEFORE_MS + AFTER_MS) {
+      if (killedAtMs < 0 && at() >= BEFORE_MS) {
+        killedAtMs = at()
+        await victim.kill()
       }
-      const second = (seconds[Math.floor(at() / 1_000)] ??= { live: 0, loaded: 0 })
-      second.live++
-      const before = loads.get(id) ?? 0
-      // Answered by a load of its key since it began (its own, or one it joined).
-      reads.push(ns.get({ id }).then(() => void ((loads.get(id) ?? 0) > before && second.loaded++), quiet))
+      const reads: Promise<unknown>[] = []
+      for (let i = 0; i < PARALLEL; i++) {
+        const id = Math.floor(Math.random() * KEYS)
+        if (onVictim.has(id)) {
+          reads.push(ns.get({ id }).catch(quiet))
+          continue
+        }
+        const second = (seconds[Math.floor(at() / 1_000)] ??= { live: 0, loaded: 0 })
+        second.live++
+        const before = loads.get(id) ?? 0
+        // Answered by a load of its key since it began (its own, or one it joined).
+        reads.push(ns.get({ id }).then(() => void ((loads.get(id) ?? 0) > before && second.loaded++), quiet))
+      }
+      await Promise.all(reads)
+      await new Promise((resolve) => setTimeout(resolve, 2))
     }
-    await Promise.all(reads)
-    await new Promise((resolve) => setTimeout(resolve, 2))
+    return { store: name, onVictim: onVictim.size, killedAtMs, seconds, circuit }
+  } finally {
+    await cache.close()
   }
-  await cache.close()
-  return { store: name, onVictim: onVictim.size, killedAtMs, seconds, circuit }
 }
 
 async function main(): Promise<void> {

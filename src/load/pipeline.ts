@@ -237,7 +237,7 @@ export class LoadPipeline<P, V> {
           // The callers have their value now; waiters in other processes are told once it is in L2.
           const holder = item.holder
           if (holder !== undefined) ctx.rt.background(written.then(() => holder.release()))
-          return { value: await this.#answerLoaded(item.key, item.params, value, written) }
+          return { value: await this.#answerLoaded(item.key, item.params, value, written, item.onStore) }
         },
         async (error: unknown) => {
           await item.holder?.release()
@@ -286,7 +286,13 @@ export class LoadPipeline<P, V> {
    * another process's write was acknowledged; if the fenced store was refused, that write won, so its newer value
    * is read from L2, or, when it deleted the entry (cache-aside), loaded again.
    */
-  async #answerLoaded(key: string, params: P, value: V, written: Promise<StoreOutcome>): Promise<V> {
+  async #answerLoaded(
+    key: string,
+    params: P,
+    value: V,
+    written: Promise<StoreOutcome>,
+    onStore: LoadItem<P>['onStore'],
+  ): Promise<V> {
     if (this.#ctx.options.consistency === 'eventual' || (await written) !== 'refused') return value
     const newer = await this.#store.readL2Fresh(key)
     if (newer !== undefined) return this.#adopt(params, key, this.#ctx.fence.open(), newer)
@@ -298,7 +304,9 @@ export class LoadPipeline<P, V> {
     const reloaded = await this.#callLoadTimed(key, performance.now(), (callSignal) =>
       this.#loadOne(key, params, callSignal, lifetime),
     )
-    await this.#store.store(params, key, reloaded, token, fence, lifetime)
+    const rewritten = this.#store.store(params, key, reloaded, token, fence, lifetime)
+    onStore?.(rewritten)
+    await rewritten
     return reloaded
   }
 

@@ -129,8 +129,8 @@ export interface NamespaceStats {
   /** Keys those warm-ups could not warm (bad parameters, a failed load). */
   readonly warmUpKeysFailed: number
   /**
-   * Of `warmUpKeysLoaded`, keys L2 did not take (unreachable, an error or `timeouts.l2` passed, a value it cannot
-   * encode): other processes load them again.
+   * Of `warmUpKeysLoaded`, keys L2 did not take or did not confirm within `timeouts.l2` (unreachable, an error,
+   * slow): other processes load them again.
    */
   readonly warmUpKeysNotStored: number
   /** Time spent in those warm-ups, summed, in ms. */

@@ -264,7 +264,7 @@ const DEFINITIONS: readonly Definition[] = [
   ),
   counter(
     'warm_up_keys_not_stored_total',
-    'Keys warm-ups loaded (counted as loaded too) that L2 did not take: unreachable, an error or timeouts.l2 passed, or a value it cannot encode.',
+    'Keys warm-ups loaded (counted as loaded too) that L2 did not take or did not confirm within timeouts.l2: unreachable, an error, slow.',
     ['cache_namespace'],
     (s) => perNamespace(s, (n) => (n.warmUps === 0 ? [] : [[{}, n.warmUpKeysNotStored]])),
   ),

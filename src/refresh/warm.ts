@@ -25,7 +25,8 @@ export interface WarmOptions {
    * Keys loaded at the same time by this warm-up. The namespace's `source` limit still applies: keys over it wait
    * for room as a read's loads do, and a key refused there (`source.overflow: 'error'`, or no room within
    * `source.maxWait`) fails with ERR_STRATA_SOURCE_BUSY, counted in `failed`. A warm-up has no stale value to
-   * answer with, so `overflow: 'stale'` waits. Keep this at or under `source.maxConcurrent`.
+   * answer with, so `overflow: 'stale'` waits. Keep this at or under `source.maxConcurrent`. A key holds its place
+   * until its value is stored in L2 (at most `timeouts.l2` after its load), so that `notStored` can count it.
    * @default 4
    */
   concurrency?: number
@@ -53,8 +54,10 @@ export interface WarmProgress {
   /** Keys whose parameters or load failed. */
   readonly failed: number
   /**
-   * Of the keys loaded, those the namespace's L2 did not take (Redis unreachable, an error or `timeouts.l2` passed,
-   * or a value it cannot encode): this process holds them in L1, other processes will load them again.
+   * Of the keys loaded, those the namespace's L2 did not take, or did not confirm within `timeouts.l2` (Redis
+   * unreachable, an error, slow): this process holds them in L1, other processes will load them again. Not counted
+   * here: a value L2 cannot hold (counted in `serializeErrors` or `oversized`), and a key whose load was already
+   * under way for a reader when the warm-up came to it (counted by that load's answer alone).
    */
   readonly notStored: number
 }

@@ -72,9 +72,9 @@ class L2Read<P, V> implements GetReply {
 }
 
 /**
- * What became of a loaded value: in L2; refused by a fence (a write or invalidation won); `failed`: the namespace has
- * an L2 that did not take it (unreachable, an error or a timeout, or a value it cannot encode); `skipped`: not meant
- * for L2 (no L2, a life the loader ended, tags unknown, the cache closed).
+ * What became of a loaded value: in L2; refused by a fence (a write or invalidation won); `failed`: meant for the
+ * namespace's L2, which did not take it or did not say so within `timeouts.l2` (unreachable, an error, slow);
+ * `skipped`: not meant for L2 (no L2, a value it cannot encode, a life the loader ended, tags unknown, closed).
  */
 export type StoreOutcome = 'stored' | 'refused' | 'failed' | 'skipped'
 const SKIPPED: Promise<StoreOutcome> = Promise.resolve('skipped')
@@ -412,13 +412,14 @@ export class EntryStore<P, V> {
         `stratacache: ${error.message} The loaded value was served${kept}; other processes load it again. Said ` +
           `once for the namespace; counted in stats().${counter} and published on ${channelNames.serializeError}.`,
       )
-      if (skipL1) return ctx.rt.l2 === undefined ? SKIPPED : FAILED
+      if (skipL1) return SKIPPED
     }
     this.fillL1(params, key, entry, size, tags)
-    // No L2, or no way to write there: its generation unknown (Redis down since the start), the fence not read.
-    if (ctx.rt.l2 === undefined) return SKIPPED
+    // Not for L2: there is none, or the value cannot be encoded for it (counted above, the same on every load).
+    if (ctx.rt.l2 === undefined || bytes === undefined) return SKIPPED
+    // For L2, which cannot take it now: its generation unknown (Redis down since the start), or the fence not read.
     const l2 = this.#l2
-    if (bytes === undefined || l2 === undefined || fence === undefined) return FAILED
+    if (l2 === undefined || fence === undefined) return FAILED
     const ttlMs = entry.staleUntil - entry.createdAt
     const shard = ctx.marks.shardOf(key)
     const work = l2

@@ -56,10 +56,11 @@ export interface IoredisStoreOptions {
    * An ioredis `Redis` client to use instead of `url`: connected if it is not yet, never closed by the cache. Make
    * it with `enableOfflineQueue: false` and `maxRetriesPerRequest: 0`, or commands sent while it is disconnected
    * wait in its queue and are sent when it reconnects (the cache stops waiting at its L2 timeout, but ioredis has
-   * no way to take a queued command back). An ioredis `Cluster` works too (made with `shardedSubscribers: true`
-   * for the bus, or refused, the same two options in `redisOptions`, and a short `retryDelayOnTryAgain`, 1-5 ms, so that a split
-   * MGET during a reshard fails within the L2 timeout and is read per key): the store is then a cluster store (fence
-   * shards, per-slot batches, every master walked, sharded pub/sub), as `redisClusterStore`. The client may share
+   * no way to take a queued command back). An ioredis `Cluster` (ioredis 5.6 or newer) works too, made with
+   * `shardedSubscribers: true` for the bus (a Cluster without it is refused), the same two options in
+   * `redisOptions`, and a short `retryDelayOnTryAgain`, 1-5 ms, so that a split MGET during a reshard fails within
+   * the L2 timeout and is read per key. The store is then a cluster store (fence shards, per-slot batches, every
+   * master walked, sharded pub/sub), as `redisClusterStore`. The client may share
    * the app's other traffic, auto-pipelined or not: the store's own commands bypass `enableAutoPipelining` (it
    * batches its GETs itself: `coalesceGets`).
    */
@@ -133,12 +134,13 @@ function ioredisClusterSetup(options: IoredisStoreOptions): ClusterSetup {
   // ioredis serves SSUBSCRIBE only on a Cluster made for it; without, every subscription (the bus, each load's
   // wait for another process's lock) would wait out the L2 timeout, and the bus would never hear other processes.
   const sharded = (cluster.options as { shardedSubscribers?: unknown } | undefined)?.shardedSubscribers
-  if (sharded !== true) {
+  // Tested as ioredis tests it (any truthy value turns its sharded subscribers on).
+  if (!sharded) {
     throw new InvalidOptionError(
       'ioredisStore.client.options.shardedSubscribers',
       sharded,
-      'true: make the Cluster with `new Cluster(nodes, { shardedSubscribers: true, … })`, since the ' +
-        'invalidation bus and the load locks use sharded pub/sub, which ioredis serves only then',
+      'true: make the Cluster with `new Cluster(nodes, { shardedSubscribers: true, … })` (ioredis 5.6 or ' +
+        'newer), since the invalidation bus and the load locks use sharded pub/sub, which ioredis serves only then',
     )
   }
   const connectTimeout = timerDuration(options.connectTimeout ?? 1000, 'ioredisStore.connectTimeout')

@@ -98,7 +98,7 @@ describe('stratacache warm', () => {
     const text = await run(['-c', config, '-n', 'product', '-f', list])
     expect(text.code, text.stderr).toBe(1)
     expect(text.stdout).toMatch(/: 3 loaded, 0 fresh already, 0 failed\n/)
-    expect(text.stdout).toMatch(/^not stored: 3 of the loaded keys did not reach L2 .*timeouts\.l2/m)
+    expect(text.stdout).toMatch(/^not stored: 3 of the loaded keys were not stored in L2, .*timeouts\.l2/m)
     const json = await run(['-c', config, '-n', 'product', '-f', list, '--json'])
     expect(json.code, json.stderr).toBe(1)
     expect(JSON.parse(json.stdout)).toMatchObject({ loaded: 3, failed: 0, notStored: 3 })

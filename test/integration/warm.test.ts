@@ -181,6 +181,40 @@ describe('ns.warm()', () => {
     expect(await suite.redis.command('EXISTS', ns.key({ id: 1 }))).toBe(':1\r\n')
   })
 
+  it('counts a key as not stored when Redis refuses its write (out of memory) though it answers its reads', async () => {
+    const cache = await newCache()
+    const { ns } = products(cache)
+    expect(await ns.warm(ids(1))).toMatchObject({ loaded: 1, notStored: 0 })
+    await suite.redis.command('CONFIG', 'SET', 'maxmemory', '1')
+    try {
+      const result = await ns.warm(ids(2, 2))
+      expect(result).toMatchObject({ done: 2, loaded: 2, failed: 0, notStored: 2 })
+    } finally {
+      await suite.redis.command('CONFIG', 'SET', 'maxmemory', '0')
+    }
+    // The writes failed with Redis's OOM reply (Redis is up: the circuit stayed closed), and nothing landed.
+    expect(cache.stats().l2).toMatchObject({
+      circuit: 'closed',
+      errorRepliesByKind: { OOM: expect.any(Number) },
+    })
+    expect(await suite.redis.command('EXISTS', ns.key({ id: 2 }), ns.key({ id: 3 }))).toBe(':0\r\n')
+  })
+
+  it('does not count as not stored what was never meant for L2: a value it cannot encode, a life the loader ended', async () => {
+    const cache = await newCache()
+    const odd = cache.namespace('odd', {
+      key: 'o:{id}',
+      ttl: '10m',
+      load: ({ id }: { id: number }, context) => {
+        if (id === 1) return { id, big: 10n } // JSON cannot hold a BigInt: kept in L1 only
+        context.setTtl(0) // the loader says: do not keep this one
+        return { id }
+      },
+    })
+    expect(await odd.warm([{ id: 1 }, { id: 2 }])).toMatchObject({ loaded: 2, failed: 0, notStored: 0 })
+    expect(odd.stats().serializeErrors).toBe(1)
+  })
+
   it('counts every key as not stored when Redis is down from the start (its generation never read)', async () => {
     const down = await startRedis()
     await down.stop()

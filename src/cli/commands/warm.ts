@@ -247,9 +247,9 @@ function asText(namespace: string, r: WarmResult, timedOut: boolean, limitMs: nu
   ]
   if (r.notStored > 0) {
     lines.push(
-      `not stored: ${formatCount(r.notStored)} of the loaded keys did not reach L2 (Redis unreachable, an error, ` +
-        "or slower than the namespace's timeouts.l2), so other processes will load them again. Check Redis or " +
-        'raise timeouts.l2, then run again: the keys stored already are found fresh.',
+      `not stored: ${formatCount(r.notStored)} of the loaded keys were not stored in L2, or not confirmed ` +
+        "within the namespace's timeouts.l2 (Redis unreachable, an error, slow), so other processes may load " +
+        'them again. Check Redis or raise timeouts.l2, then run again: the keys stored already are found fresh.',
     )
   }
   if (timedOut) {
