@@ -81,6 +81,12 @@ export interface CacheStats {
         /** Latency of the calls that settled (answered or failed), in ms. */
         readonly latencyMs: HistogramSnapshot
         /**
+         * On a Redis Cluster, reads have a circuit per slot (`circuit` is then the one of every other call): the
+         * slots whose read circuit is open now, e.g. those of a master that died until its replica takes over. 0
+         * on one node.
+         */
+        readonly slotsOpen: number
+        /**
          * Redis's clock minus this process's, in ms, as last measured; 0 while they agree within 250 ms. Entry
          * times are written on Redis's clock (docs/consistency.md, "Clock skew").
          */

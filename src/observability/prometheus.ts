@@ -390,6 +390,12 @@ const DEFINITIONS: readonly Definition[] = [
     const l2 = s.stats().l2
     return perCache(l2 && (l2.circuit === 'closed' ? 0 : 1))
   }),
+  gauge(
+    'l2_slots_open',
+    'On a Redis Cluster: slots whose read circuit is open (their master failed); their reads go to the loaders.',
+    [],
+    (s) => perCache(s.stats().l2?.slotsOpen),
+  ),
   // The host tier: its hits per namespace (within hits_total{tier="l2"}), its failed calls, its connection.
   counter(
     'host_hits_total',

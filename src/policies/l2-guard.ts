@@ -66,6 +66,8 @@ class Call<T = unknown> implements L2Call, Timed {
   readonly started: number
   /** The circuit breaker's epoch when the call was sent: its outcome counts only if the circuit is still in it. */
   readonly epoch: number
+  /** The breaker that let the call through, and hears its outcome: the store's, or its slot's (`L2Guard`). */
+  readonly breaker: CircuitBreaker
   readonly #timedOut: (call: Call<never>) => void
   #controller: AbortController | undefined
   #abandoned = false
@@ -73,7 +75,7 @@ class Call<T = unknown> implements L2Call, Timed {
   constructor(
     operation: string,
     started: number,
-    epoch: number,
+    breaker: CircuitBreaker,
     timedOut: (call: Call<never>) => void,
     reply: Settler<T>,
     key: string | undefined,
@@ -82,7 +84,8 @@ class Call<T = unknown> implements L2Call, Timed {
     this.reply = reply
     this.key = key
     this.started = started
-    this.epoch = epoch
+    this.breaker = breaker
+    this.epoch = breaker.epoch
     this.#timedOut = timedOut
   }
 
@@ -146,6 +149,14 @@ export function errorReplyAdvice(kind: string): string {
 export class L2Guard {
   readonly store: L2Store
   readonly #breaker: CircuitBreaker
+  readonly #breakerOptions: CircuitBreakerOptions
+  /**
+   * On a store whose keys live on several nodes (a Redis Cluster: `fenceShards` > 1 and `coalesceGroupOf`), reads
+   * get a breaker per slot: a master that dies fails only its own slots' reads, and the other masters' keys keep
+   * being read from Redis. Without it, five failures on the dead master opened the one circuit and sent every read
+   * to the loaders for the whole failover (4-6 s in bench/cluster-failover.ts). Undefined on one node.
+   */
+  readonly #slots: Map<number, CircuitBreaker> | undefined
   readonly #deadlines: Deadlines
   readonly #hooks: L2GuardHooks
   /** Latency of calls that settled (answered or failed), not of those that timed out or the circuit refused. */
@@ -163,6 +174,8 @@ export class L2Guard {
   constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions, hooks: L2GuardHooks = {}) {
     this.store = store
     this.#hooks = hooks
+    this.#breakerOptions = breaker
+    this.#slots = (store.fenceShards ?? 1) > 1 && store.coalesceGroupOf !== undefined ? new Map() : undefined
     const now = performance.now.bind(performance)
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
       this.#notify(() => hooks.onCircuit?.(circuit))
@@ -174,7 +187,8 @@ export class L2Guard {
         ? new CoalescedGets(
             {
               one: (key, reply) => this.#getAlone(key, reply),
-              many: (keys, batch) => this.#start('get', (call) => store.getMany(keys, call), batch),
+              many: (keys, batch) =>
+                this.#start('get', (call) => store.getMany(keys, call), batch, undefined, keys[0]),
             },
             MAX_COALESCED_GETS,
             store.coalesceGroupOf?.bind(store),
@@ -214,17 +228,27 @@ export class L2Guard {
     errorReplies: number
     errorRepliesByKind: Readonly<Record<string, number>>
     latencyMs: HistogramSnapshot
+    slotsOpen: number
   } {
     return {
       ...this.#outcomes,
       errorRepliesByKind: Object.freeze(Object.fromEntries(this.#replyKinds)),
       latencyMs: this.#latency.snapshot(),
+      slotsOpen: this.slotsOpen,
     }
   }
 
-  /** The store reconnected: a better signal than the next probe, so the circuit closes at once. */
+  /** The store reconnected: a better signal than the next probe, so the circuit closes at once (each slot's too). */
   connectionRestored(): void {
     if (this.#breaker.state !== 'closed') this.#breaker.success()
+    for (const slot of this.#slots?.values() ?? []) if (slot.state !== 'closed') slot.success()
+  }
+
+  /** On a cluster store: the slots whose read circuit is not closed (open, or letting one probe through). */
+  get slotsOpen(): number {
+    let open = 0
+    for (const slot of this.#slots?.values() ?? []) if (slot.state !== 'closed') open++
+    return open
   }
 
   /** One key's bytes; with `coalesceGets`, sent with the other gets of its tick (`policies/coalesced-gets.ts`). */
@@ -244,7 +268,7 @@ export class L2Guard {
 
   /** One key's GET, not coalesced (no coalescing, or a tick's only get): the reply is the call's own settler. */
   #getAlone(key: string, reply: GetReply): void {
-    this.#start('get', this.#sendGet, reply, key)
+    this.#start('get', this.#sendGet, reply, key, key)
   }
 
   /** Sends a single-key GET call: one function for every such call, which carries its key (no closure per get). */
@@ -522,19 +546,26 @@ export class L2Guard {
 
   /**
    * `#run`, settling `reply` (a get's reply, a coalesced batch: no promise of its own). `key`: a single-key GET's,
-   * which its `run` reads from the call.
+   * which its `run` reads from the call. `read`: a key of a read (one slot), whose slot's breaker then decides.
    */
-  #start<T>(operation: string, run: (call: L2Call) => Promise<T>, reply: Settler<T>, key?: string): void {
+  #start<T>(
+    operation: string,
+    run: (call: L2Call) => Promise<T>,
+    reply: Settler<T>,
+    key?: string,
+    read?: string,
+  ): void {
     this.#outcomes.calls++
-    if (!this.#breaker.allow()) {
+    const breaker = read === undefined || this.#slots === undefined ? this.#breaker : this.#slotBreaker(read)
+    if (!breaker.allow()) {
       this.#outcomes.refused++
-      const refusal = this.#report(operation, new L2CircuitOpenError(this.#breaker.retryInMs(), operation))
+      const refusal = this.#report(operation, new L2CircuitOpenError(breaker.retryInMs(), operation))
       // Never from inside the caller's own call: a get's callbacks (getThen) run after it returned, as a reply's do.
       queueMicrotask(() => reply.reject(refusal))
       return
     }
     // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
-    const call = new Call<T>(operation, performance.now(), this.#breaker.epoch, this.#timedOut, reply, key)
+    const call = new Call<T>(operation, performance.now(), breaker, this.#timedOut, reply, key)
     this.#deadlines.track(call)
     let sent: Promise<T>
     try {
@@ -562,7 +593,7 @@ export class L2Guard {
     // The breaker hears of the success before the caller does: work the answer starts at once (a refresh's lock
     // attempt, a load's lock subscription) must find the circuit that a half-open probe just closed, not be refused
     // by it. The breaker isolates its onChange, so this cannot keep the call from settling.
-    this.#breaker.success(call.epoch)
+    this.#succeeded(call)
     reply.resolve(result)
   }
 
@@ -578,11 +609,11 @@ export class L2Guard {
     const failure = new L2Error(call.operation, { cause: error }, kind)
     reply.reject(this.#report(call.operation, failure))
     if (kind === undefined) {
-      this.#breaker.failure(call.epoch)
+      call.breaker.failure(call.epoch)
       return
     }
     // Redis answered: it is up. The reply fails this call only, and says nothing against the next ones.
-    this.#breaker.success(call.epoch)
+    this.#succeeded(call)
     this.#errorReply(kind, call.operation, failure)
   }
 
@@ -593,7 +624,28 @@ export class L2Guard {
     call.reply = undefined
     this.#outcomes.timeouts++
     reply.reject(this.#report(call.operation, new L2TimeoutError(call.operation, this.#deadlines.timeoutMs)))
-    this.#breaker.failure(call.epoch)
+    call.breaker.failure(call.epoch)
+  }
+
+  /**
+   * A call reached Redis. Its own breaker hears it. A slot's read also resets the store's count of failures in a
+   * row, as every success did before slots had breakers, but never closes the store's open circuit: that one is
+   * for the calls that are not reads (locks, fences, stores, the bus), which a dead master's loads keep failing.
+   */
+  #succeeded(call: Call): void {
+    call.breaker.success(call.epoch)
+    if (call.breaker !== this.#breaker && this.#breaker.state === 'closed') this.#breaker.success()
+  }
+
+  /** The read breaker of `key`'s slot, made on first use (at most one per slot the namespaces' keys hash to). */
+  #slotBreaker(key: string): CircuitBreaker {
+    const slot = this.store.coalesceGroupOf!(key)
+    let breaker = this.#slots!.get(slot)
+    if (breaker === undefined) {
+      breaker = new CircuitBreaker(this.#breakerOptions, performance.now.bind(performance), () => undefined)
+      this.#slots!.set(slot, breaker)
+    }
+    return breaker
   }
 
   /** The error reply's kind, or undefined for a failure to reach Redis (or a store that cannot tell). */

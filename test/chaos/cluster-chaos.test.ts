@@ -299,6 +299,65 @@ describe.each(kinds)('$name', (kind) => {
     await victim.restart()
     await cluster.waitReady(30_000)
   }, 90_000)
+
+  it("keeps reading the other masters' keys from Redis while one master fails over: reads have a circuit per slot", async () => {
+    const service = `slots-${kind.name.split(' ')[0]}`
+    const loads = new Map<number, number>()
+    const cache = createCache({ service, l1: false, l2: kind.make(), logger: false })
+    caches.push(cache)
+    const items = cache.namespace('item', {
+      key: 'item:{id}',
+      params: { id: 'number' },
+      ttl: '1h',
+      load: ({ id }) => {
+        loads.set(id, (loads.get(id) ?? 0) + 1)
+        return { id }
+      },
+    })
+    await cache.connect()
+    const ids = Array.from({ length: 120 }, (_, id) => id)
+    for (const id of ids) await items.get({ id })
+    const masterOf = (id: number) => cluster.masterOf(clusterSlot(items.key({ id })))
+    const victim = await masterOf(0)
+    const owners = await Promise.all(ids.map(masterOf))
+    const dead = ids.filter((_, i) => owners[i] === victim)
+    const live = ids.filter((_, i) => owners[i] !== victim)
+    loads.clear()
+
+    await victim.kill()
+    const killedAt = performance.now()
+    // The first 600 ms: the cluster marks a master failed only after cluster-node-timeout (1 s), so until then the
+    // other masters answer for their slots. Reads of the dead master's keys go on beside, failing.
+    // Sixteen readers of them, so that their failures come in bursts, as under a server's concurrent requests.
+    let stop = false
+    const deadReads = Array.from({ length: 16 }, async (_, reader) => {
+      for (let i = reader; !stop; i += 16) {
+        await items.get({ id: dead[i % dead.length]! }).catch(() => undefined)
+        // A refused read and a loader that answers at once settle in microtasks: let I/O run, as a server does.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    })
+    let liveReads = 0
+    let liveLoaded = 0
+    while (performance.now() - killedAt < 600) {
+      const id = live[liveReads % live.length]!
+      const before = loads.get(id) ?? 0
+      await items.get({ id })
+      liveReads++
+      if ((loads.get(id) ?? 0) > before) liveLoaded++
+    }
+    stop = true
+    await Promise.all(deadReads)
+    report(`slot circuits (${kind.name})`, { liveReads, liveLoaded, slotsOpen: cache.stats().l2!.slotsOpen })
+    expect(liveReads).toBeGreaterThan(20)
+    // Before read circuits per slot, the dead master's failures opened the one circuit within 9-112 ms, and every
+    // read after that went to the loader.
+    expect(liveLoaded).toBeLessThanOrEqual(liveReads * 0.05)
+
+    await expect.poll(async () => (await masterOf(0)) !== victim, { timeout: 20_000 }).toBe(true)
+    await victim.restart()
+    await cluster.waitReady(30_000)
+  }, 90_000)
 })
 
 describe('closing a cluster store while it connects', () => {
