@@ -82,8 +82,8 @@ export interface CacheStats {
         readonly latencyMs: HistogramSnapshot
         /**
          * On a Redis Cluster, reads have a circuit per slot (`circuit` is then the one of every other call): the
-         * slots whose read circuit is open now, e.g. those of a master that died until its replica takes over. 0
-         * on one node.
+         * slots whose read circuit is open now and within its break, e.g. those of a master that died until its
+         * replica takes over. 0 on one node.
          */
         readonly slotsOpen: number
         /**

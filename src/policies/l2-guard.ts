@@ -68,6 +68,8 @@ class Call<T = unknown> implements L2Call, Timed {
   readonly epoch: number
   /** The breaker that let the call through, and hears its outcome: the store's, or its slot's (`L2Guard`). */
   readonly breaker: CircuitBreaker
+  /** The store breaker's epoch when the call was sent (a slot's read resets its count only in that epoch). */
+  readonly storeEpoch: number
   readonly #timedOut: (call: Call<never>) => void
   #controller: AbortController | undefined
   #abandoned = false
@@ -76,6 +78,7 @@ class Call<T = unknown> implements L2Call, Timed {
     operation: string,
     started: number,
     breaker: CircuitBreaker,
+    storeEpoch: number,
     timedOut: (call: Call<never>) => void,
     reply: Settler<T>,
     key: string | undefined,
@@ -86,6 +89,7 @@ class Call<T = unknown> implements L2Call, Timed {
     this.started = started
     this.breaker = breaker
     this.epoch = breaker.epoch
+    this.storeEpoch = storeEpoch
     this.#timedOut = timedOut
   }
 
@@ -244,10 +248,14 @@ export class L2Guard {
     for (const slot of this.#slots?.values() ?? []) if (slot.state !== 'closed') slot.success()
   }
 
-  /** On a cluster store: the slots whose read circuit is not closed (open, or letting one probe through). */
+  /**
+   * On a cluster store: the slots whose read circuit is open and within its break. A slot whose break is over is not
+   * counted (its next read is let through as a probe), so the count falls back once a failover is over, even for a
+   * slot that is not read again.
+   */
   get slotsOpen(): number {
     let open = 0
-    for (const slot of this.#slots?.values() ?? []) if (slot.state !== 'closed') open++
+    for (const slot of this.#slots?.values() ?? []) if (slot.retryInMs() > 0) open++
     return open
   }
 
@@ -565,7 +573,15 @@ export class L2Guard {
       return
     }
     // The epoch is read right after allow(): a probe let through in the half-open state carries that state's epoch.
-    const call = new Call<T>(operation, performance.now(), breaker, this.#timedOut, reply, key)
+    const call = new Call<T>(
+      operation,
+      performance.now(),
+      breaker,
+      this.#breaker.epoch,
+      this.#timedOut,
+      reply,
+      key,
+    )
     this.#deadlines.track(call)
     let sent: Promise<T>
     try {
@@ -634,7 +650,10 @@ export class L2Guard {
    */
   #succeeded(call: Call): void {
     call.breaker.success(call.epoch)
-    if (call.breaker !== this.#breaker && this.#breaker.state === 'closed') this.#breaker.success()
+    // In the epoch it was sent in only: a read sent before the store's circuit opened, answered after a probe closed
+    // it, says nothing of the new closed state.
+    if (call.breaker !== this.#breaker && this.#breaker.state === 'closed')
+      this.#breaker.success(call.storeEpoch)
   }
 
   /** The read breaker of `key`'s slot, made on first use (at most one per slot the namespaces' keys hash to). */

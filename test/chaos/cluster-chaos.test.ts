@@ -353,6 +353,8 @@ describe.each(kinds)('$name', (kind) => {
     // Before read circuits per slot, the dead master's failures opened the one circuit within 9-112 ms, and every
     // read after that went to the loader.
     expect(liveLoaded).toBeLessThanOrEqual(liveReads * 0.05)
+    // Because the dead master's slots opened their own read circuits.
+    expect(cache.stats().l2!.slotsOpen).toBeGreaterThan(0)
 
     await expect.poll(async () => (await masterOf(0)) !== victim, { timeout: 20_000 }).toBe(true)
     await victim.restart()

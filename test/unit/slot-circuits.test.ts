@@ -67,6 +67,14 @@ describe('read circuits per slot', () => {
     expect(l2.circuit).toBe('closed')
   })
 
+  it('counts a slot as open only within its break, so the count falls back after a failover even if it is not read', async () => {
+    const l2 = new L2Guard(store({ slots: true }), 1_000, { failureThreshold: 3, breakMs: 50 })
+    for (let i = 0; i < 3; i++) await outcome(l2.get(`dead:${i}`))
+    expect(l2.stats().slotsOpen).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    expect(l2.stats().slotsOpen).toBe(0)
+  })
+
   it('closes every slot circuit when the store reconnects', async () => {
     const l2 = guard({ slots: true })
     for (let i = 0; i < 3; i++) await outcome(l2.get(`dead:${i}`))
