@@ -153,7 +153,8 @@ export function errorReplyAdvice(kind: string): string {
 export class L2Guard {
   readonly store: L2Store
   readonly #breaker: CircuitBreaker
-  readonly #breakerOptions: CircuitBreakerOptions
+  /** A slot's read breaker: the store's options and clock, telling no one of its changes (`slotsOpen` counts them). */
+  readonly #newSlotBreaker: () => CircuitBreaker
   /**
    * On a store whose keys live on several nodes (a Redis Cluster: `fenceShards` > 1 and `coalesceGroupOf`), reads
    * get a breaker per slot: a master that dies fails only its own slots' reads, and the other masters' keys keep
@@ -178,9 +179,9 @@ export class L2Guard {
   constructor(store: L2Store, timeoutMs: number, breaker: CircuitBreakerOptions, hooks: L2GuardHooks = {}) {
     this.store = store
     this.#hooks = hooks
-    this.#breakerOptions = breaker
     this.#slots = (store.fenceShards ?? 1) > 1 && store.coalesceGroupOf !== undefined ? new Map() : undefined
     const now = performance.now.bind(performance)
+    this.#newSlotBreaker = () => new CircuitBreaker(breaker, now, () => undefined)
     this.#breaker = new CircuitBreaker(breaker, now, (circuit: CircuitState) => {
       this.#notify(() => hooks.onCircuit?.(circuit))
       if (channels.l2State.hasSubscribers) channels.l2State.publish({ circuit })
@@ -661,7 +662,7 @@ export class L2Guard {
     const slot = this.store.coalesceGroupOf!(key)
     let breaker = this.#slots!.get(slot)
     if (breaker === undefined) {
-      breaker = new CircuitBreaker(this.#breakerOptions, performance.now.bind(performance), () => undefined)
+      breaker = this.#newSlotBreaker()
       this.#slots!.set(slot, breaker)
     }
     return breaker
